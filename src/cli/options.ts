@@ -1,0 +1,105 @@
+// The one option table. It feeds minimist, each subcommand's --help, and the config file
+// (/etc/xen/afsfile.conf: `key = value` lines whose keys are the long option names).
+// Precedence: command-line flag > environment variable (where one is named) > config file > default.
+
+export type Role = 'worker' | 'renew' | 'hotplug' | 'demo' | 'create' | 'check' | 'status' | 'detach' | 'bench' | 'version';
+
+export type OptionType = 'string' | 'number' | 'boolean' | 'size' | 'list';
+
+export interface OptionSpec {
+  readonly name: string;
+  readonly type: OptionType;
+  readonly default?: string | number | boolean | readonly string[];
+  readonly help: string;
+  readonly roles: readonly Role[];
+  /** May be set in the config file (per-invocation options may not). */
+  readonly config: boolean;
+  readonly env?: string;
+  readonly choices?: readonly string[];
+  readonly alias?: string;
+  readonly placeholder?: string;
+}
+
+const ALL: readonly Role[] = ['worker', 'renew', 'hotplug', 'demo', 'create', 'check', 'status', 'detach', 'bench'];
+const DATA_PATH: readonly Role[] = ['worker', 'demo', 'bench'];
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { name: 'config', type: 'string', default: '/etc/xen/afsfile.conf', env: 'AFSFILE_CONFIG', roles: ALL, config: false, placeholder: 'FILE',
+    help: 'configuration file (key = value, # comments); flags override it' },
+  { name: 'run-dir', type: 'string', default: '/run/afsfile', env: 'AFSFILE_RUN_DIR', roles: ALL, config: true, placeholder: 'DIR',
+    help: 'directory for status files and per-device state' },
+  { name: 'verbose', type: 'boolean', default: false, roles: ['version'], config: false,
+    help: 'also load the native addon and report the runtime' },
+  { name: 'json', type: 'boolean', default: false, roles: ['demo', 'create', 'check', 'status', 'bench'], config: false,
+    help: 'print the result as JSON on stdout' },
+
+  // Data path.
+  { name: 'platform', type: 'string', default: 'auto', choices: ['auto', 'linux', 'sim'], roles: ['worker'], config: true,
+    help: 'event channels and grant tables: linux (/dev/xen), sim (simulated guests), auto (linux when /dev/xen exists)' },
+  { name: 'device', type: 'string', roles: ['worker'], config: false, placeholder: 'BACKEND-PATH',
+    help: 'serve one device (the per-device child the supervisor starts)' },
+  { name: 'fsync-interval', type: 'number', default: 5, roles: DATA_PATH, config: true, placeholder: 'SECONDS',
+    help: 'fsync a dirty image at least this often' },
+  { name: 'hold-timeout', type: 'number', default: 300, roles: ['worker'], config: true, placeholder: 'SECONDS',
+    help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
+  { name: 'direct', type: 'boolean', default: false, roles: DATA_PATH, config: true,
+    help: 'open local images with O_DIRECT (never for AFS: its cache manager needs buffered I/O)' },
+  { name: 'max-requests', type: 'number', default: 32, roles: DATA_PATH, config: true, placeholder: 'N',
+    help: 'per-device budget of requests in flight' },
+  { name: 'max-inflight', type: 'size', default: '16M', roles: DATA_PATH, config: true, placeholder: 'BYTES',
+    help: 'per-device budget of bytes in flight' },
+  { name: 'max-indirect-segments', type: 'number', default: 256, roles: DATA_PATH, config: true, placeholder: 'N',
+    help: 'feature-max-indirect-segments advertised to frontends' },
+  { name: 'max-ring-page-order', type: 'number', default: 4, roles: DATA_PATH, config: true, placeholder: 'N',
+    help: 'max-ring-page-order advertised to frontends (0..4)' },
+  { name: 'max-queues', type: 'number', default: 4, roles: DATA_PATH, config: true, placeholder: 'N',
+    help: 'multi-queue-max-queues advertised to frontends' },
+
+  // create / demo.
+  { name: 'size', type: 'size', roles: ['create', 'demo'], config: false, placeholder: 'BYTES',
+    help: 'image size (suffixes K, M, G, T; a multiple of 512)' },
+  { name: 'preallocate', type: 'boolean', default: false, roles: ['create'], config: false,
+    help: 'allocate every block now instead of making a sparse file' },
+  { name: 'image', type: 'string', roles: ['demo'], config: false, placeholder: 'PATH',
+    help: 'use this image instead of a temporary one (it is overwritten)' },
+  { name: 'seconds', type: 'number', roles: ['demo'], config: false, placeholder: 'N',
+    help: 'run the workload for this long' },
+  { name: 'queue-depth', type: 'number', default: 16, roles: ['demo'], config: false, placeholder: 'N',
+    help: 'requests the simulated guest keeps in flight' },
+
+  // Hotplug.
+  { name: 'hotplug-log', type: 'string', default: '/var/log/xen/xen-hotplug.log', env: 'AFSFILE_HOTPLUG_LOG', roles: ['hotplug'], config: true, placeholder: 'FILE',
+    help: 'where the hotplug script logs each decision' },
+  { name: 'hotplug-wait', type: 'number', default: 25, roles: ['hotplug'], config: true, placeholder: 'SECONDS',
+    help: 'how long `add` waits for the worker to open the image (libxl allows the script 40 s)' },
+
+  // renew.
+  { name: 'keytab', type: 'string', roles: ['renew', 'check'], config: true, placeholder: 'FILE',
+    help: 'keytab to get Kerberos tickets from; without it renew runs its command directly' },
+  { name: 'principal', type: 'string', roles: ['renew'], config: true, placeholder: 'NAME',
+    help: 'principal to authenticate as (default: the first in the keytab)' },
+  { name: 'cell', type: 'list', roles: ['renew'], config: true, placeholder: 'CELL',
+    help: 'AFS cell to get tokens for (repeat, or comma-separated; default: aklog\'s own)' },
+  { name: 'lifetime', type: 'string', default: '10h', roles: ['renew'], config: true, placeholder: 'DURATION',
+    help: 'requested ticket lifetime (s, m, h, d)' },
+  { name: 'margin', type: 'string', default: '5m', roles: ['renew'], config: true, placeholder: 'DURATION',
+    help: 'renew no later than this long before expiry' },
+  { name: 'aklog', type: 'string', default: 'aklog', roles: ['renew'], config: true, placeholder: 'COMMAND',
+    help: 'command that turns tickets into AFS tokens' },
+  { name: 'ccache', type: 'string', roles: ['renew'], config: true, placeholder: 'FILE',
+    help: 'credential cache (default: <run-dir>/renew/krb5cc, mode 0600)' },
+  { name: 'retry-cap', type: 'string', default: '5m', roles: ['renew'], config: true, placeholder: 'DURATION',
+    help: 'longest wait between failed attempts' },
+  { name: 'no-pag', type: 'boolean', default: false, roles: ['renew'], config: true,
+    help: 'run without a private PAG (tokens shared with every PAG-less root process)' },
+  { name: 'in-pag', type: 'boolean', default: false, roles: ['renew'], config: false,
+    help: '(internal) already re-executed inside a new PAG' },
+];
+
+export function optionsFor(role: Role): OptionSpec[] {
+  return OPTIONS.filter((o) => o.roles.includes(role));
+}
+
+export function findOption(name: string): OptionSpec | undefined {
+  return OPTIONS.find((o) => o.name === name);
+}

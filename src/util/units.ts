@@ -1,0 +1,30 @@
+// Parsers for the human units the options take.
+
+const SIZE_SUFFIX: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** "512", "4k", "16M", "10G", "1.5T" (binary units) → bytes; NaN when malformed. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$/.exec(text);
+  if (!m) return NaN;
+  const v = Number(m[1]) * (SIZE_SUFFIX[m[2]!.toLowerCase()] ?? NaN);
+  return Number.isSafeInteger(Math.round(v)) ? Math.round(v) : NaN;
+}
+
+const DURATION_UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "30", "30s", "5m", "10h", "1d", "1h30m" → seconds; NaN when malformed. */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (!/^(\d+(\.\d+)?[smhd]?)+$/.test(t)) return NaN;
+  let total = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhd]?)/g)) total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
+  return total;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
+}

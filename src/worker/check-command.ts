@@ -1,0 +1,7 @@
+import type { CommandContext } from '../cli/commands';
+import { FatalError } from '../cli/errors';
+import type { ParsedArgs } from '../cli/parse';
+
+export async function checkMain(_args: ParsedArgs, _ctx: CommandContext): Promise<number> {
+  throw new FatalError('worker/check-command is not built yet');
+}

@@ -1,0 +1,33 @@
+// Running the built executable the way an administrator or libxl would.
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '../../..');
+export const EXE = path.join(ROOT, 'dist/afsfile');
+
+export interface RunResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(args: string[], opts: { exe?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; argv0?: string } = {}): RunResult {
+  const r: SpawnSyncReturns<string> = spawnSync(opts.exe ?? EXE, args, {
+    encoding: 'utf8',
+    env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent/afsfile.conf' },
+    input: opts.input ?? '',
+    timeout: opts.timeoutMs ?? 30_000,
+    ...(opts.argv0 ? { argv0: opts.argv0 } : {}),
+  });
+  if (r.error) throw r.error;
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A fresh temp dir removed by the returned cleanup. */
+export function tempDir(prefix = 'afsfile-test-'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
