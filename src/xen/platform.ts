@@ -1,0 +1,11 @@
+// What a device needs from the hypervisor besides XenStore: the composition root (cli/worker)
+// picks the Linux implementation or the simulator; nothing above `xen` imports either directly.
+import type { EventChannels } from './evtchn';
+import type { GrantTable } from './grant-table';
+
+export interface Platform {
+  readonly name: 'linux' | 'sim';
+  readonly evtchn: EventChannels;
+  readonly grants: GrantTable;
+  close(): void;
+}
