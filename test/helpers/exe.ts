@@ -17,7 +17,7 @@ export interface RunResult {
 export function run(args: string[], opts: { exe?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; argv0?: string } = {}): RunResult {
   const r: SpawnSyncReturns<string> = spawnSync(opts.exe ?? EXE, args, {
     encoding: 'utf8',
-    env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent/afsfile.conf' },
+    env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/dev/null' },
     input: opts.input ?? '',
     timeout: opts.timeoutMs ?? 30_000,
     ...(opts.argv0 ? { argv0: opts.argv0 } : {}),

@@ -1,0 +1,43 @@
+// The benchmark's output: progress on stderr, a table (or --json) on stdout.
+import { type Summary, spreadPct } from './stats';
+
+export interface Row {
+  section: string;
+  name: string;
+  unit: string;
+  value: Summary;
+  baseline?: { name: string; value: Summary };
+  /** Per-round ratio value/baseline, summarized. */
+  ratio?: Summary;
+  /** "higher" when a larger value is better (throughput), "lower" for times. */
+  better: 'higher' | 'lower';
+  target?: string;
+}
+
+export function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return '-';
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+export function table(rows: readonly Row[]): string {
+  const head = ['section', 'measure', 'median', 'spread', 'baseline', 'base median', 'ratio (median, p10-p90)', 'target'];
+  const body = rows.map((r) => [
+    r.section,
+    `${r.name} [${r.unit}]`,
+    fmt(r.value.median),
+    `±${fmt(spreadPct(r.value))}%`,
+    r.baseline?.name ?? '',
+    r.baseline ? fmt(r.baseline.value.median) : '',
+    r.ratio ? `${r.ratio.median.toFixed(2)}x (${r.ratio.p10.toFixed(2)}-${r.ratio.p90.toFixed(2)})` : '',
+    r.target ?? '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
+}
