@@ -76,6 +76,17 @@ test('bindInterdomain encodes {remote_domain, remote_port} and returns the ioctl
   }
 });
 
+test('restrictDomid: IOCTL_EVTCHN_RESTRICT_DOMID with a u16 domid', () => {
+  const r = rig();
+  try {
+    r.ev.restrictDomid(0x0203);
+    assert.equal(r.ioctls, [{ request: IOCTL.EVTCHN_RESTRICT_DOMID, arg: [3, 2] }]);
+    assert.throws(() => r.ev.restrictDomid(70000), RangeError);
+  } finally {
+    r.done();
+  }
+});
+
 test('notify and unbind: one ioctl each with the port', async () => {
   const r = rig(40);
   try {

@@ -12,7 +12,7 @@ import { native } from '../../native/addon';
 import type { NativeAddon, WatchHandle } from '../../native/types';
 import type { EventChannels } from '../evtchn';
 import { openDevice, xenError } from './errors';
-import { EVTCHN_DEVICE, IOCTL, SIZEOF, encodeBindInterdomain, encodePort } from './uapi';
+import { EVTCHN_DEVICE, IOCTL, OFFSETOF, SIZEOF, encodeBindInterdomain, encodePort } from './uapi';
 
 const debug = createDebug('afsfile:evtchn');
 const EFBIG = os.constants.errno.EFBIG;
@@ -53,6 +53,17 @@ export class LinuxEventChannels implements EventChannels {
     this.bound.add(port);
     debug('bound domain %d port %d to local port %d', remoteDomid, remotePort, port);
     return port;
+  }
+
+  /**
+   * Hardening for a per-device process: from now on this fd can bind only to `domid`
+   * (IOCTL_EVTCHN_RESTRICT_DOMID; permanent for the fd). Not part of EventChannels.
+   */
+  restrictDomid(domid: number): void {
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new RangeError(`domid must be 0..65535, got ${domid}`);
+    const arg = new Uint8Array(SIZEOF.ioctl_evtchn_restrict_domid);
+    new DataView(arg.buffer).setUint16(OFFSETOF['ioctl_evtchn_restrict_domid.domid'], domid, true);
+    this.ioctl(`IOCTL_EVTCHN_RESTRICT_DOMID(${domid})`, IOCTL.EVTCHN_RESTRICT_DOMID, arg);
   }
 
   unbind(localPort: number): void {

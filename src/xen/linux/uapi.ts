@@ -32,6 +32,9 @@ export const SIZEOF = {
 
 /** Field offsets, named struct.field as in the headers. */
 export const OFFSETOF = {
+  'ioctl_evtchn_bind_virq.virq': 0,
+  'ioctl_evtchn_bind_unbound_port.remote_domain': 0,
+  'ioctl_evtchn_restrict_domid.domid': 0,
   'ioctl_evtchn_bind_interdomain.remote_domain': 0,
   'ioctl_evtchn_bind_interdomain.remote_port': 4,
   'ioctl_evtchn_unbind.port': 0,
@@ -46,6 +49,10 @@ export const OFFSETOF = {
   'ioctl_gntdev_get_offset_for_vaddr.vaddr': 0,
   'ioctl_gntdev_get_offset_for_vaddr.offset': 8,
   'ioctl_gntdev_get_offset_for_vaddr.count': 16,
+  'ioctl_gntdev_set_max_grants.count': 0,
+  'ioctl_gntdev_unmap_notify.index': 0,
+  'ioctl_gntdev_unmap_notify.action': 8,
+  'ioctl_gntdev_unmap_notify.event_channel_port': 12,
   'gntdev_grant_copy_segment.source': 0,
   'gntdev_grant_copy_segment.source.foreign.ref': 0,
   'gntdev_grant_copy_segment.source.foreign.offset': 4,
