@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as linux from '../../src/xen/linux';
-import { createLinuxPlatform, linuxPlatformProblem } from '../../src/xen/linux';
+import { createLinuxPlatform, linuxPlatformProblem, openEventChannels, openGrantTable } from '../../src/xen/linux';
+import { native } from '../../src/native/addon';
+import type { NativeAddon } from '../../src/native/types';
 import { tempDir } from '../helpers/exe';
 
 const HINT = 'load xen-evtchn and xen-gntdev (modprobe xen-evtchn xen-gntdev) or run in a Xen dom0; use --platform sim for the simulator';
@@ -50,6 +52,23 @@ test('the second device failing closes the first (no leaked fd, no watch thread)
     assert.is(openFds(), before);
   } finally {
     t.cleanup();
+  }
+});
+
+test('devices are opened O_RDWR|O_CLOEXEC (evtchn also O_NONBLOCK for the poll thread)', () => {
+  const flags = (fd: number) => parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+  const O_CLOEXEC = 0o2000000;
+  const O_ACCMODE = 3;
+  const ev = openEventChannels('/dev/null');
+  // gntdev over /dev/null: answer the grant-copy probe so the table opens.
+  const probeOnly: NativeAddon = { ...native(), ioctl: () => 0 };
+  const gt = openGrantTable('/dev/null', probeOnly);
+  try {
+    assert.is(flags(ev.fd) & (O_CLOEXEC | O_ACCMODE | fs.constants.O_NONBLOCK), O_CLOEXEC | fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    assert.is(flags(gt.fd) & (O_CLOEXEC | O_ACCMODE | fs.constants.O_NONBLOCK), O_CLOEXEC | fs.constants.O_RDWR);
+  } finally {
+    ev.close();
+    gt.close();
   }
 });
 

@@ -33,7 +33,7 @@ export class LinuxEventChannels implements EventChannels {
   private readonly unmaskBuf = new Uint32Array(1);
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
-  constructor(private readonly fd: number, private readonly path = EVTCHN_DEVICE, private readonly addon: NativeAddon = native()) {}
+  constructor(readonly fd: number, private readonly path = EVTCHN_DEVICE, private readonly addon: NativeAddon = native()) {}
 
   private ioctl(op: string, request: number, arg: Uint8Array | null): number {
     if (this.closed) throw xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
