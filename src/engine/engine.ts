@@ -35,7 +35,7 @@ export interface EngineOptions {
   maxBytes?: number;
   /** fsync this often while dirty (default 5000 ms; 0 disables the timer). */
   fsyncIntervalMs?: number;
-  /** Retry transient file errors this long before the guest sees an error (default 60 s). */
+  /** Retry transient file errors this long before the guest sees an error (default 300 s, as --hold-timeout). */
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
@@ -46,7 +46,7 @@ export interface EngineOptions {
 export const DEFAULT_MAX_REQUESTS = 32;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
-export const DEFAULT_HOLD_TIMEOUT_MS = 60_000;
+export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
 const RETRY_FIRST_MS = 50;
 const RETRY_MAX_MS = 2000;
 
