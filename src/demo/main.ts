@@ -1,7 +1,8 @@
 // `afsfile demo`: the whole data path without Xen. An image (a temp one, or --image), the
-// in-memory XenStore with libxl's vbd keys, the simulated hypervisor, the backend on the
-// request engine, and a simulated Linux blkfront running a mixed workload whose every byte
-// is checked against a model, then the image file itself. Exit 1 on any mismatch.
+// in-memory XenStore with libxl's vbd keys, the simulated hypervisor, the worker's own
+// per-device state machine and request engine (claim, Device), and a simulated Linux blkfront
+// running a mixed workload whose every byte is checked against a model, then the image file
+// itself after a libxl-style removal. Exit 1 on any mismatch.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,14 +11,14 @@ import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
 import { SECTOR_SIZE } from '../blkif/constants';
 import { createImage } from '../image/create';
-import { Image } from '../image/image';
 import { SimBlkfront } from '../sim/blkfront';
 import { SimHypervisor } from '../sim/platform';
 import { Toolstack } from '../sim/toolstack';
 import { SimStore } from '../sim/xenstore';
 import { formatBytes } from '../util/units';
 import { Progress } from '../util/progress';
-import { EngineBackend } from './engine-backend';
+import { claimDevice } from '../worker/device/claim';
+import { Device } from '../worker/device/device';
 import { DiskModel } from './model';
 import { runWorkload } from './workload';
 
@@ -82,8 +83,7 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
 
   const store = new SimStore();
   const hv = new SimHypervisor();
-  let image: Image | undefined;
-  let backend: EngineBackend | undefined;
+  let device: Device | undefined;
   let front: SimBlkfront | undefined;
   const platform = hv.platform();
   const reported: string[] = [];
@@ -91,15 +91,20 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
     if (reported.length < 5) reported.push(`sector ${sector}: ${why}`);
   };
   try {
-    image = Image.open(file, { readOnly: false });
     const dom0 = store.connect(0);
     const toolstack = new Toolstack(dom0);
     await toolstack.createDomain(GUEST_DOMID, 'demo-guest');
     store.introduceDomain(GUEST_DOMID);
     const guest = hv.addGuest({ domid: GUEST_DOMID, pages: 8192 });
     const vbd = await toolstack.addVbd({ domid: GUEST_DOMID, target: file, access: 'rw' });
-    backend = new EngineBackend(store.connect(0), platform, vbd.backend, image, { engine: { fsyncIntervalMs: 1000 } });
-    await backend.start();
+    await claimDevice(dom0, vbd.backend);
+    device = new Device(store.connect(0), platform, vbd.backend, {
+      engine: { fsyncIntervalMs: 1000 },
+      warn: (m) => process.stderr.write(`afsfile demo: ${m}\n`),
+    });
+    await device.start();
+    if ((await dom0.tryRead(`${vbd.backend}/afsfile-status`)) !== 'opened')
+      throw new FatalError(`cannot serve ${file}: ${(await dom0.tryRead(`${vbd.backend}/afsfile-error`)) ?? 'the device did not open it'}`);
     await toolstack.hotplugConnected(vbd);
     front = new SimBlkfront({ xs: store.connect(GUEST_DOMID), guest, devid: vbd.devid, maxRingPageOrder: 2, maxQueues: 2, maxIndirectSegments: 256, queueDepth });
     await front.connect();
@@ -119,10 +124,9 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
     await front.close();
     const removal = await toolstack.removeVbd(vbd, { timeoutMs: 10_000 });
     if (!removal.closed) throw new FatalError('the backend did not reach Closed within 10 s');
-    const stats = backend.engine?.stats();
-    await backend.stop();
-    image.close();
-    image = undefined;
+    const stats = device.stats().engine;
+    await device.closed;
+    device = undefined;
     const fileCheck = checkImageFile(file, model, result.touched, report);
     progress.done();
 
@@ -153,7 +157,7 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
       mismatches: result.mismatches,
       imageMismatches: fileCheck.mismatches,
       imageBytesChecked: fileCheck.bytes,
-      backend: 'engine (src/demo/engine-backend.ts)',
+      backend: 'worker/device (Device + Engine)',
     };
     if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     else process.stdout.write(formatSummary(summary));
@@ -161,10 +165,9 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
     return summary.ok ? 0 : 1;
   } finally {
     await front?.close().catch(() => undefined);
-    await backend?.stop().catch(() => undefined);
+    await device?.quiesce().catch(() => undefined);
     platform.close();
     hv.close();
-    image?.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

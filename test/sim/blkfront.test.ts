@@ -38,7 +38,7 @@ test('verified I/O: direct, indirect, mid-page, flush, discard', async () => {
   const huge = pattern(1024 * 1024, 3); // split into several indirect requests
   await h.front.write(4096, huge);
   await h.front.flush();
-  const onDisk = fs.readFileSync(h.image.path).subarray(4096 * 512, 4096 * 512 + huge.length);
+  const onDisk = fs.readFileSync(h.image).subarray(4096 * 512, 4096 * 512 + huge.length);
   assert.ok(Buffer.from(huge).equals(onDisk), 'the image holds what was written');
   if (h.front.info.discard) {
     await h.front.discard(4096, 2048);
@@ -78,7 +78,7 @@ test('reconnect: Closing → Closed → Initialising → Connected again, data i
   await h.front.write(10, pattern(8192, 9));
   await h.front.reconnect();
   assert.is(h.front.stats.reconnects, 1);
-  assert.is(h.backend.connects, 2);
+  assert.is(h.device.stats().connects, 2);
   assert.equal(await h.front.read(10, 8192), pattern(8192, 9));
   await h.close();
 });

@@ -3,19 +3,21 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EngineBackend, type EngineBackendOptions } from '../../src/demo/engine-backend';
-import { Image } from '../../src/image/image';
 import { SimBlkfront, type BlkfrontOptions } from '../../src/sim/blkfront';
 import { SimHypervisor } from '../../src/sim/platform';
 import { Toolstack, type VbdPaths } from '../../src/sim/toolstack';
 import { SimStore } from '../../src/sim/xenstore';
+import { claimDevice, type ClaimLimits } from '../../src/worker/device/claim';
+import { Device } from '../../src/worker/device/device';
 
 export interface Harness {
   store: SimStore;
   hv: SimHypervisor;
   paths: VbdPaths;
-  image: Image;
-  backend: EngineBackend;
+  image: string;
+  device: Device;
+  /** Lines the device wanted an administrator to see. */
+  warnings: string[];
   front: SimBlkfront;
   toolstack: Toolstack;
   dir: string;
@@ -26,7 +28,7 @@ export async function harness(opts: {
   sizeMiB?: number;
   domid?: number;
   access?: 'rw' | 'ro';
-  backend?: EngineBackendOptions;
+  limits?: Partial<ClaimLimits>;
   front?: Partial<Omit<BlkfrontOptions, 'xs' | 'guest' | 'devid'>>;
   connect?: boolean;
 } = {}): Promise<Harness> {
@@ -42,21 +44,22 @@ export async function harness(opts: {
   const hv = new SimHypervisor();
   const guest = hv.addGuest({ domid, pages: 4096 });
   const paths = await toolstack.addVbd({ domid, target: file, access: opts.access ?? 'rw' });
-  const image = Image.open(file, { readOnly: (opts.access ?? 'rw') === 'ro' });
   const platform = hv.platform();
-  const backend = new EngineBackend(store.connect(0), platform, paths.backend, image, { engine: { fsyncIntervalMs: 0 }, ...opts.backend });
-  await backend.start();
+  // What the supervisor does at claim, then the per-device state machine (src/worker/device).
+  await claimDevice(dom0, paths.backend, opts.limits);
+  const warnings: string[] = [];
+  const device = new Device(store.connect(0), platform, paths.backend, { limits: opts.limits, engine: { fsyncIntervalMs: 0 }, warn: (m) => warnings.push(m) });
+  await device.start();
   await toolstack.hotplugConnected(paths);
   const front = new SimBlkfront({ xs: store.connect(domid), guest, devid: paths.devid, ...opts.front });
   if (opts.connect ?? true) await front.connect();
   return {
-    store, hv, paths, image, backend, front, toolstack, dir,
+    store, hv, paths, image: file, device, warnings, front, toolstack, dir,
     close: async () => {
       await front.close();
-      await backend.stop();
+      await device.quiesce();
       platform.close();
       hv.close();
-      image.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
