@@ -48,6 +48,8 @@ export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
 export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
 const RETRY_FIRST_MS = 50;
+/** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
+const GNTST_OKAY = GNTST.okay;
 const RETRY_MAX_MS = 2000;
 
 export class Engine {
@@ -397,8 +399,9 @@ export class Engine {
   /** The first non-okay status among ctx's segments of the batch, or okay. */
   private badSegment(ctx: RequestContext): number {
     const status = this.batch.status;
-    for (let i = ctx.batchStart; i < ctx.batchStart + ctx.batchCount; i++) if (status[i] !== GNTST.okay) return status[i];
-    return GNTST.okay;
+    const end = ctx.batchStart + ctx.batchCount;
+    for (let i = ctx.batchStart; i < end; i++) if (status[i] !== GNTST_OKAY) return status[i];
+    return GNTST_OKAY;
   }
 
   // --- 3. ordering and I/O -----------------------------------------------------------------

@@ -85,6 +85,8 @@ export class Device {
   private quiescing = false;
   private connects = 0;
   private feWatch: Watch | undefined;
+  /** The reconciliation in progress, if any. */
+  private loop: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly xs: XenStore,
@@ -148,6 +150,8 @@ export class Device {
   async quiesce(): Promise<void> {
     this.quiescing = true;
     await this.stopWatches();
+    // Let a connect or disconnect in progress finish first (bounded: it has its own deadlines).
+    await withTimeout(this.loop, this.closeDeadline());
     if (this.engine) {
       await withTimeout(this.engine.drain(), this.closeDeadline());
       await this.engine.flush(this.closeDeadline()).catch((err: NodeJS.ErrnoException) => this.warn(`${this.backendPath}: fsync at quiesce failed: ${err.code ?? err.message}`));
@@ -192,7 +196,7 @@ export class Device {
       return;
     }
     this.running = true;
-    void (async () => {
+    this.loop = (async () => {
       do {
         this.again = false;
         try {
@@ -294,7 +298,7 @@ export class Device {
         await tx.rm(`${be}/${AFSFILE_ERROR}`);
         return true;
       });
-      if (!wrote) {
+      if (!wrote || this.finished || this.quiescing) {
         conn.close();
         return;
       }
