@@ -8,7 +8,7 @@ import { SimHypervisor } from '../../src/sim/platform';
 import { Toolstack, type VbdPaths } from '../../src/sim/toolstack';
 import { SimStore } from '../../src/sim/xenstore';
 import { claimDevice, type ClaimLimits } from '../../src/worker/device/claim';
-import { Device } from '../../src/worker/device/device';
+import { Device, type DeviceConfig } from '../../src/worker/device/device';
 
 export interface Harness {
   store: SimStore;
@@ -29,6 +29,7 @@ export async function harness(opts: {
   domid?: number;
   access?: 'rw' | 'ro';
   limits?: Partial<ClaimLimits>;
+  openImage?: DeviceConfig['openImage'];
   front?: Partial<Omit<BlkfrontOptions, 'xs' | 'guest' | 'devid'>>;
   connect?: boolean;
 } = {}): Promise<Harness> {
@@ -48,7 +49,7 @@ export async function harness(opts: {
   // What the supervisor does at claim, then the per-device state machine (src/worker/device).
   await claimDevice(dom0, paths.backend, opts.limits);
   const warnings: string[] = [];
-  const device = new Device(store.connect(0), platform, paths.backend, { limits: opts.limits, engine: { fsyncIntervalMs: 0 }, warn: (m) => warnings.push(m) });
+  const device = new Device(store.connect(0), platform, paths.backend, { limits: opts.limits, openImage: opts.openImage, engine: { fsyncIntervalMs: 0 }, warn: (m) => warnings.push(m) });
   await device.start();
   await toolstack.hotplugConnected(paths);
   const front = new SimBlkfront({ xs: store.connect(domid), guest, devid: paths.devid, ...opts.front });
