@@ -79,6 +79,18 @@ test('mode r: VDISK_READONLY, no discard, writes fail, reads work', async () => 
   assert.is(await r.dom0.tryRead(`${be}/feature-discard`), undefined);
   assert.ok(r.front.info.readOnly);
   assert.equal(await r.front.read(0, 4096), new Uint8Array(4096));
+  // A guest that writes anyway (blkfront would refuse; a hostile one does not).
+  const q = r.front.raw;
+  const page = q.grantPage(true, pattern(4096, 1));
+  const base = { kind: 'rw' as const, handle: 0, indirectGrefs: [], innerOperation: BlkifOp.WRITE, nrSegments: 1, sectorNumber: 0n, segments: [{ gref: page.gref, firstSect: 0, lastSect: 7 }] };
+  q.putRequest({ ...base, operation: BlkifOp.WRITE, id: 700n });
+  q.putRequest({ ...base, operation: BlkifOp.WRITE_BARRIER, id: 701n });
+  q.putRequest({ ...base, operation: BlkifOp.FLUSH_DISKCACHE, id: 702n });
+  q.putRequest({ kind: 'discard', operation: BlkifOp.DISCARD, flag: 0, handle: 0, id: 703n, sectorNumber: 0n, nrSectors: 8n });
+  q.push();
+  await until(() => q.unmatched().length >= 4, 3000, 'four answers');
+  assert.equal(q.unmatched().map((x) => [x.id, x.status]), [[700n, -1], [701n, -1], [702n, -1], [703n, -2]]);
+  assert.ok(fs.readFileSync(r.imagePath).subarray(0, 4096).every((x) => x === 0), 'the image is untouched');
   await r.close();
 });
 
@@ -270,10 +282,13 @@ test('bad requests from a guest on a live device: statuses, and the device keeps
   q.putRequest({ ...base, operation: BlkifOp.READ, innerOperation: 0, nrSegments: 1, id: 902n, sectorNumber: BigInt(8 * 2048), segments: [{ gref: page.gref, firstSect: 0, lastSect: 7 }] });
   q.putRequest({ kind: 'unknown', operation: 4, id: 903n });
   q.putRequest({ ...base, operation: BlkifOp.READ, innerOperation: 0, nrSegments: 1, id: 904n, sectorNumber: 0n, segments: [{ gref: 12345, firstSect: 0, lastSect: 7 }] });
+  q.putRequest({ ...base, operation: BlkifOp.READ, innerOperation: 0, nrSegments: 12, id: 905n, sectorNumber: 0n, segments: Array.from({ length: 11 }, () => ({ gref: page.gref, firstSect: 0, lastSect: 7 })) });
+  q.putRequest({ ...base, operation: BlkifOp.INDIRECT, innerOperation: BlkifOp.READ, nrSegments: 257, id: 906n, sectorNumber: 0n, segments: [], indirectGrefs: [page.gref] });
+  q.putRequest({ ...base, operation: BlkifOp.READ, innerOperation: 0, nrSegments: 1, id: 907n, sectorNumber: 0n, segments: [{ gref: page.gref, firstSect: 0, lastSect: 8 }] });
   q.push();
-  await until(() => q.unmatched().length >= 5, 3000, 'five answers');
+  await until(() => q.unmatched().length >= 8, 3000, 'eight answers');
   const got = q.unmatched().map((x) => [x.id, x.status]);
-  assert.equal(got, [[900n, -1], [901n, -1], [902n, -1], [903n, -2], [904n, -1]]);
+  assert.equal(got, [[900n, -1], [901n, -1], [902n, -1], [903n, -2], [904n, -1], [905n, -1], [906n, -1], [907n, -1]]);
   const d = pattern(4096, 4);
   await r.front.write(8, d);
   assert.equal(await r.front.read(8, 4096), d);
