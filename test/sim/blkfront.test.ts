@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlkifOp, BlkifStatus } from '../../src/blkif/constants';
 import { harness, pattern } from './harness';
-import { until } from './util';
+import { sleep, until } from './util';
 
 test('handshake: order-0 single ring keys, info read back, Connected', async () => {
   const h = await harness();
@@ -22,6 +22,24 @@ test('handshake: order-0 single ring keys, info read back, Connected', async () 
   assert.is(h.front.info.sectorSize, 512);
   assert.is(h.front.info.indirectSegments, 32, 'min(backend 256, frontend default 32)');
   assert.ok(h.front.info.flush);
+  await h.close();
+});
+
+test('Connected only after hotplug-status=connected; a frontend writing no protocol key; order-4 ring', async () => {
+  const h = await harness({ hotplug: false, connect: false, front: { protocol: null, maxRingPageOrder: 4 } });
+  const xs = h.store.connect(0);
+  const connecting = h.front.connect();
+  await until(async () => (await xs.tryRead(`${h.paths.frontend}/state`)) === '3', 3000, 'frontend Initialised');
+  await sleep(50);
+  assert.is(await xs.read(`${h.paths.backend}/state`), '2', 'still InitWait without the hotplug verdict');
+  assert.is(await xs.read(`${h.paths.frontend}/protocol`), 'x86_64-abi', "the frontend wrote none: libxl's value for a PV guest stays");
+  assert.is(await xs.read(`${h.paths.frontend}/ring-page-order`), '4');
+  await h.toolstack.hotplugConnected(h.paths);
+  await connecting;
+  assert.is(h.front.info.protocol, 'x86_64-abi');
+  assert.is(h.front.info.ringPageOrder, 4);
+  await h.front.write(7, pattern(65536, 7));
+  assert.equal(await h.front.read(7, 65536), pattern(65536, 7));
   await h.close();
 });
 

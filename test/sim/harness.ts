@@ -32,6 +32,8 @@ export async function harness(opts: {
   openImage?: DeviceConfig['openImage'];
   front?: Partial<Omit<BlkfrontOptions, 'xs' | 'guest' | 'devid'>>;
   connect?: boolean;
+  /** Write hotplug-status=connected as the script would (default true). */
+  hotplug?: boolean;
 } = {}): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-sim-'));
   const file = path.join(dir, 'disk.img');
@@ -51,7 +53,7 @@ export async function harness(opts: {
   const warnings: string[] = [];
   const device = new Device(store.connect(0), platform, paths.backend, { limits: opts.limits, openImage: opts.openImage, engine: { fsyncIntervalMs: 0 }, warn: (m) => warnings.push(m) });
   await device.start();
-  await toolstack.hotplugConnected(paths);
+  if (opts.hotplug ?? true) await toolstack.hotplugConnected(paths);
   const front = new SimBlkfront({ xs: store.connect(domid), guest, devid: paths.devid, ...opts.front });
   if (opts.connect ?? true) await front.connect();
   return {
