@@ -18,7 +18,7 @@ import { planIndirect, planRequest, type DeviceLimits, type Plan } from '../blki
 import { GNTST, GrantCopyBatch, type GrantTable } from '../xen/grant-table';
 import type { BlockFile } from './block-file';
 import {
-  COPY_OUT, DONE, FREE, INDIRECT, IO, RequestContext, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
@@ -662,4 +662,3 @@ export class Engine {
   }
 }
 
-export { FREE };

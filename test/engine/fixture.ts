@@ -83,7 +83,15 @@ export class MemFile implements BlockFile {
     return Object.assign(new Error(`${kind}: ${f.code}`), { code: f.code });
   }
 
+  /** I/O the engine asked for outside [0, size): must stay 0. */
+  outOfBounds = 0;
+
   private submit(kind: Op['kind'], offset: number, length: number, work: () => void, cb: IoCallback): void {
+    if (kind !== 'fsync' && (offset < 0 || offset + length > this.size || !Number.isInteger(offset))) {
+      this.outOfBounds++;
+      setImmediate(() => cb(Object.assign(new Error('out of bounds'), { code: 'EINVAL' })));
+      return;
+    }
     this.log.push(kind === 'fsync' ? 'fsync' : `${kind}@${offset}`);
     const run = () => {
       const err = this.failure(kind);
@@ -107,6 +115,7 @@ export class MemFile implements BlockFile {
     this.submit('fsync', 0, 0, () => this.fsyncs++, cb);
   }
   discard(offset: number, length: number): void {
+    if (offset < 0 || offset + length > this.size) this.outOfBounds++;
     this.discards.push([offset, length]);
     this.data.fill(0, offset, offset + length);
   }
