@@ -32,8 +32,13 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
     const child = new DeviceChild({
       backend: b, runDir, platform, env,
       holdTimeoutS: args.number('hold-timeout'),
+      fsyncIntervalS: args.number('fsync-interval'),
+      maxRequests: args.number('max-requests'),
+      maxInflight: args.number('max-inflight'),
+      maxIndirectSegments: args.number('max-indirect-segments'),
       maxRingPageOrder: args.number('max-ring-page-order'),
       maxQueues: args.number('max-queues'),
+      direct: args.bool('direct'),
       restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
     });
     onStop = () => void child.quiesce();

@@ -8,10 +8,10 @@ import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
-import { type ClaimFeatures, claimDevice } from './claim';
+import { type ClaimLimits, DeviceConfigError, claimDevice, imagePathFromParams, readOnlyFromMode } from './device';
 import { ExclusivityTable, conflictMessage, identify } from './exclusivity';
 import { stderrLine } from './log';
-import { imagePath, isOurScript, isWritable } from './params';
+import { isOurScript } from './params';
 import { selfCommand } from './reexec';
 import { RestartPolicy } from './restart-policy';
 import { removeStatus, writeStatus } from './status-file';
@@ -22,7 +22,7 @@ export interface SupervisorOptions {
   readonly xs: XenStoreClient;
   readonly selfDomid: number;
   readonly runDir: string;
-  readonly features: ClaimFeatures;
+  readonly features: ClaimLimits;
   /** Options passed on to every child (after `worker --device <path>`). */
   readonly childArgs: readonly string[];
   readonly env: NodeJS.ProcessEnv;
@@ -32,7 +32,7 @@ export interface SupervisorOptions {
 
 type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
 
-interface Device {
+interface Entry {
   readonly b: BackendPath;
   phase: Phase;
   child: ChildProcess | undefined;
@@ -45,7 +45,7 @@ interface Device {
 }
 
 export class Supervisor {
-  private readonly devices = new Map<string, Device>();
+  private readonly devices = new Map<string, Entry>();
   /** Backend dirs seen with another script: never touched again while they exist. */
   private readonly foreign = new Set<string>();
   /** Backend dirs of guests that are gone, released but not yet removed by the toolstack. */
@@ -121,18 +121,6 @@ export class Supervisor {
     if (this.stopping) return;
     const xs = this.o.xs;
     const known = this.devices.get(b.path);
-    if (!known && !this.foreign.has(b.path) && !this.released.has(b.path)) {
-      // The fast path for a new device: the claim transaction reads what it needs itself.
-      const r = await claimDevice(xs, b.path, this.o.features);
-      if (r === 'claimed') {
-        const ms = performance.now() - seenAt;
-        debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
-        this.o.onClaim?.(b.path, ms);
-        await this.admit(b);
-        return;
-      }
-      if (r === 'gone') return;
-    }
     const [script, stateText, online] = await Promise.all([
       xs.tryRead(`${b.path}/script`), xs.tryRead(`${b.path}/state`), xs.tryRead(`${b.path}/online`),
     ]);
@@ -152,7 +140,13 @@ export class Supervisor {
     const state = parseState(stateText);
     if (!known) {
       if (state === XenbusState.Initialising) {
-        // Not claimable yet (online is not 1): a later event retries.
+        // online must be 1 (libxl writes it in the same transaction); claimDevice re-checks the
+        // state inside its transaction, so a racing second pass does nothing.
+        if (online?.trim() !== '1' || !(await claimDevice(xs, b.path, this.o.features))) return;
+        const ms = performance.now() - seenAt;
+        debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
+        this.o.onClaim?.(b.path, ms);
+        await this.admit(b);
       } else if (state !== undefined && state >= XenbusState.InitWait && state <= XenbusState.Closing) {
         // Still being served (or being removed) from before this supervisor started: re-attach.
         // One that was refused or failed stays refused without taking the image in the table,
@@ -182,10 +176,12 @@ export class Supervisor {
   private async admit(b: BackendPath): Promise<void> {
     const xs = this.o.xs;
     const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
-    const img = imagePath(params);
-    const d: Device = {
+    const d: Entry = {
       b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(),
-      image: 'path' in img ? img.path : undefined, writable: isWritable(mode), message: undefined, restartTimer: undefined,
+      image: orUndefined(() => imagePathFromParams(params)),
+      // A bad mode is the device process's to report; here it counts as read-write, the strict side.
+      writable: !(orUndefined(() => readOnlyFromMode(mode)) ?? false),
+      message: undefined, restartTimer: undefined,
     };
     this.devices.set(b.path, d);
     const id = d.image ? identify(d.image) : undefined;
@@ -207,7 +203,7 @@ export class Supervisor {
     this.spawnChild(d);
   }
 
-  private spawnChild(d: Device): void {
+  private spawnChild(d: Entry): void {
     if (this.stopping) return;
     const { command, args } = selfCommand();
     const child = spawn(command, [...args, 'worker', '--device', d.b.path, ...this.o.childArgs], {
@@ -222,7 +218,7 @@ export class Supervisor {
     this.writeStatusFile();
   }
 
-  private onChildExit(d: Device, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onChildExit(d: Entry, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (d.child !== child) return;
     d.child = undefined;
     if (this.stopping) return;
@@ -260,7 +256,7 @@ export class Supervisor {
     this.writeStatusFile();
   }
 
-  private forget(d: Device, why: string): void {
+  private forget(d: Entry, why: string): void {
     debug('%s: forgetting: %s', d.b.path, why);
     this.devices.delete(d.b.path);
     this.table.release(d.b.path);
@@ -320,5 +316,14 @@ export class Supervisor {
     } catch (e) {
       stderrLine(`cannot write the status file: ${(e as Error).message}`);
     }
+  }
+}
+
+function orUndefined<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof DeviceConfigError) return undefined;
+    throw e;
   }
 }

@@ -28,6 +28,8 @@ export function workerEnv(socketPath: string, runDir: string, extra: NodeJS.Proc
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     XENSTORED_PATH: socketPath,
     AFSFILE_RUN_DIR: runDir,
+    // Simulated guests (src/sim, --platform sim) live here.
+    AFSFILE_SIM_DIR: path.join(path.dirname(runDir), 'sim'),
     AFSFILE_CONFIG: emptyConfig(runDir),
     ...(process.env.DEBUG ? { DEBUG: process.env.DEBUG } : {}),
     ...extra,
