@@ -203,6 +203,20 @@ test('xenstored restart: reconnect, watches re-registered with a new initial eve
   assert.is(await c.read('/t/alive'), '1');
 });
 
+test('closing a watch while xenstored is down does not wait for it', async () => {
+  const cl = await connect();
+  try {
+    const w = await cl.watch('/down', () => undefined);
+    const w2 = await cl.watch('/down2', () => undefined);
+    const closing = w2.close(); // in flight when the daemon dies
+    await xs.restart();
+    await w.close();
+    await closing;
+  } finally {
+    cl.close();
+  }
+});
+
 test('close() rejects outstanding requests with ECONNRESET and later ones too', async () => {
   const cl = await connect();
   const p = cl.read('/t/alive');

@@ -101,6 +101,9 @@ export class XenStoreClient implements XenStore {
         return reject(new XenStoreError('E2BIG', op, path, `request payload is ${payload.length} bytes, XenStore allows ${PAYLOAD_MAX}`));
       }
       const req: Request = { type, txId, payload, op, path, resolve, reject };
+      // A watch dies with its connection and is re-registered only while in the table: with
+      // no connection there is nothing to unregister (and xenstored may be gone for good).
+      if (!this.transport && type === XsType.UNWATCH) return resolve(Buffer.alloc(0));
       if (this.transport) this.sendNow(req);
       else if (txId !== 0) reject(new XenStoreError('ECONNRESET', op, path, 'connection to xenstored lost during the transaction'));
       else this.queue.push(req);
@@ -155,7 +158,8 @@ export class XenStoreClient implements XenStore {
     this.log(`xenstore: connection to ${this.endpoint.path} lost (${err.message}); reconnecting`);
     const resend: Request[] = [];
     for (const r of inFlight) {
-      if (r.txId !== 0) r.reject(new XenStoreError('ECONNRESET', r.op, r.path, 'connection to xenstored lost during the transaction'));
+      if (r.type === XsType.UNWATCH) r.resolve(Buffer.alloc(0));
+      else if (r.txId !== 0) r.reject(new XenStoreError('ECONNRESET', r.op, r.path, 'connection to xenstored lost during the transaction'));
       else resend.push(r);
     }
     this.queue = [...resend, ...this.queue];
