@@ -1,7 +1,106 @@
+// `afsfile check [--json]`: can this dom0 run afsfile? Each finding names what is wrong and the
+// fix; the exit status is 1 when anything is wrong. AFSFILE_CHECK_ROOT prefixes /sys and /dev
+// (tests only: the host's own /sys and /dev are not theirs to change).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { CommandContext } from '../cli/commands';
-import { FatalError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
+import { connectXenStore } from '../xen/xenstore-client';
+import { pidAlive, readStatusFiles } from './status-file';
 
-export async function checkMain(_args: ParsedArgs, _ctx: CommandContext): Promise<number> {
-  throw new FatalError('worker/check-command is not built yet');
+export interface Finding {
+  readonly check: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly fix?: string;
+}
+
+const BLKBACK_MARKERS = ['/sys/module/xen_blkback', '/sys/bus/xen-backend/drivers/vbd'];
+
+async function checkXenstore(env: NodeJS.ProcessEnv): Promise<Finding> {
+  let xs;
+  try {
+    xs = await connectXenStore({ env, reconnect: false });
+  } catch (e) {
+    return { check: 'xenstored', ok: false, detail: (e as Error).message, fix: 'start xenstored (systemctl start xenstored, or xencommons), or set XENSTORED_PATH' };
+  }
+  try {
+    const t = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref());
+    await Promise.race([xs.directory('/'), t]);
+    return { check: 'xenstored', ok: true, detail: `answers at ${xs.endpoint.path}` };
+  } catch (e) {
+    return { check: 'xenstored', ok: false, detail: `${xs.endpoint.path}: ${(e as Error).message}`, fix: 'restart xenstored' };
+  } finally {
+    xs.close();
+  }
+}
+
+function checkDevices(root: string): Finding[] {
+  return ['evtchn', 'gntdev'].map((n) => {
+    const p = `/dev/xen/${n}`;
+    return fs.existsSync(path.join(root, p))
+      ? { check: p, ok: true, detail: 'present' }
+      : { check: p, ok: false, detail: `${p} is missing`, fix: `modprobe xen-${n === 'evtchn' ? 'evtchn' : 'gntdev'} (this must be a Xen dom0 kernel)` };
+  });
+}
+
+function checkBlkback(root: string): Finding {
+  const seen = BLKBACK_MARKERS.filter((m) => fs.existsSync(path.join(root, m)));
+  if (!seen.length) return { check: 'xen-blkback', ok: true, detail: 'not loaded' };
+  return {
+    check: 'xen-blkback', ok: false,
+    detail: `the kernel's xen-blkback is loaded (${seen.join(', ')}): it claims every backend/vbd device before afsfile can`,
+    fix: "blacklist it (echo 'blacklist xen-blkback' > /etc/modprobe.d/afsfile.conf; rmmod xen-blkback; update-initramfs -u), " +
+      'or on Xen >= 4.19 give the disks backendtype=tap so they live under backend/vbd3, which blkback never looks at',
+  };
+}
+
+function checkWorker(runDir: string): Finding {
+  const w = readStatusFiles(runDir).get('worker');
+  if (w && pidAlive(w.pid)) return { check: 'worker', ok: true, detail: `running, pid ${String(w.pid)}` };
+  return {
+    check: 'worker', ok: false,
+    detail: w ? `not running (pid ${String(w.pid)} from ${runDir}/status/worker.json is gone)` : `not running (no ${runDir}/status/worker.json)`,
+    fix: 'systemctl start afsfile (it runs: afsfile renew -- afsfile worker); without it libxl cannot attach block-afsfile disks',
+  };
+}
+
+function checkTokens(runDir: string, keytab: string | undefined, now = Date.now()): Finding {
+  const r = readStatusFiles(runDir).get('renew');
+  const check = 'tokens';
+  if (!r) {
+    return keytab
+      ? { check, ok: false, detail: `a keytab is configured but renew is not running (no ${runDir}/status/renew.json)`, fix: 'systemctl start afsfile' }
+      : { check, ok: true, detail: 'no keytab configured: tokens are not managed (fine for images outside AFS)' };
+  }
+  if (!pidAlive(r.pid)) return { check, ok: false, detail: `renew is not running (pid ${String(r.pid)} gone; last update ${String(r.updated)})`, fix: 'systemctl restart afsfile' };
+  if (r.managed === false) return { check, ok: true, detail: 'no keytab configured: tokens are not managed' };
+  const exp = typeof r.ticketExpires === 'string' ? Date.parse(r.ticketExpires) : NaN;
+  const lastError = (r.lastError as { message?: string } | null | undefined)?.message;
+  if (!(exp > now)) {
+    return { check, ok: false, detail: `no valid Kerberos ticket${lastError ? `: ${lastError}` : ''}`, fix: 'check the keytab and principal in /etc/xen/afsfile.conf; `journalctl -u afsfile` shows why kinit fails' };
+  }
+  const tokens = (r.tokenExpires as Record<string, string> | null | undefined) ?? {};
+  const bad = Object.entries(tokens).filter(([, v]) => v === 'expired' || !(Date.parse(v) > now)).map(([cell]) => cell);
+  if (bad.length) return { check, ok: false, detail: `AFS token expired for ${bad.join(', ')}${lastError ? `: ${lastError}` : ''}`, fix: 'check aklog (the cell, and the principal\'s AFS access); `journalctl -u afsfile`' };
+  return { check, ok: true, detail: `ticket valid until ${String(r.ticketExpires)}${Object.keys(tokens).length ? `, tokens for ${Object.keys(tokens).join(', ')}` : ''}` };
+}
+
+export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: string | undefined): Promise<Finding[]> {
+  const root = env.AFSFILE_CHECK_ROOT ?? '/';
+  return [await checkXenstore(env), ...checkDevices(root), checkBlkback(root), checkWorker(runDir), checkTokens(runDir, keytab)];
+}
+
+export async function checkMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+  const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'));
+  const ok = findings.every((f) => f.ok);
+  if (args.bool('json')) process.stdout.write(`${JSON.stringify({ ok, findings }, null, 2)}\n`);
+  else {
+    for (const f of findings) {
+      process.stdout.write(`${f.ok ? 'ok  ' : 'FAIL'} ${f.check}: ${f.detail}\n`);
+      if (f.fix) process.stdout.write(`     fix: ${f.fix}\n`);
+    }
+    process.stdout.write(ok ? 'all checks passed\n' : `${findings.filter((f) => !f.ok).length} problem(s)\n`);
+  }
+  return ok ? 0 : 1;
 }

@@ -1,7 +1,56 @@
+// `afsfile detach DOMID DEVID`: detach one device cleanly, as libxl does (facts §2.8): online=0
+// and (unless already Closed) state=5 in one transaction, then wait for the worker's Closed.
+// DEVID is the number or a vdev name (xvda).
 import type { CommandContext } from '../cli/commands';
-import { FatalError } from '../cli/errors';
+import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
+import { vdevToDevid, waitFor } from '../sim/toolstack';
+import { XenbusState, parseState } from '../xen/xenbus-state';
+import { connectXenStore } from '../xen/xenstore-client';
+import { BACKEND_KINDS, kindRoot } from './backend-path';
 
-export async function detachMain(_args: ParsedArgs, _ctx: CommandContext): Promise<number> {
-  throw new FatalError('worker/detach-command is not built yet');
+/** libxl's LIBXL_DESTROY_TIMEOUT. */
+const WAIT_MS = 10_000;
+
+export async function detachMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+  const [domText, devText, ...extra] = args.positional;
+  if (domText === undefined || devText === undefined || extra.length) throw new UsageError('expected DOMID DEVID', 'detach');
+  if (!/^\d+$/.test(domText)) throw new UsageError(`DOMID must be a number, got "${domText}"`, 'detach');
+  let devid: number;
+  try {
+    devid = vdevToDevid(devText);
+  } catch (e) {
+    throw new UsageError((e as Error).message, 'detach');
+  }
+  let xs;
+  try {
+    xs = await connectXenStore({ env: ctx.env, reconnect: false });
+  } catch (e) {
+    throw new FatalError((e as Error).message);
+  }
+  try {
+    const selfText = await xs.tryRead('domid');
+    const self = selfText !== undefined && /^\d+$/.test(selfText.trim()) ? Number(selfText) : 0;
+    let backend: string | undefined;
+    for (const kind of BACKEND_KINDS) {
+      const p = `${kindRoot(self, kind)}/${domText}/${devid}`;
+      if ((await xs.tryRead(`${p}/state`)) !== undefined) { backend = p; break; }
+    }
+    if (!backend) throw new FatalError(`no device ${devid} of domain ${domText} under ${kindRoot(self, 'vbd')} or ${kindRoot(self, 'vbd3')} (see 'afsfile status')`);
+    const be = backend;
+    await xs.transaction(async (tx) => {
+      const state = parseState(await tx.tryRead(`${be}/state`));
+      await tx.write(`${be}/online`, '0');
+      if (state !== XenbusState.Closed) await tx.write(`${be}/state`, String(XenbusState.Closing));
+    });
+    const closed = await waitFor(xs, `${be}/state`, (v) => parseState(v) === XenbusState.Closed, WAIT_MS);
+    if (!closed) {
+      throw new FatalError(`${be} did not reach Closed within ${WAIT_MS / 1000} s: is the worker running ('afsfile status')? ` +
+        'The guest may still hold the disk; xl block-detach --force removes it by force');
+    }
+    process.stdout.write(`detached ${be} (Closed)\n`);
+    return 0;
+  } finally {
+    xs.close();
+  }
 }

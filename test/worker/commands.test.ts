@@ -1,0 +1,131 @@
+// `afsfile status`, `afsfile detach` and `afsfile check` (the executable) against the real
+// xenstored and a running worker.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Toolstack } from '../../src/sim/toolstack';
+import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
+import { run, tempDir } from '../helpers/exe';
+import { until } from '../helpers/wait';
+import { type RunningWorker, startWorker, workerEnv } from '../helpers/worker';
+import { type Xenstored, startXenstored } from '../helpers/xenstored';
+
+let xs: Xenstored;
+let c: XenStoreClient;
+let ts: Toolstack;
+let tmp: { dir: string; cleanup: () => void };
+let runDir: string;
+let worker: RunningWorker;
+
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => workerEnv(xs.socketPath, runDir, extra);
+
+test.before(async () => {
+  tmp = tempDir('afsfile-cmds-');
+  runDir = path.join(tmp.dir, 'run');
+  xs = await startXenstored();
+  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
+  ts = new Toolstack(c);
+  worker = await startWorker(xs.socketPath, runDir);
+});
+
+test.after(async () => {
+  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
+  c.close();
+  await xs.stop();
+  tmp.cleanup();
+});
+
+test('status merges worker.json and the device files; --json is machine-readable', async () => {
+  const img = path.join(tmp.dir, 'st.img');
+  fs.writeFileSync(img, Buffer.alloc(1 << 20));
+  await ts.createDomain(4);
+  const p = await ts.addVbd({ domid: 4, target: img });
+  await until('device status file', () => fs.existsSync(path.join(runDir, `status/dev-4-${p.devid}.json`)), 10_000);
+  fs.writeFileSync(path.join(runDir, 'status/renew.json'), JSON.stringify({ version: '0', pid: process.pid, updated: new Date().toISOString(), managed: false }));
+  let r = run(['status', '--json'], { env: env() });
+  assert.is(r.status, 0, r.stderr);
+  const m = JSON.parse(r.stdout) as { worker: { running: boolean; pid: number }; devices: Array<{ backend: string; state: string; running: boolean; image: string }>; renew: { managed: boolean } };
+  assert.ok(m.worker.running);
+  assert.is(m.worker.pid, worker.proc.pid);
+  const d = m.devices.find((x) => x.backend === p.backend);
+  assert.ok(d, r.stdout);
+  assert.is(d!.image, img);
+  assert.ok(d!.running);
+  assert.is(m.renew.managed, false);
+  r = run(['status'], { env: env() });
+  assert.is(r.status, 0);
+  assert.match(r.stdout, /^worker: running, pid \d+/);
+  assert.match(r.stdout, new RegExp(`device 4/${p.devid} ${img}: InitWait`));
+  assert.match(r.stdout, /renew: no keytab configured/);
+  r = run(['status'], { env: env({ AFSFILE_RUN_DIR: path.join(tmp.dir, 'nothing-here') }) });
+  assert.is(r.status, 3);
+  assert.match(r.stdout, /worker: not running/);
+});
+
+test('detach: online=0 + Closing in one transaction, waits for Closed', async () => {
+  const img = path.join(tmp.dir, 'det.img');
+  fs.writeFileSync(img, Buffer.alloc(1 << 20));
+  await ts.createDomain(5);
+  const p = await ts.addVbd({ domid: 5, target: img, vdev: 'xvdb' });
+  await until('opened', async () => (await c.tryRead(`${p.backend}/afsfile-status`)) === 'opened', 10_000);
+  let r = run(['detach', '5', 'xvdb'], { env: env() });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /detached .*\/5\/51728 \(Closed\)/);
+  assert.is(await c.read(`${p.backend}/state`), '6');
+  assert.is(await c.read(`${p.backend}/online`), '0');
+  r = run(['detach', '5', '51999'], { env: env() });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /no device 51999 of domain 5/);
+  r = run(['detach', 'five', 'xvda'], { env: env() });
+  assert.is(r.status, 2);
+  r = run(['detach', '5', 'xvdb'], { env: env({ XENSTORED_PATH: path.join(tmp.dir, 'no-socket') }) });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /no-socket.*start it/);
+});
+
+function fakeRoot(opts: { blkback: boolean; devices: boolean }): string {
+  const root = fs.mkdtempSync(path.join(tmp.dir, 'root-'));
+  if (opts.devices) {
+    fs.mkdirSync(path.join(root, 'dev/xen'), { recursive: true });
+    for (const n of ['evtchn', 'gntdev']) fs.writeFileSync(path.join(root, 'dev/xen', n), '');
+  }
+  if (opts.blkback) fs.mkdirSync(path.join(root, 'sys/module/xen_blkback'), { recursive: true });
+  return root;
+}
+
+test('check: every problem named with its fix; exit status reflects them', () => {
+  fs.rmSync(path.join(runDir, 'status/renew.json'), { force: true });
+  let r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }) }) });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok   xenstored: answers at/);
+  assert.match(r.stdout, /ok   worker: running/);
+  assert.match(r.stdout, /all checks passed/);
+
+  r = run(['check', '--json'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: true, devices: false }), XENSTORED_PATH: path.join(tmp.dir, 'gone.sock') }) });
+  assert.is(r.status, 1);
+  const j = JSON.parse(r.stdout) as { ok: boolean; findings: Array<{ check: string; ok: boolean; detail: string; fix?: string }> };
+  assert.is(j.ok, false);
+  const f = (name: string) => j.findings.find((x) => x.check === name)!;
+  assert.not.ok(f('xenstored').ok);
+  assert.match(f('xenstored').detail, /gone\.sock/);
+  assert.match(f('xenstored').fix!, /start xenstored/);
+  assert.not.ok(f('/dev/xen/evtchn').ok);
+  assert.match(f('/dev/xen/gntdev').fix!, /modprobe xen-gntdev/);
+  assert.not.ok(f('xen-blkback').ok);
+  assert.match(f('xen-blkback').fix!, /blacklist xen-blkback.*backendtype=tap/);
+  for (const x of j.findings) if (!x.ok) assert.ok(x.fix, `${x.check} names a fix`);
+
+  // Tokens: an expired ticket is a problem; a dead worker is one.
+  fs.writeFileSync(path.join(runDir, 'status/renew.json'), JSON.stringify({
+    version: '0', pid: process.pid, updated: new Date().toISOString(), managed: true, principal: 'afsfile/host@EXAMPLE',
+    ticketExpires: new Date(Date.now() - 60_000).toISOString(), tokenExpires: null, lastError: { message: 'kinit: Cannot contact any KDC' }, failures: 3,
+  }));
+  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }) }) });
+  assert.is(r.status, 1);
+  assert.match(r.stdout, /FAIL tokens: no valid Kerberos ticket: kinit: Cannot contact any KDC\n     fix: check the keytab/);
+  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }), AFSFILE_RUN_DIR: path.join(tmp.dir, 'empty-run') }) });
+  assert.match(r.stdout, /FAIL worker: not running.*\n     fix: systemctl start afsfile/);
+});
+
+test.run();
