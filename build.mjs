@@ -92,7 +92,7 @@ function makeExecutable(addon) {
   execFileSync(nodeBin, ['--experimental-sea-config', seaConfig], { stdio: 'pipe', env: { PATH: process.env.PATH } });
   const exe = out('dist/afsfile');
   fs.mkdirSync(out('dist'), { recursive: true });
-  const tmp = `${exe}.tmp`;
+  const tmp = `${exe}.tmp.${process.pid}`;
   fs.copyFileSync(nodeBin, tmp);
   fs.chmodSync(tmp, 0o755);
   execFileSync('strip', ['--strip-all', tmp]);

@@ -94,6 +94,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'run without a private PAG (tokens shared with every PAG-less root process)' },
   { name: 'in-pag', type: 'boolean', default: false, roles: ['renew'], config: false,
     help: '(internal) already re-executed inside a new PAG' },
+
+  // Simulator (sim/).
+  { name: 'sim-dir', type: 'string', env: 'AFSFILE_SIM_DIR', roles: ['worker'], config: false, placeholder: 'DIR',
+    help: 'with --platform sim: directory where simulated guests listen (dom<domid>.sock) and keep their memory (dom<domid>.mem)' },
 ];
 
 export function optionsFor(role: Role): OptionSpec[] {

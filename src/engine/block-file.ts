@@ -1,0 +1,16 @@
+// What the engine needs from an image (src/image/image.ts implements it; tests may wrap it to
+// delay or fail I/O). Callback style: no promise per request on the data path.
+export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
+
+export interface BlockFile {
+  /** Bytes. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Hole punching works on this file system (probed at open). */
+  readonly canDiscard: boolean;
+  read(buf: Uint8Array, offset: number, cb: IoCallback): void;
+  write(buf: Uint8Array, offset: number, cb: IoCallback): void;
+  fsync(cb: IoCallback): void;
+  /** Punches a hole; throws on failure. Never zero-fills. */
+  discard(offset: number, length: number): void;
+}

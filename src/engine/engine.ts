@@ -1,0 +1,664 @@
+// Executes the requests of one device (all its rings share one budget and one buffer pool).
+//
+// Each pump (scheduled with setImmediate when an event arrives or an I/O completes):
+//   1. copy the data of finished reads to the guests: one grant-copy batch;
+//   2. take every request that fits the budget from every ring, copied out once and validated;
+//      copy all indirect descriptor pages in one batch, then all write data in one batch;
+//   3. start the I/O that ordering allows (barriers wait for everything earlier and hold
+//      everything later; flushes wait for earlier writes);
+//   4. publish responses in ring order (slot i only when every earlier slot is answered), push,
+//      and notify once when the frontend asked for it; RING_FINAL_CHECK_FOR_REQUESTS when idle.
+// When the budget is full nothing more is taken: the ring is the queue.
+import createDebug from 'debug';
+import { performance } from 'node:perf_hooks';
+import { BlkifOp, BlkifStatus, DEFAULT_MAX_INDIRECT_SEGMENTS, MAX_INDIRECT_PAGES_PER_REQUEST, MAX_SEGMENTS_PER_REQUEST, PAGE_SIZE } from '../blkif/constants';
+import { readIndirectSegments } from '../blkif/codec';
+import type { BackRing } from '../blkif/ring';
+import { planIndirect, planRequest, type DeviceLimits, type Plan } from '../blkif/validate';
+import { GNTST, GrantCopyBatch, type GrantTable } from '../xen/grant-table';
+import type { BlockFile } from './block-file';
+import {
+  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
+} from './context';
+import { PagePool } from './pool';
+import { EngineQueue, type QueueHooks } from './queue';
+import { emptyStats, recordLatency, type EngineStats } from './stats';
+import { isTransient } from './transient';
+
+const log = createDebug('afsfile:engine');
+
+export interface EngineOptions {
+  /** Requests in flight per device (default 32). */
+  maxRequests?: number;
+  /** Bytes of data buffers per device (default 16 MiB; raised to fit one largest request). */
+  maxBytes?: number;
+  /** fsync this often while dirty (default 5000 ms; 0 disables the timer). */
+  fsyncIntervalMs?: number;
+  /** Retry transient file errors this long before the guest sees an error (default 300 s, as --hold-timeout). */
+  holdTimeoutMs?: number;
+  /** Called on every transient error (the worker kicks renew on EACCES). */
+  onTransientError?(code: string, op: string): void;
+  /** Lines an administrator must see (default: stderr via debug only). */
+  warn?(message: string): void;
+}
+
+export const DEFAULT_MAX_REQUESTS = 32;
+export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
+export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
+const RETRY_FIRST_MS = 50;
+/** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
+const GNTST_OKAY = GNTST.okay;
+const RETRY_MAX_MS = 2000;
+
+export class Engine {
+  readonly maxRequests: number;
+  readonly maxBytes: number;
+  readonly holdTimeoutMs: number;
+  private readonly pool: Uint8Array;
+  private readonly pages: PagePool;
+  private readonly contexts: RequestContext[];
+  private readonly freeList: RequestContext[];
+  /** Every context not FREE, in take order. */
+  private readonly order: RequestContext[] = [];
+  /** Contexts waiting for data memory, FIFO (strict, so no later request starves an earlier one). */
+  private readonly memWait: RequestContext[] = [];
+  private readonly queues: EngineQueue[] = [];
+  private readonly batch: GrantCopyBatch;
+  /** Contexts of the batch being built (reused array). */
+  private readonly batched: RequestContext[] = [];
+  private readonly taken: RequestContext[] = [];
+  private readonly st: EngineStats = emptyStats();
+  private seq = 0;
+  private nextQueueId = 0;
+  private rr = 0;
+  private scheduled = false;
+  private stopping = false;
+  private closed = false;
+  private dirtyGen = 0;
+  private cleanGen = 0;
+  private periodicRunning = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private drainWaiters: Array<() => void> = [];
+  private readonly pumpBound = () => this.pump();
+
+  constructor(
+    private readonly file: BlockFile,
+    private readonly grants: GrantTable,
+    readonly limits: DeviceLimits,
+    private readonly opts: EngineOptions = {},
+  ) {
+    this.maxRequests = Math.max(1, opts.maxRequests ?? DEFAULT_MAX_REQUESTS);
+    const largest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments || DEFAULT_MAX_INDIRECT_SEGMENTS) * PAGE_SIZE;
+    this.maxBytes = Math.max(largest, Math.ceil((opts.maxBytes ?? DEFAULT_MAX_BYTES) / PAGE_SIZE) * PAGE_SIZE);
+    this.holdTimeoutMs = opts.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
+    const indirectBytes = MAX_INDIRECT_PAGES_PER_REQUEST * PAGE_SIZE;
+    // One pool: data pages first, then a fixed area of indirect descriptor pages per context.
+    this.pool = grants.allocPool(this.maxBytes + this.maxRequests * indirectBytes);
+    this.pages = new PagePool(this.maxBytes);
+    const onIo = (ctx: RequestContext, err: NodeJS.ErrnoException | null) => this.ioDone(ctx, err);
+    const retry = (ctx: RequestContext) => this.runStep(ctx);
+    this.contexts = [];
+    for (let i = 0; i < this.maxRequests; i++)
+      this.contexts.push(new RequestContext(i, this.maxBytes + i * indirectBytes, onIo, retry));
+    this.freeList = this.contexts.slice().reverse();
+    const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
+    this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
+    const interval = opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
+    if (interval > 0) {
+      this.timer = setInterval(() => this.periodicFsync(), interval);
+      this.timer.unref();
+    }
+  }
+
+  /** Adds a ring (a queue); returns the handle to kick when its event channel fires. */
+  addQueue(ring: BackRing, domid: number, hooks: QueueHooks): EngineQueue {
+    const q = new EngineQueue(this.nextQueueId++, ring, domid, hooks, this.maxRequests);
+    this.queues.push(q);
+    this.schedule();
+    return q;
+  }
+
+  /**
+   * Forgets a ring: nothing more is read from or written to it. Requests of it still in flight
+   * finish their file I/O (so nothing half-done is lost) but are not answered.
+   */
+  removeQueue(q: EngineQueue): void {
+    q.dead = true;
+    const i = this.queues.indexOf(q);
+    if (i >= 0) this.queues.splice(i, 1);
+    this.schedule();
+  }
+
+  /** The ring has new requests (its event channel fired). */
+  kick(): void {
+    this.schedule();
+  }
+
+  /** Stop taking requests; resolves when every taken request is answered (or dropped). */
+  drain(): Promise<void> {
+    this.stopping = true;
+    this.schedule();
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve);
+      this.checkDrained();
+    });
+  }
+
+  /** Take requests again after drain(). */
+  resume(): void {
+    this.stopping = false;
+    this.schedule();
+  }
+
+  get inFlight(): number {
+    return this.order.length;
+  }
+
+  get dirty(): boolean {
+    return this.dirtyGen !== this.cleanGen;
+  }
+
+  /**
+   * fsync with transient retries up to hold-timeout (or `deadlineMs` if given, whichever is
+   * shorter). Resolves when the file is clean as of the call; rejects with the last error.
+   */
+  flush(deadlineMs?: number): Promise<void> {
+    const until = performance.now() + Math.min(deadlineMs ?? Infinity, this.holdTimeoutMs);
+    return new Promise((resolve, reject) => {
+      let delay = RETRY_FIRST_MS;
+      const attempt = () => {
+        this.fsyncTracked((err) => {
+          if (!err) return resolve();
+          const transient = isTransient(err.code, 'fsync');
+          if (transient && err.code) this.opts.onTransientError?.(err.code, 'fsync');
+          const remaining = until - performance.now();
+          if (!transient || remaining <= 0) return reject(err);
+          setTimeout(attempt, Math.min(delay, remaining));
+          delay = Math.min(delay * 2, RETRY_MAX_MS);
+        });
+      };
+      attempt();
+    });
+  }
+
+  /** Stops the periodic fsync timer; the engine takes nothing more. Does not fsync. */
+  close(): void {
+    this.closed = true;
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const q of this.queues) q.dead = true;
+    this.queues.length = 0;
+  }
+
+  stats(): EngineStats {
+    this.st.inFlight = this.order.length;
+    this.st.inFlightBytes = this.pages.bytesInUse;
+    this.st.dirty = this.dirty;
+    return { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice() };
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.pumpBound);
+  }
+
+  private pump(): void {
+    this.scheduled = false;
+    this.copyOut();
+    this.take();
+    this.issue();
+    this.publish();
+    this.checkDrained();
+  }
+
+  private checkDrained(): void {
+    if (this.order.length > 0 || this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  // --- 2. taking requests -----------------------------------------------------------------
+
+  private take(): void {
+    const taken = this.taken;
+    taken.length = 0;
+    // Requests still waiting for memory mean the budget is spent: leave the rest in the rings.
+    if (!this.stopping && this.memWait.length === 0) {
+      const nq = this.queues.length;
+      for (let k = 0; k < nq && this.freeList.length > 0; k++) {
+        if (this.queues.length === 0) break; // a broken ring removes itself while we iterate
+        const q = this.queues[(this.rr + k) % this.queues.length];
+        if (!q.dead) this.takeFrom(q, taken);
+      }
+      this.rr = nq > 0 ? (this.rr + 1) % nq : 0;
+    }
+    if (taken.length > 0) this.copyIndirect(taken);
+    this.allocate();
+  }
+
+  /** Copies the indirect descriptor pages of everything just taken in one batch, and plans them. */
+  private copyIndirect(taken: RequestContext[]): void {
+
+    // Indirect descriptor pages of everything just taken: one batch.
+    const batch = this.batch;
+    const batched = this.batched;
+    batch.reset();
+    batched.length = 0;
+    for (const ctx of taken) {
+      if (ctx.state !== INDIRECT || ctx.plan === null || ctx.plan.kind !== 'indirect') continue;
+      const grefs = ctx.plan.grefs;
+      ctx.batchStart = batch.count;
+      for (let i = 0; i < grefs.length; i++) batch.add(false, ctx.queue!.domid, grefs[i], 0, PAGE_SIZE, ctx.indirectOffset + i * PAGE_SIZE);
+      ctx.batchCount = grefs.length;
+      batched.push(ctx);
+    }
+    if (batched.length > 0) {
+      const ok = this.copyBatch();
+      for (const ctx of batched) {
+        const req = ctx.indirectReq!;
+        const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
+        if (bad !== GNTST.okay) {
+          this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${bad}`);
+          continue;
+        }
+        const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
+        const plan = planIndirect(req, segs, this.limits);
+        ctx.indirectReq = null;
+        if (plan.kind === 'fail') {
+          this.finish(ctx, plan.status, plan.reason);
+          continue;
+        }
+        this.prepare(ctx, plan);
+      }
+    }
+  }
+
+  private takeFrom(q: EngineQueue, taken: RequestContext[]): void {
+    const ring = q.ring;
+    for (;;) {
+      if (ring.broken()) {
+        this.breakQueue(q, `req_prod ${ring.reqProd} is more than ${ring.size} ahead of rsp_prod ${ring.rspProdPvt}`);
+        return;
+      }
+      if (this.freeList.length === 0) return; // budget full: leave the rest in the ring
+      if (ring.unconsumed() === 0) {
+        if (ring.finalCheckForRequests()) continue;
+        return;
+      }
+      const ctx = this.freeList.pop()!;
+      const req = ring.takeRequest();
+      ctx.seq = this.seq++;
+      ctx.queue = q;
+      ctx.id = req.id;
+      ctx.operation = req.operation;
+      ctx.startedAt = performance.now();
+      ctx.state = WAIT_MEM;
+      this.order.push(ctx);
+      q.push(ctx);
+      taken.push(ctx);
+      this.count(req.operation, req.kind === 'rw' ? req.innerOperation : req.operation);
+      const plan = planRequest(req, this.limits);
+      if (plan.kind === 'fail') {
+        this.finish(ctx, plan.status, plan.reason);
+      } else if (plan.kind === 'indirect') {
+        ctx.plan = plan;
+        ctx.indirectReq = req.kind === 'rw' ? req : null;
+        ctx.state = INDIRECT;
+        ctx.isWrite = req.kind === 'rw' && req.innerOperation === BlkifOp.WRITE;
+        this.memWait.push(ctx); // keeps its place in the FIFO while its pages are copied
+      } else {
+        this.prepare(ctx, plan);
+      }
+    }
+  }
+
+  private prepare(ctx: RequestContext, plan: Plan): void {
+    ctx.plan = plan;
+    switch (plan.kind) {
+      case 'read':
+      case 'write': {
+        ctx.isWrite = plan.kind === 'write';
+        ctx.isBarrier = plan.barrier;
+        ctx.waitsForWrites = plan.barrier || plan.flushFirst;
+        ctx.steps = plan.kind === 'read' ? STEPS_READ : plan.barrier ? STEPS_BARRIER_WRITE : plan.flushFirst ? STEPS_FLUSH_WRITE : STEPS_WRITE;
+        ctx.dataPages = PagePool.pagesFor(plan.bytes);
+        if (ctx.state !== INDIRECT) this.memWait.push(ctx);
+        ctx.state = WAIT_MEM;
+        return;
+      }
+      case 'flush':
+        ctx.isWrite = plan.barrier;
+        ctx.isBarrier = plan.barrier;
+        ctx.waitsForWrites = true;
+        ctx.steps = STEPS_FSYNC;
+        ctx.state = WAIT_ORDER;
+        return;
+      case 'discard':
+        ctx.isWrite = true;
+        ctx.state = WAIT_ORDER;
+        return;
+      default:
+        this.finish(ctx, BlkifStatus.ERROR, `unexpected plan ${plan.kind}`);
+    }
+  }
+
+  /** Gives memory to waiting contexts in FIFO order; copies all new write data in one batch. */
+  private allocate(): void {
+    const batch = this.batch;
+    const batched = this.batched;
+    batch.reset();
+    batched.length = 0;
+    let i = 0;
+    for (; i < this.memWait.length; i++) {
+      const ctx = this.memWait[i];
+      const plan = ctx.plan;
+      // Skip what failed while its indirect pages were checked.
+      if (ctx.state !== WAIT_MEM || plan === null || (plan.kind !== 'read' && plan.kind !== 'write')) continue;
+      const off = this.pages.alloc(ctx.dataPages);
+      if (off < 0) break;
+      ctx.dataOffset = off;
+      ctx.buf = this.pool.subarray(off, off + plan.bytes);
+      if (this.pages.bytesInUse > this.st.peakInFlightBytes) this.st.peakInFlightBytes = this.pages.bytesInUse;
+      if (plan.kind === 'write') {
+        ctx.batchStart = batch.count;
+        const domid = ctx.queue!.domid;
+        for (const s of plan.segments) batch.add(false, domid, s.gref, s.offsetInPage, s.length, off + (s.fileOffset - plan.fileOffset));
+        ctx.batchCount = plan.segments.length;
+        batched.push(ctx);
+        ctx.state = IO; // not startable until its data is here
+      } else {
+        ctx.state = WAIT_ORDER;
+      }
+    }
+    this.memWait.splice(0, i);
+    if (batched.length === 0) return;
+    const ok = this.copyBatch();
+    for (const ctx of batched) {
+      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
+      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `write data: grant copy status ${bad}`);
+      else ctx.state = WAIT_ORDER;
+    }
+  }
+
+  private copyBatch(): boolean {
+    try {
+      this.grants.copy(this.batch, this.pool);
+      return true;
+    } catch (err) {
+      this.warn(`grant copy of ${this.batch.count} segments failed: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /** The first non-okay status among ctx's segments of the batch, or okay. */
+  private badSegment(ctx: RequestContext): number {
+    const status = this.batch.status;
+    const end = ctx.batchStart + ctx.batchCount;
+    for (let i = ctx.batchStart; i < end; i++) if (status[i] !== GNTST_OKAY) return status[i];
+    return GNTST_OKAY;
+  }
+
+  // --- 3. ordering and I/O -----------------------------------------------------------------
+
+  private issue(): void {
+    let earlierPending = false;
+    let earlierWritePending = false;
+    for (let i = 0; i < this.order.length; i++) {
+      const ctx = this.order[i];
+      if (ctx.state === WAIT_ORDER) {
+        const ready = ctx.isBarrier ? !earlierPending : ctx.waitsForWrites ? !earlierWritePending : true;
+        if (ready) this.start(ctx);
+      }
+      if (ctx.state !== DONE) {
+        // Nothing after an unfinished barrier may start.
+        if (ctx.isBarrier) return;
+        earlierPending = true;
+        if (ctx.isWrite) earlierWritePending = true;
+      }
+    }
+  }
+
+  private start(ctx: RequestContext): void {
+    const plan = ctx.plan!;
+    if (plan.kind === 'discard') {
+      ctx.state = IO;
+      try {
+        this.file.discard(plan.fileOffset, plan.bytes);
+        this.markDirty();
+        this.st.bytesDiscarded += plan.bytes;
+        this.finish(ctx, BlkifStatus.OKAY);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        this.finish(ctx, e.code === 'EOPNOTSUPP' ? BlkifStatus.EOPNOTSUPP : BlkifStatus.ERROR, `discard: ${e.message}`);
+      }
+      return;
+    }
+    ctx.state = IO;
+    ctx.stepIdx = 0;
+    if (ctx.steps.length === 0) return this.finish(ctx, BlkifStatus.OKAY);
+    this.runStep(ctx);
+  }
+
+  /** Starts the current step of ctx (also the retry entry point). */
+  private runStep(ctx: RequestContext): void {
+    if (ctx.state !== IO) return;
+    const plan = ctx.plan!;
+    switch (ctx.steps[ctx.stepIdx]) {
+      case STEP_READ:
+        if (plan.kind === 'read') this.file.read(ctx.buf!, plan.fileOffset, ctx.onIo);
+        return;
+      case STEP_WRITE:
+        if (plan.kind === 'write') this.file.write(ctx.buf!, plan.fileOffset, ctx.onIo);
+        return;
+      case STEP_FSYNC:
+        ctx.fsyncGen = this.dirtyGen;
+        this.file.fsync(ctx.onIo);
+        return;
+    }
+  }
+
+  private ioDone(ctx: RequestContext, err: NodeJS.ErrnoException | null): void {
+    if (ctx.state !== IO) return;
+    const step = ctx.steps[ctx.stepIdx];
+    const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : 'fsync';
+    if (err) {
+      if (step === STEP_FSYNC) this.st.fsyncErrors++;
+      const now = performance.now();
+      if (ctx.firstErrorAt === 0) {
+        ctx.firstErrorAt = now;
+        ctx.retryDelayMs = RETRY_FIRST_MS;
+      }
+      if (isTransient(err.code, opName) && !this.closed) {
+        this.opts.onTransientError?.(err.code!, opName);
+        const remaining = this.holdTimeoutMs - (now - ctx.firstErrorAt);
+        if (remaining > 0) {
+          // Held until hold-timeout has fully passed: the last wait is cut to what remains.
+          const delay = Math.min(ctx.retryDelayMs, remaining);
+          this.st.retries++;
+          log('%s of request %s: %s, retrying in %d ms', opName, ctx.id, err.code, delay);
+          setTimeout(ctx.retry, delay);
+          ctx.retryDelayMs = Math.min(ctx.retryDelayMs * 2, RETRY_MAX_MS);
+          return;
+        }
+      }
+      this.finish(ctx, BlkifStatus.ERROR, `${opName} failed: ${err.code ?? err.message}`, true);
+      return;
+    }
+    ctx.firstErrorAt = 0;
+    const plan = ctx.plan!;
+    if (step === STEP_FSYNC) this.fsyncDone(ctx.fsyncGen);
+    else if (step === STEP_WRITE && plan.kind === 'write') {
+      this.markDirty();
+      this.st.bytesWritten += plan.bytes;
+    } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
+    ctx.stepIdx++;
+    if (ctx.stepIdx < ctx.steps.length) return this.runStep(ctx);
+    if (step === STEP_READ) {
+      ctx.state = COPY_OUT;
+      this.schedule();
+      return;
+    }
+    this.finish(ctx, BlkifStatus.OKAY);
+  }
+
+  // --- 1. read data to the guests ------------------------------------------------------------
+
+  private copyOut(): void {
+    const batch = this.batch;
+    const batched = this.batched;
+    batch.reset();
+    batched.length = 0;
+    for (const ctx of this.order) {
+      if (ctx.state !== COPY_OUT) continue;
+      const plan = ctx.plan;
+      if (ctx.queue === null || ctx.queue.dead || plan === null || plan.kind !== 'read') {
+        this.finish(ctx, BlkifStatus.ERROR);
+        continue;
+      }
+      ctx.batchStart = batch.count;
+      const domid = ctx.queue.domid;
+      for (const s of plan.segments) batch.add(true, domid, s.gref, s.offsetInPage, s.length, ctx.dataOffset + (s.fileOffset - plan.fileOffset));
+      ctx.batchCount = plan.segments.length;
+      batched.push(ctx);
+    }
+    if (batched.length === 0) return;
+    const ok = this.copyBatch();
+    for (const ctx of batched) {
+      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
+      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `read data: grant copy status ${bad}`);
+      else this.finish(ctx, BlkifStatus.OKAY);
+    }
+  }
+
+  // --- 4. responses ---------------------------------------------------------------------------
+
+  private finish(ctx: RequestContext, status: number, reason?: string, loud = false): void {
+    ctx.status = status;
+    ctx.state = DONE;
+    if (ctx.dataOffset >= 0) {
+      this.pages.free(ctx.dataOffset, ctx.dataPages);
+      ctx.dataOffset = -1;
+      ctx.buf = null;
+    }
+    if (status !== BlkifStatus.OKAY) {
+      this.st.errors++;
+      const msg = `request id ${ctx.id} op ${ctx.operation}: ${reason ?? 'failed'}`;
+      if (loud) this.warn(msg);
+      else log(msg);
+    }
+    recordLatency(this.st, performance.now() - ctx.startedAt);
+    this.schedule();
+  }
+
+  private publish(): void {
+    for (let k = 0; k < this.queues.length; k++) this.publishQueue(this.queues[k]);
+    // Contexts of dead queues: release in order once done, never touching their ring.
+    for (let i = 0; i < this.order.length; i++) {
+      const ctx = this.order[i];
+      if (ctx.state === DONE && (ctx.queue === null || ctx.queue.dead) && this.isHeadOf(ctx)) {
+        ctx.queue?.shift();
+        this.release(ctx);
+        i = -1; // the next one may now be a head
+      }
+    }
+  }
+
+  private isHeadOf(ctx: RequestContext): boolean {
+    return ctx.queue === null || ctx.queue.peek() === ctx;
+  }
+
+  private publishQueue(q: EngineQueue): void {
+    if (q.dead) return;
+    const ring: BackRing = q.ring;
+    let published = 0;
+    for (let head = q.peek(); head !== null && head.state === DONE; head = q.peek()) {
+      ring.putResponse(head.id, head.operation, head.status);
+      q.shift();
+      this.release(head);
+      published++;
+    }
+    if (published === 0) return;
+    if (ring.pushResponses()) q.hooks.notify();
+    // As blkback/QEMU after pushing: if nothing of this ring is in flight, make sure we hear
+    // about the next request; if requests are waiting, come back for them.
+    if (this.stopping) return;
+    if (ring.rspProdPvt === ring.reqCons) {
+      if (ring.finalCheckForRequests()) this.schedule();
+    } else if (ring.unconsumed() > 0 && this.freeList.length > 0) this.schedule();
+  }
+
+  private release(ctx: RequestContext): void {
+    const i = this.order.indexOf(ctx);
+    if (i >= 0) this.order.splice(i, 1);
+    ctx.reset();
+    this.freeList.push(ctx);
+  }
+
+  private breakQueue(q: EngineQueue, reason: string): void {
+    if (q.dead) return;
+    this.warn(`frontend broke ring ${q.id}: ${reason}; disconnecting it`);
+    this.removeQueue(q);
+    q.hooks.broken(reason);
+  }
+
+  // --- fsync and dirt -------------------------------------------------------------------------
+
+  private markDirty(): void {
+    this.dirtyGen++;
+  }
+
+  private fsyncDone(genAtStart: number): void {
+    this.st.fsyncs++;
+    this.st.lastFsync = Date.now();
+    // Writes that completed before this fsync started are durable now.
+    if (genAtStart - this.cleanGen > 0) this.cleanGen = genAtStart;
+  }
+
+  private fsyncTracked(cb: (err: NodeJS.ErrnoException | null) => void): void {
+    const gen = this.dirtyGen;
+    this.file.fsync((err) => {
+      if (err) this.st.fsyncErrors++;
+      else this.fsyncDone(gen);
+      cb(err);
+    });
+  }
+
+  private periodicFsync(): void {
+    if (!this.dirty || this.periodicRunning) return;
+    this.periodicRunning = true;
+    this.fsyncTracked((err) => {
+      this.periodicRunning = false;
+      if (err) {
+        if (err.code && isTransient(err.code, 'fsync')) this.opts.onTransientError?.(err.code, 'fsync');
+        this.warn(`periodic fsync failed: ${err.code ?? err.message}; will retry`);
+      }
+    });
+  }
+
+  private count(op: number, inner: number): void {
+    const r = this.st.requests;
+    if (op === BlkifOp.INDIRECT) r.indirect++;
+    switch (inner) {
+      case BlkifOp.READ: r.read++; break;
+      case BlkifOp.WRITE: r.write++; break;
+      case BlkifOp.FLUSH_DISKCACHE: r.flush++; break;
+      case BlkifOp.WRITE_BARRIER: r.barrier++; break;
+      case BlkifOp.DISCARD: r.discard++; break;
+      default: if (op !== BlkifOp.INDIRECT) r.unknown++;
+    }
+    const n = this.order.length;
+    if (n > this.st.peakInFlight) this.st.peakInFlight = n;
+  }
+
+  private warn(msg: string): void {
+    log(msg);
+    this.opts.warn?.(msg);
+  }
+}
+

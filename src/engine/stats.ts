@@ -1,0 +1,66 @@
+// Per-device counters a person can read in `afsfile status` (mirage blkback and Linux blkback
+// keep similar ones): requests by operation, bytes, errors, in-flight, fsyncs, latency buckets.
+
+/** Upper bounds (ms) of the latency buckets; the last bucket is everything slower. */
+export const LATENCY_BUCKETS_MS = [0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000] as const;
+
+export interface EngineStats {
+  requests: { read: number; write: number; flush: number; barrier: number; discard: number; indirect: number; unknown: number };
+  bytesRead: number;
+  bytesWritten: number;
+  bytesDiscarded: number;
+  /** Requests answered with BLKIF_RSP_ERROR or EOPNOTSUPP. */
+  errors: number;
+  /** Transient file errors that were retried. */
+  retries: number;
+  inFlight: number;
+  inFlightBytes: number;
+  /** Highest in-flight seen (requests, bytes). */
+  peakInFlight: number;
+  peakInFlightBytes: number;
+  fsyncs: number;
+  fsyncErrors: number;
+  /** Date.now() of the last successful fsync, 0 if none. */
+  lastFsync: number;
+  dirty: boolean;
+  /** Counts per LATENCY_BUCKETS_MS bucket, plus one for slower. */
+  latency: number[];
+}
+
+export function emptyStats(): EngineStats {
+  return {
+    requests: { read: 0, write: 0, flush: 0, barrier: 0, discard: 0, indirect: 0, unknown: 0 },
+    bytesRead: 0,
+    bytesWritten: 0,
+    bytesDiscarded: 0,
+    errors: 0,
+    retries: 0,
+    inFlight: 0,
+    inFlightBytes: 0,
+    peakInFlight: 0,
+    peakInFlightBytes: 0,
+    fsyncs: 0,
+    fsyncErrors: 0,
+    lastFsync: 0,
+    dirty: false,
+    latency: new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0),
+  };
+}
+
+export function recordLatency(stats: EngineStats, ms: number): void {
+  let i = 0;
+  while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]) i++;
+  stats.latency[i]++;
+}
+
+/** The latency (ms) below which a fraction q of requests fall, from the buckets (upper bound). */
+export function latencyQuantile(stats: EngineStats, q: number): number {
+  const total = stats.latency.reduce((a, b) => a + b, 0);
+  if (total === 0) return 0;
+  let seen = 0;
+  for (let i = 0; i < stats.latency.length; i++) {
+    seen += stats.latency[i];
+    if (seen >= q * total) return i < LATENCY_BUCKETS_MS.length ? LATENCY_BUCKETS_MS[i] : Infinity;
+  }
+  return Infinity;
+}

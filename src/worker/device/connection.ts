@@ -1,0 +1,110 @@
+// The live part of a connected device: mapped rings and bound event channels, one per queue,
+// each registered with the engine. Built all-or-nothing; torn down idempotently.
+import createDebug from 'debug';
+import { BackRing } from '../../blkif/ring';
+import type { Engine } from '../../engine/engine';
+import type { EngineQueue } from '../../engine/queue';
+import type { RingMapping } from '../../xen/grant-table';
+import type { Platform } from '../../xen/platform';
+import { FrontendError, type FrontendParams } from './frontend';
+import { portDispatcher } from './ports';
+
+const log = createDebug('afsfile:ring');
+
+interface LiveQueue {
+  mapping: RingMapping;
+  port: number;
+  queue: EngineQueue | undefined;
+}
+
+export class Connection {
+  private readonly live: LiveQueue[] = [];
+  private closed = false;
+
+  private constructor(private readonly platform: Platform, private readonly engine: Engine) {}
+
+  /**
+   * Maps every ring, attaches at the shared rsp_prod (so unanswered requests of a previous
+   * worker are replayed), binds every event channel and starts serving. On any failure,
+   * undoes what was done and throws a FrontendError.
+   */
+  static async open(platform: Platform, engine: Engine, domid: number, params: FrontendParams, onBroken: (reason: string) => void): Promise<Connection> {
+    const c = new Connection(platform, engine);
+    const rings: BackRing[] = [];
+    try {
+      for (let i = 0; i < params.queues.length; i++) {
+        const q = params.queues[i];
+        let mapping: RingMapping;
+        try {
+          mapping = await platform.grants.mapRing(domid, q.grefs);
+        } catch (err) {
+          throw new FrontendError(`cannot map ring ${i} (grant refs ${q.grefs.join(',')}): ${(err as Error).message}`);
+        }
+        const entry: LiveQueue = { mapping, port: -1, queue: undefined };
+        c.live.push(entry);
+        const ring = new BackRing(mapping.buffer, params.abi);
+        if (ring.broken()) throw new FrontendError(`ring ${i}: req_prod ${ring.reqProd} is more than ${ring.size} ahead of rsp_prod ${ring.rspProd}`);
+        rings.push(ring);
+        try {
+          entry.port = await platform.evtchn.bindInterdomain(domid, q.eventChannel);
+        } catch (err) {
+          throw new FrontendError(`cannot bind event channel ${q.eventChannel} of domain ${domid}: ${(err as Error).message}`);
+        }
+      }
+    } catch (err) {
+      c.close();
+      throw err;
+    }
+    const dispatcher = portDispatcher(platform.evtchn);
+    for (let i = 0; i < c.live.length; i++) {
+      const entry = c.live[i];
+      const port = entry.port;
+      entry.queue = engine.addQueue(rings[i], domid, {
+        notify: () => {
+          try {
+            platform.evtchn.notify(port);
+          } catch (err) {
+            log('notify port %d: %s', port, (err as Error).message);
+          }
+        },
+        broken: onBroken,
+      });
+      dispatcher.register(port, () => {
+        engine.kick();
+        platform.evtchn.unmask(port);
+      });
+      // An event that arrived before the handler was registered left the port masked.
+      platform.evtchn.unmask(port);
+      log('queue %d: ring of %d entries (%s), local port %d, %d unanswered at attach', i, rings[i].size, params.abi.name, port, rings[i].unconsumed());
+    }
+    return c;
+  }
+
+  get queues(): number {
+    return this.live.length;
+  }
+
+  /** Stops ring access, unbinds and unmaps. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const dispatcher = portDispatcher(this.platform.evtchn);
+    for (const e of this.live) {
+      if (e.queue) this.engine.removeQueue(e.queue);
+      if (e.port >= 0) {
+        dispatcher.unregister(e.port);
+        try {
+          this.platform.evtchn.unbind(e.port);
+        } catch (err) {
+          log('unbind %d: %s', e.port, (err as Error).message);
+        }
+      }
+      try {
+        e.mapping.unmap();
+      } catch (err) {
+        log('unmap: %s', (err as Error).message);
+      }
+    }
+    this.live.length = 0;
+  }
+}

@@ -1,0 +1,442 @@
+// One vbd, from InitWait to Closed (and back for a reconnect), driven by XenStore watches
+// (facts §2.5–2.8; DESIGN.md "Hotplug <-> worker"). Used in-process by the demo and by the
+// worker's per-device child.
+//
+//   frontend Initialised/Connected + hotplug-status=connected + image open → connect (one
+//     transaction: sectors, sector-size, info, features, state=4)
+//   frontend Closing → Closing;  frontend Closed (or gone) → drain, fsync, unmap, unbind, Closed
+//   frontend Initialising while we are Closed and online → InitWait (reconnect)
+//   online=0 + state=5 (libxl removal) → the same as Closed, within closeDeadlineMs even if
+//     fsync keeps failing; then retry fsync in the background up to hold-timeout; `closed`
+//     resolves.
+// Every XenStore value is checked before use; nothing a guest writes can crash this.
+import createDebug from 'debug';
+import { SECTOR_SIZE, VDISK_CDROM, VDISK_READONLY, VDISK_REMOVABLE } from '../../blkif/constants';
+import type { DeviceLimits } from '../../blkif/validate';
+import type { BlockFile } from '../../engine/block-file';
+import { Engine, type EngineOptions } from '../../engine/engine';
+import type { EngineStats } from '../../engine/stats';
+import { Image, ImageError } from '../../image/image';
+import type { Platform } from '../../xen/platform';
+import { XenbusState, parseState, stateName } from '../../xen/xenbus-state';
+import type { Watch, XenStore } from '../../xen/xenstore';
+import { claimLimits, type ClaimLimits } from './claim';
+import { Connection } from './connection';
+import { FrontendError, readFrontend } from './frontend';
+import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
+
+const log = createDebug('afsfile:device');
+
+/** An opened image as the device needs it. */
+export interface DeviceImage extends BlockFile {
+  readonly path: string;
+  close(): void;
+}
+
+export interface DeviceConfig {
+  /** What claimDevice advertised (defaults as claimDevice). */
+  limits?: Partial<ClaimLimits>;
+  engine?: EngineOptions;
+  /** O_DIRECT for local images. */
+  direct?: boolean;
+  /** Removal must reach Closed within this (libxl waits 10 s). Default 8000 ms. */
+  closeDeadlineMs?: number;
+  /** Opens the image (tests substitute failing files). Default Image.open. */
+  openImage?(path: string, readOnly: boolean): DeviceImage;
+  /** Lines an administrator must see; default stderr. */
+  warn?(message: string): void;
+}
+
+export interface DeviceStats {
+  backend: string;
+  frontend: string | undefined;
+  image: string | undefined;
+  readOnly: boolean;
+  state: string;
+  connected: boolean;
+  queues: number;
+  connects: number;
+  engine: EngineStats | undefined;
+}
+
+export const AFSFILE_STATUS = 'afsfile-status';
+export const AFSFILE_ERROR = 'afsfile-error';
+export const DEFAULT_CLOSE_DEADLINE_MS = 8000;
+
+export class Device {
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private readonly limits: ClaimLimits;
+  private readonly warnFn: (m: string) => void;
+  private image: DeviceImage | undefined;
+  private engine: Engine | undefined;
+  private conn: Connection | undefined;
+  private frontend: string | undefined;
+  private frontendId = -1;
+  private readOnly = false;
+  private discard = false;
+  private imageOk = false;
+  /** The state we last wrote (or found). */
+  private state: number = XenbusState.Unknown;
+  private readonly watches: Watch[] = [];
+  private running = false;
+  private again = false;
+  private finished = false;
+  private quiescing = false;
+  private connects = 0;
+  private feWatch: Watch | undefined;
+  /** The reconciliation in progress, if any. */
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly xs: XenStore,
+    private readonly platform: Platform,
+    readonly backendPath: string,
+    private readonly config: DeviceConfig = {},
+  ) {
+    this.limits = claimLimits(config.limits);
+    this.warnFn = config.warn ?? ((m) => process.stderr.write(`afsfile: ${m}\n`));
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** Opens the image, reports afsfile-status, and starts following XenStore. */
+  async start(): Promise<void> {
+    const be = this.backendPath;
+    const [frontend, frontendId, params, mode, discardEnable] = await Promise.all([
+      this.xs.tryRead(`${be}/frontend`),
+      this.xs.tryRead(`${be}/frontend-id`),
+      this.xs.tryRead(`${be}/params`),
+      this.xs.tryRead(`${be}/mode`),
+      this.xs.tryRead(`${be}/discard-enable`),
+    ]);
+    const feId = parseU32(frontendId);
+    if (feId !== undefined && frontend !== undefined && frontend.trim().startsWith(`/local/domain/${feId}/`)) {
+      this.frontend = frontend.trim();
+      this.frontendId = feId;
+    }
+    try {
+      if (this.frontend === undefined) throw new DeviceConfigError(`backend keys frontend/frontend-id are missing or inconsistent (${JSON.stringify(frontend ?? null)}, ${JSON.stringify(frontendId ?? null)})`);
+      const path = imagePathFromParams(params);
+      this.readOnly = readOnlyFromMode(mode);
+      this.image = this.config.openImage
+        ? this.config.openImage(path, this.readOnly)
+        : Image.open(path, { readOnly: this.readOnly, direct: this.config.direct });
+      // feature-discard only where holes can be punched (never zero-fill) and libxl allows it.
+      this.discard = this.image.canDiscard && !this.readOnly && !this.image.readOnly && discardEnable?.trim() !== '0';
+      this.engine = new Engine(this.image, this.platform.grants, this.deviceLimits(this.image), {
+        ...this.config.engine,
+        warn: (m) => this.warn(m),
+      });
+      this.imageOk = true;
+      await this.xs.transaction(async (tx) => {
+        if ((await tx.tryRead(`${be}/state`)) === undefined) return; // removed meanwhile
+        await tx.write(`${be}/${AFSFILE_STATUS}`, 'opened');
+        await tx.rm(`${be}/${AFSFILE_ERROR}`);
+      });
+      log('%s: opened %s (%s)', be, path, this.readOnly ? 'ro' : 'rw');
+    } catch (err) {
+      const msg = err instanceof ImageError || err instanceof DeviceConfigError ? err.message : `cannot open the image: ${(err as Error).message}`;
+      this.warn(`${be}: ${msg}`);
+      await this.reportError(msg);
+    }
+    for (const path of [`${be}/state`, `${be}/online`, `${be}/hotplug-status`]) this.watches.push(await this.xs.watch(path, () => this.poke()));
+    if (this.frontend) this.feWatch = await this.xs.watch(`${this.frontend}/state`, () => this.poke());
+  }
+
+  /**
+   * SIGTERM: stop consuming, finish what is in flight, fsync, and let go of rings and ports,
+   * leaving XenStore Connected so the next worker re-attaches.
+   */
+  async quiesce(): Promise<void> {
+    this.quiescing = true;
+    await this.stopWatches();
+    // Let a connect or disconnect in progress finish first (bounded: it has its own deadlines).
+    await withTimeout(this.loop, this.closeDeadline());
+    if (this.engine) {
+      await withTimeout(this.engine.drain(), this.closeDeadline());
+      await this.engine.flush(this.closeDeadline()).catch((err: NodeJS.ErrnoException) => this.warn(`${this.backendPath}: fsync at quiesce failed: ${err.code ?? err.message}`));
+    }
+    this.conn?.close();
+    this.conn = undefined;
+    this.finish();
+  }
+
+  stats(): DeviceStats {
+    return {
+      backend: this.backendPath,
+      frontend: this.frontend,
+      image: this.image?.path,
+      readOnly: this.readOnly,
+      state: stateName(this.state),
+      connected: this.conn !== undefined,
+      queues: this.conn?.queues ?? 0,
+      connects: this.connects,
+      engine: this.engine?.stats(),
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private deviceLimits(img: BlockFile): DeviceLimits {
+    return {
+      sectors: BigInt(Math.floor(img.size / SECTOR_SIZE)),
+      readOnly: this.readOnly || img.readOnly,
+      maxIndirectSegments: this.limits.maxIndirectSegments,
+      discard: this.discard,
+      flush: true,
+      barrier: true,
+    };
+  }
+
+  /** Serialises reconciliation: watch events only say "look again". */
+  private poke(): void {
+    if (this.finished || this.quiescing) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    this.loop = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.warn(`${this.backendPath}: ${(err as Error).message}`);
+        }
+      } while (this.again && !this.finished && !this.quiescing);
+      this.running = false;
+    })();
+  }
+
+  private async reconcile(): Promise<void> {
+    const be = this.backendPath;
+    const [stateText, onlineText, hotplug] = await Promise.all([
+      this.xs.tryRead(`${be}/state`),
+      this.xs.tryRead(`${be}/online`),
+      this.xs.tryRead(`${be}/hotplug-status`),
+    ]);
+    if (stateText === undefined) {
+      // The backend directory is gone (libxl destroyed it, or a forced remove).
+      log('%s: backend removed', be);
+      await this.disconnect(false);
+      await this.finishRemoval();
+      return;
+    }
+    const beState = parseState(stateText) ?? XenbusState.Unknown;
+    this.state = beState;
+    const online = parseU32(onlineText) === 1;
+    const feText = this.frontend ? await this.xs.tryRead(`${this.frontend}/state`) : undefined;
+    const feState = feText === undefined ? undefined : parseState(feText) ?? XenbusState.Unknown;
+    log('%s: backend %s, frontend %s, online %s, hotplug %s', be, stateName(beState), feState === undefined ? 'gone' : stateName(feState), online, hotplug);
+
+    if (!online && (beState === XenbusState.Closing || beState === XenbusState.Closed || feState === undefined || feState === XenbusState.Closed)) {
+      await this.disconnect(true);
+      await this.writeState(XenbusState.Closed);
+      await this.finishRemoval();
+      return;
+    }
+
+    switch (feState) {
+      case XenbusState.Initialised:
+      case XenbusState.Connected:
+        if (this.conn === undefined && this.imageOk && hotplug?.trim() === 'connected' && online && beState !== XenbusState.Closing && beState !== XenbusState.Closed)
+          await this.connect();
+        return;
+      case XenbusState.Closing:
+        if (beState !== XenbusState.Closed) await this.writeState(XenbusState.Closing);
+        return;
+      case XenbusState.Closed:
+      case XenbusState.Unknown:
+      case undefined:
+        if (this.conn !== undefined || beState === XenbusState.Connected || beState === XenbusState.Closing) {
+          await this.disconnect(true);
+          await this.writeState(XenbusState.Closed);
+        }
+        return;
+      case XenbusState.Initialising:
+        if (beState === XenbusState.Closed && online) {
+          log('%s: frontend re-initialising: back to InitWait', be);
+          await this.writeState(XenbusState.InitWait);
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const be = this.backendPath;
+    const fe = this.frontend!;
+    const engine = this.engine!;
+    const img = this.image!;
+    let conn: Connection | undefined;
+    try {
+      const params = await readFrontend(this.xs, fe, this.limits);
+      const discard = this.discard;
+      const deviceType = await this.xs.tryRead(`${be}/device-type`);
+      engine.resume();
+      conn = await Connection.open(this.platform, engine, this.frontendId, params, (reason) => this.onBroken(reason));
+      const sectors = Math.floor(img.size / SECTOR_SIZE);
+      let info = this.readOnly ? VDISK_READONLY : 0;
+      if (deviceType?.trim() === 'cdrom') info |= VDISK_CDROM | VDISK_REMOVABLE;
+      const wrote = await this.xs.transaction(async (tx) => {
+        if ((await tx.tryRead(`${be}/state`)) === undefined) return false;
+        await tx.write(`${be}/sectors`, String(sectors));
+        await tx.write(`${be}/sector-size`, String(SECTOR_SIZE));
+        await tx.write(`${be}/info`, String(info));
+        await tx.write(`${be}/feature-flush-cache`, '1');
+        await tx.write(`${be}/feature-barrier`, '1');
+        if (discard) {
+          await tx.write(`${be}/feature-discard`, '1');
+          await tx.write(`${be}/discard-granularity`, '4096');
+          await tx.write(`${be}/discard-alignment`, '0');
+        }
+        await tx.write(`${be}/state`, String(XenbusState.Connected));
+        // A previous connect may have failed: the device is fine now.
+        await tx.write(`${be}/${AFSFILE_STATUS}`, 'opened');
+        await tx.rm(`${be}/${AFSFILE_ERROR}`);
+        return true;
+      });
+      if (!wrote || this.finished || this.quiescing) {
+        conn.close();
+        return;
+      }
+      this.conn = conn;
+      this.state = XenbusState.Connected;
+      this.connects++;
+      log('%s: connected (%d queue(s), order %d, %s)', be, params.queues.length, params.ringPageOrder, params.abi.name);
+    } catch (err) {
+      conn?.close();
+      const msg = err instanceof FrontendError ? `frontend ${fe}: ${err.message}` : `connect failed: ${(err as Error).message}`;
+      this.warn(`${be}: ${msg}`);
+      await this.reportError(msg);
+      await this.writeState(XenbusState.Closing);
+    }
+  }
+
+  private onBroken(reason: string): void {
+    const msg = `frontend ${this.frontend} broke the ring (${reason}); disconnected`;
+    this.warn(`${this.backendPath}: ${msg}`);
+    this.conn?.close();
+    this.conn = undefined;
+    void this.reportError(msg)
+      .then(() => this.writeState(XenbusState.Closing))
+      .catch((err: Error) => this.warn(`${this.backendPath}: ${err.message}`));
+  }
+
+  /**
+   * Drains in-flight I/O, fsyncs and lets go of the rings, within the close deadline. With
+   * `report`, a failed fsync is logged loudly (the caller still writes Closed).
+   */
+  private async disconnect(report: boolean): Promise<void> {
+    const engine = this.engine;
+    if (!engine) return;
+    const deadline = Date.now() + this.closeDeadline();
+    if (this.conn) {
+      const drained = await withTimeout(engine.drain(), this.closeDeadline());
+      if (!drained) this.warn(`${this.backendPath}: in-flight I/O did not finish within ${this.closeDeadline()} ms; disconnecting anyway (it completes in the background)`);
+      this.conn.close();
+      this.conn = undefined;
+    }
+    if (!engine.dirty) return;
+    // A hung file server can block one fsync call for minutes: bound the wait itself too.
+    const left = Math.max(0, deadline - Date.now());
+    let failure = 'it did not finish in time';
+    const ok = await withTimeout(
+      engine.flush(left).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => ((failure = err.code ?? err.message), false),
+      ),
+      left,
+      false,
+    );
+    if (!ok && report) this.warn(`${this.backendPath}: fsync before Closed failed (${failure}); writing Closed anyway and retrying in the background`);
+  }
+
+  /** After Closed on removal: keep the fd while fsync is still failing, then close. */
+  private async finishRemoval(): Promise<void> {
+    if (this.finished) return;
+    await this.stopWatches();
+    const engine = this.engine;
+    if (engine?.dirty) {
+      try {
+        await engine.flush();
+      } catch (err) {
+        this.warn(`${this.backendPath}: giving up on fsync after hold-timeout: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; the last writes may be lost`);
+      }
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.engine?.close();
+    this.conn?.close();
+    this.conn = undefined;
+    try {
+      this.image?.close();
+    } catch (err) {
+      this.warn(`${this.backendPath}: close: ${(err as Error).message}`);
+    }
+    void this.stopWatches();
+    this.resolveClosed();
+  }
+
+  private async stopWatches(): Promise<void> {
+    const ws = this.watches.splice(0);
+    if (this.feWatch) ws.push(this.feWatch);
+    this.feWatch = undefined;
+    await Promise.all(ws.map((w) => w.close().catch(() => undefined)));
+  }
+
+  /** Writes our state unless the backend directory is gone (never re-create it). */
+  private async writeState(state: number): Promise<void> {
+    const be = this.backendPath;
+    const wrote = await this.xs.transaction(async (tx) => {
+      const cur = await tx.tryRead(`${be}/state`);
+      if (cur === undefined) return false;
+      if (parseState(cur) !== state) await tx.write(`${be}/state`, String(state));
+      return true;
+    });
+    if (wrote) {
+      if (this.state !== state) log('%s: state %s', be, stateName(state));
+      this.state = state;
+    }
+  }
+
+  private async reportError(message: string): Promise<void> {
+    const be = this.backendPath;
+    await this.xs
+      .transaction(async (tx) => {
+        if ((await tx.tryRead(`${be}/state`)) === undefined) return;
+        await tx.write(`${be}/${AFSFILE_STATUS}`, 'error');
+        await tx.write(`${be}/${AFSFILE_ERROR}`, message.slice(0, 1000));
+      })
+      .catch((err: Error) => this.warn(`${be}: cannot report the error in XenStore: ${err.message}`));
+  }
+
+  private closeDeadline(): number {
+    return this.config.closeDeadlineMs ?? DEFAULT_CLOSE_DEADLINE_MS;
+  }
+
+  private warn(message: string): void {
+    log(message);
+    this.warnFn(message);
+  }
+}
+
+/**
+ * Resolves with p's value (true when p resolves to nothing) if p settles within ms, else with
+ * `late` (p keeps running). A rejection counts as settled.
+ */
+function withTimeout(p: Promise<unknown>, ms: number, late = false): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(late), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(typeof v === 'boolean' ? v : true)),
+      () => (clearTimeout(t), resolve(true)),
+    );
+  });
+}
