@@ -1,0 +1,139 @@
+// `afsfile worker --device <backend path>`: one device, one process (DESIGN contracts, Process
+// model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
+// handshake, the ring, removal): it picks the platform, writes the status file, and turns
+// SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import { isXenStoreError } from '../xen/xenstore';
+import type { Platform } from '../xen/platform';
+import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
+import { type BackendPath, statusName } from './backend-path';
+import { Device } from './device';
+import { stderrLine } from './log';
+import { type PlatformName, loadPlatform } from './platform-choice';
+import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
+
+export interface DeviceChildOptions {
+  readonly backend: BackendPath;
+  readonly runDir: string;
+  readonly platform: PlatformName;
+  readonly env: NodeJS.ProcessEnv;
+  readonly holdTimeoutS: number;
+  readonly fsyncIntervalS: number;
+  readonly maxRequests: number;
+  readonly maxInflight: number;
+  readonly maxIndirectSegments: number;
+  readonly maxRingPageOrder: number;
+  readonly maxQueues: number;
+  readonly direct: boolean;
+  readonly restarts: number;
+}
+
+export class DeviceChild {
+  private xs: XenStoreClient | undefined;
+  private platform: Platform | undefined;
+  private device: Device | undefined;
+  private done!: (code: number) => void;
+  private readonly finished = new Promise<number>((r) => (this.done = r));
+  private stopping = false;
+  private readonly errors: string[] = [];
+  private statusTimer: NodeJS.Timeout | undefined;
+  private readonly tag: string;
+
+  constructor(private readonly o: DeviceChildOptions) {
+    this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
+  }
+
+  async run(): Promise<number> {
+    await this.waitForPreviousHolder();
+    if (this.stopping) return 0;
+    this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
+    this.platform = await loadPlatform(this.o.platform, this.o.env);
+    const device = new Device(this.xs, this.platform, this.o.backend.path, {
+      limits: { maxIndirectSegments: this.o.maxIndirectSegments, maxRingPageOrder: this.o.maxRingPageOrder, maxQueues: this.o.maxQueues },
+      engine: {
+        maxRequests: this.o.maxRequests,
+        maxBytes: this.o.maxInflight,
+        fsyncIntervalMs: this.o.fsyncIntervalS * 1000,
+        holdTimeoutMs: this.o.holdTimeoutS * 1000,
+      },
+      direct: this.o.direct,
+      warn: (m) => this.note(m),
+    });
+    this.device = device;
+    if (this.stopping) return this.finished;
+    await device.start();
+    this.writeStatusFile();
+    this.statusTimer = setInterval(() => this.writeStatusFile(), 1000);
+    this.statusTimer.unref();
+    // Removal (or the backend dir vanishing) ends the device: the process is done.
+    void device.closed.then(() => this.end(true));
+    return this.finished;
+  }
+
+  /** A child of a supervisor that died may still be serving this device: let it leave first
+   * (it quiesces as soon as it notices its parent is gone). */
+  private async waitForPreviousHolder(): Promise<void> {
+    const prev = readStatusFiles(this.o.runDir).get(statusName(this.o.backend))?.pid;
+    if (prev === process.pid) return;
+    const deadline = Date.now() + 10_000;
+    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is
+   * (Connected stays Connected) so that the next worker re-attaches. */
+  async quiesce(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.device) await this.device.quiesce().catch((e: Error) => this.note(`quiesce: ${e.message}`));
+    this.end(false);
+  }
+
+  private end(removed: boolean): void {
+    this.stopping = true;
+    clearInterval(this.statusTimer);
+    if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));
+    else this.writeStatusFile();
+    this.platform?.close();
+    this.xs?.close();
+    this.done(0);
+  }
+
+  private note(message: string): void {
+    stderrLine(`${this.tag}: ${message}`);
+    this.errors.push(`${new Date().toISOString()} ${message}`);
+    if (this.errors.length > 10) this.errors.shift();
+  }
+
+  private writeStatusFile(): void {
+    const s = this.device?.stats();
+    const e = s?.engine;
+    try {
+      writeStatus(this.o.runDir, statusName(this.o.backend), {
+        role: 'device',
+        backend: this.o.backend.path,
+        domid: this.o.backend.domid,
+        devid: this.o.backend.devid,
+        kind: this.o.backend.kind,
+        platform: this.o.platform,
+        image: s?.image,
+        readOnly: s?.readOnly,
+        state: s?.state,
+        connected: s?.connected ?? false,
+        queues: s?.queues ?? 0,
+        connects: s?.connects ?? 0,
+        inFlight: e?.inFlight ?? 0,
+        inFlightBytes: e?.inFlightBytes ?? 0,
+        requests: e?.requests,
+        bytesRead: e?.bytesRead ?? 0,
+        bytesWritten: e?.bytesWritten ?? 0,
+        ioErrors: e?.errors ?? 0,
+        lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
+        fsyncErrors: e?.fsyncErrors ?? 0,
+        dirty: e?.dirty ?? false,
+        errors: this.errors,
+        restarts: this.o.restarts,
+      });
+    } catch (err) {
+      if (!isXenStoreError(err)) stderrLine(`${this.tag}: cannot write the status file: ${(err as Error).message}`);
+    }
+  }
+}

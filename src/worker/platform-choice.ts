@@ -1,0 +1,38 @@
+// --platform auto|linux|sim: which event channels and grant tables a device uses (DESIGN
+// contracts, Platform). XenStore is always the real client. Loaded only in the device process,
+// so the supervisor and the tools never load the native addon.
+import * as fs from 'node:fs';
+import { FatalError } from '../cli/errors';
+import type { Platform } from '../xen/platform';
+
+export type PlatformName = 'linux' | 'sim';
+
+export const XEN_DEV_DIR = '/dev/xen';
+
+export function choosePlatform(requested: string, devDir = XEN_DEV_DIR): PlatformName {
+  if (requested === 'linux' || requested === 'sim') return requested;
+  if (fs.existsSync(devDir)) return 'linux';
+  throw new FatalError(`${devDir} does not exist, so this is not a Xen dom0 (or xenfs/the xen modules are missing); ` +
+    'to run against simulated guests use --platform sim');
+}
+
+interface LinuxPlatformModule {
+  createLinuxPlatform(): Platform;
+}
+
+export async function loadPlatform(name: PlatformName, env: NodeJS.ProcessEnv): Promise<Platform> {
+  if (name === 'sim') {
+    const { createSimPlatform } = await import('../sim/platform');
+    return createSimPlatform({ dir: env.AFSFILE_SIM_DIR });
+  }
+  // src/xen/linux/platform.ts comes from the linux helper's branch; a computed specifier keeps
+  // this branch building until it is merged (then this becomes a plain import).
+  const spec = '../xen/linux/platform';
+  let mod: LinuxPlatformModule;
+  try {
+    mod = (await import(spec)) as LinuxPlatformModule;
+  } catch (e) {
+    throw new FatalError(`the linux platform is not in this build (${(e as Error).message.split('\n')[0]})`);
+  }
+  return mod.createLinuxPlatform();
+}

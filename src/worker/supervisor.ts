@@ -1,0 +1,329 @@
+// The supervisor (DESIGN contracts, Process model and hotplug <-> worker): watches
+// /local/domain/<self>/backend/{vbd,vbd3}, claims the devices whose script is block-afsfile
+// (never touching any other), keeps the exclusivity table, runs one child process per device and
+// restarts crashed ones, and cleans up after guests that died (@releaseDomain).
+import { type ChildProcess, spawn } from 'node:child_process';
+import createDebug from 'debug';
+import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
+import { isXenStoreError, type Watch } from '../xen/xenstore';
+import type { XenStoreClient } from '../xen/xenstore-client';
+import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
+import { type ClaimLimits, DeviceConfigError, claimDevice, imagePathFromParams, readOnlyFromMode } from './device';
+import { ExclusivityTable, conflictMessage, identify } from './exclusivity';
+import { stderrLine } from './log';
+import { isOurScript } from './params';
+import { selfCommand } from './reexec';
+import { RestartPolicy } from './restart-policy';
+import { removeStatus, writeStatus } from './status-file';
+
+const debug = createDebug('afsfile:worker');
+
+export interface SupervisorOptions {
+  readonly xs: XenStoreClient;
+  readonly selfDomid: number;
+  readonly runDir: string;
+  readonly features: ClaimLimits;
+  /** Options passed on to every child (after `worker --device <path>`). */
+  readonly childArgs: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  /** Called with the claim latency of each claimed device (ms since the supervisor saw it). */
+  readonly onClaim?: (backend: string, ms: number) => void;
+}
+
+type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
+
+interface Entry {
+  readonly b: BackendPath;
+  phase: Phase;
+  child: ChildProcess | undefined;
+  restarts: number;
+  readonly policy: RestartPolicy;
+  image: string | undefined;
+  writable: boolean;
+  message: string | undefined;
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+export class Supervisor {
+  private readonly devices = new Map<string, Entry>();
+  /** Backend dirs seen with another script: never touched again while they exist. */
+  private readonly foreign = new Set<string>();
+  /** Backend dirs of guests that are gone, released but not yet removed by the toolstack. */
+  private readonly released = new Set<string>();
+  private readonly table = new ExclusivityTable();
+  private readonly watches: Watch[] = [];
+  private readonly busy = new Map<string, boolean>();
+  private stopping = false;
+  private readonly started = new Date().toISOString();
+
+  constructor(private readonly o: SupervisorOptions) {}
+
+  async start(): Promise<void> {
+    for (const kind of BACKEND_KINDS) {
+      const root = kindRoot(this.o.selfDomid, kind);
+      this.watches.push(await this.o.xs.watch(root, (p) => this.onEvent(root, p)));
+    }
+    this.watches.push(await this.o.xs.watch('@releaseDomain', () => void this.onReleaseDomain()));
+    this.writeStatusFile();
+  }
+
+  private onEvent(root: string, path: string): void {
+    if (this.stopping) return;
+    const seenAt = performance.now();
+    if (path === root) {
+      // Initial event (also after a xenstored restart), or the whole dir changed: rescan.
+      void this.scan(root);
+      return;
+    }
+    const b = deviceOf(path);
+    if (b) this.examine(b, seenAt);
+    else {
+      // A frontend-domain dir (backend/vbd/<domid>) appeared or went: rescan it.
+      const m = /^(.*\/backend\/vbd3?\/\d+)$/.exec(path);
+      if (m) void this.scanDomain(m[1]!);
+    }
+  }
+
+  private async scan(root: string): Promise<void> {
+    const doms = await this.o.xs.directory(root).catch(() => [] as string[]);
+    await Promise.all(doms.map((d) => this.scanDomain(`${root}/${d}`)));
+    // Devices whose dirs vanished while we were not looking (e.g. a xenstored restart).
+    for (const [path, d] of this.devices) if (path.startsWith(`${root}/`)) this.examine(d.b, performance.now());
+  }
+
+  private async scanDomain(dir: string): Promise<void> {
+    const devs = await this.o.xs.directory(dir).catch(() => [] as string[]);
+    for (const dev of devs) {
+      const b = parseBackendPath(`${dir}/${dev}`);
+      if (b) this.examine(b, performance.now());
+    }
+  }
+
+  /** Serialises work per device: events arriving meanwhile cause one more pass. */
+  private examine(b: BackendPath, seenAt: number): void {
+    if (this.busy.has(b.path)) { this.busy.set(b.path, true); return; }
+    this.busy.set(b.path, false);
+    void (async () => {
+      try {
+        do {
+          this.busy.set(b.path, false);
+          await this.examineOnce(b, seenAt);
+        } while (this.busy.get(b.path) && !this.stopping);
+      } catch (e) {
+        if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`);
+      } finally {
+        this.busy.delete(b.path);
+      }
+    })();
+  }
+
+  private async examineOnce(b: BackendPath, seenAt: number): Promise<void> {
+    if (this.stopping) return;
+    const xs = this.o.xs;
+    const known = this.devices.get(b.path);
+    const [script, stateText, online] = await Promise.all([
+      xs.tryRead(`${b.path}/script`), xs.tryRead(`${b.path}/state`), xs.tryRead(`${b.path}/online`),
+    ]);
+    if (stateText === undefined && script === undefined) {
+      this.foreign.delete(b.path);
+      this.released.delete(b.path);
+      if (known) this.forget(known, 'its backend directory was removed');
+      return;
+    }
+    if (this.foreign.has(b.path) || this.released.has(b.path)) return;
+    if (script === undefined) return; // libxl writes everything in one transaction; wait
+    if (!isOurScript(script)) {
+      this.foreign.add(b.path);
+      debug('%s: script %s is not ours; leaving it alone', b.path, script);
+      return;
+    }
+    const state = parseState(stateText);
+    if (!known) {
+      if (state === XenbusState.Initialising) {
+        // online must be 1 (libxl writes it in the same transaction); claimDevice re-checks the
+        // state inside its transaction, so a racing second pass does nothing.
+        if (online?.trim() !== '1' || !(await claimDevice(xs, b.path, this.o.features))) return;
+        const ms = performance.now() - seenAt;
+        debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
+        this.o.onClaim?.(b.path, ms);
+        await this.admit(b);
+      } else if (state !== undefined && state >= XenbusState.InitWait && state <= XenbusState.Closing) {
+        // Still being served (or being removed) from before this supervisor started: re-attach.
+        // One that was refused or failed stays refused without taking the image in the table,
+        // so the table is rebuilt from the devices that really use their images.
+        const status = await xs.tryRead(`${b.path}/afsfile-status`);
+        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${status === 'error' ? ' (in error: not restarted)' : ''}`);
+        if (status === 'error') {
+          this.devices.set(b.path, {
+            b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
+            writable: false, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+          });
+          this.writeStatusFile();
+          if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
+        } else {
+          await this.admit(b);
+        }
+      }
+      return;
+    }
+    // A device refused for a conflict has no child: answer libxl's removal ourselves.
+    if ((known.phase === 'refused' || known.phase === 'failed') && online?.trim() === '0' && state === XenbusState.Closing) {
+      await xs.write(`${b.path}/state`, String(XenbusState.Closed));
+    }
+  }
+
+  /** Exclusivity, then the child. */
+  private async admit(b: BackendPath): Promise<void> {
+    const xs = this.o.xs;
+    const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
+    const d: Entry = {
+      b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(),
+      image: orUndefined(() => imagePathFromParams(params)),
+      // A bad mode is the device process's to report; here it counts as read-write, the strict side.
+      writable: !(orUndefined(() => readOnlyFromMode(mode)) ?? false),
+      message: undefined, restartTimer: undefined,
+    };
+    this.devices.set(b.path, d);
+    const id = d.image ? identify(d.image) : undefined;
+    if (id) {
+      const other = this.table.acquire(id, { backend: b.path, domid: b.domid, writable: d.writable });
+      if (other) {
+        d.phase = 'refused';
+        d.message = conflictMessage(d.image!, d.writable, other);
+        stderrLine(`${b.path}: refused: ${d.message}`);
+        await xs.transaction(async (tx) => {
+          if ((await tx.tryRead(`${b.path}/state`)) === undefined) return;
+          await tx.write(`${b.path}/afsfile-status`, 'error');
+          await tx.write(`${b.path}/afsfile-error`, d.message!);
+        });
+        this.writeStatusFile();
+        return;
+      }
+    }
+    this.spawnChild(d);
+  }
+
+  private spawnChild(d: Entry): void {
+    if (this.stopping) return;
+    const { command, args } = selfCommand();
+    const child = spawn(command, [...args, 'worker', '--device', d.b.path, ...this.o.childArgs], {
+      env: { ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    d.child = child;
+    d.phase = 'running';
+    debug('%s: child %d started', d.b.path, child.pid);
+    child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`));
+    child.once('exit', (code, signal) => this.onChildExit(d, child, code, signal));
+    this.writeStatusFile();
+  }
+
+  private onChildExit(d: Entry, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (d.child !== child) return;
+    d.child = undefined;
+    if (this.stopping) return;
+    if (code === 0) {
+      debug('%s: child finished', d.b.path);
+      d.phase = 'closed';
+      this.table.release(d.b.path);
+      this.writeStatusFile();
+      // If the dir is gone the next examine forgets the device; if it is still there (Closed,
+      // waiting for libxl to remove it) the entry stays so it is not claimed again.
+      this.examine(d.b, performance.now());
+      return;
+    }
+    const how = signal ? `signal ${signal}` : `exit status ${code}`;
+    const delay = d.policy.crashed();
+    if (delay === undefined) {
+      d.phase = 'failed';
+      d.message = `the device process crashed ${d.policy.maxCrashes + 1} times within ${d.policy.windowMs / 1000} s (last: ${how}); see the worker's log`;
+      stderrLine(`${d.b.path}: giving up: ${d.message}`);
+      void this.o.xs.transaction(async (tx) => {
+        if ((await tx.tryRead(`${d.b.path}/state`)) === undefined) return;
+        await tx.write(`${d.b.path}/afsfile-status`, 'error');
+        await tx.write(`${d.b.path}/afsfile-error`, d.message!);
+      }).catch(() => undefined);
+      this.writeStatusFile();
+      return;
+    }
+    d.restarts++;
+    d.phase = 'restarting';
+    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`);
+    d.restartTimer = setTimeout(() => {
+      d.restartTimer = undefined;
+      if (this.devices.get(d.b.path) === d && !this.stopping) this.spawnChild(d);
+    }, delay);
+    this.writeStatusFile();
+  }
+
+  private forget(d: Entry, why: string): void {
+    debug('%s: forgetting: %s', d.b.path, why);
+    this.devices.delete(d.b.path);
+    this.table.release(d.b.path);
+    clearTimeout(d.restartTimer);
+    // The child sees the dir go and exits by itself; the signal covers a stuck one.
+    const c = d.child;
+    if (c) setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM'); }, 2000).unref();
+    removeStatus(this.o.runDir, statusName(d.b));
+    this.writeStatusFile();
+  }
+
+  /** A domain died or was destroyed: release the devices whose guest is gone. */
+  private async onReleaseDomain(): Promise<void> {
+    for (const d of [...this.devices.values()]) {
+      const home = await this.o.xs.tryRead(`/local/domain/${d.b.domid}`).catch(() => '');
+      if (home !== undefined) continue;
+      stderrLine(`${d.b.path}: domain ${d.b.domid} is gone; releasing its device`);
+      const c = d.child;
+      this.released.add(d.b.path);
+      this.forget(d, `domain ${d.b.domid} is gone`);
+      c?.kill('SIGTERM');
+    }
+  }
+
+  /** SIGTERM/SIGINT: children quiesce (XenStore state stays as it is) and exit; then we do. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    this.stopping = true;
+    // Not awaited: xenstored may be the thing that is gone; closing the client drops them.
+    for (const w of this.watches.splice(0)) void w.close().catch(() => undefined);
+    const children = [...this.devices.values()].flatMap((d) => {
+      clearTimeout(d.restartTimer);
+      return d.child ? [d.child] : [];
+    });
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    })));
+    removeStatus(this.o.runDir, 'worker');
+  }
+
+  private writeStatusFile(): void {
+    if (this.stopping) return;
+    try {
+      writeStatus(this.o.runDir, 'worker', {
+        role: 'supervisor',
+        started: this.started,
+        selfDomid: this.o.selfDomid,
+        xenstore: this.o.xs.endpoint.path,
+        devices: [...this.devices.values()].map((d) => ({
+          backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
+          image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
+          restarts: d.restarts, message: d.message,
+        })),
+      });
+    } catch (e) {
+      stderrLine(`cannot write the status file: ${(e as Error).message}`);
+    }
+  }
+}
+
+function orUndefined<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof DeviceConfigError) return undefined;
+    throw e;
+  }
+}

@@ -1,0 +1,3 @@
+// The XenStore wire client (see client.ts).
+export { XenStoreClient, connectXenStore, type XenStoreClientOptions } from './client';
+export { chooseEndpoint, socketPath, type Endpoint } from './transport';
