@@ -6,7 +6,7 @@ import * as path from 'node:path';
 export class HotplugLog {
   private fd: number | undefined;
 
-  constructor(private readonly file: string, private readonly tag: string) {
+  constructor(file: string, private readonly tag: string) {
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       this.fd = fs.openSync(file, 'a', 0o644);

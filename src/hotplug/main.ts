@@ -30,7 +30,8 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
     const waitMs = args.number('hotplug-wait') * 1000;
     let xs: XenStore;
     try {
-      xs = await connectXenStore();
+      // No reconnect loop: libxl gives the script 40 s, and a dead xenstored is an answer.
+      xs = await connectXenStore({ env: ctx.env, reconnect: false });
     } catch (err) {
       log.line(`cannot reach xenstored: ${(err as Error).message}`);
       return EXIT_FAILED;

@@ -49,6 +49,13 @@ export async function findConflicts(xs: XenStoreOps, backendBase: string, self: 
         const otherMode = (await xs.tryRead(`${be}/mode`)) ?? 'w';
         const state = await xs.tryRead(`${be}/state`);
         if (state === '6' || state === '5') continue; // going away
+        // Only a device that holds the file counts, as check_sharing looks only at devices that
+        // got a physical-device: another afsfile device waiting for (or refused by) the worker
+        // does not block this one — the supervisor decides between concurrent adds.
+        const holds = (await xs.tryRead(`${be}/hotplug-status`)) === 'connected' ||
+          (await xs.tryRead(`${be}/afsfile-status`)) === 'opened' ||
+          (await xs.tryRead(`${be}/physical-device`)) !== undefined;
+        if (!holds) continue;
         if (mode === 'w' || otherMode !== 'r') found.push({ backendPath: be, domid, mode: otherMode });
       }
     }
