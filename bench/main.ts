@@ -2,6 +2,7 @@
 // same run. Progress on stderr; a table (or --json) on stdout.
 import minimist from 'minimist';
 import { type Row, table } from './report';
+import { benchControlPath } from './hotplug';
 import { benchStartup } from './startup';
 
 async function main(): Promise<void> {
@@ -11,6 +12,7 @@ async function main(): Promise<void> {
   const want = (name: string) => !only || only.includes(name);
   const rows: Row[] = [];
   if (want('startup')) rows.push(...benchStartup(quick ? 10 : 40));
+  if (want('control')) rows.push(...(await benchControlPath(quick ? 5 : 20)));
   if (argv.json) process.stdout.write(`${JSON.stringify({ rows }, null, 2)}\n`);
   else process.stdout.write(table(rows));
 }

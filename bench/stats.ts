@@ -5,6 +5,7 @@ export interface Summary {
   median: number;
   p10: number;
   p90: number;
+  p99: number;
   min: number;
   max: number;
 }
@@ -19,7 +20,7 @@ export function quantile(sorted: readonly number[], q: number): number {
 
 export function summarize(samples: readonly number[]): Summary {
   const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, median: quantile(s, 0.5), p10: quantile(s, 0.1), p90: quantile(s, 0.9), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
+  return { n: s.length, median: quantile(s, 0.5), p10: quantile(s, 0.1), p90: quantile(s, 0.9), p99: quantile(s, 0.99), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
 /** Spread as a percentage of the median: (p90 - p10) / median. */
