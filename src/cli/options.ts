@@ -90,7 +90,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'credential cache (default: <run-dir>/renew/krb5cc, mode 0600)' },
   { name: 'retry-cap', type: 'string', default: '5m', roles: ['renew'], config: true, placeholder: 'DURATION',
     help: 'longest wait between failed attempts' },
-  { name: 'pag', type: 'string', default: 'auto', choices: ['auto', 'pagsh', 'keyctl'], roles: ['renew'], config: true,
+  { name: 'pag-wrapper', type: 'string', default: 'auto', choices: ['auto', 'pagsh', 'keyctl'], roles: ['renew'], config: true,
     help: 'how to make the PAG: pagsh (OpenAFS), keyctl (kAFS session keyring), auto (pagsh when the OpenAFS module is loaded, else keyctl, else pagsh)' },
   { name: 'no-pag', type: 'boolean', default: false, roles: ['renew'], config: true,
     help: 'run without a private PAG (tokens shared with every PAG-less root process)' },

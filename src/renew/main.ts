@@ -33,7 +33,7 @@ function duration(args: ParsedArgs, name: string): number {
 export function explicitArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const name of args.explicit) {
-    if (name === 'in-pag' || name === 'pag' || name === 'help') continue;
+    if (name === 'in-pag' || name === 'pag-wrapper' || name === 'help') continue;
     const spec = findOption(name);
     if (!spec) continue;
     if (spec.type === 'boolean') { if (args.bool(name)) out.push(`--${name}`); continue; }
@@ -66,10 +66,10 @@ async function runDirect(command: string[], env: NodeJS.ProcessEnv, runDir: stri
 }
 
 async function reexecInPag(args: ParsedArgs, command: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const mode = args.string('pag') as 'auto' | PagWrapper;
+  const mode = args.string('pag-wrapper') as 'auto' | PagWrapper;
   const choice = choosePagWrapper(mode, realHost(env));
   if ('error' in choice) throw new FatalError(choice.error);
-  const inner = [...selfArgv(process.execPath, process.argv[1], runningAsSea()), 'renew', '--in-pag', `--pag=${choice.wrapper}`, ...explicitArgs(args), '--', ...command];
+  const inner = [...selfArgv(process.execPath, process.argv[1], runningAsSea()), 'renew', '--in-pag', `--pag-wrapper=${choice.wrapper}`, ...explicitArgs(args), '--', ...command];
   const w = wrapperCommand(choice, inner, withoutCcache(env));
   // The wrapper execs renew, so its pid becomes the inner renew's: signals reach it directly.
   return await startChild({ argv: w.argv, env: w.env, forward: [...FORWARDED, 'SIGALRM'] }).exited;
@@ -79,7 +79,7 @@ async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
   const status = readFileSync('/proc/self/status', 'utf8');
   const keys = await runTool(['keyctl', 'show', '@s'], { env, timeoutMs: 5000 });
   if (!inOpenAfsPag(status, keys.code === 0 ? keys.stdout : undefined)) {
-    throw new FatalError('pagsh ran but made no PAG (is the OpenAFS kernel module loaded?); use --pag=keyctl for kAFS, or --no-pag to run without one');
+    throw new FatalError('pagsh ran but made no PAG (is the OpenAFS kernel module loaded?); use --pag-wrapper=keyctl for kAFS, or --no-pag to run without one');
   }
 }
 
@@ -96,7 +96,7 @@ export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<
   const noPag = args.bool('no-pag');
   if (!noPag && !args.bool('in-pag')) return reexecInPag(args, command, ctx.env);
 
-  const pag = noPag ? 'none' : (args.string('pag') === 'pagsh' ? 'pagsh' : 'keyctl');
+  const pag = noPag ? 'none' : (args.string('pag-wrapper') === 'pagsh' ? 'pagsh' : 'keyctl');
   if (pag === 'pagsh') await checkOpenAfsPag(ctx.env);
   const ccacheOpt = args.optionalString('ccache');
   const ccache = ccacheOpt ?? defaultCcache(runDir);
