@@ -2,6 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { parseArgs } from '../../src/cli/parse';
+import { explicitArgs } from '../../src/renew/main';
 import { type Host, choosePagWrapper, inOpenAfsPag, selfArgv, shellQuote, wrapperCommand } from '../../src/renew/pag';
 
 const host = (openafsModule: boolean, have: string[]): Host => ({ openafsModule, which: (n) => (have.includes(n) ? `/usr/bin/${n}` : undefined) });
@@ -47,6 +49,16 @@ test('inside pagsh: a PAG shows as an 0x41xxxxxx group or an afs_pag key', () =>
   assert.ok(inOpenAfsPag('Name:\tx\nGroups:\t0 1094861636 \n', undefined), '0x41424344');
   assert.ok(inOpenAfsPag('Groups:\t0\n', 'Keyring\n 1 --alswrv 0 0 keyring: _ses\n 2 --alswrv 0 0 \\_ afs_pag: _pag\n'));
   assert.not.ok(inOpenAfsPag('Groups:\t \n', 'Keyring\n 929329939 --alswrv 0 65534 keyring: _uid_ses.0\n'));
+});
+
+test('the re-executed renew gets the same command-line options (config file and environment it reads itself)', () => {
+  const a = parseArgs('renew', ['--keytab', '/k t', '--cell=a.org', '--cell', 'b.org', '--lifetime=1h', '--pag-wrapper=pagsh', '--', 'afsfile', 'worker', '--platform=sim'], { env: { AFSFILE_RUN_DIR: '/r' }, readConfig: false });
+  assert.equal(explicitArgs(a).sort(), ['--cell=a.org', '--cell=b.org', '--keytab=/k t', '--lifetime=1h'].sort());
+  assert.equal(a.command, ['afsfile', 'worker', '--platform=sim']);
+  const again = parseArgs('renew', [...explicitArgs(a), '--in-pag', '--', ...a.command], { env: {}, readConfig: false });
+  assert.is(again.string('keytab'), '/k t');
+  assert.equal(again.list('cell'), ['a.org', 'b.org']);
+  assert.ok(again.bool('in-pag'));
 });
 
 test.run();

@@ -92,6 +92,7 @@ export interface Renew {
 /** `dist/afsfile renew --keytab ... --run-dir ... <extra> -- child`, short lifetimes. */
 export function startRenew(rig: Rig, extra: string[], command: string[] = [path.join(rig.bin, 'child')]): Renew {
   for (const f of ['child.env', 'child.signals']) fs.rmSync(rig.file(f), { force: true });
+  fs.rmSync(path.join(rig.runDir, 'status', 'renew.json'), { force: true });
   const args = ['renew', `--run-dir=${rig.runDir}`, `--aklog=${path.join(rig.bin, 'aklog-rec')}`, '--cell=test.local', ...extra, '--', ...command];
   const proc = spawn(EXE, args, { env: rig.env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
