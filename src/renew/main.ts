@@ -84,6 +84,9 @@ async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
 }
 
 export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+  // From here on these signals never kill renew itself: while a child runs they are passed on
+  // (child.ts), and after it exited renew still removes its cache and writes its last status.
+  for (const sig of FORWARDED) process.on(sig, () => {});
   const command = args.command.length ? args.command : args.positional;
   if (!command.length) throw new UsageError('renew needs a command to run, e.g. afsfile renew -- afsfile worker', 'renew');
   const runDir = args.string('run-dir');
