@@ -32,10 +32,10 @@ test('KDC down at start: the child runs at once; kinit backs off (no tight loop)
     const t0 = Date.now();
     await r.childInfo();
     assert.ok(Date.now() - t0 < 3000, 'the child does not wait for tickets');
-    await sleep(5000);
+    await sleep(4000);
     const tries = rig.lines('kinit.log').length;
-    // 1 s, then 1-2 s, then 1-2 s (cap 2 s, equal jitter): 3 to 6 attempts in 5 s, never dozens.
-    assert.ok(tries >= 3 && tries <= 7, `${tries} kinit runs in 5 s\n${r.stderr()}`);
+    // At once, then after 1 s, then 1-2 s apart (cap 2 s, equal jitter): 3 to 5 in 4 s, never dozens.
+    assert.ok(tries >= 3 && tries <= 6, `${tries} kinit runs in 4 s\n${r.stderr()}`);
     const s = r.status() as unknown as Status;
     assert.ok(s.failures >= 3);
     assert.match(s.lastError!.message, /Cannot contact any KDC/);
@@ -46,7 +46,7 @@ test('KDC down at start: the child runs at once; kinit backs off (no tight loop)
     await rig.kdc.start();
     const up = Date.now();
     await waitFor('recovery', () => (r.status() as unknown as Status).lastSuccess !== null, 5000);
-    assert.ok(Date.now() - up <= 3500, 'recovered within the retry cap');
+    assert.ok(Date.now() - up <= 4500, 'recovered within the retry cap (plus the attempt itself)');
     assert.is((r.status() as unknown as Status).failures, 0);
     assert.is(rig.lines('aklog.log').length, 1);
     assert.match(r.stderr(), /tickets for host\/renew@TEST\.LOCAL valid until/);
@@ -62,9 +62,9 @@ test('KDC stopped under a running renew, then restarted: renewals fail with back
     await waitFor('a first ticket', () => rig.lines('aklog.log').length === 1);
     await rig.kdc.stop();
     const before = rig.lines('kinit.log').length;
-    await sleep(4500);
+    await sleep(3500);
     const failed = rig.lines('kinit.log').length - before;
-    assert.ok(failed >= 2 && failed <= 6, `${failed} kinit runs in 4.5 s with the KDC down`);
+    assert.ok(failed >= 2 && failed <= 5, `${failed} kinit runs in 3.5 s with the KDC down`);
     assert.ok((r.status() as unknown as Status).failures >= 2);
     const aklogs = rig.lines('aklog.log').length;
     await rig.kdc.start();
