@@ -114,17 +114,20 @@ test('INT and HUP are passed on; exit statuses and deaths by signal are mirrored
     assert.is((await r.exited).code, code, sig);
     assert.equal(rig.lines('child.signals'), [sig.slice(3)]);
   }
-  for (const keytab of [KEYTAB_ARGS(rig), []]) {
-    if (keytab.length) {
-      const exit7 = startRenew(rig, keytab, ['/bin/sh', '-c', 'exit 7']);
-      assert.is((await exit7.exited).code, 7);
-    }
-    const killed = startRenew(rig, keytab, ['/bin/sh', '-c', 'kill -9 $$']);
-    assert.is((await killed.exited).code, 128 + 9);
-    const missing = startRenew(rig, keytab, ['/nonexistent/command']);
-    assert.is((await missing.exited).code, 127);
-    assert.match(missing.stderr(), /cannot run \/nonexistent\/command: not found/);
-  }
+  // The exit-status cases touch no shared file: run them side by side, each in its own run dir.
+  const cases = [
+    { keytab: true, command: ['/bin/sh', '-c', 'exit 7'], code: 7 },
+    { keytab: true, command: ['/bin/sh', '-c', 'kill -9 $$'], code: 128 + 9 },
+    { keytab: true, command: ['/nonexistent/command'], code: 127 },
+    { keytab: false, command: ['/bin/sh', '-c', 'kill -9 $$'], code: 128 + 9 },
+    { keytab: false, command: ['/nonexistent/command'], code: 127 },
+  ];
+  const runs = cases.map((c, i) => startRenew(rig, c.keytab ? KEYTAB_ARGS(rig) : [], c.command, { runDir: rig.file(`run-exit-${i}`) }));
+  const ends = await Promise.all(runs.map((r) => r.exited));
+  cases.forEach((c, i) => {
+    assert.is(ends[i]!.code, c.code, `${c.command.join(' ')} (keytab: ${c.keytab}): ${runs[i]!.stderr()}`);
+    if (c.code === 127) assert.match(runs[i]!.stderr(), /cannot run \/nonexistent\/command: not found/);
+  });
 });
 
 test('without a keytab renew only runs the command: same keyring, no tickets, no AFSFILE_RENEW_PID', async () => {

@@ -90,15 +90,16 @@ export interface Renew {
 }
 
 /** `dist/afsfile renew --keytab ... --run-dir ... <extra> -- child`, short lifetimes. */
-export function startRenew(rig: Rig, extra: string[], command: string[] = [path.join(rig.bin, 'child')], opts: { aklog?: string; env?: NodeJS.ProcessEnv } = {}): Renew {
+export function startRenew(rig: Rig, extra: string[], command: string[] = [path.join(rig.bin, 'child')], opts: { aklog?: string; env?: NodeJS.ProcessEnv; runDir?: string } = {}): Renew {
   for (const f of ['child.env', 'child.signals']) fs.rmSync(rig.file(f), { force: true });
-  fs.rmSync(path.join(rig.runDir, 'status', 'renew.json'), { force: true });
-  const args = ['renew', `--run-dir=${rig.runDir}`, `--aklog=${opts.aklog ?? path.join(rig.bin, 'aklog-rec')}`, ...(extra.some((a) => a.startsWith('--cell=')) ? [] : ['--cell=test.local']), ...extra, '--', ...command];
+  fs.rmSync(path.join(opts.runDir ?? rig.runDir, 'status', 'renew.json'), { force: true });
+  const runDir = opts.runDir ?? rig.runDir;
+  const args = ['renew', `--run-dir=${runDir}`, `--aklog=${opts.aklog ?? path.join(rig.bin, 'aklog-rec')}`, ...(extra.some((a) => a.startsWith('--cell=')) ? [] : ['--cell=test.local']), ...extra, '--', ...command];
   const proc = spawn(EXE, args, { env: { ...rig.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  const statusFile = path.join(rig.runDir, 'status', 'renew.json');
+  const statusFile = path.join(runDir, 'status', 'renew.json');
   return {
     proc,
     stderr: () => err,
