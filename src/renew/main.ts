@@ -7,6 +7,11 @@
 //   --in-pag/--no-pag  start COMMAND at once (AFSFILE_RENEW_PID, KRB5CCNAME set for it only),
 //                      then the token loop (loop.ts); SIGALRM = refresh now; exit with
 //                      COMMAND's status.
+//
+// Under systemd the outer renew is the main pid. KillMode=mixed suits it: SIGTERM goes to renew
+// alone and reaches the worker once, through renew; with control-group the worker gets it twice.
+// A signal sent in the first few hundred ms, before the re-executed renew has installed its
+// handlers, takes its default action there (TERM: renew ends with 143 before its child starts).
 import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import { findOption } from '../cli/options';
