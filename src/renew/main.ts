@@ -1,7 +1,131 @@
+// `afsfile renew [--] COMMAND...`: what kstart's `k5start -U -f KEYTAB -K n -a -t -- COMMAND`
+// does, at second granularity (DESIGN "Process model", "PAG", "Signals", "Files").
+//
+//   no keytab          run COMMAND and exit with its status; nothing else.
+//   keytab, no PAG     re-exec through pagsh or `keyctl session` with --in-pag (pag.ts), wait for
+//                      it and pass on TERM/INT/HUP/ALRM.
+//   --in-pag/--no-pag  start COMMAND at once (AFSFILE_RENEW_PID, KRB5CCNAME set for it only),
+//                      then the token loop (loop.ts); SIGALRM = refresh now; exit with
+//                      COMMAND's status.
+//
+// Under systemd the outer renew is the main pid. KillMode=mixed suits it: SIGTERM goes to renew
+// alone and reaches the worker once, through renew; with control-group the worker gets it twice.
+// A signal sent in the first few hundred ms, before the re-executed renew has installed its
+// handlers, takes its default action there (TERM: renew ends with 143 before its child starts).
 import type { CommandContext } from '../cli/commands';
-import { FatalError } from '../cli/errors';
+import { FatalError, UsageError } from '../cli/errors';
+import { findOption } from '../cli/options';
 import type { ParsedArgs } from '../cli/parse';
+import { parseDuration } from '../util/units';
+import { startChild } from './child';
+import { defaultCcache, prepareCcacheDir } from './ccache';
+import { Renewer } from './loop';
+import { type PagWrapper, choosePagWrapper, inOpenAfsPag, realHost, runningAsSea, selfArgv, wrapperCommand } from './pag';
+import { writeRenewStatus } from './status';
+import { readFileSync } from 'node:fs';
+import { runTool } from './tools';
 
-export async function renewMain(_args: ParsedArgs, _ctx: CommandContext): Promise<number> {
-  throw new FatalError('renew/main is not built yet');
+const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+function duration(args: ParsedArgs, name: string): number {
+  const text = args.string(name);
+  const s = parseDuration(text);
+  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--${name} expects a duration such as 30s, 5m, 10h; got "${text}"`, 'renew');
+  return s;
+}
+
+/** The options given on the command line, again, for the re-executed renew. */
+export function explicitArgs(args: ParsedArgs): string[] {
+  const out: string[] = [];
+  for (const name of args.explicit) {
+    if (name === 'in-pag' || name === 'pag-wrapper' || name === 'help') continue;
+    const spec = findOption(name);
+    if (!spec) continue;
+    if (spec.type === 'boolean') { if (args.bool(name)) out.push(`--${name}`); continue; }
+    if (spec.type === 'list') { for (const v of args.list(name)) out.push(`--${name}=${v}`); continue; }
+    const v = spec.type === 'string' ? args.optionalString(name) : args.optionalNumber(name);
+    if (v !== undefined) out.push(`--${name}=${v}`);
+  }
+  return out;
+}
+
+function withoutCcache(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const e = { ...env };
+  delete e.KRB5CCNAME;
+  return e;
+}
+
+function bestEffortStatus(runDir: string, state: 'running' | 'stopped', childPid: number | null): void {
+  try {
+    writeRenewStatus(runDir, { managed: false, state, pag: 'none', principal: null, cells: [], ticketExpires: null, tokenExpires: null, lastAttempt: null, lastSuccess: null, lastError: null, failures: 0, nextAttempt: null, childPid });
+  } catch { /* a run dir we cannot write must not stop the worker */ }
+}
+
+/** No keytab: the command runs as if renew were not there (ALRM has nothing to refresh). */
+async function runDirect(command: string[], env: NodeJS.ProcessEnv, runDir: string): Promise<number> {
+  process.on('SIGALRM', () => {});
+  const child = startChild({ argv: command, env, forward: FORWARDED, onStart: (pid) => bestEffortStatus(runDir, 'running', pid) });
+  const code = await child.exited;
+  bestEffortStatus(runDir, 'stopped', null);
+  return code;
+}
+
+async function reexecInPag(args: ParsedArgs, command: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const mode = args.string('pag-wrapper') as 'auto' | PagWrapper;
+  const choice = choosePagWrapper(mode, realHost(env));
+  if ('error' in choice) throw new FatalError(choice.error);
+  const inner = [...selfArgv(process.execPath, process.argv[1], runningAsSea()), 'renew', '--in-pag', `--pag-wrapper=${choice.wrapper}`, ...explicitArgs(args), '--', ...command];
+  const w = wrapperCommand(choice, inner, withoutCcache(env));
+  // The wrapper execs renew, so its pid becomes the inner renew's: signals reach it directly.
+  return await startChild({ argv: w.argv, env: w.env, forward: [...FORWARDED, 'SIGALRM'] }).exited;
+}
+
+async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const keys = await runTool(['keyctl', 'show', '@s'], { env, timeoutMs: 5000 });
+  if (!inOpenAfsPag(status, keys.code === 0 ? keys.stdout : undefined)) {
+    throw new FatalError('pagsh ran but made no PAG (is the OpenAFS kernel module loaded?); use --pag-wrapper=keyctl for kAFS, or --no-pag to run without one');
+  }
+}
+
+export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+  // From here on these signals never kill renew itself: while a child runs they are passed on
+  // (child.ts), and after it exited renew still removes its cache and writes its last status.
+  for (const sig of FORWARDED) process.on(sig, () => {});
+  const command = args.command.length ? args.command : args.positional;
+  if (!command.length) throw new UsageError('renew needs a command to run, e.g. afsfile renew -- afsfile worker', 'renew');
+  const runDir = args.string('run-dir');
+  const keytab = args.optionalString('keytab');
+  if (!keytab) return runDirect(command, ctx.env, runDir);
+
+  const lifetimeS = duration(args, 'lifetime');
+  const marginS = duration(args, 'margin');
+  const capS = duration(args, 'retry-cap');
+  const noPag = args.bool('no-pag');
+  if (!noPag && !args.bool('in-pag')) return reexecInPag(args, command, ctx.env);
+
+  const pag = noPag ? 'none' : (args.string('pag-wrapper') === 'pagsh' ? 'pagsh' : 'keyctl');
+  if (pag === 'pagsh') await checkOpenAfsPag(ctx.env);
+  const ccacheOpt = args.optionalString('ccache');
+  const ccache = ccacheOpt ?? defaultCcache(runDir);
+  prepareCcacheDir(ccache, ccacheOpt === undefined);
+
+  const env = withoutCcache(ctx.env);
+  const renewer = new Renewer({
+    keytab, principal: args.optionalString('principal'), cells: args.list('cell'), lifetimeS,
+    timing: { marginMs: marginS * 1000, retryCapMs: capS * 1000 },
+    aklog: args.string('aklog'), ccache, runDir, pag, env,
+  });
+  // Installed before the child runs, so a kick from a fast worker is never the default action.
+  process.on('SIGALRM', () => renewer.kick());
+  const child = startChild({
+    argv: command,
+    env: { ...env, KRB5CCNAME: `FILE:${ccache}`, AFSFILE_RENEW_PID: String(process.pid) },
+    forward: FORWARDED,
+    onStart: (pid) => renewer.setChild(pid),
+  });
+  renewer.start();
+  const code = await child.exited;
+  await renewer.stop();
+  return code;
 }

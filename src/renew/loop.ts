@@ -1,0 +1,149 @@
+// The token loop: one attempt (kinit, klist, aklog per cell, tokens) at a time, the next one
+// scheduled by schedule.ts, a SIGALRM kick moving it earlier, and every change written to
+// status/renew.json. It never throws: every failure is reported, recorded and retried.
+import * as fs from 'node:fs';
+import createDebug from 'debug';
+import { runAklog, tokenExpiry } from './aklog';
+import { AttemptError, getTicket } from './kerberos';
+import { type RenewTiming, kickedAttemptAt, renewDelay, retryDelay } from './schedule';
+import { type RenewError, type RenewStatus, writeRenewStatus } from './status';
+
+const debug = createDebug('afsfile:renew');
+
+export interface RenewerConfig {
+  readonly keytab: string;
+  readonly principal: string | undefined;
+  readonly cells: readonly string[];
+  readonly lifetimeS: number;
+  readonly timing: RenewTiming;
+  readonly aklog: string;
+  readonly ccache: string;
+  readonly runDir: string;
+  readonly pag: RenewStatus['pag'];
+  /** Environment for kinit/aklog (KRB5_CONFIG and PATH matter); KRB5CCNAME is set per tool. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly random?: () => number;
+  /** Where administrators read what went wrong (stderr; the journal under systemd). */
+  readonly say?: (line: string) => void;
+}
+
+const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+export class Renewer {
+  private failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private nextAt: number | undefined;
+  private current: Promise<void> | undefined;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private lastAttemptMs: number | undefined;
+  private lastSuccessMs: number | undefined;
+  private lastError: RenewError | null = null;
+  private principal: string | undefined;
+  private ticketExpiresMs: number | undefined;
+  private tokens: Record<string, string> | undefined;
+  private childPid: number | null = null;
+  private readonly say: (line: string) => void;
+
+  constructor(private readonly cfg: RenewerConfig) {
+    this.principal = cfg.principal;
+    this.say = cfg.say ?? ((l) => process.stderr.write(`afsfile renew: ${l}\n`));
+  }
+
+  /** First attempt at once. */
+  start(): void {
+    this.scheduleAt(Date.now());
+  }
+
+  setChild(pid: number | null): void {
+    this.childPid = pid;
+    this.writeStatus();
+  }
+
+  /** SIGALRM: refresh now, coalesced with an attempt already running or due, never past the backoff. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.current) { debug('kick: an attempt is already running'); return; }
+    const now = Date.now();
+    const at = kickedAttemptAt(now, this.nextAt ?? now, this.lastAttemptMs, this.failures);
+    debug('kick: next attempt in %d ms (was %d ms)', at - now, (this.nextAt ?? now) - now);
+    if (at !== this.nextAt) this.scheduleAt(at);
+  }
+
+  /** Stops the loop (the child exited), cancels a running kinit/aklog, drops the cache. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.nextAt = undefined;
+    this.abort.abort();
+    await this.current;
+    for (const f of [this.cfg.ccache, `${this.cfg.ccache}.new`]) fs.rmSync(f, { force: true });
+    this.writeStatus('stopped');
+  }
+
+  private scheduleAt(at: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.nextAt = at;
+    this.timer = setTimeout(() => { this.timer = undefined; this.current = this.attempt().finally(() => { this.current = undefined; }); }, Math.max(0, at - Date.now()));
+    this.writeStatus();
+  }
+
+  private async attempt(): Promise<void> {
+    const started = Date.now();
+    this.lastAttemptMs = started;
+    this.nextAt = undefined;
+    const signal = this.abort.signal;
+    try {
+      const ticket = await getTicket({ keytab: this.cfg.keytab, principal: this.cfg.principal, lifetimeS: this.cfg.lifetimeS, ccache: this.cfg.ccache, env: this.cfg.env, signal });
+      this.principal = ticket.principal;
+      this.ticketExpiresMs = ticket.expiresMs;
+      if (this.stopped) return;
+      await runAklog(this.cfg.aklog, this.cfg.cells, this.cfg.ccache, this.cfg.env, signal);
+      this.tokens = await tokenExpiry(this.cfg.env, signal);
+      if (this.stopped) return;
+      const recovered = this.failures > 0 || this.lastSuccessMs === undefined;
+      this.failures = 0;
+      this.lastSuccessMs = Date.now();
+      const delay = renewDelay(Date.now(), ticket.expiresMs, this.cfg.timing);
+      const until = ticket.expiresMs === undefined ? 'an unknown time (klist output not understood)' : iso(ticket.expiresMs);
+      const msg = `tickets for ${ticket.principal} valid until ${until}; tokens set; next renewal in ${Math.round(delay / 1000)} s`;
+      if (recovered) this.say(msg); else debug(msg);
+      this.scheduleAt(Date.now() + delay);
+    } catch (e) {
+      if (this.stopped) return;
+      const err = e instanceof AttemptError ? e : new AttemptError(`unexpected: ${(e as Error).message}`, 'transient');
+      this.failures++;
+      const permanent = err.kind === 'permanent';
+      this.lastError = { time: new Date(started).toISOString(), message: err.message, permanent };
+      const delay = retryDelay(this.failures, permanent, this.cfg.timing, this.cfg.random ?? Math.random);
+      const secs = Math.max(1, Math.round(delay / 1000));
+      this.say(permanent
+        ? `ERROR: ${err.message} (needs an administrator; retrying in ${secs} s)`
+        : `${err.message} (attempt ${this.failures}; retrying in ${secs} s)`);
+      this.scheduleAt(Date.now() + delay);
+    }
+  }
+
+  private writeStatus(state: RenewStatus['state'] = 'running'): void {
+    try {
+      writeRenewStatus(this.cfg.runDir, {
+        managed: true,
+        state,
+        pag: this.cfg.pag,
+        principal: this.principal ?? null,
+        cells: this.cfg.cells,
+        ticketExpires: iso(this.ticketExpiresMs),
+        tokenExpires: this.tokens ?? null,
+        lastAttempt: iso(this.lastAttemptMs),
+        lastSuccess: iso(this.lastSuccessMs),
+        lastError: this.lastError,
+        failures: this.failures,
+        nextAttempt: iso(this.nextAt),
+        childPid: this.childPid,
+      });
+    } catch (e) {
+      debug('cannot write status: %s', (e as Error).message);
+    }
+  }
+}
