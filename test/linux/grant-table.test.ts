@@ -145,6 +145,7 @@ test('copy: all segments in ONE ioctl, per-segment status back, a bad gref fails
     assert.is(r.k.copies[0].count, 16);
     assert.equal(r.k.copies[0].refs, Array.from({ length: 16 }, (_, i) => 200 + i));
     assert.equal([...b.status.subarray(0, 16)], Array.from({ length: 16 }, (_, i) => (i === 5 ? GNTST.bad_gntref : GNTST.okay)));
+    assert.equal(r.gt.stats, { copyIoctls: 1, segments: 16, refusedSegments: 0, failedSegments: 1, eagainRetries: 0, ringsMapped: 0 });
   } finally {
     r.done();
   }
@@ -164,6 +165,8 @@ test('copy: GNTST_eagain segments are retried alone, a bounded number of times',
     assert.equal(r.k.copies.map((c) => c.refs), [[1, 2, 3], [2, 3], [2, 3], [3]]);
     assert.is(r.k.copies.length, 1 + EAGAIN_RETRIES);
     assert.equal([...b.status.subarray(0, 3)], [GNTST.okay, GNTST.okay, GNTST.eagain]);
+    assert.is(r.gt.stats.eagainRetries, EAGAIN_RETRIES);
+    assert.is(r.gt.stats.failedSegments, 1);
   } finally {
     r.done();
   }
