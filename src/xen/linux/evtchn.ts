@@ -180,7 +180,13 @@ function checkU32(what: string, v: number): void {
 }
 
 /** Opens /dev/xen/evtchn; the error says what to do when it is missing. */
-export function openEventChannels(path = EVTCHN_DEVICE, addon: NativeAddon = native()): LinuxEventChannels {
+export function openEventChannels(path = EVTCHN_DEVICE, addon?: NativeAddon): LinuxEventChannels {
+  // The device first: without /dev/xen the clear message matters, not the addon.
   const fd = openDevice(path, fs.constants.O_NONBLOCK);
-  return new LinuxEventChannels(fd, path, addon);
+  try {
+    return new LinuxEventChannels(fd, path, addon ?? native());
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
 }

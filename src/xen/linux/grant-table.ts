@@ -183,10 +183,10 @@ class LinuxRingMapping implements RingMapping {
 }
 
 /** Opens /dev/xen/gntdev and checks that it can grant-copy. */
-export function openGrantTable(path = GNTDEV_DEVICE, addon: NativeAddon = native()): LinuxGrantTable {
+export function openGrantTable(path = GNTDEV_DEVICE, addon?: NativeAddon): LinuxGrantTable {
   const fd = openDevice(path);
   try {
-    return new LinuxGrantTable(fd, path, addon);
+    return new LinuxGrantTable(fd, path, addon ?? native());
   } catch (err) {
     fs.closeSync(fd);
     throw err;
