@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GNTCOPY_dest_gref, GNTCOPY_source_gref, IOCTL, OFFSETOF, SIZEOF } from '../../src/xen/linux/uapi';
+import { GNTALLOC_FLAG_WRITABLE, GNTCOPY_dest_gref, GNTCOPY_source_gref, IOCTL, OFFSETOF, SIZEOF } from '../../src/xen/linux/uapi';
 import { tempDir } from '../helpers/exe';
 
 const HEADERS = '/usr/include/xen';
@@ -25,6 +25,7 @@ function probeSource(): string {
     entry('GNTCOPY_source_gref', 'GNTCOPY_source_gref');
     entry('GNTCOPY_dest_gref', 'GNTCOPY_dest_gref');
   }
+  entry('GNTALLOC_FLAG_WRITABLE', 'GNTALLOC_FLAG_WRITABLE');
   return `#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ function probeSource(): string {
 ${haveXenPublic ? '#include <xen/xen.h>\n#include <xen/grant_table.h>' : '/* gntdev.h uses these Xen types without defining them */\ntypedef uint32_t grant_ref_t;\ntypedef uint16_t domid_t;'}
 #include <xen/evtchn.h>
 #include <xen/gntdev.h>
+#include <xen/gntalloc.h>
 int main(void) {
   int first = 1;
   printf("{");
@@ -88,7 +90,8 @@ test('ioctl numbers equal the headers and facts §4.1/§4.2', () => {
 });
 
 test('every evtchn and gntdev ioctl of the headers is in the table (DMABUF ones are unused)', () => {
-  const text = ['evtchn.h', 'gntdev.h'].map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8')).join('\n');
+  assert.is(GNTALLOC_FLAG_WRITABLE, probe().GNTALLOC_FLAG_WRITABLE);
+  const text = ['evtchn.h', 'gntdev.h', 'gntalloc.h'].map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8')).join('\n');
   const names = [...text.matchAll(/#define IOCTL_([A-Z_]+)/g)].map((m) => m[1]).filter((n) => !n.includes('DMABUF'));
   assert.ok(names.length >= 12, names.join(' '));
   for (const n of names) assert.ok(n in IOCTL, `IOCTL_${n} missing from uapi.ts`);
