@@ -127,7 +127,8 @@ export function encodePort(out: DataView, port: number): void {
 /** ioctl_gntdev_map_grant_ref with count refs, all from one domain; index is filled by the kernel. */
 export function encodeMapGrantRef(domid: number, grefs: readonly number[]): Uint8Array {
   const refsAt = OFFSETOF['ioctl_gntdev_map_grant_ref.refs'];
-  const bytes = new Uint8Array(refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length);
+  // The kernel copies sizeof(struct) (one ref) in and out whatever the count: never less.
+  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntdev_map_grant_ref, refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length));
   const v = new DataView(bytes.buffer);
   v.setUint32(OFFSETOF['ioctl_gntdev_map_grant_ref.count'], grefs.length, true);
   grefs.forEach((ref, i) => {
@@ -183,7 +184,8 @@ export function setU64(out: DataView, at: number, value: number): void {
 
 /** ioctl_gntalloc_alloc_gref for count pages shared with domid; the kernel fills index and gref_ids. */
 export function encodeAllocGref(domid: number, count: number, writable: boolean): Uint8Array {
-  const bytes = new Uint8Array(OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'] + 4 * Math.max(1, count));
+  // The kernel writes back sizeof(struct) (24) before the gref_ids: never less than that.
+  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntalloc_alloc_gref, OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'] + 4 * count));
   const v = new DataView(bytes.buffer);
   v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.domid'], domid, true);
   v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.flags'], writable ? GNTALLOC_FLAG_WRITABLE : 0, true);
