@@ -126,11 +126,18 @@ test('mapRing: MAP_GRANT_REF then mmap of 4096*count at the index; unmap: GET_OF
   }
 });
 
-test('close unmaps what is still mapped', async () => {
+test('close unmaps what is still mapped; afterwards copy and mapRing fail with EBADF', async () => {
   const r = rig();
+  const pool = r.gt.allocPool(4096);
   await r.gt.mapRing(5, [8]);
   r.done();
+  r.done();
   assert.equal(r.k.log.slice(-3), ['munmap', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 1']);
+  const b = new GrantCopyBatch(1);
+  b.add(true, 5, 1, 0, 16, 0);
+  assert.throws(() => r.gt.copy(b, pool), (e: NodeJS.ErrnoException) => e.code === 'EBADF' && /grant table closed/.test(e.message));
+  const err = await r.gt.mapRing(5, [8]).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  assert.is(err?.code, 'EBADF');
 });
 
 test('copy: all segments in ONE ioctl, per-segment status back, a bad gref fails only its segment', () => {

@@ -48,8 +48,12 @@ export class LinuxEventChannels implements EventChannels {
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
   constructor(readonly fd: number, private readonly path = EVTCHN_DEVICE, private readonly addon: NativeAddon = native()) {}
 
+  private closedError(op: string): Error {
+    return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
+  }
+
   private ioctl(op: string, request: number, arg: Uint8Array | null): number {
-    if (this.closed) throw xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
+    if (this.closed) throw this.closedError(op);
     try {
       return this.addon.ioctl(this.fd, request, arg);
     } catch (err) {
@@ -89,7 +93,13 @@ export class LinuxEventChannels implements EventChannels {
 
   notify(localPort: number): void {
     encodePort(this.portView, localPort);
-    this.ioctl(`IOCTL_EVTCHN_NOTIFY(port ${localPort})`, IOCTL.EVTCHN_NOTIFY, this.portArg);
+    // Hot path: the operation's name is built only on failure.
+    if (this.closed) throw this.closedError(`IOCTL_EVTCHN_NOTIFY(port ${localPort})`);
+    try {
+      this.addon.ioctl(this.fd, IOCTL.EVTCHN_NOTIFY, this.portArg);
+    } catch (err) {
+      throw xenError(`IOCTL_EVTCHN_NOTIFY(port ${localPort}) on ${this.path}`, err);
+    }
     this.stats.notifies++;
   }
 

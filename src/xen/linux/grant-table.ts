@@ -63,8 +63,12 @@ export class LinuxGrantTable implements GrantTable {
     return { bytes: new Uint8Array(ab), address: Number(this.addon.addressOf(ab)) };
   }
 
+  private closedError(op: string): Error {
+    return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: grant table closed` });
+  }
+
   ioctl(op: string, request: number, arg: Uint8Array | null): number {
-    if (this.closed) throw xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: grant table closed` });
+    if (this.closed) throw this.closedError(op);
     try {
       return this.addon.ioctl(this.fd, request, arg);
     } catch (err) {
@@ -142,7 +146,13 @@ export class LinuxGrantTable implements GrantTable {
     for (let attempt = 0; n > 0; attempt++) {
       encodeGrantCopy(this.copyView, n, enc.address);
       this.stats.copyIoctls++;
-      this.ioctl(`IOCTL_GNTDEV_GRANT_COPY(${n} segments)`, IOCTL.GNTDEV_GRANT_COPY, this.copyArg);
+      if (this.closed) throw this.closedError('IOCTL_GNTDEV_GRANT_COPY');
+      try {
+        this.addon.ioctl(this.fd, IOCTL.GNTDEV_GRANT_COPY, this.copyArg);
+      } catch (err) {
+        // Hot path: the operation's name is built only on failure.
+        throw xenError(`IOCTL_GNTDEV_GRANT_COPY(${n} segments) on ${this.path}`, err);
+      }
       const again = enc.readBack(batch);
       if (again === 0 || attempt >= EAGAIN_RETRIES) break;
       debug('grant copy: %d segments GNTST_eagain, retry %d', again, attempt + 1);
