@@ -116,6 +116,7 @@ test('pending ports reach onPending; unknown and repeated ports are dropped; unm
     const back = Buffer.alloc(16);
     const n = fs.readSync(r.unmasks.rfd, back);
     assert.equal([...back.subarray(0, n)], [...u32s(a, b)]);
+    assert.equal(r.ev.stats, { wakeups: 1, ports: 2, notifies: 0, unmasks: 2, overflows: 0, readErrors: 0 });
   } finally {
     r.done();
   }
@@ -132,6 +133,7 @@ test('overflow (EFBIG): IOCTL_EVTCHN_RESET, rearm, and every bound port reported
     assert.equal(r.ioctls.at(-1), { request: IOCTL.EVTCHN_RESET, arg: null });
     assert.is(r.rearms, 1);
     assert.equal(seen, [[[a, b], true]]);
+    assert.is(r.ev.stats.overflows, 1);
     // And the watch still works afterwards.
     fs.writeSync(r.pending.wfd, u32s(a));
     await until(() => seen.length > 1);

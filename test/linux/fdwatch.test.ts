@@ -104,9 +104,11 @@ interface Mechanism {
 
 /** The alternative design, compiled only for this measurement when libuv1-dev is installed. */
 function uvPollMechanism(dir: string): Mechanism | undefined {
-  if (!fs.existsSync('/usr/include/uv.h')) return undefined;
+  // libuv1-dev's headers; UV_INCLUDE points elsewhere (e.g. an unpacked .deb) for a one-off run.
+  const include = process.env.UV_INCLUDE ?? '/usr/include';
+  if (!fs.existsSync(path.join(include, 'uv.h'))) return undefined;
   const so = path.join(dir, 'uvpoll.node');
-  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-DNAPI_VERSION=8', '-I', path.join(ROOT, 'node_modules/node-api-headers/include'),
+  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-DNAPI_VERSION=8', '-I', path.join(ROOT, 'node_modules/node-api-headers/include'), '-I', include,
     '-o', so, path.join(ROOT, 'test/linux/uv-poll-latency.c')], { stdio: 'pipe' });
   const mod = { exports: {} as { watch(fd: number, cb: () => void): void; close(): void } };
   process.dlopen(mod, so);
@@ -140,10 +142,15 @@ test('latency: write() → JS callback, poll thread vs the main loop\'s own epol
         let wake: (() => void) | undefined;
         const stop = m.arm(f.rfd, () => wake?.());
         for (let i = 0; i < 700; i++) {
-          const done = new Promise<void>((r) => (wake = r));
+          let timer: NodeJS.Timeout | undefined;
+          const done = new Promise<void>((resolve, reject) => {
+            wake = resolve;
+            timer = setTimeout(() => reject(new Error(`${m.name}: no callback within 2 s`)), 2000);
+          });
           const t0 = process.hrtime.bigint();
           fs.writeSync(f.wfd, port);
           await done;
+          clearTimeout(timer);
           times.get(m.name)!.push(Number(process.hrtime.bigint() - t0) / 1000);
         }
         stop();

@@ -126,11 +126,18 @@ test('mapRing: MAP_GRANT_REF then mmap of 4096*count at the index; unmap: GET_OF
   }
 });
 
-test('close unmaps what is still mapped', async () => {
+test('close unmaps what is still mapped; afterwards copy and mapRing fail with EBADF', async () => {
   const r = rig();
+  const pool = r.gt.allocPool(4096);
   await r.gt.mapRing(5, [8]);
   r.done();
+  r.done();
   assert.equal(r.k.log.slice(-3), ['munmap', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 1']);
+  const b = new GrantCopyBatch(1);
+  b.add(true, 5, 1, 0, 16, 0);
+  assert.throws(() => r.gt.copy(b, pool), (e: NodeJS.ErrnoException) => e.code === 'EBADF' && /grant table closed/.test(e.message));
+  const err = await r.gt.mapRing(5, [8]).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  assert.is(err?.code, 'EBADF');
 });
 
 test('copy: all segments in ONE ioctl, per-segment status back, a bad gref fails only its segment', () => {
@@ -145,6 +152,7 @@ test('copy: all segments in ONE ioctl, per-segment status back, a bad gref fails
     assert.is(r.k.copies[0].count, 16);
     assert.equal(r.k.copies[0].refs, Array.from({ length: 16 }, (_, i) => 200 + i));
     assert.equal([...b.status.subarray(0, 16)], Array.from({ length: 16 }, (_, i) => (i === 5 ? GNTST.bad_gntref : GNTST.okay)));
+    assert.equal(r.gt.stats, { copyIoctls: 1, segments: 16, refusedSegments: 0, failedSegments: 1, eagainRetries: 0, ringsMapped: 0 });
   } finally {
     r.done();
   }
@@ -164,6 +172,8 @@ test('copy: GNTST_eagain segments are retried alone, a bounded number of times',
     assert.equal(r.k.copies.map((c) => c.refs), [[1, 2, 3], [2, 3], [2, 3], [3]]);
     assert.is(r.k.copies.length, 1 + EAGAIN_RETRIES);
     assert.equal([...b.status.subarray(0, 3)], [GNTST.okay, GNTST.okay, GNTST.eagain]);
+    assert.is(r.gt.stats.eagainRetries, EAGAIN_RETRIES);
+    assert.is(r.gt.stats.failedSegments, 1);
   } finally {
     r.done();
   }

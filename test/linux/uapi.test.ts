@@ -6,7 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GNTCOPY_dest_gref, GNTCOPY_source_gref, IOCTL, OFFSETOF, SIZEOF } from '../../src/xen/linux/uapi';
+import {
+  GNTALLOC_FLAG_WRITABLE, GNTCOPY_dest_gref, GNTCOPY_source_gref, IOCTL, OFFSETOF, SIZEOF, decodeAllocGref, decodeGetOffsetForVaddr,
+  decodeMapIndex, encodeAllocGref, encodeBindInterdomain, encodeGetOffsetForVaddr, encodeGrantCopy, encodeMapGrantRef, encodeUnmapGrantRef,
+} from '../../src/xen/linux/uapi';
 import { tempDir } from '../helpers/exe';
 
 const HEADERS = '/usr/include/xen';
@@ -25,6 +28,7 @@ function probeSource(): string {
     entry('GNTCOPY_source_gref', 'GNTCOPY_source_gref');
     entry('GNTCOPY_dest_gref', 'GNTCOPY_dest_gref');
   }
+  entry('GNTALLOC_FLAG_WRITABLE', 'GNTALLOC_FLAG_WRITABLE');
   return `#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +36,7 @@ function probeSource(): string {
 ${haveXenPublic ? '#include <xen/xen.h>\n#include <xen/grant_table.h>' : '/* gntdev.h uses these Xen types without defining them */\ntypedef uint32_t grant_ref_t;\ntypedef uint16_t domid_t;'}
 #include <xen/evtchn.h>
 #include <xen/gntdev.h>
+#include <xen/gntalloc.h>
 int main(void) {
   int first = 1;
   printf("{");
@@ -88,7 +93,8 @@ test('ioctl numbers equal the headers and facts §4.1/§4.2', () => {
 });
 
 test('every evtchn and gntdev ioctl of the headers is in the table (DMABUF ones are unused)', () => {
-  const text = ['evtchn.h', 'gntdev.h'].map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8')).join('\n');
+  assert.is(GNTALLOC_FLAG_WRITABLE, probe().GNTALLOC_FLAG_WRITABLE);
+  const text = ['evtchn.h', 'gntdev.h', 'gntalloc.h'].map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8')).join('\n');
   const names = [...text.matchAll(/#define IOCTL_([A-Z_]+)/g)].map((m) => m[1]).filter((n) => !n.includes('DMABUF'));
   assert.ok(names.length >= 12, names.join(' '));
   for (const n of names) assert.ok(n in IOCTL, `IOCTL_${n} missing from uapi.ts`);
@@ -104,6 +110,35 @@ test('GNTCOPY flags equal Xen\'s grant_table.h (libxen-dev)', () => {
   const c = probe();
   assert.is(GNTCOPY_source_gref, c.GNTCOPY_source_gref);
   assert.is(GNTCOPY_dest_gref, c.GNTCOPY_dest_gref);
+});
+
+test('codecs: the bytes of each ioctl argument', () => {
+  const bi = new Uint8Array(8);
+  encodeBindInterdomain(new DataView(bi.buffer), 0x01020304, 9);
+  assert.equal([...bi], [4, 3, 2, 1, 9, 0, 0, 0]);
+  const map = encodeMapGrantRef(7, [0x11, 0x22]);
+  assert.equal([...map], [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0x11, 0, 0, 0, 7, 0, 0, 0, 0x22, 0, 0, 0]);
+  assert.is(encodeMapGrantRef(7, [1]).length, 24, 'one ref: exactly sizeof, which the kernel copies back');
+  new DataView(map.buffer).setBigUint64(8, 0x12345000n, true);
+  assert.is(decodeMapIndex(map), 0x12345000n);
+  assert.equal([...encodeUnmapGrantRef(0x1000n, 3)], [0, 0x10, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+  const q = encodeGetOffsetForVaddr(0x7f0000001000n);
+  assert.equal([...q.subarray(0, 8)], [0, 0x10, 0, 0, 0, 0x7f, 0, 0]);
+  new DataView(q.buffer).setBigUint64(8, 0x3000n, true);
+  new DataView(q.buffer).setUint32(16, 2, true);
+  assert.equal(decodeGetOffsetForVaddr(q), { offset: 0x3000n, count: 2 });
+  const gc = new Uint8Array(16).fill(0xee);
+  encodeGrantCopy(new DataView(gc.buffer), 5, 0x7f12_3456_7000);
+  assert.equal([...gc], [5, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x70, 0x56, 0x34, 0x12, 0x7f, 0, 0]);
+  const alloc = encodeAllocGref(3, 1, true);
+  assert.is(alloc.length, 24, 'at least sizeof: the kernel writes the whole struct back');
+  assert.equal([...alloc.subarray(0, 8)], [3, 0, 1, 0, 1, 0, 0, 0]);
+  const alloc3 = encodeAllocGref(0, 3, false);
+  assert.is(alloc3.length, 28);
+  new DataView(alloc3.buffer).setUint32(16, 100, true);
+  new DataView(alloc3.buffer).setUint32(24, 102, true);
+  new DataView(alloc3.buffer).setBigUint64(8, 0x2000n, true);
+  assert.equal(decodeAllocGref(alloc3, 3), { index: 0x2000n, grefs: [100, 0, 102] });
 });
 
 test.run();

@@ -21,7 +21,7 @@ static void on_ready(uv_poll_t *h, int status, int events) {
   napi_open_handle_scope(genv, &scope);
   napi_value cb, recv;
   napi_get_reference_value(genv, callback, &cb);
-  napi_get_undefined(genv, &recv);
+  napi_get_global(genv, &recv); /* make_callback wants an object receiver */
   /* make_callback runs the microtasks afterwards, as a real addon must for promise users. */
   napi_make_callback(genv, actx, recv, cb, 0, NULL, NULL);
   napi_close_handle_scope(genv, scope);

@@ -21,11 +21,24 @@ const ERROR_BACKOFF_MS = 1000;
 
 type Handler = (ports: readonly number[], overflow: boolean) => void;
 
+/** Counters for status output: what to look at when events seem slow or lost. */
+export interface EvtchnStats {
+  /** read()s of the device that returned ports (each is one wake-up of the event loop). */
+  wakeups: number;
+  ports: number;
+  notifies: number;
+  unmasks: number;
+  /** EFBIG queue overflows, each followed by a reset and a full re-scan. */
+  overflows: number;
+  readErrors: number;
+}
+
 export class LinuxEventChannels implements EventChannels {
   private readonly bound = new Set<number>();
   private handler: Handler | undefined;
   private watch: WatchHandle | undefined;
   private closed = false;
+  readonly stats: EvtchnStats = { wakeups: 0, ports: 0, notifies: 0, unmasks: 0, overflows: 0, readErrors: 0 };
   private backoff: NodeJS.Timeout | undefined;
   // Preallocated ioctl/write arguments: notify and unmask are on the hot path.
   private readonly portArg = new Uint8Array(SIZEOF.ioctl_evtchn_notify);
@@ -35,8 +48,12 @@ export class LinuxEventChannels implements EventChannels {
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
   constructor(readonly fd: number, private readonly path = EVTCHN_DEVICE, private readonly addon: NativeAddon = native()) {}
 
+  private closedError(op: string): Error {
+    return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
+  }
+
   private ioctl(op: string, request: number, arg: Uint8Array | null): number {
-    if (this.closed) throw xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
+    if (this.closed) throw this.closedError(op);
     try {
       return this.addon.ioctl(this.fd, request, arg);
     } catch (err) {
@@ -76,7 +93,14 @@ export class LinuxEventChannels implements EventChannels {
 
   notify(localPort: number): void {
     encodePort(this.portView, localPort);
-    this.ioctl(`IOCTL_EVTCHN_NOTIFY(port ${localPort})`, IOCTL.EVTCHN_NOTIFY, this.portArg);
+    // Hot path: the operation's name is built only on failure.
+    if (this.closed) throw this.closedError(`IOCTL_EVTCHN_NOTIFY(port ${localPort})`);
+    try {
+      this.addon.ioctl(this.fd, IOCTL.EVTCHN_NOTIFY, this.portArg);
+    } catch (err) {
+      throw xenError(`IOCTL_EVTCHN_NOTIFY(port ${localPort}) on ${this.path}`, err);
+    }
+    this.stats.notifies++;
   }
 
   unmask(localPort: number): void {
@@ -84,6 +108,7 @@ export class LinuxEventChannels implements EventChannels {
     this.unmaskBuf[0] = localPort;
     try {
       fs.writeSync(this.fd, this.unmaskBuf);
+      this.stats.unmasks++;
     } catch (err) {
       throw xenError(`unmask port ${localPort} (write ${this.path})`, err);
     }
@@ -107,15 +132,19 @@ export class LinuxEventChannels implements EventChannels {
         // A port unbound after it fired may still be queued: nobody wants it.
         if (this.bound.has(p) && !ports.includes(p)) ports.push(p);
       }
+      this.stats.wakeups++;
+      this.stats.ports += ports.length;
       if (ports.length) this.handler?.(ports, false);
       return;
     }
     if (errno === EFBIG) {
       debug('event queue overflowed: reset and report every bound port');
+      this.stats.overflows++;
       this.reset();
       return;
     }
     // EOF or an unexpected error: say so where an administrator looks, then recover slowly.
+    this.stats.readErrors++;
     const why = errno ? xenError(`read ${this.path}`, { errno }).message : `read ${this.path}: unexpected end of file`;
     process.stderr.write(`afsfile: ${why}; retrying in ${ERROR_BACKOFF_MS} ms\n`);
     if (errno === 0) {
@@ -161,7 +190,13 @@ function checkU32(what: string, v: number): void {
 }
 
 /** Opens /dev/xen/evtchn; the error says what to do when it is missing. */
-export function openEventChannels(path = EVTCHN_DEVICE, addon: NativeAddon = native()): LinuxEventChannels {
+export function openEventChannels(path = EVTCHN_DEVICE, addon?: NativeAddon): LinuxEventChannels {
+  // The device first: without /dev/xen the clear message matters, not the addon.
   const fd = openDevice(path, fs.constants.O_NONBLOCK);
-  return new LinuxEventChannels(fd, path, addon);
+  try {
+    return new LinuxEventChannels(fd, path, addon ?? native());
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
 }

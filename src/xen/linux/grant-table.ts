@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import createDebug from 'debug';
 import { native } from '../../native/addon';
 import type { NativeAddon } from '../../native/types';
-import { PAGE_SIZE, type GrantCopyBatch, type GrantTable, type RingMapping } from '../grant-table';
+import { GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantTable, type RingMapping } from '../grant-table';
 import { openDevice, xenError } from './errors';
 import { GrantCopyEncoder, type PinnedBytes } from './grant-copy';
 import {
@@ -21,6 +21,19 @@ const MMAP_EAGAIN_TRIES = 1000;
 /** A blkif ring is at most 2^4 pages (max-ring-page-order 4); leave room, refuse nonsense. */
 const MAX_RING_PAGES = 256;
 
+/** Counters for status output. */
+export interface GntdevStats {
+  /** IOCTL_GNTDEV_GRANT_COPY calls, retries included. */
+  copyIoctls: number;
+  segments: number;
+  /** Segments not sent: crossing the guest page or outside the pool. */
+  refusedSegments: number;
+  /** Segments whose final status is not GNTST_okay (refused ones included). */
+  failedSegments: number;
+  eagainRetries: number;
+  ringsMapped: number;
+}
+
 export class LinuxGrantTable implements GrantTable {
   private readonly pools = new WeakMap<ArrayBuffer, number>();
   private readonly mappings = new Set<LinuxRingMapping>();
@@ -28,6 +41,7 @@ export class LinuxGrantTable implements GrantTable {
   private readonly copyArg = new Uint8Array(SIZEOF.ioctl_gntdev_grant_copy);
   private readonly copyView = new DataView(this.copyArg.buffer);
   private closed = false;
+  readonly stats: GntdevStats = { copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0 };
 
   /** Takes ownership of fd; probes grant copy (throws with a clear message when missing). */
   constructor(readonly fd: number, private readonly path = GNTDEV_DEVICE, private readonly addon: NativeAddon = native()) {
@@ -49,8 +63,12 @@ export class LinuxGrantTable implements GrantTable {
     return { bytes: new Uint8Array(ab), address: Number(this.addon.addressOf(ab)) };
   }
 
+  private closedError(op: string): Error {
+    return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: grant table closed` });
+  }
+
   ioctl(op: string, request: number, arg: Uint8Array | null): number {
-    if (this.closed) throw xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: grant table closed` });
+    if (this.closed) throw this.closedError(op);
     try {
       return this.addon.ioctl(this.fd, request, arg);
     } catch (err) {
@@ -87,6 +105,7 @@ export class LinuxGrantTable implements GrantTable {
     }
     const mapping = new LinuxRingMapping(this, buffer, Number(this.addon.addressOf(buffer)), index, count);
     this.mappings.add(mapping);
+    this.stats.ringsMapped++;
     debug('mapped %s at index %s', what, index);
     return mapping;
   }
@@ -94,6 +113,7 @@ export class LinuxGrantTable implements GrantTable {
   /** @internal the unmap order of libxengnttab: GET_OFFSET_FOR_VADDR, munmap, UNMAP_GRANT_REF. */
   unmapRing(m: LinuxRingMapping): void {
     this.mappings.delete(m);
+    this.stats.ringsMapped--;
     const q = encodeGetOffsetForVaddr(BigInt(m.address));
     this.ioctl('IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR', IOCTL.GNTDEV_GET_OFFSET_FOR_VADDR, q);
     const { offset, count } = decodeGetOffsetForVaddr(q);
@@ -121,14 +141,25 @@ export class LinuxGrantTable implements GrantTable {
     if (base === undefined) throw new TypeError('GrantTable.copy: the pool was not allocated by allocPool');
     const enc = this.encoder;
     let n = enc.encodeAll(batch, base + pool.byteOffset, pool.byteLength);
+    this.stats.segments += batch.count;
+    this.stats.refusedSegments += batch.count - n;
     for (let attempt = 0; n > 0; attempt++) {
       encodeGrantCopy(this.copyView, n, enc.address);
-      this.ioctl(`IOCTL_GNTDEV_GRANT_COPY(${n} segments)`, IOCTL.GNTDEV_GRANT_COPY, this.copyArg);
+      this.stats.copyIoctls++;
+      if (this.closed) throw this.closedError('IOCTL_GNTDEV_GRANT_COPY');
+      try {
+        this.addon.ioctl(this.fd, IOCTL.GNTDEV_GRANT_COPY, this.copyArg);
+      } catch (err) {
+        // Hot path: the operation's name is built only on failure.
+        throw xenError(`IOCTL_GNTDEV_GRANT_COPY(${n} segments) on ${this.path}`, err);
+      }
       const again = enc.readBack(batch);
       if (again === 0 || attempt >= EAGAIN_RETRIES) break;
       debug('grant copy: %d segments GNTST_eagain, retry %d', again, attempt + 1);
+      this.stats.eagainRetries++;
       n = enc.encodeRetry(batch, base + pool.byteOffset);
     }
+    for (let i = 0; i < batch.count; i++) if (batch.status[i] !== GNTST.okay) this.stats.failedSegments++;
   }
 
   close(): void {
@@ -162,10 +193,10 @@ class LinuxRingMapping implements RingMapping {
 }
 
 /** Opens /dev/xen/gntdev and checks that it can grant-copy. */
-export function openGrantTable(path = GNTDEV_DEVICE, addon: NativeAddon = native()): LinuxGrantTable {
+export function openGrantTable(path = GNTDEV_DEVICE, addon?: NativeAddon): LinuxGrantTable {
   const fd = openDevice(path);
   try {
-    return new LinuxGrantTable(fd, path, addon);
+    return new LinuxGrantTable(fd, path, addon ?? native());
   } catch (err) {
     fs.closeSync(fd);
     throw err;

@@ -3,3 +3,4 @@ export { createLinuxPlatform, type LinuxPlatformOptions } from './platform';
 export { linuxPlatformProblem, MISSING_DEVICE_HINT } from './errors';
 export { LinuxEventChannels, openEventChannels } from './evtchn';
 export { LinuxGrantTable, openGrantTable } from './grant-table';
+export { dom0SelfTest, type SelfTestOptions } from './selftest';

@@ -28,6 +28,10 @@ export const SIZEOF = {
   ioctl_gntdev_unmap_notify: 16,
   gntdev_grant_copy_segment: 24,
   ioctl_gntdev_grant_copy: 16,
+  // gntalloc (include/uapi/xen/gntalloc.h): only the dom0 self-test uses it, to grant itself pages.
+  ioctl_gntalloc_alloc_gref: 24,
+  ioctl_gntalloc_dealloc_gref: 16,
+  ioctl_gntalloc_unmap_notify: 16,
 } as const;
 
 /** Field offsets, named struct.field as in the headers. */
@@ -66,6 +70,13 @@ export const OFFSETOF = {
   'gntdev_grant_copy_segment.status': 20,
   'ioctl_gntdev_grant_copy.count': 0,
   'ioctl_gntdev_grant_copy.segments': 8,
+  'ioctl_gntalloc_alloc_gref.domid': 0,
+  'ioctl_gntalloc_alloc_gref.flags': 2,
+  'ioctl_gntalloc_alloc_gref.count': 4,
+  'ioctl_gntalloc_alloc_gref.index': 8,
+  'ioctl_gntalloc_alloc_gref.gref_ids': 16,
+  'ioctl_gntalloc_dealloc_gref.index': 0,
+  'ioctl_gntalloc_dealloc_gref.count': 8,
 } as const;
 
 export const IOCTL = {
@@ -82,7 +93,13 @@ export const IOCTL = {
   GNTDEV_SET_MAX_GRANTS: ioc('G', 3, SIZEOF.ioctl_gntdev_set_max_grants),
   GNTDEV_SET_UNMAP_NOTIFY: ioc('G', 7, SIZEOF.ioctl_gntdev_unmap_notify),
   GNTDEV_GRANT_COPY: ioc('G', 8, SIZEOF.ioctl_gntdev_grant_copy),
+  GNTALLOC_ALLOC_GREF: ioc('G', 5, SIZEOF.ioctl_gntalloc_alloc_gref),
+  GNTALLOC_DEALLOC_GREF: ioc('G', 6, SIZEOF.ioctl_gntalloc_dealloc_gref),
+  /** The same number as GNTDEV_SET_UNMAP_NOTIFY; a different device. */
+  GNTALLOC_SET_UNMAP_NOTIFY: ioc('G', 7, SIZEOF.ioctl_gntalloc_unmap_notify),
 } as const;
+
+export const GNTALLOC_FLAG_WRITABLE = 1;
 
 /** xen.git xen/include/public/grant_table.h */
 export const GNTCOPY_source_gref = 1 << 0;
@@ -93,6 +110,7 @@ export const XEN_PAGE_SIZE = 4096;
 
 export const EVTCHN_DEVICE = '/dev/xen/evtchn';
 export const GNTDEV_DEVICE = '/dev/xen/gntdev';
+export const GNTALLOC_DEVICE = '/dev/xen/gntalloc';
 
 // --- codecs (little-endian: every Xen host architecture Linux supports as dom0 is) ---
 
@@ -109,7 +127,8 @@ export function encodePort(out: DataView, port: number): void {
 /** ioctl_gntdev_map_grant_ref with count refs, all from one domain; index is filled by the kernel. */
 export function encodeMapGrantRef(domid: number, grefs: readonly number[]): Uint8Array {
   const refsAt = OFFSETOF['ioctl_gntdev_map_grant_ref.refs'];
-  const bytes = new Uint8Array(refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length);
+  // The kernel copies sizeof(struct) (one ref) in and out whatever the count: never less.
+  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntdev_map_grant_ref, refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length));
   const v = new DataView(bytes.buffer);
   v.setUint32(OFFSETOF['ioctl_gntdev_map_grant_ref.count'], grefs.length, true);
   grefs.forEach((ref, i) => {
@@ -161,4 +180,32 @@ export function setU64(out: DataView, at: number, value: number): void {
   const hi = Math.floor(value / 0x1_0000_0000);
   out.setUint32(at, value - hi * 0x1_0000_0000, true);
   out.setUint32(at + 4, hi, true);
+}
+
+/** ioctl_gntalloc_alloc_gref for count pages shared with domid; the kernel fills index and gref_ids. */
+export function encodeAllocGref(domid: number, count: number, writable: boolean): Uint8Array {
+  // The kernel writes back sizeof(struct) (24) before the gref_ids: never less than that.
+  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntalloc_alloc_gref, OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'] + 4 * count));
+  const v = new DataView(bytes.buffer);
+  v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.domid'], domid, true);
+  v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.flags'], writable ? GNTALLOC_FLAG_WRITABLE : 0, true);
+  v.setUint32(OFFSETOF['ioctl_gntalloc_alloc_gref.count'], count, true);
+  return bytes;
+}
+
+export function decodeAllocGref(bytes: Uint8Array, count: number): { index: bigint; grefs: number[] } {
+  const v = new DataView(bytes.buffer, bytes.byteOffset);
+  const at = OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'];
+  return {
+    index: v.getBigUint64(OFFSETOF['ioctl_gntalloc_alloc_gref.index'], true),
+    grefs: Array.from({ length: count }, (_, i) => v.getUint32(at + 4 * i, true)),
+  };
+}
+
+export function encodeDeallocGref(index: bigint, count: number): Uint8Array {
+  const bytes = new Uint8Array(SIZEOF.ioctl_gntalloc_dealloc_gref);
+  const v = new DataView(bytes.buffer);
+  v.setBigUint64(OFFSETOF['ioctl_gntalloc_dealloc_gref.index'], index, true);
+  v.setUint32(OFFSETOF['ioctl_gntalloc_dealloc_gref.count'], count, true);
+  return bytes;
 }
