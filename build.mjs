@@ -120,6 +120,9 @@ async function transpileTree() {
     platform: 'node',
     target: 'node20',
     format: 'cjs',
+    // Lazy `import()` of command modules must become require() in the per-file CommonJS tree,
+    // as it does inside the bundle (Node's ESM resolver would want file extensions).
+    supported: { 'dynamic-import': false },
     sourcemap: 'inline',
     logLevel: 'warning',
   });
