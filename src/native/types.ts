@@ -11,7 +11,33 @@ export interface NativeAddon {
   mapFile(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   /** Zeroed memory at an aligned address (O_DIRECT buffers), freed when collected. */
   allocAligned(length: number, alignment: number): ArrayBuffer;
+
+  // --- Xen devices (src/native/xen.c, fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
+  /** ioctl(2) with arg passed by pointer (the kernel may write back into it); returns the result. */
+  ioctl(fd: number, request: number, arg: Uint8Array | null): number;
+  /** A MAP_SHARED mapping NOT unmapped on GC (gntdev needs ordered unmapping): see munmapShared. */
+  mmapShared(fd: number, length: number, offset: number | bigint, writable: boolean): ArrayBuffer;
+  /** Detaches the buffer (later views see length 0), then munmaps. Only for mmapShared buffers. */
+  munmapShared(buffer: ArrayBuffer): void;
+  /** The virtual address of the buffer's memory; stable only for allocAligned/mmapShared memory. */
+  addressOf(buffer: ArrayBuffer): bigint;
+  /** A full memory barrier (__sync_synchronize), for weakly ordered CPUs; Atomics suffice on x86. */
+  fence(): void;
+  /**
+   * Watches a readable fd on a dedicated poll thread. callback(bytes, 0) for each read();
+   * callback(null, 0) once at end of file; callback(null, errno) after a read error, then the
+   * watch pauses until watchRearm. The fd stays the caller's: close it after watchClose.
+   */
+  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void): WatchHandle;
+  watchRearm(handle: WatchHandle): void;
+  /** Stops and joins the thread; no callback runs afterwards. Idempotent. */
+  watchClose(handle: WatchHandle): void;
+  /** Whether the watch keeps the event loop alive (it does by default). */
+  watchRef(handle: WatchHandle, ref: boolean): void;
 }
+
+/** An opaque handle from watchFd. */
+export type WatchHandle = { readonly __watchHandle: unique symbol };
 
 /** <linux/falloc.h> */
 export const FALLOC_FL_KEEP_SIZE = 0x01;

@@ -9,6 +9,7 @@ import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
 import { type ClaimLimits, DeviceConfigError, claimDevice, imagePathFromParams, readOnlyFromMode } from './device';
+import { EXIT_PERMANENT } from './exit-codes';
 import { ExclusivityTable, conflictMessage, identify } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
@@ -233,6 +234,15 @@ export class Supervisor {
       return;
     }
     const how = signal ? `signal ${signal}` : `exit status ${code}`;
+    if (code === EXIT_PERMANENT) {
+      // It reported why on the device (afsfile-error); a restart would fail the same way.
+      d.phase = 'failed';
+      d.message = 'the device process cannot run here (see afsfile-error)';
+      this.table.release(d.b.path);
+      this.writeStatusFile();
+      this.examine(d.b, performance.now());
+      return;
+    }
     const delay = d.policy.crashed();
     if (delay === undefined) {
       d.phase = 'failed';
