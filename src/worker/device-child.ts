@@ -69,6 +69,7 @@ export class DeviceChild {
         maxBytes: this.o.maxInflight,
         fsyncIntervalMs: this.o.fsyncIntervalS * 1000,
         holdTimeoutMs: this.o.holdTimeoutS * 1000,
+        onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
       },
       direct: this.o.direct,
       warn: (m) => this.note(m),
@@ -110,6 +111,22 @@ export class DeviceChild {
     this.platform?.close();
     this.xs?.close();
     this.done(0);
+  }
+
+  private lastKick = 0;
+
+  /** EACCES from AFS usually means the token expired: ask renew (DESIGN contracts, Signals) to
+   * refresh now, as k5start does on SIGALRM; coalesced so a burst of errors sends one. */
+  private kickRenew(): void {
+    const pid = Number(this.o.env.AFSFILE_RENEW_PID);
+    if (!Number.isInteger(pid) || pid <= 1 || Date.now() - this.lastKick < 30_000) return;
+    this.lastKick = Date.now();
+    try {
+      process.kill(pid, 'SIGALRM');
+      this.note(`EACCES on the image: asked renew (pid ${pid}) to refresh the tokens`);
+    } catch (e) {
+      this.note(`EACCES on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
   }
 
   private note(message: string): void {

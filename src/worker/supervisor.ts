@@ -55,6 +55,9 @@ export class Supervisor {
   private readonly watches: Watch[] = [];
   private readonly busy = new Map<string, boolean>();
   private stopping = false;
+  private statusTimer: NodeJS.Timeout | undefined;
+  /** Claim latencies (ms from the watch event to InitWait committed), the last 100. */
+  private readonly claimMs: number[] = [];
   private readonly started = new Date().toISOString();
 
   constructor(private readonly o: SupervisorOptions) {}
@@ -66,6 +69,9 @@ export class Supervisor {
     }
     this.watches.push(await this.o.xs.watch('@releaseDomain', () => void this.onReleaseDomain()));
     this.writeStatusFile();
+    // `updated` stays fresh so a reader can tell a live supervisor from a stuck one.
+    this.statusTimer = setInterval(() => this.writeStatusFile(), 10_000);
+    this.statusTimer.unref();
   }
 
   private onEvent(root: string, path: string): void {
@@ -147,6 +153,8 @@ export class Supervisor {
         const ms = performance.now() - seenAt;
         debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
         this.o.onClaim?.(b.path, ms);
+        this.claimMs.push(ms);
+        if (this.claimMs.length > 100) this.claimMs.shift();
         await this.admit(b);
       } else if (state !== undefined && state >= XenbusState.InitWait && state <= XenbusState.Closing) {
         // Still being served (or being removed) from before this supervisor started: re-attach.
@@ -294,6 +302,7 @@ export class Supervisor {
   /** SIGTERM/SIGINT: children quiesce (XenStore state stays as it is) and exit; then we do. */
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
+    clearInterval(this.statusTimer);
     // Not awaited: xenstored may be the thing that is gone; closing the client drops them.
     for (const w of this.watches.splice(0)) void w.close().catch(() => undefined);
     const children = [...this.devices.values()].flatMap((d) => {
@@ -317,6 +326,7 @@ export class Supervisor {
         started: this.started,
         selfDomid: this.o.selfDomid,
         xenstore: this.o.xs.endpoint.path,
+        claimLatencyMs: summary(this.claimMs),
         devices: [...this.devices.values()].map((d) => ({
           backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
           image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
@@ -336,4 +346,11 @@ function orUndefined<T>(f: () => T): T | undefined {
     if (e instanceof DeviceConfigError) return undefined;
     throw e;
   }
+}
+
+function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {
+  if (!v.length) return undefined;
+  const s = [...v].sort((a, b) => a - b);
+  const at = (f: number): number => Math.round(s[Math.min(s.length - 1, Math.floor(f * s.length))]! * 100) / 100;
+  return { count: s.length, median: at(0.5), p99: at(0.99), max: at(1) };
 }
