@@ -95,7 +95,8 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
     const toolstack = new Toolstack(dom0);
     await toolstack.createDomain(GUEST_DOMID, 'demo-guest');
     store.introduceDomain(GUEST_DOMID);
-    const guest = hv.addGuest({ domid: GUEST_DOMID, pages: 8192 });
+    // Room for queue-depth requests of up to 1 MiB (256 data pages + 1 indirect page) and the rings.
+    const guest = hv.addGuest({ domid: GUEST_DOMID, pages: Math.max(8192, queueDepth * 260 + 1024) });
     const vbd = await toolstack.addVbd({ domid: GUEST_DOMID, target: file, access: 'rw' });
     await claimDevice(dom0, vbd.backend);
     device = new Device(store.connect(0), platform, vbd.backend, {

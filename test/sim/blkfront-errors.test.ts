@@ -85,4 +85,18 @@ test('the demo model catches a corrupted sector and zeros where data was expecte
   await h.close();
 });
 
+test('guest memory too small for the queue depth: requests wait for pages instead of failing', async () => {
+  const h = await harness({ guestPages: 160, front: { maxIndirectSegments: 128, queueDepth: 8 } });
+  const writes = Array.from({ length: 8 }, (_, i) => h.front.write(i * 1024, pattern(512 * 1024, i)));
+  await Promise.all(writes);
+  for (let i = 0; i < 8; i++) assert.equal(await h.front.read(i * 1024, 512 * 1024), pattern(512 * 1024, i));
+  await h.close();
+  // A request needing more pages than the guest has fails cleanly; the device keeps working.
+  const small = await harness({ guestPages: 64, front: { maxIndirectSegments: 128 } });
+  await rejects(() => small.front.write(0, pattern(512 * 1024, 9)), /out of memory/);
+  await small.front.write(0, pattern(4096, 10));
+  assert.equal(await small.front.read(0, 4096), pattern(4096, 10));
+  await small.close();
+});
+
 test.run();
