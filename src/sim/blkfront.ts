@@ -187,7 +187,11 @@ export class SimBlkfront {
       const timer = setTimeout(() => finish(new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`)), this.timeout());
       const check = async () => {
         const st = parseState(await this.xs.tryRead(path).catch(() => undefined));
-        if (st === undefined) return;
+        if (st === undefined) {
+          // The toolstack destroyed the device: nothing will ever answer.
+          if ((await this.xs.tryRead(this.backend).catch(() => undefined)) === undefined) finish(new Error(`${this.frontend}: backend ${this.backend} is gone`));
+          return;
+        }
         if (pred(st)) finish(undefined, st);
         else if (st === XenbusState.Closed && what !== 'Closed') finish(new Error(`${this.frontend}: backend went ${stateName(st)} while waiting for ${what}`));
       };
