@@ -127,6 +127,7 @@ export class SimBlkfront {
   private nextId = 1n;
   private stateWatch: Watch | undefined;
   private closing: Promise<void> | undefined;
+  private shutDown = false;
   /** Counts, for tests and the demo. */
   readonly stats = { requests: 0, indirect: 0, retries: 0, notifies: 0, reconnects: 0 };
 
@@ -320,6 +321,7 @@ export class SimBlkfront {
 
   /** Closes the device from the guest side (Closing → Closed) and frees everything. */
   async close(): Promise<void> {
+    this.shutDown = true;
     await this.stateWatch?.close();
     this.stateWatch = undefined;
     if (this.infoValue) {
@@ -385,7 +387,7 @@ export class SimBlkfront {
   }
 
   private enqueue(op: number, sector: number, nrSectors: number, firstSect: number, data: Uint8Array | undefined, queue: number | undefined): Promise<void> {
-    if (this.backend === '') return Promise.reject(new Error(`${this.frontend}: not connected`));
+    if (this.backend === '' || this.shutDown) return Promise.reject(new Error(`${this.frontend}: not connected`));
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ op, sector, nrSectors, firstSect, data, queue, tries: 0, resolve, reject });
       this.pump();
