@@ -1,6 +1,7 @@
 // EventChannels has one pending-ports subscriber; a process may serve several devices over one
 // platform (the demo), so ports are dispatched from here. Overflow (the kernel queue was reset)
-// means every port may be pending: every handler runs.
+// means every port may be pending: every handler runs. Whoever else needs events from the same
+// EventChannels must register here too: a second onPending() would replace this subscriber.
 import type { EventChannels } from '../../xen/evtchn';
 
 type PortHandler = () => void;
