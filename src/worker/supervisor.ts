@@ -127,7 +127,7 @@ export class Supervisor {
   private async examineOnce(b: BackendPath, seenAt: number): Promise<void> {
     if (this.stopping) return;
     const xs = this.o.xs;
-    const known = this.devices.get(b.path);
+    let known = this.devices.get(b.path);
     const [script, stateText, online] = await Promise.all([
       xs.tryRead(`${b.path}/script`), xs.tryRead(`${b.path}/state`), xs.tryRead(`${b.path}/online`),
     ]);
@@ -137,14 +137,24 @@ export class Supervisor {
       if (known) this.forget(known, 'its backend directory was removed');
       return;
     }
-    if (this.foreign.has(b.path) || this.released.has(b.path)) return;
     if (script === undefined) return; // libxl writes everything in one transaction; wait
     if (!isOurScript(script)) {
+      if (!this.foreign.has(b.path)) debug('%s: script %s is not ours; leaving it alone', b.path, script);
       this.foreign.add(b.path);
-      debug('%s: script %s is not ours; leaving it alone', b.path, script);
       return;
     }
+    this.foreign.delete(b.path);
     const state = parseState(stateText);
+    const fresh = state === XenbusState.Initialising && online?.trim() === '1';
+    // libxl re-creates a dir in one transaction (rm + mkdir), so a reused backend path may never
+    // be seen gone: Initialising again means a new device.
+    if (fresh) this.released.delete(b.path);
+    if (this.released.has(b.path)) return;
+    if (known && fresh && (known.phase === 'closed' || known.phase === 'refused' || known.phase === 'failed')) {
+      this.devices.delete(b.path);
+      this.table.release(b.path);
+      known = undefined;
+    }
     if (!known) {
       if (state === XenbusState.Initialising) {
         // online must be 1 (libxl writes it in the same transaction); claimDevice re-checks the

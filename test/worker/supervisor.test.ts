@@ -255,6 +255,18 @@ test('libxl-style teardown: online=0 + state=5 in one transaction -> Closed well
   assert.not.ok(fs.existsSync(path.join(runDir, `status/dev-${p.domid}-${p.devid}.json`)));
 });
 
+test('a backend dir re-created by libxl (same path, state=1 again) is a new device', async () => {
+  const img = image('reuse.img');
+  const p = await guest({ target: img });
+  await afsfileStatus(p, 'opened');
+  // Closed, but the dirs are left in place (no libxl__device_destroy yet).
+  assert.ok((await ts.removeVbd(p, { destroy: false })).closed);
+  await until('closed entry', () => deviceEntry(p)?.phase === 'closed' || deviceEntry(p) === undefined);
+  await ts.addVbd({ domid: p.domid, target: img }); // rm + mkdir + keys in one transaction
+  assert.ok(await ts.waitBackendState(p, 2, 5000), 'claimed again');
+  await until('served again', () => deviceEntry(p)?.phase === 'running' && deviceEntry(p)?.childPid !== undefined);
+});
+
 test('a killed device process is restarted (and counted)', async () => {
   const p = await guest({ target: image('crash.img') });
   await afsfileStatus(p, 'opened');

@@ -203,6 +203,21 @@ test('xenstored restart: reconnect, watches re-registered with a new initial eve
   assert.is(await c.read('/t/alive'), '1');
 });
 
+test('a watch registered while xenstored is down is registered once it is back', async () => {
+  const cl = await connect();
+  try {
+    await cl.write('/probe', '1');
+    await xs.restart();
+    const seen: string[] = [];
+    const w = await cl.watch('/late', (p) => seen.push(p)); // queued until the reconnect
+    await cl.write('/late/x', '1');
+    await until('event', () => seen.includes('/late/x'));
+    await w.close();
+  } finally {
+    cl.close();
+  }
+});
+
 test('closing a watch while xenstored is down does not wait for it', async () => {
   const cl = await connect();
   try {

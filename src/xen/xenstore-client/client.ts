@@ -49,6 +49,8 @@ interface WatchEntry {
   readonly path: string;
   readonly handler: WatchHandler;
   registered: boolean;
+  /** Registered when the connection was lost: reconnectLoop registers it again. */
+  rewatch: boolean;
   closed: boolean;
 }
 
@@ -163,7 +165,12 @@ export class XenStoreClient implements XenStore {
       else resend.push(r);
     }
     this.queue = [...resend, ...this.queue];
-    for (const w of this.watches.values()) if (w.registered) w.registered = false;
+    // Only watches xenstored had acknowledged are registered again by reconnectLoop; a WATCH
+    // still in flight is resent with the other requests (doing both would get EEXIST).
+    for (const w of this.watches.values()) {
+      w.rewatch = w.registered;
+      w.registered = false;
+    }
     void this.reconnectLoop();
   }
 
@@ -190,7 +197,7 @@ export class XenStoreClient implements XenStore {
     const queued = this.queue;
     this.queue = [];
     // Watches first, so that no change made by a resent request goes unseen.
-    const rewatch = [...this.watches.entries()].filter(([, w]) => !w.closed).map(([token, w]) =>
+    const rewatch = [...this.watches.entries()].filter(([, w]) => !w.closed && w.rewatch).map(([token, w]) =>
       this.request(XsType.WATCH, nulTerminated(w.path, token), 'watch', w.path).then(
         () => { w.registered = true; },
         (e: Error) => {
@@ -297,7 +304,7 @@ export class XenStoreClient implements XenStore {
   async watch(path: string, handler: WatchHandler): Promise<Watch> {
     checkPath('watch', path);
     const token = `${this.tokenPrefix}${this.nextToken++}`;
-    const entry: WatchEntry = { path, handler, registered: false, closed: false };
+    const entry: WatchEntry = { path, handler, registered: false, rewatch: false, closed: false };
     // In the table before the request goes out: the initial event may beat the reply.
     this.watches.set(token, entry);
     try {
