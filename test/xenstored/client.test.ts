@@ -59,6 +59,16 @@ test('read/write/mkdir/directory/rm behave as cxenstored', async () => {
   assert.is(await c.read('/t/u'), utf);
 });
 
+test('a directory longer than one payload is listed with DIRECTORY_PART', async () => {
+  const names = Array.from({ length: 400 }, (_, i) => `child-with-a-long-name-${i}`);
+  await Promise.all(names.map((n) => c.write(`/t/big/${n}`, 'v')));
+  const got = await c.directory('/t/big');
+  assert.is(got.length, 400);
+  assert.equal([...got].sort(), [...names].sort());
+  assert.equal(await c.transaction((tx) => tx.directory('/t/big')).then((d) => d.length), 400);
+  await c.rm('/t/big');
+});
+
 test('permissions round-trip; another domain is refused', async () => {
   await c.write('/t/p/k', 'v');
   await c.setPermissions('/t/p', [{ domid: 0, access: 'n' }, { domid: 5, access: 'r' }]);

@@ -237,13 +237,48 @@ export class XenStoreClient implements XenStore {
         await req(XsType.WRITE, 'write', path, Buffer.concat([nulTerminated(path), Buffer.from(value, 'utf8')]));
       },
       mkdir: async (path) => { await req(XsType.MKDIR, 'mkdir', path, nulTerminated(path)); },
-      directory: async (path) => splitNul(await req(XsType.DIRECTORY, 'directory', path, nulTerminated(path))),
+      directory: async (path) => {
+        try {
+          return splitNul(await req(XsType.DIRECTORY, 'directory', path, nulTerminated(path)));
+        } catch (e) {
+          if (!isXenStoreError(e, 'E2BIG')) throw e;
+          return this.directoryPart(path, (off) => req(XsType.DIRECTORY_PART, 'directory', path, nulTerminated(path, String(off))));
+        }
+      },
       rm: async (path) => { await req(XsType.RM, 'rm', path, nulTerminated(path)); },
       getPermissions: async (path) => parsePermissions(splitNul(await req(XsType.GET_PERMS, 'get-perms', path, nulTerminated(path))), path),
       setPermissions: async (path, perms) => {
         await req(XsType.SET_PERMS, 'set-perms', path, nulTerminated(path, ...formatPermissions(perms)));
       },
     };
+  }
+
+  /**
+   * A children list longer than one payload (DIRECTORY answers E2BIG): DIRECTORY_PART `path|off|`
+   * answers `gen|child|...|` from byte `off` of the list, the last part ending in an extra NUL
+   * (observed on cxenstored 4.17). A changed generation means the node changed: start again.
+   */
+  private async directoryPart(path: string, part: (offset: number) => Promise<Buffer>): Promise<string[]> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const chunks: Buffer[] = [];
+      let gen: string | undefined;
+      let off = 0;
+      for (;;) {
+        const r = await part(off);
+        const nul = r.indexOf(0);
+        if (nul < 0) throw new XenStoreError('EIO', 'directory', path, 'DIRECTORY_PART reply without a generation');
+        const g = r.subarray(0, nul).toString('latin1');
+        if (gen !== undefined && g !== gen) break;
+        gen = g;
+        const body = r.subarray(nul + 1);
+        const last = body.length === 0 || (body.length === 1 && body[0] === 0) ||
+          (body.length >= 2 && body[body.length - 1] === 0 && body[body.length - 2] === 0);
+        chunks.push(last ? body.subarray(0, Math.max(0, body.length - 1)) : body);
+        if (last) return splitNul(Buffer.concat(chunks));
+        off += body.length;
+      }
+    }
+    throw new XenStoreError('EAGAIN', 'directory', path, 'the node kept changing while its children were listed');
   }
 
   private get direct(): XenStoreOps { return this.ops(0, this.generation); }
