@@ -63,6 +63,12 @@ test('status merges worker.json and the device files; --json is machine-readable
   assert.match(r.stdout, /worker: not running/);
 });
 
+test('a second supervisor on the same run dir refuses to start', () => {
+  const r = run(['worker', '--platform', 'sim'], { env: env() });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, new RegExp(`another worker is already running \\(pid ${worker.proc.pid}`));
+});
+
 test('detach: online=0 + Closing in one transaction, waits for Closed', async () => {
   const img = path.join(tmp.dir, 'det.img');
   fs.writeFileSync(img, Buffer.alloc(1 << 20));
