@@ -95,11 +95,29 @@ export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<
     const toolstack = new Toolstack(dom0);
     await toolstack.createDomain(GUEST_DOMID, 'demo-guest');
     store.introduceDomain(GUEST_DOMID);
-    const guest = hv.addGuest({ domid: GUEST_DOMID, pages: 8192 });
+    // Room for queue-depth requests of up to 1 MiB (256 data pages + 1 indirect page) and the rings.
+    const guest = hv.addGuest({ domid: GUEST_DOMID, pages: Math.max(8192, queueDepth * 260 + 1024) });
     const vbd = await toolstack.addVbd({ domid: GUEST_DOMID, target: file, access: 'rw' });
-    await claimDevice(dom0, vbd.backend);
+    // The data-path options of the worker apply here too.
+    const limits = {
+      maxIndirectSegments: args.optionalNumber('max-indirect-segments'),
+      maxQueues: args.optionalNumber('max-queues'),
+      maxRingPageOrder: args.optionalNumber('max-ring-page-order'),
+    };
+    const definedLimits = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+    try {
+      await claimDevice(dom0, vbd.backend, definedLimits);
+    } catch (err) {
+      throw new UsageError((err as Error).message, 'demo');
+    }
     device = new Device(store.connect(0), platform, vbd.backend, {
-      engine: { fsyncIntervalMs: 1000 },
+      limits: definedLimits,
+      direct: args.bool('direct'),
+      engine: {
+        fsyncIntervalMs: (args.optionalNumber('fsync-interval') ?? 5) * 1000,
+        maxRequests: args.optionalNumber('max-requests'),
+        maxBytes: args.optionalNumber('max-inflight'),
+      },
       warn: (m) => process.stderr.write(`afsfile demo: ${m}\n`),
     });
     await device.start();

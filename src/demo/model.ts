@@ -36,15 +36,22 @@ export class DiskModel {
    * and reports the first few through `report`.
    */
   check(sector: number, data: Uint8Array, report?: (sector: number, why: string) => void): number {
-    const expect = new Uint8Array(SECTOR_SIZE);
+    const count = data.length / SECTOR_SIZE;
+    const expect = new Uint8Array(data.length);
+    let unknown = false;
+    for (let i = 0; i < count; i++) {
+      const v = this.versions[sector + i]!;
+      if (v === UNKNOWN) unknown = true;
+      else if (v !== 0) fillSector(expect, i * SECTOR_SIZE, sector + i, v);
+    }
+    // The common case in one native comparison; sector by sector only when something differs.
+    if (!unknown && equal(data, expect)) return 0;
     let bad = 0;
-    for (let i = 0; i * SECTOR_SIZE < data.length; i++) {
+    for (let i = 0; i < count; i++) {
       const v = this.versions[sector + i]!;
       if (v === UNKNOWN) continue;
-      if (v === 0) expect.fill(0);
-      else fillSector(expect, 0, sector + i, v);
-      const got = data.subarray(i * SECTOR_SIZE, (i + 1) * SECTOR_SIZE);
-      if (!equal(got, expect)) {
+      const at = i * SECTOR_SIZE;
+      if (!equal(data.subarray(at, at + SECTOR_SIZE), expect.subarray(at, at + SECTOR_SIZE))) {
         bad++;
         report?.(sector + i, v === 0 ? 'expected zeros' : `expected version ${v}`);
       }
@@ -53,17 +60,49 @@ export class DiskModel {
   }
 }
 
-/** Deterministic 512 bytes for (sector, version): xorshift32 seeded from both. */
+/**
+ * 512 bytes for (sector, version): a slice of a fixed pseudo-random pool chosen by both, with
+ * the sector number and version in its first 12 bytes. Copies and compares stay native
+ * (memcpy, memcmp), and a misplaced sector, a stale version or bytes shifted within a sector
+ * all differ from what is expected.
+ */
 function fillSector(out: Uint8Array, at: number, sector: number, version: number): void {
-  const words = new Uint32Array(out.buffer, out.byteOffset + at, SECTOR_SIZE / 4);
-  let x = (Math.imul(sector ^ 0x9e3779b9, 2654435761) ^ Math.imul(version, 40503) ^ Math.floor(sector / 4294967296)) >>> 0 || 1;
+  const h = (Math.imul(sector ^ Math.floor(sector / 4294967296), 2654435761) ^ Math.imul(version, 40503)) >>> 0;
+  const from = (h % POOL_SLOTS) * 16;
+  // Buffer#copy: one native call, no view allocated per sector.
+  POOL.copy(asBuffer(out), at, from, from + SECTOR_SIZE);
+  const lo = sector >>> 0;
+  const hi = Math.floor(sector / 4294967296);
+  for (let b = 0; b < 4; b++) {
+    out[at + b] = (lo >>> (8 * b)) & 0xff;
+    out[at + 4 + b] = (hi >>> (8 * b)) & 0xff;
+    out[at + 8 + b] = (version >>> (8 * b)) & 0xff;
+  }
+}
+
+const POOL_SLOTS = 65536;
+let lastOut: Uint8Array | undefined;
+let lastBuf: Buffer | undefined;
+function asBuffer(out: Uint8Array): Buffer {
+  if (out !== lastOut || !lastBuf) {
+    lastBuf = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    lastOut = out;
+  }
+  return lastBuf;
+}
+
+const POOL = ((): Buffer => {
+  const pool = Buffer.alloc(POOL_SLOTS * 16 + SECTOR_SIZE);
+  const words = new Uint32Array(pool.buffer, pool.byteOffset, pool.length / 4);
+  let x = 0x2545f491;
   for (let i = 0; i < words.length; i++) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
     words[i] = x >>> 0;
   }
-}
+  return pool;
+})();
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));

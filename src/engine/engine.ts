@@ -360,6 +360,11 @@ export class Engine {
       const plan = ctx.plan;
       // Skip what failed while its indirect pages were checked.
       if (ctx.state !== WAIT_MEM || plan === null || (plan.kind !== 'read' && plan.kind !== 'write')) continue;
+      if (ctx.queue === null || ctx.queue.dead) {
+        // Its ring is gone: nobody will read the answer, and its grants may be gone too.
+        this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
+        continue;
+      }
       const off = this.pages.alloc(ctx.dataPages);
       if (off < 0) break;
       ctx.dataOffset = off;
@@ -426,6 +431,7 @@ export class Engine {
 
   private start(ctx: RequestContext): void {
     const plan = ctx.plan!;
+    if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
     if (plan.kind === 'discard') {
       ctx.state = IO;
       try {

@@ -127,6 +127,7 @@ export class SimBlkfront {
   private nextId = 1n;
   private stateWatch: Watch | undefined;
   private closing: Promise<void> | undefined;
+  private shutDown = false;
   /** Counts, for tests and the demo. */
   readonly stats = { requests: 0, indirect: 0, retries: 0, notifies: 0, reconnects: 0 };
 
@@ -187,7 +188,11 @@ export class SimBlkfront {
       const timer = setTimeout(() => finish(new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`)), this.timeout());
       const check = async () => {
         const st = parseState(await this.xs.tryRead(path).catch(() => undefined));
-        if (st === undefined) return;
+        if (st === undefined) {
+          // The toolstack destroyed the device: nothing will ever answer.
+          if ((await this.xs.tryRead(this.backend).catch(() => undefined)) === undefined) finish(new Error(`${this.frontend}: backend ${this.backend} is gone`));
+          return;
+        }
         if (pred(st)) finish(undefined, st);
         else if (st === XenbusState.Closed && what !== 'Closed') finish(new Error(`${this.frontend}: backend went ${stateName(st)} while waiting for ${what}`));
       };
@@ -316,6 +321,7 @@ export class SimBlkfront {
 
   /** Closes the device from the guest side (Closing → Closed) and frees everything. */
   async close(): Promise<void> {
+    this.shutDown = true;
     await this.stateWatch?.close();
     this.stateWatch = undefined;
     if (this.infoValue) {
@@ -381,7 +387,7 @@ export class SimBlkfront {
   }
 
   private enqueue(op: number, sector: number, nrSectors: number, firstSect: number, data: Uint8Array | undefined, queue: number | undefined): Promise<void> {
-    if (this.backend === '') return Promise.reject(new Error(`${this.frontend}: not connected`));
+    if (this.backend === '' || this.shutDown) return Promise.reject(new Error(`${this.frontend}: not connected`));
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ op, sector, nrSectors, firstSect, data, queue, tries: 0, resolve, reject });
       this.pump();
@@ -402,12 +408,30 @@ export class SimBlkfront {
         const other = this.queues.find((x) => x.canSubmit());
         if (!other) break;
         this.waiting.shift();
-        this.start(u, other);
+        if (!this.tryStart(u, other)) break;
         continue;
       }
       if (u.queue === undefined) this.rr++;
       this.waiting.shift();
+      if (!this.tryStart(u, q)) break;
+    }
+  }
+
+  /**
+   * Starts u, or, when guest memory or grants run out, puts it back to wait for completions
+   * (false) — or fails it when nothing is in flight that could free anything.
+   */
+  private tryStart(u: Unit, q: BlkfrontQueue): boolean {
+    try {
       this.start(u, q);
+      return true;
+    } catch (err) {
+      if (this.inFlight > 0) {
+        this.waiting.unshift(u);
+        return false;
+      }
+      u.reject(err as Error);
+      return true;
     }
   }
 
@@ -419,11 +443,28 @@ export class SimBlkfront {
     const guest = this.opts.guest;
     const id = this.nextId++;
     const granted: Granted[] = [];
+    const taken: number[] = [];
     const grant = (page: number, readonly: boolean) => {
       const g = { page, gref: guest.grant(page, readonly) };
       granted.push(g);
       return g.gref;
     };
+    const takePage = () => {
+      const p = this.takePage();
+      taken.push(p);
+      return p;
+    };
+    try {
+      return this.build(u, q, id, granted, grant, takePage);
+    } catch (err) {
+      for (const g of granted) guest.endGrant(g.gref);
+      this.freePages.push(...taken);
+      throw err;
+    }
+  }
+
+  private build(u: Unit, q: BlkfrontQueue, id: bigint, granted: Granted[], grant: (page: number, readonly: boolean) => number, takePage: () => number): void {
+    const guest = this.opts.guest;
     let req: BlkifRequest;
     const dataPages: Array<{ page: number; first: number; last: number; at: number }> = [];
     if (u.op === BlkifOp.READ || u.op === BlkifOp.WRITE) {
@@ -433,7 +474,7 @@ export class SimBlkfront {
       let at = 0;
       while (left > 0) {
         const n = Math.min(left, SECTORS_PER_PAGE - fs);
-        const page = this.takePage();
+        const page = takePage();
         const bytes = guest.page(page);
         if (u.op === BlkifOp.WRITE) bytes.set(u.data!.subarray(at, at + n * SECTOR_SIZE), fs * SECTOR_SIZE);
         // Data pages: read-only for writes (the backend only reads them), as blkfront grants them.
@@ -449,7 +490,7 @@ export class SimBlkfront {
         const nPages = Math.ceil(segments.length / SEGMENTS_PER_INDIRECT_PAGE);
         const indirectGrefs: number[] = [];
         for (let p = 0; p < nPages; p++) {
-          const page = this.takePage();
+          const page = takePage();
           const bytes = guest.page(page);
           bytes.fill(0);
           const slice = segments.slice(p * SEGMENTS_PER_INDIRECT_PAGE, (p + 1) * SEGMENTS_PER_INDIRECT_PAGE);

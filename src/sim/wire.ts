@@ -25,8 +25,13 @@ export const Msg = {
 /** The env var (and worker option --sim-dir) that tells a backend process where sim guests live. */
 export const SIM_DIR_ENV = 'AFSFILE_SIM_DIR';
 
+/** sizeof(sockaddr_un.sun_path) - 1 on Linux. */
+const SUN_PATH_MAX = 107;
+
 export function socketPath(dir: string, domid: number): string {
-  return path.join(dir, `dom${domid}.sock`);
+  const p = path.join(dir, `dom${domid}.sock`);
+  if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`${p}: longer than a unix socket path may be (${SUN_PATH_MAX} bytes); use a shorter ${SIM_DIR_ENV} / --sim-dir`);
+  return p;
 }
 export function memoryPath(dir: string, domid: number): string {
   return path.join(dir, `dom${domid}.mem`);

@@ -7,6 +7,7 @@ import type { Platform } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
 import { Device } from './device';
+import { EXIT_PERMANENT } from './exit-codes';
 import { stderrLine } from './log';
 import { type PlatformName, loadPlatform } from './platform-choice';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
@@ -46,7 +47,21 @@ export class DeviceChild {
     await this.waitForPreviousHolder();
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
-    this.platform = await loadPlatform(this.o.platform, this.o.env);
+    try {
+      this.platform = await loadPlatform(this.o.platform, this.o.env);
+    } catch (e) {
+      // Restarting cannot help (no /dev/xen, no addon): report it on the device and tell the
+      // supervisor, which then answers the removal itself.
+      const msg = `cannot use the ${this.o.platform} platform: ${(e as Error).message}`;
+      this.note(msg);
+      await this.xs.transaction(async (tx) => {
+        if ((await tx.tryRead(`${this.o.backend.path}/state`)) === undefined) return;
+        await tx.write(`${this.o.backend.path}/afsfile-status`, 'error');
+        await tx.write(`${this.o.backend.path}/afsfile-error`, msg);
+      }).catch(() => undefined);
+      this.xs.close();
+      return EXIT_PERMANENT;
+    }
     const device = new Device(this.xs, this.platform, this.o.backend.path, {
       limits: { maxIndirectSegments: this.o.maxIndirectSegments, maxRingPageOrder: this.o.maxRingPageOrder, maxQueues: this.o.maxQueues },
       engine: {
@@ -54,6 +69,7 @@ export class DeviceChild {
         maxBytes: this.o.maxInflight,
         fsyncIntervalMs: this.o.fsyncIntervalS * 1000,
         holdTimeoutMs: this.o.holdTimeoutS * 1000,
+        onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
       },
       direct: this.o.direct,
       warn: (m) => this.note(m),
@@ -95,6 +111,22 @@ export class DeviceChild {
     this.platform?.close();
     this.xs?.close();
     this.done(0);
+  }
+
+  private lastKick = 0;
+
+  /** EACCES from AFS usually means the token expired: ask renew (DESIGN contracts, Signals) to
+   * refresh now, as k5start does on SIGALRM; coalesced so a burst of errors sends one. */
+  private kickRenew(): void {
+    const pid = Number(this.o.env.AFSFILE_RENEW_PID);
+    if (!Number.isInteger(pid) || pid <= 1 || Date.now() - this.lastKick < 30_000) return;
+    this.lastKick = Date.now();
+    try {
+      process.kill(pid, 'SIGALRM');
+      this.note(`EACCES on the image: asked renew (pid ${pid}) to refresh the tokens`);
+    } catch (e) {
+      this.note(`EACCES on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
   }
 
   private note(message: string): void {

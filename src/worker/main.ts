@@ -10,6 +10,7 @@ import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
 import { choosePlatform } from './platform-choice';
+import { pidAlive, readStatusFiles } from './status-file';
 import { Supervisor } from './supervisor';
 
 export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
@@ -48,6 +49,11 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
     return await child.run().catch((e: unknown) => failed(e));
   }
 
+  // Two supervisors would both claim every device and run two processes per ring.
+  const other = readStatusFiles(runDir).get('worker')?.pid;
+  if (other !== process.pid && pidAlive(other)) {
+    throw new FatalError(`another worker is already running (pid ${String(other)}, ${runDir}/status/worker.json); stop it first (systemctl stop afsfile)`);
+  }
   let xs;
   try {
     xs = await connectXenStore({ env, log: stderrLine });

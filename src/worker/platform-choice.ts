@@ -16,23 +16,15 @@ export function choosePlatform(requested: string, devDir = XEN_DEV_DIR): Platfor
     'to run against simulated guests use --platform sim');
 }
 
-interface LinuxPlatformModule {
-  createLinuxPlatform(): Platform;
-}
-
 export async function loadPlatform(name: PlatformName, env: NodeJS.ProcessEnv): Promise<Platform> {
   if (name === 'sim') {
     const { createSimPlatform } = await import('../sim/platform');
     return createSimPlatform({ dir: env.AFSFILE_SIM_DIR });
   }
-  // src/xen/linux/platform.ts comes from the linux helper's branch; a computed specifier keeps
-  // this branch building until it is merged (then this becomes a plain import).
-  const spec = '../xen/linux/platform';
-  let mod: LinuxPlatformModule;
+  const { createLinuxPlatform } = await import('../xen/linux');
   try {
-    mod = (await import(spec)) as LinuxPlatformModule;
+    return createLinuxPlatform();
   } catch (e) {
-    throw new FatalError(`the linux platform is not in this build (${(e as Error).message.split('\n')[0]})`);
+    throw new FatalError((e as Error).message);
   }
-  return mod.createLinuxPlatform();
 }

@@ -9,6 +9,7 @@ import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
 import { type ClaimLimits, DeviceConfigError, claimDevice, imagePathFromParams, readOnlyFromMode } from './device';
+import { EXIT_PERMANENT } from './exit-codes';
 import { ExclusivityTable, conflictMessage, identify } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
@@ -54,6 +55,9 @@ export class Supervisor {
   private readonly watches: Watch[] = [];
   private readonly busy = new Map<string, boolean>();
   private stopping = false;
+  private statusTimer: NodeJS.Timeout | undefined;
+  /** Claim latencies (ms from the watch event to InitWait committed), the last 100. */
+  private readonly claimMs: number[] = [];
   private readonly started = new Date().toISOString();
 
   constructor(private readonly o: SupervisorOptions) {}
@@ -65,6 +69,9 @@ export class Supervisor {
     }
     this.watches.push(await this.o.xs.watch('@releaseDomain', () => void this.onReleaseDomain()));
     this.writeStatusFile();
+    // `updated` stays fresh so a reader can tell a live supervisor from a stuck one.
+    this.statusTimer = setInterval(() => this.writeStatusFile(), 10_000);
+    this.statusTimer.unref();
   }
 
   private onEvent(root: string, path: string): void {
@@ -120,7 +127,7 @@ export class Supervisor {
   private async examineOnce(b: BackendPath, seenAt: number): Promise<void> {
     if (this.stopping) return;
     const xs = this.o.xs;
-    const known = this.devices.get(b.path);
+    let known = this.devices.get(b.path);
     const [script, stateText, online] = await Promise.all([
       xs.tryRead(`${b.path}/script`), xs.tryRead(`${b.path}/state`), xs.tryRead(`${b.path}/online`),
     ]);
@@ -130,14 +137,24 @@ export class Supervisor {
       if (known) this.forget(known, 'its backend directory was removed');
       return;
     }
-    if (this.foreign.has(b.path) || this.released.has(b.path)) return;
     if (script === undefined) return; // libxl writes everything in one transaction; wait
     if (!isOurScript(script)) {
+      if (!this.foreign.has(b.path)) debug('%s: script %s is not ours; leaving it alone', b.path, script);
       this.foreign.add(b.path);
-      debug('%s: script %s is not ours; leaving it alone', b.path, script);
       return;
     }
+    this.foreign.delete(b.path);
     const state = parseState(stateText);
+    const fresh = state === XenbusState.Initialising && online?.trim() === '1';
+    // libxl re-creates a dir in one transaction (rm + mkdir), so a reused backend path may never
+    // be seen gone: Initialising again means a new device.
+    if (fresh) this.released.delete(b.path);
+    if (this.released.has(b.path)) return;
+    if (known && fresh && (known.phase === 'closed' || known.phase === 'refused' || known.phase === 'failed')) {
+      this.devices.delete(b.path);
+      this.table.release(b.path);
+      known = undefined;
+    }
     if (!known) {
       if (state === XenbusState.Initialising) {
         // online must be 1 (libxl writes it in the same transaction); claimDevice re-checks the
@@ -146,6 +163,8 @@ export class Supervisor {
         const ms = performance.now() - seenAt;
         debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
         this.o.onClaim?.(b.path, ms);
+        this.claimMs.push(ms);
+        if (this.claimMs.length > 100) this.claimMs.shift();
         await this.admit(b);
       } else if (state !== undefined && state >= XenbusState.InitWait && state <= XenbusState.Closing) {
         // Still being served (or being removed) from before this supervisor started: re-attach.
@@ -233,6 +252,15 @@ export class Supervisor {
       return;
     }
     const how = signal ? `signal ${signal}` : `exit status ${code}`;
+    if (code === EXIT_PERMANENT) {
+      // It reported why on the device (afsfile-error); a restart would fail the same way.
+      d.phase = 'failed';
+      d.message = 'the device process cannot run here (see afsfile-error)';
+      this.table.release(d.b.path);
+      this.writeStatusFile();
+      this.examine(d.b, performance.now());
+      return;
+    }
     const delay = d.policy.crashed();
     if (delay === undefined) {
       d.phase = 'failed';
@@ -284,6 +312,7 @@ export class Supervisor {
   /** SIGTERM/SIGINT: children quiesce (XenStore state stays as it is) and exit; then we do. */
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
+    clearInterval(this.statusTimer);
     // Not awaited: xenstored may be the thing that is gone; closing the client drops them.
     for (const w of this.watches.splice(0)) void w.close().catch(() => undefined);
     const children = [...this.devices.values()].flatMap((d) => {
@@ -307,6 +336,7 @@ export class Supervisor {
         started: this.started,
         selfDomid: this.o.selfDomid,
         xenstore: this.o.xs.endpoint.path,
+        claimLatencyMs: summary(this.claimMs),
         devices: [...this.devices.values()].map((d) => ({
           backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
           image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
@@ -326,4 +356,11 @@ function orUndefined<T>(f: () => T): T | undefined {
     if (e instanceof DeviceConfigError) return undefined;
     throw e;
   }
+}
+
+function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {
+  if (!v.length) return undefined;
+  const s = [...v].sort((a, b) => a - b);
+  const at = (f: number): number => Math.round(s[Math.min(s.length - 1, Math.floor(f * s.length))]! * 100) / 100;
+  return { count: s.length, median: at(0.5), p99: at(0.99), max: at(1) };
 }

@@ -45,9 +45,18 @@ test('dist/afsfile demo --image keeps the image and its content verifies', () =>
   }
 });
 
+test('dist/afsfile demo honours the data-path options (no indirect segments advertised → none used)', () => {
+  const r = run(['demo', '--json', '--seconds', '0.5', '--size', '8M', '--max-indirect-segments', '0', '--max-queues', '1', '--max-requests', '4'], { timeoutMs: 60_000 });
+  assert.is(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.ok(s.ok);
+  assert.is(s.indirectRequests, 0);
+  assert.ok(s.ringRequests > s.reads + s.writes, 'large I/O split into direct requests');
+});
+
 test('dist/afsfile demo rejects a bad --queue-depth with exit 2', () => {
-  const r = run(['demo', '--queue-depth', '0']);
-  assert.is(r.status, 2);
+  assert.is(run(['demo', '--queue-depth', '0']).status, 2);
+  assert.is(run(['demo', '--max-ring-page-order', '9']).status, 2);
 });
 
 test.run();

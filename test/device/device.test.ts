@@ -319,4 +319,23 @@ test('worker restart: quiesce leaves Connected; a new worker re-attaches and rep
   fs.rmSync(r.dir, { recursive: true, force: true });
 });
 
+test('quiesce is bounded even when fsync hangs; EACCES reaches the renew hook', async () => {
+  const codes: string[] = [];
+  const r = await rig({ device: { closeDeadlineMs: 200, engine: { fsyncIntervalMs: 0, holdTimeoutMs: 2000, onTransientError: (c) => codes.push(c) } } });
+  await r.front.write(0, pattern(4096, 1));
+  r.files[0].fsyncError = 'EACCES';
+  const flushing = r.front.flush();
+  await until(() => codes.length >= 2, 3000, 'EACCES retried');
+  assert.ok(codes.every((c) => c === 'EACCES'));
+  r.files[0].fsyncError = undefined;
+  await flushing;
+  await r.front.write(8, pattern(4096, 2));
+  r.files[0].fsyncHang = true;
+  const t0 = Date.now();
+  await r.device.quiesce();
+  assert.ok(Date.now() - t0 < 1500, `quiesce took ${Date.now() - t0} ms`);
+  assert.ok(r.warnings.some((w) => /fsync at quiesce did not finish/.test(w)));
+  r.dispose();
+});
+
 test.run();

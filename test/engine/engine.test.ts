@@ -369,4 +369,26 @@ test('ring indexes near 2^32: the engine serves across the wrap, in order', asyn
   assert.ok(notified >= 1);
 });
 
+test('one grant-copy batch per drain: all write data in, all finished reads out', async () => {
+  const file = new MemFile(1 << 20);
+  file.hold = true;
+  const rig = new Rig(file);
+  const src = Array.from({ length: 10 }, (_, i) => rig.grants.grant(pattern(i)));
+  const b0 = rig.grants.batches;
+  rig.submit(...src.map((g, i) => rwReq(WRITE, BigInt(i), BigInt(i * 8), [g, g])));
+  await ticks(3);
+  assert.is(rig.grants.batches - b0, 1, 'ten writes, one copy in');
+  assert.is(file.pending.length, 10);
+  file.releaseAll();
+  await rig.collect(10);
+  const dst = Array.from({ length: 10 }, () => rig.grants.grant());
+  rig.submit(...dst.map((g, i) => rwReq(READ, BigInt(100 + i), BigInt(i * 8), [g])));
+  await ticks(3);
+  const b1 = rig.grants.batches;
+  file.releaseAll();
+  await rig.collect(20);
+  assert.is(rig.grants.batches - b1, 1, 'ten reads, one copy out');
+  for (let i = 0; i < 10; i++) assert.equal(rig.grants.page(dst[i]), pattern(i));
+});
+
 test.run();

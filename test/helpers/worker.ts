@@ -37,7 +37,7 @@ export function workerEnv(socketPath: string, runDir: string, extra: NodeJS.Proc
 }
 
 export async function startWorker(socketPath: string, runDir: string, args: string[] = []): Promise<RunningWorker> {
-  const proc = spawn(EXE, ['worker', '--platform', 'sim', ...args], {
+  const proc = spawn(EXE, ['worker', ...(args.includes('--platform') ? [] : ['--platform', 'sim']), ...args], {
     env: workerEnv(socketPath, runDir), stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);

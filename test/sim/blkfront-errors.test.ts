@@ -85,4 +85,46 @@ test('the demo model catches a corrupted sector and zeros where data was expecte
   await h.close();
 });
 
+test('reconnect with requests in flight: blkif_recover re-issues them on the new ring', async () => {
+  const slowImage = (path: string, readOnly: boolean): DeviceImage => {
+    const img = Image.open(path, { readOnly });
+    const later = (fn: () => void) => setTimeout(fn, 150);
+    return {
+      path, size: img.size, readOnly: img.readOnly, canDiscard: img.canDiscard,
+      read: (buf, off, cb) => later(() => img.read(buf, off, cb)),
+      write: (buf, off, cb) => later(() => img.write(buf, off, cb)),
+      fsync: (cb) => img.fsync(cb),
+      discard: (off, len) => img.discard(off, len),
+      close: () => img.close(),
+    };
+  };
+  const h = await harness({ openImage: slowImage });
+  await h.front.write(0, pattern(65536, 1));
+  const writes = Array.from({ length: 6 }, (_, i) => h.front.write(1000 + i * 128, pattern(65536, 20 + i)));
+  const read = h.front.read(0, 65536);
+  await until(() => h.front.raw.ring().reqProd !== h.front.raw.ring().rspProd, 2000, 'requests in flight');
+  const before = h.front.stats.requests;
+  await h.front.reconnect();
+  await Promise.all(writes);
+  assert.ok(h.front.stats.requests > before, 'in-flight requests were issued again');
+  assert.equal(await read, pattern(65536, 1));
+  for (let i = 0; i < 6; i++) assert.equal(await h.front.read(1000 + i * 128, 65536), pattern(65536, 20 + i));
+  assert.is(h.front.stats.reconnects, 1);
+  await h.close();
+});
+
+test('guest memory too small for the queue depth: requests wait for pages instead of failing', async () => {
+  const h = await harness({ guestPages: 160, front: { maxIndirectSegments: 128, queueDepth: 8 } });
+  const writes = Array.from({ length: 8 }, (_, i) => h.front.write(i * 1024, pattern(512 * 1024, i)));
+  await Promise.all(writes);
+  for (let i = 0; i < 8; i++) assert.equal(await h.front.read(i * 1024, 512 * 1024), pattern(512 * 1024, i));
+  await h.close();
+  // A request needing more pages than the guest has fails cleanly; the device keeps working.
+  const small = await harness({ guestPages: 64, front: { maxIndirectSegments: 128 } });
+  await rejects(() => small.front.write(0, pattern(512 * 1024, 9)), /out of memory/);
+  await small.front.write(0, pattern(4096, 10));
+  assert.equal(await small.front.read(0, 4096), pattern(4096, 10));
+  await small.close();
+});
+
 test.run();

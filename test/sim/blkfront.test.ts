@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlkifOp, BlkifStatus } from '../../src/blkif/constants';
 import { harness, pattern } from './harness';
-import { sleep, until } from './util';
+import { rejects, sleep, until } from './util';
 
 test('handshake: order-0 single ring keys, info read back, Connected', async () => {
   const h = await harness();
@@ -126,6 +126,7 @@ test('removal by the toolstack: Closing → Closed within the libxl timeout, dir
   assert.ok(r.closed, 'backend reached Closed');
   assert.ok(r.waitedMs < 10_000);
   await h.close();
+  await rejects(() => h.front.read(0, 512), /not connected/);
 });
 
 test.run();

@@ -34,6 +34,7 @@ export async function harness(opts: {
   connect?: boolean;
   /** Write hotplug-status=connected as the script would (default true). */
   hotplug?: boolean;
+  guestPages?: number;
 } = {}): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-sim-'));
   const file = path.join(dir, 'disk.img');
@@ -45,7 +46,7 @@ export async function harness(opts: {
   const toolstack = new Toolstack(dom0);
   await toolstack.createDomain(domid);
   const hv = new SimHypervisor();
-  const guest = hv.addGuest({ domid, pages: 4096 });
+  const guest = hv.addGuest({ domid, pages: opts.guestPages ?? 4096 });
   const paths = await toolstack.addVbd({ domid, target: file, access: opts.access ?? 'rw' });
   const platform = hv.platform();
   // What the supervisor does at claim, then the per-device state machine (src/worker/device).

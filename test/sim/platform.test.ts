@@ -2,7 +2,8 @@
 // reports Xen's per-segment status, event channels mask a pending port until unmask.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SimHypervisor } from '../../src/sim/platform';
+import { SimHypervisor, createSimPlatform } from '../../src/sim/platform';
+import { socketPath } from '../../src/sim/wire';
 import { GNTST, GrantCopyBatch } from '../../src/xen/grant-table';
 
 import { rejects, tick } from './util';
@@ -138,6 +139,21 @@ test('a closed backend leaves the guest port unbound for the next backend', asyn
   assert.equal(got, [[local]]);
   p2.close();
   hv.close();
+});
+
+test('across processes: a clear error when no guest listens, or the directory is unset or too long', async () => {
+  const saved = process.env.AFSFILE_SIM_DIR;
+  delete process.env.AFSFILE_SIM_DIR;
+  try {
+    assert.throws(() => createSimPlatform(), /AFSFILE_SIM_DIR/);
+  } finally {
+    if (saved !== undefined) process.env.AFSFILE_SIM_DIR = saved;
+  }
+  const p = createSimPlatform({ dir: '/nonexistent-afsfile-simdir' });
+  await rejects(() => p.evtchn.bindInterdomain(3, 1), /simulated guest 3: cannot connect to \/nonexistent-afsfile-simdir\/dom3\.sock/);
+  await rejects(() => p.grants.mapRing(3, [8]), /cannot connect/);
+  p.close();
+  assert.throws(() => socketPath('/tmp/' + 'x'.repeat(120), 1), /unix socket path/);
 });
 
 test.run();

@@ -63,6 +63,12 @@ test('status merges worker.json and the device files; --json is machine-readable
   assert.match(r.stdout, /worker: not running/);
 });
 
+test('a second supervisor on the same run dir refuses to start', () => {
+  const r = run(['worker', '--platform', 'sim'], { env: env() });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, new RegExp(`another worker is already running \\(pid ${worker.proc.pid}`));
+});
+
 test('detach: online=0 + Closing in one transaction, waits for Closed', async () => {
   const img = path.join(tmp.dir, 'det.img');
   fs.writeFileSync(img, Buffer.alloc(1 << 20));
@@ -126,6 +132,29 @@ test('check: every problem named with its fix; exit status reflects them', () =>
   assert.match(r.stdout, /FAIL tokens: no valid Kerberos ticket: kinit: Cannot contact any KDC\n     fix: check the keytab/);
   r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }), AFSFILE_RUN_DIR: path.join(tmp.dir, 'empty-run') }) });
   assert.match(r.stdout, /FAIL worker: not running.*\n     fix: systemctl start afsfile/);
+});
+
+test('without /dev/xen: worker --platform auto exits 1 naming /dev/xen; --platform linux reports it on the device', async () => {
+  if (fs.existsSync('/dev/xen')) return; // a real dom0: nothing to show here
+  let r = run(['worker'], { env: env() });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /\/dev\/xen does not exist.*--platform sim/);
+  assert.is(await worker.stop('SIGTERM'), 0);
+  worker = await startWorker(xs.socketPath, runDir, ['--platform', 'linux']);
+  const img = path.join(tmp.dir, 'lin.img');
+  fs.writeFileSync(img, Buffer.alloc(1 << 20));
+  await ts.createDomain(6);
+  const p = await ts.addVbd({ domid: 6, target: img });
+  await until('afsfile-status=error', async () => (await c.tryRead(`${p.backend}/afsfile-status`)) === 'error', 10_000);
+  assert.match((await c.read(`${p.backend}/afsfile-error`)), /linux platform.*\/dev\/xen/);
+  r = run(['status', '--json'], { env: env() });
+  const m = JSON.parse(r.stdout) as { devices: Array<{ backend: string; phase: string }> };
+  await until('failed, not restarted', () => {
+    const m2 = JSON.parse(run(['status', '--json'], { env: env() }).stdout) as typeof m;
+    return m2.devices.find((d) => d.backend === p.backend)?.phase === 'failed';
+  });
+  const removal = await ts.removeVbd(p, { timeoutMs: 5000 });
+  assert.ok(removal.closed, 'the supervisor answers the removal');
 });
 
 test.run();

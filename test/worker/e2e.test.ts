@@ -2,7 +2,8 @@
 // device process, and a simulated guest in this process (memory in a shared file, event
 // channels over a unix socket: src/sim, DESIGN "Platform"). Verified I/O; Connected only after
 // hotplug-status=connected; the device process killed under I/O and restarted by the
-// supervisor, re-attaching to the live ring; libxl's teardown.
+// supervisor, re-attaching to the live ring; the worker stopped (SIGTERM) and started again
+// under a live guest; libxl's teardown.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -104,6 +105,15 @@ test('a simulated guest through the worker: handshake, verified I/O, child kille
   }
   const ws = JSON.parse(fs.readFileSync(path.join(runDir, 'status/worker.json'), 'utf8')) as { devices: Array<{ restarts: number }> };
   assert.is(ws.devices[0]?.restarts, 1);
+
+  // SIGTERM: the worker quiesces and exits 0 leaving the device Connected; the next worker's
+  // device process re-attaches to the live ring and I/O goes on.
+  assert.is(await worker.stop('SIGTERM'), 0, worker.stderr());
+  assert.is(await c.read(`${vbd.backend}/state`), '4', 'still Connected');
+  const during = front.write(20_000, pattern(8192, 99));
+  worker = await startWorker(xs.socketPath, runDir);
+  await during;
+  assert.equal(await front.read(20_000, 8192), pattern(8192, 99));
 
   const r = await ts.removeVbd(vbd);
   assert.ok(r.closed, 'Closed within 10 s');

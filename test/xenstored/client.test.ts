@@ -59,6 +59,16 @@ test('read/write/mkdir/directory/rm behave as cxenstored', async () => {
   assert.is(await c.read('/t/u'), utf);
 });
 
+test('a directory longer than one payload is listed with DIRECTORY_PART', async () => {
+  const names = Array.from({ length: 400 }, (_, i) => `child-with-a-long-name-${i}`);
+  await Promise.all(names.map((n) => c.write(`/t/big/${n}`, 'v')));
+  const got = await c.directory('/t/big');
+  assert.is(got.length, 400);
+  assert.equal([...got].sort(), [...names].sort());
+  assert.equal(await c.transaction((tx) => tx.directory('/t/big')).then((d) => d.length), 400);
+  await c.rm('/t/big');
+});
+
 test('permissions round-trip; another domain is refused', async () => {
   await c.write('/t/p/k', 'v');
   await c.setPermissions('/t/p', [{ domid: 0, access: 'n' }, { domid: 5, access: 'r' }]);
@@ -201,6 +211,21 @@ test('xenstored restart: reconnect, watches re-registered with a new initial eve
   // The shared client also survived both restarts.
   await c.write('/t/alive', '1');
   assert.is(await c.read('/t/alive'), '1');
+});
+
+test('a watch registered while xenstored is down is registered once it is back', async () => {
+  const cl = await connect();
+  try {
+    await cl.write('/probe', '1');
+    await xs.restart();
+    const seen: string[] = [];
+    const w = await cl.watch('/late', (p) => seen.push(p)); // queued until the reconnect
+    await cl.write('/late/x', '1');
+    await until('event', () => seen.includes('/late/x'));
+    await w.close();
+  } finally {
+    cl.close();
+  }
 });
 
 test('closing a watch while xenstored is down does not wait for it', async () => {

@@ -154,7 +154,15 @@ export class Device {
     await withTimeout(this.loop, this.closeDeadline());
     if (this.engine) {
       await withTimeout(this.engine.drain(), this.closeDeadline());
-      await this.engine.flush(this.closeDeadline()).catch((err: NodeJS.ErrnoException) => this.warn(`${this.backendPath}: fsync at quiesce failed: ${err.code ?? err.message}`));
+      // Bounded even when one fsync call hangs (a dead file server): the process is exiting.
+      const flushed = await withTimeout(
+        this.engine.flush(this.closeDeadline()).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => (this.warn(`${this.backendPath}: fsync at quiesce failed: ${err.code ?? err.message}`), true),
+        ),
+        this.closeDeadline(),
+      );
+      if (!flushed) this.warn(`${this.backendPath}: fsync at quiesce did not finish within ${this.closeDeadline()} ms`);
     }
     this.conn?.close();
     this.conn = undefined;

@@ -49,6 +49,8 @@ interface WatchEntry {
   readonly path: string;
   readonly handler: WatchHandler;
   registered: boolean;
+  /** Registered when the connection was lost: reconnectLoop registers it again. */
+  rewatch: boolean;
   closed: boolean;
 }
 
@@ -163,7 +165,12 @@ export class XenStoreClient implements XenStore {
       else resend.push(r);
     }
     this.queue = [...resend, ...this.queue];
-    for (const w of this.watches.values()) if (w.registered) w.registered = false;
+    // Only watches xenstored had acknowledged are registered again by reconnectLoop; a WATCH
+    // still in flight is resent with the other requests (doing both would get EEXIST).
+    for (const w of this.watches.values()) {
+      w.rewatch = w.registered;
+      w.registered = false;
+    }
     void this.reconnectLoop();
   }
 
@@ -190,7 +197,7 @@ export class XenStoreClient implements XenStore {
     const queued = this.queue;
     this.queue = [];
     // Watches first, so that no change made by a resent request goes unseen.
-    const rewatch = [...this.watches.entries()].filter(([, w]) => !w.closed).map(([token, w]) =>
+    const rewatch = [...this.watches.entries()].filter(([, w]) => !w.closed && w.rewatch).map(([token, w]) =>
       this.request(XsType.WATCH, nulTerminated(w.path, token), 'watch', w.path).then(
         () => { w.registered = true; },
         (e: Error) => {
@@ -230,13 +237,48 @@ export class XenStoreClient implements XenStore {
         await req(XsType.WRITE, 'write', path, Buffer.concat([nulTerminated(path), Buffer.from(value, 'utf8')]));
       },
       mkdir: async (path) => { await req(XsType.MKDIR, 'mkdir', path, nulTerminated(path)); },
-      directory: async (path) => splitNul(await req(XsType.DIRECTORY, 'directory', path, nulTerminated(path))),
+      directory: async (path) => {
+        try {
+          return splitNul(await req(XsType.DIRECTORY, 'directory', path, nulTerminated(path)));
+        } catch (e) {
+          if (!isXenStoreError(e, 'E2BIG')) throw e;
+          return this.directoryPart(path, (off) => req(XsType.DIRECTORY_PART, 'directory', path, nulTerminated(path, String(off))));
+        }
+      },
       rm: async (path) => { await req(XsType.RM, 'rm', path, nulTerminated(path)); },
       getPermissions: async (path) => parsePermissions(splitNul(await req(XsType.GET_PERMS, 'get-perms', path, nulTerminated(path))), path),
       setPermissions: async (path, perms) => {
         await req(XsType.SET_PERMS, 'set-perms', path, nulTerminated(path, ...formatPermissions(perms)));
       },
     };
+  }
+
+  /**
+   * A children list longer than one payload (DIRECTORY answers E2BIG): DIRECTORY_PART `path|off|`
+   * answers `gen|child|...|` from byte `off` of the list, the last part ending in an extra NUL
+   * (observed on cxenstored 4.17). A changed generation means the node changed: start again.
+   */
+  private async directoryPart(path: string, part: (offset: number) => Promise<Buffer>): Promise<string[]> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const chunks: Buffer[] = [];
+      let gen: string | undefined;
+      let off = 0;
+      for (;;) {
+        const r = await part(off);
+        const nul = r.indexOf(0);
+        if (nul < 0) throw new XenStoreError('EIO', 'directory', path, 'DIRECTORY_PART reply without a generation');
+        const g = r.subarray(0, nul).toString('latin1');
+        if (gen !== undefined && g !== gen) break;
+        gen = g;
+        const body = r.subarray(nul + 1);
+        const last = body.length === 0 || (body.length === 1 && body[0] === 0) ||
+          (body.length >= 2 && body[body.length - 1] === 0 && body[body.length - 2] === 0);
+        chunks.push(last ? body.subarray(0, Math.max(0, body.length - 1)) : body);
+        if (last) return splitNul(Buffer.concat(chunks));
+        off += body.length;
+      }
+    }
+    throw new XenStoreError('EAGAIN', 'directory', path, 'the node kept changing while its children were listed');
   }
 
   private get direct(): XenStoreOps { return this.ops(0, this.generation); }
@@ -297,7 +339,7 @@ export class XenStoreClient implements XenStore {
   async watch(path: string, handler: WatchHandler): Promise<Watch> {
     checkPath('watch', path);
     const token = `${this.tokenPrefix}${this.nextToken++}`;
-    const entry: WatchEntry = { path, handler, registered: false, closed: false };
+    const entry: WatchEntry = { path, handler, registered: false, rewatch: false, closed: false };
     // In the table before the request goes out: the initial event may beat the reply.
     this.watches.set(token, entry);
     try {
