@@ -30,6 +30,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'directory for status files and per-device state' },
   { name: 'verbose', type: 'boolean', default: false, roles: ['version'], config: false,
     help: 'also load the native addon and report the runtime' },
+  { name: 'selftest', type: 'boolean', default: false, roles: ['check'], config: false,
+    help: 'also exercise /dev/xen/evtchn and gntdev in a dom0 loopback (binds to itself, grants itself pages)' },
   { name: 'json', type: 'boolean', default: false, roles: ['demo', 'create', 'check', 'status', 'bench'], config: false,
     help: 'print the result as JSON on stdout' },
 

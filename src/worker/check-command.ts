@@ -91,8 +91,22 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   return [await checkXenstore(env), ...checkDevices(root), checkBlkback(root), checkWorker(runDir), checkTokens(runDir, keytab)];
 }
 
+/** dom0 loopback self-test of /dev/xen/{evtchn,gntdev} (binds to itself, grants itself pages
+ * through gntalloc): the exact code the worker runs, with no guest needed. */
+async function platformSelfTest(): Promise<Finding> {
+  try {
+    const { dom0SelfTest } = await import('../xen/linux/selftest');
+    const lines = await dom0SelfTest();
+    return { check: 'platform self-test', ok: true, detail: lines.join('; ') };
+  } catch (err) {
+    return { check: 'platform self-test', ok: false, detail: (err as Error).message,
+      fix: 'load xen-evtchn, xen-gntdev and xen-gntalloc in a Xen dom0 (modprobe xen-evtchn xen-gntdev xen-gntalloc)' };
+  }
+}
+
 export async function checkMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
   const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'));
+  if (args.bool('selftest')) findings.push(await platformSelfTest());
   const ok = findings.every((f) => f.ok);
   if (args.bool('json')) process.stdout.write(`${JSON.stringify({ ok, findings }, null, 2)}\n`);
   else {
