@@ -13,6 +13,9 @@ import { SimStore } from '../../src/sim/xenstore';
 import { claimDevice } from '../../src/worker/device/claim';
 import { Device, type DeviceConfig, type DeviceImage } from '../../src/worker/device/device';
 import type { XenStore } from '../../src/xen/xenstore';
+import { pattern } from '../helpers/pattern';
+
+export { pattern };
 
 export interface Rig {
   store: SimStore;
@@ -134,17 +137,6 @@ export async function rig(opts: RigOptions = {}): Promise<Rig> {
   return r;
 }
 
-export function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Polls until pred holds (or throws after ms). */
 export async function until(pred: () => boolean | Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {

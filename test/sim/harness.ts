@@ -9,6 +9,9 @@ import { Toolstack, type VbdPaths } from '../../src/sim/toolstack';
 import { SimStore } from '../../src/sim/xenstore';
 import { claimDevice, type ClaimLimits } from '../../src/worker/device/claim';
 import { Device, type DeviceConfig } from '../../src/worker/device/device';
+import { pattern } from '../helpers/pattern';
+
+export { pattern };
 
 export interface Harness {
   store: SimStore;
@@ -69,15 +72,3 @@ export async function harness(opts: {
   };
 }
 
-/** Deterministic bytes for (sector, length, seed). */
-export function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}

@@ -16,6 +16,7 @@ import { tempDir } from '../helpers/exe';
 import { sleep, until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import { pattern } from '../helpers/pattern';
 
 let xs: Xenstored;
 let c: XenStoreClient;
@@ -23,18 +24,6 @@ let tmp: { dir: string; cleanup: () => void };
 let worker: RunningWorker | undefined;
 let guest: SimGuest | undefined;
 
-/** Deterministic bytes per (length, seed). */
-function pattern(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 test.before(async () => {
   tmp = tempDir('afsfile-e2e-');
