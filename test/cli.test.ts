@@ -106,4 +106,12 @@ test('NODE_OPTIONS from the environment is ignored', () => {
   assert.is(r.stdout.trim(), `afsfile ${pkg.version}`);
 });
 
+test('DEBUG output works inside the executable without a supports-color warning', () => {
+  const r = run(['demo', '--seconds', '1', '--size', '8M', '--json'], { env: { PATH: '/usr/bin:/bin', DEBUG: 'afsfile:*', AFSFILE_CONFIG: '/dev/null' }, timeoutMs: 60_000 });
+  assert.is(r.status, 0, r.stderr.slice(-2000));
+  assert.match(r.stderr, /afsfile:device \/local\/domain\/0\/backend\/vbd\/\d+\/\d+: opened/, 'the debug namespace printed');
+  assert.not.match(r.stderr, /supports-color|Cannot find module|Warning/i);
+  assert.is((JSON.parse(r.stdout) as { ok: boolean }).ok, true);
+});
+
 test.run();
