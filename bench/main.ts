@@ -1,18 +1,60 @@
 // `npm run bench`: every benchmark of the project, each against a baseline measured in the
 // same run. Progress on stderr; a table (or --json) on stdout.
+//
+//   --quick            about a minute: fewer rounds, shorter runs
+//   --only a,b         sections: startup, io, threadpool
+//   --json             machine-readable rows
+//   --rounds N --seconds S --dir DIR --threadpool N --no-shm   (io and threadpool sections)
 import minimist from 'minimist';
-import { type Row, table } from './report';
+import * as os from 'node:os';
+import { engineNode } from './engine';
+import { fioVersion } from './fio';
+import { type IoBenchMeta, benchIo } from './io';
+import { type Row, progress, table } from './report';
 import { benchStartup } from './startup';
+import { benchThreadpool } from './threadpool';
+
+export const SECTIONS = ['startup', 'io', 'threadpool'] as const;
 
 async function main(): Promise<void> {
-  const argv = minimist(process.argv.slice(2), { boolean: ['json', 'quick'], string: ['only'] });
+  const argv = minimist(process.argv.slice(2), {
+    boolean: ['json', 'quick', 'shm'],
+    string: ['only', 'dir'],
+    default: { shm: true, dir: '/var/tmp' },
+  });
   const quick = argv.quick === true;
   const only = typeof argv.only === 'string' ? argv.only.split(',') : undefined;
+  for (const s of only ?? []) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (have ${SECTIONS.join(', ')})`);
   const want = (name: string) => !only || only.includes(name);
+  const num = (name: string, dflt: number): number => {
+    const v = argv[name] === undefined ? dflt : Number(argv[name]);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+    return v;
+  };
+  const io = {
+    rounds: Math.floor(num('rounds', quick ? 2 : 3)),
+    seconds: num('seconds', quick ? 0.25 : 0.8),
+    warmupSeconds: quick ? 0.1 : 0.2,
+    fileSize: (quick ? 128 : 256) << 20,
+    diskDir: String(argv.dir),
+    shm: argv.shm !== false,
+    threadpool: argv.threadpool === undefined ? undefined : Math.floor(num('threadpool', 4)),
+  };
+  const started = Date.now();
   const rows: Row[] = [];
+  const meta: Partial<IoBenchMeta> = { fio: fioVersion() };
   if (want('startup')) rows.push(...benchStartup(quick ? 10 : 40));
-  if (argv.json) process.stdout.write(`${JSON.stringify({ rows }, null, 2)}\n`);
-  else process.stdout.write(table(rows));
+  if (want('io')) rows.push(...benchIo(io, meta));
+  if (want('threadpool')) rows.push(...benchThreadpool({ ...io, rounds: io.rounds }));
+  const elapsed = (Date.now() - started) / 1000;
+  progress(`done in ${elapsed.toFixed(0)} s`);
+  const machine = { cpus: os.cpus().length, load: os.loadavg(), node: process.version, engineNode: engineNode(), fio: meta.fio, ioUring: meta.ioUring };
+  if (argv.json) process.stdout.write(`${JSON.stringify({ machine, options: { quick, ...io }, elapsedSeconds: elapsed, rows }, null, 2)}\n`);
+  else {
+    process.stdout.write(table(rows));
+    process.stdout.write(`\n${machine.cpus} CPUs, load ${machine.load.map((l) => l.toFixed(1)).join(' ')}; ${meta.fio ?? 'no fio'}${meta.ioUring === false ? ' (no io_uring)' : ''}; ` +
+      `${io.rounds} rounds of ${io.seconds} s (+${io.warmupSeconds} s warm-up); ratios are per round (engine / fio of the same round); ${elapsed.toFixed(0)} s in all\n`);
+  }
 }
 
 main().catch((err: unknown) => {

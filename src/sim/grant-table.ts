@@ -2,6 +2,7 @@
 // guest's memory file (same bytes, no copy), data moved by grant copy with the per-segment
 // GNTST status Xen's GNTTABOP_copy reports.
 import { GNTST, type GrantCopyBatch, type GrantTable, PAGE_SIZE, type RingMapping } from '../xen/grant-table';
+import { native } from '../native/addon';
 import type { GuestMemoryView } from './guest-memory';
 
 export class SimGrantTable implements GrantTable {
@@ -44,8 +45,9 @@ export class SimGrantTable implements GrantTable {
     };
   }
 
+  /** Page-aligned, as on Linux (allocAligned): O_DIRECT reads and writes go straight from it. */
   allocPool(bytes: number): Uint8Array {
-    return new Uint8Array(bytes);
+    return new Uint8Array(native().allocAligned(bytes, PAGE_SIZE));
   }
 
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {
