@@ -4,12 +4,14 @@
 //   --quick            about a minute: fewer rounds, shorter runs
 //   --only a,b         sections: startup, io, threadpool
 //   --json             machine-readable rows
-//   --rounds N --seconds S --dir DIR --threadpool N --no-shm   (io and threadpool sections)
+//   --rounds N         rounds of every section (startup: default 40, quick 10)
+//   --seconds S --dir DIR --threadpool N --no-shm --patterns 'name,...'   (io, threadpool)
 import minimist from 'minimist';
 import * as os from 'node:os';
 import { engineNode } from './engine';
 import { fioVersion } from './fio';
 import { type IoBenchMeta, benchIo } from './io';
+import { PATTERNS, type Pattern } from './patterns';
 import { type Row, progress, table } from './report';
 import { benchStartup } from './startup';
 import { benchThreadpool } from './threadpool';
@@ -19,7 +21,7 @@ export const SECTIONS = ['startup', 'io', 'threadpool'] as const;
 async function main(): Promise<void> {
   const argv = minimist(process.argv.slice(2), {
     boolean: ['json', 'quick', 'shm'],
-    string: ['only', 'dir'],
+    string: ['only', 'dir', 'patterns'],
     default: { shm: true, dir: '/var/tmp' },
   });
   const quick = argv.quick === true;
@@ -39,11 +41,12 @@ async function main(): Promise<void> {
     diskDir: String(argv.dir),
     shm: argv.shm !== false,
     threadpool: argv.threadpool === undefined ? undefined : Math.floor(num('threadpool', 4)),
+    patterns: selectPatterns(argv.patterns as string | undefined),
   };
   const started = Date.now();
   const rows: Row[] = [];
   const meta: Partial<IoBenchMeta> = { fio: fioVersion() };
-  if (want('startup')) rows.push(...benchStartup(quick ? 10 : 40));
+  if (want('startup')) rows.push(...benchStartup(argv.rounds === undefined ? (quick ? 10 : 40) : io.rounds));
   if (want('io')) rows.push(...benchIo(io, meta));
   if (want('threadpool')) rows.push(...benchThreadpool({ ...io, rounds: io.rounds }));
   const elapsed = (Date.now() - started) / 1000;
@@ -55,6 +58,14 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${machine.cpus} CPUs, load ${machine.load.map((l) => l.toFixed(1)).join(' ')}; ${meta.fio ?? 'no fio'}${meta.ioUring === false ? ' (no io_uring)' : ''}; ` +
       `${io.rounds} rounds of ${io.seconds} s (+${io.warmupSeconds} s warm-up); ratios are per round (engine / fio of the same round); ${elapsed.toFixed(0)} s in all\n`);
   }
+}
+
+/** --patterns: comma-separated pattern names (exact, as in the table). */
+function selectPatterns(list: string | undefined): readonly Pattern[] | undefined {
+  if (list === undefined) return undefined;
+  const names = list.split(',').map((n) => n.trim());
+  for (const n of names) if (!PATTERNS.some((p) => p.name === n)) throw new Error(`--patterns: unknown pattern ${JSON.stringify(n)} (have ${PATTERNS.map((p) => p.name).join(', ')})`);
+  return PATTERNS.filter((p) => names.includes(p.name));
 }
 
 main().catch((err: unknown) => {
