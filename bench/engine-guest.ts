@@ -16,7 +16,9 @@ import { SimHypervisor } from '../src/sim/platform';
 import { Toolstack } from '../src/sim/toolstack';
 import { SimStore } from '../src/sim/xenstore';
 import { claimDevice } from '../src/worker/device/claim';
-import { Device } from '../src/worker/device/device';
+import type { IoCallback } from '../src/engine/block-file';
+import { Image } from '../src/image/image';
+import { Device, type DeviceImage } from '../src/worker/device/device';
 import type { Pattern } from './patterns';
 
 export interface EngineRunSpec {
@@ -25,6 +27,12 @@ export interface EngineRunSpec {
   readonly pattern: Pattern;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /**
+   * Experiment, not the product: reads and writes done synchronously on the main thread
+   * (readSync/writeSync) instead of through libuv's pool — the upper bound of a path that
+   * needs no pool thread when the data is in the page cache (preadv2 RWF_NOWAIT, io_uring).
+   */
+  readonly inline?: boolean;
 }
 
 export interface EngineRunResult {
@@ -72,6 +80,7 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   await claimDevice(dom0, vbd.backend);
   const device = new Device(store.connect(0), platform, vbd.backend, {
     direct: spec.direct,
+    ...(spec.inline ? { openImage: (file: string, readOnly: boolean) => inlineImage(Image.open(file, { readOnly, direct: spec.direct })) } : {}),
     engine: { fsyncIntervalMs: 0 },
     warn: (m) => {
       if (warnings++ < 3) process.stderr.write(`bench engine: ${m}\n`);
@@ -93,6 +102,31 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   platform.close();
   hv.close();
   return result;
+}
+
+/** The image with its reads and writes done in the caller's stack (see EngineRunSpec.inline). */
+function inlineImage(img: Image): DeviceImage {
+  const sync = (write: boolean, buf: Uint8Array, offset: number, cb: IoCallback) => {
+    let err: NodeJS.ErrnoException | null = null;
+    try {
+      for (let at = 0; at < buf.length; ) {
+        const n = write ? fs.writeSync(img.fd, buf, at, buf.length - at, offset + at) : fs.readSync(img.fd, buf, at, buf.length - at, offset + at);
+        if (n === 0) throw Object.assign(new Error('short I/O'), { code: 'EIO' });
+        at += n;
+      }
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    cb(err);
+  };
+  return {
+    path: img.path, size: img.size, readOnly: img.readOnly, canDiscard: img.canDiscard,
+    read: (buf, offset, cb) => sync(false, buf, offset, cb),
+    write: (buf, offset, cb) => sync(true, buf, offset, cb),
+    fsync: (cb) => img.fsync(cb),
+    discard: (offset, length) => img.discard(offset, length),
+    close: () => img.close(),
+  };
 }
 
 /** The smallest ring (x86_64: 32 slots per page) that holds `depth` requests. */

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { defaultThreadpoolSize } from '../src/engine/threadpool-size';
 import type { EngineRunResult, EngineRunSpec } from './engine-guest';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -32,12 +33,9 @@ export function bundleEngineChild(): string {
   return BUNDLE;
 }
 
-/**
- * Default pool size for a queue depth: one thread per request in flight (so a blocking pread
- * never waits for a thread), at least libuv's 4, at most 64 (measured in --only threadpool).
- */
-export function threadpoolFor(depth: number): number {
-  return Math.min(64, Math.max(4, depth));
+/** The pool the executable gives itself (src/engine/threadpool-size.ts), for engine rounds. */
+export function threadpoolFor(): number {
+  return defaultThreadpoolSize();
 }
 
 export function runEngineRound(spec: EngineRunSpec, threadpool: number): EngineRunResult {

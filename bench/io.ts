@@ -21,7 +21,7 @@ export interface IoBenchOptions {
   diskDir: string;
   shm: boolean;
   patterns?: readonly Pattern[];
-  /** UV_THREADPOOL_SIZE for every engine round; default threadpoolFor(depth). */
+  /** UV_THREADPOOL_SIZE for every engine round; default: what the executable picks. */
   threadpool?: number;
 }
 
@@ -66,7 +66,7 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
         const file = files.get(v.dir)!;
         for (const p of patterns) {
           const key = `${v.name}\0${p.name}`;
-          const tp = o.threadpool ?? threadpoolFor(p.depth);
+          const tp = o.threadpool ?? threadpoolFor();
           let s = series.get(key);
           if (!s) series.set(key, (s = { engine: [], psync: [], uring: [], vsPsync: [], vsUring: [], cpuUs: [], rssMiB: [], threadpool: tp }));
           progress(`io: round ${round + 1}/${o.rounds} ${v.name}: ${p.name}`);

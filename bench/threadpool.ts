@@ -25,12 +25,15 @@ interface Case {
   name: string;
   raw: boolean;
   threadpool: number;
+  inline?: boolean;
 }
 
 const CASES: Case[] = [
   ...SIZES.map((tp) => ({ name: `engine, UV_THREADPOOL_SIZE=${tp}`, raw: false, threadpool: tp })),
   { name: 'Node fs.read x32, no engine, pool 4', raw: true, threadpool: 4 },
   { name: 'Node fs.read x32, no engine, pool 32', raw: true, threadpool: 32 },
+  // What a pool-free path would reach on page-cache hits (RWF_NOWAIT / io_uring): an experiment.
+  { name: 'engine, I/O inline (readSync; experiment)', raw: false, threadpool: 4, inline: true },
 ];
 
 export function benchThreadpool(o: ThreadpoolOptions): Row[] {
@@ -49,7 +52,7 @@ export function benchThreadpool(o: ThreadpoolOptions): Row[] {
         const b1 = fio();
         const results: number[][] = [];
         for (const c of CASES) {
-          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.warmupSeconds };
+          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, inline: c.inline === true, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.warmupSeconds };
           const r = runEngineRound(spec, c.threadpool);
           if (r.errors) throw new Error(`threadpool ${c.name}: ${r.errors} errors`);
           results.push([r.iops, r.cpuUsPerRequest, r.maxRssBytes / (1 << 20)]);
