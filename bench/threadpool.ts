@@ -14,6 +14,7 @@ export interface ThreadpoolOptions {
   rounds: number;
   seconds: number;
   warmupSeconds: number;
+  engineWarmupSeconds: number;
   fileSize: number;
   diskDir: string;
 }
@@ -52,7 +53,7 @@ export function benchThreadpool(o: ThreadpoolOptions): Row[] {
         const b1 = fio();
         const results: number[][] = [];
         for (const c of CASES) {
-          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, inline: c.inline === true, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.warmupSeconds };
+          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, inline: c.inline === true, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.engineWarmupSeconds };
           const r = runEngineRound(spec, c.threadpool);
           if (r.errors) throw new Error(`threadpool ${c.name}: ${r.errors} errors`);
           results.push([r.iops, r.cpuUsPerRequest, r.maxRssBytes / (1 << 20)]);
