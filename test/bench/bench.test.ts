@@ -40,7 +40,7 @@ test('--quick --only startup --json: the executable against node -e 0, positive 
 });
 
 test('--only io, one pattern, one round: engine rows with IOPS, CPU per request and RSS (fio rows when installed)', () => {
-  const out = bench(['--only', 'io', '--patterns', '4k randread qd1', '--rounds', '1', '--seconds', '0.1', '--no-shm']);
+  const out = bench(['--quick', '--only', 'io', '--patterns', '4k randread qd1', '--rounds', '1', '--seconds', '0.1', '--no-shm']);
   const sections = [...new Set(out.rows.map((r) => r.section))];
   assert.equal(sections, ['io disk buffered', 'io disk direct']);
   for (const row of out.rows) {
