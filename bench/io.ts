@@ -39,6 +39,8 @@ interface Series {
   vsUring: number[];
   cpuUs: number[];
   rssMiB: number[];
+  segsPerCopy: number[];
+  reqsPerNotify: number[];
   threadpool: number;
 }
 
@@ -74,7 +76,7 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
           const key = `${v.name}\0${p.name}`;
           const tp = o.threadpool ?? threadpoolFor();
           let s = series.get(key);
-          if (!s) series.set(key, (s = { engine: [], psync: [], uring: [], vsPsync: [], vsUring: [], cpuUs: [], rssMiB: [], threadpool: tp }));
+          if (!s) series.set(key, (s = { engine: [], psync: [], uring: [], vsPsync: [], vsUring: [], cpuUs: [], rssMiB: [], segsPerCopy: [], reqsPerNotify: [], threadpool: tp }));
           progress(`io: round ${round + 1}/${o.rounds} ${v.name}: ${p.name}`);
           const fio = (engine: FioEngine): IoResult | undefined =>
             meta.fio && (engine === 'psync' || uring)
@@ -90,6 +92,8 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
           s.engine.push(ev);
           s.cpuUs.push(e.cpuUsPerRequest);
           s.rssMiB.push(e.maxRssBytes / (1 << 20));
+          s.segsPerCopy.push(e.engine.segmentsPerBatch);
+          if (e.engine.notifiesToGuest > 0) s.reqsPerNotify.push(e.requests / e.engine.notifiesToGuest);
           if (ps) {
             s.psync.push(valueOf(p, ps));
             s.vsPsync.push(ev / valueOf(p, ps));
@@ -129,6 +133,7 @@ function rows(vs: readonly Variant[], patterns: readonly Pattern[], series: Map<
         cpuUsPerRequest: summarize(s.cpuUs),
         rssMiB: summarize(s.rssMiB),
         threadpool: s.threadpool,
+        batching: { segmentsPerCopy: summarize(s.segsPerCopy), requestsPerNotify: summarize(s.reqsPerNotify) },
       };
       const target = (vsName: 'psync' | 'io_uring', ratio: number | undefined): string | undefined => {
         if (!v.targets) return vsName === 'psync' ? 'reference' : undefined;

@@ -18,6 +18,8 @@ export interface Row {
   rssMiB?: Summary;
   /** Engine rows: UV_THREADPOOL_SIZE of the engine process. */
   threadpool?: number;
+  /** Engine rows (--json only): grant-copy segments per copy call, requests answered per notification to the guest. */
+  batching?: { segmentsPerCopy: Summary; requestsPerNotify: Summary };
 }
 
 export function progress(msg: string): void {
