@@ -1,38 +1,76 @@
 // fio as the baseline: the same patterns on the same file, psync with numjobs = depth, and
-// io_uring with iodepth = depth.
+// io_uring with iodepth = depth, in the same I/O mode as the engine round it is paired with.
 import { spawnSync } from 'node:child_process';
 import type { Pattern } from './patterns';
 
+export type FioEngine = 'psync' | 'io_uring';
+
 export interface IoResult {
-  /** Operations per second. */
+  /** Operations per second (reads + writes; flushes are not counted). */
   iops: number;
   /** Bytes per second. */
   bw: number;
 }
 
-export function fioAvailable(): boolean {
-  return spawnSync('fio', ['--version'], { stdio: 'ignore' }).status === 0;
+/** fio's version string, or undefined when fio is not installed. */
+export function fioVersion(): string | undefined {
+  const r = spawnSync('fio', ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
 interface FioJson {
-  jobs: { read: { iops: number; bw_bytes: number }; write: { iops: number; bw_bytes: number } }[];
+  jobs: { error: number; read: { iops: number; bw_bytes: number }; write: { iops: number; bw_bytes: number } }[];
 }
 
-export function runFio(file: string, size: number, p: Pattern, engine: 'psync' | 'io_uring', direct: boolean, seconds: number): IoResult {
+export interface FioRun {
+  file: string;
+  /** The file's size; every job stays inside it. */
+  size: number;
+  pattern: Pattern;
+  engine: FioEngine;
+  direct: boolean;
+  seconds: number;
+  warmupSeconds: number;
+}
+
+export function fioArgs(r: FioRun): string[] {
+  const p = r.pattern;
+  const sequential = p.rw === 'read' || p.rw === 'write';
+  const jobs = r.engine === 'psync' ? p.depth : 1;
+  // Sequential psync jobs each stream their own region (otherwise they would all read the same
+  // blocks at once); random jobs all roam the whole file.
+  const region = sequential ? Math.floor(r.size / jobs / p.bs) * p.bs : r.size;
   const args = [
-    '--name=afsfile-bench', `--filename=${file}`, `--size=${size}`, `--rw=${p.rw}`, `--bs=${p.bs}`,
-    `--ioengine=${engine}`, `--direct=${direct ? 1 : 0}`, `--runtime=${seconds}`, '--time_based', '--group_reporting',
-    '--output-format=json', '--randrepeat=0', '--norandommap', '--invalidate=0', '--allow_file_create=0',
-    ...(engine === 'io_uring' ? [`--iodepth=${p.depth}`, '--numjobs=1'] : [`--numjobs=${p.depth}`, '--iodepth=1']),
-    ...(p.fsync ? ['--fsync=1'] : []),
-    // Several psync jobs doing sequential I/O would each stream the whole file; give each its own region.
-    ...(p.rw === 'read' || p.rw === 'write' ? ['--offset_increment=' + Math.floor(size / p.depth / p.bs) * p.bs, `--size=${Math.floor(size / p.depth / p.bs) * p.bs}`] : []),
+    '--name=afsfile-bench', `--filename=${r.file}`, `--size=${region}`, `--rw=${p.rw}`, `--bs=${p.bs}`,
+    `--ioengine=${r.engine}`, `--direct=${r.direct ? 1 : 0}`,
+    `--runtime=${Math.round(r.seconds * 1000)}ms`, `--ramp_time=${Math.round(r.warmupSeconds * 1000)}ms`, '--time_based',
+    '--group_reporting', '--output-format=json', '--randrepeat=0', '--norandommap', '--invalidate=0',
+    '--allow_file_create=0', '--overwrite=1',
+    `--numjobs=${jobs}`, `--iodepth=${r.engine === 'psync' ? 1 : p.depth}`,
   ];
-  const r = spawnSync('fio', args, { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
-  if (r.status !== 0) throw new Error(`fio failed (${r.status}): ${r.stderr || r.stdout}`);
-  const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as FioJson;
-  const job = json.jobs[0]!;
-  const iops = job.read.iops + job.write.iops;
-  const bw = job.read.bw_bytes + job.write.bw_bytes;
-  return { iops, bw };
+  if (sequential && jobs > 1) args.push(`--offset_increment=${region}`);
+  if (p.fsync) args.push('--fdatasync=1');
+  return args;
+}
+
+export function runFio(r: FioRun): IoResult {
+  const res = spawnSync('fio', fioArgs(r), { encoding: 'utf8', timeout: (r.seconds + r.warmupSeconds + 60) * 1000 });
+  if (res.status !== 0) throw new Error(`fio ${r.engine} ${r.pattern.name} failed (${res.status ?? res.signal}): ${(res.stderr || res.stdout).trim().slice(0, 500)}`);
+  const start = res.stdout.indexOf('{');
+  if (start < 0) throw new Error(`fio ${r.engine} ${r.pattern.name}: no JSON in its output: ${res.stdout.slice(0, 300)}`);
+  const json = JSON.parse(res.stdout.slice(start)) as FioJson;
+  const job = json.jobs[0];
+  if (!job) throw new Error(`fio ${r.engine} ${r.pattern.name}: no job in its JSON`);
+  if (job.error) throw new Error(`fio ${r.engine} ${r.pattern.name}: job error ${job.error}`);
+  return { iops: job.read.iops + job.write.iops, bw: job.read.bw_bytes + job.write.bw_bytes };
+}
+
+/** Whether fio's io_uring engine works here (kernels or containers may disable io_uring). */
+export function ioUringWorks(file: string, size: number): boolean {
+  try {
+    runFio({ file, size, pattern: { name: 'probe', rw: 'randread', bs: 4096, depth: 1, fsync: false }, engine: 'io_uring', direct: false, seconds: 0.05, warmupSeconds: 0 });
+    return true;
+  } catch {
+    return false;
+  }
 }

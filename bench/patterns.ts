@@ -7,24 +7,51 @@ export interface Pattern {
   bs: number;
   /** Requests in flight: fio numjobs (psync) or iodepth (io_uring); the engine's guest queue depth. */
   depth: number;
-  /** fsync after every write. */
+  /**
+   * A flush after every write: fio --fdatasync=1; the guest sends FLUSH_DISKCACHE after each
+   * write completes (the engine's flush is fdatasync). Only writes are counted, as fio does.
+   */
   fsync: boolean;
-  target?: { vs: 'psync' | 'io_uring'; ratio: number };
+  /** Targets apply on the disk file, against fio psync in the same I/O mode. */
+  target?: number;
 }
 
 export const PATTERNS: readonly Pattern[] = [
   { name: '4k randread qd1', rw: 'randread', bs: 4096, depth: 1, fsync: false },
-  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false, target: { vs: 'psync', ratio: 0.8 } },
+  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false, target: 0.8 },
   { name: '4k randwrite qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: false },
-  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false, target: { vs: 'psync', ratio: 0.8 } },
-  { name: '1M seqread', rw: 'read', bs: 1 << 20, depth: 4, fsync: false, target: { vs: 'psync', ratio: 0.9 } },
-  { name: '1M seqwrite', rw: 'write', bs: 1 << 20, depth: 4, fsync: false, target: { vs: 'psync', ratio: 0.9 } },
-  { name: '4k write+fsync qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: true },
+  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false, target: 0.8 },
+  { name: '1M seqread qd4', rw: 'read', bs: 1 << 20, depth: 4, fsync: false, target: 0.9 },
+  { name: '1M seqwrite qd4', rw: 'write', bs: 1 << 20, depth: 4, fsync: false, target: 0.9 },
+  { name: '4k write+fdatasync qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: true },
 ];
 
-export interface Location {
+/** Where the file lives and how it is opened. */
+export interface Variant {
+  /** Row section, e.g. "io disk direct". */
   name: string;
+  /** Directory of the test file. */
   dir: string;
-  /** O_DIRECT is possible here (not on tmpfs). */
+  /** O_DIRECT (fio --direct=1; the engine's DeviceConfig.direct, `--direct`). */
   direct: boolean;
+  /** Targets are checked here (the disk file); /dev/shm is a reference only. */
+  targets: boolean;
+}
+
+export function variants(diskDir: string, shm: boolean): Variant[] {
+  const v: Variant[] = [
+    { name: 'io disk buffered', dir: diskDir, direct: false, targets: true },
+    { name: 'io disk direct', dir: diskDir, direct: true, targets: true },
+  ];
+  if (shm) v.push({ name: 'io shm buffered', dir: '/dev/shm', direct: false, targets: false });
+  return v;
+}
+
+/** The unit a pattern is reported in: IOPS for small blocks, MB/s for large ones. */
+export function unitOf(p: Pattern): 'IOPS' | 'MB/s' {
+  return p.bs >= 1 << 20 ? 'MB/s' : 'IOPS';
+}
+
+export function valueOf(p: Pattern, r: { iops: number; bw: number }): number {
+  return unitOf(p) === 'IOPS' ? r.iops : r.bw / 1e6;
 }

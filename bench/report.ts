@@ -12,6 +12,14 @@ export interface Row {
   /** "higher" when a larger value is better (throughput), "lower" for times. */
   better: 'higher' | 'lower';
   target?: string;
+  /** Engine rows: CPU time (all threads) per ring request, microseconds. */
+  cpuUsPerRequest?: Summary;
+  /** Engine rows: peak resident memory of the engine process, MiB. */
+  rssMiB?: Summary;
+  /** Engine rows: UV_THREADPOOL_SIZE of the engine process. */
+  threadpool?: number;
+  /** Engine rows (--json only): grant-copy segments per copy call, requests answered per notification to the guest. */
+  batching?: { segmentsPerCopy: Summary; requestsPerNotify: Summary };
 }
 
 export function progress(msg: string): void {
@@ -26,7 +34,7 @@ function fmt(n: number): string {
 }
 
 export function table(rows: readonly Row[]): string {
-  const head = ['section', 'measure', 'median', 'spread', 'baseline', 'base median', 'ratio (median, p10-p90)', 'target'];
+  const head = ['section', 'measure', 'median', 'spread', 'baseline', 'base median', 'ratio (median, p10-p90)', 'target', 'cpu us/req', 'RSS MiB', 'pool'];
   const body = rows.map((r) => [
     r.section,
     `${r.name} [${r.unit}]`,
@@ -36,6 +44,9 @@ export function table(rows: readonly Row[]): string {
     r.baseline ? fmt(r.baseline.value.median) : '',
     r.ratio ? `${r.ratio.median.toFixed(2)}x (${r.ratio.p10.toFixed(2)}-${r.ratio.p90.toFixed(2)})` : '',
     r.target ?? '',
+    r.cpuUsPerRequest ? fmt(r.cpuUsPerRequest.median) : '',
+    r.rssMiB ? fmt(r.rssMiB.median) : '',
+    r.threadpool !== undefined ? String(r.threadpool) : '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

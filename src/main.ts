@@ -1,4 +1,6 @@
 // The afsfile executable's entry point: hotplug script, worker, renew loop and tools in one.
+// First import: sizes libuv's thread pool before anything can start it.
+import './engine/threadpool-size';
 import { dispatch } from './cli/dispatch';
 
 // SIGUSR1 would open Node's inspector: never in any role (the executable is also started with

@@ -576,6 +576,8 @@ export class SimBlkfront {
     },
     /** A copy of the bytes of the slot for index idx. */
     slot: (idx: number, q = 0): Uint8Array => this.queue(q).ring.slotBytes(idx).slice(),
+    /** The guest-side event-channel port of queue q (a bench guest takes over its handler). */
+    port: (q = 0): number => this.queue(q).port,
     /** Responses that matched no request of ours (answers to raw requests). */
     unmatched: (q = 0): BlkifResponse[] => this.queue(q).unmatched,
     /** Grants a fresh guest page to dom0 (optionally filled); for hand-made requests. */

@@ -118,6 +118,27 @@ export class GuestMemoryView {
     Atomics.store(this.words, this.entryWord(gref), 0);
   }
 
+  /**
+   * The grant as the hypervisor's copy checks it, without allocating (once per segment):
+   * the guest page number, or a GNTST-style negative code: -3 (bad_gntref) when not valid for
+   * `grantee`, -8 (permission_denied) when `write` and the grant is read-only.
+   */
+  grantedPage(gref: number, grantee: number, write: boolean): number {
+    if (!(gref >= 0 && gref < this.layout.maxGrants) || gref !== (gref | 0)) return -3;
+    const i = (PAGE_SIZE + gref * GRANT_ENTRY_SIZE) >> 2;
+    const flags = Atomics.load(this.words, i);
+    if (!(flags & GTF_permit_access) || this.words[i + 1] !== grantee) return -3;
+    const page = this.words[i + 2]!;
+    if (page >= this.layout.nrPages) return -3;
+    if (write && flags & GTF_readonly) return -8;
+    return page;
+  }
+
+  /** Byte offset of guest page n in `bytes`. */
+  pageByteOffset(n: number): number {
+    return (1 + this.layout.grantPages + n) * PAGE_SIZE;
+  }
+
   /** The grant as the hypervisor checks it: undefined when not valid for `grantee`. */
   lookupGrant(gref: number, grantee: number): { page: number; readonly: boolean } | undefined {
     if (!Number.isInteger(gref) || gref < 0 || gref >= this.layout.maxGrants) return undefined;

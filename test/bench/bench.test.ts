@@ -1,0 +1,67 @@
+// `npm run bench` in miniature (the full benchmark is not run in CI): the startup section and
+// one engine pattern, as --json; checks the shape and that every figure is a positive number.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const MAIN = path.join(ROOT, 'build/bench/main.js');
+
+interface Summary { n: number; median: number; p10: number; p90: number; min: number; max: number }
+interface Row {
+  section: string; name: string; unit: string; better: string; value: Summary;
+  baseline?: { name: string; value: Summary }; ratio?: Summary; cpuUsPerRequest?: Summary; rssMiB?: Summary; threadpool?: number;
+}
+
+function bench(args: string[]): { rows: Row[]; machine: { cpus: number }; elapsedSeconds: number } {
+  const r = spawnSync(process.execPath, [MAIN, '--json', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.is(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { rows: Row[]; machine: { cpus: number }; elapsedSeconds: number };
+}
+
+function positive(s: Summary | undefined, what: string): void {
+  assert.ok(s, `${what} present`);
+  for (const k of ['median', 'p10', 'p90', 'min', 'max'] as const) assert.ok(Number.isFinite(s![k]) && s![k] > 0, `${what}.${k} = ${s![k]}`);
+  assert.ok(s!.n >= 1 && s!.p10 <= s!.median && s!.median <= s!.p90, `${what} ordered`);
+}
+
+test('--quick --only startup --json: the executable against node -e 0, positive times and ratio', () => {
+  const out = bench(['--quick', '--only', 'startup', '--rounds', '3']);
+  assert.ok(out.machine.cpus > 0);
+  assert.is(out.rows.length, 1);
+  const row = out.rows[0]!;
+  assert.is(row.section, 'startup');
+  assert.is(row.unit, 'ms');
+  assert.is(row.value.n, 3);
+  positive(row.value, 'value');
+  positive(row.baseline?.value, 'baseline');
+  positive(row.ratio, 'ratio');
+});
+
+test('--only io, one pattern, one round: engine rows with IOPS, CPU per request and RSS (fio rows when installed)', () => {
+  const out = bench(['--quick', '--only', 'io', '--patterns', '4k randread qd1', '--rounds', '1', '--seconds', '0.1', '--no-shm']);
+  const sections = [...new Set(out.rows.map((r) => r.section))];
+  assert.equal(sections, ['io disk buffered', 'io disk direct']);
+  for (const row of out.rows) {
+    assert.is(row.name, '4k randread qd1 engine');
+    assert.is(row.unit, 'IOPS');
+    positive(row.value, `${row.section} value`);
+    positive(row.cpuUsPerRequest, `${row.section} cpu`);
+    positive(row.rssMiB, `${row.section} rss`);
+    assert.ok(row.threadpool! >= 1);
+    if (row.baseline) {
+      assert.match(row.baseline.name, /^fio (psync|io_uring)/);
+      positive(row.baseline.value, `${row.section} baseline`);
+      positive(row.ratio, `${row.section} ratio`);
+    }
+  }
+});
+
+test('--only with an unknown section: exit 1 and a message naming the sections', () => {
+  const r = spawnSync(process.execPath, [MAIN, '--only', 'nosuch'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /unknown section nosuch \(have startup, io, threadpool\)/);
+});
+
+test.run();
