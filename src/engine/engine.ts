@@ -296,7 +296,9 @@ export class Engine {
       ctx.seq = this.seq++;
       ctx.queue = q;
       ctx.id = req.id;
-      ctx.operation = req.operation;
+      // The response carries the operation the guest asked for; for INDIRECT that is its
+      // indirect_op, as Linux blkback answers and Linux blkfront checks ("wrong operation").
+      ctx.operation = req.kind === 'rw' ? req.innerOperation : req.operation;
       ctx.startedAt = performance.now();
       ctx.state = WAIT_MEM;
       this.order.push(ctx);

@@ -4,6 +4,7 @@
 import createDebug from 'debug';
 import type { Abi, BlkifResponse } from '../blkif/abi';
 import { FrontRing } from '../blkif/ring';
+import { BlkifOp, BlkifStatus } from '../blkif/constants';
 import type { BlkifRequest } from '../blkif/request';
 import type { SimGuest } from './guest';
 
@@ -20,6 +21,11 @@ export class BlkfrontQueue {
   readonly port: number;
   private readonly firstPage: number;
   private readonly pending = new Map<bigint, InFlight>();
+  /** The operation each response must carry: an INDIRECT request is answered with its
+   * indirect_op, as Linux blkfront's blkif_interrupt checks ("wrong operation"). */
+  private readonly expectedOp = new Map<bigint, number>();
+  /** Responses whose operation did not match (Linux blkfront disables the disk on one). */
+  protocolErrors = 0;
   /** Responses whose id matches nothing in flight (raw requests, a confused backend). */
   readonly unmatched: BlkifResponse[] = [];
   notifies = 0;
@@ -49,6 +55,7 @@ export class BlkfrontQueue {
   /** Puts the request on the ring and notifies the backend when ring.h says it is due. */
   submit(req: BlkifRequest, done: InFlight): void {
     this.pending.set(req.id, done);
+    this.expectedOp.set(req.id, req.kind === 'rw' && req.operation === BlkifOp.INDIRECT ? req.innerOperation : req.operation);
     this.ring.putRequest(req);
     if (this.ring.pushRequests()) this.kick();
   }
@@ -71,6 +78,14 @@ export class BlkfrontQueue {
           continue;
         }
         this.pending.delete(rsp.id);
+        const expected = this.expectedOp.get(rsp.id);
+        this.expectedOp.delete(rsp.id);
+        if (expected !== undefined && rsp.operation !== expected) {
+          this.protocolErrors++;
+          log('queue %d: response has wrong operation (%d instead of %d)', this.index, rsp.operation, expected);
+          p.complete({ ...rsp, status: BlkifStatus.ERROR });
+          continue;
+        }
         p.complete(rsp);
       }
     } while (this.ring.finalCheckForResponses());
@@ -81,6 +96,7 @@ export class BlkfrontQueue {
   takePending(): Array<[bigint, InFlight]> {
     const all = [...this.pending];
     this.pending.clear();
+    this.expectedOp.clear();
     return all;
   }
 

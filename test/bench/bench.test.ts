@@ -61,7 +61,7 @@ test('--only io, one pattern, one round: engine rows with IOPS, CPU per request 
 test('--only with an unknown section: exit 1 and a message naming the sections', () => {
   const r = spawnSync(process.execPath, [MAIN, '--only', 'nosuch'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.is(r.status, 1);
-  assert.match(r.stderr, /unknown section nosuch \(have startup, io, threadpool\)/);
+  assert.match(r.stderr, /unknown section nosuch \(have startup, control, io, threadpool\)/);
 });
 
 test.run();
