@@ -1,0 +1,214 @@
+# Shared helpers of the dom0 test scripts (busybox sh). Source this file.
+# Note: busybox sh runs its own applets before PATH (mke2fs, losetup, stat...):
+# call the real tools by full path (/usr/sbin/mke2fs, /usr/sbin/losetup).
+# A stage runs as its own `sh` process with XT_STAGE (its name) and XT_REASON (a
+# file for the failure reason) set by run-stages.sh.
+
+export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+AFSFILE=/usr/lib/xen/bin/afsfile
+AFSFILE_LOG=/var/log/afsfile-worker.log
+AFSFILE_PIDFILE=/run/xentest/afsfile-worker.pid
+IMAGES=/images
+GUEST_KERNEL=/xentest/guest/vmlinuz
+GUEST_RAMDISK=/xentest/guest/domu.cpio.gz
+XVDA=51712 # the xenstore device id of xvda
+AFSFILE_WORKER_ARGS=worker
+AFSFILE_INSTALL_ARGS=
+[ -f /xentest/config.sh ] && . /xentest/config.sh
+
+# Value of NAME=VALUE on the kernel command line (empty if absent).
+cmdline_arg() {
+  tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1
+}
+
+# Tunables, from the dom0 kernel command line (see run.mjs --help).
+CONNECT_TIMEOUT=$(cmdline_arg xentest.connect_timeout); : "${CONNECT_TIMEOUT:=60}"
+GUEST_TIMEOUT=$(cmdline_arg xentest.guest_timeout);     : "${GUEST_TIMEOUT:=180}"
+SEQ_MB=$(cmdline_arg xentest.seq_mb);                   : "${SEQ_MB:=32}"
+BUF_MB=$(cmdline_arg xentest.buf_mb);                   : "${BUF_MB:=8}"
+RAND_MB=$(cmdline_arg xentest.rand_mb);                 : "${RAND_MB:=4}"
+RAND_OPS=$(cmdline_arg xentest.rand_ops);               : "${RAND_OPS:=1024}"
+IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
+
+xt_step()   { echo "XENTEST STEP $XT_STAGE $*"; }
+xt_metric() { echo "XENTEST METRIC $XT_STAGE $*"; }
+
+# Record the reason and end the stage as failed.
+fail() {
+  echo "$*" > "${XT_REASON:-/dev/null}"
+  echo "xentest: FAIL: $*"
+  exit 1
+}
+
+# Print a file with every line prefixed by "  [TAG] ".
+show() {
+  [ -s "$2" ] && tr -d '\r' < "$2" | sed "s/^/  [$1] /"
+  return 0
+}
+
+xsr() { xenstore-read "$1" 2>/dev/null; }
+
+# wait_until SECONDS COMMAND...: poll every 0.5 s; false on timeout.
+wait_until() {
+  local n=$(($1 * 2)); shift
+  while [ $n -gt 0 ]; do
+    "$@" && return 0
+    sleep 0.5
+    n=$((n - 1))
+  done
+  return 1
+}
+
+domain_exists() { xl domid "$1" >/dev/null 2>&1; }
+domain_gone() { ! xl domid "$1" >/dev/null 2>&1; }
+xs_gone() { ! xenstore-exists "$1" 2>/dev/null; }
+
+# Destroy every guest domain (after a failed stage, so the next starts clean).
+cleanup_domains() {
+  for d in $(xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {print $1}'); do
+    echo "xentest: destroying leftover domain $d"
+    timeout 30 xl destroy "$d" || true
+  done
+}
+
+# Everything that helps to tell why a guest's disk did not work.
+dump_debug() { # dump_debug NAME [BACKEND-PATH]
+  local name=$1 be=$2 domid
+  stop_console
+  domid=$(xl domid "$name" 2>/dev/null)
+  echo "xentest: ---- debug dump for $name (domid ${domid:-gone}) ----"
+  [ -n "$be" ] && xenstore-ls -f "$be" 2>&1 | sed 's/^/  [backend] /'
+  [ -n "$domid" ] && xenstore-ls -f "/local/domain/$domid/device" 2>&1 | sed 's/^/  [frontend] /'
+  show "xl create" "/run/xentest/$name.create"
+  show "xl log" "/var/log/xen/xl-$name.log"
+  show "guest" "/var/log/xen/console/guest-$name.log"
+  [ -f /var/log/messages ] && tail -n 40 /var/log/messages | sed 's/^/  [syslog] /'
+  [ -f "$AFSFILE_LOG" ] && tail -n 60 "$AFSFILE_LOG" | sed 's/^/  [afsfile] /'
+  xl dmesg 2>/dev/null | tail -n 15 | sed 's/^/  [xen] /'
+  dmesg | tail -n 25 | sed 's/^/  [dom0 kernel] /'
+  echo "xentest: ---- end of debug dump ----"
+}
+
+# Copy a guest's console log to dom0's console as it grows, each line
+# prefixed "  [guest NAME] " (stop_console ends it).
+follow_console() {
+  local fifo=/run/xentest/console.fifo
+  rm -f "$fifo" && mkfifo "$fifo"
+  tr -d '\r' < "$fifo" | sed "s/^/  [guest $1] /" &
+  tail -n +1 -F "$2" > "$fifo" 2>/dev/null &
+  echo $! > /run/xentest/console.tail.pid
+}
+stop_console() {
+  local pidfile=/run/xentest/console.tail.pid
+  [ -f "$pidfile" ] || return 0
+  sleep 1 # let the last lines through
+  kill "$(cat "$pidfile")" 2>/dev/null
+  rm -f "$pidfile"
+  sleep 0.2
+}
+
+# A zero-filled (allocated, not sparse) image file of IMAGE_MB MiB.
+make_image() {
+  rm -f "$1"
+  dd if=/dev/zero of="$1" bs=1M count="$IMAGE_MB" 2>/dev/null || fail "cannot create $1"
+}
+
+xtio_layout() {
+  echo "--seq-mb $SEQ_MB --buf-mb $BUF_MB --rand-mb $RAND_MB --rand-ops $RAND_OPS"
+}
+
+# guest_run NAME DISK-SPEC SEED
+# Boot a PV guest whose /init runs `xtio run /dev/xvda` (see domu/init) with the
+# given disk, wait for its blkfront to connect (fail fast), for it to power off,
+# and for its devices to be removed; print its console; report its numbers as
+# XENTEST METRIC. Fails the stage on any problem.
+guest_run() {
+  local name=$1 disk=$2 seed=$3
+  local cfg=/run/xentest/$name.cfg con=/var/log/xen/console/guest-$name.log
+  local domid fe be fs bs hs t0 n
+  rm -f "$con" "/var/log/xen/xl-$name.log"
+  : > "$con" # xenconsoled appends to it; following it from the start shows the guest live
+  cat > "$cfg" <<EOF
+name = "$name"
+type = "pv"
+kernel = "$GUEST_KERNEL"
+ramdisk = "$GUEST_RAMDISK"
+extra = "console=hvc0 quiet loglevel=3 xt.seed=$seed xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS"
+memory = 256
+vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+disk = [ '$disk' ]
+EOF
+  xt_step "xl create $name disk=$disk"
+  if ! timeout 60 xl create "$cfg" > "/run/xentest/$name.create" 2>&1; then
+    dump_debug "$name"
+    timeout 30 xl destroy "$name" 2>/dev/null
+    fail "xl create failed: $(grep -v '^Parsing' "/run/xentest/$name.create" | tail -n 2 | tr '\n' ' ')"
+  fi
+  domid=$(xl domid "$name") || fail "xl create returned but domain $name is not there"
+  fe=/local/domain/$domid/device/vbd/$XVDA
+  be=$(xsr "$fe/backend")
+  xt_step "created domid $domid backend $be"
+  follow_console "$name" "$con"
+
+  # Fail fast: a backend that never connects would keep blkfront's probe waiting ~270 s.
+  n=$((CONNECT_TIMEOUT * 2))
+  while :; do
+    fs=$(xsr "$fe/state"); bs=$(xsr "$be/state"); hs=$(xsr "$be/hotplug-status")
+    [ "$fs" = 4 ] && [ "$bs" = 4 ] && break
+    if [ "$hs" = error ] || [ "$hs" = busy ]; then
+      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
+      fail "hotplug-status=$hs: $(xsr "$be/hotplug-error")"
+    fi
+    if domain_gone "$name"; then
+      dump_debug "$name" "$be"
+      fail "domain $name went away before its disk connected (frontend $fs, backend $bs)"
+    fi
+    if [ $n -le 0 ]; then
+      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
+      fail "disk not connected after ${CONNECT_TIMEOUT}s (frontend state ${fs:-none}, backend state ${bs:-none})"
+    fi
+    sleep 0.5
+    n=$((n - 1))
+  done
+  xt_step "connected (frontend 4, backend 4)"
+
+  if ! wait_until "$GUEST_TIMEOUT" domain_gone "$name"; then
+    dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
+    fail "guest still running after ${GUEST_TIMEOUT}s"
+  fi
+  xt_step "guest powered off"
+  stop_console
+  if ! wait_until 20 xs_gone "$be"; then
+    dump_debug "$name" "$be"
+    fail "backend $be not removed 20s after the guest ended"
+  fi
+  xt_step "devices removed"
+
+  if grep -q "unable\|error" "/var/log/xen/xl-$name.log" 2>/dev/null; then
+    show "xl log" "/var/log/xen/xl-$name.log"
+  fi
+  grep -q '^XTIO OK' "$con" || {
+    dump_debug "$name" "$be"
+    fail "guest I/O failed: $(grep -m1 '^XTIO FAIL\|^XT FAIL' "$con" || echo 'no XTIO OK on its console')"
+  }
+  xt_metric "$(sed -n 's/^XTIO RESULT //p' "$con" | tr -d '\r')"
+}
+
+# verify_image FILE SEED: dom0 reads the image and checks the guest's pattern.
+verify_image() {
+  local out=/run/xentest/verify.$XT_STAGE
+  if xtio verify "$1" --seed "$2" $(xtio_layout) > "$out" 2>&1; then
+    show verify "$out"
+    xt_step "dom0 verified the pattern in $1"
+  else
+    show verify "$out"
+    fail "dom0 check of $1: $(grep -m1 'XTIO FAIL' "$out")"
+  fi
+}
+
+afsfile_worker_alive() {
+  [ -f "$AFSFILE_PIDFILE" ] && kill -0 "$(cat "$AFSFILE_PIDFILE")" 2>/dev/null
+}
