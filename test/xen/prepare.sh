@@ -12,7 +12,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${XEN_TEST_CACHE:-$HERE/.cache}
 export HERE REPO CACHE
-mkdir -p "$CACHE/tools"
+mkdir -p "$CACHE/tools" "$CACHE/boot"
+trap 'echo "prepare: FAILED (line $LINENO)" >&2' ERR
+# A failed prepare must not leave an older image for run.mjs to boot.
+rm -f "$CACHE"/boot/dom0.cpio "$CACHE"/boot/dom0.cpio.gz "$CACHE"/boot/domu.cpio.gz
 
 t0=$SECONDS
 "$HERE/host/packages.sh"

@@ -8,7 +8,8 @@
 #      AFSFILE_INSTALL_SH    install script (default <repo>/install.sh)
 #      AFSFILE_WORKER_ARGS   arguments of the worker in dom0 (default "worker")
 #      AFSFILE_INSTALL_ARGS  arguments given to install.sh in dom0 (default none)
-#      XEN_TEST_DOM0_COMPRESS gzip|none (default: none when afsfile is included)
+#      XEN_TEST_DOM0_COMPRESS gzip|none (default none: gunzip of ~100 MB under
+#                            TCG costs more than QEMU loading it uncompressed)
 set -euo pipefail
 : "${CACHE:?}" "${HERE:?}" "${REPO:?}"
 . "$HERE/host/rootfs-lib.sh"
@@ -46,7 +47,7 @@ add_bin "$root" /sbin/e2fsck /usr/sbin/e2fsck
 ln -sf mke2fs "$root/usr/sbin/mkfs.ext4"
 
 # The guest: same kernel, its own initramfs; and the I/O tool for verification.
-add_file "$root" "$CACHE/boot/vmlinuz" /xentest/guest/vmlinuz
+add_file "$root" "$CACHE/boot/vmlinux" /xentest/guest/vmlinux
 add_file "$root" "$CACHE/boot/domu.cpio.gz" /xentest/guest/domu.cpio.gz
 add_file "$root" "$CACHE/tools/xtio" /usr/bin/xtio
 
@@ -59,7 +60,7 @@ chmod 755 "$root/init" "$root"/xentest/*.sh "$root"/xentest/stages/*.sh
 # afsfile, when built.
 afsfile_bin=${AFSFILE_BIN:-$REPO/dist/afsfile}
 install_sh=${AFSFILE_INSTALL_SH:-$REPO/install.sh}
-compress=${XEN_TEST_DOM0_COMPRESS:-gzip}
+compress=${XEN_TEST_DOM0_COMPRESS:-none}
 {
   echo "# written by test/xen/host/build-dom0.sh"
   printf 'AFSFILE_WORKER_ARGS=%q\n' "${AFSFILE_WORKER_ARGS:-worker}"
@@ -75,7 +76,6 @@ if [ -f "$afsfile_bin" ]; then
     chmod 755 "$root/xentest/afsfile/install.sh"
   fi
   printf 'AFSFILE_SHA256=%s\n' "$(sha256sum "$afsfile_bin" | cut -d' ' -f1)" >> "$root/xentest/config.sh"
-  compress=${XEN_TEST_DOM0_COMPRESS:-none} # a big executable unpacks faster uncompressed under TCG
   echo "dom0: including afsfile from $afsfile_bin${install_sh:+ (install.sh: $( [ -f "$install_sh" ] && echo yes || echo no))}"
 else
   echo "dom0: no afsfile at $afsfile_bin; the afsfile stages will be skipped"

@@ -5,6 +5,9 @@
 # Produces:
 #   $CACHE/boot/xen.elf            multiboot hypervisor image for QEMU -kernel
 #   $CACHE/boot/vmlinuz            the kernel (dom0 and domU)
+#   $CACHE/boot/vmlinux            the same kernel decompressed (ELF), for the
+#                                  domUs: libxl then skips an xz decompression
+#                                  that costs seconds under TCG at every xl create
 #   $CACHE/boot/kernel-version     e.g. 6.1.0-56-amd64
 #   $CACHE/linux/lib/modules/VER   its modules, depmod'ed
 # Env: XEN_TEST_KERNEL_PKG overrides the kernel package (default: what
@@ -56,4 +59,18 @@ if [ ! -s "$boot/vmlinuz" ] || [ ! -s "$boot/kernel-version" ]; then
   echo "$kver" > "$boot/kernel-version"
 else
   echo "fetch: reusing kernel $(cat "$boot/kernel-version")"
+fi
+
+if [ ! -s "$boot/vmlinux" ]; then
+  # The bzImage holds an xz stream: find its magic and decompress from there
+  # (xz exits 1 on the bytes after the stream; the output is complete).
+  off=$(LC_ALL=C grep -m1 -obUaP '\xfd7zXZ\x00' "$boot/vmlinuz" | cut -d: -f1)
+  [ -n "$off" ] || { echo "fetch: no xz stream in $boot/vmlinuz" >&2; exit 1; }
+  tail -c +$((off + 1)) "$boot/vmlinuz" > "$boot/vmlinux.xz"
+  xz -dc < "$boot/vmlinux.xz" > "$boot/vmlinux.tmp" 2>/dev/null || true
+  rm -f "$boot/vmlinux.xz"
+  [ "$(head -c 4 "$boot/vmlinux.tmp" | od -An -c | tr -d ' ')" = 177ELF ] ||
+    { echo "fetch: decompressing the kernel gave no ELF image" >&2; exit 1; }
+  mv "$boot/vmlinux.tmp" "$boot/vmlinux"
+  echo "fetch: extracted $boot/vmlinux ($(du -h "$boot/vmlinux" | cut -f1))"
 fi

@@ -1,6 +1,16 @@
 // Start QEMU with Xen, dom0's kernel and initramfs, and hand back the serial
-// console line by line. QEMU gets no network (-nic none) and no stdin.
+// console line by line. QEMU gets no network (-nic none); its stdin is the
+// serial input, used only to send Xen debug keys on a hang.
 import { spawn } from 'node:child_process';
+
+const live = new Set(); // QEMU processes not yet exited
+
+/** Kill every QEMU this process started (for exit and signal handlers). */
+export function killAllQemu() {
+  for (const child of live) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
 
 export const XEN_ARGS = [
   'console=com1', 'com1=115200,8n1', 'dom0_mem=1024M,max:1024M', 'dom0_max_vcpus=2',
@@ -27,12 +37,14 @@ export function qemuArgs({ xen, kernel, initrd, dom0Args = [] }) {
 
 /**
  * Spawn QEMU. onLine(text, seconds since start) gets every console line (\r
- * removed). Returns { child, kill(), exited: Promise<{code, signal}> }.
+ * removed). Returns { child, kill(), send(text), now(), exited: Promise<{code, signal}> }.
  */
 export function startQemu(args, onLine, { binary = 'qemu-system-x86_64' } = {}) {
   const t0 = process.hrtime.bigint();
   const now = () => Number(process.hrtime.bigint() - t0) / 1e9;
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  child.stdin.on('error', () => { /* QEMU gone */ });
 
   const splitter = (prefix) => {
     let buf = '';
@@ -55,7 +67,11 @@ export function startQemu(args, onLine, { binary = 'qemu-system-x86_64' } = {}) 
 
   const exited = new Promise((resolve) => {
     child.on('error', (e) => resolve({ code: null, signal: null, error: e }));
-    child.on('close', (code, signal) => { out.flush(); err.flush(); resolve({ code, signal }); });
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      out.flush(); err.flush();
+      resolve({ code, signal });
+    });
   });
 
   let killed = false;
@@ -64,5 +80,6 @@ export function startQemu(args, onLine, { binary = 'qemu-system-x86_64' } = {}) 
     killed = true;
     try { child.kill('SIGKILL'); } catch { /* already gone */ }
   };
-  return { child, kill, exited, now };
+  const send = (text) => { if (child.stdin.writable) child.stdin.write(text); };
+  return { child, kill, send, exited, now };
 }

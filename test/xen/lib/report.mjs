@@ -7,6 +7,7 @@ export function timingTable(state) {
   const rows = [['stage', 'result', 'time', 'notes']];
   rows.push(['boot (QEMU start -> dom0 /init)', state.bootAt != null ? 'ok' : 'NO', fmt(state.bootAt), '']);
   for (const s of state.stages) {
+    if (s.status === 'skip' && s.reason?.startsWith('not selected')) continue; // --only
     const dur = s.begin != null && s.end != null ? s.end - s.begin : null;
     rows.push([s.name, s.status.toUpperCase(), fmt(dur), s.reason ?? '']);
     for (const step of s.steps) {

@@ -6,7 +6,9 @@
  *   xtio verify FILE (in dom0, on the image file) check the same bytes
  *
  * Options (both modes): --seq-mb N (32) --buf-mb N (8) --rand-mb N (4)
- *                       --rand-ops N (1024) --seed N (1)
+ *                       --rand-ops N (1024) --rand-seconds N (10) --seed N (1)
+ *         (verify only) --rand-written K: how many region C blocks the guest
+ *                       wrote (its rand_write_blocks result; default all)
  *
  * Layout of the disk, from offset 0:
  *   region A  seq-mb MiB   O_DIRECT sequential write (1 MiB requests), then
@@ -14,8 +16,12 @@
  *                          reads are also taken from here
  *   region B  buf-mb MiB   buffered write (256 KiB), fsync, cache dropped,
  *                          buffered read, then O_DIRECT read
- *   region C  rand-mb MiB  4 KiB O_DIRECT writes covering every block once in
- *                          a scrambled order, then read back sequentially
+ *   region C  rand-mb MiB  4 KiB O_DIRECT writes, each block at most once, in
+ *                          a scrambled order, then read back sequentially;
+ *                          blocks not written must still read as zeroes
+ * The two random phases stop after rand-ops operations (reads) or all blocks
+ * (writes), or after rand-seconds of I/O time, whichever comes first, so a slow
+ * backend or a busy host bounds the run time instead of failing it.
  * The 8-byte word at byte offset o of region R holds mix(seed, R, o / 8), so any
  * reader can check any byte without state. Times count only the time spent in
  * pread/pwrite/fsync calls (not pattern generation or comparison). Queue depth
@@ -45,7 +51,8 @@
 #define BLK 4096ULL
 
 static uint64_t seed = 1;
-static uint64_t seq_mb = 32, buf_mb = 8, rand_mb = 4, rand_ops = 1024;
+static uint64_t seq_mb = 32, buf_mb = 8, rand_mb = 4, rand_ops = 1024, rand_seconds = 10;
+static uint64_t rand_written = UINT64_MAX; /* verify: blocks of region C written */
 static double io_seconds; /* accumulated by the timed wrappers */
 
 static void phase(const char *name, double seconds) {
@@ -161,6 +168,40 @@ static void drop_caches(int fd) {
   if (dc >= 0) { if (write(dc, "3\n", 2) < 0) {} close(dc); }
 }
 
+/* Region C write order: block number of the k-th write (a bijection on 0..n-1). */
+static uint64_t perm_step(uint64_t n) {
+  uint64_t step = 2654435761ULL % n;
+  if (step == 0) step = 1;
+  while (gcd(step, n) != 1) step++;
+  return step;
+}
+static uint64_t perm_block(uint64_t k, uint64_t n, uint64_t step) { return (k * step + seed) % n; }
+
+/* Read region C and check it: the first `written` blocks of the write order
+ * hold the pattern, every other block is still zero. Returns I/O seconds. */
+static double check_region_c(int fd, uint64_t base, uint64_t len, uint64_t written, const char *what) {
+  uint64_t n = len / BLK, step = perm_step(n);
+  uint8_t *done = calloc(n, 1), *buf = alloc(MIB);
+  if (!done) die("out of memory");
+  for (uint64_t k = 0; k < written && k < n; k++) done[perm_block(k, n, step)] = 1;
+  io_seconds = 0;
+  for (uint64_t off = 0; off < len; off += MIB) {
+    xpread(fd, buf, MIB, base + off);
+    for (uint64_t o = 0; o < MIB; o += BLK) {
+      uint64_t b = (off + o) / BLK;
+      if (done[b]) {
+        check(what, 2, base, off + o, buf + o, BLK);
+      } else {
+        for (uint64_t i = 0; i < BLK; i++)
+          if (buf[o + i]) die("%s: block %llu of region C was not written but is not zero", what, (unsigned long long)b);
+      }
+    }
+  }
+  free(done);
+  free(buf);
+  return io_seconds;
+}
+
 static int run(const char *dev) {
   uint64_t a_base = 0, a_len = seq_mb * MIB;
   uint64_t b_base = a_len, b_len = buf_mb * MIB;
@@ -171,9 +212,9 @@ static int run(const char *dev) {
   off_t size = lseek(dfd, 0, SEEK_END);
   if (size < 0 || (uint64_t)size < need)
     die("%s is %lld bytes, the layout needs %llu", dev, (long long)size, (unsigned long long)need);
-  printf("XTIO START dev=%s size=%lld seq_mb=%llu buf_mb=%llu rand_mb=%llu rand_ops=%llu seed=%llu\n", dev,
-         (long long)size, (unsigned long long)seq_mb, (unsigned long long)buf_mb, (unsigned long long)rand_mb,
-         (unsigned long long)rand_ops, (unsigned long long)seed);
+  printf("XTIO START dev=%s size=%lld seq_mb=%llu buf_mb=%llu rand_mb=%llu rand_ops=%llu rand_seconds=%llu seed=%llu\n",
+         dev, (long long)size, (unsigned long long)seq_mb, (unsigned long long)buf_mb, (unsigned long long)rand_mb,
+         (unsigned long long)rand_ops, (unsigned long long)rand_seconds, (unsigned long long)seed);
   fflush(stdout);
 
   /* Region A: O_DIRECT sequential write then read, 1 MiB requests. */
@@ -192,30 +233,30 @@ static int run(const char *dev) {
   close(bfd);
   phase("direct-read-B", seq_pass(dfd, 0, 1, b_base, b_len, MIB, "O_DIRECT read B"));
 
-  /* Region C: 4 KiB O_DIRECT writes, every block once, scrambled order. */
+  /* Region C: 4 KiB O_DIRECT writes, each block at most once, scrambled order. */
   uint8_t *blk = alloc(BLK);
-  uint64_t nblk = c_len / BLK;
-  uint64_t step = 2654435761ULL % nblk;
-  while (gcd(step, nblk) != 1) step++;
+  uint64_t nblk = c_len / BLK, step = perm_step(nblk), written = 0;
   io_seconds = 0;
-  for (uint64_t k = 0; k < nblk; k++) {
-    uint64_t b = (k * step + seed) % nblk;
+  while (written < nblk && io_seconds < (double)rand_seconds) {
+    uint64_t b = perm_block(written, nblk, step);
     fill(2, b * BLK, blk, BLK);
     xpwrite(dfd, blk, BLK, c_base + b * BLK);
+    written++;
   }
   double t_rw = io_seconds; /* no fsync inside: O_DIRECT reached the device */
   phase("rand-write", t_rw);
   xfsync(dfd);
-  phase("direct-read-C", seq_pass(dfd, 0, 2, c_base, c_len, MIB, "O_DIRECT read C"));
+  phase("direct-read-C", check_region_c(dfd, c_base, c_len, written, "O_DIRECT read C"));
 
   /* 4 KiB O_DIRECT random reads from region A, each checked. */
-  uint64_t x = seed * 0x2545F4914F6CDD1DULL + 1, ablk = a_len / BLK;
+  uint64_t x = seed * 0x2545F4914F6CDD1DULL + 1, ablk = a_len / BLK, reads = 0;
   io_seconds = 0;
-  for (uint64_t k = 0; k < rand_ops; k++) {
+  while (reads < rand_ops && io_seconds < (double)rand_seconds) {
     x ^= x << 13; x ^= x >> 7; x ^= x << 17;
     uint64_t b = x % ablk;
     xpread(dfd, blk, BLK, a_base + b * BLK);
     check("random read", 0, a_base, b * BLK, blk, BLK);
+    reads++;
   }
   double t_rr = io_seconds;
   phase("rand-read", t_rr);
@@ -223,26 +264,23 @@ static int run(const char *dev) {
   close(dfd);
 
   printf("XTIO RESULT seq_write_MBps=%.1f seq_read_MBps=%.1f buf_write_MBps=%.1f buf_read_MBps=%.1f "
-         "rand_read_iops=%.0f rand_write_iops=%.0f\n",
+         "rand_read_iops=%.0f rand_write_iops=%.0f rand_read_ops=%llu rand_write_blocks=%llu\n",
          a_len / MIB / t_sw, a_len / MIB / t_sr, b_len / MIB / t_bw, b_len / MIB / t_br,
-         rand_ops / t_rr, nblk / t_rw);
+         reads / t_rr, written / t_rw, (unsigned long long)reads, (unsigned long long)written);
   printf("XTIO OK\n");
   fflush(stdout);
   return 0;
 }
 
 static int verify(const char *path) {
-  uint64_t lens[3] = { seq_mb * MIB, buf_mb * MIB, rand_mb * MIB };
+  uint64_t a_len = seq_mb * MIB, b_len = buf_mb * MIB, c_len = rand_mb * MIB;
   int fd = xopen(path, O_RDONLY);
-  uint64_t base = 0;
-  for (int r = 0; r < 3; r++) {
-    char what[32];
-    snprintf(what, sizeof what, "verify region %c", 'A' + r);
-    seq_pass(fd, 0, (uint64_t)r, base, lens[r], MIB, what);
-    base += lens[r];
-  }
+  seq_pass(fd, 0, 0, 0, a_len, MIB, "verify region A");
+  seq_pass(fd, 0, 1, a_len, b_len, MIB, "verify region B");
+  check_region_c(fd, a_len + b_len, c_len, rand_written, "verify region C");
   close(fd);
-  printf("XTIO VERIFIED %s bytes=%llu\n", path, (unsigned long long)base);
+  printf("XTIO VERIFIED %s bytes=%llu rand_written=%lld\n", path, (unsigned long long)(a_len + b_len + c_len),
+         rand_written == UINT64_MAX ? -1LL : (long long)rand_written);
   printf("XTIO OK\n");
   return 0;
 }
@@ -259,7 +297,7 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) {
     fprintf(stderr, "usage: xtio run DEV | verify FILE [--seq-mb N] [--buf-mb N] [--rand-mb N] "
-                    "[--rand-ops N] [--seed N]\n");
+                    "[--rand-ops N] [--rand-seconds N] [--seed N] [--rand-written K]\n");
     return 2;
   }
   for (int i = 3; i < argc; i++) {
@@ -268,6 +306,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--buf-mb")) buf_mb = num(o, v);
     else if (!strcmp(o, "--rand-mb")) rand_mb = num(o, v);
     else if (!strcmp(o, "--rand-ops")) rand_ops = num(o, v);
+    else if (!strcmp(o, "--rand-seconds")) rand_seconds = num(o, v);
+    else if (!strcmp(o, "--rand-written")) rand_written = strtoull(v ? v : "x", NULL, 10);
     else if (!strcmp(o, "--seed")) seed = num(o, v);
     else die("unknown option %s", o);
     i++;
