@@ -122,6 +122,14 @@ xtio_layout() {
   echo "--seq-mb $SEQ_MB --buf-mb $BUF_MB --rand-mb $RAND_MB --rand-ops $RAND_OPS"
 }
 
+# The most telling line of a failed xl create's output: the hotplug script's
+# error, else libxl's first error, else the last line.
+create_error() {
+  grep -m1 'script: ' "$1" | sed 's/.*script: /hotplug script: /' | grep . ||
+    grep -m1 'libxl: error' "$1" | grep . ||
+    tail -n 1 "$1"
+}
+
 # guest_run NAME DISK-SPEC SEED
 # Boot a PV guest whose /init runs `xtio run /dev/xvda` (see domu/init) with the
 # given disk, wait for its blkfront to connect (fail fast), for it to power off,
@@ -150,7 +158,7 @@ EOF
   if ! timeout 60 xl create "$cfg" > "/run/xentest/$name.create" 2>&1; then
     dump_debug "$name"
     timeout 30 xl destroy "$name" 2>/dev/null
-    fail "xl create failed: $(grep -v '^Parsing' "/run/xentest/$name.create" | tail -n 2 | tr '\n' ' ')"
+    fail "xl create failed: $(create_error "/run/xentest/$name.create")"
   fi
   domid=$(xl domid "$name") || fail "xl create returned but domain $name is not there"
   fe=/local/domain/$domid/device/vbd/$XVDA

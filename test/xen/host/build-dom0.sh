@@ -44,6 +44,7 @@ add_bin "$root" /usr/bin/flock /usr/bin/flock
 add_bin "$root" /sbin/losetup /usr/sbin/losetup
 add_bin "$root" /sbin/mke2fs /usr/sbin/mke2fs
 add_bin "$root" /sbin/e2fsck /usr/sbin/e2fsck
+add_bin "$root" /usr/bin/install /usr/bin/install # install.sh uses it; busybox has none
 ln -sf mke2fs "$root/usr/sbin/mkfs.ext4"
 
 # The guest: same kernel, its own initramfs; and the I/O tool for verification.

@@ -45,7 +45,7 @@ export async function bootOnce({ args, stages, timeoutS, bootTimeoutS, log, say,
       }
     }
   };
-  qemu = startQemu(args, onLine);
+  qemu = startQemu(args, onLine, { limitS: timeoutS + 30 });
 
   // Watchdog: the wall clock, dom0's boot, and a stage that overruns the
   // timeout dom0 should have enforced (a hung dom0). On a hang, ask Xen for

@@ -5,11 +5,16 @@ import { spawn } from 'node:child_process';
 
 const live = new Set(); // QEMU processes not yet exited
 
+// QEMU runs under coreutils `timeout` in its own process group: killing the
+// group ends both, and `timeout` ends QEMU by itself should this driver die
+// without cleaning up (SIGKILL, OOM), so no QEMU outlives the run's budget.
+const killGroup = (child) => {
+  try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+};
+
 /** Kill every QEMU this process started (for exit and signal handlers). */
 export function killAllQemu() {
-  for (const child of live) {
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-  }
+  for (const child of live) killGroup(child);
 }
 
 export const XEN_ARGS = [
@@ -36,13 +41,16 @@ export function qemuArgs({ xen, kernel, initrd, dom0Args = [] }) {
 }
 
 /**
- * Spawn QEMU. onLine(text, seconds since start) gets every console line (\r
- * removed). Returns { child, kill(), send(text), now(), exited: Promise<{code, signal}> }.
+ * Spawn QEMU, to be killed after limitS seconds at the latest. onLine(text,
+ * seconds since start) gets every console line (\r removed).
+ * Returns { child, kill(), send(text), now(), exited: Promise<{code, signal}> }.
  */
-export function startQemu(args, onLine, { binary = 'qemu-system-x86_64' } = {}) {
+export function startQemu(args, onLine, { limitS, binary = 'qemu-system-x86_64' }) {
   const t0 = process.hrtime.bigint();
   const now = () => Number(process.hrtime.bigint() - t0) / 1e9;
-  const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('timeout', ['-s', 'KILL', String(Math.ceil(limitS)), binary, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'], detached: true,
+  });
   live.add(child);
   child.stdin.on('error', () => { /* QEMU gone */ });
 
@@ -74,12 +82,7 @@ export function startQemu(args, onLine, { binary = 'qemu-system-x86_64' } = {}) 
     });
   });
 
-  let killed = false;
-  const kill = () => {
-    if (killed || child.exitCode !== null || child.signalCode !== null) return;
-    killed = true;
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
-  };
+  const kill = () => { if (live.has(child)) killGroup(child); };
   const send = (text) => { if (child.stdin.writable) child.stdin.write(text); };
   return { child, kill, send, exited, now };
 }

@@ -4,10 +4,14 @@
 # Its output goes to /var/log/afsfile-worker.log (printed when a stage fails).
 . /xentest/lib.sh
 
+t0=$(now_s)
 "$AFSFILE" version || fail "afsfile version failed"
+xt_step "afsfile version ran in $(($(now_s) - t0))s"
 if [ -f /xentest/afsfile/install.sh ]; then
   xt_step "install.sh $AFSFILE_INSTALL_ARGS"
-  (cd /xentest/afsfile && AFSFILE_BIN=$AFSFILE sh ./install.sh $AFSFILE_INSTALL_ARGS) > /run/xentest/install.log 2>&1
+  # Run from a copy of the repository layout (install.sh, dist/afsfile), by its
+  # own #! line (bash is in dom0).
+  (cd /xentest/afsfile && AFSFILE_BIN=$AFSFILE ./install.sh $AFSFILE_INSTALL_ARGS) > /run/xentest/install.log 2>&1
   rc=$?
   show install.sh /run/xentest/install.log
   [ $rc -eq 0 ] || fail "install.sh failed with status $rc"
