@@ -13,6 +13,7 @@ PACKAGES=(
   util-linux        # flock and losetup for the hotplug scripts
   e2fsprogs         # mke2fs/e2fsck for dom0 (busybox has no ext4 mkfs, no fsck)
   bash              # the hotplug scripts are bash scripts
+  xz-utils          # to extract the ELF vmlinux from the bzImage
   gcc libc6-dev     # xtio, the static guest I/O tool
 )
 
