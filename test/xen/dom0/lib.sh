@@ -32,6 +32,10 @@ RAND_OPS=$(cmdline_arg xentest.rand_ops);               : "${RAND_OPS:=1024}"
 RAND_SECONDS=$(cmdline_arg xentest.rand_seconds);       : "${RAND_SECONDS:=10}"
 IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
 
+# Guest kernel messages that mean its disk is broken (blkfront's checks of the
+# backend's responses, block-layer I/O errors), and xtio's own failure.
+GUEST_DISK_ERRORS='xvd[a-z]+: .*(wrong|disabled for further use|bad|error)|I/O error|^XTIO FAIL|^XT FAIL'
+
 xt_step()   { echo "XENTEST STEP $XT_STAGE $*"; }
 xt_metric() { echo "XENTEST METRIC $XT_STAGE $*"; }
 
@@ -88,7 +92,13 @@ dump_debug() { # dump_debug NAME [BACKEND-PATH]
   show "xl log" "/var/log/xen/xl-$name.log"
   show "guest" "/var/log/xen/console/guest-$name.log"
   [ -f /var/log/messages ] && tail -n 40 /var/log/messages | sed 's/^/  [syslog] /'
-  [ -f "$AFSFILE_LOG" ] && tail -n 60 "$AFSFILE_LOG" | sed 's/^/  [afsfile] /'
+  if [ -f "$AFSFILE_LOG" ]; then
+    tail -n 60 "$AFSFILE_LOG" | sed 's/^/  [afsfile] /'
+    timeout 30 "$AFSFILE" status 2>&1 | sed 's/^/  [afsfile status] /'
+    for f in $(find /run/afsfile -name '*.log' 2>/dev/null); do
+      tail -n 30 "$f" | sed "s|^|  [$f] |"
+    done
+  fi
   xl dmesg 2>/dev/null | tail -n 15 | sed 's/^/  [xen] /'
   dmesg | tail -n 25 | sed 's/^/  [dom0 kernel] /'
   echo "xentest: ---- end of debug dump ----"
@@ -146,7 +156,7 @@ name = "$name"
 type = "pv"
 kernel = "$GUEST_KERNEL"
 ramdisk = "$GUEST_RAMDISK"
-extra = "console=hvc0 quiet loglevel=3 xt.seed=$seed xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS"
+extra = "console=hvc0 quiet loglevel=4 xt.seed=$seed xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS"
 memory = 256
 vcpus = 1
 on_poweroff = "destroy"
@@ -199,10 +209,21 @@ EOF
   done
   xt_step "connected (frontend 4, backend 4)"
 
-  if ! wait_until "$GUEST_TIMEOUT" domid_gone "$domid"; then
-    dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-    fail "guest still running after ${GUEST_TIMEOUT}s"
-  fi
+  # Wait for the guest to power off; fail at once on a block-layer error on its
+  # console (a disk blkfront has disabled never completes the I/O).
+  local deadline=$(($(now_s) + GUEST_TIMEOUT)) bad
+  until domid_gone "$domid"; do
+    bad=$(tr -d '\r' < "$con" | grep -m1 -E "$GUEST_DISK_ERRORS")
+    if [ -n "$bad" ]; then
+      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
+      fail "guest disk error: $bad"
+    fi
+    if [ "$(now_s)" -ge "$deadline" ]; then
+      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
+      fail "guest still running after ${GUEST_TIMEOUT}s"
+    fi
+    sleep 0.5
+  done
   xt_step "guest powered off"
   stop_console
   if ! wait_until 20 xs_gone "$be"; then
