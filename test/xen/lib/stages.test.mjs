@@ -1,6 +1,6 @@
 // Checks of the marker parser and the verdict: node --test test/xen/lib/
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,8 +14,12 @@ c     todo     b   60  later
 
 function fresh() {
   const dir = mkdtempSync(join(tmpdir(), 'xentest-'));
-  writeFileSync(join(dir, 'stages.txt'), LIST);
-  return { stages: readStages(join(dir, 'stages.txt')), bootAt: null, doneAt: null, fatal: null, unknown: [] };
+  try {
+    writeFileSync(join(dir, 'stages.txt'), LIST);
+    return { stages: readStages(join(dir, 'stages.txt')), bootAt: null, doneAt: null, fatal: null, unknown: [] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function feed(state, lines) {
