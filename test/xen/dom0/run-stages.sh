@@ -1,0 +1,58 @@
+#!/bin/sh
+# Run the stages listed in /xentest/stages.txt, in order, each as
+# /xentest/stages/NAME.sh under a timeout, and print the markers the host
+# driver (test/xen/run.mjs) reads:
+#   XENTEST STAGE <name> BEGIN|END
+#   XENTEST PASS <name> | XENTEST FAIL <name> <reason>
+#   XENTEST SKIP <name> <reason> | XENTEST TODO <name> <description>
+# Kernel command line: xentest.only=a,,b (comma list; doubled commas on the
+# QEMU command line) runs only those stages (others are reported SKIP).
+. /xentest/lib.sh
+
+only=$(cmdline_arg xentest.only)
+passed=" "
+failures=0
+
+while read -r name kind requires timeout desc; do
+  case $name in ''|'#'*) continue ;; esac
+  if [ -n "$only" ] && ! echo ",$only," | grep -q ",$name,"; then
+    echo "XENTEST SKIP $name not selected (xentest.only=$only)"
+    continue
+  fi
+  if [ "$kind" = todo ]; then
+    echo "XENTEST TODO $name $desc"
+    continue
+  fi
+  if [ "$kind" = afsfile ] && [ ! -x "$AFSFILE" ]; then
+    echo "XENTEST SKIP $name no afsfile in dom0 ($AFSFILE)"
+    continue
+  fi
+  if [ "$requires" != - ] && ! echo "$passed" | grep -q " $requires "; then
+    echo "XENTEST SKIP $name requires $requires, which did not pass"
+    continue
+  fi
+
+  reason=/run/xentest/reason.$name
+  rm -f "$reason"
+  echo "XENTEST STAGE $name BEGIN $desc"
+  XT_STAGE=$name XT_REASON=$reason timeout -s TERM "$timeout" sh "/xentest/stages/$name.sh" </dev/null
+  rc=$?
+  if [ $rc -eq 0 ]; then
+    echo "XENTEST PASS $name"
+    passed="$passed$name "
+  else
+    why=$(cat "$reason" 2>/dev/null)
+    if [ -z "$why" ]; then
+      case $rc in
+        124|143) why="timed out after ${timeout}s" ;;
+        *) why="exit status $rc" ;;
+      esac
+    fi
+    echo "XENTEST FAIL $name $why"
+    failures=$((failures + 1))
+    cleanup_domains
+  fi
+  echo "XENTEST STAGE $name END"
+done < /xentest/stages.txt
+
+[ $failures -eq 0 ]

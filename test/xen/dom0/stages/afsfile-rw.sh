@@ -1,0 +1,11 @@
+#!/bin/sh
+# The baseline workload through afsfile: script=block-afsfile on a file.
+. /xentest/lib.sh
+
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+img=$IMAGES/a.img
+make_image "$img"
+guest_run xt-afs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 2
+verify_image "$img" 2
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
+exit 0

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install afsfile as the block-afsfile hotplug script, hand backend/vbd over to
+# it (unload xen-blkback) and start `afsfile worker` in the background.
+# Its output goes to /var/log/afsfile-worker.log (printed when a stage fails).
+. /xentest/lib.sh
+
+t0=$(now_s)
+"$AFSFILE" version || fail "afsfile version failed"
+xt_step "afsfile version ran in $(($(now_s) - t0))s"
+if [ -f /xentest/afsfile/install.sh ]; then
+  xt_step "install.sh $AFSFILE_INSTALL_ARGS"
+  # Run from a copy of the repository layout (install.sh, dist/afsfile), by its
+  # own #! line (bash is in dom0).
+  (cd /xentest/afsfile && AFSFILE_BIN=$AFSFILE ./install.sh $AFSFILE_INSTALL_ARGS) > /run/xentest/install.log 2>&1
+  rc=$?
+  show install.sh /run/xentest/install.log
+  [ $rc -eq 0 ] || fail "install.sh failed with status $rc"
+else
+  xt_step "no install.sh: linking /etc/xen/scripts/block-afsfile -> $AFSFILE"
+  ln -sf "$AFSFILE" /etc/xen/scripts/block-afsfile
+fi
+[ -x /etc/xen/scripts/block-afsfile ] || fail "/etc/xen/scripts/block-afsfile is missing after install"
+ls -l /etc/xen/scripts/block-afsfile | sed 's/^/  [install] /'
+
+if lsmod | grep -q '^xen_blkback'; then
+  rmmod xen-blkback || fail "cannot unload xen-blkback"
+fi
+[ -d /sys/bus/xen-backend/drivers/vbd ] && fail "the kernel vbd backend driver is still registered"
+xt_step "xen-blkback unloaded"
+
+setsid "$AFSFILE" $AFSFILE_WORKER_ARGS > "$AFSFILE_LOG" 2>&1 < /dev/null &
+echo $! > "$AFSFILE_PIDFILE"
+xt_step "afsfile $AFSFILE_WORKER_ARGS started, pid $(cat "$AFSFILE_PIDFILE")"
+sleep 3
+if ! afsfile_worker_alive; then
+  show afsfile "$AFSFILE_LOG"
+  fail "afsfile worker exited at start"
+fi
+"$AFSFILE" check > /run/xentest/check.log 2>&1
+echo "  [afsfile check] exit status $?"
+show "afsfile check" /run/xentest/check.log
+exit 0

@@ -1,0 +1,89 @@
+#!/bin/bash
+# Build the dom0 initramfs: busybox, the Xen toolstack and daemons, the hotplug
+# scripts and their helpers, kernel modules, the guest kernel and initramfs,
+# test/xen/dom0 (the /init and the stages) and, when present, afsfile.
+# Output: $CACHE/boot/dom0.cpio[.gz]
+#
+# Env: AFSFILE_BIN           the afsfile executable (default <repo>/dist/afsfile)
+#      AFSFILE_INSTALL_SH    install script (default <repo>/install.sh)
+#      AFSFILE_WORKER_ARGS   arguments of the worker in dom0 (default "worker")
+#      AFSFILE_INSTALL_ARGS  arguments given to install.sh in dom0 (default none)
+#      XEN_TEST_DOM0_COMPRESS gzip|none (default none: gunzip of ~100 MB under
+#                            TCG costs more than QEMU loading it uncompressed)
+set -euo pipefail
+: "${CACHE:?}" "${HERE:?}" "${REPO:?}"
+. "$HERE/host/rootfs-lib.sh"
+
+kver=$(cat "$CACHE/boot/kernel-version")
+root=$CACHE/rootfs/dom0
+xbin=/usr/lib/xen-4.17/bin
+
+rootfs_init "$root"
+
+# Kernel modules: the Xen device drivers, blkback, loop, a RAM disk and ext4.
+add_modules "$root" "$CACHE/linux" "$kver" \
+  xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback loop brd ext4 crc32c_generic
+
+# Toolstack and daemons (the /usr/sbin wrappers of Debian are replaced by links).
+for b in xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper xenstore-control; do
+  add_bin "$root" "$xbin/$b"
+done
+for b in xl xenstored xenconsoled; do ln -sf "../lib/xen-4.17/bin/$b" "$root/usr/sbin/$b"; done
+add_bin "$root" /usr/bin/xenstore
+for b in read write ls list rm exists watch chmod; do ln -sf xenstore "$root/usr/bin/xenstore-$b"; done
+ln -sf ../lib/xen-4.17/bin/xenstore-control "$root/usr/bin/xenstore-control"
+# xl needs libgcc_s at run time (pthread_cancel); ldd does not list it.
+add_file "$root" "$(gcc -print-file-name=libgcc_s.so.1)" /lib/x86_64-linux-gnu/libgcc_s.so.1
+mkdir -p "$root"/etc/xen "$root"/var/lib/xen "$root"/var/lib/xenstored "$root"/var/log/xen/console
+cp -a /etc/xen/scripts "$root/etc/xen/scripts"
+cp /etc/xen/xl.conf "$root/etc/xen/xl.conf"
+
+# What the hotplug scripts call beyond busybox.
+add_bin "$root" /bin/bash /bin/bash
+add_bin "$root" /usr/bin/flock /usr/bin/flock
+add_bin "$root" /sbin/losetup /usr/sbin/losetup
+add_bin "$root" /sbin/mke2fs /usr/sbin/mke2fs
+add_bin "$root" /sbin/e2fsck /usr/sbin/e2fsck
+add_bin "$root" /usr/bin/install /usr/bin/install # install.sh uses it; busybox has none
+ln -sf mke2fs "$root/usr/sbin/mkfs.ext4"
+
+# The guest: same kernel, its own initramfs; and the I/O tool for verification.
+add_file "$root" "$CACHE/boot/vmlinux" /xentest/guest/vmlinux
+add_file "$root" "$CACHE/boot/domu.cpio.gz" /xentest/guest/domu.cpio.gz
+add_file "$root" "$CACHE/tools/xtio" /usr/bin/xtio
+
+# The test itself.
+cp -r "$HERE/dom0/." "$root/xentest/"
+cp "$HERE/stages.txt" "$root/xentest/stages.txt"
+mv "$root/xentest/init" "$root/init"
+chmod 755 "$root/init" "$root"/xentest/*.sh "$root"/xentest/stages/*.sh
+
+# afsfile, when built.
+afsfile_bin=${AFSFILE_BIN:-$REPO/dist/afsfile}
+install_sh=${AFSFILE_INSTALL_SH:-$REPO/install.sh}
+compress=${XEN_TEST_DOM0_COMPRESS:-none}
+{
+  echo "# written by test/xen/host/build-dom0.sh"
+  printf 'AFSFILE_WORKER_ARGS=%q\n' "${AFSFILE_WORKER_ARGS:-worker}"
+  printf 'AFSFILE_INSTALL_ARGS=%q\n' "${AFSFILE_INSTALL_ARGS:-}"
+} > "$root/xentest/config.sh"
+if [ -f "$afsfile_bin" ]; then
+  add_bin "$root" "$afsfile_bin" /usr/lib/xen/bin/afsfile
+  chmod 755 "$root/usr/lib/xen/bin/afsfile"
+  mkdir -p "$root/xentest/afsfile/dist"
+  ln -s /usr/lib/xen/bin/afsfile "$root/xentest/afsfile/dist/afsfile"
+  if [ -f "$install_sh" ]; then
+    cp "$install_sh" "$root/xentest/afsfile/install.sh"
+    chmod 755 "$root/xentest/afsfile/install.sh"
+  fi
+  printf 'AFSFILE_SHA256=%s\n' "$(sha256sum "$afsfile_bin" | cut -d' ' -f1)" >> "$root/xentest/config.sh"
+  echo "dom0: including afsfile from $afsfile_bin${install_sh:+ (install.sh: $( [ -f "$install_sh" ] && echo yes || echo no))}"
+else
+  echo "dom0: no afsfile at $afsfile_bin; the afsfile stages will be skipped"
+fi
+
+rm -f "$CACHE"/boot/dom0.cpio "$CACHE"/boot/dom0.cpio.gz
+out=$CACHE/boot/dom0.cpio
+[ "$compress" = gzip ] && out=$out.gz
+pack_cpio "$root" "$out" "$compress"
+echo "dom0: $(du -h "$out" | cut -f1) $out"
