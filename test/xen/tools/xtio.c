@@ -4,6 +4,11 @@
  *   xtio run DEV     (in the domU, on /dev/xvda) write a deterministic pattern,
  *                    read it back and compare; print MB/s and IOPS
  *   xtio verify FILE (in dom0, on the image file) check the same bytes
+ *   xtio fill FILE   write the whole layout (all of region C) with the pattern,
+ *                    so a guest can check it read-only (`verify`, default
+ *                    --rand-written: all)
+ *   xtio refuse DEV  a 4 KiB O_DIRECT write to the first block of region C
+ *                    must fail; prints "XTIO REFUSED errno=N name"
  *
  * Options (both modes): --seq-mb N (32) --buf-mb N (8) --rand-mb N (4)
  *                       --rand-ops N (1024) --rand-seconds N (10) --seed N (1)
@@ -285,6 +290,37 @@ static int verify(const char *path) {
   return 0;
 }
 
+static int fill_file(const char *path) {
+  int fd = xopen(path, O_RDWR);
+  seq_pass(fd, 1, 0, 0, seq_mb * MIB, MIB, "fill region A");
+  seq_pass(fd, 1, 1, seq_mb * MIB, buf_mb * MIB, MIB, "fill region B");
+  seq_pass(fd, 1, 2, (seq_mb + buf_mb) * MIB, rand_mb * MIB, MIB, "fill region C");
+  close(fd);
+  printf("XTIO FILLED %s\nXTIO OK\n", path);
+  return 0;
+}
+
+/* A write that must not reach the disk (read-only attach). Its data is not the
+ * pattern, so a write that got through also shows in a later verify. */
+static int refuse(const char *dev) {
+  uint64_t pos = (seq_mb + buf_mb) * MIB;
+  int fd = open(dev, O_RDWR | O_DIRECT);
+  if (fd < 0) {
+    printf("XTIO REFUSED errno=%d %s (open O_RDWR)\n", errno, strerror(errno));
+    return 0;
+  }
+  uint8_t *buf = alloc(BLK);
+  memset(buf, 0xA5, BLK);
+  ssize_t n = pwrite(fd, buf, BLK, (off_t)pos);
+  int e = errno;
+  if (n == (ssize_t)BLK && fsync(fd) != 0) { n = -1; e = errno; }
+  close(fd);
+  free(buf);
+  if (n == (ssize_t)BLK) die("a write of %llu bytes at %llu on %s succeeded", BLK, (unsigned long long)pos, dev);
+  printf("XTIO REFUSED errno=%d %s (pwrite)\n", n < 0 ? e : 0, n < 0 ? strerror(e) : "short write");
+  return 0;
+}
+
 static uint64_t num(const char *opt, const char *v) {
   char *end;
   if (!v) die("%s needs a value", opt);
@@ -296,7 +332,7 @@ static uint64_t num(const char *opt, const char *v) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: xtio run DEV | verify FILE [--seq-mb N] [--buf-mb N] [--rand-mb N] "
+    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV [--seq-mb N] [--buf-mb N] [--rand-mb N] "
                     "[--rand-ops N] [--rand-seconds N] [--seed N] [--rand-written K]\n");
     return 2;
   }
@@ -314,6 +350,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "run")) return run(argv[2]);
   if (!strcmp(argv[1], "verify")) return verify(argv[2]);
+  if (!strcmp(argv[1], "fill")) return fill_file(argv[2]);
+  if (!strcmp(argv[1], "refuse")) return refuse(argv[2]);
   die("unknown mode %s", argv[1]);
   return 2;
 }
