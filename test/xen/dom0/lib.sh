@@ -178,13 +178,20 @@ type = "pv"
 kernel = "$GUEST_KERNEL"
 ramdisk = "$GUEST_RAMDISK"
 extra = "console=hvc0 quiet loglevel=4 xt.seed=$3 xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS $4"
-memory = 256
+memory = ${GUEST_MEMORY:-256}
 vcpus = 1
 on_poweroff = "destroy"
 on_reboot = "${GUEST_ON_REBOOT:-destroy}"
 on_crash = "destroy"
 disk = [ $disks ]
 EOF
+}
+
+# image_mark FILE TEXT: write TEXT into the last 4 KiB block of an image (outside
+# xtio's layout): a signal to a guest waiting in `xtio waitmark`.
+image_mark() {
+  local blocks=$(($(wc -c < "$1") / 4096 - 1))
+  printf '%s\n' "$2" | dd of="$1" bs=4096 seek=$blocks count=1 conv=notrunc,fsync 2>/dev/null
 }
 
 # guest_start NAME DISK-SPEC SEED [XT-ARGS]: xl create the guest of guest_cfg,
@@ -205,7 +212,8 @@ guest_start() {
   echo "$domid" > "/run/xentest/$name.domid"
   xt_step "created $name domid $domid${disk:+ backend $(backend_of "$name")}"
   follow_console "$name" "$con"
-  [ -z "$disk" ] || guest_connect "$name"
+  # GUEST_CONNECT=no: the caller connects it later (several guests at once).
+  [ -z "$disk" ] || [ "$GUEST_CONNECT" = no ] || guest_connect "$name"
 }
 
 # guest_connect NAME [DEVID]: wait until the disk's frontend and backend are both
