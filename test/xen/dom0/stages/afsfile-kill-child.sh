@@ -6,6 +6,7 @@
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+functional_io
 img=$IMAGES/k.img
 seed=10
 make_image "$img"

@@ -6,6 +6,7 @@
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+functional_io
 img=$IMAGES/rb.img
 seed=11
 make_image "$img"

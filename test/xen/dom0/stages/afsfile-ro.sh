@@ -1,7 +1,9 @@
 #!/bin/sh
 # access=ro: the guest sees a read-only disk, its writes fail (also after
-# `blockdev --setrw`, when only the backend can refuse them), its reads return
-# the image's bytes; the image is unchanged afterwards.
+# `blockdev --setrw`), its reads return the image's bytes; the image is
+# unchanged afterwards. Linux refuses both writes itself (EPERM: --setrw clears
+# only the block device's flag, blkfront's read-only gendisk stays), so no write
+# reaches afsfile; its own refusal (BLKIF_RSP_ERROR) is unit-tested (src/blkif/validate).
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
@@ -13,7 +15,7 @@ xtio fill "$img" --seed $seed $(xtio_layout) > /run/xentest/fill.out 2>&1 ||
 before=$(md5sum < "$img" | cut -d' ' -f1)
 xt_step "filled $img with the pattern of seed $seed (md5 $before)"
 
-# The refused write the guest makes after --setrw fails in its block layer.
+# Should a write get past the guest's block layer, the backend's error shows as this.
 GUEST_DISK_EXPECTED='I/O error, dev xvda, sector [0-9]+ op 0x1:\(WRITE\)'
 guest_run xt-ro "vdev=xvda,access=ro,script=block-afsfile,target=$img" $seed "xt.mode=ro"
 con=$(guest_console xt-ro)

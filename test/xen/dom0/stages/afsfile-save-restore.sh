@@ -7,6 +7,7 @@
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+functional_io
 img=$IMAGES/s.img
 seed=13
 chk=/run/xentest/xt-save.chk

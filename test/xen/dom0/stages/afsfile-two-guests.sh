@@ -5,6 +5,7 @@
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+functional_io
 make_image "$IMAGES/t1.img"
 make_image "$IMAGES/t2.img"
 GUEST_CONNECT=no
