@@ -18,7 +18,7 @@ const REPO = resolve(HERE, '../..');
 
 const HELP = `usage: node test/xen/run.mjs [options]
 
-  --timeout SEC          wall-clock limit for the whole run (default 720)
+  --timeout SEC          wall-clock limit for the whole run (default 900)
   --allow-skip           exit 0 even if stages were skipped (e.g. no dist/afsfile)
   --boot-limit SEC       dom0 must reach /init within this (150), else it is a hang
   --boot-retries N       boot again after such a hang, N times (1)
@@ -37,7 +37,7 @@ const HELP = `usage: node test/xen/run.mjs [options]
 
 const { values: opt } = parseArgs({
   options: {
-    timeout: { type: 'string', default: '720' },
+    timeout: { type: 'string', default: '900' },
     'allow-skip': { type: 'boolean', default: false },
     'boot-retries': { type: 'string', default: '1' },
     'boot-limit': { type: 'string', default: '150' },

@@ -36,6 +36,11 @@ IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
 # backend's responses, block-layer I/O errors), and xtio's own failure.
 GUEST_DISK_ERRORS='xvd[a-z]+: .*(wrong|disabled for further use|bad|error)|I/O error|^XTIO FAIL|^XT FAIL'
 
+# The functional stages (all but the baseline and afsfile-rw, the performance
+# anchor) cut xtio's time-bounded random phases to 3 s each: they check
+# behaviour, not speed, and a full run stays within minutes.
+functional_io() { [ "$RAND_SECONDS" -gt 3 ] && RAND_SECONDS=3; return 0; }
+
 xt_step()   { echo "XENTEST STEP $XT_STAGE $*"; }
 xt_metric() { echo "XENTEST METRIC $XT_STAGE $*"; }
 
@@ -105,21 +110,24 @@ dump_debug() { # dump_debug NAME [BACKEND-PATH]
 }
 
 # Copy a guest's console log to dom0's console as it grows, each line
-# prefixed "  [guest NAME] " (stop_console ends it).
+# prefixed "  [guest NAME] " (stop_console NAME ends it). One per guest.
 follow_console() {
-  local fifo=/run/xentest/console.fifo
+  local fifo=/run/xentest/console.$1.fifo
   rm -f "$fifo" && mkfifo "$fifo"
   tr -d '\r' < "$fifo" | sed "s/^/  [guest $1] /" &
   tail -n +1 -F "$2" > "$fifo" 2>/dev/null &
-  echo $! > /run/xentest/console.tail.pid
+  echo $! > "/run/xentest/console.$1.pid"
 }
-stop_console() {
-  local pidfile=/run/xentest/console.tail.pid
-  [ -f "$pidfile" ] || return 0
-  sleep 1 # let the last lines through
-  kill "$(cat "$pidfile")" 2>/dev/null
-  rm -f "$pidfile"
-  sleep 0.2
+stop_console() { # stop_console [NAME] (default: every guest)
+  local pidfile
+  for pidfile in /run/xentest/console.${1:-*}.pid; do
+    [ -f "$pidfile" ] || continue
+    sleep 1 # let the last lines through
+    kill "$(cat "$pidfile")" 2>/dev/null
+    rm -f "$pidfile"
+    sleep 0.2
+  done
+  return 0
 }
 
 # A zero-filled (allocated, not sparse) image file of IMAGE_MB MiB.
@@ -140,46 +148,90 @@ create_error() {
     tail -n 1 "$1"
 }
 
-# guest_run NAME DISK-SPEC SEED
-# Boot a PV guest whose /init runs `xtio run /dev/xvda` (see domu/init) with the
-# given disk, wait for its blkfront to connect (fail fast), for it to power off,
-# and for its devices to be removed; print its console; report its numbers as
-# XENTEST METRIC. Fails the stage on any problem.
-guest_run() {
-  local name=$1 disk=$2 seed=$3
-  local cfg=/run/xentest/$name.cfg con=/var/log/xen/console/guest-$name.log
-  local domid fe be fs bs hs t0 now since
-  rm -f "$con" "/var/log/xen/xl-$name.log"
-  : > "$con" # xenconsoled appends to it; following it from the start shows the guest live
-  cat > "$cfg" <<EOF
-name = "$name"
+guest_console() { echo "/var/log/xen/console/guest-$1.log"; }
+# The guest's console without carriage returns.
+guest_log() { tr -d '\r' < "$(guest_console "$1")" 2>/dev/null; }
+# How many console lines of guest NAME match the extended regex RE.
+guest_count() { guest_log "$1" | grep -c -E "$2"; }
+guest_domid() { cat "/run/xentest/$1.domid"; }
+# The backend directory of guest NAME's disk DEVID (default xvda).
+backend_of() { echo "/local/domain/0/backend/vbd/$(guest_domid "$1")/${2:-$XVDA}"; }
+
+# The first line on guest NAME's console that means its disk is broken (empty if
+# none); a stage sets GUEST_DISK_EXPECTED (extended regex) to errors it causes itself.
+guest_disk_error() {
+  guest_log "$1" | grep -E "$GUEST_DISK_ERRORS" | grep -v -E "${GUEST_DISK_EXPECTED:-^$}" | head -n 1
+}
+
+# Fail the stage with a debug dump of guest NAME (and destroy it).
+guest_fail() { # guest_fail NAME BACKEND MESSAGE
+  dump_debug "$1" "$2"
+  timeout 30 xl destroy "$1" 2>/dev/null
+  fail "$3"
+}
+
+# guest_cfg NAME DISK-SPEC SEED [XT-ARGS]: print the xl config of a PV guest
+# whose /init (domu/init) runs the workload XT-ARGS name (xt.mode=..., default
+# the rw pattern) with the xtio layout and SEED. An empty DISK-SPEC means no
+# disk at boot. GUEST_ON_REBOOT (default destroy) is its on_reboot.
+guest_cfg() {
+  local disks=
+  [ -n "$2" ] && disks="'$2'"
+  cat <<EOF
+name = "$1"
 type = "pv"
 kernel = "$GUEST_KERNEL"
 ramdisk = "$GUEST_RAMDISK"
-extra = "console=hvc0 quiet loglevel=4 xt.seed=$seed xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS"
-memory = 256
+extra = "console=hvc0 quiet loglevel=4 xt.seed=$3 xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS $4"
+memory = ${GUEST_MEMORY:-256}
 vcpus = 1
 on_poweroff = "destroy"
-on_reboot = "destroy"
+on_reboot = "${GUEST_ON_REBOOT:-destroy}"
 on_crash = "destroy"
-disk = [ '$disk' ]
+disk = [ $disks ]
 EOF
-  xt_step "xl create $name disk=$disk"
+}
+
+# image_mark FILE TEXT: write TEXT into the last 4 KiB block of an image (outside
+# xtio's layout): a signal to a guest waiting in `xtio waitmark`.
+image_mark() {
+  local blocks=$(($(wc -c < "$1") / 4096 - 1))
+  printf '%s\n' "$2" | dd of="$1" bs=4096 seek=$blocks count=1 conv=notrunc,fsync 2>/dev/null
+}
+
+# guest_start NAME DISK-SPEC SEED [XT-ARGS]: xl create the guest of guest_cfg,
+# follow its console; with a disk, wait for it to connect (guest_connect).
+guest_start() {
+  local name=$1 disk=$2 cfg=/run/xentest/$1.cfg con domid
+  con=$(guest_console "$name")
+  rm -f "$con" "/var/log/xen/xl-$name.log" "/run/xentest/$name.domid"
+  : > "$con" # xenconsoled appends to it; following it from the start shows the guest live
+  guest_cfg "$@" > "$cfg"
+  xt_step "xl create $name disk=${disk:-none} $4"
   if ! timeout 60 xl create "$cfg" > "/run/xentest/$name.create" 2>&1; then
     dump_debug "$name"
     timeout 30 xl destroy "$name" 2>/dev/null
     fail "xl create failed: $(create_error "/run/xentest/$name.create")"
   fi
   domid=$(xl domid "$name") || fail "xl create returned but domain $name is not there"
-  fe=/local/domain/$domid/device/vbd/$XVDA
-  be=$(xsr "$fe/backend")
-  xt_step "created domid $domid backend $be"
+  echo "$domid" > "/run/xentest/$name.domid"
+  xt_step "created $name domid $domid${disk:+ backend $(backend_of "$name")}"
   follow_console "$name" "$con"
+  # GUEST_CONNECT=no: the caller connects it later (several guests at once).
+  [ -z "$disk" ] || [ "$GUEST_CONNECT" = no ] || guest_connect "$name"
+}
 
-  # Fail fast: a backend that never connects would keep blkfront's probe (the
-  # guest's modprobe) waiting ~270 s. Two clocks: the guest must boot and load
-  # blkfront (frontend state >= 3) within BOOT_TIMEOUT, a slow host's problem;
-  # from then on the backend must connect within CONNECT_TIMEOUT.
+# guest_connect NAME [DEVID]: wait until the disk's frontend and backend are both
+# Connected (4). Fail fast: a backend that never connects would keep blkfront's
+# probe (the guest's modprobe) waiting ~270 s. Two clocks: the guest must boot
+# and load blkfront (frontend state >= 3) within BOOT_TIMEOUT, a slow host's
+# problem; from then on the backend must connect within CONNECT_TIMEOUT.
+guest_connect() {
+  local name=$1 devid=${2:-$XVDA} domid fe be fs bs hs t0 now since
+  domid=$(guest_domid "$name")
+  fe=/local/domain/$domid/device/vbd/$devid
+  be=$(xsr "$fe/backend")
+  [ -n "$be" ] || be=$(backend_of "$name" "$devid")
   t0=$(now_s) since=
   while :; do
     fs=$(xsr "$fe/state"); bs=$(xsr "$be/state"); hs=$(xsr "$be/hotplug-status")
@@ -187,62 +239,79 @@ EOF
     now=$(now_s)
     if [ -z "$since" ] && [ "${fs:-0}" -ge 3 ] 2>/dev/null; then
       since=$now
-      xt_step "frontend initialised (state $fs), backend state ${bs:-none}"
+      xt_step "$name: frontend initialised (state $fs), backend state ${bs:-none}"
     fi
     if [ "$hs" = error ] || [ "$hs" = busy ]; then
-      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-      fail "hotplug-status=$hs: $(xsr "$be/hotplug-error")"
+      guest_fail "$name" "$be" "hotplug-status=$hs: $(xsr "$be/hotplug-error")"
     fi
-    if domid_gone "$domid"; then
-      dump_debug "$name" "$be"
-      fail "domain $name went away before its disk connected (frontend $fs, backend $bs)"
-    fi
+    domid_gone "$domid" &&
+      guest_fail "$name" "$be" "domain $name went away before its disk connected (frontend $fs, backend $bs)"
     if [ -n "$since" ] && [ $((now - since)) -ge "$CONNECT_TIMEOUT" ]; then
-      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-      fail "backend did not connect within ${CONNECT_TIMEOUT}s of the frontend (frontend state ${fs:-none}, backend state ${bs:-none})"
+      guest_fail "$name" "$be" "backend did not connect within ${CONNECT_TIMEOUT}s of the frontend (frontend state ${fs:-none}, backend state ${bs:-none})"
     fi
     if [ -z "$since" ] && [ $((now - t0)) -ge "$BOOT_TIMEOUT" ]; then
-      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-      fail "guest blkfront not initialised after ${BOOT_TIMEOUT}s (frontend state ${fs:-none}, backend state ${bs:-none})"
+      guest_fail "$name" "$be" "guest blkfront not initialised after ${BOOT_TIMEOUT}s (frontend state ${fs:-none}, backend state ${bs:-none})"
     fi
     sleep 0.5
   done
-  xt_step "connected (frontend 4, backend 4)"
+  xt_step "$name: $be connected (frontend 4, backend 4)"
+}
 
-  # Wait for the guest to power off; fail at once on a block-layer error on its
-  # console (a disk blkfront has disabled never completes the I/O).
-  local deadline=$(($(now_s) + GUEST_TIMEOUT)) bad
+# guest_wait_line NAME REGEX SECONDS: wait for a console line of guest NAME
+# matching REGEX (extended); a disk error or the guest's end fails the stage.
+guest_wait_line() {
+  local name=$1 re=$2 deadline=$(($(now_s) + $3)) bad domid
+  domid=$(guest_domid "$name")
+  until guest_log "$name" | grep -q -E "$re"; do
+    bad=$(guest_disk_error "$name")
+    [ -n "$bad" ] && guest_fail "$name" "" "guest disk error: $bad"
+    domid_gone "$domid" && guest_fail "$name" "" "guest $name ended before printing /$re/"
+    [ "$(now_s)" -ge "$deadline" ] && guest_fail "$name" "" "no /$re/ from guest $name within $3 s"
+    sleep 0.5
+  done
+}
+
+# guest_wait NAME: wait for the guest to power off, failing at once on a
+# block-layer error on its console (a disk blkfront has disabled never completes
+# the guest's I/O); then its backend devices must be removed, and it must have
+# printed XT OK. Sets GUEST_RESULT (its last XTIO RESULT, also reported as
+# XENTEST METRIC) and GUEST_RAND_WRITTEN.
+guest_wait() {
+  local name=$1 domid bad deadline=$(($(now_s) + GUEST_TIMEOUT))
+  domid=$(guest_domid "$name")
+  # (A stage that reboots a guest writes its new domid to /run/xentest/NAME.domid.)
   until domid_gone "$domid"; do
-    bad=$(tr -d '\r' < "$con" | grep -m1 -E "$GUEST_DISK_ERRORS")
-    if [ -n "$bad" ]; then
-      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-      fail "guest disk error: $bad"
-    fi
-    if [ "$(now_s)" -ge "$deadline" ]; then
-      dump_debug "$name" "$be"; timeout 30 xl destroy "$name"
-      fail "guest still running after ${GUEST_TIMEOUT}s"
-    fi
+    bad=$(guest_disk_error "$name")
+    [ -n "$bad" ] && guest_fail "$name" "" "guest disk error: $bad"
+    [ "$(now_s)" -ge "$deadline" ] && guest_fail "$name" "" "guest $name still running after ${GUEST_TIMEOUT}s"
     sleep 0.5
   done
-  xt_step "guest powered off"
-  stop_console
-  if ! wait_until 20 xs_gone "$be"; then
-    dump_debug "$name" "$be"
-    fail "backend $be not removed 20s after the guest ended"
+  xt_step "$name powered off"
+  stop_console "$name"
+  if ! wait_until 20 xs_gone "/local/domain/0/backend/vbd/$domid"; then
+    dump_debug "$name" "/local/domain/0/backend/vbd/$domid"
+    fail "backends of $name (domid $domid) not removed 20s after the guest ended"
   fi
-  xt_step "devices removed"
-
+  xt_step "$name: devices removed"
   if grep -q "unable\|error" "/var/log/xen/xl-$name.log" 2>/dev/null; then
     show "xl log" "/var/log/xen/xl-$name.log"
   fi
-  grep -q '^XTIO OK' "$con" || {
-    dump_debug "$name" "$be"
-    fail "guest I/O failed: $(grep -m1 '^XTIO FAIL\|^XT FAIL' "$con" || echo 'no XTIO OK on its console')"
+  bad=$(guest_disk_error "$name")
+  [ -n "$bad" ] && { dump_debug "$name"; fail "guest disk error: $bad"; }
+  guest_log "$name" | grep -q '^XT OK' || {
+    dump_debug "$name"
+    fail "guest $name failed: $(guest_log "$name" | grep -m1 '^XTIO FAIL\|^XT FAIL' || echo 'no XT OK on its console')"
   }
-  GUEST_RESULT=$(sed -n 's/^XTIO RESULT //p' "$con" | tr -d '\r')
-  xt_metric "$GUEST_RESULT"
+  GUEST_RESULT=$(guest_log "$name" | sed -n 's/^XTIO RESULT //p' | tail -n 1)
+  [ -n "$GUEST_RESULT" ] && xt_metric "$GUEST_RESULT"
   # How many region C blocks the guest wrote (its random-write phase is time-bounded).
   GUEST_RAND_WRITTEN=$(echo "$GUEST_RESULT" | tr ' ' '\n' | sed -n 's/^rand_write_blocks=//p')
+}
+
+# guest_run NAME DISK-SPEC SEED [XT-ARGS]: guest_start, then guest_wait.
+guest_run() {
+  guest_start "$@"
+  guest_wait "$1"
 }
 
 # verify_image FILE SEED: dom0 reads the image and checks the pattern the

@@ -4,6 +4,14 @@
  *   xtio run DEV     (in the domU, on /dev/xvda) write a deterministic pattern,
  *                    read it back and compare; print MB/s and IOPS
  *   xtio verify FILE (in dom0, on the image file) check the same bytes
+ *   xtio fill FILE   write the whole layout (all of region C) with the pattern,
+ *                    so a guest can check it read-only (`verify`, default
+ *                    --rand-written: all)
+ *   xtio refuse DEV  a 4 KiB O_DIRECT write to the first block of region C
+ *                    must fail; prints "XTIO REFUSED errno=N name"
+ *   xtio waitmark DEV TEXT SECONDS  O_DIRECT reads of the disk's last 4 KiB
+ *                    block, every 0.5 s, until it starts with TEXT (dom0
+ *                    writes it into the image file: a signal to the guest)
  *
  * Options (both modes): --seq-mb N (32) --buf-mb N (8) --rand-mb N (4)
  *                       --rand-ops N (1024) --rand-seconds N (10) --seed N (1)
@@ -285,6 +293,55 @@ static int verify(const char *path) {
   return 0;
 }
 
+static int fill_file(const char *path) {
+  int fd = xopen(path, O_RDWR);
+  seq_pass(fd, 1, 0, 0, seq_mb * MIB, MIB, "fill region A");
+  seq_pass(fd, 1, 1, seq_mb * MIB, buf_mb * MIB, MIB, "fill region B");
+  seq_pass(fd, 1, 2, (seq_mb + buf_mb) * MIB, rand_mb * MIB, MIB, "fill region C");
+  close(fd);
+  printf("XTIO FILLED %s\nXTIO OK\n", path);
+  return 0;
+}
+
+/* A write that must not reach the disk (read-only attach). Its data is not the
+ * pattern, so a write that got through also shows in a later verify. */
+static int refuse(const char *dev) {
+  uint64_t pos = (seq_mb + buf_mb) * MIB;
+  int fd = open(dev, O_RDWR | O_DIRECT);
+  if (fd < 0) {
+    printf("XTIO REFUSED errno=%d %s (open O_RDWR)\n", errno, strerror(errno));
+    return 0;
+  }
+  uint8_t *buf = alloc(BLK);
+  memset(buf, 0xA5, BLK);
+  ssize_t n = pwrite(fd, buf, BLK, (off_t)pos);
+  int e = errno;
+  if (n == (ssize_t)BLK && fsync(fd) != 0) { n = -1; e = errno; }
+  close(fd);
+  free(buf);
+  if (n == (ssize_t)BLK) die("a write of %llu bytes at %llu on %s succeeded", BLK, (unsigned long long)pos, dev);
+  printf("XTIO REFUSED errno=%d %s (pwrite)\n", n < 0 ? e : 0, n < 0 ? strerror(e) : "short write");
+  return 0;
+}
+
+static int waitmark(const char *dev, const char *text, const char *secs) {
+  int fd = xopen(dev, O_RDONLY | O_DIRECT);
+  off_t size = lseek(fd, 0, SEEK_END);
+  uint8_t *buf = alloc(BLK);
+  double end = now() + atof(secs ? secs : "60"), t0 = now();
+  if (size < (off_t)BLK) die("%s is too small", dev);
+  for (;;) {
+    xpread(fd, buf, BLK, (uint64_t)size - BLK);
+    if (!memcmp(buf, text, strlen(text))) break;
+    if (now() > end) die("no mark %s on %s after %s s", text, dev, secs);
+    usleep(500000);
+  }
+  close(fd);
+  free(buf);
+  printf("XTIO MARK %s after %.1f s\n", text, now() - t0);
+  return 0;
+}
+
 static uint64_t num(const char *opt, const char *v) {
   char *end;
   if (!v) die("%s needs a value", opt);
@@ -296,11 +353,11 @@ static uint64_t num(const char *opt, const char *v) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: xtio run DEV | verify FILE [--seq-mb N] [--buf-mb N] [--rand-mb N] "
+    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV | waitmark DEV TEXT SECONDS [--seq-mb N] [--buf-mb N] [--rand-mb N] "
                     "[--rand-ops N] [--rand-seconds N] [--seed N] [--rand-written K]\n");
     return 2;
   }
-  for (int i = 3; i < argc; i++) {
+  for (int i = strcmp(argv[1], "waitmark") ? 3 : argc; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(o, "--seq-mb")) seq_mb = num(o, v);
     else if (!strcmp(o, "--buf-mb")) buf_mb = num(o, v);
@@ -314,6 +371,9 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "run")) return run(argv[2]);
   if (!strcmp(argv[1], "verify")) return verify(argv[2]);
+  if (!strcmp(argv[1], "fill")) return fill_file(argv[2]);
+  if (!strcmp(argv[1], "refuse")) return refuse(argv[2]);
+  if (!strcmp(argv[1], "waitmark")) return waitmark(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
   die("unknown mode %s", argv[1]);
   return 2;
 }

@@ -28,7 +28,10 @@ fi
 [ -d /sys/bus/xen-backend/drivers/vbd ] && fail "the kernel vbd backend driver is still registered"
 xt_step "xen-blkback unloaded"
 
-setsid "$AFSFILE" $AFSFILE_WORKER_ARGS > "$AFSFILE_LOG" 2>&1 < /dev/null &
+# The supervisor's and the devices' debug lines (claims, children, XenStore states)
+# go to the log too: it is shown when a stage fails, and an intermittent failure
+# is hard to explain without them.
+DEBUG=afsfile:worker,afsfile:device setsid "$AFSFILE" $AFSFILE_WORKER_ARGS > "$AFSFILE_LOG" 2>&1 < /dev/null &
 echo $! > "$AFSFILE_PIDFILE"
 xt_step "afsfile $AFSFILE_WORKER_ARGS started, pid $(cat "$AFSFILE_PIDFILE")"
 sleep 3
