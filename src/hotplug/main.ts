@@ -7,10 +7,10 @@ import { UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
 import type { XenStore } from '../xen/xenstore';
+import { waitForKey } from '../xen/xenstore-wait';
 import { HotplugLog } from './log';
 import { SpecError, parseDiskSpec } from './params';
 import { findConflicts } from './sharing';
-import { waitForKey } from './wait';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -81,7 +81,7 @@ async function add(xs: XenStore, backend: string, base: string, waitMs: number, 
   }
 
   // The worker (inside the PAG, where AFS is visible) opens the image and gives the verdict.
-  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error', waitMs, backend);
+  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error', waitMs, { dir: backend });
   if (verdict.kind === 'gone') return fail(xs, backend, 'error', `afsfile: ${spec.image}: the device was removed while waiting for the worker`, log);
   if (verdict.kind === 'timeout')
     return fail(xs, backend, 'error',
@@ -99,7 +99,7 @@ async function add(xs: XenStore, backend: string, base: string, waitMs: number, 
 async function remove(xs: XenStore, backend: string, waitMs: number, log: HotplugLog): Promise<number> {
   // libxl has already asked for Closing and waited for Closed; wait (bounded) for the device
   // child to finish, then succeed whatever happened, as Xen's scripts do on remove.
-  const closed = await waitForKey(xs, `${backend}/state`, (v) => v === '6', Math.min(waitMs, 10_000), backend);
+  const closed = await waitForKey(xs, `${backend}/state`, (v) => v === '6', Math.min(waitMs, 10_000), { dir: backend });
   if (closed.kind === 'value') log.line('removed: the backend answered Closed');
   else if (closed.kind === 'gone') log.line('removed: the device is already gone');
   else log.line('removed: the backend did not answer Closed in time (worker down?); nothing left to undo here');

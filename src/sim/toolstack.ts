@@ -9,6 +9,10 @@
 import { XenbusState, parseState } from '../xen/xenbus-state';
 import type { Permission, XenStore, XenStoreOps } from '../xen/xenstore';
 import { PROTOCOL_X86_64 } from '../blkif/constants';
+import { waitForKey } from '../xen/xenstore-wait';
+import { vdevToDevid } from '../xen/vdev';
+
+export { vdevToDevid };
 
 /** LIBXL_DESTROY_TIMEOUT (libxl_internal.h). */
 export const LIBXL_DESTROY_TIMEOUT_MS = 10_000;
@@ -50,25 +54,6 @@ export interface RemoveResult {
   /** The backend reached Closed (6) within the timeout. */
   readonly closed: boolean;
   readonly waitedMs: number;
-}
-
-/** libxl__device_disk_dev_number for the xvd and numeric forms. */
-export function vdevToDevid(vdev: string): number {
-  const m = /^xvd([a-z]+)(\d*)$/.exec(vdev);
-  if (m) {
-    let disk = -1;
-    for (const ch of m[1]!) disk = (disk + 1) * 26 + (ch.charCodeAt(0) - 97);
-    const part = m[2] ? Number(m[2]) : 0;
-    return disk <= 15 && part <= 15 ? (202 << 8) | (disk << 4) | part : (1 << 28) | (disk << 8) | part;
-  }
-  const d = /^d(\d+)p(\d+)$/.exec(vdev);
-  if (d) {
-    const disk = Number(d[1]);
-    const part = Number(d[2]);
-    return disk <= 15 && part <= 15 ? (202 << 8) | (disk << 4) | part : (1 << 28) | (disk << 8) | part;
-  }
-  if (/^\d+$/.test(vdev)) return Number(vdev);
-  throw new Error(`vdev ${vdev}: not a virtual disk name libxl understands (xvda, d0p1, or a number)`);
 }
 
 export function vbdPaths(cfg: Pick<VbdConfig, 'domid' | 'vdev' | 'backendDomid' | 'kind'>): VbdPaths {
@@ -221,26 +206,5 @@ function ignoreEnoent(err: unknown): void {
 
 /** Waits (by watch) until the value at path satisfies pred; false on timeout. */
 export async function waitFor(xs: XenStore, path: string, pred: (value: string | undefined) => boolean, timeoutMs: number): Promise<boolean> {
-  let finish!: (ok: boolean) => void;
-  const done = new Promise<boolean>((resolve) => (finish = resolve));
-  let checking = false;
-  let again = false;
-  const check = async (): Promise<void> => {
-    if (checking) { again = true; return; }
-    checking = true;
-    try {
-      do {
-        again = false;
-        if (pred(await xs.tryRead(path).catch(() => undefined))) finish(true);
-      } while (again);
-    } finally {
-      checking = false;
-    }
-  };
-  const w = await xs.watch(path, () => void check());
-  const timer = setTimeout(() => finish(false), timeoutMs);
-  const ok = await done;
-  clearTimeout(timer);
-  await w.close();
-  return ok;
+  return (await waitForKey(xs, path, pred, timeoutMs)).kind === 'value';
 }

@@ -4,7 +4,8 @@
 import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
-import { vdevToDevid, waitFor } from '../sim/toolstack';
+import { vdevToDevid } from '../xen/vdev';
+import { waitForKey } from '../xen/xenstore-wait';
 import { XenbusState, parseState } from '../xen/xenbus-state';
 import { connectXenStore } from '../xen/xenstore-client';
 import { BACKEND_KINDS, kindRoot } from './backend-path';
@@ -43,7 +44,7 @@ export async function detachMain(args: ParsedArgs, ctx: CommandContext): Promise
       await tx.write(`${be}/online`, '0');
       if (state !== XenbusState.Closed) await tx.write(`${be}/state`, String(XenbusState.Closing));
     });
-    const closed = await waitFor(xs, `${be}/state`, (v) => parseState(v) === XenbusState.Closed, WAIT_MS);
+    const closed = (await waitForKey(xs, `${be}/state`, (v) => parseState(v) === XenbusState.Closed, WAIT_MS)).kind === 'value';
     if (!closed) {
       throw new FatalError(`${be} did not reach Closed within ${WAIT_MS / 1000} s: is the worker running ('afsfile status')? ` +
         'The guest may still hold the disk; xl block-detach --force removes it by force');

@@ -1,0 +1,42 @@
+// Waiting, by watch and bounded, for a XenStore key to reach a value, noticing the device
+// directory going away. One helper for the hotplug script, `afsfile detach` and the toolstack.
+import type { XenStore } from './xenstore';
+
+export type WaitResult = { kind: 'value'; value: string | undefined } | { kind: 'timeout' } | { kind: 'gone' };
+
+export interface WaitOptions {
+  /** Report `gone` when this directory disappears (the device was removed). */
+  readonly dir?: string;
+}
+
+/**
+ * Resolves when accept(value) holds (value undefined = the key is missing), when opts.dir is
+ * gone, or after timeoutMs. A read that fails (xenstored restarting) counts as "not yet".
+ * The watch on the key also fires when a parent is removed, so removal is noticed at once.
+ */
+export async function waitForKey(xs: XenStore, key: string, accept: (v: string | undefined) => boolean, timeoutMs: number, opts: WaitOptions = {}): Promise<WaitResult> {
+  let finish!: (r: WaitResult) => void;
+  const done = new Promise<WaitResult>((resolve) => (finish = resolve));
+  let checking = false;
+  let again = false;
+  const check = async (): Promise<void> => {
+    if (checking) { again = true; return; }
+    checking = true;
+    try {
+      do {
+        again = false;
+        const v = await xs.tryRead(key).catch(() => undefined);
+        if (accept(v)) return finish({ kind: 'value', value: v });
+        if (v === undefined && opts.dir !== undefined && (await xs.tryRead(opts.dir).catch(() => '')) === undefined) return finish({ kind: 'gone' });
+      } while (again);
+    } finally {
+      checking = false;
+    }
+  };
+  const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+  const w = await xs.watch(key, () => void check());
+  const result = await done;
+  clearTimeout(timer);
+  await w.close().catch(() => undefined);
+  return result;
+}
