@@ -9,15 +9,9 @@ import type { Pattern } from './patterns';
 import { type Row, progress } from './report';
 import { summarize } from './stats';
 import { makeWorkFile } from './workfile';
+import type { IoBenchOptions } from './io';
 
-export interface ThreadpoolOptions {
-  rounds: number;
-  seconds: number;
-  warmupSeconds: number;
-  engineWarmupSeconds: number;
-  fileSize: number;
-  diskDir: string;
-}
+export type ThreadpoolOptions = Pick<IoBenchOptions, 'rounds' | 'seconds' | 'warmupSeconds' | 'engineWarmupSeconds' | 'fileSize' | 'diskDir'>;
 
 const PATTERN: Pattern = { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false };
 const SIZES = [4, 16, 32];
