@@ -37,6 +37,7 @@ export async function waitForKey(xs: XenStore, key: string, accept: (v: string |
   const w = await xs.watch(key, () => void check());
   const result = await done;
   clearTimeout(timer);
-  await w.close().catch(() => undefined);
+  // Not awaited: a caller racing libxl's 40 s (the hotplug script) must not wait for UNWATCH.
+  void w.close().catch(() => undefined);
   return result;
 }
