@@ -32,30 +32,73 @@ export class Image {
     readonly canDiscard: boolean,
     readonly dev: number,
     readonly ino: number,
+    /** The file opened (symlinks resolved), for telling two names of one image apart. */
+    readonly realpath: string,
   ) {}
 
   /** Opens and checks an image: a regular file, a whole number of sectors, the right access. */
   static open(path: string, opts: OpenOptions): Image {
-    let st: fs.Stats;
+    let real: string;
     try {
-      st = fs.statSync(path);
+      checkStat(path, fs.statSync(path));
+      real = fs.realpathSync(path);
     } catch (err) {
-      throw explain(path, err as NodeJS.ErrnoException, 'stat');
+      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
     }
-    if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
-    if (!st.isFile()) throw new ImageError(path, 'is not a regular file (afsfile serves image files; use the default block script for devices)', 'EINVAL');
-    if (st.size % SECTOR !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
-    if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
-    const flags = (opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | fs.constants.O_NOFOLLOW |
-      (opts.direct ? fs.constants.O_DIRECT : 0);
     let fd: number;
     try {
-      // The path was resolved by stat above; open the final target (symlinks to files are fine).
-      fd = fs.openSync(fs.realpathSync(path), flags);
+      fd = fs.openSync(real, openFlags(opts));
     } catch (err) {
       throw explain(path, err as NodeJS.ErrnoException, 'open');
     }
-    const fst = fs.fstatSync(fd);
+    return Image.adopt(fd, path, real, opts);
+  }
+
+  /**
+   * Image.open without blocking the event loop: the supervisor opens images of every guest,
+   * and an open on a hung file server must stall only that device's hotplug, not the others.
+   */
+  static async openAsync(path: string, opts: OpenOptions): Promise<Image> {
+    let real: string;
+    try {
+      checkStat(path, await fs.promises.stat(path));
+      real = await fs.promises.realpath(path);
+    } catch (err) {
+      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
+    }
+    let fd: number;
+    try {
+      // The callback form gives a bare fd: a FileHandle would close it on garbage collection.
+      fd = await new Promise<number>((resolve, reject) => fs.open(real, openFlags(opts), (e, n) => (e ? reject(e) : resolve(n))));
+    } catch (err) {
+      throw explain(path, err as NodeJS.ErrnoException, 'open');
+    }
+    return Image.adopt(fd, path, real, opts);
+  }
+
+  /**
+   * An image another process opened and checked (the supervisor hands its fd to the device
+   * process): checked again here, as it may have changed in between.
+   */
+  static fromFd(fd: number, path: string, opts: OpenOptions): Image {
+    let real = path;
+    try {
+      real = fs.realpathSync(path);
+    } catch {
+      // The name may be gone (renamed while served); the fd is what counts.
+    }
+    return Image.adopt(fd, path, real, opts);
+  }
+
+  private static adopt(fd: number, path: string, real: string, opts: OpenOptions): Image {
+    let fst: fs.Stats;
+    try {
+      fst = fs.fstatSync(fd);
+      checkStat(path, fst);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
+    }
     let canDiscard = false;
     if (!opts.readOnly) {
       try {
@@ -64,7 +107,7 @@ export class Image {
         canDiscard = false;
       }
     }
-    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino);
+    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real);
   }
 
   /** Reads exactly buf.length bytes at offset (a short read past EOF is an error). */
@@ -101,6 +144,19 @@ export class Image {
   close(): void {
     fs.closeSync(this.fd);
   }
+}
+
+function openFlags(opts: OpenOptions): number {
+  // The path was resolved by realpath; O_NOFOLLOW then refuses a symlink swapped in meanwhile.
+  return (opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | fs.constants.O_NOFOLLOW |
+    (opts.direct ? fs.constants.O_DIRECT : 0);
+}
+
+function checkStat(path: string, st: fs.Stats): void {
+  if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
+  if (!st.isFile()) throw new ImageError(path, 'is not a regular file (afsfile serves image files; use the default block script for devices)', 'EINVAL');
+  if (st.size % SECTOR !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
+  if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
 }
 
 function explain(path: string, err: NodeJS.ErrnoException, op: string): ImageError {

@@ -6,8 +6,9 @@ import { isXenStoreError } from '../xen/xenstore';
 import type { Platform } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
-import { Device } from './device';
+import { Device, reportError } from './device';
 import { EXIT_PERMANENT } from './exit-codes';
+import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
 import { type PlatformName, loadPlatform } from './platform-choice';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
@@ -54,11 +55,7 @@ export class DeviceChild {
       // supervisor, which then answers the removal itself.
       const msg = `cannot use the ${this.o.platform} platform: ${(e as Error).message}`;
       this.note(msg);
-      await this.xs.transaction(async (tx) => {
-        if ((await tx.tryRead(`${this.o.backend.path}/state`)) === undefined) return;
-        await tx.write(`${this.o.backend.path}/afsfile-status`, 'error');
-        await tx.write(`${this.o.backend.path}/afsfile-error`, msg);
-      }).catch(() => undefined);
+      await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
       return EXIT_PERMANENT;
     }
@@ -72,6 +69,8 @@ export class DeviceChild {
         onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
       },
       direct: this.o.direct,
+      // The supervisor opened the image already (and reported it): use its fd.
+      openImage: (path, readOnly) => openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct),
       warn: (m) => this.note(m),
     });
     this.device = device;

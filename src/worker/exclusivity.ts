@@ -1,9 +1,7 @@
 // Who uses which image (DESIGN contracts, hotplug <-> worker 5): keyed by (st_dev, st_ino) and
 // by realpath (either matching means the same image); a read-write user excludes every other
 // user, read-only users may share. The supervisor is the one authority; after a restart it
-// rebuilds the table from the devices XenStore still lists.
-import * as fs from 'node:fs';
-
+// rebuilds the table from the devices XenStore still lists. Identities come from the open file.
 export interface ImageIdentity {
   readonly dev: number;
   readonly ino: number;
@@ -14,17 +12,6 @@ export interface Holder {
   readonly backend: string;
   readonly domid: number;
   readonly writable: boolean;
-}
-
-/** The identity of an image, or undefined when it cannot be stat'ed (the child reports why). */
-export function identify(path: string): ImageIdentity | undefined {
-  try {
-    const realpath = fs.realpathSync(path);
-    const st = fs.statSync(realpath);
-    return { dev: st.dev, ino: st.ino, realpath };
-  } catch {
-    return undefined;
-  }
 }
 
 export class ExclusivityTable {

@@ -69,6 +69,7 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
       maxRingPageOrder: args.number('max-ring-page-order'),
       maxQueues: args.number('max-queues'),
     },
+    direct: args.bool('direct'),
     childArgs: [...childArgs(args), '--platform', platform],
   });
   const stopped = new Promise<void>((resolve) => {

@@ -2,15 +2,18 @@
 // /local/domain/<self>/backend/{vbd,vbd3}, claims the devices whose script is block-afsfile
 // (never touching any other), keeps the exclusivity table, runs one child process per device and
 // restarts crashed ones, and cleans up after guests that died (@releaseDomain).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import createDebug from 'debug';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
-import { type ClaimLimits, DeviceConfigError, claimDevice, imagePathFromParams, readOnlyFromMode } from './device';
+import { Image } from '../image/image';
+import { type ClaimLimits, claimDevice, imagePathFromParams, openFailure, readOnlyFromMode, reportError, reportOpened } from './device';
+import { handedImageEnv } from './handed-image';
 import { EXIT_PERMANENT } from './exit-codes';
-import { ExclusivityTable, conflictMessage, identify } from './exclusivity';
+import { ExclusivityTable, conflictMessage } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
 import { selfCommand } from './reexec';
@@ -24,6 +27,8 @@ export interface SupervisorOptions {
   readonly selfDomid: number;
   readonly runDir: string;
   readonly features: ClaimLimits;
+  /** Open images with O_DIRECT (--direct; the children get the same flag). */
+  readonly direct: boolean;
   /** Options passed on to every child (after `worker --device <path>`). */
   readonly childArgs: readonly string[];
   readonly env: NodeJS.ProcessEnv;
@@ -41,6 +46,8 @@ interface Entry {
   readonly policy: RestartPolicy;
   image: string | undefined;
   writable: boolean;
+  /** The image, opened by the supervisor and handed to each device process it starts. */
+  file: Image | undefined;
   message: string | undefined;
   restartTimer: NodeJS.Timeout | undefined;
 }
@@ -152,7 +159,7 @@ export class Supervisor {
     if (this.released.has(b.path)) return;
     if (known && fresh && (known.phase === 'closed' || known.phase === 'refused' || known.phase === 'failed')) {
       this.devices.delete(b.path);
-      this.table.release(b.path);
+      this.letGo(known);
       known = undefined;
     }
     if (!known) {
@@ -175,7 +182,7 @@ export class Supervisor {
         if (status === 'error') {
           this.devices.set(b.path, {
             b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-            writable: false, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+            writable: false, file: undefined, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
           });
           this.writeStatusFile();
           if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
@@ -191,50 +198,79 @@ export class Supervisor {
     }
   }
 
-  /** Exclusivity, then the child. */
+  /**
+   * Opens the image, takes it in the exclusivity table, reports `opened`, then starts the device
+   * process with the open fd. The supervisor opens (it runs in the same PAG) so that the hotplug
+   * script's wait never includes starting a process: under a busy dom0 (xl restore under TCG)
+   * that took longer than libxl lets a hotplug script run.
+   */
   private async admit(b: BackendPath): Promise<void> {
     const xs = this.o.xs;
     const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
     const d: Entry = {
-      b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(),
-      image: orUndefined(() => imagePathFromParams(params)),
-      // A bad mode is the device process's to report; here it counts as read-write, the strict side.
-      writable: !(orUndefined(() => readOnlyFromMode(mode)) ?? false),
-      message: undefined, restartTimer: undefined,
+      b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
+      writable: true, file: undefined, message: undefined, restartTimer: undefined,
     };
     this.devices.set(b.path, d);
-    const id = d.image ? identify(d.image) : undefined;
-    if (id) {
-      const other = this.table.acquire(id, { backend: b.path, domid: b.domid, writable: d.writable });
-      if (other) {
-        d.phase = 'refused';
-        d.message = conflictMessage(d.image!, d.writable, other);
-        stderrLine(`${b.path}: refused: ${d.message}`);
-        await xs.transaction(async (tx) => {
-          if ((await tx.tryRead(`${b.path}/state`)) === undefined) return;
-          await tx.write(`${b.path}/afsfile-status`, 'error');
-          await tx.write(`${b.path}/afsfile-error`, d.message!);
-        });
-        this.writeStatusFile();
-        return;
-      }
+    let file: Image;
+    try {
+      d.image = imagePathFromParams(params);
+      d.writable = !readOnlyFromMode(mode);
+      file = await Image.openAsync(d.image, { readOnly: !d.writable, direct: this.o.direct });
+    } catch (e) {
+      await this.refuse(d, 'failed', openFailure(e));
+      return;
     }
+    if (this.devices.get(b.path) !== d || this.stopping) {
+      // Removed (or the worker stopping) while the open was in progress.
+      closeInBackground(file);
+      return;
+    }
+    const other = this.table.acquire(
+      { dev: file.dev, ino: file.ino, realpath: file.realpath },
+      { backend: b.path, domid: b.domid, writable: d.writable },
+    );
+    if (other) {
+      closeInBackground(file);
+      await this.refuse(d, 'refused', conflictMessage(d.image, d.writable, other));
+      return;
+    }
+    d.file = file;
+    debug('%s: opened %s (%s)', b.path, d.image, d.writable ? 'rw' : 'ro');
+    await reportOpened(xs, b.path);
     this.spawnChild(d);
+  }
+
+  /** A device that will have no process: say why on the device, in the log and the status. */
+  private async refuse(d: Entry, phase: 'refused' | 'failed', message: string): Promise<void> {
+    d.phase = phase;
+    d.message = message;
+    stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`);
+    await reportError(this.o.xs, d.b.path, message);
+    this.writeStatusFile();
   }
 
   private spawnChild(d: Entry): void {
     if (this.stopping) return;
     const { command, args } = selfCommand();
-    const child = spawn(command, [...args, 'worker', '--device', d.b.path, ...this.o.childArgs], {
-      env: { ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'];
+    const handed = d.file && d.image ? { fd: stdio.length, path: d.image, readOnly: !d.writable } : undefined;
+    if (handed) stdio.push(d.file!.fd);
+    const env = handedImageEnv({ ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) }, handed);
+    const child = spawn(command, [...args, 'worker', '--device', d.b.path, ...this.o.childArgs], { env, stdio });
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
     child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`));
     child.once('exit', (code, signal) => this.onChildExit(d, child, code, signal));
     this.writeStatusFile();
+  }
+
+  /** The device has no process and will get none: its image is free for others. */
+  private letGo(d: Entry): void {
+    this.table.release(d.b.path);
+    if (d.file) closeInBackground(d.file);
+    d.file = undefined;
   }
 
   private onChildExit(d: Entry, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -244,7 +280,7 @@ export class Supervisor {
     if (code === 0) {
       debug('%s: child finished', d.b.path);
       d.phase = 'closed';
-      this.table.release(d.b.path);
+      this.letGo(d);
       this.writeStatusFile();
       // If the dir is gone the next examine forgets the device; if it is still there (Closed,
       // waiting for libxl to remove it) the entry stays so it is not claimed again.
@@ -256,7 +292,7 @@ export class Supervisor {
       // It reported why on the device (afsfile-error); a restart would fail the same way.
       d.phase = 'failed';
       d.message = 'the device process cannot run here (see afsfile-error)';
-      this.table.release(d.b.path);
+      this.letGo(d);
       this.writeStatusFile();
       this.examine(d.b, performance.now());
       return;
@@ -266,11 +302,8 @@ export class Supervisor {
       d.phase = 'failed';
       d.message = `the device process crashed ${d.policy.maxCrashes + 1} times within ${d.policy.windowMs / 1000} s (last: ${how}); see the worker's log`;
       stderrLine(`${d.b.path}: giving up: ${d.message}`);
-      void this.o.xs.transaction(async (tx) => {
-        if ((await tx.tryRead(`${d.b.path}/state`)) === undefined) return;
-        await tx.write(`${d.b.path}/afsfile-status`, 'error');
-        await tx.write(`${d.b.path}/afsfile-error`, d.message!);
-      }).catch(() => undefined);
+      this.letGo(d);
+      void reportError(this.o.xs, d.b.path, d.message).catch(() => undefined);
       this.writeStatusFile();
       return;
     }
@@ -287,7 +320,7 @@ export class Supervisor {
   private forget(d: Entry, why: string): void {
     debug('%s: forgetting: %s', d.b.path, why);
     this.devices.delete(d.b.path);
-    this.table.release(d.b.path);
+    this.letGo(d);
     clearTimeout(d.restartTimer);
     // The child sees the dir go and exits by itself; the signal covers a stuck one.
     const c = d.child;
@@ -349,13 +382,9 @@ export class Supervisor {
   }
 }
 
-function orUndefined<T>(f: () => T): T | undefined {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof DeviceConfigError) return undefined;
-    throw e;
-  }
+/** Closing can wait on the file server (AFS writes back on the last close): not on the loop. */
+function closeInBackground(file: Image): void {
+  fs.close(file.fd, (e) => { if (e) stderrLine(`${file.path}: close: ${e.message}`); });
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {

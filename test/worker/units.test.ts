@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deviceOf, parseBackendPath } from '../../src/worker/backend-path';
-import { ExclusivityTable, identify } from '../../src/worker/exclusivity';
+import { Image } from '../../src/image/image';
+import { ExclusivityTable, type ImageIdentity } from '../../src/worker/exclusivity';
+import { handedImage, handedImageEnv, openImageFor } from '../../src/worker/handed-image';
 import { isOurScript } from '../../src/worker/params';
 import { RestartPolicy } from '../../src/worker/restart-policy';
 import { FrameReader, XsType, encodeFrame } from '../../src/xen/xenstore-client/wire';
@@ -35,13 +37,19 @@ test('exclusivity: rw excludes all, ro+ro shares, same inode or same realpath is
   const { dir, cleanup } = tempDir();
   try {
     const a = path.join(dir, 'a.img');
-    fs.writeFileSync(a, 'x');
+    fs.writeFileSync(a, Buffer.alloc(512));
     fs.linkSync(a, path.join(dir, 'hard.img'));
+    // The supervisor keys the table by what it opened.
+    const identify = (p: string): ImageIdentity => {
+      const img = Image.open(p, { readOnly: true });
+      img.close();
+      return { dev: img.dev, ino: img.ino, realpath: img.realpath };
+    };
     const t = new ExclusivityTable();
-    const ida = identify(a)!;
-    const idh = identify(path.join(dir, 'hard.img'))!;
+    const ida = identify(a);
+    const idh = identify(path.join(dir, 'hard.img'));
     assert.is(idh.ino, ida.ino);
-    assert.is(identify(path.join(dir, 'missing')), undefined);
+    assert.is.not(idh.realpath, ida.realpath);
     assert.is(t.acquire(ida, { backend: 'b1', domid: 1, writable: false }), undefined);
     assert.is(t.acquire(idh, { backend: 'b2', domid: 2, writable: false }), undefined, 'ro+ro');
     assert.is(t.acquire(ida, { backend: 'b3', domid: 3, writable: true })?.domid, 1, 'rw after ro');
@@ -51,6 +59,50 @@ test('exclusivity: rw excludes all, ro+ro shares, same inode or same realpath is
     assert.is(t.acquire(ida, { backend: 'b3', domid: 3, writable: true }), undefined);
     assert.is(t.acquire({ dev: 999, ino: 999, realpath: ida.realpath }, { backend: 'b4', domid: 4, writable: false })?.domid, 3, 'same realpath');
     assert.is(t.size, 1);
+  } finally {
+    cleanup();
+  }
+});
+
+test('handed image: used when it is the file the path names with the same access, else closed and reopened', () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const a = path.join(dir, 'a.img');
+    fs.writeFileSync(a, Buffer.alloc(1024));
+    const fdOpen = (p: string): boolean => { try { fs.fstatSync(Number(p)); return true; } catch { return false; } };
+    const env = handedImageEnv({ AFSFILE_IMAGE_FD: '99', KEEP: '1' });
+    assert.equal(env, { KEEP: '1' }, 'a child with no image gets no stale keys');
+
+    let fd = fs.openSync(a, 'r+');
+    const h = handedImage(handedImageEnv({}, { fd, path: a, readOnly: false }))!;
+    assert.equal(h, { fd, path: a, readOnly: false });
+    const img = openImageFor(h, a, false, false);
+    assert.is(img.fd, fd, 'the handed fd itself');
+    assert.is(img.size, 1024);
+    img.close();
+
+    // The path now names another file (renamed over meanwhile): that file, opened by path.
+    fd = fs.openSync(a, 'r+');
+    const oldIno = fs.fstatSync(fd).ino;
+    fs.writeFileSync(path.join(dir, 'b.img'), Buffer.alloc(2048));
+    fs.renameSync(path.join(dir, 'b.img'), a);
+    const other = openImageFor({ fd, path: a, readOnly: false }, a, false, false);
+    assert.is(other.ino, fs.statSync(a).ino);
+    assert.is.not(other.ino, oldIno);
+    assert.is(other.size, 2048);
+    // Its fd may reuse the number; the old one is closed only if the number now means the new file.
+    assert.ok(other.fd !== fd ? !fdOpen(String(fd)) : fs.fstatSync(fd).ino === other.ino, 'the unused handed fd was closed');
+    other.close();
+
+    // Handed read-only, now wanted read-write (mode changed): opened by path, read-write.
+    fd = fs.openSync(a, 'r');
+    const rw = openImageFor({ fd, path: a, readOnly: true }, a, false, false);
+    assert.not.ok(rw.readOnly);
+    assert.is(fs.writeSync(rw.fd, Buffer.from('x'), 0, 1, 0), 1, 'opened for writing');
+    rw.close();
+
+    assert.is(handedImage({ AFSFILE_IMAGE_FD: '1', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'rw' }), undefined, 'never stdio');
+    assert.is(handedImage({ AFSFILE_IMAGE_FD: '5', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'x' }), undefined);
   } finally {
     cleanup();
   }

@@ -24,6 +24,7 @@ import { claimLimits, type ClaimLimits } from './claim';
 import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
 import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
+import { AFSFILE_ERROR, AFSFILE_STATUS, reportError, reportOpened } from './status';
 
 const log = createDebug('afsfile:device');
 
@@ -59,9 +60,12 @@ export interface DeviceStats {
   engine: EngineStats | undefined;
 }
 
-export const AFSFILE_STATUS = 'afsfile-status';
-export const AFSFILE_ERROR = 'afsfile-error';
 export const DEFAULT_CLOSE_DEADLINE_MS = 8000;
+
+/** Why an image cannot be served, for afsfile-error: our own checks speak for themselves. */
+export function openFailure(err: unknown): string {
+  return err instanceof ImageError || err instanceof DeviceConfigError ? err.message : `cannot open the image: ${(err as Error).message}`;
+}
 
 export class Device {
   readonly closed: Promise<void>;
@@ -128,14 +132,10 @@ export class Device {
         warn: (m) => this.warn(m),
       });
       this.imageOk = true;
-      await this.xs.transaction(async (tx) => {
-        if ((await tx.tryRead(`${be}/state`)) === undefined) return; // removed meanwhile
-        await tx.write(`${be}/${AFSFILE_STATUS}`, 'opened');
-        await tx.rm(`${be}/${AFSFILE_ERROR}`);
-      });
+      await reportOpened(this.xs, be);
       log('%s: opened %s (%s)', be, path, this.readOnly ? 'ro' : 'rw');
     } catch (err) {
-      const msg = err instanceof ImageError || err instanceof DeviceConfigError ? err.message : `cannot open the image: ${(err as Error).message}`;
+      const msg = openFailure(err);
       this.warn(`${be}: ${msg}`);
       await this.reportError(msg);
     }
@@ -415,14 +415,8 @@ export class Device {
   }
 
   private async reportError(message: string): Promise<void> {
-    const be = this.backendPath;
-    await this.xs
-      .transaction(async (tx) => {
-        if ((await tx.tryRead(`${be}/state`)) === undefined) return;
-        await tx.write(`${be}/${AFSFILE_STATUS}`, 'error');
-        await tx.write(`${be}/${AFSFILE_ERROR}`, message.slice(0, 1000));
-      })
-      .catch((err: Error) => this.warn(`${be}: cannot report the error in XenStore: ${err.message}`));
+    await reportError(this.xs, this.backendPath, message)
+      .catch((err: Error) => this.warn(`${this.backendPath}: cannot report the error in XenStore: ${err.message}`));
   }
 
   private closeDeadline(): number {

@@ -1,0 +1,28 @@
+// What the hotplug script waits for (DESIGN contracts, hotplug <-> worker 2): afsfile-status
+// `opened`, or `error` with afsfile-error. Written by the supervisor when it opens the image and
+// again by the device process (a restart, a later failure). Guests can read the backend dir:
+// messages name the image and the cause, never principals, cache paths or tokens.
+import type { XenStore } from '../../xen/xenstore';
+
+export const AFSFILE_STATUS = 'afsfile-status';
+export const AFSFILE_ERROR = 'afsfile-error';
+/** XenStore values are small; a message longer than this is cut. */
+const MAX_MESSAGE = 1000;
+
+/** `opened` (and no stale error), unless the backend dir was removed meanwhile. */
+export async function reportOpened(xs: XenStore, backend: string): Promise<void> {
+  await xs.transaction(async (tx) => {
+    if ((await tx.tryRead(`${backend}/state`)) === undefined) return;
+    await tx.write(`${backend}/${AFSFILE_STATUS}`, 'opened');
+    await tx.rm(`${backend}/${AFSFILE_ERROR}`);
+  });
+}
+
+/** `error` with its message, unless the backend dir was removed meanwhile. */
+export async function reportError(xs: XenStore, backend: string, message: string): Promise<void> {
+  await xs.transaction(async (tx) => {
+    if ((await tx.tryRead(`${backend}/state`)) === undefined) return;
+    await tx.write(`${backend}/${AFSFILE_STATUS}`, 'error');
+    await tx.write(`${backend}/${AFSFILE_ERROR}`, message.slice(0, MAX_MESSAGE));
+  });
+}
