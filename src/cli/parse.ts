@@ -18,10 +18,18 @@ export class ParsedArgs {
     readonly command: string[],
     /** Names of options given on the command line (not from file, env or default). */
     readonly explicit: ReadonlySet<string>,
+    /** What was parsed, so that a reload (SIGHUP) reads the config file again. */
+    private readonly origin?: { argv: string[]; ctx: ParseContext },
   ) {}
 
   withPositional(positional: string[]): ParsedArgs {
-    return new ParsedArgs(this.role, this.values, positional, this.command, this.explicit);
+    return new ParsedArgs(this.role, this.values, positional, this.command, this.explicit, this.origin);
+  }
+
+  /** The same command line parsed again: the config file as it is now (throws as parseArgs). */
+  reread(): ParsedArgs {
+    if (!this.origin) throw new Error('these options were not parsed from a command line');
+    return parseArgs(this.role, this.origin.argv, this.origin.ctx).withPositional(this.positional);
   }
   has(name: string): boolean {
     return this.values.has(name);
@@ -148,5 +156,5 @@ export function parseArgs(role: Role, argv: string[], ctx: ParseContext): Parsed
   }
 
   const positional = parsed._.map(String);
-  return new ParsedArgs(role, values, positional, command, explicit);
+  return new ParsedArgs(role, values, positional, command, explicit, { argv: [...argv], ctx });
 }

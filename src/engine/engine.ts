@@ -55,7 +55,7 @@ const RETRY_MAX_MS = 2000;
 export class Engine {
   readonly maxRequests: number;
   readonly maxBytes: number;
-  readonly holdTimeoutMs: number;
+  private holdMs: number;
   private readonly pool: Uint8Array;
   private readonly pages: PagePool;
   private readonly contexts: RequestContext[];
@@ -79,7 +79,7 @@ export class Engine {
   private dirtyGen = 0;
   private cleanGen = 0;
   private periodicRunning = false;
-  private readonly timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private drainWaiters: Array<() => void> = [];
   private readonly pumpBound = () => this.pump();
 
@@ -92,7 +92,7 @@ export class Engine {
     this.maxRequests = Math.max(1, opts.maxRequests ?? DEFAULT_MAX_REQUESTS);
     const largest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments || DEFAULT_MAX_INDIRECT_SEGMENTS) * PAGE_SIZE;
     this.maxBytes = Math.max(largest, Math.ceil((opts.maxBytes ?? DEFAULT_MAX_BYTES) / PAGE_SIZE) * PAGE_SIZE);
-    this.holdTimeoutMs = opts.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
+    this.holdMs = opts.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS;
     const indirectBytes = MAX_INDIRECT_PAGES_PER_REQUEST * PAGE_SIZE;
     // One pool: data pages first, then a fixed area of indirect descriptor pages per context.
     this.pool = grants.allocPool(this.maxBytes + this.maxRequests * indirectBytes);
@@ -105,9 +105,24 @@ export class Engine {
     this.freeList = this.contexts.slice().reverse();
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
-    const interval = opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
-    if (interval > 0) {
-      this.timer = setInterval(() => this.periodicFsync(), interval);
+    this.startFsyncTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
+  }
+
+  get holdTimeoutMs(): number {
+    return this.holdMs;
+  }
+
+  /** New timings from a reloaded config (SIGHUP), for the requests from now on. */
+  retune(t: { holdTimeoutMs?: number; fsyncIntervalMs?: number }): void {
+    if (t.holdTimeoutMs !== undefined) this.holdMs = t.holdTimeoutMs;
+    if (t.fsyncIntervalMs !== undefined && !this.closed) this.startFsyncTimer(t.fsyncIntervalMs);
+  }
+
+  private startFsyncTimer(intervalMs: number): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (intervalMs > 0) {
+      this.timer = setInterval(() => this.periodicFsync(), intervalMs);
       this.timer.unref();
     }
   }
@@ -165,7 +180,7 @@ export class Engine {
    * shorter). Resolves when the file is clean as of the call; rejects with the last error.
    */
   flush(deadlineMs?: number): Promise<void> {
-    const until = performance.now() + Math.min(deadlineMs ?? Infinity, this.holdTimeoutMs);
+    const until = performance.now() + Math.min(deadlineMs ?? Infinity, this.holdMs);
     return new Promise((resolve, reject) => {
       let delay = RETRY_FIRST_MS;
       const attempt = () => {
@@ -484,7 +499,7 @@ export class Engine {
       }
       if (isTransient(err.code, opName) && !this.closed) {
         this.opts.onTransientError?.(err.code!, opName);
-        const remaining = this.holdTimeoutMs - (now - ctx.firstErrorAt);
+        const remaining = this.holdMs - (now - ctx.firstErrorAt);
         if (remaining > 0) {
           // Held until hold-timeout has fully passed: the last wait is cut to what remains.
           const delay = Math.min(ctx.retryDelayMs, remaining);

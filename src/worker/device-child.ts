@@ -7,6 +7,7 @@ import type { Platform } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
 import { Device, reportError } from './device';
+import type { DeviceRetune } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
@@ -39,9 +40,23 @@ export class DeviceChild {
   private readonly errors: string[] = [];
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
+  private timings: DeviceRetune;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
+    this.timings = { holdTimeoutS: o.holdTimeoutS, fsyncIntervalS: o.fsyncIntervalS };
+  }
+
+  /**
+   * SIGHUP with the config read again: the hold timeout and fsync interval apply now. The
+   * limits advertised to the frontend and the buffer sizes stay until the device next starts.
+   */
+  retune(t: DeviceRetune): void {
+    if (t.holdTimeoutS === this.timings.holdTimeoutS && t.fsyncIntervalS === this.timings.fsyncIntervalS) return;
+    this.timings = t;
+    this.device?.retune({ holdTimeoutMs: t.holdTimeoutS * 1000, fsyncIntervalMs: t.fsyncIntervalS * 1000 });
+    stderrLine(`${this.tag}: reloaded: hold-timeout ${t.holdTimeoutS} s, fsync-interval ${t.fsyncIntervalS} s`);
+    this.writeStatusFile();
   }
 
   async run(): Promise<number> {
@@ -64,8 +79,8 @@ export class DeviceChild {
       engine: {
         maxRequests: this.o.maxRequests,
         maxBytes: this.o.maxInflight,
-        fsyncIntervalMs: this.o.fsyncIntervalS * 1000,
-        holdTimeoutMs: this.o.holdTimeoutS * 1000,
+        fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
+        holdTimeoutMs: this.timings.holdTimeoutS * 1000,
         onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
       },
       direct: this.o.direct,
@@ -162,6 +177,8 @@ export class DeviceChild {
         dirty: e?.dirty ?? false,
         errors: this.errors,
         restarts: this.o.restarts,
+        holdTimeoutS: this.timings.holdTimeoutS,
+        fsyncIntervalS: this.timings.fsyncIntervalS,
       });
     } catch (err) {
       if (!isXenStoreError(err)) stderrLine(`${this.tag}: cannot write the status file: ${(err as Error).message}`);

@@ -11,7 +11,8 @@ import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
 import { choosePlatform } from './platform-choice';
 import { pidAlive, readStatusFiles } from './status-file';
-import { Supervisor } from './supervisor';
+import { parseRetune } from './device-retune';
+import { Supervisor, type SupervisorSettings } from './supervisor';
 
 export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
   // Handlers first (contract: every role installs them at the top of its entry point).
@@ -20,7 +21,10 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   const stop = (): void => { stopRequested = true; onStop?.(); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.on('SIGHUP', () => stderrLine('SIGHUP: the worker has no reloadable settings yet; restart it to apply config changes'));
+  // SIGHUP: the supervisor reads the config file again (device processes hear from it over IPC;
+  // one started by hand has nothing to reload). Nothing to reopen: logs go to stderr.
+  let onReload: (() => void) | undefined;
+  process.on('SIGHUP', () => (onReload ? onReload() : stderrLine('SIGHUP: nothing to reload yet')));
 
   const platform = choosePlatform(args.string('platform'));
   const runDir = args.string('run-dir');
@@ -43,6 +47,11 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
       restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
     });
     onStop = () => void child.quiesce();
+    onReload = () => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)');
+    process.on('message', (m) => {
+      const t = parseRetune(m);
+      if (t) child.retune(t);
+    });
     // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
     process.on('disconnect', () => void child.quiesce());
     if (stopRequested) return 0;
@@ -62,16 +71,16 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   }
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
-  const sup = new Supervisor({
-    xs, selfDomid, runDir, env,
-    features: {
-      maxIndirectSegments: args.number('max-indirect-segments'),
-      maxRingPageOrder: args.number('max-ring-page-order'),
-      maxQueues: args.number('max-queues'),
-    },
-    direct: args.bool('direct'),
-    childArgs: [...childArgs(args), '--platform', platform],
-  });
+  const sup = new Supervisor({ xs, selfDomid, runDir, env, ...supervisorSettings(args, platform) });
+  onReload = () => {
+    try {
+      const now = args.reread();
+      sup.reconfigure(supervisorSettings(now, platform));
+      stderrLine(`SIGHUP: reloaded the settings (hold-timeout ${now.number('hold-timeout')} s, fsync-interval ${now.number('fsync-interval')} s for every device now; the rest for devices claimed from now on)`);
+    } catch (e) {
+      stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
+    }
+  };
   const stopped = new Promise<void>((resolve) => {
     onStop = () => void sup.stop().then(resolve);
   });
@@ -84,11 +93,27 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   return 0;
 }
 
-/** The supervisor's own options, passed on to each device process. */
+function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSettings {
+  return {
+    features: {
+      maxIndirectSegments: args.number('max-indirect-segments'),
+      maxRingPageOrder: args.number('max-ring-page-order'),
+      maxQueues: args.number('max-queues'),
+    },
+    direct: args.bool('direct'),
+    childArgs: [...childArgs(args), '--platform', platform],
+    timings: { holdTimeoutS: args.number('hold-timeout'), fsyncIntervalS: args.number('fsync-interval') },
+  };
+}
+
+/** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
+const LIVE = new Set(['hold-timeout', 'fsync-interval']);
+
+/** The supervisor's own options, passed on to each device process (but the LIVE ones). */
 function childArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const o of optionsFor('worker')) {
-    if (o.name === 'device' || o.name === 'platform' || !args.has(o.name)) continue;
+    if (o.name === 'device' || o.name === 'platform' || LIVE.has(o.name) || !args.has(o.name)) continue;
     // The child finds the same file the same way (flag, AFSFILE_CONFIG or the default).
     if (o.name === 'config' && !args.explicit.has('config')) continue;
     if (o.type === 'boolean') { if (args.bool(o.name)) out.push(`--${o.name}`); continue; }

@@ -12,6 +12,7 @@ import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, 
 import { Image } from '../image/image';
 import { type ClaimLimits, claimDevice, imagePathFromParams, openFailure, readOnlyFromMode, reportError, reportOpened } from './device';
 import { handedImageEnv } from './handed-image';
+import { type DeviceRetune, retuneMessage } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { ExclusivityTable, conflictMessage } from './exclusivity';
 import { stderrLine } from './log';
@@ -22,15 +23,21 @@ import { removeStatus, writeStatus } from './status-file';
 
 const debug = createDebug('afsfile:worker');
 
-export interface SupervisorOptions {
-  readonly xs: XenStoreClient;
-  readonly selfDomid: number;
-  readonly runDir: string;
+/** What a reloaded config (SIGHUP) changes: `timings` at once, the rest for devices claimed
+ * from then on (a device keeps what it advertised and how its image was opened). */
+export interface SupervisorSettings {
   readonly features: ClaimLimits;
   /** Open images with O_DIRECT (--direct; the children get the same flag). */
   readonly direct: boolean;
-  /** Options passed on to every child (after `worker --device <path>`). */
+  /** Options passed on to every child (after `worker --device <path>`), but the timings. */
   readonly childArgs: readonly string[];
+  readonly timings: DeviceRetune;
+}
+
+export interface SupervisorOptions extends SupervisorSettings {
+  readonly xs: XenStoreClient;
+  readonly selfDomid: number;
+  readonly runDir: string;
   readonly env: NodeJS.ProcessEnv;
   /** Called with the claim latency of each claimed device (ms since the supervisor saw it). */
   readonly onClaim?: (backend: string, ms: number) => void;
@@ -48,6 +55,8 @@ interface Entry {
   writable: boolean;
   /** The image, opened by the supervisor and handed to each device process it starts. */
   file: Image | undefined;
+  /** The settings the device was claimed with (a restarted process gets the same). */
+  readonly settings: SupervisorSettings;
   message: string | undefined;
   restartTimer: NodeJS.Timeout | undefined;
 }
@@ -66,8 +75,19 @@ export class Supervisor {
   /** Claim latencies (ms from the watch event to InitWait committed), the last 100. */
   private readonly claimMs: number[] = [];
   private readonly started = new Date().toISOString();
+  private settings: SupervisorSettings;
 
-  constructor(private readonly o: SupervisorOptions) {}
+  constructor(private readonly o: SupervisorOptions) {
+    this.settings = { features: o.features, direct: o.direct, childArgs: o.childArgs, timings: o.timings };
+  }
+
+  /** SIGHUP: the new settings; running device processes get the new timings at once. */
+  reconfigure(s: SupervisorSettings): void {
+    this.settings = s;
+    for (const d of this.devices.values()) {
+      if (d.child?.connected) d.child.send(retuneMessage(s.timings), (e) => { if (e) debug('%s: retune not sent: %s', d.b.path, e.message); });
+    }
+  }
 
   async start(): Promise<void> {
     for (const kind of BACKEND_KINDS) {
@@ -166,13 +186,14 @@ export class Supervisor {
       if (state === XenbusState.Initialising) {
         // online must be 1 (libxl writes it in the same transaction); claimDevice re-checks the
         // state inside its transaction, so a racing second pass does nothing.
-        if (online?.trim() !== '1' || !(await claimDevice(xs, b.path, this.o.features))) return;
+        const settings = this.settings;
+        if (online?.trim() !== '1' || !(await claimDevice(xs, b.path, settings.features))) return;
         const ms = performance.now() - seenAt;
         debug('%s: claimed (InitWait) %s ms after the event', b.path, ms.toFixed(2));
         this.o.onClaim?.(b.path, ms);
         this.claimMs.push(ms);
         if (this.claimMs.length > 100) this.claimMs.shift();
-        await this.admit(b);
+        await this.admit(b, settings);
       } else if (state !== undefined && state >= XenbusState.InitWait && state <= XenbusState.Closing) {
         // Still being served (or being removed) from before this supervisor started: re-attach.
         // One that was refused or failed stays refused without taking the image in the table,
@@ -182,12 +203,12 @@ export class Supervisor {
         if (status === 'error') {
           this.devices.set(b.path, {
             b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-            writable: false, file: undefined, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+            writable: false, file: undefined, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
           });
           this.writeStatusFile();
           if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
         } else {
-          await this.admit(b);
+          await this.admit(b, this.settings);
         }
       }
       return;
@@ -204,19 +225,19 @@ export class Supervisor {
    * script's wait never includes starting a process: under a busy dom0 (xl restore under TCG)
    * that took longer than libxl lets a hotplug script run.
    */
-  private async admit(b: BackendPath): Promise<void> {
+  private async admit(b: BackendPath, settings: SupervisorSettings): Promise<void> {
     const xs = this.o.xs;
     const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
     const d: Entry = {
       b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-      writable: true, file: undefined, message: undefined, restartTimer: undefined,
+      writable: true, file: undefined, settings, message: undefined, restartTimer: undefined,
     };
     this.devices.set(b.path, d);
     let file: Image;
     try {
       d.image = imagePathFromParams(params);
       d.writable = !readOnlyFromMode(mode);
-      file = await Image.openAsync(d.image, { readOnly: !d.writable, direct: this.o.direct });
+      file = await Image.openAsync(d.image, { readOnly: !d.writable, direct: settings.direct });
     } catch (e) {
       await this.refuse(d, 'failed', openFailure(e));
       return;
@@ -237,8 +258,9 @@ export class Supervisor {
     }
     d.file = file;
     debug('%s: opened %s (%s)', b.path, d.image, d.writable ? 'rw' : 'ro');
-    await reportOpened(xs, b.path);
+    // Started first (spawn returns at once) so that whoever sees `opened` also sees the process.
     this.spawnChild(d);
+    await reportOpened(xs, b.path);
   }
 
   /** A device that will have no process: say why on the device, in the log and the status. */
@@ -257,7 +279,10 @@ export class Supervisor {
     const handed = d.file && d.image ? { fd: stdio.length, path: d.image, readOnly: !d.writable } : undefined;
     if (handed) stdio.push(d.file!.fd);
     const env = handedImageEnv({ ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) }, handed);
-    const child = spawn(command, [...args, 'worker', '--device', d.b.path, ...this.o.childArgs], { env, stdio });
+    const { holdTimeoutS, fsyncIntervalS } = this.settings.timings;
+    const child = spawn(command, [
+      ...args, 'worker', '--device', d.b.path, ...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`,
+    ], { env, stdio });
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);

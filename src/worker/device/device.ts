@@ -169,6 +169,11 @@ export class Device {
     this.finish();
   }
 
+  /** Timings from a reloaded config (SIGHUP), applied to the engine at once. */
+  retune(t: { holdTimeoutMs: number; fsyncIntervalMs: number }): void {
+    this.engine?.retune(t);
+  }
+
   stats(): DeviceStats {
     return {
       backend: this.backendPath,
