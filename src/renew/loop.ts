@@ -45,7 +45,7 @@ export class Renewer {
   private childPid: number | null = null;
   private readonly say: (line: string) => void;
 
-  constructor(private readonly cfg: RenewerConfig) {
+  constructor(private cfg: RenewerConfig) {
     this.principal = cfg.principal;
     this.say = cfg.say ?? ((l) => process.stderr.write(`afsfile renew: ${l}\n`));
   }
@@ -58,6 +58,17 @@ export class Renewer {
   setChild(pid: number | null): void {
     this.childPid = pid;
     this.writeStatus();
+  }
+
+  /**
+   * SIGHUP: new settings from the config file. The next attempt uses them and comes at once
+   * (as a kick); failures so far no longer count, as they may be what the change fixes.
+   */
+  reconfigure(c: Pick<RenewerConfig, 'keytab' | 'principal' | 'cells' | 'lifetimeS' | 'timing' | 'aklog'>): void {
+    this.cfg = { ...this.cfg, ...c };
+    this.failures = 0;
+    this.writeStatus();
+    this.kick();
   }
 
   /** SIGALRM: refresh now, coalesced with an attempt already running or due, never past the backoff. */

@@ -88,6 +88,24 @@ async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
   }
 }
 
+/** SIGHUP with a keytab: the settings from the config file as it is now, then a refresh. */
+function reload(args: ParsedArgs, renewer: Renewer): void {
+  const say = (l: string): boolean => process.stderr.write(`afsfile renew: SIGHUP: ${l}\n`);
+  try {
+    const now = args.reread();
+    const keytab = now.optionalString('keytab');
+    if (!keytab) throw new UsageError('the new settings name no keytab; stopping token management takes a restart', 'renew');
+    renewer.reconfigure({
+      keytab, principal: now.optionalString('principal'), cells: now.list('cell'), lifetimeS: duration(now, 'lifetime'),
+      timing: { marginMs: duration(now, 'margin') * 1000, retryCapMs: duration(now, 'retry-cap') * 1000 },
+      aklog: now.string('aklog'),
+    });
+    say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${now.string('lifetime')}); refreshing now`);
+  } catch (e) {
+    say(`the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
+  }
+}
+
 export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
   // From here on these signals never kill renew itself: while a child runs they are passed on
   // (child.ts), and after it exited renew still removes its cache and writes its last status.
@@ -118,6 +136,8 @@ export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<
   });
   // Installed before the child runs, so a kick from a fast worker is never the default action.
   process.on('SIGALRM', () => renewer.kick());
+  // SIGHUP also reaches the child (FORWARDED): each reads its own settings again.
+  process.on('SIGHUP', () => reload(args, renewer));
   const child = startChild({
     argv: command,
     env: { ...env, KRB5CCNAME: `FILE:${ccache}`, AFSFILE_RENEW_PID: String(process.pid) },

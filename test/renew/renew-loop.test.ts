@@ -130,6 +130,41 @@ test('INT and HUP are passed on; exit statuses and deaths by signal are mirrored
   });
 });
 
+test('HUP: renew reads the config file again (cells, lifetime) and refreshes at once; the child gets HUP too; a broken file changes nothing', async () => {
+  const conf = rig.env.AFSFILE_CONFIG!;
+  const saved = fs.readFileSync(conf, 'utf8');
+  fs.writeFileSync(conf, 'cell = first.local\nlifetime = 60s\n');
+  // A child that lives through HUP (the rig's child exits on it) and records it.
+  const child = ['/bin/sh', '-c', 'trap \'echo HUP >> "$RIG/child.signals"\' HUP; while :; do sleep 0.2; done'];
+  const r = startRenew(rig, KEYTAB_ARGS(rig), child, { cellsFromConfig: true });
+  try {
+    await waitFor('the first tokens', () => rig.lines('aklog.log').length === 1, 10_000);
+    assert.match(rig.lines('aklog.log')[0]!, /args=-c first\.local$/);
+    fs.writeFileSync(conf, 'cell = second.local\ncell = third.local\nlifetime = 4s\nmargin = 1s\n');
+    process.kill(r.proc.pid!, 'SIGHUP');
+    // aklog runs once per cell.
+    const cellsDone = (): boolean => ['second', 'third'].every((c) => rig.lines('aklog.log').some((l) => l.endsWith(`args=-c ${c}.local`)));
+    await waitFor('aklog for the new cells, at once', cellsDone, 5000)
+      .catch((e: Error) => { throw new Error(`${e.message}\naklog: ${rig.lines('aklog.log').join('\n')}\nstderr: ${r.stderr()}`); });
+    assert.equal(r.status()!.cells, ['second.local', 'third.local']);
+    await waitFor('the child got HUP', () => rig.lines('child.signals').includes('HUP'), 5000);
+    assert.match(r.stderr(), /SIGHUP: reloaded the settings .*cells second\.local third\.local, lifetime 4s/);
+    // 4 s tickets now: renewed every ~2 s.
+    const n = rig.lines('kinit.log').length;
+    await sleep(5000);
+    assert.ok(rig.lines('kinit.log').length >= n + 2, `kinit ran ${rig.lines('kinit.log').length - n} times in 5 s with 4 s tickets`);
+
+    fs.writeFileSync(conf, 'lifetime = forever\n');
+    process.kill(r.proc.pid!, 'SIGHUP');
+    await waitFor('the refusal', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*lifetime/.test(r.stderr()), 5000);
+    assert.equal(r.status()!.cells, ['second.local', 'third.local']);
+    assert.is(r.proc.exitCode, null, 'renew kept running');
+  } finally {
+    fs.writeFileSync(conf, saved);
+    await r.kill();
+  }
+});
+
 test('without a keytab renew only runs the command: same keyring, no tickets, no AFSFILE_RENEW_PID', async () => {
   const r = startRenew(rig, []);
   try {

@@ -90,11 +90,11 @@ export interface Renew {
 }
 
 /** `dist/afsfile renew --keytab ... --run-dir ... <extra> -- child`, short lifetimes. */
-export function startRenew(rig: Rig, extra: string[], command: string[] = [path.join(rig.bin, 'child')], opts: { aklog?: string; env?: NodeJS.ProcessEnv; runDir?: string } = {}): Renew {
+export function startRenew(rig: Rig, extra: string[], command: string[] = [path.join(rig.bin, 'child')], opts: { aklog?: string; env?: NodeJS.ProcessEnv; runDir?: string; cellsFromConfig?: boolean } = {}): Renew {
   for (const f of ['child.env', 'child.signals']) fs.rmSync(rig.file(f), { force: true });
   fs.rmSync(path.join(opts.runDir ?? rig.runDir, 'status', 'renew.json'), { force: true });
   const runDir = opts.runDir ?? rig.runDir;
-  const args = ['renew', `--run-dir=${runDir}`, `--aklog=${opts.aklog ?? path.join(rig.bin, 'aklog-rec')}`, ...(extra.some((a) => a.startsWith('--cell=')) ? [] : ['--cell=test.local']), ...extra, '--', ...command];
+  const args = ['renew', `--run-dir=${runDir}`, `--aklog=${opts.aklog ?? path.join(rig.bin, 'aklog-rec')}`, ...(extra.some((a) => a.startsWith('--cell=')) || opts.cellsFromConfig ? [] : ['--cell=test.local']), ...extra, '--', ...command];
   const proc = spawn(EXE, args, { env: { ...rig.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
