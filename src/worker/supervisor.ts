@@ -220,8 +220,8 @@ export class Supervisor {
   }
 
   /**
-   * Opens the image, takes it in the exclusivity table, reports `opened`, then starts the device
-   * process with the open fd. The supervisor opens (it runs in the same PAG) so that the hotplug
+   * Opens the image, takes it in the exclusivity table, starts the device process with the open
+   * fd and reports `opened`. The supervisor opens (it runs in the same PAG) so that the hotplug
    * script's wait never includes starting a process: under a busy dom0 (xl restore under TCG)
    * that took longer than libxl lets a hotplug script run.
    */
