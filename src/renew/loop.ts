@@ -43,6 +43,8 @@ export class Renewer {
   private ticketExpiresMs: number | undefined;
   private tokens: Record<string, string> | undefined;
   private childPid: number | null = null;
+  /** Settings changed during an attempt: run again when it ends. */
+  private rerun = false;
   private readonly say: (line: string) => void;
 
   constructor(private cfg: RenewerConfig) {
@@ -68,7 +70,9 @@ export class Renewer {
     this.cfg = { ...this.cfg, ...c };
     this.failures = 0;
     this.writeStatus();
-    this.kick();
+    // An attempt under way used the old settings: another one follows it at once.
+    if (this.current) this.rerun = true;
+    else this.kick();
   }
 
   /** SIGALRM: refresh now, coalesced with an attempt already running or due, never past the backoff. */
@@ -96,8 +100,18 @@ export class Renewer {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
     this.nextAt = at;
-    this.timer = setTimeout(() => { this.timer = undefined; this.current = this.attempt().finally(() => { this.current = undefined; }); }, Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.current = this.attempt().finally(() => this.attemptEnded());
+    }, Math.max(0, at - Date.now()));
     this.writeStatus();
+  }
+
+  private attemptEnded(): void {
+    this.current = undefined;
+    if (!this.rerun) return;
+    this.rerun = false;
+    this.scheduleAt(Date.now());
   }
 
   private async attempt(): Promise<void> {
