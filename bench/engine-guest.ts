@@ -33,6 +33,8 @@ export interface EngineRunSpec {
    * needs no pool thread when the data is in the page cache (preadv2 RWF_NOWAIT, io_uring).
    */
   readonly inline?: boolean;
+  /** false: the image's reads skip preadv2(RWF_NOWAIT) and all go to the pool (Image's `nowait`). */
+  readonly nowait?: boolean;
 }
 
 export interface EngineRunResult {
@@ -82,6 +84,7 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   const device = new Device(store.connect(0), platform, vbd.backend, {
     direct: spec.direct,
     ...(spec.inline ? { openImage: (file: string, readOnly: boolean) => inlineImage(Image.open(file, { readOnly, direct: spec.direct })) } : {}),
+    ...(spec.nowait === false && !spec.inline ? { openImage: (file: string, readOnly: boolean) => Image.open(file, { readOnly, direct: spec.direct, nowait: false }) } : {}),
     engine: { fsyncIntervalMs: 0 },
     warn: (m) => {
       if (warnings++ < 3) process.stderr.write(`bench engine: ${m}\n`);

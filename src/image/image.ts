@@ -1,8 +1,18 @@
 // The image file: open with checks, size, positional I/O, fsync, hole punching.
 // The data path uses callback-style fs calls (no promise per request).
+//
+// Buffered reads first try preadv2(RWF_NOWAIT) on the calling thread: a page-cache hit costs a
+// copy and no trip through libuv's thread pool, whose hand-off is the ceiling of the pool path
+// (bench: raw fs.read x32 reaches 0.15x fio psync). What is not cached answers EAGAIN (or a
+// short count) at once, and that part goes to the pool as before.
+import createDebug from 'debug';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { native, withErrnoCode } from '../native/addon';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../native/types';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
+
+const log = createDebug('afsfile:image');
+const { EOPNOTSUPP, EINVAL } = os.constants.errno;
 
 export const SECTOR = 512;
 
@@ -10,6 +20,23 @@ export interface OpenOptions {
   readonly readOnly: boolean;
   /** O_DIRECT: buffers and offsets must then be 4096-aligned. */
   readonly direct?: boolean;
+  /**
+   * Try page-cache hits inline with preadv2(RWF_NOWAIT) before the thread pool (default true;
+   * buffered images only). False keeps every read on the pool (the bench compares the two).
+   */
+  readonly nowait?: boolean;
+}
+
+/** How buffered reads went (Image.nowaitStats): for tests and the bench. */
+export interface NowaitStats {
+  /** Reads answered whole by preadv2(RWF_NOWAIT). */
+  hits: number;
+  /** Reads of which NOWAIT got only a part; the pool did the rest. */
+  partial: number;
+  /** Reads NOWAIT could not start (EAGAIN: not cached; or another error the pool then met). */
+  misses: number;
+  /** Still trying: false from the first EOPNOTSUPP/EINVAL (a file system without NOWAIT). */
+  enabled: boolean;
 }
 
 export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
@@ -23,6 +50,14 @@ export class ImageError extends Error {
 }
 
 export class Image {
+  private readonly nowait: NowaitStats;
+  private readonly addon: NativeAddon | null;
+  private readonly rwfNowait: number;
+  /** Callbacks of reads finished inline, run together from one microtask (see complete()). */
+  private readonly finished: IoCallback[] = [];
+  private finishing = false;
+  private readonly runFinishedBound = () => this.runFinished();
+
   private constructor(
     readonly path: string,
     readonly fd: number,
@@ -34,7 +69,14 @@ export class Image {
     readonly ino: number,
     /** The file opened (symlinks resolved), for telling two names of one image apart. */
     readonly realpath: string,
-  ) {}
+    nowait: boolean,
+  ) {
+    // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
+    const enabled = nowait && !direct;
+    this.addon = enabled ? native() : null;
+    this.rwfNowait = this.addon ? this.addon.RWF_NOWAIT : 0;
+    this.nowait = { hits: 0, partial: 0, misses: 0, enabled };
+  }
 
   /** Opens and checks an image: a regular file, a whole number of sectors, the right access. */
   static open(path: string, opts: OpenOptions): Image {
@@ -107,15 +149,72 @@ export class Image {
         canDiscard = false;
       }
     }
-    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real);
+    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false);
   }
 
-  /** Reads exactly buf.length bytes at offset (a short read past EOF is an error). */
+  /**
+   * Reads exactly buf.length bytes at offset (a short read past EOF is an error). The callback
+   * never runs before read() returns, whichever path served the read.
+   */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
+    const addon = this.addon;
+    if (addon !== null && this.nowait.enabled) {
+      const len = buf.length;
+      const n = addon.preadv2(this.fd, buf, offset, this.rwfNowait);
+      if (n === len) {
+        this.nowait.hits++;
+        return this.complete(cb);
+      }
+      if (n > 0) {
+        // Only the start was cached: the pool reads the rest (and reports EOF as before).
+        this.nowait.partial++;
+        return this.io(false, buf, n, len - n, offset + n, cb);
+      }
+      this.nowait.misses++;
+      if (n === -EOPNOTSUPP || n === -EINVAL) {
+        // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
+        this.nowait.enabled = false;
+        log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
+      }
+      // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
+      // reports what it meets, exactly as without this step (retries of transient errors included).
+    }
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
-  /** Writes exactly buf.length bytes at offset. */
+  /** How buffered reads went so far (a copy). */
+  get nowaitStats(): NowaitStats {
+    return { ...this.nowait };
+  }
+
+  /**
+   * Completes an inline read later, not in read()'s own stack: the engine would cope with a
+   * synchronous callback today (ioDone only changes the context's state and schedules a pump),
+   * but the BlockFile contract does not promise that to callers, and a callback that starts the
+   * next read of the same request would nest without bound. One microtask per burst of inline
+   * reads (not per read, no closure per read) keeps this cheap: it runs before the event loop
+   * moves on, so the engine's next pump sees the data as soon as with a synchronous call.
+   */
+  private complete(cb: IoCallback): void {
+    this.finished.push(cb);
+    if (this.finishing) return;
+    this.finishing = true;
+    queueMicrotask(this.runFinishedBound);
+  }
+
+  private runFinished(): void {
+    const q = this.finished;
+    // A callback may start another read that finishes inline: it is appended and runs here.
+    for (let i = 0; i < q.length; i++) q[i]!(null);
+    q.length = 0;
+    this.finishing = false;
+  }
+
+  /**
+   * Writes exactly buf.length bytes at offset, always through the pool: pwritev2(RWF_NOWAIT)
+   * on a buffered ext4 file answers EOPNOTSUPP (measured on Linux 6.18: ext4 has no
+   * non-blocking buffered writes), so an inline attempt would only cost a syscall.
+   */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
     this.io(true, buf, 0, buf.length, offset, cb);
