@@ -13,6 +13,13 @@ import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../
 
 const log = createDebug('afsfile:image');
 const { EOPNOTSUPP, EINVAL } = os.constants.errno;
+/**
+ * After a NOWAIT miss, this many reads at most go straight to the pool before the next try.
+ * A miss is not free: preadv2 starts the readahead I/O from the calling thread before it
+ * answers EAGAIN (measured: a cold file read at 4k qd32 ran at 22-37k IOPS with a try per
+ * read, 50-87k with the pool alone). The skip doubles per miss, up to this, and a hit resets it.
+ */
+const MAX_SKIP = 128;
 
 export const SECTOR = 512;
 
@@ -35,6 +42,8 @@ export interface NowaitStats {
   partial: number;
   /** Reads NOWAIT could not start (EAGAIN: not cached; or another error the pool then met). */
   misses: number;
+  /** Reads sent straight to the pool, not tried, after recent misses (see MAX_SKIP). */
+  skipped: number;
   /** Still trying: false from the first EOPNOTSUPP/EINVAL (a file system without NOWAIT). */
   enabled: boolean;
 }
@@ -53,10 +62,9 @@ export class Image {
   private readonly nowait: NowaitStats;
   private readonly addon: NativeAddon | null;
   private readonly rwfNowait: number;
-  /** Callbacks of reads finished inline, run together from one microtask (see complete()). */
-  private readonly finished: IoCallback[] = [];
-  private finishing = false;
-  private readonly runFinishedBound = () => this.runFinished();
+  /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
+  private skipLeft = 0;
+  private skipNext = 1;
 
   private constructor(
     readonly path: string,
@@ -75,7 +83,7 @@ export class Image {
     const enabled = nowait && !direct;
     this.addon = enabled ? native() : null;
     this.rwfNowait = this.addon ? this.addon.RWF_NOWAIT : 0;
-    this.nowait = { hits: 0, partial: 0, misses: 0, enabled };
+    this.nowait = { hits: 0, partial: 0, misses: 0, skipped: 0, enabled };
   }
 
   /** Opens and checks an image: a regular file, a whole number of sectors, the right access. */
@@ -153,31 +161,45 @@ export class Image {
   }
 
   /**
-   * Reads exactly buf.length bytes at offset (a short read past EOF is an error). The callback
-   * never runs before read() returns, whichever path served the read.
+   * Reads exactly buf.length bytes at offset (a short read past EOF is an error).
+   *
+   * A read served from the page cache calls cb(null) BEFORE read() returns (BlockFile allows
+   * it). The engine is built for that (see Engine.runStep) and answers such reads in the same
+   * pump, which deferring the callback (a microtask, setImmediate) would push to the next one:
+   * measured at 4k qd1, 57k IOPS against 45k. Errors are never reported synchronously: every
+   * failure goes through the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
     const addon = this.addon;
     if (addon !== null && this.nowait.enabled) {
-      const len = buf.length;
-      const n = addon.preadv2(this.fd, buf, offset, this.rwfNowait);
-      if (n === len) {
-        this.nowait.hits++;
-        return this.complete(cb);
+      if (this.skipLeft > 0) {
+        this.skipLeft--;
+        this.nowait.skipped++;
+      } else {
+        const len = buf.length;
+        const n = addon.preadv2(this.fd, buf, offset, this.rwfNowait);
+        if (n === len) {
+          this.nowait.hits++;
+          this.skipNext = 1;
+          return cb(null);
+        }
+        // Not (all) cached: the next reads likely are not either (see MAX_SKIP).
+        this.skipLeft = this.skipNext;
+        this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
+        if (n > 0) {
+          // Only the start was cached: the pool reads the rest (and reports EOF as before).
+          this.nowait.partial++;
+          return this.io(false, buf, n, len - n, offset + n, cb);
+        }
+        this.nowait.misses++;
+        if (n === -EOPNOTSUPP || n === -EINVAL) {
+          // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
+          this.nowait.enabled = false;
+          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
+        }
+        // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
+        // reports what it meets, exactly as without this step (retries of transient errors included).
       }
-      if (n > 0) {
-        // Only the start was cached: the pool reads the rest (and reports EOF as before).
-        this.nowait.partial++;
-        return this.io(false, buf, n, len - n, offset + n, cb);
-      }
-      this.nowait.misses++;
-      if (n === -EOPNOTSUPP || n === -EINVAL) {
-        // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
-        this.nowait.enabled = false;
-        log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
-      }
-      // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
-      // reports what it meets, exactly as without this step (retries of transient errors included).
     }
     this.io(false, buf, 0, buf.length, offset, cb);
   }
@@ -185,29 +207,6 @@ export class Image {
   /** How buffered reads went so far (a copy). */
   get nowaitStats(): NowaitStats {
     return { ...this.nowait };
-  }
-
-  /**
-   * Completes an inline read later, not in read()'s own stack: the engine would cope with a
-   * synchronous callback today (ioDone only changes the context's state and schedules a pump),
-   * but the BlockFile contract does not promise that to callers, and a callback that starts the
-   * next read of the same request would nest without bound. One microtask per burst of inline
-   * reads (not per read, no closure per read) keeps this cheap: it runs before the event loop
-   * moves on, so the engine's next pump sees the data as soon as with a synchronous call.
-   */
-  private complete(cb: IoCallback): void {
-    this.finished.push(cb);
-    if (this.finishing) return;
-    this.finishing = true;
-    queueMicrotask(this.runFinishedBound);
-  }
-
-  private runFinished(): void {
-    const q = this.finished;
-    // A callback may start another read that finishes inline: it is appended and runs here.
-    for (let i = 0; i < q.length; i++) q[i]!(null);
-    q.length = 0;
-    this.finishing = false;
   }
 
   /**

@@ -100,17 +100,23 @@ onDisk('inline and pool reads return the same bytes on a file partly in the page
   }
   const inline = Image.open(file, { readOnly: true });
   const pool = Image.open(file, { readOnly: true, nowait: false });
-  // Deterministic first: a hit, a miss (EAGAIN), and a read whose start only is cached.
+  // Deterministic first: a hit (answered inside read()), a miss (EAGAIN; answered later, by the
+  // pool), one read not tried after the miss, and a read whose start only is cached.
   let r = await read(inline, 4096, 8192);
   assert.equal(r.bytes, data.subarray(4096, 4096 + 8192));
-  assert.equal(inline.nowaitStats, { hits: 1, partial: 0, misses: 0, enabled: true });
+  assert.ok(r.sync, 'a hit is answered inside read()');
+  assert.equal(inline.nowaitStats, { hits: 1, partial: 0, misses: 0, skipped: 0, enabled: true });
   r = await read(inline, 3 << 20, 4096);
   assert.equal(r.bytes, data.subarray(3 << 20, (3 << 20) + 4096));
-  assert.is(r.sync, false);
-  assert.equal(inline.nowaitStats, { hits: 1, partial: 0, misses: 1, enabled: true });
+  assert.not.ok(r.sync, 'a miss is answered by the pool');
+  assert.equal(inline.nowaitStats, { hits: 1, partial: 0, misses: 1, skipped: 0, enabled: true });
+  r = await read(inline, 4096, 4096);
+  assert.equal(r.bytes, data.subarray(4096, 8192));
+  assert.not.ok(r.sync, 'not tried right after a miss');
+  assert.equal(inline.nowaitStats, { hits: 1, partial: 0, misses: 1, skipped: 1, enabled: true });
   r = await read(inline, (6 << 20) - 4096, 16384);
   assert.equal(r.bytes, data.subarray((6 << 20) - 4096, (6 << 20) + 12288));
-  assert.equal(inline.nowaitStats, { hits: 1, partial: 1, misses: 1, enabled: true });
+  assert.equal(inline.nowaitStats, { hits: 1, partial: 1, misses: 1, skipped: 1, enabled: true });
   // Then random reads (sector-aligned, up to 128 KiB), a burst in flight at a time, both ways.
   let seed = 12345;
   const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
@@ -126,12 +132,12 @@ onDisk('inline and pool reads return the same bytes on a file partly in the page
       assert.is(b.err, null);
       assert.equal(a.bytes, data.subarray(at, at + len), `inline read at ${at} (+${len})`);
       assert.equal(b.bytes, a.bytes);
-      assert.not.ok(a.sync, 'the callback never runs inside read()');
+      assert.not.ok(b.sync, 'the pool path never answers inside read()');
     });
   }
   const s = inline.nowaitStats;
   assert.ok(s.hits > 20 && s.enabled, JSON.stringify(s));
-  assert.equal(pool.nowaitStats, { hits: 0, partial: 0, misses: 0, enabled: false }, 'nowait: false never tries');
+  assert.equal(pool.nowaitStats, { hits: 0, partial: 0, misses: 0, skipped: 0, enabled: false }, 'nowait: false never tries');
   inline.close();
   pool.close();
 });
@@ -152,11 +158,15 @@ onDisk('a read of pages never cached falls back to the pool (EAGAIN) and complet
   const rs = await rig.collect(1);
   assert.is(rs[0]!.status, 0);
   gs.forEach((g, i) => assert.equal(rig.grants.page(g), pages[i]!, `segment ${i}`));
-  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 1, enabled: true });
-  // Now cached: the same request is a hit.
-  rig.submit(rwReq(BlkifOp.READ, 2n, BigInt(at / 512), gs));
-  assert.is((await rig.collect(2))[1]!.status, 0);
-  assert.is(img.nowaitStats.hits, 1);
+  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 1, skipped: 0, enabled: true });
+  // Now cached; the next read is not tried (just after a miss), the one after is a hit.
+  for (const id of [2n, 3n]) {
+    gs.forEach((g) => rig.grants.page(g).fill(0));
+    rig.submit(rwReq(BlkifOp.READ, id, BigInt(at / 512), gs));
+    assert.is((await rig.collect(Number(id)))[Number(id) - 1]!.status, 0);
+    gs.forEach((g, i) => assert.equal(rig.grants.page(g), pages[i]!, `request ${id} segment ${i}`));
+  }
+  assert.equal(img.nowaitStats, { hits: 1, partial: 0, misses: 1, skipped: 1, enabled: true });
   rig.engine.close();
   img.close();
 });
@@ -169,8 +179,10 @@ onDisk('a short read at EOF is still EIO, cached or not, and nothing is read pas
   for (const cached of [true, false]) {
     if (!cached) evict(file, SIZE - (2 << 20), new Uint8Array(2 << 20));
     for (const nowait of [true, false]) {
-      const img = Image.open(file, { readOnly: true, nowait });
+      const sum = { hits: 0, partial: 0, misses: 0, skipped: 0 };
       for (const [at, len] of reads) {
+        // A fresh image per read: none is skipped after an earlier one's miss.
+        const img = Image.open(file, { readOnly: true, nowait });
         const r = await read(img, at, len);
         if (at + len <= SIZE) assert.is(r.err, null, `${at}+${len} inside the file`);
         else {
@@ -178,12 +190,13 @@ onDisk('a short read at EOF is still EIO, cached or not, and nothing is read pas
           assert.is(r.err!.code, 'EIO');
           assert.match(r.err!.message, /short read/);
         }
+        const s = img.nowaitStats;
+        for (const k of ['hits', 'partial', 'misses', 'skipped'] as const) sum[k] += s[k];
+        img.close();
       }
-      const s = img.nowaitStats;
       // Cached: two short inline reads, one whole, and the read at EOF itself gets 0 (a miss).
-      if (nowait && cached) assert.equal(s, { hits: 1, partial: 2, misses: 1, enabled: true });
-      if (nowait && !cached) assert.ok(s.misses >= 1, JSON.stringify(s));
-      img.close();
+      if (nowait && cached) assert.equal(sum, { hits: 1, partial: 2, misses: 1, skipped: 0 });
+      if (nowait && !cached) assert.ok(sum.misses >= 1, JSON.stringify(sum));
     }
   }
 });
@@ -194,12 +207,42 @@ onDisk('writes and O_DIRECT reads never take the inline path', async () => {
   const buf = new Uint8Array(native().allocAligned(8192, 4096));
   await new Promise<void>((resolve, reject) => img.read(buf, 4096, (e) => (e ? reject(e) : resolve())));
   assert.equal(buf, data.subarray(4096, 4096 + 8192));
-  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 0, enabled: false });
+  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 0, skipped: 0, enabled: false });
   img.close();
   const rw = Image.open(file, { readOnly: false });
   await new Promise<void>((resolve, reject) => rw.write(buf, 0, (e) => (e ? reject(e) : resolve())));
-  assert.equal(rw.nowaitStats, { hits: 0, partial: 0, misses: 0, enabled: true }, 'a write is not a NOWAIT attempt');
+  assert.equal(rw.nowaitStats, { hits: 0, partial: 0, misses: 0, skipped: 0, enabled: true }, 'a write is not a NOWAIT attempt');
   rw.close();
+});
+
+onDisk('on a file not in the cache, NOWAIT is tried less and less, and again at the first hit', async () => {
+  const file = path.join(dir, 'cold2.img');
+  const data = new Uint8Array(randomBytes(SIZE));
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, SIZE);
+  evict(file, 0, data);
+  const img = Image.open(file, { readOnly: true });
+  let seed = 99;
+  const page = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % (SIZE / 4096);
+  const seen = new Set<number>();
+  for (let i = 0; i < 600; i++) {
+    let p = page();
+    while (seen.has(p)) p = (p + 1) % (SIZE / 4096); // every read a page not read before: cold
+    seen.add(p);
+    const r = await read(img, p * 4096, 4096);
+    assert.equal(r.bytes, data.subarray(p * 4096, (p + 1) * 4096));
+  }
+  // Readahead caches some neighbours (hits, which reset the back-off); most reads are not tried.
+  const s = img.nowaitStats;
+  assert.is(s.hits + s.misses + s.skipped, 600);
+  assert.ok(s.hits + s.misses < 200 && s.skipped > 400, `tries back off: ${JSON.stringify(s)}`);
+  // Cached now: the next try is a hit, and from then on every read is tried again.
+  const back = [...seen].slice(0, 200);
+  for (const p of back) assert.equal((await read(img, p * 4096, 4096)).bytes, data.subarray(p * 4096, (p + 1) * 4096));
+  const t = img.nowaitStats;
+  assert.ok(t.hits - s.hits >= 200 - 129, `hits again: ${JSON.stringify(t)}`);
+  assert.is(t.misses, s.misses, 'no miss on cached pages');
+  img.close();
 });
 
 // tmpfs has no RWF_NOWAIT on this kernel (measured: EOPNOTSUPP), like OpenAFS very likely.
@@ -220,7 +263,7 @@ if (!shmRefuses) console.log('  /dev/shm serves RWF_NOWAIT reads here (or is mis
     assert.is(r.err, null);
     assert.equal(r.bytes, data.subarray(i * 65536, (i + 1) * 65536));
   }
-  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 1, enabled: false }, 'asked once');
+  assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 1, skipped: 0, enabled: false }, 'asked once');
   img.close();
 });
 
