@@ -215,7 +215,7 @@ onDisk('writes and O_DIRECT reads never take the inline path', async () => {
   rw.close();
 });
 
-onDisk('on a file not in the cache, NOWAIT is tried less and less, and again at the first hit', async () => {
+onDisk('on a file not in the cache, NOWAIT is tried less and less, and again once reads hit', async () => {
   const file = path.join(dir, 'cold2.img');
   const data = new Uint8Array(randomBytes(SIZE));
   fs.writeFileSync(file, '');
@@ -236,7 +236,7 @@ onDisk('on a file not in the cache, NOWAIT is tried less and less, and again at 
   const s = img.nowaitStats;
   assert.is(s.hits + s.misses + s.skipped, 600);
   assert.ok(s.hits + s.misses < 200 && s.skipped > 400, `tries back off: ${JSON.stringify(s)}`);
-  // Cached now: the next try is a hit, and from then on every read is tried again.
+  // Cached now: every try is a hit, and each hit halves the skip after a miss.
   const back = [...seen].slice(0, 200);
   for (const p of back) assert.equal((await read(img, p * 4096, 4096)).bytes, data.subarray(p * 4096, (p + 1) * 4096));
   const t = img.nowaitStats;
