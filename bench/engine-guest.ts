@@ -33,6 +33,8 @@ export interface EngineRunSpec {
    * needs no pool thread when the data is in the page cache (preadv2 RWF_NOWAIT, io_uring).
    */
   readonly inline?: boolean;
+  /** false: the image's reads skip preadv2(RWF_NOWAIT) and all go to the pool (Image's `nowait`). */
+  readonly nowait?: boolean;
 }
 
 export interface EngineRunResult {
@@ -49,6 +51,8 @@ export interface EngineRunResult {
   maxRssBytes: number;
   threadpool: number;
   errors: number;
+  /** Buffered reads served inline by preadv2(RWF_NOWAIT) / partly / not at all (whole run). */
+  nowait?: { hits: number; partial: number; misses: number; enabled: boolean };
   /** Whole run: grant-copy calls and segments per call; notifications (to the guest: in the window). */
   engine: { grantBatches: number; segmentsPerBatch: number; notifiesToGuest: number; notifiesToBackend: number };
 }
@@ -72,6 +76,7 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   const indirectPages = segsPerReq > MAX_SEGMENTS_PER_REQUEST ? Math.ceil(segsPerReq / SEGMENTS_PER_INDIRECT_PAGE) : 0;
   const guestPages = 64 + p.depth * (segsPerReq + indirectPages);
   let warnings = 0;
+  let image: Image | undefined;
   const dom0 = store.connect(0);
   const toolstack = new Toolstack(dom0);
   await toolstack.createDomain(GUEST_DOMID, 'bench-guest');
@@ -81,7 +86,11 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   await claimDevice(dom0, vbd.backend);
   const device = new Device(store.connect(0), platform, vbd.backend, {
     direct: spec.direct,
-    ...(spec.inline ? { openImage: (file: string, readOnly: boolean) => inlineImage(Image.open(file, { readOnly, direct: spec.direct })) } : {}),
+    // Opened here as Device would (Image.open), to read its NOWAIT counters afterwards.
+    openImage: (file: string, readOnly: boolean) => {
+      image = Image.open(file, { readOnly, direct: spec.direct, nowait: spec.nowait !== false });
+      return spec.inline ? inlineImage(image) : image;
+    },
     engine: { fsyncIntervalMs: 0 },
     warn: (m) => {
       if (warnings++ < 3) process.stderr.write(`bench engine: ${m}\n`);
@@ -99,6 +108,7 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
   result.engine.grantBatches = g.batches;
   result.engine.segmentsPerBatch = g.batches ? g.segmentsCopied / g.batches : 0;
   result.errors += device.stats().engine?.errors ?? 0;
+  if (image && !spec.direct) result.nowait = image.nowaitStats;
   await device.quiesce();
   platform.close();
   hv.close();

@@ -89,6 +89,11 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
           const ps = order[0] === 'psync' ? before : after;
           const ur = order[0] === 'psync' ? after : before;
           const ev = valueOf(p, e);
+          const nw = e.nowait;
+          if (nw && !p.rw.endsWith('write')) {
+            const reads = nw.hits + nw.partial + nw.misses;
+            progress(`io:   engine: ${reads ? ((100 * nw.hits) / reads).toFixed(1) : 0}% of ${reads} reads from the page cache inline (${nw.partial} partly)${nw.enabled ? '' : ', RWF_NOWAIT refused'}`);
+          }
           s.engine.push(ev);
           s.cpuUs.push(e.cpuUsPerRequest);
           s.rssMiB.push(e.maxRssBytes / (1 << 20));

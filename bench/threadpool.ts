@@ -21,10 +21,13 @@ interface Case {
   raw: boolean;
   threadpool: number;
   inline?: boolean;
+  nowait?: boolean;
 }
 
 const CASES: Case[] = [
   ...SIZES.map((tp) => ({ name: `engine, UV_THREADPOOL_SIZE=${tp}`, raw: false, threadpool: tp })),
+  // The product without its RWF_NOWAIT step (buffered page-cache hits inline): the pool alone.
+  { name: 'engine, pool only (no RWF_NOWAIT), pool 4', raw: false, threadpool: 4, nowait: false },
   { name: 'Node fs.read x32, no engine, pool 4', raw: true, threadpool: 4 },
   { name: 'Node fs.read x32, no engine, pool 32', raw: true, threadpool: 32 },
   // What a pool-free path would reach on page-cache hits (RWF_NOWAIT / io_uring): an experiment.
@@ -47,7 +50,7 @@ export function benchThreadpool(o: ThreadpoolOptions): Row[] {
         const b1 = fio();
         const results: number[][] = [];
         for (const c of CASES) {
-          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, inline: c.inline === true, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.engineWarmupSeconds };
+          const spec: EngineRunSpec & { raw: boolean } = { raw: c.raw, inline: c.inline === true, nowait: c.nowait !== false, file: file.path, direct, pattern: PATTERN, seconds: o.seconds, warmupSeconds: o.engineWarmupSeconds };
           const r = runEngineRound(spec, c.threadpool);
           if (r.errors) throw new Error(`threadpool ${c.name}: ${r.errors} errors`);
           results.push([r.iops, r.cpuUsPerRequest, r.maxRssBytes / (1 << 20)]);

@@ -8,6 +8,10 @@ export interface BlockFile {
   readonly readOnly: boolean;
   /** Hole punching works on this file system (probed at open). */
   readonly canDiscard: boolean;
+  /**
+   * cb may run before read() returns (a page-cache hit served inline by Image), but only with
+   * null: errors always come later. The engine relies on neither order.
+   */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void;
   write(buf: Uint8Array, offset: number, cb: IoCallback): void;
   fsync(cb: IoCallback): void;

@@ -1,8 +1,27 @@
 // The image file: open with checks, size, positional I/O, fsync, hole punching.
 // The data path uses callback-style fs calls (no promise per request).
+//
+// Buffered reads first try preadv2(RWF_NOWAIT) on the calling thread: a page-cache hit costs a
+// copy and no trip through libuv's thread pool, whose hand-off is the ceiling of the pool path
+// (bench: raw fs.read x32 reaches 0.15x fio psync). What is not cached answers EAGAIN (or a
+// short count) at once, and that part goes to the pool as before.
+import createDebug from 'debug';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { native, withErrnoCode } from '../native/addon';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../native/types';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
+
+const log = createDebug('afsfile:image');
+const { EOPNOTSUPP, EINVAL } = os.constants.errno;
+/**
+ * After a NOWAIT miss, this many reads at most go straight to the pool before the next try.
+ * A miss is not free: preadv2 starts the readahead I/O from the calling thread before it
+ * answers EAGAIN, about 30 us here (a hit costs 1-2 us and saves a pool round trip of ~10 us
+ * of main-thread time); a cold file read at 4k qd32 ran at 22-37k IOPS with a try per read,
+ * 50-87k with the pool alone. So the skip doubles per miss, up to this, and halves per hit;
+ * with it, the cold case is back on par with the pool alone (14.0k vs 12.0k, 5 rounds).
+ */
+const MAX_SKIP = 128;
 
 export const SECTOR = 512;
 
@@ -10,6 +29,25 @@ export interface OpenOptions {
   readonly readOnly: boolean;
   /** O_DIRECT: buffers and offsets must then be 4096-aligned. */
   readonly direct?: boolean;
+  /**
+   * Try page-cache hits inline with preadv2(RWF_NOWAIT) before the thread pool (default true;
+   * buffered images only). False keeps every read on the pool (the bench compares the two).
+   */
+  readonly nowait?: boolean;
+}
+
+/** How buffered reads went (Image.nowaitStats): for tests and the bench. */
+export interface NowaitStats {
+  /** Reads answered whole by preadv2(RWF_NOWAIT). */
+  hits: number;
+  /** Reads of which NOWAIT got only a part; the pool did the rest. */
+  partial: number;
+  /** Reads NOWAIT could not start (EAGAIN: not cached; or another error the pool then met). */
+  misses: number;
+  /** Reads sent straight to the pool, not tried, after recent misses (see MAX_SKIP). */
+  skipped: number;
+  /** Still trying: false from the first EOPNOTSUPP/EINVAL (a file system without NOWAIT). */
+  enabled: boolean;
 }
 
 export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
@@ -23,6 +61,13 @@ export class ImageError extends Error {
 }
 
 export class Image {
+  private readonly nowait: NowaitStats;
+  private readonly addon: NativeAddon | null;
+  private readonly rwfNowait: number;
+  /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
+  private skipLeft = 0;
+  private skipNext = 1;
+
   private constructor(
     readonly path: string,
     readonly fd: number,
@@ -34,7 +79,14 @@ export class Image {
     readonly ino: number,
     /** The file opened (symlinks resolved), for telling two names of one image apart. */
     readonly realpath: string,
-  ) {}
+    nowait: boolean,
+  ) {
+    // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
+    const enabled = nowait && !direct;
+    this.addon = enabled ? native() : null;
+    this.rwfNowait = this.addon ? this.addon.RWF_NOWAIT : 0;
+    this.nowait = { hits: 0, partial: 0, misses: 0, skipped: 0, enabled };
+  }
 
   /** Opens and checks an image: a regular file, a whole number of sectors, the right access. */
   static open(path: string, opts: OpenOptions): Image {
@@ -107,15 +159,63 @@ export class Image {
         canDiscard = false;
       }
     }
-    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real);
+    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false);
   }
 
-  /** Reads exactly buf.length bytes at offset (a short read past EOF is an error). */
+  /**
+   * Reads exactly buf.length bytes at offset (a short read past EOF is an error).
+   *
+   * A read served from the page cache calls cb(null) BEFORE read() returns (BlockFile allows
+   * it). The engine is built for that (see Engine.runStep) and answers such reads in the same
+   * pump, which deferring the callback (a microtask, setImmediate) would push to the next one:
+   * measured at 4k qd1, 57k IOPS against 45k. Errors are never reported synchronously: every
+   * failure goes through the pool path.
+   */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
+    const addon = this.addon;
+    if (addon !== null && this.nowait.enabled) {
+      if (this.skipLeft > 0) {
+        this.skipLeft--;
+        this.nowait.skipped++;
+      } else {
+        const len = buf.length;
+        const n = addon.preadv2(this.fd, buf, offset, this.rwfNowait);
+        if (n === len) {
+          this.nowait.hits++;
+          if (this.skipNext > 1) this.skipNext >>= 1;
+          return cb(null);
+        }
+        // Not (all) cached: the next reads likely are not either (see MAX_SKIP).
+        this.skipLeft = this.skipNext;
+        this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
+        if (n > 0) {
+          // Only the start was cached: the pool reads the rest (and reports EOF as before).
+          this.nowait.partial++;
+          return this.io(false, buf, n, len - n, offset + n, cb);
+        }
+        this.nowait.misses++;
+        if (n === -EOPNOTSUPP || n === -EINVAL) {
+          // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
+          this.nowait.enabled = false;
+          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
+        }
+        // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
+        // reports what it meets, exactly as without this step (retries of transient errors included).
+      }
+    }
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
-  /** Writes exactly buf.length bytes at offset. */
+  /** How buffered reads went so far (a copy). */
+  get nowaitStats(): NowaitStats {
+    return { ...this.nowait };
+  }
+
+  /**
+   * Writes exactly buf.length bytes at offset, always through the pool: pwritev2(RWF_NOWAIT)
+   * on a buffered ext4 file answers EOPNOTSUPP (measured on Linux 6.18: ext4 has no
+   * non-blocking buffered writes), so an inline attempt would only cost a syscall.
+   */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
     this.io(true, buf, 0, buf.length, offset, cb);

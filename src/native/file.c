@@ -1,12 +1,28 @@
-/* File calls Node lacks: fallocate (hole punching and its probe) and shared mmap of a file. */
+/* File calls Node lacks: fallocate (hole punching and its probe), shared mmap of a file, and
+ * preadv2/pwritev2 with per-call flags (RWF_NOWAIT: page-cache hits without a pool thread). */
 #include "addon.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* preadv2 comes from glibc with glibc's RWF_* macros; the flag reaches the kernel as is, so it
+ * must equal the kernel's (UAPI <linux/fs.h>, which redefines the same names: hence the dance). */
+enum { GLIBC_RWF_NOWAIT = RWF_NOWAIT };
+#undef RWF_HIPRI
+#undef RWF_DSYNC
+#undef RWF_SYNC
+#undef RWF_NOWAIT
+#undef RWF_APPEND
+#undef RWF_NOAPPEND
+#undef RWF_ATOMIC
+#undef RWF_DONTCACHE
+#include <linux/fs.h>
+_Static_assert(GLIBC_RWF_NOWAIT == RWF_NOWAIT, "glibc's RWF_NOWAIT differs from <linux/fs.h>");
 
 void afs_register_file_more(napi_env env, napi_value exports);
 
@@ -69,6 +85,28 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+/* preadv2/pwritev2(fd, buf, offset, flags) → bytes transferred, or -errno. Never throws for a
+ * failed call: with RWF_NOWAIT, EAGAIN ("not in the page cache") is the common answer and must
+ * cost no exception object. Only bad arguments (a programming error) throw. */
+static napi_value rw_v2(napi_env env, napi_callback_info info, int write) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) return afs_throw_type(env, write ? "pwritev2(fd, buf, offset, flags)" : "preadv2(fd, buf, offset, flags)");
+  int64_t fd, off, flags;
+  void *data;
+  size_t len;
+  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_bytes(env, argv[1], &data, &len) ||
+      afs_arg_i64(env, argv[2], &off) || afs_arg_i64(env, argv[3], &flags)) return NULL;
+  if (off < 0) return afs_throw_type(env, "offset must not be negative");
+  struct iovec iov = { data, len };
+  ssize_t r = write ? pwritev2((int)fd, &iov, 1, off, (int)flags) : preadv2((int)fd, &iov, 1, off, (int)flags);
+  return afs_make_i64(env, r < 0 ? -(int64_t)errno : (int64_t)r);
+}
+
+static napi_value js_preadv2(napi_env env, napi_callback_info info) { return rw_v2(env, info, 0); }
+static napi_value js_pwritev2(napi_env env, napi_callback_info info) { return rw_v2(env, info, 1); }
+
 void afs_register_file(napi_env env, napi_value exports) {
   afs_set_fn(env, exports, "fallocate", js_fallocate);
   afs_set_fn(env, exports, "canPunchHole", js_can_punch_hole);
@@ -104,4 +142,10 @@ static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
 
 void afs_register_file_more(napi_env env, napi_value exports) {
   afs_set_fn(env, exports, "allocAligned", js_alloc_aligned);
+  afs_set_fn(env, exports, "preadv2", js_preadv2);
+  afs_set_fn(env, exports, "pwritev2", js_pwritev2);
+  /* The flag value from the headers checked above, so TypeScript never hard-codes it. */
+  napi_value nowait;
+  napi_create_int32(env, RWF_NOWAIT, &nowait);
+  napi_set_named_property(env, exports, "RWF_NOWAIT", nowait);
 }

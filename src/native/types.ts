@@ -11,6 +11,16 @@ export interface NativeAddon {
   mapFile(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   /** Zeroed memory at an aligned address (O_DIRECT buffers), freed when collected. */
   allocAligned(length: number, alignment: number): ArrayBuffer;
+  /**
+   * preadv2(2) of buf.length bytes at offset: the bytes read (0 at end of file, fewer than
+   * asked for when only part is in the page cache under RWF_NOWAIT), or a NEGATIVE errno.
+   * Does not throw for a failed call (EAGAIN under RWF_NOWAIT is common and must be cheap).
+   */
+  preadv2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
+  /** pwritev2(2), returning as preadv2 does. */
+  pwritev2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
+  /** RWF_NOWAIT from the headers the addon was built with (checked there against <linux/fs.h>). */
+  readonly RWF_NOWAIT: number;
 
   // --- Xen devices (src/native/xen.c, fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
   /** ioctl(2) with arg passed by pointer (the kernel may write back into it); returns the result. */
