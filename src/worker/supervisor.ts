@@ -268,8 +268,9 @@ export class Supervisor {
     d.phase = phase;
     d.message = message;
     stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`);
-    await reportError(this.o.xs, d.b.path, message);
+    // Status file first: whoever sees the error in XenStore then finds it there too.
     this.writeStatusFile();
+    await reportError(this.o.xs, d.b.path, message);
   }
 
   private spawnChild(d: Entry): void {
