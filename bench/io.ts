@@ -83,8 +83,13 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
               ? runFio({ file: file.path, size: file.size, pattern: p, engine, direct: v.direct, seconds: o.seconds, warmupSeconds: o.warmupSeconds })
               : undefined;
           const order: FioEngine[] = round % 2 === 0 ? ['psync', 'io_uring'] : ['io_uring', 'psync'];
+          // Each contender starts from the same cache state (buffered: all of the file cached).
+          const warm = (): void => { if (!v.direct) file.warm(); };
+          warm();
           const before = fio(order[0]!);
+          warm();
           const e = engineRound(file, v, p, o, tp);
+          warm();
           const after = fio(order[1]!);
           const ps = order[0] === 'psync' ? before : after;
           const ur = order[0] === 'psync' ? after : before;
