@@ -12,6 +12,7 @@ import { native } from '../../native/addon';
 import type { NativeAddon, WatchHandle } from '../../native/types';
 import type { EventChannels } from '../evtchn';
 import { openDevice, xenError } from './errors';
+import { RoundTripTiming } from './evtchn-timing';
 import { EVTCHN_DEVICE, IOCTL, OFFSETOF, SIZEOF, encodeBindInterdomain, encodePort } from './uapi';
 
 const debug = createDebug('afsfile:evtchn');
@@ -61,6 +62,7 @@ export class LinuxEventChannels implements EventChannels {
   private readonly portArg = new Uint8Array(SIZEOF.ioctl_evtchn_notify);
   private readonly portView = new DataView(this.portArg.buffer);
   private readonly unmaskBuf = new Uint32Array(1);
+  private readonly timing: RoundTripTiming;
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
   constructor(
@@ -68,7 +70,9 @@ export class LinuxEventChannels implements EventChannels {
     private readonly path = EVTCHN_DEVICE,
     private readonly addon: NativeAddon = native(),
     readonly mechanism: FdWatchMechanism = fdWatchMechanism(),
-  ) {}
+  ) {
+    this.timing = new RoundTripTiming(`${path} (${mechanism})`);
+  }
 
   private closedError(op: string): Error {
     return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
@@ -123,6 +127,7 @@ export class LinuxEventChannels implements EventChannels {
       throw xenError(`IOCTL_EVTCHN_NOTIFY(port ${localPort}) on ${this.path}`, err);
     }
     this.stats.notifies++;
+    if (this.timing.enabled) this.timing.notify();
   }
 
   unmask(localPort: number): void {
@@ -156,6 +161,7 @@ export class LinuxEventChannels implements EventChannels {
         if (this.bound.has(p) && !ports.includes(p)) ports.push(p);
       }
       this.stats.wakeups++;
+      if (this.timing.enabled) this.timing.wake();
       this.stats.ports += ports.length;
       if (ports.length) this.handler?.(ports, false);
       return;
@@ -198,6 +204,7 @@ export class LinuxEventChannels implements EventChannels {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.timing.enabled) this.timing.end();
     if (this.backoff) clearTimeout(this.backoff);
     // Join the poll thread before closing the fd, so it never reads a reused descriptor.
     if (this.watch) this.addon.watchClose(this.watch);
