@@ -24,7 +24,7 @@ test('QD1 round trips: 3 ms in the process, 1 ms outside, one line per window', 
     r.advance(1);
   }
   assert.is(r.lines.length, 1, 'a full window is one line');
-  assert.match(r.lines[0], /^evtchn: wake→notify \(this process\) n=\d+ mean 3\.00 p10 3\.00 p50 3\.00 p90 3\.00 ms; notify→next wake \(guest, Xen, delivery\) n=\d+ mean 1\.00 p10 1\.00 p50 1\.00 p90 1\.00 ms$/);
+  assert.match(r.lines[0], /^evtchn: wake->notify \(this process\) n=\d+ mean 3\.00 p10 3\.00 p50 3\.00 p90 3\.00 ms; notify->next wake \(guest, Xen, delivery\) n=\d+ mean 1\.00 p10 1\.00 p50 1\.00 p90 1\.00 ms$/);
   r.t.end();
   assert.is(r.lines.length, 2);
   const total = (re: RegExp) => r.lines.reduce((n, l) => n + Number(re.exec(l)?.[1] ?? 0), 0);
@@ -45,7 +45,7 @@ test('a wake with no response and a notify with no wake are not samples', () => 
   r.t.notify(); // this process: 4 (from the last wake)
   r.t.notify(); // a second notify for the same wake: not a sample
   r.t.end();
-  assert.equal(r.lines, ['evtchn: wake→notify (this process) n=1 mean 4.00 p10 4.00 p50 4.00 p90 4.00 ms; notify→next wake (guest, Xen, delivery) n=1 mean 5.00 p10 5.00 p50 5.00 p90 5.00 ms']);
+  assert.equal(r.lines, ['evtchn: wake->notify (this process) n=1 mean 4.00 p10 4.00 p50 4.00 p90 4.00 ms; notify->next wake (guest, Xen, delivery) n=1 mean 5.00 p10 5.00 p50 5.00 p90 5.00 ms']);
 });
 
 test('disabled without DEBUG=afsfile:timing', () => {

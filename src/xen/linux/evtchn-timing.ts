@@ -51,7 +51,7 @@ export class RoundTripTiming {
   }
 
   private flush(): void {
-    this.log('%s: wake→notify (this process) %s; notify→next wake (guest, Xen, delivery) %s',
+    this.log('%s: wake->notify (this process) %s; notify->next wake (guest, Xen, delivery) %s',
       this.label, summary(this.backend.subarray(0, this.nb)), summary(this.outside.subarray(0, this.no)));
     this.nb = 0;
     this.no = 0;
