@@ -48,6 +48,31 @@ test('a wake with no response and a notify with no wake are not samples', () => 
   assert.equal(r.lines, ['evtchn: wake->notify (this process) n=1 mean 4.00 p10 4.00 p50 4.00 p90 4.00 ms; notify->next wake (guest, Xen, delivery) n=1 mean 5.00 p10 5.00 p50 5.00 p90 5.00 ms']);
 });
 
+test('grant copies split wake->notify: before the first, in copies, after the last', () => {
+  const r = rig();
+  r.t.copyStart(); // no wake yet: ignored
+  r.t.copyEnd();
+  r.t.wake();
+  r.advance(2); // the engine and the file read
+  r.t.copyStart();
+  r.advance(1);
+  r.t.copyEnd();
+  r.advance(0.5);
+  r.t.copyStart();
+  r.advance(1);
+  r.t.copyEnd();
+  r.advance(3); // publish and the file write
+  r.t.notify();
+  r.t.wake(); // a round trip with no copy adds nothing to the split
+  r.advance(1);
+  r.t.notify();
+  r.t.end();
+  assert.is(r.lines.length, 2);
+  assert.match(r.lines[0], /this process\) n=2 /);
+  assert.is(r.lines[1], 'evtchn: of which wake->first grant copy n=1 mean 2.00 p10 2.00 p50 2.00 p90 2.00 ms; '
+    + 'grant copies n=1 mean 2.00 p10 2.00 p50 2.00 p90 2.00 ms; last copy->notify n=1 mean 3.00 p10 3.00 p50 3.00 p90 3.00 ms');
+});
+
 test('disabled without DEBUG=afsfile:timing', () => {
   assert.is(rig(false).t.enabled, false);
   assert.is(new RoundTripTiming('x').enabled, /afsfile:timing|afsfile:\*/.test(process.env.DEBUG ?? ''));

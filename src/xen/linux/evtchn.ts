@@ -12,7 +12,7 @@ import { native } from '../../native/addon';
 import type { NativeAddon, WatchHandle } from '../../native/types';
 import type { EventChannels } from '../evtchn';
 import { openDevice, xenError } from './errors';
-import { RoundTripTiming } from './evtchn-timing';
+import { type RoundTripTiming, processTiming } from './evtchn-timing';
 import { EVTCHN_DEVICE, IOCTL, OFFSETOF, SIZEOF, encodeBindInterdomain, encodePort } from './uapi';
 
 const debug = createDebug('afsfile:evtchn');
@@ -71,7 +71,8 @@ export class LinuxEventChannels implements EventChannels {
     private readonly addon: NativeAddon = native(),
     readonly mechanism: FdWatchMechanism = fdWatchMechanism(),
   ) {
-    this.timing = new RoundTripTiming(`${path} (${mechanism})`);
+    this.timing = processTiming();
+    this.timing.label = `${path} (${mechanism})`;
   }
 
   private closedError(op: string): Error {
