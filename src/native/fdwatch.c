@@ -9,8 +9,12 @@
  * After a read error (evtchn: EFBIG on queue overflow, which poll keeps reporting until
  * IOCTL_EVTCHN_RESET) the thread delivers the errno once and pauses until watchRearm, so it
  * never spins. End of file is delivered once and ends the thread. Any fd works, which is how
- * the tests drive it with a pipe. */
+ * the tests drive it with a pipe.
+ *
+ * watchFd's third argument selects the other mechanism, uv_poll in the main loop (fdwatch_uv.c);
+ * watchRearm/Close/Ref take either kind of handle. */
 #include "addon.h"
+#include "fdwatch.h"
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -20,11 +24,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define WATCH_READ_MAX 4096 /* evtchn returns at most PAGE_SIZE per read */
-
 enum { CTL_REARM = 1, CTL_STOP = 2 };
 
 struct watch {
+  int kind;                /* WATCH_THREAD; first, see fdwatch.h */
   int fd;
   int ctl;                 /* eventfd: wakes the thread for rearm / stop */
   atomic_int ctl_bits;     /* CTL_* requested by the JS thread */
@@ -149,29 +152,38 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   free(w);
 }
 
-static struct watch *get_watch(napi_env env, napi_value v) {
-  struct watch *w = NULL;
+/* Either mechanism's handle: both start with their kind. */
+static int *get_handle(napi_env env, napi_value v) {
+  int *kind = NULL;
   napi_valuetype t;
   napi_typeof(env, v, &t);
-  if (t != napi_external || napi_get_value_external(env, v, (void **)&w) != napi_ok || !w) {
+  if (t != napi_external || napi_get_value_external(env, v, (void **)&kind) != napi_ok || !kind) {
     afs_throw_type(env, "expected a watch handle from watchFd");
     return NULL;
   }
-  return w;
+  return kind;
 }
 
-/* watchFd(fd, callback) → handle. The fd is not owned: close it only after watchClose. */
+/* watchFd(fd, callback, uvPoll = false) → handle. The fd is not owned: close it only after
+ * watchClose. uvPoll selects fdwatch_uv.c instead of the thread. */
 static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t fd;
   napi_valuetype t;
-  if (argc < 2 || afs_arg_i64(env, argv[0], &fd)) return afs_throw_type(env, "watchFd(fd, callback)");
+  int uv_poll = 0;
+  if (argc < 2 || afs_arg_i64(env, argv[0], &fd)) return afs_throw_type(env, "watchFd(fd, callback, uvPoll?)");
   napi_typeof(env, argv[1], &t);
   if (t != napi_function) return afs_throw_type(env, "watchFd: callback must be a function");
+  if (argc > 2) {
+    napi_typeof(env, argv[2], &t);
+    if (t != napi_undefined && afs_arg_bool(env, argv[2], &uv_poll)) return NULL;
+  }
+  if (uv_poll) return fd < 0 || fd > INT32_MAX ? afs_throw_errno(env, "watchFd", EBADF) : afs_uvwatch_fd(env, (int)fd, argv[1]);
   struct watch *w = calloc(1, sizeof *w);
   if (!w) return afs_throw_errno(env, "watchFd", ENOMEM);
+  w->kind = WATCH_THREAD;
   w->fd = (int)fd;
   w->ctl = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (w->ctl < 0) {
@@ -207,8 +219,13 @@ static napi_value js_watch_rearm(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct watch *w = argc ? get_watch(env, argv[0]) : NULL;
-  if (!w) return argc ? NULL : afs_throw_type(env, "watchRearm(handle)");
+  int *kind = argc ? get_handle(env, argv[0]) : NULL;
+  if (!kind) return argc ? NULL : afs_throw_type(env, "watchRearm(handle)");
+  if (*kind == WATCH_UVPOLL) {
+    int r = afs_uvwatch_rearm(kind);
+    return r ? afs_throw_errno(env, "uv_poll_start", -r) : afs_undefined(env);
+  }
+  struct watch *w = (struct watch *)kind;
   if (!w->stopped) post(w, CTL_REARM);
   return afs_undefined(env);
 }
@@ -218,8 +235,13 @@ static napi_value js_watch_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct watch *w = argc ? get_watch(env, argv[0]) : NULL;
-  if (!w) return argc ? NULL : afs_throw_type(env, "watchClose(handle)");
+  int *kind = argc ? get_handle(env, argv[0]) : NULL;
+  if (!kind) return argc ? NULL : afs_throw_type(env, "watchClose(handle)");
+  if (*kind == WATCH_UVPOLL) {
+    afs_uvwatch_close(env, kind);
+    return afs_undefined(env);
+  }
+  struct watch *w = (struct watch *)kind;
   if (w->hook_installed) {
     napi_remove_env_cleanup_hook(env, cleanup_hook, w);
     w->hook_installed = 0;
@@ -234,9 +256,14 @@ static napi_value js_watch_ref(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int ref;
-  struct watch *w = argc == 2 ? get_watch(env, argv[0]) : NULL;
-  if (!w) return argc == 2 ? NULL : afs_throw_type(env, "watchRef(handle, ref)");
+  int *kind = argc == 2 ? get_handle(env, argv[0]) : NULL;
+  if (!kind) return argc == 2 ? NULL : afs_throw_type(env, "watchRef(handle, ref)");
   if (afs_arg_bool(env, argv[1], &ref)) return NULL;
+  if (*kind == WATCH_UVPOLL) {
+    afs_uvwatch_ref(kind, ref);
+    return afs_undefined(env);
+  }
+  struct watch *w = (struct watch *)kind;
   if (!w->stopped) {
     if (ref) napi_ref_threadsafe_function(env, w->tsfn);
     else napi_unref_threadsafe_function(env, w->tsfn);

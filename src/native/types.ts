@@ -34,13 +34,15 @@ export interface NativeAddon {
   /** A full memory barrier (__sync_synchronize), for weakly ordered CPUs; Atomics suffice on x86. */
   fence(): void;
   /**
-   * Watches a readable fd on a dedicated poll thread. callback(bytes, 0) for each read();
-   * callback(null, 0) once at end of file; callback(null, errno) after a read error, then the
-   * watch pauses until watchRearm. The fd stays the caller's: close it after watchClose.
+   * Watches a readable fd on a dedicated poll thread, or with uvPoll through libuv's uv_poll in
+   * the main loop (which makes the fd non-blocking, and throws for fds epoll refuses).
+   * callback(bytes, 0) for each read(); callback(null, 0) once at end of file;
+   * callback(null, errno) after a read error, then the watch pauses until watchRearm. The fd
+   * stays the caller's: close it after watchClose.
    */
-  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void): WatchHandle;
+  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void, uvPoll?: boolean): WatchHandle;
   watchRearm(handle: WatchHandle): void;
-  /** Stops and joins the thread; no callback runs afterwards. Idempotent. */
+  /** Stops (and joins the thread); no callback runs afterwards. Idempotent. */
   watchClose(handle: WatchHandle): void;
   /** Whether the watch keeps the event loop alive (it does by default). */
   watchRef(handle: WatchHandle, ref: boolean): void;

@@ -39,9 +39,10 @@ function rig(nextPort = 40): Rig {
       r.ioctls.push({ request, arg: arg && [...arg] });
       return request === IOCTL.EVTCHN_BIND_INTERDOMAIN ? port++ : 0;
     },
-    watchFd(_fd, cb): WatchHandle {
+    watchFd(_fd, cb, uvPoll): WatchHandle {
       r.deliver = cb;
-      return real.watchFd(pending.rfd, cb);
+      // AFSFILE_FDWATCH=uvpoll runs this file on the other mechanism.
+      return real.watchFd(pending.rfd, cb, uvPoll);
     },
     watchRearm(h) {
       r.rearms++;

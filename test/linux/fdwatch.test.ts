@@ -1,15 +1,14 @@
 // The readiness mechanism (src/native/fdwatch.c) with a FIFO standing in for /dev/xen/evtchn:
 // the poll thread reads whole batches of u32 ports, delivers end of file once, pauses after a
 // read error until rearmed (no spinning), and never calls back after close. Also measures the
-// latency from write() to the JS callback, against libuv's own epoll on the same kind of fd.
+// latency from write() to the JS callback, against uv_poll (the addon's other mechanism) and a
+// net.Socket on the same kind of fd.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
-import { ROOT, tempDir } from '../helpers/exe';
+import { tempDir } from '../helpers/exe';
 import { fifo, percentile, sleep, u32s, until } from './helpers';
 
 const addon = native();
@@ -102,21 +101,10 @@ interface Mechanism {
   arm(rfd: number, onData: () => void): () => void;
 }
 
-/** The alternative design, compiled only for this measurement when libuv1-dev is installed. */
-function uvPollMechanism(dir: string): Mechanism | undefined {
-  // libuv1-dev's headers; UV_INCLUDE points elsewhere (e.g. an unpacked .deb) for a one-off run.
-  const include = process.env.UV_INCLUDE ?? '/usr/include';
-  if (!fs.existsSync(path.join(include, 'uv.h'))) return undefined;
-  const so = path.join(dir, 'uvpoll.node');
-  execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-DNAPI_VERSION=8', '-I', path.join(ROOT, 'node_modules/node-api-headers/include'), '-I', include,
-    '-o', so, path.join(ROOT, 'test/linux/uv-poll-latency.c')], { stdio: 'pipe' });
-  const mod = { exports: {} as { watch(fd: number, cb: () => void): void; close(): void } };
-  process.dlopen(mod, so);
-  return { name: 'uv_poll', arm: (rfd, onData) => (mod.exports.watch(rfd, onData), () => mod.exports.close()) };
-}
-
 const mechanisms: Mechanism[] = [
   { name: 'poll thread + tsfn', arm: (rfd, onData) => { const h = addon.watchFd(rfd, onData); return () => addon.watchClose(h); } },
+  // The other mechanism of the addon (fdwatch_uv.c, tested in fdwatch-uv.test.ts).
+  { name: 'uv_poll in the main loop', arm: (rfd, onData) => { const h = addon.watchFd(rfd, onData, true); return () => addon.watchClose(h); } },
   {
     // net.Socket on a pipe fd is uv_pipe in the main loop's epoll, plus the stream machinery.
     name: 'net.Socket (uv_pipe)',
@@ -131,8 +119,7 @@ const mechanisms: Mechanism[] = [
 test('latency: write() → JS callback, poll thread vs the main loop\'s own epoll', async () => {
   const t = tempDir();
   const port = u32s(5);
-  const uv = uvPollMechanism(t.dir);
-  const all = uv ? [mechanisms[0], uv, mechanisms[1]] : mechanisms;
+  const all = mechanisms;
   const times = new Map<string, number[]>(all.map((m) => [m.name, []]));
   try {
     // Alternating rounds: the machine is shared and noisy.
@@ -163,7 +150,6 @@ test('latency: write() → JS callback, poll thread vs the main loop\'s own epol
       xs.sort((a, b) => a - b);
       console.log(`  ${name}: ${fmt(xs)} (${xs.length} round trips)`);
     }
-    if (!uv) console.log('  (uv_poll not measured: apt install libuv1-dev to compare)');
     const thread = times.get(mechanisms[0].name)!;
     // Loose bound (a shared 2-core machine): sub-millisecond, i.e. not a timer or a pool queue.
     assert.ok(percentile(thread, 50) < 1000, fmt(thread));

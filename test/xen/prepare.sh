@@ -4,7 +4,7 @@
 # guest I/O tool, and the dom0 and domU initramfs images (rebuilt every time,
 # a few seconds). Then run: node test/xen/run.mjs
 #
-# Env: see host/build-dom0.sh (AFSFILE_BIN, AFSFILE_INSTALL_SH, AFSFILE_WORKER_ARGS,
+# Env: see host/build-dom0.sh (AFSFILE_BIN, AFSFILE_INSTALL_SH, AFSFILE_WORKER_ARGS, AFSFILE_WORKER_ENV,
 #      AFSFILE_INSTALL_ARGS, XEN_TEST_DOM0_COMPRESS) and host/fetch.sh.
 #      XEN_TEST_CACHE overrides the cache directory.
 set -euo pipefail

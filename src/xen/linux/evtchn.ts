@@ -1,7 +1,7 @@
 // EventChannels over /dev/xen/evtchn (facts §4.1; Linux drivers/xen/evtchn.c).
 //
-// A fired port is masked by the kernel and queued; the addon's poll thread read()s the queue
-// and hands the ports to the event loop; the device unmasks by writing the port back once its
+// A fired port is masked by the kernel and queued; the addon's poll thread (or uv_poll in the
+// main loop, AFSFILE_FDWATCH=uvpoll) read()s the queue and hands the ports to the event loop; the device unmasks by writing the port back once its
 // ring is drained. A queue overflow makes read() fail with EFBIG until IOCTL_EVTCHN_RESET,
 // which drops the queued ports while they stay masked: so after a reset every bound port is
 // reported (overflow=true), and the device's re-scan ends in an unmask of each.
@@ -12,6 +12,7 @@ import { native } from '../../native/addon';
 import type { NativeAddon, WatchHandle } from '../../native/types';
 import type { EventChannels } from '../evtchn';
 import { openDevice, xenError } from './errors';
+import { type RoundTripTiming, processTiming } from './evtchn-timing';
 import { EVTCHN_DEVICE, IOCTL, OFFSETOF, SIZEOF, encodeBindInterdomain, encodePort } from './uapi';
 
 const debug = createDebug('afsfile:evtchn');
@@ -20,6 +21,23 @@ const EFBIG = os.constants.errno.EFBIG;
 const ERROR_BACKOFF_MS = 1000;
 
 type Handler = (ports: readonly number[], overflow: boolean) => void;
+
+/** How the fd's readiness reaches the event loop (src/native/fdwatch.c, fdwatch_uv.c). */
+export type FdWatchMechanism = 'thread' | 'uvpoll';
+const MECHANISMS: readonly FdWatchMechanism[] = ['thread', 'uvpoll'];
+let chosen: FdWatchMechanism | undefined;
+
+/**
+ * AFSFILE_FDWATCH=thread|uvpoll, read once per process (the worker's environment reaches its
+ * device children); thread by default. An experiment's switch: see src/xen/linux/README.md.
+ */
+export function fdWatchMechanism(env: NodeJS.ProcessEnv = process.env): FdWatchMechanism {
+  if (chosen) return chosen;
+  const v = env.AFSFILE_FDWATCH;
+  chosen = MECHANISMS.find((m) => m === v) ?? 'thread';
+  if (v && v !== chosen) process.stderr.write(`afsfile: AFSFILE_FDWATCH=${v} is not one of ${MECHANISMS.join(', ')}; using ${chosen}\n`);
+  return chosen;
+}
 
 /** Counters for status output: what to look at when events seem slow or lost. */
 export interface EvtchnStats {
@@ -44,9 +62,18 @@ export class LinuxEventChannels implements EventChannels {
   private readonly portArg = new Uint8Array(SIZEOF.ioctl_evtchn_notify);
   private readonly portView = new DataView(this.portArg.buffer);
   private readonly unmaskBuf = new Uint32Array(1);
+  private readonly timing: RoundTripTiming;
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
-  constructor(readonly fd: number, private readonly path = EVTCHN_DEVICE, private readonly addon: NativeAddon = native()) {}
+  constructor(
+    readonly fd: number,
+    private readonly path = EVTCHN_DEVICE,
+    private readonly addon: NativeAddon = native(),
+    readonly mechanism: FdWatchMechanism = fdWatchMechanism(),
+  ) {
+    this.timing = processTiming();
+    this.timing.label = `${path} (${mechanism})`;
+  }
 
   private closedError(op: string): Error {
     return xenError(op, { errno: os.constants.errno.EBADF, message: `${op}: event channels closed` });
@@ -101,6 +128,7 @@ export class LinuxEventChannels implements EventChannels {
       throw xenError(`IOCTL_EVTCHN_NOTIFY(port ${localPort}) on ${this.path}`, err);
     }
     this.stats.notifies++;
+    if (this.timing.enabled) this.timing.notify();
   }
 
   unmask(localPort: number): void {
@@ -117,7 +145,8 @@ export class LinuxEventChannels implements EventChannels {
   onPending(handler: Handler): void {
     this.handler = handler;
     if (this.watch || this.closed) return;
-    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno));
+    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno), this.mechanism === 'uvpoll');
+    debug('watching %s with %s', this.path, this.mechanism);
   }
 
   private delivered(bytes: Uint8Array | null, errno: number): void {
@@ -133,6 +162,7 @@ export class LinuxEventChannels implements EventChannels {
         if (this.bound.has(p) && !ports.includes(p)) ports.push(p);
       }
       this.stats.wakeups++;
+      if (this.timing.enabled) this.timing.wake();
       this.stats.ports += ports.length;
       if (ports.length) this.handler?.(ports, false);
       return;
@@ -148,7 +178,7 @@ export class LinuxEventChannels implements EventChannels {
     const why = errno ? xenError(`read ${this.path}`, { errno }).message : `read ${this.path}: unexpected end of file`;
     process.stderr.write(`afsfile: ${why}; retrying in ${ERROR_BACKOFF_MS} ms\n`);
     if (errno === 0) {
-      // The poll thread has ended; start a new one.
+      // The watch has ended (the poll thread has exited); start a new one.
       if (this.watch) this.addon.watchClose(this.watch);
       this.watch = undefined;
     }
@@ -175,6 +205,7 @@ export class LinuxEventChannels implements EventChannels {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.timing.enabled) this.timing.end();
     if (this.backoff) clearTimeout(this.backoff);
     // Join the poll thread before closing the fd, so it never reads a reused descriptor.
     if (this.watch) this.addon.watchClose(this.watch);

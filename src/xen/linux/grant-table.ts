@@ -7,6 +7,7 @@ import { native } from '../../native/addon';
 import type { NativeAddon } from '../../native/types';
 import { GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantTable, type RingMapping } from '../grant-table';
 import { openDevice, xenError } from './errors';
+import { processTiming } from './evtchn-timing';
 import { GrantCopyEncoder, type PinnedBytes } from './grant-copy';
 import {
   GNTDEV_DEVICE, IOCTL, SIZEOF, decodeGetOffsetForVaddr, decodeMapIndex, encodeGetOffsetForVaddr,
@@ -40,6 +41,8 @@ export class LinuxGrantTable implements GrantTable {
   private readonly encoder: GrantCopyEncoder;
   private readonly copyArg = new Uint8Array(SIZEOF.ioctl_gntdev_grant_copy);
   private readonly copyView = new DataView(this.copyArg.buffer);
+  /** DEBUG=afsfile:timing: the copies' share of each round trip. */
+  private readonly timing = processTiming();
   private closed = false;
   readonly stats: GntdevStats = { copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0 };
 
@@ -143,6 +146,8 @@ export class LinuxGrantTable implements GrantTable {
     let n = enc.encodeAll(batch, base + pool.byteOffset, pool.byteLength);
     this.stats.segments += batch.count;
     this.stats.refusedSegments += batch.count - n;
+    const timing = this.timing;
+    if (timing.enabled) timing.copyStart();
     for (let attempt = 0; n > 0; attempt++) {
       encodeGrantCopy(this.copyView, n, enc.address);
       this.stats.copyIoctls++;
@@ -159,6 +164,7 @@ export class LinuxGrantTable implements GrantTable {
       this.stats.eagainRetries++;
       n = enc.encodeRetry(batch, base + pool.byteOffset);
     }
+    if (timing.enabled) timing.copyEnd();
     for (let i = 0; i < batch.count; i++) if (batch.status[i] !== GNTST.okay) this.stats.failedSegments++;
   }
 

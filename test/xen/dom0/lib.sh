@@ -13,6 +13,7 @@ GUEST_KERNEL=/xentest/guest/vmlinux # ELF: no xz decompression in xl create
 GUEST_RAMDISK=/xentest/guest/domu.cpio.gz
 XVDA=51712 # the xenstore device id of xvda
 AFSFILE_WORKER_ARGS=worker
+AFSFILE_WORKER_ENV=
 AFSFILE_INSTALL_ARGS=
 [ -f /xentest/config.sh ] && . /xentest/config.sh
 

@@ -7,6 +7,8 @@
 # Env: AFSFILE_BIN           the afsfile executable (default <repo>/dist/afsfile)
 #      AFSFILE_INSTALL_SH    install script (default <repo>/install.sh)
 #      AFSFILE_WORKER_ARGS   arguments of the worker in dom0 (default "worker")
+#      AFSFILE_WORKER_ENV    NAME=VALUE words added to the worker's environment (default
+#                            none), e.g. "AFSFILE_FDWATCH=uvpoll DEBUG=afsfile:*"
 #      AFSFILE_INSTALL_ARGS  arguments given to install.sh in dom0 (default none)
 #      XEN_TEST_DOM0_COMPRESS gzip|none (default none: gunzip of ~100 MB under
 #                            TCG costs more than QEMU loading it uncompressed)
@@ -65,6 +67,7 @@ compress=${XEN_TEST_DOM0_COMPRESS:-none}
 {
   echo "# written by test/xen/host/build-dom0.sh"
   printf 'AFSFILE_WORKER_ARGS=%q\n' "${AFSFILE_WORKER_ARGS:-worker}"
+  printf 'AFSFILE_WORKER_ENV=%q\n' "${AFSFILE_WORKER_ENV:-}"
   printf 'AFSFILE_INSTALL_ARGS=%q\n' "${AFSFILE_INSTALL_ARGS:-}"
 } > "$root/xentest/config.sh"
 if [ -f "$afsfile_bin" ]; then

@@ -30,10 +30,11 @@ xt_step "xen-blkback unloaded"
 
 # The supervisor's and the devices' debug lines (claims, children, XenStore states)
 # go to the log too: it is shown when a stage fails, and an intermittent failure
-# is hard to explain without them.
-DEBUG=afsfile:worker,afsfile:device setsid "$AFSFILE" $AFSFILE_WORKER_ARGS > "$AFSFILE_LOG" 2>&1 < /dev/null &
+# is hard to explain without them. AFSFILE_WORKER_ENV (prepare.sh's environment) comes
+# last, so it can override DEBUG too; the device children inherit it.
+env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV setsid "$AFSFILE" $AFSFILE_WORKER_ARGS > "$AFSFILE_LOG" 2>&1 < /dev/null &
 echo $! > "$AFSFILE_PIDFILE"
-xt_step "afsfile $AFSFILE_WORKER_ARGS started, pid $(cat "$AFSFILE_PIDFILE")"
+xt_step "afsfile $AFSFILE_WORKER_ARGS started${AFSFILE_WORKER_ENV:+ with $AFSFILE_WORKER_ENV}, pid $(cat "$AFSFILE_PIDFILE")"
 sleep 3
 if ! afsfile_worker_alive; then
   show afsfile "$AFSFILE_LOG"

@@ -1,0 +1,227 @@
+// watchFd's second mechanism, uv_poll in the main loop (src/native/fdwatch_uv.c), with a FIFO
+// standing in for /dev/xen/evtchn: the same contract as the poll thread (fdwatch.test.ts):
+// whole batches per read, end of file once, one delivery per read error until rearmed, nothing
+// after close. Also what only this mechanism has: a rearm from inside the callback (evtchn's
+// reset does that), fds epoll refuses, unref letting the process exit, and LinuxEventChannels
+// on top of it (AFSFILE_FDWATCH=uvpoll).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { native } from '../../src/native/addon';
+import { LinuxEventChannels, fdWatchMechanism } from '../../src/xen/linux/evtchn';
+import { ROOT, tempDir } from '../helpers/exe';
+import { fifo, sleep, u32s, until } from './helpers';
+
+const addon = native();
+type Delivery = { bytes: number[] | null; errno: number };
+const EBADF = 9;
+
+/** A FIFO whose only reader is gone: its write end polls POLLERR for ever, read() is EBADF. */
+function brokenWriteEnd(dir: string): { fd: number; close(): void } {
+  const f = fifo(dir, 'broken');
+  fs.closeSync(f.rfd);
+  return { fd: f.wfd, close: () => f.close() };
+}
+
+test('uvpoll: ports written to the fd arrive in one delivery, in order', async () => {
+  const t = tempDir();
+  const f = fifo(t.dir, 'evtchn');
+  const got: Delivery[] = [];
+  const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), true);
+  try {
+    fs.writeSync(f.wfd, u32s(3, 7, 1025));
+    await until(() => got.length > 0);
+    assert.equal(got[0], { bytes: [...u32s(3, 7, 1025)], errno: 0 });
+    fs.writeSync(f.wfd, u32s(9));
+    await until(() => got.length > 1);
+    assert.equal(got[1].bytes, [9, 0, 0, 0]);
+    // More than one read's worth: every byte arrives, in order, in page-sized reads at most.
+    const many = u32s(...Array.from({ length: 1500 }, (_, i) => i));
+    fs.writeSync(f.wfd, many);
+    await until(() => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length);
+    const rest = got.slice(2);
+    assert.ok(rest.every((d) => d.errno === 0 && d.bytes!.length <= 4096), 'no delivery over a page');
+    assert.equal(rest.flatMap((d) => d.bytes!), [...many]);
+  } finally {
+    addon.watchClose(h);
+    f.close();
+    t.cleanup();
+  }
+});
+
+test('uvpoll: end of file is delivered once as (null, 0)', async () => {
+  const t = tempDir();
+  const f = fifo(t.dir, 'evtchn');
+  const got: Delivery[] = [];
+  const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), true);
+  try {
+    fs.closeSync(f.wfd);
+    await until(() => got.length > 0);
+    await sleep(50);
+    addon.watchRearm(h); // nothing to resume after end of file
+    await sleep(50);
+    assert.equal(got, [{ bytes: null, errno: 0 }]);
+  } finally {
+    addon.watchClose(h);
+    f.close();
+    t.cleanup();
+  }
+});
+
+test('uvpoll: a read error is delivered once, then the watch pauses until rearmed', async () => {
+  // Like evtchn's EFBIG the error repeats until something is done about it: a watch that kept
+  // polling would call back on every turn of the loop.
+  const t = tempDir();
+  const b = brokenWriteEnd(t.dir);
+  const got: Delivery[] = [];
+  const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }), true);
+  try {
+    await until(() => got.length > 0);
+    await sleep(100);
+    assert.equal(got, [{ bytes: null, errno: EBADF }], 'exactly one delivery while paused');
+    addon.watchRearm(h);
+    addon.watchRearm(h); // a second rearm while already polling changes nothing
+    await until(() => got.length > 1);
+    await sleep(50);
+    assert.is(got.length, 2, 'one more after one rearm');
+  } finally {
+    addon.watchClose(h);
+    b.close();
+    t.cleanup();
+  }
+});
+
+test('uvpoll: a rearm and a close from inside the callback', async () => {
+  const t = tempDir();
+  const b = brokenWriteEnd(t.dir);
+  let calls = 0;
+  const h = addon.watchFd(b.fd, () => {
+    calls++;
+    if (calls < 3) addon.watchRearm(h); // evtchn's reset rearms synchronously
+    else addon.watchClose(h);
+  }, true);
+  try {
+    await until(() => calls >= 3);
+    await sleep(100);
+    assert.is(calls, 3, 'closed inside the third callback: no fourth');
+  } finally {
+    addon.watchClose(h);
+    b.close();
+    t.cleanup();
+  }
+});
+
+test('uvpoll: no callback after watchClose; close is idempotent; refused fds throw', async () => {
+  const t = tempDir();
+  const f = fifo(t.dir, 'evtchn');
+  let calls = 0;
+  const h = addon.watchFd(f.rfd, () => calls++, true);
+  addon.watchRef(h, false);
+  addon.watchRef(h, true);
+  addon.watchClose(h);
+  addon.watchClose(h);
+  addon.watchRearm(h);
+  addon.watchRef(h, false);
+  fs.writeSync(f.wfd, u32s(1));
+  await sleep(50);
+  assert.is(calls, 0);
+  assert.is(fs.readSync(f.rfd, Buffer.alloc(4)), 4, 'the port is still in the fd: nobody read it');
+  // The same fd can be watched again once the old watch is closed (libuv forgets it).
+  let again = 0;
+  await sleep(10);
+  const h2 = addon.watchFd(f.rfd, () => again++, true);
+  fs.writeSync(f.wfd, u32s(2));
+  await until(() => again > 0);
+  addon.watchClose(h2);
+  f.close();
+  // epoll refuses a directory: the error names libuv's call and carries EPERM.
+  const dirFd = fs.openSync(t.dir, 'r');
+  try {
+    assert.throws(() => addon.watchFd(dirFd, () => {}, true), (e: NodeJS.ErrnoException) => e.errno === 1 && /uv_poll_init/.test(String(e.syscall ?? e.message)));
+  } finally {
+    fs.closeSync(dirFd);
+  }
+  assert.throws(() => addon.watchFd(-1, () => {}, true), (e: NodeJS.ErrnoException) => e.errno === EBADF);
+  assert.throws(() => addon.watchFd(0, () => {}, 'yes' as unknown as boolean), /boolean/i);
+  t.cleanup();
+});
+
+test('uvpoll: an unref\'d watch lets the process exit, a ref\'d one keeps it alive', () => {
+  const t = tempDir();
+  const script = path.join(t.dir, 'child.js');
+  fs.writeFileSync(script, `
+    const fs = require('fs');
+    const { native } = require(${JSON.stringify(path.join(ROOT, 'build/src/native/addon'))});
+    const { execFileSync } = require('child_process');
+    execFileSync('mkfifo', [process.argv[2]]);
+    const rfd = fs.openSync(process.argv[2], fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const wfd = fs.openSync(process.argv[2], fs.constants.O_WRONLY); // never written: no EOF
+    const h = native().watchFd(rfd, () => {}, true);
+    native().watchRef(h, process.argv[3] === 'ref');
+  `);
+  try {
+    const unref = spawnSync(process.execPath, [script, path.join(t.dir, 'a'), 'unref'], { timeout: 5000 });
+    assert.is(unref.status, 0, `exits by itself: ${unref.stderr}`);
+    const ref = spawnSync(process.execPath, [script, path.join(t.dir, 'b'), 'ref'], { timeout: 500 });
+    assert.is(ref.signal, 'SIGTERM', 'still running when the timeout killed it');
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('LinuxEventChannels with uvpoll: pending ports reach onPending, unmask writes back', async () => {
+  const t = tempDir();
+  const pending = fifo(t.dir, 'pending');
+  const unmasks = fifo(t.dir, 'unmask');
+  let port = 40;
+  const ev = new LinuxEventChannels(fs.openSync(`/proc/self/fd/${unmasks.wfd}`, 'w'), '/dev/xen/evtchn', {
+    ...addon,
+    ioctl: () => port++,
+    watchFd: (_fd, cb, uv) => {
+      assert.is(uv, true, 'the mechanism reaches the addon');
+      return addon.watchFd(pending.rfd, cb, uv);
+    },
+  }, 'uvpoll');
+  try {
+    const p = await ev.bindInterdomain(1, 7);
+    const got: number[][] = [];
+    ev.onPending((ports) => {
+      got.push([...ports]);
+      for (const q of ports) ev.unmask(q);
+    });
+    fs.writeSync(pending.wfd, u32s(p, 999, p));
+    await until(() => got.length > 0);
+    assert.equal(got, [[p]]);
+    const back = Buffer.alloc(4);
+    assert.is(fs.readSync(unmasks.rfd, back), 4);
+    assert.is(back.readUInt32LE(0), p);
+    assert.is(ev.stats.wakeups, 1);
+  } finally {
+    ev.close();
+    pending.close();
+    unmasks.close();
+    t.cleanup();
+  }
+});
+
+test('AFSFILE_FDWATCH: uvpoll or thread, anything else is the thread; read once', () => {
+  const script = `const m = require(${JSON.stringify(path.join(ROOT, 'build/src/xen/linux/evtchn'))});
+    const a = m.fdWatchMechanism(); process.env.AFSFILE_FDWATCH = 'thread'; console.log(a, m.fdWatchMechanism());`;
+  const run = (v: string | undefined) => {
+    const env = { ...process.env };
+    if (v === undefined) delete env.AFSFILE_FDWATCH;
+    else env.AFSFILE_FDWATCH = v;
+    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+    return { out: r.stdout.trim(), err: r.stderr };
+  };
+  assert.is(run(undefined).out, 'thread thread');
+  assert.is(run('uvpoll').out, 'uvpoll uvpoll', 'read once: a later change is not seen');
+  const bad = run('epoll');
+  assert.is(bad.out, 'thread thread');
+  assert.match(bad.err, /AFSFILE_FDWATCH=epoll is not one of thread, uvpoll; using thread/);
+  assert.is(typeof fdWatchMechanism(), 'string');
+});
+
+test.run();
