@@ -2,9 +2,10 @@
 //
 // A fired port is masked by the kernel and queued; the addon's poll thread (or uv_poll in the
 // main loop, AFSFILE_FDWATCH=uvpoll) read()s the queue and hands the ports to the event loop;
-// the device unmasks by writing the port back once its ring is drained. A queue overflow makes read() fail with EFBIG until IOCTL_EVTCHN_RESET,
-// which drops the queued ports while they stay masked: so after a reset every bound port is
-// reported (overflow=true), and the device's re-scan ends in an unmask of each.
+// the device unmasks by writing the port back once its ring is drained. A queue overflow makes
+// read() fail with EFBIG until IOCTL_EVTCHN_RESET, which drops the queued ports while they stay
+// masked: so after a reset every bound port is reported (overflow=true), and the device's
+// re-scan ends in an unmask of each.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import createDebug from 'debug';
