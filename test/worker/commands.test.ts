@@ -5,39 +5,31 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Toolstack } from '../../src/sim/toolstack';
-import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
-import { run, tempDir } from '../helpers/exe';
+import type { XenStoreClient } from '../../src/xen/xenstore-client';
+import { run } from '../helpers/exe';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker, workerEnv } from '../helpers/worker';
-import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import type { Xenstored } from '../helpers/xenstored';
 
 let xs: Xenstored;
 let c: XenStoreClient;
 let ts: Toolstack;
-let tmp: { dir: string; cleanup: () => void };
+let rig: WorkerRig;
 let runDir: string;
 let worker: RunningWorker;
 
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => workerEnv(xs.socketPath, runDir, extra);
 
 test.before(async () => {
-  tmp = tempDir('afsfile-cmds-');
-  runDir = path.join(tmp.dir, 'run');
-  xs = await startXenstored();
-  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-  ts = new Toolstack(c);
-  worker = await startWorker(xs.socketPath, runDir);
+  rig = await startWorkerRig('afsfile-cmds-');
+  ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
-});
+test.after(() => rig.close(worker));
 
 test('status merges worker.json and the device files; --json is machine-readable', async () => {
-  const img = path.join(tmp.dir, 'st.img');
+  const img = path.join(rig.dir, 'st.img');
   fs.writeFileSync(img, Buffer.alloc(1 << 20));
   await ts.createDomain(4);
   const p = await ts.addVbd({ domid: 4, target: img });
@@ -58,7 +50,7 @@ test('status merges worker.json and the device files; --json is machine-readable
   assert.match(r.stdout, /^worker: running, pid \d+/);
   assert.match(r.stdout, new RegExp(`device 4/${p.devid} ${img}: InitWait`));
   assert.match(r.stdout, /renew: no keytab configured/);
-  r = run(['status'], { env: env({ AFSFILE_RUN_DIR: path.join(tmp.dir, 'nothing-here') }) });
+  r = run(['status'], { env: env({ AFSFILE_RUN_DIR: path.join(rig.dir, 'nothing-here') }) });
   assert.is(r.status, 3);
   assert.match(r.stdout, /worker: not running/);
 });
@@ -70,7 +62,7 @@ test('a second supervisor on the same run dir refuses to start', () => {
 });
 
 test('detach: online=0 + Closing in one transaction, waits for Closed', async () => {
-  const img = path.join(tmp.dir, 'det.img');
+  const img = path.join(rig.dir, 'det.img');
   fs.writeFileSync(img, Buffer.alloc(1 << 20));
   await ts.createDomain(5);
   const p = await ts.addVbd({ domid: 5, target: img, vdev: 'xvdb' });
@@ -85,13 +77,13 @@ test('detach: online=0 + Closing in one transaction, waits for Closed', async ()
   assert.match(r.stderr, /no device 51999 of domain 5/);
   r = run(['detach', 'five', 'xvda'], { env: env() });
   assert.is(r.status, 2);
-  r = run(['detach', '5', 'xvdb'], { env: env({ XENSTORED_PATH: path.join(tmp.dir, 'no-socket') }) });
+  r = run(['detach', '5', 'xvdb'], { env: env({ XENSTORED_PATH: path.join(rig.dir, 'no-socket') }) });
   assert.is(r.status, 1);
   assert.match(r.stderr, /no-socket.*start it/);
 });
 
 function fakeRoot(opts: { blkback: boolean; devices: boolean }): string {
-  const root = fs.mkdtempSync(path.join(tmp.dir, 'root-'));
+  const root = fs.mkdtempSync(path.join(rig.dir, 'root-'));
   if (opts.devices) {
     fs.mkdirSync(path.join(root, 'dev/xen'), { recursive: true });
     for (const n of ['evtchn', 'gntdev']) fs.writeFileSync(path.join(root, 'dev/xen', n), '');
@@ -108,7 +100,7 @@ test('check: every problem named with its fix; exit status reflects them', () =>
   assert.match(r.stdout, /ok   worker: running/);
   assert.match(r.stdout, /all checks passed/);
 
-  r = run(['check', '--json'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: true, devices: false }), XENSTORED_PATH: path.join(tmp.dir, 'gone.sock') }) });
+  r = run(['check', '--json'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: true, devices: false }), XENSTORED_PATH: path.join(rig.dir, 'gone.sock') }) });
   assert.is(r.status, 1);
   const j = JSON.parse(r.stdout) as { ok: boolean; findings: Array<{ check: string; ok: boolean; detail: string; fix?: string }> };
   assert.is(j.ok, false);
@@ -130,7 +122,7 @@ test('check: every problem named with its fix; exit status reflects them', () =>
   r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }) }) });
   assert.is(r.status, 1);
   assert.match(r.stdout, /FAIL tokens: no valid Kerberos ticket: kinit: Cannot contact any KDC\n     fix: check the keytab/);
-  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }), AFSFILE_RUN_DIR: path.join(tmp.dir, 'empty-run') }) });
+  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }), AFSFILE_RUN_DIR: path.join(rig.dir, 'empty-run') }) });
   assert.match(r.stdout, /FAIL worker: not running.*\n     fix: systemctl start afsfile/);
 });
 
@@ -141,7 +133,7 @@ test('without /dev/xen: worker --platform auto exits 1 naming /dev/xen; --platfo
   assert.match(r.stderr, /\/dev\/xen does not exist.*--platform sim/);
   assert.is(await worker.stop('SIGTERM'), 0);
   worker = await startWorker(xs.socketPath, runDir, ['--platform', 'linux']);
-  const img = path.join(tmp.dir, 'lin.img');
+  const img = path.join(rig.dir, 'lin.img');
   fs.writeFileSync(img, Buffer.alloc(1 << 20));
   await ts.createDomain(6);
   const p = await ts.addVbd({ domid: 6, target: img });

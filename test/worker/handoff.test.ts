@@ -7,32 +7,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Toolstack, type VbdPaths } from '../../src/sim/toolstack';
-import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
-import { EXE, tempDir } from '../helpers/exe';
+import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
+import type { XenStoreClient } from '../../src/xen/xenstore-client';
 import { until } from '../helpers/wait';
-import { type RunningWorker, startWorker } from '../helpers/worker';
-import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 
-let xs: Xenstored;
+let rig: WorkerRig;
 let c: XenStoreClient;
 let ts: Toolstack;
-let tmp: { dir: string; cleanup: () => void };
-let worker: RunningWorker;
 let marks: string;
 let nextDomid = 30;
 
 test.before(async () => {
-  tmp = tempDir('afsfile-handoff-');
-  marks = path.join(tmp.dir, 'marks');
+  rig = await startWorkerRig('afsfile-handoff-', { copyExe: true });
+  ({ c, ts } = rig);
+  const exe = rig.exe;
+  marks = path.join(rig.dir, 'marks');
   fs.mkdirSync(marks);
-  xs = await startXenstored();
-  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-  ts = new Toolstack(c);
-  const exe = path.join(tmp.dir, 'afsfile');
-  fs.copyFileSync(EXE, exe);
-  fs.chmodSync(exe, 0o755);
-  worker = await startWorker(xs.socketPath, path.join(tmp.dir, 'run'), [], exe);
   // The running supervisor keeps its (now unlinked) image; the next exec of the path gets this.
   const standIn = `${exe}.new`;
   fs.writeFileSync(standIn, `#!/bin/sh
@@ -45,15 +36,10 @@ exec sleep 120
   fs.renameSync(standIn, exe);
 });
 
-test.after(async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
-});
+test.after(() => rig.close());
 
 function image(name: string): string {
-  const p = path.join(tmp.dir, name);
+  const p = path.join(rig.dir, name);
   fs.writeFileSync(p, Buffer.alloc(0));
   fs.truncateSync(p, 1 << 20);
   return p;
@@ -88,14 +74,14 @@ test('opened is reported before the device process runs; the process gets the op
 });
 
 test('an image that cannot be opened, or is taken: the supervisor reports it and starts no process', async () => {
-  const missing = await guest(path.join(tmp.dir, 'missing.img'));
+  const missing = await guest(path.join(rig.dir, 'missing.img'));
   assert.match((await status(missing)).error ?? '', /missing\.img: does not exist/);
   const busyImg = image('d.img');
   const first = await guest(busyImg);
   assert.is((await status(first)).status, 'opened');
   const second = await guest(busyImg);
   assert.match((await status(second)).error ?? '', new RegExp(`in use read-write by domain ${first.domid}`));
-  const entries = (JSON.parse(fs.readFileSync(path.join(tmp.dir, 'run/status/worker.json'), 'utf8')) as { devices: Array<{ backend: string; phase: string; childPid?: number }> }).devices;
+  const entries = (JSON.parse(fs.readFileSync(path.join(rig.dir, 'run/status/worker.json'), 'utf8')) as { devices: Array<{ backend: string; phase: string; childPid?: number }> }).devices;
   const entry = (p: VbdPaths) => entries.find((e) => e.backend === p.backend);
   assert.is(entry(missing)?.phase, 'failed');
   assert.is(entry(missing)?.childPid, undefined);
@@ -110,7 +96,7 @@ test('an image that cannot be opened, or is taken: the supervisor reports it and
 
 test('SIGTERM: the supervisor stops its device processes (here the stand-ins) and exits 0', async () => {
   const t0 = Date.now();
-  assert.is(await worker.stop('SIGTERM'), 0);
+  assert.is(await rig.worker.stop('SIGTERM'), 0);
   assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
 });
 

@@ -6,42 +6,30 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Toolstack, type VbdPaths } from '../../src/sim/toolstack';
-import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
-import { tempDir } from '../helpers/exe';
+import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
+import type { XenStoreClient } from '../../src/xen/xenstore-client';
 import { until } from '../helpers/wait';
-import { type RunningWorker, startWorker } from '../helpers/worker';
-import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import type { RunningWorker } from '../helpers/worker';
+import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 
-let xs: Xenstored;
+let rig: WorkerRig;
 let c: XenStoreClient;
 let ts: Toolstack;
-let tmp: { dir: string; cleanup: () => void };
 let runDir: string;
-let config: string;
 let worker: RunningWorker;
 let nextDomid = 40;
 
 test.before(async () => {
-  tmp = tempDir('afsfile-reload-');
-  runDir = path.join(tmp.dir, 'run');
-  config = path.join(tmp.dir, 'afsfile.conf'); // the file the worker helper names in AFSFILE_CONFIG
-  fs.writeFileSync(config, 'max-indirect-segments = 64\nhold-timeout = 100\n');
-  xs = await startXenstored();
-  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-  ts = new Toolstack(c);
-  worker = await startWorker(xs.socketPath, runDir);
+  rig = await startWorkerRig('afsfile-reload-', { config: 'max-indirect-segments = 64\nhold-timeout = 100\n' });
+  ({ c, ts, runDir, worker } = rig);
 });
 
-test.after(async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
-});
+test.after(() => rig.close());
+
+const config = (text: string): void => fs.writeFileSync(path.join(rig.dir, 'afsfile.conf'), text);
 
 async function device(): Promise<VbdPaths> {
-  const img = path.join(tmp.dir, `d${nextDomid}.img`);
+  const img = path.join(rig.dir, `d${nextDomid}.img`);
   fs.writeFileSync(img, Buffer.alloc(0));
   fs.truncateSync(img, 1 << 20);
   const domid = nextDomid++;
@@ -69,7 +57,7 @@ test('SIGHUP: timings reach running devices now, limits apply to new claims, a b
   assert.is(before.holdTimeoutS, 100);
   assert.is(before.fsyncIntervalS, 5, 'the default');
 
-  fs.writeFileSync(config, 'max-indirect-segments = 32\nhold-timeout = 7\nfsync-interval = 2\n');
+  config('max-indirect-segments = 32\nhold-timeout = 7\nfsync-interval = 2\n');
   hup();
   const after = await until('retuned without a restart', () => { const s = deviceStatus(first); return s?.holdTimeoutS === 7 && s; });
   assert.is(after.fsyncIntervalS, 2);
@@ -81,7 +69,7 @@ test('SIGHUP: timings reach running devices now, limits apply to new claims, a b
   assert.is(await c.tryRead(`${second.backend}/feature-max-indirect-segments`), '32');
   assert.is((await until('second device status', () => deviceStatus(second))).holdTimeoutS, 7);
 
-  fs.writeFileSync(config, 'hold-timeout = soon\n');
+  config('hold-timeout = soon\n');
   hup();
   await until('the refusal is logged', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*hold-timeout/.test(worker.stderr()));
   const third = await device();

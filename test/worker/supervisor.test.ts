@@ -5,22 +5,22 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
-import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
-import { tempDir } from '../helpers/exe';
+import type { XenStoreClient } from '../../src/xen/xenstore-client';
 import { sleep, until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
-import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import type { Xenstored } from '../helpers/xenstored';
 
 let xs: Xenstored;
 let c: XenStoreClient;
 let ts: Toolstack;
-let tmp: { dir: string; cleanup: () => void };
+let rig: WorkerRig;
 let runDir: string;
 let worker: RunningWorker;
 let nextDomid = 10;
 
 function image(name: string, size = 1 << 20): string {
-  const p = path.join(tmp.dir, name);
+  const p = path.join(rig.dir, name);
   fs.writeFileSync(p, Buffer.alloc(0));
   fs.truncateSync(p, size);
   return p;
@@ -87,20 +87,11 @@ async function frontendConnects(p: VbdPaths, keys: Record<string, string | undef
 }
 
 test.before(async () => {
-  tmp = tempDir('afsfile-worker-');
-  runDir = path.join(tmp.dir, 'run');
-  xs = await startXenstored();
-  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-  ts = new Toolstack(c);
-  worker = await startWorker(xs.socketPath, runDir);
+  rig = await startWorkerRig('afsfile-worker-');
+  ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
-});
+test.after(() => rig.close(worker));
 
 test('claims block-afsfile devices at once: features + InitWait (latency printed)', async () => {
   const img = image('claim.img');
@@ -177,15 +168,15 @@ test('bad params and bad frontend values: that device reports an error, the othe
   await afsfileStatus(good, 'opened');
   const goodPid = await childPid(good);
 
-  const dir = path.join(tmp.dir, 'a-directory');
+  const dir = path.join(rig.dir, 'a-directory');
   fs.mkdirSync(dir);
   const d1 = await guest({ target: dir });
   assert.match(await afsfileStatus(d1, 'error'), /is a directory/);
-  const d2 = await guest({ target: path.join(tmp.dir, 'missing.img') });
+  const d2 = await guest({ target: path.join(rig.dir, 'missing.img') });
   assert.match(await afsfileStatus(d2, 'error'), /missing\.img.*does not exist/);
   const d3 = await guest({ target: 'relative/path.img' });
   assert.match(await afsfileStatus(d3, 'error'), /absolute path.*relative\/path\.img/);
-  const odd = path.join(tmp.dir, 'odd.img');
+  const odd = path.join(rig.dir, 'odd.img');
   fs.writeFileSync(odd, Buffer.alloc(1000));
   const d4 = await guest({ target: odd });
   assert.match(await afsfileStatus(d4, 'error'), /multiple of 512/);
@@ -222,7 +213,7 @@ test('exclusivity: rw excludes every other user, ro+ro is allowed, the error nam
   const b = await guest({ target: img, access: 'ro' });
   assert.match(await afsfileStatus(b, 'error'), new RegExp(`in use read-write by domain ${a.domid}`));
   // The same file through a symlink.
-  const link = path.join(tmp.dir, 'link.img');
+  const link = path.join(rig.dir, 'link.img');
   fs.symlinkSync(img, link);
   const l = await guest({ target: link });
   assert.match(await afsfileStatus(l, 'error'), new RegExp(`domain ${a.domid}`));
@@ -319,7 +310,7 @@ test('SIGTERM: children quiesce, the supervisor exits 0, XenStore state is left;
   worker = await startWorker(xs.socketPath, runDir);
   await childPid(p);
   // The rebuilt table still protects the adopted device's image.
-  const rival = await guest({ target: path.join(tmp.dir, 'adopt.img') });
+  const rival = await guest({ target: path.join(rig.dir, 'adopt.img') });
   assert.match(await afsfileStatus(rival, 'error'), new RegExp(`domain ${p.domid}`));
 });
 

@@ -1,0 +1,55 @@
+// What the worker tests share: a private xenstored, a client on it, the test as libxl
+// (src/sim/toolstack.ts), a temp dir with the run dir and config file, and a running worker.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Toolstack } from '../../src/sim/toolstack';
+import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
+import { EXE, tempDir } from './exe';
+import { type RunningWorker, startWorker } from './worker';
+import { type Xenstored, startXenstored } from './xenstored';
+
+export interface WorkerRig {
+  readonly xs: Xenstored;
+  readonly c: XenStoreClient;
+  readonly ts: Toolstack;
+  /** The temp dir: run dir `run/`, config file `afsfile.conf`, whatever the test puts there. */
+  readonly dir: string;
+  readonly runDir: string;
+  /** The executable the worker runs from (a copy in `dir` with `copyExe`). */
+  readonly exe: string;
+  readonly worker: RunningWorker;
+  /** Kills `current` (default: the rig's worker) if it still runs, stops xenstored, removes dir. */
+  close(current?: RunningWorker): Promise<void>;
+}
+
+export interface WorkerRigOptions {
+  /** Contents of the config file the worker reads (AFSFILE_CONFIG); default: empty. */
+  readonly config?: string;
+  /** Run the worker from a copy of dist/afsfile in `dir` (a test may then replace that path). */
+  readonly copyExe?: boolean;
+  readonly workerArgs?: string[];
+}
+
+export async function startWorkerRig(prefix: string, o: WorkerRigOptions = {}): Promise<WorkerRig> {
+  const tmp = tempDir(prefix);
+  const runDir = path.join(tmp.dir, 'run');
+  if (o.config !== undefined) fs.writeFileSync(path.join(tmp.dir, 'afsfile.conf'), o.config); // the file workerEnv names
+  let exe = EXE;
+  if (o.copyExe) {
+    exe = path.join(tmp.dir, 'afsfile');
+    fs.copyFileSync(EXE, exe);
+    fs.chmodSync(exe, 0o755);
+  }
+  const xs = await startXenstored();
+  const c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
+  const worker = await startWorker(xs.socketPath, runDir, o.workerArgs ?? [], exe);
+  return {
+    xs, c, ts: new Toolstack(c), dir: tmp.dir, runDir, exe, worker,
+    close: async (current = worker) => {
+      if (current.proc.exitCode === null && current.proc.signalCode === null) await current.stop('SIGKILL');
+      c.close();
+      await xs.stop();
+      tmp.cleanup();
+    },
+  };
+}
