@@ -1,7 +1,7 @@
 // watchFd's second mechanism, uv_poll in the main loop (src/native/fdwatch_uv.c), with a FIFO
-// standing in for /dev/xen/evtchn: the same contract as the poll thread (fdwatch.test.ts):
-// whole batches per read, end of file once, one delivery per read error until rearmed, nothing
-// after close. Also what only this mechanism has: a rearm from inside the callback (evtchn's
+// standing in for /dev/xen/evtchn. The contract both mechanisms share (whole batches per read,
+// end of file once, one delivery per read error until rearmed) is tested for both in
+// fdwatch.test.ts; here: nothing after close, and what only this mechanism has: a rearm from inside the callback (evtchn's
 // reset does that), fds epoll refuses, unref letting the process exit, and LinuxEventChannels
 // on top of it (AFSFILE_FDWATCH=uvpoll).
 import * as fs from 'node:fs';
@@ -12,86 +12,10 @@ import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
 import { LinuxEventChannels, fdWatchMechanism } from '../../src/xen/linux/evtchn';
 import { ROOT, tempDir } from '../helpers/exe';
-import { fifo, sleep, u32s, until } from './helpers';
+import { brokenWriteEnd, fifo, sleep, u32s, until } from './helpers';
 
 const addon = native();
-type Delivery = { bytes: number[] | null; errno: number };
 const EBADF = 9;
-
-/** A FIFO whose only reader is gone: its write end polls POLLERR for ever, read() is EBADF. */
-function brokenWriteEnd(dir: string): { fd: number; close(): void } {
-  const f = fifo(dir, 'broken');
-  fs.closeSync(f.rfd);
-  return { fd: f.wfd, close: () => f.close() };
-}
-
-test('uvpoll: ports written to the fd arrive in one delivery, in order', async () => {
-  const t = tempDir();
-  const f = fifo(t.dir, 'evtchn');
-  const got: Delivery[] = [];
-  const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), true);
-  try {
-    fs.writeSync(f.wfd, u32s(3, 7, 1025));
-    await until(() => got.length > 0);
-    assert.equal(got[0], { bytes: [...u32s(3, 7, 1025)], errno: 0 });
-    fs.writeSync(f.wfd, u32s(9));
-    await until(() => got.length > 1);
-    assert.equal(got[1].bytes, [9, 0, 0, 0]);
-    // More than one read's worth: every byte arrives, in order, in page-sized reads at most.
-    const many = u32s(...Array.from({ length: 1500 }, (_, i) => i));
-    fs.writeSync(f.wfd, many);
-    await until(() => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length);
-    const rest = got.slice(2);
-    assert.ok(rest.every((d) => d.errno === 0 && d.bytes!.length <= 4096), 'no delivery over a page');
-    assert.equal(rest.flatMap((d) => d.bytes!), [...many]);
-  } finally {
-    addon.watchClose(h);
-    f.close();
-    t.cleanup();
-  }
-});
-
-test('uvpoll: end of file is delivered once as (null, 0)', async () => {
-  const t = tempDir();
-  const f = fifo(t.dir, 'evtchn');
-  const got: Delivery[] = [];
-  const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), true);
-  try {
-    fs.closeSync(f.wfd);
-    await until(() => got.length > 0);
-    await sleep(50);
-    addon.watchRearm(h); // nothing to resume after end of file
-    await sleep(50);
-    assert.equal(got, [{ bytes: null, errno: 0 }]);
-  } finally {
-    addon.watchClose(h);
-    f.close();
-    t.cleanup();
-  }
-});
-
-test('uvpoll: a read error is delivered once, then the watch pauses until rearmed', async () => {
-  // Like evtchn's EFBIG the error repeats until something is done about it: a watch that kept
-  // polling would call back on every turn of the loop.
-  const t = tempDir();
-  const b = brokenWriteEnd(t.dir);
-  const got: Delivery[] = [];
-  const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }), true);
-  try {
-    await until(() => got.length > 0);
-    await sleep(100);
-    assert.equal(got, [{ bytes: null, errno: EBADF }], 'exactly one delivery while paused');
-    addon.watchRearm(h);
-    addon.watchRearm(h); // a second rearm while already polling changes nothing
-    await until(() => got.length > 1);
-    await sleep(50);
-    assert.is(got.length, 2, 'one more after one rearm');
-  } finally {
-    addon.watchClose(h);
-    b.close();
-    t.cleanup();
-  }
-});
 
 test('uvpoll: a rearm and a close from inside the callback', async () => {
   const t = tempDir();

@@ -48,3 +48,10 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 }
+
+/** A FIFO whose only reader is gone: its write end polls POLLERR for ever, read() is EBADF. */
+export function brokenWriteEnd(dir: string): { fd: number; close(): void } {
+  const f = fifo(dir, 'broken');
+  fs.closeSync(f.rfd);
+  return { fd: f.wfd, close: () => f.close() };
+}
