@@ -112,10 +112,6 @@ export class Engine {
     this.startFsyncTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
-  get holdTimeoutMs(): number {
-    return this.holdMs;
-  }
-
   /** New timings from a reloaded config (SIGHUP), for the requests from now on. */
   retune(t: { holdTimeoutMs?: number; fsyncIntervalMs?: number }): void {
     if (t.holdTimeoutMs !== undefined) this.holdMs = t.holdTimeoutMs;
