@@ -90,7 +90,7 @@ export class TestKdc {
       '  }',
       '',
     ].join('\n'));
-    fs.writeFileSync(path.join(dir, 'this.conf'), [
+    fs.writeFileSync(path.join(dir, 'kdc.conf'), [
       '[kdcdefaults]',
       `  kdc_ports = ${port}`,
       `  kdc_tcp_listen = 127.0.0.1:${port}`,
@@ -104,7 +104,7 @@ export class TestKdc {
       '    max_renewable_life = 5m',
       '  }',
       '[logging]',
-      `  kdc = FILE:${path.join(dir, 'this.log')}`,
+      `  kdc = FILE:${path.join(dir, 'kdc.log')}`,
       '',
     ].join('\n'));
     fs.writeFileSync(path.join(dir, 'kadm5.acl'), '');
