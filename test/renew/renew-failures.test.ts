@@ -4,20 +4,21 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
 import { KEYTAB_ARGS, type Rig, makeRig, sleep, startRenew, waitFor } from './rig';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   rig.kdc.addPrincipal('gone/renew', rig.file('gone.keytab'));
   rig.kdc.kadmin('delprinc -force gone/renew');
   rig.kdc.kadmin('addprinc -randkey afs/test.local');
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(async () => {
   for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });

@@ -4,18 +4,19 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
 import { KEYTAB_ARGS, type Rig, alive, callerSessionKeyring, environOf, listeningSocketsOf, makeRig, ppidOf, sleep, startRenew, times, waitFor } from './rig';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   await rig.kdc.start();
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(() => {
   for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });

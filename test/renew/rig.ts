@@ -87,8 +87,14 @@ export interface Rig {
 
 export async function makeRig(): Promise<Rig> {
   const { dir, cleanup } = tempDir('afsfile-renew-');
-  fs.chmodSync(dir, 0o755);
-  const kdc = await TestKdc.create();
+  let kdc: TestKdc;
+  try {
+    fs.chmodSync(dir, 0o755);
+    kdc = await TestKdc.create();
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
   for (const [name, text] of [['kinit', KINIT], ['aklog-rec', AKLOG], ['tokens', TOKENS], ['aklog-kafs', AKLOG_KAFS], ['child', CHILD]] as const) {
