@@ -145,7 +145,7 @@ test('an aklog that exits 0 without a token is a failure: OpenAFS (tokens shows 
   fs.writeFileSync(rig.file('aklog.notoken'), '');
   const r = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s']);
   try {
-    const s = await waitFor('the missing token', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    const s = await until('the missing token', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
     assert.is(s.lastSuccess, null, 'no token, no success');
     assert.match(s.lastError!.message, /aklog exited 0 but `tokens` shows no valid token for test\.local/);
     assert.is(s.lastError!.permanent, false);
@@ -158,7 +158,7 @@ test('an aklog that exits 0 without a token is a failure: OpenAFS (tokens shows 
   // 0); on this host, without the rxrpc key type, it sets no key: renew must see that.
   const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s', '--afs-client=kafs'], undefined, { aklog: 'aklog-kafs' });
   try {
-    const s = await waitFor('the missing kAFS token', () => { const st = k.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    const s = await until('the missing kAFS token', () => { const st = k.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
     assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local'], 'the cell is positional for aklog-kafs');
     assert.is(s.lastSuccess, null);
     assert.match(s.lastError!.message, /aklog exited 0 but the session keyring holds no new rxrpc token for test\.local/);
@@ -171,7 +171,7 @@ test('renew picks the client from --aklog when no AFS module is loaded: aklog-ka
   await rig.kdc.start();
   const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s'], undefined, { aklog: `${rig.bin}/aklog-kafs` });
   try {
-    await waitFor('an attempt', () => (k.status() as unknown as Status | undefined)?.lastError ?? undefined, 8000);
+    await until('an attempt', () => (k.status() as unknown as Status | undefined)?.lastError ?? undefined, 8000);
     assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local']);
   } finally {
     await k.kill();
