@@ -51,10 +51,6 @@ export function access(perms: readonly Permission[], domid: number): Access {
 export const canRead = (a: Access): boolean => a === 'r' || a === 'b';
 export const canWrite = (a: Access): boolean => a === 'w' || a === 'b';
 
-export function formatPerms(perms: readonly Permission[]): string {
-  return perms.map((p) => `${p.access}${p.domid}`).join(',');
-}
-
 /**
  * One tree. Every mutator takes the acting domid, checks permissions as cxenstored does, bumps
  * generations, and reports the paths that changed (for watches).

@@ -3,7 +3,6 @@
 // (tests only: the host's own /sys and /dev are not theirs to change).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandContext } from '../cli/commands';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
 import { pidAlive, readStatusFiles } from './status-file';
@@ -105,8 +104,8 @@ async function platformSelfTest(): Promise<Finding> {
   }
 }
 
-export async function checkMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
-  const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'));
+export async function checkMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
+  const findings = await runChecks(args.string('run-dir'), env, args.optionalString('keytab'));
   if (args.bool('selftest')) findings.push(await platformSelfTest());
   const ok = findings.every((f) => f.ok);
   if (args.bool('json')) process.stdout.write(`${JSON.stringify({ ok, findings }, null, 2)}\n`);
