@@ -9,6 +9,7 @@ import createDebug from 'debug';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { native, withErrnoCode } from '../native/addon';
+import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
 
 const log = createDebug('afsfile:image');
@@ -223,7 +224,7 @@ export class Image {
 
   private io(write: boolean, buf: Uint8Array, at: number, len: number, offset: number, cb: IoCallback): void {
     const done = (err: NodeJS.ErrnoException | null, n: number) => {
-      if (err) return cb(err);
+      if (err) return cb(nameLinuxErrno(err));
       if (n === len) return cb(null);
       if (n === 0) return cb(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
       this.io(write, buf, at + n, len - n, offset + n, cb);
@@ -233,7 +234,7 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
-    fs.fdatasync(this.fd, cb);
+    fs.fdatasync(this.fd, (err) => cb(nameLinuxErrno(err)));
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
