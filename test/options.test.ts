@@ -122,7 +122,7 @@ test('one duration syntax for every time option: 5s, 5m, plain seconds', () => {
   for (const o of durations) {
     const role = o.roles[0]!;
     for (const [text, s] of [['90', 90], ['90s', 90], ['2m', 120]] as const) {
-      const a = parseArgs(role, [`--${o.name}=${text}`, ...(o.name === 'lifetime' ? ['--margin=1s'] : [])], { env: {}, readConfig: false });
+      const a = parseArgs(role, [`--${o.name}=${text}`], { env: {}, readConfig: false });
       assert.is(a.number(o.name), s, `${o.name}=${text}`);
     }
   }
@@ -153,7 +153,6 @@ test('out-of-range counts are refused with file and line (max-queues 0, 100000 s
       assert.throws(() => parseArgs('worker', ['--config', file], { env: {}, readConfig: true }), (e: unknown) => e instanceof ConfigError && why.test((e as Error).message), line);
     });
   }
-  assert.throws(() => parseArgs('worker', [], { env: { AFSFILE_RUN_DIR: '' }, readConfig: false }) && parseArgs('renew', ['--lifetime=1m', '--margin=5m'], { env: {}, readConfig: false }), /margin \(5 min\) must be shorter than lifetime \(1 min\)/);
 });
 
 test('check\'s validation lists every problem of the file, for every role, with its line', () => {
@@ -163,7 +162,6 @@ test('check\'s validation lists every problem of the file, for every role, with 
       `${file}:2: unknown key "bogus" (the keys are listed in \`afsfile help config\`)`,
       `${file}:1: max-queues expects a whole number from 1 to 256; got "0"`,
       `${file}:5: hotplug-wait expects a duration such as 30, 30s, 500ms, 5m, 10h, 1d (a plain number is seconds), from 1 s to 10 min; got "forever"`,
-      `${file}: margin (2 h) must be shorter than lifetime (1 h): renew would never wait`,
     ]);
     assert.is(r.values.get('fsync-interval'), 10);
   });

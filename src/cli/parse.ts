@@ -4,7 +4,7 @@ import minimist from 'minimist';
 import { readConfigFile } from './config-file';
 import { ConfigError, UsageError } from './errors';
 import { type OptionSpec, type Role, optionsFor } from './options';
-import { type OptionValue, ValueError, checkRelations, convertValue } from './values';
+import { type OptionValue, ValueError, convertValue } from './values';
 
 export type { OptionValue } from './values';
 
@@ -131,8 +131,6 @@ export function parseArgs(role: Role, argv: string[], ctx: ParseContext): Parsed
   for (const spec of specs) {
     if (!values.has(spec.name) && spec.default !== undefined) values.set(spec.name, convert(spec, spec.default, 'default', role));
   }
-  const clash = checkRelations((name) => values.get(name));
-  if (clash) throw explicit.has('margin') || explicit.has('lifetime') ? new UsageError(clash, role) : new ConfigError(clash);
 
   const positional = parsed._.map(String);
   return new ParsedArgs(role, values, positional, command, explicit, { argv: [...argv], ctx });

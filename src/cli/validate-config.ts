@@ -4,7 +4,7 @@
 import { readConfigText, scanConfigText } from './config-file';
 import { ConfigError } from './errors';
 import { findOption } from './options';
-import { type OptionValue, ValueError, checkRelations, convertValue } from './values';
+import { type OptionValue, ValueError, convertValue } from './values';
 
 export interface ConfigReport {
   readonly file: string;
@@ -36,11 +36,5 @@ export function validateConfigFile(file: string, explicit: boolean): ConfigRepor
       problems.push(err.message);
     }
   }
-  const clash = checkRelations((name) => {
-    if (converted.has(name)) return converted.get(name);
-    const spec = findOption(name);
-    return spec?.default === undefined ? undefined : convertValue(spec, spec.default, 'default');
-  });
-  if (clash) problems.push(`${file}: ${clash}`);
   return { file, absent: false, keys: values.size, problems, values: converted };
 }

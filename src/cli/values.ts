@@ -85,11 +85,3 @@ export function convertValue(spec: OptionSpec, raw: unknown, where: string, labe
   }
 }
 
-/** Settings that are valid alone but not together; undefined when they fit. */
-export function checkRelations(get: (name: string) => OptionValue | undefined): string | undefined {
-  const lifetime = get('lifetime');
-  const margin = get('margin');
-  if (typeof lifetime === 'number' && typeof margin === 'number' && margin >= lifetime)
-    return `margin (${formatDuration(margin)}) must be shorter than lifetime (${formatDuration(lifetime)}): renew would never wait`;
-  return undefined;
-}
