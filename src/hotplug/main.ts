@@ -14,7 +14,7 @@ import { findConflicts } from './sharing';
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 
-export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
+export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv, configError?: string): Promise<number> {
   const action = args.positional[0];
   if (action !== 'add' && action !== 'remove') throw new UsageError(`expected add or remove, got ${action === undefined ? 'nothing' : `"${action}"`}`);
   const xenbusPath = env.XENBUS_PATH;
@@ -36,6 +36,12 @@ export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Pro
       return EXIT_FAILED;
     }
     try {
+      // A broken config file (hotplug-wait, hotplug-log are read from it) must not leave xl
+      // with a bare exit status: say which line is wrong; removal goes on with the defaults.
+      if (configError) {
+        if (action === 'add') return await fail(xs, backend, 'error', `afsfile: ${configError} (\`afsfile check\` lists every problem)`, log);
+        log.line(`config file problem, removing with the defaults: ${configError}`);
+      }
       return action === 'add' ? await add(xs, backend, base, waitMs, log) : await remove(xs, backend, waitMs, log);
     } finally {
       xs.close();
