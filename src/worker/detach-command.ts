@@ -1,4 +1,4 @@
-// `afsfile detach DOMID DEVID`: detach one device cleanly, as libxl does (facts §2.8): online=0
+// `afsfile detach DOMID DEVID`: detach one device cleanly, as libxl does (xen.git tools/libs/light/libxl_device.c): online=0
 // and (unless already Closed) state=5 in one transaction, then wait for the worker's Closed.
 // DEVID is the number or a vdev name (xvda).
 import { FatalError, UsageError } from '../cli/errors';
