@@ -129,6 +129,8 @@ export class Device {
       this.discard = this.image.canDiscard && !this.readOnly && !this.image.readOnly && discardEnable?.trim() !== '0';
       this.engine = new Engine(this.image, this.platform.grants, this.deviceLimits(this.image), {
         ...this.config.engine,
+        // O_DIRECT: kept copies would not be aligned for writing them again (durability.ts).
+        ...(this.config.direct ? { keepBytes: 0 } : {}),
         warn: (m) => this.warn(m),
       });
       this.imageOk = true;
