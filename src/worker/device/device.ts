@@ -20,7 +20,7 @@ import { Image, ImageError } from '../../image/image';
 import type { Platform } from '../../xen/platform';
 import { XenbusState, parseState, stateName } from '../../xen/xenbus-state';
 import type { Watch, XenStore } from '../../xen/xenstore';
-import { claimLimits, type ClaimLimits } from './claim';
+import { advertisedLimits, claimLimits, type ClaimLimits } from './claim';
 import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
 import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
@@ -70,7 +70,8 @@ export function openFailure(err: unknown): string {
 export class Device {
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
-  private readonly limits: ClaimLimits;
+  /** The config's limits, then (start) what the backend directory advertised. */
+  private limits: ClaimLimits;
   private readonly warnFn: (m: string) => void;
   private image: DeviceImage | undefined;
   private engine: Engine | undefined;
@@ -113,6 +114,7 @@ export class Device {
       this.xs.tryRead(`${be}/mode`),
       this.xs.tryRead(`${be}/discard-enable`),
     ]);
+    this.limits = await advertisedLimits(this.xs, be, this.limits);
     const feId = parseU32(frontendId);
     if (feId !== undefined && frontend !== undefined && frontend.trim().startsWith(`/local/domain/${feId}/`)) {
       this.frontend = frontend.trim();
