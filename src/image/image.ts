@@ -9,6 +9,7 @@ import createDebug from 'debug';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { native, withErrnoCode } from '../native/addon';
+import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
 
 const log = createDebug('afsfile:image');
@@ -278,7 +279,7 @@ export class Image {
     this.busy++;
     const done = (err: NodeJS.ErrnoException | null, n: number) => {
       if (--this.busy === 0 && this.stale.length > 0) this.closeStale();
-      if (err) return cb(err);
+      if (err) return cb(nameLinuxErrno(err));
       if (n === len) return cb(null);
       if (n === 0) return cb(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
       this.io(write, buf, at + n, len - n, offset + n, cb);
@@ -288,7 +289,7 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
-    fs.fdatasync(this.curFd, this.track(cb));
+    fs.fdatasync(this.curFd, this.track((err) => cb(nameLinuxErrno(err))));
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */

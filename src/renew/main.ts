@@ -57,7 +57,7 @@ function withoutCcache(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 function bestEffortStatus(runDir: string, state: 'running' | 'stopped', childPid: number | null): void {
   try {
-    writeRenewStatus(runDir, { managed: false, state, pag: 'none', principal: null, cells: [], ticketExpires: null, tokenExpires: null, lastAttempt: null, lastSuccess: null, lastError: null, failures: 0, nextAttempt: null, childPid });
+    writeRenewStatus(runDir, { managed: false, state, pag: 'none', principal: null, cells: [], ticketExpires: null, tokenExpires: null, renewals: 0, lastAttempt: null, lastSuccess: null, lastError: null, failures: 0, nextAttempt: null, childPid });
   } catch { /* a run dir we cannot write must not stop the worker */ }
 }
 
@@ -98,7 +98,7 @@ function reload(args: ParsedArgs, renewer: Renewer): void {
     renewer.reconfigure({
       keytab, principal: now.optionalString('principal'), cells: now.list('cell'), lifetimeS: duration(now, 'lifetime'),
       timing: { marginMs: duration(now, 'margin') * 1000, retryCapMs: duration(now, 'retry-cap') * 1000 },
-      aklog: now.string('aklog'),
+      aklog: now.string('aklog'), afsClient: now.string('afs-client'),
     });
     say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${now.string('lifetime')}); refreshing now`);
   } catch (e) {
@@ -132,7 +132,7 @@ export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<
   const renewer = new Renewer({
     keytab, principal: args.optionalString('principal'), cells: args.list('cell'), lifetimeS,
     timing: { marginMs: marginS * 1000, retryCapMs: capS * 1000 },
-    aklog: args.string('aklog'), ccache, runDir, pag, env,
+    aklog: args.string('aklog'), afsClient: args.string('afs-client'), ccache, runDir, pag, env,
   });
   // Installed before the child runs, so a kick from a fast worker is never the default action.
   process.on('SIGALRM', () => renewer.kick());

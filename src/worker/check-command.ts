@@ -81,7 +81,8 @@ function checkTokens(runDir: string, keytab: string | undefined, now = Date.now(
     return { check, ok: false, detail: `no valid Kerberos ticket${lastError ? `: ${lastError}` : ''}`, fix: 'check the keytab and principal in /etc/xen/afsfile.conf; `journalctl -u afsfile` shows why kinit fails' };
   }
   const tokens = (r.tokenExpires as Record<string, string> | null | undefined) ?? {};
-  const bad = Object.entries(tokens).filter(([, v]) => v === 'expired' || !(Date.parse(v) > now)).map(([cell]) => cell);
+  // "present": a kAFS token (an rxrpc key; its expiry is not read back).
+  const bad = Object.entries(tokens).filter(([, v]) => v === 'expired' || (v !== 'present' && !(Date.parse(v) > now))).map(([cell]) => cell);
   if (bad.length) return { check, ok: false, detail: `AFS token expired for ${bad.join(', ')}${lastError ? `: ${lastError}` : ''}`, fix: 'check aklog (the cell, and the principal\'s AFS access); `journalctl -u afsfile`' };
   return { check, ok: true, detail: `ticket valid until ${String(r.ticketExpires)}${Object.keys(tokens).length ? `, tokens for ${Object.keys(tokens).join(', ')}` : ''}` };
 }

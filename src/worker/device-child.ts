@@ -14,6 +14,9 @@ import { stderrLine } from './log';
 import { type PlatformName, loadPlatform } from './platform-choice';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 
+/** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
+const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
+
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
   readonly runDir: string;
@@ -81,7 +84,7 @@ export class DeviceChild {
         maxBytes: this.o.maxInflight,
         fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
         holdTimeoutMs: this.timings.holdTimeoutS * 1000,
-        onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
+        onTransientError: (code) => { if (TOKEN_ERRORS.has(code)) this.kickRenew(code); },
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
@@ -129,17 +132,18 @@ export class DeviceChild {
 
   private lastKick = 0;
 
-  /** EACCES from AFS usually means the token expired: ask renew (DESIGN contracts, Signals) to
-   * refresh now, as k5start does on SIGALRM; coalesced so a burst of errors sends one. */
-  private kickRenew(): void {
+  /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
+   * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of
+   * errors sends one. */
+  private kickRenew(code: string): void {
     const pid = Number(this.o.env.AFSFILE_RENEW_PID);
     if (!Number.isInteger(pid) || pid <= 1 || Date.now() - this.lastKick < 30_000) return;
     this.lastKick = Date.now();
     try {
       process.kill(pid, 'SIGALRM');
-      this.note(`EACCES on the image: asked renew (pid ${pid}) to refresh the tokens`);
+      this.note(`${code} on the image: asked renew (pid ${pid}) to refresh the tokens`);
     } catch (e) {
-      this.note(`EACCES on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      this.note(`${code} on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   }
 

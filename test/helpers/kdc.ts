@@ -62,6 +62,17 @@ export class TestKdc {
     const { dir, cleanup } = tempDir('afsfile-kdc-');
     const port = await freePort();
     const kdc = new TestKdc(dir, port, cleanup);
+    try {
+      kdc.init();
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+    return kdc;
+  }
+
+  private init(): void {
+    const { dir, port } = this;
     fs.writeFileSync(path.join(dir, 'krb5.conf'), [
       '[libdefaults]',
       `  default_realm = ${REALM}`,
@@ -97,9 +108,8 @@ export class TestKdc {
       '',
     ].join('\n'));
     fs.writeFileSync(path.join(dir, 'kadm5.acl'), '');
-    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], { env: kdc.env, stdio: 'pipe' });
-    kdc.addPrincipal('host/renew', kdc.keytab);
-    return kdc;
+    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], { env: this.env, stdio: 'pipe' });
+    this.addPrincipal('host/renew', this.keytab);
   }
 
   kadmin(query: string): string {

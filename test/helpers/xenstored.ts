@@ -30,13 +30,16 @@ export interface Xenstored {
  * (/usr/sbin/xenstored is a wrapper that refuses to run without /sys/hypervisor). */
 export function xenstoredBinary(): string {
   const env = process.env.AFSFILE_TEST_XENSTORED;
-  if (env) return env;
+  if (env) {
+    if (!fs.existsSync(env)) throw new Error(`xenstored not found at AFSFILE_TEST_XENSTORED=${env}: install it with test/deps.sh`);
+    return env;
+  }
   const dirs = fs.existsSync('/usr/lib') ? fs.readdirSync('/usr/lib').filter((d) => /^xen-\d+\.\d+$/.test(d)).sort().reverse() : [];
   for (const d of dirs) {
     const p = path.join('/usr/lib', d, 'bin/xenstored');
     if (fs.existsSync(p)) return p;
   }
-  throw new Error('xenstored not found: apt-get install xen-utils-4.17 xenstore-utils (or set AFSFILE_TEST_XENSTORED)');
+  throw new Error('xenstored not found: install it with test/deps.sh (apt-get install xen-utils-4.17), or set AFSFILE_TEST_XENSTORED');
 }
 
 function buildStub(): string {
@@ -101,7 +104,12 @@ export async function startXenstored(): Promise<Xenstored> {
     await exited;
   }
 
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     socketPath,
     dir,

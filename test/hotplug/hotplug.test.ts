@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
@@ -92,7 +93,7 @@ async function attach(cfg: Omit<VbdConfig, 'domid'> & { domid?: number }): Promi
 
 const read = (k: string): Promise<string | undefined> => c.tryRead(k);
 
-test.before(async () => {
+setup(test, async () => {
   tmp = tempDir('afsfile-hotplug-');
   runDir = path.join(tmp.dir, 'run');
   hotplugLog = path.join(tmp.dir, 'log/xen-hotplug.log');
@@ -110,11 +111,11 @@ test.after.each(async () => {
   await Promise.all(list.map((p) => ts.removeVbd(p, { timeoutMs: 10_000 }).catch(() => undefined)));
 });
 
-test.after(async () => {
+teardown(test, async () => {
   await stopWorker('SIGKILL');
-  c.close();
-  await xsd.stop();
-  tmp.cleanup();
+  c?.close();
+  await xsd?.stop();
+  tmp?.cleanup();
 });
 
 test('add: the worker opened the image → hotplug-status=connected, exit 0, nothing else written', async () => {

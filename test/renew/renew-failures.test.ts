@@ -4,23 +4,24 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
 import { KEYTAB_ARGS, type Rig, makeRig, sleep, startRenew, waitFor } from './rig';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   rig.kdc.addPrincipal('gone/renew', rig.file('gone.keytab'));
   rig.kdc.kadmin('delprinc -force gone/renew');
   rig.kdc.kadmin('addprinc -randkey afs/test.local');
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(async () => {
-  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit']) fs.rmSync(rig.file(f), { force: true });
+  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });
   await rig.kdc.stop();
 });
 
@@ -135,6 +136,44 @@ test('the real Debian aklog: "no such cell" (exit 3) and "pioctl failed" (exit 5
     }
   }
   assert.ok(cases.length === 2 || hostHasCell);
+});
+
+test('an aklog that exits 0 without a token is a failure: OpenAFS (tokens shows none) and kafs-client 0.5 (no new rxrpc key)', async () => {
+  await rig.kdc.start();
+  fs.writeFileSync(rig.file('aklog.notoken'), '');
+  const r = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s']);
+  try {
+    const s = await waitFor('the missing token', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    assert.is(s.lastSuccess, null, 'no token, no success');
+    assert.match(s.lastError!.message, /aklog exited 0 but `tokens` shows no valid token for test\.local/);
+    assert.is(s.lastError!.permanent, false);
+    assert.is(rig.lines('aklog.log').length, 1);
+  } finally {
+    await r.kill();
+  }
+  fs.rmSync(rig.file('aklog.notoken'));
+  // kAFS: aklog-kafs takes the cell as its argument (not -c, which it rejects and still exits
+  // 0); on this host, without the rxrpc key type, it sets no key: renew must see that.
+  const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s', '--afs-client=kafs'], undefined, { aklog: 'aklog-kafs' });
+  try {
+    const s = await waitFor('the missing kAFS token', () => { const st = k.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local'], 'the cell is positional for aklog-kafs');
+    assert.is(s.lastSuccess, null);
+    assert.match(s.lastError!.message, /aklog exited 0 but the session keyring holds no new rxrpc token for test\.local/);
+  } finally {
+    await k.kill();
+  }
+});
+
+test('renew picks the client from --aklog when no AFS module is loaded: aklog-kafs is called with the cell positionally', async () => {
+  await rig.kdc.start();
+  const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s'], undefined, { aklog: `${rig.bin}/aklog-kafs` });
+  try {
+    await waitFor('an attempt', () => (k.status() as unknown as Status | undefined)?.lastError ?? undefined, 8000);
+    assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local']);
+  } finally {
+    await k.kill();
+  }
 });
 
 test('pagsh without the OpenAFS kernel module makes no PAG: renew refuses and says what to do', () => {

@@ -4,21 +4,22 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
 import { KEYTAB_ARGS, type Rig, alive, callerSessionKeyring, environOf, listeningSocketsOf, makeRig, ppidOf, sleep, startRenew, times, waitFor } from './rig';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   await rig.kdc.start();
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(() => {
-  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit']) fs.rmSync(rig.file(f), { force: true });
+  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });
 });
 
 test('renews before expiry across several lifetimes; aklog gets a valid cache inside the child\'s new session keyring', async () => {
@@ -43,6 +44,9 @@ test('renews before expiry across several lifetimes; aklog gets a valid cache in
     const s = r.status()!;
     assert.is(s.principal, 'host/renew@TEST.LOCAL');
     assert.is(s.failures, 0);
+    assert.ok(Number(s.renewals) >= 3, `every successful attempt counts as a renewal the worker reopens for: ${String(s.renewals)}`);
+    const tokens = s.tokenExpires as Record<string, string>;
+    assert.ok(Date.parse(tokens['test.local']!) > Date.now(), `the token aklog set, read back with tokens: ${JSON.stringify(tokens)}`);
     assert.ok(Date.parse(String(s.ticketExpires)) > Date.now(), `ticket still valid after ${(Date.now() - started) / 1000} s: ${s.ticketExpires}`);
     assert.ok(Date.parse(String(s.nextAttempt)) < Date.parse(String(s.ticketExpires)));
     assert.not.match(JSON.stringify(s), /krb5cc|FILE:/, 'no cache path in the status');

@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/exe';
 
 const fields: RenewStatusFields = {
   managed: true, state: 'running', pag: 'keyctl', principal: 'host/x@TEST.LOCAL', cells: ['test.local'],
-  ticketExpires: '2099-01-01T00:00:00.000Z', tokenExpires: null, lastAttempt: null, lastSuccess: null,
+  ticketExpires: '2099-01-01T00:00:00.000Z', tokenExpires: null, renewals: 0, lastAttempt: null, lastSuccess: null,
   lastError: { time: '2026-01-01T00:00:00.000Z', message: 'kinit failed', permanent: false }, failures: 2,
   nextAttempt: '2099-01-01T00:00:00.000Z', childPid: 1,
 };

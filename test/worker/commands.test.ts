@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -21,12 +22,12 @@ let worker: RunningWorker;
 
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => workerEnv(xs.socketPath, runDir, extra);
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-cmds-');
   ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close(worker));
+teardown(test, () => rig?.close(worker));
 
 test('status merges worker.json and the device files; --json is machine-readable', async () => {
   const img = path.join(rig.dir, 'st.img');

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
@@ -25,18 +26,18 @@ let worker: RunningWorker | undefined;
 let guest: SimGuest | undefined;
 
 
-test.before(async () => {
+setup(test, async () => {
   tmp = tempDir('afsfile-e2e-');
   xs = await startXenstored();
   c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
 });
 
-test.after(async () => {
+teardown(test, async () => {
   if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
   guest?.close();
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
+  c?.close();
+  await xs?.stop();
+  tmp?.cleanup();
 });
 
 test('a simulated guest through the worker: handshake, verified I/O, child killed under I/O, teardown', async () => {

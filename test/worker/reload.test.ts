@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -19,12 +20,12 @@ let runDir: string;
 let worker: RunningWorker;
 let nextDomid = 40;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-reload-', { config: 'max-indirect-segments = 64\nhold-timeout = 100\n' });
   ({ c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close());
+teardown(test, () => rig?.close());
 
 const config = (text: string): void => fs.writeFileSync(path.join(rig.dir, 'afsfile.conf'), text);
 

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -86,12 +87,12 @@ async function frontendConnects(p: VbdPaths, keys: Record<string, string | undef
   await c.write(`${p.backend}/hotplug-status`, 'connected');
 }
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-worker-');
   ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close(worker));
+teardown(test, () => rig?.close(worker));
 
 test('claims block-afsfile devices at once: features + InitWait (latency printed)', async () => {
   const img = image('claim.img');
