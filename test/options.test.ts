@@ -8,17 +8,14 @@ import { FatalError, UsageError } from '../src/cli/errors';
 import { OPTIONS } from '../src/cli/options';
 import { parseArgs } from '../src/cli/parse';
 import { parseDuration, parseSize } from '../src/util/units';
-import { tempDir } from './helpers/exe';
+import { withTempDir } from './helpers/temp';
 
 function withConfig(text: string, fn: (file: string) => void): void {
-  const t = tempDir();
-  try {
-    const file = path.join(t.dir, 'afsfile.conf');
+  withTempDir((tmp) => {
+    const file = path.join(tmp, 'afsfile.conf');
     fs.writeFileSync(file, text);
     fn(file);
-  } finally {
-    t.cleanup();
-  }
+  });
 }
 
 test('defaults come from the table', () => {

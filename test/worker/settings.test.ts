@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
 import { pattern } from '../helpers/pattern';
-import { sleep, until } from '../helpers/wait';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 
