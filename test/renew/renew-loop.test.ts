@@ -154,7 +154,7 @@ test('HUP: renew reads the config file again (cells, lifetime) and refreshes at 
       .catch((e: Error) => { throw new Error(`${e.message}\naklog: ${rig.lines('aklog.log').join('\n')}\nstderr: ${r.stderr()}`); });
     assert.equal(r.status()!.cells, ['second.local', 'third.local']);
     await until('the child got HUP', () => rig.lines('child.signals').includes('HUP'), 5000);
-    assert.match(r.stderr(), /SIGHUP: reloaded the settings .*cells second\.local third\.local, lifetime 4s/);
+    assert.match(r.stderr(), /SIGHUP: reloaded the settings .*cells second\.local third\.local, lifetime 4 s/);
     // 4 s tickets now: renewed every ~2 s.
     const n = rig.lines('kinit.log').length;
     await sleep(5000);
