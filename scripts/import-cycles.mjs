@@ -18,7 +18,9 @@ function files(dir) {
 
 function resolve(from, spec) {
   const base = path.resolve(path.dirname(from), spec);
-  for (const c of [`${base}.ts`, path.join(base, 'index.ts'), base]) if (fs.existsSync(c) && fs.statSync(c).isFile()) return c;
+  for (const c of [`${base}.ts`, path.join(base, 'index.ts'), base]) {
+    if (fs.existsSync(c) && fs.statSync(c).isFile()) return c;
+  }
   return undefined;
 }
 
@@ -56,7 +58,8 @@ const rel = (p) => path.relative(path.dirname(root), p);
 const across = circles.filter((comp) => new Set(comp.map((f) => path.dirname(f))).size > 1);
 for (const comp of circles) {
   const bad = across.includes(comp);
-  (bad ? process.stderr : process.stdout).write(`import circle${bad ? ' across directories' : ' (inside one directory, allowed)'}: ${comp.map(rel).sort().join(' <-> ')}\n`);
+  const kind = bad ? 'across directories' : '(inside one directory, allowed)';
+  (bad ? process.stderr : process.stdout).write(`import circle ${kind}: ${comp.map(rel).sort().join(' <-> ')}\n`);
 }
 if (across.length) process.exit(1);
 process.stdout.write(`import-cycles: ${graph.size} modules under ${rel(root)}, no circle across directories\n`);

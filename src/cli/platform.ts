@@ -14,8 +14,8 @@ export function choosePlatform(args: ParsedArgs, devDir = XEN_DEV_DIR): Platform
   const requested = args.string('platform');
   const name = requested === 'linux' || requested === 'sim' ? requested : fs.existsSync(devDir) ? 'linux' : undefined;
   if (name === undefined) {
-    throw new FatalError(`${devDir} does not exist, so this is not a Xen dom0 (or xenfs/the xen modules are missing); ` +
-      'to run against simulated guests use --platform sim');
+    throw new FatalError(`${devDir} does not exist, so this is not a Xen dom0 (or xenfs/the xen modules are ` +
+      'missing); to run against simulated guests use --platform sim');
   }
   if (name === 'sim') {
     // The option reads AFSFILE_SIM_DIR too; the flag wins.

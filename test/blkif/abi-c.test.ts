@@ -81,7 +81,8 @@ const int afsfile_probe[] = {
 ${Object.values(PROBES).map((e) => `  (int)(${e}),`).join('\n')}
 };
 `);
-    const asm = execFileSync('gcc', [`-m${bits}`, '-ffreestanding', '-Wall', '-Werror', '-S', '-o', '-', src], { encoding: 'utf8', stdio: 'pipe' });
+    const args = [`-m${bits}`, '-ffreestanding', '-Wall', '-Werror', '-S', '-o', '-', src];
+    const asm = execFileSync('gcc', args, { encoding: 'utf8', stdio: 'pipe' });
     const body = asm.slice(asm.indexOf('afsfile_probe:'));
     const values = [...body.matchAll(/^\s*\.long\s+(-?\d+)\s*$/gm)].map((m) => Number(m[1]));
     const keys = Object.keys(PROBES);
@@ -137,7 +138,11 @@ for (const [abi, bits] of abis) {
     const req: RwRequest = {
       kind: 'rw', operation: K.BlkifOp.WRITE, innerOperation: K.BlkifOp.WRITE, nrSegments: 3, handle: 0x5a51,
       id: 0x0123456789abcdefn, sectorNumber: 0x0f1e2d3c4b5a6978n,
-      segments: [{ gref: 0x11223344, firstSect: 1, lastSect: 6 }, { gref: 7, firstSect: 0, lastSect: 7 }, { gref: 0xfffffff0, firstSect: 2, lastSect: 2 }],
+      segments: [
+        { gref: 0x11223344, firstSect: 1, lastSect: 6 },
+        { gref: 7, firstSect: 0, lastSect: 7 },
+        { gref: 0xfffffff0, firstSect: 2, lastSect: 2 },
+      ],
       indirectGrefs: [],
     };
     const b = slot();
@@ -213,9 +218,12 @@ for (const [abi, bits] of abis) {
     assert.is(v.getUint8(AT + h['rsp.operation']), K.BlkifOp.FLUSH_DISKCACHE);
     assert.is(v.getInt16(AT + h['rsp.status'], true), K.BlkifStatus.EOPNOTSUPP);
     const written = new Set<number>();
-    for (const [f, n] of [['rsp.id', 8], ['rsp.operation', 1], ['rsp.status', 2]] as const) for (let i = 0; i < n; i++) written.add(AT + h[f] + i);
+    for (const [f, n] of [['rsp.id', 8], ['rsp.operation', 1], ['rsp.status', 2]] as const) {
+      for (let i = 0; i < n; i++) written.add(AT + h[f] + i);
+    }
     for (let i = 0; i < b.length; i++) if (!written.has(i)) assert.is(b[i], 0xee, `byte ${i} untouched`);
-    assert.equal(abi.readResponse(b, AT), { id: 0xfeedfacecafebeefn, operation: K.BlkifOp.FLUSH_DISKCACHE, status: K.BlkifStatus.EOPNOTSUPP });
+    const want = { id: 0xfeedfacecafebeefn, operation: K.BlkifOp.FLUSH_DISKCACHE, status: K.BlkifStatus.EOPNOTSUPP };
+    assert.equal(abi.readResponse(b, AT), want);
   });
 }
 
