@@ -6,56 +6,35 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
-import { Toolstack } from '../../src/sim/toolstack';
-import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
-import { setup, teardown } from '../helpers/hooks';
 import { pattern } from '../helpers/pattern';
-import { tempDir } from '../helpers/temp';
-import { type RunningWorker, startWorker, workerEnv } from '../helpers/worker';
-import { type Xenstored, startXenstored } from '../helpers/xenstored';
+import { withTempDir } from '../helpers/temp';
+import { workerEnv } from '../helpers/worker';
+import { startWorkerRig } from '../helpers/worker-rig';
 
-let xs: Xenstored;
-let c: XenStoreClient;
-let tmp: { dir: string; cleanup: () => void };
-let worker: RunningWorker | undefined;
-let guest: SimGuest | undefined;
-
-setup(test, async () => {
-  tmp = tempDir('afsfile-simdir-');
-  xs = await startXenstored();
-  c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-});
-
-teardown(test, async () => {
-  if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
-  guest?.close();
-  c?.close();
-  await xs?.stop();
-  tmp?.cleanup();
-});
-
-test('--sim-dir wins over AFSFILE_SIM_DIR and reaches the device process', async () => {
-  const runDir = path.join(tmp.dir, 'run');
-  const simDir = path.join(tmp.dir, 'guests');
-  fs.mkdirSync(simDir);
-  // The environment points elsewhere, at a directory with no guest in it.
-  assert.is.not(workerEnv(xs.socketPath, runDir).AFSFILE_SIM_DIR, simDir);
-  const image = path.join(tmp.dir, 'disk.img');
-  fs.writeFileSync(image, '');
-  fs.truncateSync(image, 4 * 1024 * 1024);
-  const domid = 9;
-  guest = new SimGuest({ domid, dir: simDir, pages: 512 });
-  await guest.listen();
-  worker = await startWorker(xs.socketPath, runDir, ['--sim-dir', simDir]);
-  const ts = new Toolstack(c);
-  await ts.createDomain(domid);
-  const vbd = await ts.addVbd({ domid, target: image });
-  await ts.hotplugConnected(vbd);
-  const front = new SimBlkfront({ xs: c, guest, devid: vbd.devid, timeoutMs: 5000 });
-  await front.connect();
-  await front.write(8, pattern(4096, 3));
-  assert.equal(await front.read(8, 4096), pattern(4096, 3));
-  await front.close();
-});
+test('--sim-dir wins over AFSFILE_SIM_DIR and reaches the device process', () =>
+  withTempDir(async (simDir) => {
+    const rig = await startWorkerRig('afsfile-simdir-', { workerArgs: ['--sim-dir', simDir] });
+    const domid = 9;
+    const guest = new SimGuest({ domid, dir: simDir, pages: 512 });
+    try {
+      // The environment points elsewhere, at a directory with no guest in it.
+      assert.is.not(workerEnv(rig.xs.socketPath, rig.runDir).AFSFILE_SIM_DIR, simDir);
+      await guest.listen();
+      const image = path.join(rig.dir, 'disk.img');
+      fs.writeFileSync(image, '');
+      fs.truncateSync(image, 4 * 1024 * 1024);
+      await rig.ts.createDomain(domid);
+      const vbd = await rig.ts.addVbd({ domid, target: image });
+      await rig.ts.hotplugConnected(vbd);
+      const front = new SimBlkfront({ xs: rig.c, guest, devid: vbd.devid, timeoutMs: 5000 });
+      await front.connect();
+      await front.write(8, pattern(4096, 3));
+      assert.equal(await front.read(8, 4096), pattern(4096, 3));
+      await front.close();
+    } finally {
+      guest.close();
+      await rig.close();
+    }
+  }, 'afsfile-guests-'));
 
 test.run();
