@@ -55,10 +55,14 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
 async function fail(xs: XenStore, backend: string, status: 'error' | 'busy', message: string, log: HotplugLog): Promise<number> {
   log.line(`${status}: ${message}`);
   try {
-    await xs.transaction(async (tx) => {
+    const wrote = await xs.transaction(async (tx) => {
+      // Never re-create a backend directory libxl removed meanwhile (a write creates parents).
+      if ((await tx.tryRead(backend)) === undefined) return false;
       await tx.write(`${backend}/hotplug-error`, message);
       await tx.write(`${backend}/hotplug-status`, status);
+      return true;
     });
+    if (!wrote) log.line('the backend directory is gone: nothing written');
   } catch (err) {
     log.line(`could not report the error in xenstore: ${(err as Error).message}`);
   }

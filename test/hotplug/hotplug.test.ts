@@ -293,4 +293,23 @@ test('the worker never gave a verdict: add times out inside libxl\'s 40 s with a
   await ts.destroy(p);
 });
 
+test('the device is removed while add waits: add ends at once and does not re-create the backend dir', async () => {
+  const img = image('removed-while-waiting.img');
+  const domid = nextDomid++;
+  await ts.createDomain(domid);
+  // Not served by the worker (another script name): afsfile-status never comes.
+  const p = await ts.addVbd({ domid, target: img, script: 'block-other' });
+  const conf = path.join(tmp.dir, 'long-wait.conf');
+  fs.writeFileSync(conf, 'hotplug-wait = 25\n');
+  const running = hotplug('add', p, 'empty', { AFSFILE_CONFIG: conf });
+  await until('add is waiting', () => fs.existsSync(hotplugLog) && fs.readFileSync(hotplugLog, 'utf8').includes('removed-while-waiting.img mode w'), 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  await ts.destroy(p);
+  const r = await running;
+  assert.is(r.status, 1);
+  assert.ok(r.ms < 10_000, `noticed the removal, did not wait out hotplug-wait: ${Math.round(r.ms)} ms`);
+  assert.match(r.stderr, /removed while waiting/);
+  assert.is(await read(p.backend), undefined, 'backend dir not re-created');
+});
+
 test.run();
