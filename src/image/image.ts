@@ -69,9 +69,15 @@ export class Image {
   private skipLeft = 0;
   private skipNext = 1;
 
+  /** Pool operations still running per descriptor: a replaced one is closed when it has none. */
+  private readonly pending = new Map<number, number>();
+  /** Descriptors replaced by reopen(), closed once their pending operations are done. */
+  private readonly retired = new Set<number>();
+  private closed = false;
+
   private constructor(
     readonly path: string,
-    readonly fd: number,
+    private fdNow: number,
     readonly size: number,
     readonly readOnly: boolean,
     readonly direct: boolean,
@@ -163,6 +169,56 @@ export class Image {
     return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false);
   }
 
+  /** The descriptor new operations use (reopen() replaces it). */
+  get fd(): number {
+    return this.fdNow;
+  }
+
+  /**
+   * Opens the same file again and sends every later operation to the new descriptor; the old
+   * one is closed as soon as the operations already under way on it have ended (never under
+   * them: its number could be reused). Why: kAFS writes back with the key cached when the
+   * file was opened, and a renewed token is a new key (DESIGN "Durability"); closing the old
+   * descriptor drops the old key from the file's write-back keys. Dirty pages stay in the page
+   * cache. Refused (throws ImageError) when the name no longer leads to this file.
+   */
+  reopen(): void {
+    if (this.closed) return;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.realpath, openFlags({ readOnly: this.readOnly, direct: this.direct }));
+    } catch (err) {
+      throw explain(this.path, err as NodeJS.ErrnoException, 'reopen');
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.dev !== this.dev || st.ino !== this.ino) throw new ImageError(this.path, 'is another file now; not reopened', 'ESTALE');
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err instanceof ImageError ? err : explain(this.path, err as NodeJS.ErrnoException, 'reopen');
+    }
+    const old = this.fdNow;
+    this.fdNow = fd;
+    this.retire(old);
+  }
+
+  private retire(fd: number): void {
+    if (this.pending.get(fd)) { this.retired.add(fd); return; }
+    this.retired.delete(fd);
+    try { fs.closeSync(fd); } catch (e) { log('%s: closing the replaced descriptor: %s', this.path, (e as Error).message); }
+  }
+
+  /** Wraps a pool operation's callback on `fd`: counts it while it runs. */
+  private track(fd: number, cb: IoCallback): IoCallback {
+    this.pending.set(fd, (this.pending.get(fd) ?? 0) + 1);
+    return (err) => {
+      const left = (this.pending.get(fd) ?? 1) - 1;
+      if (left) this.pending.set(fd, left); else this.pending.delete(fd);
+      if (!left && this.retired.has(fd)) this.retire(fd);
+      cb(err);
+    };
+  }
+
   /**
    * Reads exactly buf.length bytes at offset (a short read past EOF is an error).
    *
@@ -223,18 +279,23 @@ export class Image {
   }
 
   private io(write: boolean, buf: Uint8Array, at: number, len: number, offset: number, cb: IoCallback): void {
+    const fd = this.fdNow;
+    const ended = this.track(fd, cb);
     const done = (err: NodeJS.ErrnoException | null, n: number) => {
-      if (err) return cb(nameLinuxErrno(err));
-      if (n === len) return cb(null);
-      if (n === 0) return cb(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
-      this.io(write, buf, at + n, len - n, offset + n, cb);
+      if (err) return ended(nameLinuxErrno(err));
+      if (n === len) return ended(null);
+      if (n === 0) return ended(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
+      // The rest on the descriptor current now (a reopen in between retired this one).
+      this.io(write, buf, at + n, len - n, offset + n, ended);
     };
-    if (write) fs.write(this.fd, buf, at, len, offset, done);
-    else fs.read(this.fd, buf, at, len, offset, done);
+    if (write) fs.write(fd, buf, at, len, offset, done);
+    else fs.read(fd, buf, at, len, offset, done);
   }
 
   fsync(cb: IoCallback): void {
-    fs.fdatasync(this.fd, (err) => cb(nameLinuxErrno(err)));
+    const fd = this.fdNow;
+    const ended = this.track(fd, cb);
+    fs.fdatasync(fd, (err) => ended(nameLinuxErrno(err)));
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
@@ -243,7 +304,10 @@ export class Image {
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    this.closed = true;
+    for (const fd of this.retired) { try { fs.closeSync(fd); } catch { /* already gone */ } }
+    this.retired.clear();
+    fs.closeSync(this.fdNow);
   }
 }
 

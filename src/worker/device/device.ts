@@ -32,6 +32,8 @@ const log = createDebug('afsfile:device');
 export interface DeviceImage extends BlockFile {
   readonly path: string;
   close(): void;
+  /** Opens the file again for later I/O (Image.reopen: new AFS tokens); absent: nothing to do. */
+  reopen?(): void;
 }
 
 export interface DeviceConfig {
@@ -167,6 +169,16 @@ export class Device {
     this.conn?.close();
     this.conn = undefined;
     this.finish();
+  }
+
+  /**
+   * New tokens (renew.json's renewals grew): the image is opened again so that kAFS writes back
+   * with the new key. Throws what the open met; the old descriptor then stays in use.
+   */
+  reopenImage(): boolean {
+    if (!this.image?.reopen) return false;
+    this.image.reopen();
+    return true;
   }
 
   /** Timings from a reloaded config (SIGHUP), applied to the engine at once. */
