@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ROOT, tempDir } from './helpers/exe';
+import { ROOT } from './helpers/exe';
+import { withTempDir } from './helpers/temp';
 
 const DEPS = path.join(ROOT, 'test/deps.sh');
 const lines = (s: string): string[] => s.split('\n').filter(Boolean);
@@ -18,28 +19,25 @@ test('deps.sh --check: silent and 0 on this machine (the tests below need what i
 });
 
 test('deps.sh --check: one line naming each missing program, its package and the install command', () => {
-  const t = tempDir('afsfile-deps-');
-  try {
+  withTempDir((tmp) => {
     // A PATH with every program the table probes except kinit; a root with the headers but no
     // /usr/lib/xen-*/bin/xenstored.
-    const bin = path.join(t.dir, 'bin');
+    const bin = path.join(tmp, 'bin');
     fs.mkdirSync(bin);
     const probes = ['gcc', 'strip', 'ld', 'setpriv', 'unshare', 'strace', 'xenstore-read', 'krb5kdc', 'kdb5_util', 'kadmin.local', 'klist', 'keyctl', 'pagsh', 'aklog'];
     for (const p of probes) fs.writeFileSync(path.join(bin, p), '#!/bin/sh\n', { mode: 0o755 });
     for (const h of ['usr/include/stdio.h', 'usr/include/linux/types.h']) {
-      fs.mkdirSync(path.join(t.dir, 'root', path.dirname(h)), { recursive: true });
-      fs.writeFileSync(path.join(t.dir, 'root', h), '');
+      fs.mkdirSync(path.join(tmp, 'root', path.dirname(h)), { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'root', h), '');
     }
-    const r = spawnSync('/bin/bash', [DEPS, '--check'], { encoding: 'utf8', env: { PATH: bin, AFSFILE_DEPS_ROOT: path.join(t.dir, 'root') } });
+    const r = spawnSync('/bin/bash', [DEPS, '--check'], { encoding: 'utf8', env: { PATH: bin, AFSFILE_DEPS_ROOT: path.join(tmp, 'root') } });
     assert.is(r.status, 1);
     assert.is(r.stdout, '');
     assert.equal(lines(r.stderr), [
       'afsfile tests: missing xenstored (xen-utils-4.17), kinit (krb5-user); install them with: test/deps.sh '
       + '(apt-get install --no-install-recommends xen-utils-4.17 krb5-user)',
     ]);
-  } finally {
-    t.cleanup();
-  }
+  }, 'afsfile-deps-');
 });
 
 test('npm test stops before building when xenstored is missing, with that one line', () => {
@@ -54,14 +52,11 @@ test('npm test stops before building when xenstored is missing, with that one li
 });
 
 test('build.mjs without gcc and binutils: one line naming the packages, no ENOENT stack', () => {
-  const t = tempDir('afsfile-nogcc-');
-  try {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'build.mjs'), '--if-needed'], { encoding: 'utf8', env: { PATH: t.dir } });
+  withTempDir((tmp) => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'build.mjs'), '--if-needed'], { encoding: 'utf8', env: { PATH: tmp } });
     assert.is(r.status, 1);
     assert.equal(lines(r.stderr), ['build: cannot build: missing gcc, binutils (the native addon and the executable need gcc, libc6-dev and binutils); install with: apt-get install gcc binutils']);
-  } finally {
-    t.cleanup();
-  }
+  }, 'afsfile-nogcc-');
 });
 
 test('a set-up that fails half-way: its own error is printed, the process fails, no temp dir is left', () => {

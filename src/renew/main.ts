@@ -16,7 +16,7 @@ import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import { findOption } from '../cli/options';
 import type { ParsedArgs } from '../cli/parse';
-import { parseDuration } from '../util/units';
+import { formatDuration } from '../cli/values';
 import { startChild } from './child';
 import { defaultCcache, prepareCcacheDir } from './ccache';
 import { Renewer } from './loop';
@@ -27,11 +27,9 @@ import { runTool } from './tools';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
+/** A duration option in seconds (bounded and checked where it was read: src/cli/values.ts). */
 function duration(args: ParsedArgs, name: string): number {
-  const text = args.string(name);
-  const s = parseDuration(text);
-  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--${name} expects a duration such as 30s, 5m, 10h; got "${text}"`, 'renew');
-  return s;
+  return args.number(name);
 }
 
 /** The options given on the command line, again, for the re-executed renew. */
@@ -100,7 +98,7 @@ function reload(args: ParsedArgs, renewer: Renewer): void {
       timing: { marginMs: duration(now, 'margin') * 1000, retryCapMs: duration(now, 'retry-cap') * 1000 },
       aklog: now.string('aklog'), afsClient: now.string('afs-client'),
     });
-    say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${now.string('lifetime')}); refreshing now`);
+    say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${formatDuration(now.number('lifetime'))}); refreshing now`);
   } catch (e) {
     say(`the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
   }

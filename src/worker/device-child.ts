@@ -2,6 +2,7 @@
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
 // handshake, the ring, removal): it picks the platform, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
@@ -110,7 +111,7 @@ export class DeviceChild {
     const prev = readStatusFiles(this.o.runDir).get(statusName(this.o.backend))?.pid;
     if (prev === process.pid) return;
     const deadline = Date.now() + 10_000;
-    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await new Promise((r) => setTimeout(r, 50));
+    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await sleep(50);
   }
 
   /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is

@@ -2,6 +2,7 @@
 // dir, made to run without a hypervisor by the LD_PRELOAD stub in test/xenstored/ (built here
 // with gcc on first use), reachable only through its own socket. stop() kills exactly the
 // process this helper started; so does the test process's exit.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -89,7 +90,7 @@ export async function startXenstored(): Promise<Xenstored> {
     while (Date.now() < deadline) {
       if (c.exitCode !== null || c.signalCode !== null) break;
       if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     c.kill('SIGKILL');
     throw new Error(`xenstored did not start (${binary}): ${stderr.trim() || 'no output'}`);

@@ -227,6 +227,22 @@ test('bad invocations: no XENBUS_PATH, bad action', async () => {
   assert.is(bad, 2);
 });
 
+test('a broken config file: add reports file and line in hotplug-error; remove still succeeds', async () => {
+  const conf = path.join(tmp.dir, 'broken.conf');
+  fs.writeFileSync(conf, '# typo below\nhotplug-wiat = 10\n');
+  const p = await attach({ target: image('conf.img') });
+  const r = await hotplug('add', p, 'empty', { AFSFILE_CONFIG: conf });
+  assert.is(r.status, 1);
+  assert.is(await read(`${p.backend}/hotplug-status`), 'error');
+  assert.is(await read(`${p.backend}/hotplug-error`), `afsfile: ${conf}:2: unknown key "hotplug-wiat" (the keys are listed in \`afsfile help config\`) (\`afsfile check\` lists every problem)`);
+  fs.writeFileSync(conf, 'hotplug-wait = 0\n');
+  const p2 = await attach({ target: image('conf2.img') });
+  assert.is((await hotplug('add', p2, 'empty', { AFSFILE_CONFIG: conf })).status, 1);
+  assert.match((await read(`${p2.backend}/hotplug-error`)) ?? '', /broken\.conf:1: hotplug-wait expects a duration .* from 1 s to 10 min; got "0"/);
+  await ts.removeVbd(p2, { timeoutMs: 10_000 }).catch(() => undefined);
+  assert.is((await hotplug('remove', p2, 'empty', { AFSFILE_CONFIG: conf })).status, 0);
+});
+
 test('remove: exits 0 once the device is Closed, and when it is already gone', async () => {
   const img = image('rm.img');
   const p = await attach({ target: img });

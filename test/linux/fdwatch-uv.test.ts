@@ -4,6 +4,7 @@
 // fdwatch.test.ts; here: nothing after close, and what only this mechanism has: a rearm from inside the callback (evtchn's
 // reset does that), fds epoll refuses, unref letting the process exit, and LinuxEventChannels
 // on top of it (AFSFILE_FDWATCH=uvpoll).
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,8 @@ import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
 import { LinuxEventChannels, fdWatchMechanism } from '../../src/xen/linux/evtchn';
 import { ROOT, tempDir } from '../helpers/exe';
-import { brokenWriteEnd, fifo, sleep, u32s, until } from './helpers';
+import { brokenWriteEnd, fifo, u32s } from './helpers';
+import { until } from '../helpers/wait';
 
 const addon = native();
 const EBADF = 9;
@@ -27,7 +29,7 @@ test('uvpoll: a rearm and a close from inside the callback', async () => {
     else addon.watchClose(h);
   }, true);
   try {
-    await until(() => calls >= 3);
+    await until('three calls', () => calls >= 3, 2000);
     await sleep(100);
     assert.is(calls, 3, 'closed inside the third callback: no fourth');
   } finally {
@@ -57,7 +59,7 @@ test('uvpoll: no callback after watchClose; close is idempotent; refused fds thr
   await sleep(10);
   const h2 = addon.watchFd(f.rfd, () => again++, true);
   fs.writeSync(f.wfd, u32s(2));
-  await until(() => again > 0);
+  await until('the second watch firing', () => again > 0, 2000);
   addon.watchClose(h2);
   f.close();
   // epoll refuses a directory: the error names libuv's call and carries EPERM.
@@ -116,7 +118,7 @@ test('LinuxEventChannels with uvpoll: pending ports reach onPending, unmask writ
       for (const q of ports) ev.unmask(q);
     });
     fs.writeSync(pending.wfd, u32s(p, 999, p));
-    await until(() => got.length > 0);
+    await until('a delivery', () => got.length > 0, 2000);
     assert.equal(got, [[p]]);
     const back = Buffer.alloc(4);
     assert.is(fs.readSync(unmasks.rfd, back), 4);

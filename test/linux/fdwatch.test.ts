@@ -3,13 +3,15 @@
 // read error until rearmed (no spinning), and never calls back after close. Also measures the
 // latency from write() to the JS callback, against uv_poll (the addon's other mechanism) and a
 // net.Socket on the same kind of fd.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
 import { tempDir } from '../helpers/exe';
-import { brokenWriteEnd, fifo, percentile, sleep, u32s, until } from './helpers';
+import { brokenWriteEnd, fifo, percentile, u32s } from './helpers';
+import { until } from '../helpers/wait';
 
 const addon = native();
 type Delivery = { bytes: number[] | null; errno: number };
@@ -26,15 +28,15 @@ for (const uvPoll of [false, true]) {
     const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), uvPoll);
     try {
       fs.writeSync(f.wfd, u32s(3, 7, 1025));
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       assert.equal(got[0], { bytes: [...u32s(3, 7, 1025)], errno: 0 });
       fs.writeSync(f.wfd, u32s(9));
-      await until(() => got.length > 1);
+      await until('a second delivery', () => got.length > 1, 2000);
       assert.equal(got[1].bytes, [9, 0, 0, 0]);
       // More than one read's worth: every byte arrives, in order, in page-sized reads at most.
       const many = u32s(...Array.from({ length: 1500 }, (_, i) => i));
       fs.writeSync(f.wfd, many);
-      await until(() => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length);
+      await until('every byte', () => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length, 2000);
       const rest = got.slice(2);
       assert.ok(rest.every((d) => d.errno === 0 && d.bytes!.length <= 4096), 'no delivery over a page');
       assert.equal(rest.flatMap((d) => d.bytes!), [...many]);
@@ -52,7 +54,7 @@ for (const uvPoll of [false, true]) {
     const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), uvPoll);
     try {
       fs.closeSync(f.wfd);
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       await sleep(50);
       addon.watchRearm(h); // nothing to resume after end of file
       await sleep(50);
@@ -72,14 +74,14 @@ for (const uvPoll of [false, true]) {
     const got: Delivery[] = [];
     const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }), uvPoll);
     try {
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       await sleep(100);
       assert.equal(got, [{ bytes: null, errno: EBADF }], 'exactly one delivery while paused');
       addon.watchRearm(h);
       // uv_poll: a second rearm while already polling changes nothing. Not asserted for the
       // thread: it may take the second one after it has met the error and paused again.
       if (uvPoll) addon.watchRearm(h);
-      await until(() => got.length > 1);
+      await until('a second delivery', () => got.length > 1, 2000);
       await sleep(50);
       assert.is(got.length, 2, 'one more after one rearm');
     } finally {
@@ -98,11 +100,11 @@ test('thread: a directory (polls readable, read() fails EISDIR) is a read error 
   const got: Delivery[] = [];
   const h = addon.watchFd(fd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
   try {
-    await until(() => got.length > 0);
+    await until('a delivery', () => got.length > 0, 2000);
     await sleep(100);
     assert.equal(got, [{ bytes: null, errno: 21 /* EISDIR */ }], 'exactly one delivery while paused');
     addon.watchRearm(h);
-    await until(() => got.length > 1);
+    await until('a second delivery', () => got.length > 1, 2000);
     await sleep(50);
     assert.is(got.length, 2, 'one more after one rearm');
   } finally {

@@ -5,18 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXE, tempDir } from '../helpers/exe';
 import { TestKdc } from '../helpers/kdc';
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+import { until } from '../helpers/wait';
 
 // kinit as renew finds it on PATH: one line per invocation, then the real one.
 const KINIT = `#!/bin/sh
@@ -137,7 +126,7 @@ export function startRenew(rig: Rig, extra: string[], command: string[] = [path.
     stderr: () => err,
     exited,
     childInfo: async () => {
-      const text = await waitFor('the child to report', () => (fs.existsSync(rig.file('child.env')) ? fs.readFileSync(rig.file('child.env'), 'utf8') : undefined), 10_000);
+      const text = await until('the child to report', () => (fs.existsSync(rig.file('child.env')) ? fs.readFileSync(rig.file('child.env'), 'utf8') : undefined), 10_000);
       return Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     },
     status: () => {

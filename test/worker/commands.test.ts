@@ -90,6 +90,11 @@ function fakeRoot(opts: { blkback: boolean; devices: boolean }): string {
     for (const n of ['evtchn', 'gntdev']) fs.writeFileSync(path.join(root, 'dev/xen', n), '');
   }
   if (opts.blkback) fs.mkdirSync(path.join(root, 'sys/module/xen_blkback'), { recursive: true });
+  // What install.sh makes (the link's target resolved inside the fake root).
+  fs.mkdirSync(path.join(root, 'etc/xen/scripts'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'usr/lib/xen/bin'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'usr/lib/xen/bin/afsfile'), '#!/bin/sh\n', { mode: 0o755 });
+  fs.symlinkSync('/usr/lib/xen/bin/afsfile', path.join(root, 'etc/xen/scripts/block-afsfile'));
   return root;
 }
 

@@ -4,6 +4,7 @@
 // hotplug-status=connected; the device process killed under I/O and restarted by the
 // supervisor, re-attaching to the live ring; the worker stopped (SIGTERM) and started again
 // under a live guest; libxl's teardown.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -14,7 +15,7 @@ import { SimGuest } from '../../src/sim/guest';
 import { Toolstack } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { tempDir } from '../helpers/exe';
-import { sleep, until } from '../helpers/wait';
+import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type Xenstored, startXenstored } from '../helpers/xenstored';
 import { pattern } from '../helpers/pattern';

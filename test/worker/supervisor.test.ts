@@ -1,5 +1,6 @@
 // The worker supervisor and its device processes against the real xenstored, with the test
 // acting as libxl (src/sim/toolstack.ts), as the hotplug script and as a guest's blkfront.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -7,7 +8,7 @@ import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
-import { sleep, until } from '../helpers/wait';
+import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 import type { Xenstored } from '../helpers/xenstored';
