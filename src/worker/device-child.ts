@@ -151,11 +151,9 @@ export class DeviceChild {
     const now = this.renewalsNow();
     if (now === undefined || now === this.renewals) return;
     this.renewals = now;
-    try {
-      if (this.device?.reopenImage()) this.note(`tokens renewed (renewal ${now}): image reopened`);
-    } catch (e) {
-      this.note(`tokens renewed, but reopening the image failed (the old descriptor stays): ${(e as Error).message}`);
-    }
+    this.device?.reopenImage((err) => this.note(err
+      ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
+      : `tokens renewed (renewal ${now}): image reopened`));
   }
 
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
