@@ -17,4 +17,9 @@ export interface BlockFile {
   fsync(cb: IoCallback): void;
   /** Punches a hole; throws on failure. Never zero-fills. */
   discard(offset: number, length: number): void;
+  /**
+   * Opens the same file again and uses the new open file from now on (after a failed fsync:
+   * kAFS binds the key to the open file). Optional; I/O in flight finishes on the old one.
+   */
+  reopen?(cb: IoCallback): void;
 }

@@ -111,13 +111,13 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
 const LIVE = new Set(['hold-timeout', 'fsync-interval']);
 
-/** The supervisor's own options, passed on to each device process (but the LIVE ones). */
+/** The supervisor's settings, every one with a value, passed on to each device process (but
+ * the LIVE ones): the device process reads no config file. */
 function childArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const o of optionsFor('worker')) {
-    if (o.name === 'device' || o.name === 'platform' || LIVE.has(o.name) || !args.has(o.name)) continue;
-    // The child finds the same file the same way (flag, AFSFILE_CONFIG or the default).
-    if (o.name === 'config' && !args.explicit.has('config')) continue;
+    // The child never reads the config file (src/cli/dispatch.ts): it gets every value here.
+    if (o.name === 'device' || o.name === 'platform' || o.name === 'config' || LIVE.has(o.name) || !args.has(o.name)) continue;
     if (o.type === 'boolean') { if (args.bool(o.name)) out.push(`--${o.name}`); continue; }
     if (o.type === 'list') { for (const v of args.list(o.name)) out.push(`--${o.name}=${v}`); continue; }
     const v = o.type === 'string' ? args.optionalString(o.name) : args.optionalNumber(o.name);
