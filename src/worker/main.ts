@@ -9,6 +9,7 @@ import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
+import { notifyReady } from './sd-notify';
 import { choosePlatform } from './platform-choice';
 import { pidAlive, readStatusFiles } from './status-file';
 import { parseRetune } from './device-retune';
@@ -87,6 +88,7 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   if (stopRequested) onStop!();
   await sup.start();
   stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform})`);
+  notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
   xs.close();
   stderrLine('stopped; devices stay connected for the next worker');
