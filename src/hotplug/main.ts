@@ -54,10 +54,14 @@ export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv, conf
 async function fail(xs: XenStore, backend: string, status: 'error' | 'busy', message: string, log: HotplugLog): Promise<number> {
   log.line(`${status}: ${message}`);
   try {
-    await xs.transaction(async (tx) => {
+    const wrote = await xs.transaction(async (tx) => {
+      // Never re-create a backend directory libxl removed meanwhile (a write creates parents).
+      if ((await tx.tryRead(backend)) === undefined) return false;
       await tx.write(`${backend}/hotplug-error`, message);
       await tx.write(`${backend}/hotplug-status`, status);
+      return true;
     });
+    if (!wrote) log.line('the backend directory is gone: nothing written');
   } catch (err) {
     log.line(`could not report the error in xenstore: ${(err as Error).message}`);
   }
@@ -86,15 +90,16 @@ async function add(xs: XenStore, backend: string, base: string, waitMs: number, 
   }
 
   // The worker (inside the PAG, where AFS is visible) opens the image and gives the verdict.
-  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error', waitMs, { dir: backend });
+  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error' || v === 'busy', waitMs, { dir: backend });
   if (verdict.kind === 'gone') return fail(xs, backend, 'error', `afsfile: ${spec.image}: the device was removed while waiting for the worker`, log);
   if (verdict.kind === 'timeout')
     return fail(xs, backend, 'error',
       `afsfile: ${spec.image}: the afsfile worker did not open the image within ${Math.round(waitMs / 1000)} s; ` +
       'is afsfile.service running? (systemctl status afsfile; afsfile check)', log);
-  if (verdict.value === 'error') {
+  if (verdict.value === 'error' || verdict.value === 'busy') {
     const why = (await xs.tryRead(`${backend}/afsfile-error`)) ?? 'the worker could not open the image (no reason given)';
-    return fail(xs, backend, 'error', `afsfile: ${why}`, log);
+    // busy: the worker's exclusivity table found the image in use (xl then says so).
+    return fail(xs, backend, verdict.value, `afsfile: ${why}`, log);
   }
   await xs.write(`${backend}/hotplug-status`, 'connected');
   log.line(`connected: the worker opened ${spec.image}`);

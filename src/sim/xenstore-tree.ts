@@ -144,6 +144,7 @@ export class Tree {
   }
 
   /** Recursive removal. A missing node is fine if its parent exists (ENOENT otherwise). */
+  /** Removes a node and everything below it; returns the removed paths, the node first. */
   rm(path: string, domid: number): string[] {
     const parts = components(path);
     if (parts.length === 0) throw new TreeError('EINVAL', 'cannot remove the root');
@@ -157,7 +158,17 @@ export class Tree {
     if (!canWrite(access(node.perms, domid))) throw new TreeError('EACCES', 'permission denied');
     parent!.children.delete(parts[parts.length - 1]!);
     parent!.gen = this.nextGen(0);
-    return [path];
+    // The node, then every node below it: each removed node fires the watches set exactly on
+    // it (cxenstored's delnode_sub); a watch on a node that did not exist fires nothing.
+    const removed = [path];
+    const walk = (n: Node, at: string): void => {
+      for (const [name, child] of n.children) {
+        removed.push(`${at}/${name}`);
+        walk(child, `${at}/${name}`);
+      }
+    };
+    walk(node, path === '/' ? '' : path);
+    return removed;
   }
 
   setPerms(path: string, perms: readonly Permission[], domid: number): string[] {

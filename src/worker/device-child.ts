@@ -13,6 +13,7 @@ import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
+import { readRenewStatus } from '../renew/status';
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
@@ -95,7 +96,8 @@ export class DeviceChild {
     if (this.stopping) return this.finished;
     await device.start();
     this.writeStatusFile();
-    this.statusTimer = setInterval(() => this.writeStatusFile(), 1000);
+    this.renewals = this.renewalsNow();
+    this.statusTimer = setInterval(() => { this.reopenAfterRenewal(); this.writeStatusFile(); }, 1000);
     this.statusTimer.unref();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     void device.closed.then(() => this.end(true));
@@ -131,6 +133,27 @@ export class DeviceChild {
   }
 
   private lastKick = 0;
+  private renewals: number | undefined;
+
+  /** renew.json's count of successful renewals, when renew manages this worker's tokens. */
+  private renewalsNow(): number | undefined {
+    const r = readRenewStatus(this.o.runDir);
+    return r.kind === 'ok' && r.alive && r.status.managed && typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
+  }
+
+  /**
+   * After each renewal the image is opened again: kAFS binds the key to the open file and a
+   * renewal makes a new key (DESIGN "Durability"). Checked with the status tick (1 s); renew
+   * renews well before expiry, so the old key is still valid for what it already holds.
+   */
+  private reopenAfterRenewal(): void {
+    const now = this.renewalsNow();
+    if (now === undefined || now === this.renewals) return;
+    this.renewals = now;
+    this.device?.reopenImage((err) => this.note(err
+      ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
+      : `tokens renewed (renewal ${now}): image reopened`));
+  }
 
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
    * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of

@@ -9,6 +9,7 @@ import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
+import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
@@ -85,6 +86,7 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   if (stopRequested) onStop!();
   await sup.start();
   stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform.name})`);
+  notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
   xs.close();
   stderrLine('stopped; devices stay connected for the next worker');

@@ -184,6 +184,16 @@ export class Device {
     this.finish();
   }
 
+  /**
+   * New tokens (renew.json's renewals grew): the image is opened again so that kAFS writes back
+   * with the new key. cb gets what the open met; the old descriptor then stays in use.
+   */
+  reopenImage(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
+    if (!this.image?.reopen) return false;
+    this.image.reopen(cb);
+    return true;
+  }
+
   /** Timings from a reloaded config (SIGHUP), applied to the engine at once. */
   retune(t: { holdTimeoutMs: number; fsyncIntervalMs: number }): void {
     this.engine?.retune(t);
