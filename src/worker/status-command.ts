@@ -15,7 +15,7 @@ export interface MergedStatus {
 
 export function mergeStatus(runDir: string): MergedStatus {
   const files = readStatusFiles(runDir);
-  const live = (j: Json | undefined): (Json & { running: boolean }) | null => (j ? { ...j, running: pidAlive(j.pid) } : null);
+  const live = (j: Json | undefined): (Json & { running: boolean }) | null => (j ? { ...j, running: pidAlive(j.pid, j.pidStart) } : null);
   const worker = live(files.get('worker'));
   const supervisorView = new Map<string, Json>();
   for (const d of (worker?.devices as Json[] | undefined) ?? []) supervisorView.set(String(d.backend), d);
@@ -24,7 +24,7 @@ export function mergeStatus(runDir: string): MergedStatus {
     if (!name.startsWith('dev-')) continue;
     const sup = supervisorView.get(String(j.backend));
     supervisorView.delete(String(j.backend));
-    devices.push({ ...j, running: pidAlive(j.pid), phase: sup?.phase, restarts: sup?.restarts ?? j.restarts, message: sup?.message });
+    devices.push({ ...j, running: pidAlive(j.pid, j.pidStart), phase: sup?.phase, restarts: sup?.restarts ?? j.restarts, message: sup?.message });
   }
   // Devices the supervisor knows that have no process of their own (refused, failed, restarting).
   for (const sup of supervisorView.values()) devices.push({ ...sup, running: false });

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { VERSION } from '../cli/commands';
+import { processStart, sameProcess } from '../util/proc-identity';
 
 export function statusDir(runDir: string): string {
   return path.join(runDir, 'status');
@@ -13,7 +14,8 @@ export function writeStatus(runDir: string, name: string, fields: Record<string,
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
-  const body = { version: VERSION, pid: process.pid, updated: new Date().toISOString(), ...fields };
+  // pidStart: a reader can tell this process from a later one that reuses its pid.
+  const body = { version: VERSION, pid: process.pid, pidStart: processStart(process.pid), updated: new Date().toISOString(), ...fields };
   fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
   fs.renameSync(tmp, file);
 }
@@ -41,13 +43,10 @@ export function readStatusFiles(runDir: string): Map<string, Record<string, unkn
   return out;
 }
 
-/** Whether a status file's pid is a live process (signal 0 probes without touching it). */
-export function pidAlive(pid: unknown): boolean {
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * Whether a status file's process still runs: its pid is alive and, when the file says when
+ * it started (pidStart), it is the same process, not a later one that got the pid.
+ */
+export function pidAlive(pid: unknown, pidStart?: unknown): boolean {
+  return sameProcess(pid, pidStart);
 }
