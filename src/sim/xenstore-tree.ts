@@ -1,11 +1,8 @@
 // The node tree of the in-memory XenStore: paths, values, permissions and generations, with
-// the checks cxenstored applies (xen.git tools/xenstored/core.c; facts §4.3). No I/O, no
+// the checks cxenstored applies (xen.git tools/xenstored/core.c). No I/O, no
 // watches: sim/xenstore.ts builds connections, watches and transactions on top.
 import type { Access, Permission } from '../xen/xenstore';
-
-/** XENSTORE_ABS_PATH_MAX / XENSTORE_PAYLOAD_MAX (xs_wire.h). */
-export const ABS_PATH_MAX = 3072;
-export const PAYLOAD_MAX = 4096;
+import { ABS_PATH_MAX, PAYLOAD_MAX } from '../xen/xenstore-client/wire';
 
 export class TreeError extends Error {
   constructor(readonly code: string, detail: string) {
@@ -50,10 +47,6 @@ export function access(perms: readonly Permission[], domid: number): Access {
 
 export const canRead = (a: Access): boolean => a === 'r' || a === 'b';
 export const canWrite = (a: Access): boolean => a === 'w' || a === 'b';
-
-export function formatPerms(perms: readonly Permission[]): string {
-  return perms.map((p) => `${p.access}${p.domid}`).join(',');
-}
 
 /**
  * One tree. Every mutator takes the acting domid, checks permissions as cxenstored does, bumps

@@ -5,7 +5,7 @@
 //   const dom0 = store.connect(0);      // an XenStore for the toolstack / backend
 //   const guest = store.connect(5);     // an XenStore as domain 5 sees it
 //
-// Semantics (facts §4.3): absolute paths (relative ones resolve against /local/domain/<domid>,
+// Semantics (xen.git docs/misc/xenstore.txt, tools/xenstored): absolute paths (relative ones resolve against /local/domain/<domid>,
 // as for a domain connection); WRITE creates parents; READ returns exactly what was written;
 // RM is recursive and fails ENOENT only when the parent is missing too; permissions are
 // enforced per connection (dom0 may do anything); a watch fires once at registration with the

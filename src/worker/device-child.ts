@@ -1,10 +1,11 @@
 // `afsfile worker --device <backend path>`: one device, one process (DESIGN contracts, Process
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
-// handshake, the ring, removal): it picks the platform, writes the status file, and turns
+// handshake, the ring, removal): it loads the platform cli chose, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import { LATENCY_BUCKETS_MS } from '../engine/stats';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
-import type { Platform } from '../xen/platform';
+import type { Platform, PlatformLoader } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
 import { Device, reportError } from './device';
@@ -12,7 +13,6 @@ import type { DeviceRetune } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
-import { type PlatformName, loadPlatform } from './platform-choice';
 import { signalRenew } from './renew-signal';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { readRenewStatus } from '../renew/status';
@@ -23,7 +23,7 @@ const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED',
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
   readonly runDir: string;
-  readonly platform: PlatformName;
+  readonly platform: PlatformLoader;
   readonly env: NodeJS.ProcessEnv;
   readonly holdTimeoutS: number;
   readonly fsyncIntervalS: number;
@@ -70,11 +70,11 @@ export class DeviceChild {
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
     try {
-      this.platform = await loadPlatform(this.o.platform, this.o.env);
+      this.platform = await this.o.platform.load();
     } catch (e) {
       // Restarting cannot help (no /dev/xen, no addon): report it on the device and tell the
       // supervisor, which then answers the removal itself.
-      const msg = `cannot use the ${this.o.platform} platform: ${(e as Error).message}`;
+      const msg = `cannot use the ${this.o.platform.name} platform: ${(e as Error).message}`;
       this.note(msg);
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
@@ -185,7 +185,7 @@ export class DeviceChild {
         domid: this.o.backend.domid,
         devid: this.o.backend.devid,
         kind: this.o.backend.kind,
-        platform: this.o.platform,
+        platform: this.o.platform.name,
         image: s?.image,
         readOnly: s?.readOnly,
         state: s?.state,
@@ -200,6 +200,8 @@ export class DeviceChild {
         ioErrors: e?.errors ?? 0,
         lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
         fsyncErrors: e?.fsyncErrors ?? 0,
+        // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
+        latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
         dirty: e?.dirty ?? false,
         errors: this.errors,
         restarts: this.o.restarts,

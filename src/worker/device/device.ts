@@ -1,6 +1,6 @@
 // One vbd, from InitWait to Closed (and back for a reconnect), driven by XenStore watches
-// (facts §2.5–2.8; DESIGN.md "Hotplug <-> worker"). Used in-process by the demo and by the
-// worker's per-device child.
+// (blkif.h's state machine, Linux xen-blkback/xenbus.c, libxl_device.c removal; DESIGN.md
+// "Hotplug <-> worker"). Used in-process by the demo and by the worker's per-device child.
 //
 //   frontend Initialised/Connected + hotplug-status=connected + image open → connect (one
 //     transaction: sectors, sector-size, info, features, state=4)
