@@ -61,7 +61,10 @@ export function renewStatusPath(runDir: string): string {
 export function writeRenewStatus(runDir: string, fields: RenewStatusFields): void {
   const file = renewStatusPath(runDir);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const body: RenewStatus = { version: VERSION, pid: process.pid, pidStart: processStart(process.pid), updated: new Date().toISOString(), ...fields };
+  const body: RenewStatus = {
+    version: VERSION, pid: process.pid, pidStart: processStart(process.pid),
+    updated: new Date().toISOString(), ...fields,
+  };
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
   fs.renameSync(tmp, file);
