@@ -51,6 +51,8 @@ export interface DeviceConfig {
   /** The platform serves this device alone (a device process): restrict its event channels
    * to the frontend's domain. */
   restrictEventChannels?: boolean;
+  /** After each look at XenStore: the device's state may have changed (status file). */
+  onChange?(): void;
 }
 
 export interface DeviceStats {
@@ -102,6 +104,7 @@ export class Device {
       } catch (err) {
         this.warn(`${this.backendPath}: ${(err as Error).message}`);
       }
+      this.config.onChange?.();
     },
     { stop: () => this.finished || this.quiescing },
   );
