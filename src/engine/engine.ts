@@ -466,6 +466,8 @@ export class Engine {
     if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
     if (plan.kind === 'discard') {
       ctx.state = IO;
+      // Nothing to punch: fallocate(len 0) fails EINVAL, and there is nothing to do anyway.
+      if (plan.bytes === 0) return this.finish(ctx, BlkifStatus.OKAY);
       try {
         this.file.discard(plan.fileOffset, plan.bytes);
         this.dur.discarded(plan.fileOffset, plan.bytes);
