@@ -8,8 +8,9 @@
 import createDebug from 'debug';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { native, withErrnoCode } from '../native/addon';
+import { errnoName, native, withErrnoCode } from '../native/addon';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
+import { Uring } from './uring';
 
 const log = createDebug('afsfile:image');
 const { EOPNOTSUPP, EINVAL } = os.constants.errno;
@@ -34,6 +35,39 @@ export interface OpenOptions {
    * buffered images only). False keeps every read on the pool (the bench compares the two).
    */
   readonly nowait?: boolean;
+  /**
+   * Image I/O through io_uring (default true). When the kernel refuses it (ENOSYS, or EPERM
+   * from seccomp or kernel.io_uring_disabled), or with false, the thread-pool path serves.
+   */
+  readonly uring?: boolean;
+}
+
+/** SQEs of an image's ring: above the engine's default request budget plus the fsync timer. */
+const RING_ENTRIES = 128;
+/** The refusal is said once per process (one device per process in the worker). */
+let refusalSaid = false;
+
+/** How an image's I/O reaches the kernel: `afsfile status` shows it per device. */
+export interface IoPath {
+  readonly kind: 'io_uring' | 'threadpool';
+  /** Why not io_uring, when the kernel refused it (e.g. "io_uring_setup: EPERM"). */
+  readonly why?: string;
+}
+
+function openRing(wanted: boolean): { ring: Uring | null; path: IoPath } {
+  if (!wanted) return { ring: null, path: { kind: 'threadpool', why: 'io_uring not asked for' } };
+  try {
+    return { ring: new Uring(RING_ENTRIES), path: { kind: 'io_uring' } };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = `${e.syscall ?? 'io_uring'}: ${typeof e.errno === 'number' ? errnoName(e.errno) : e.message}`;
+    if (!refusalSaid) {
+      refusalSaid = true;
+      process.stderr.write(`afsfile: io_uring refused (${why}); image I/O goes through the thread pool\n`);
+    }
+    log('io_uring refused: %s', why);
+    return { ring: null, path: { kind: 'threadpool', why } };
+  }
 }
 
 /** How buffered reads went (Image.nowaitStats): for tests and the bench. */
@@ -64,6 +98,8 @@ export class Image {
   private readonly nowait: NowaitStats;
   private readonly addon: NativeAddon | null;
   private readonly rwfNowait: number;
+  private readonly ring: Uring | null;
+  readonly ioPath: IoPath;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
@@ -80,9 +116,14 @@ export class Image {
     /** The file opened (symlinks resolved), for telling two names of one image apart. */
     readonly realpath: string,
     nowait: boolean,
+    uring: boolean,
   ) {
+    const { ring, path: ioPath } = openRing(uring);
+    this.ring = ring;
+    this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
-    const enabled = nowait && !direct;
+    // With io_uring the ring does what NOWAIT did (a page-cache hit completes at submit).
+    const enabled = nowait && !direct && ring === null;
     this.addon = enabled ? native() : null;
     this.rwfNowait = this.addon ? this.addon.RWF_NOWAIT : 0;
     this.nowait = { hits: 0, partial: 0, misses: 0, skipped: 0, enabled };
@@ -159,7 +200,7 @@ export class Image {
         canDiscard = false;
       }
     }
-    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false);
+    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false, opts.uring !== false);
   }
 
   /**
@@ -172,6 +213,7 @@ export class Image {
    * failure goes through the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
+    if (this.ring !== null) return this.ring.read(this.fd, buf, offset, cb);
     const addon = this.addon;
     if (addon !== null && this.nowait.enabled) {
       if (this.skipLeft > 0) {
@@ -218,6 +260,7 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
+    if (this.ring !== null) return this.ring.write(this.fd, buf, offset, cb);
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 
@@ -233,7 +276,18 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
+    if (this.ring !== null) return this.ring.fdatasync(this.fd, cb);
     fs.fdatasync(this.fd, cb);
+  }
+
+  /** What the engine queues until uncork goes to the kernel in one submission (io_uring). */
+  cork(): void {
+    this.ring?.cork();
+  }
+
+  /** Submits; the callbacks of what completed at once run before this returns. */
+  uncork(): void {
+    this.ring?.uncork();
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
@@ -242,6 +296,7 @@ export class Image {
   }
 
   close(): void {
+    this.ring?.close();
     fs.closeSync(this.fd);
   }
 }

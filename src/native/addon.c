@@ -23,19 +23,41 @@ napi_value afs_throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
+int afs_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  napi_value all[8];
+  size_t argc = 8;
+  if (n > 8 || napi_get_cb_info(env, info, &argc, all, NULL, NULL) != napi_ok || argc < n) {
+    afs_throw_type(env, usage);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) argv[i] = all[i];
+  return 0;
+}
+
 int afs_arg_i64(napi_env env, napi_value v, int64_t *out) {
   napi_valuetype t;
-  napi_typeof(env, v, &t);
+  if (napi_typeof(env, v, &t) != napi_ok) t = napi_undefined;
   if (t == napi_bigint) {
     bool lossless;
     if (napi_get_value_bigint_int64(env, v, out, &lossless) == napi_ok && lossless) return 0;
   } else if (t == napi_number) {
     double d;
-    napi_get_value_double(env, v, &d);
-    if (d == (double)(int64_t)d) { *out = (int64_t)d; return 0; }
+    /* Range first: converting a double outside int64_t's range (or NaN) is undefined behaviour.
+     * 2^63 is exact as a double; every double in [-2^63, 2^63) with no fraction converts. */
+    if (napi_get_value_double(env, v, &d) == napi_ok && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+        d == (double)(int64_t)d) {
+      *out = (int64_t)d;
+      return 0;
+    }
   }
   afs_throw_type(env, "expected an integer");
   return -1;
+}
+
+int afs_arg_fd(napi_env env, napi_value v, int64_t *out) {
+  if (afs_arg_i64(env, v, out)) return -1;
+  if (*out < 0 || *out > INT32_MAX) { afs_throw_type(env, "expected a file descriptor"); return -1; }
+  return 0;
 }
 
 int afs_arg_u32(napi_env env, napi_value v, uint32_t *out) {
@@ -110,6 +132,7 @@ void afs_set_fn(napi_env env, napi_value exports, const char *name, napi_callbac
 static napi_value init(napi_env env, napi_value exports) {
   afs_register_file(env, exports);
   afs_register_xen(env, exports);
+  afs_register_uring(env, exports);
   napi_value abi;
   napi_create_uint32(env, 1, &abi);
   napi_set_named_property(env, exports, "abiVersion", abi);

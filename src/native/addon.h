@@ -10,7 +10,12 @@ napi_value afs_throw_errno(napi_env env, const char *op, int err);
 /* Throws a TypeError with the message, returns NULL. */
 napi_value afs_throw_type(napi_env env, const char *msg);
 
+/* Reads exactly the first n arguments of the call into argv (n <= 8); 0, or a TypeError
+ * saying `usage` is pending when fewer were passed. */
+int afs_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage);
+
 /* Argument readers: return 0 on success, else a TypeError is pending. */
+int afs_arg_fd(napi_env env, napi_value v, int64_t *out); /* 0..INT32_MAX */
 int afs_arg_i64(napi_env env, napi_value v, int64_t *out);
 int afs_arg_u32(napi_env env, napi_value v, uint32_t *out);
 int afs_arg_bool(napi_env env, napi_value v, int *out);
@@ -24,6 +29,7 @@ napi_value afs_make_bool(napi_env env, int v);
 /* Registration of each file's functions into the exports object. */
 void afs_register_file(napi_env env, napi_value exports);
 void afs_register_xen(napi_env env, napi_value exports);
+void afs_register_uring(napi_env env, napi_value exports);
 void afs_set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
 #endif

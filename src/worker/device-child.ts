@@ -175,6 +175,7 @@ export class DeviceChild {
         lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
         fsyncErrors: e?.fsyncErrors ?? 0,
         dirty: e?.dirty ?? false,
+        ioPath: s?.ioPath,
         errors: this.errors,
         restarts: this.o.restarts,
         holdTimeoutS: this.timings.holdTimeoutS,

@@ -42,8 +42,9 @@ function describe(m: MergedStatus): string {
     const io = d.bytesRead !== undefined ? `, read ${fmtBytes(Number(d.bytesRead))}, written ${fmtBytes(Number(d.bytesWritten))}, in flight ${String(d.inFlight ?? 0)}` : '';
     const fsync = d.lastFsync ? `, last fsync ${String(d.lastFsync)}` : '';
     const restarts = Number(d.restarts ?? 0) ? `, ${String(d.restarts)} restart(s)` : '';
+    const ioPath = d.ioPath !== undefined ? `, I/O through ${String(d.ioPath)}` : '';
     const state = d.state ?? d.phase ?? '?';
-    lines.push(`device ${id} ${String(d.image ?? '?')}: ${String(state)}${d.running ? '' : ' (no process)'}${io}${fsync}${restarts}`);
+    lines.push(`device ${id} ${String(d.image ?? '?')}: ${String(state)}${d.running ? '' : ' (no process)'}${io}${ioPath}${fsync}${restarts}`);
     if (d.message) lines.push(`  ${String(d.message)}`);
     const errs = (d.errors as string[] | undefined) ?? [];
     for (const e of errs.slice(-3)) lines.push(`  ${e}`);
