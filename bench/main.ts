@@ -2,7 +2,8 @@
 // same run. Progress on stderr; a table (or --json) on stdout.
 //
 //   --quick            about a minute: 2 short rounds of the target patterns, disk only
-//   --only a,b         sections: startup, control (claim latency, hotplug add), io, threadpool
+//   --only a,b         sections: startup, control (claim latency, hotplug add), io, threadpool,
+//                      scale (only by name; --counts 1,4,16: see bench/scale-main.ts)
 //   --json             machine-readable rows
 //   --rounds N         rounds of every section (startup: default 20, quick 5; threadpool: at most 2)
 //   --seconds S --dir DIR --threadpool N --no-shm --patterns 'name,...'   (io, threadpool)
@@ -16,13 +17,15 @@ import { type Row, progress, table } from './report';
 import { benchControlPath } from './hotplug';
 import { benchStartup } from './startup';
 import { benchThreadpool } from './threadpool';
+import { benchScale, scaleTable } from './scale';
+import { scaleCounts } from './scale-main';
 
-export const SECTIONS = ['startup', 'control', 'io', 'threadpool'] as const;
+export const SECTIONS = ['startup', 'control', 'io', 'threadpool', 'scale'] as const;
 
 async function main(): Promise<void> {
   const argv = minimist(process.argv.slice(2), {
     boolean: ['json', 'quick', 'shm'],
-    string: ['only', 'dir', 'patterns'],
+    string: ['only', 'dir', 'patterns', 'counts'],
     default: { shm: true, dir: '/var/tmp' },
   });
   const quick = argv.quick === true;
@@ -56,6 +59,12 @@ async function main(): Promise<void> {
   if (want('io')) rows.push(...benchIo(io, meta));
   // Not in --quick unless asked for by name.
   if (only ? want('threadpool') : !quick) rows.push(...benchThreadpool({ ...io, rounds: Math.min(io.rounds, 2) }));
+  // Only by name: it starts up to hundreds of processes.
+  if (only?.includes('scale')) {
+    const s = await benchScale({ counts: scaleCounts(argv.counts ?? (quick ? '1,4,16' : undefined)), settleSeconds: 6, idleSeconds: quick ? 5 : 10, burstMiB: 0 });
+    rows.push(...s.rows);
+    if (!argv.json) process.stderr.write(scaleTable(s.points, s.fit));
+  }
   const elapsed = (Date.now() - started) / 1000;
   progress(`done in ${elapsed.toFixed(0)} s`);
   const machine = { cpus: os.cpus().length, load: os.loadavg(), node: process.version, engineNode: engineNode(), fio: meta.fio, ioUring: meta.ioUring };

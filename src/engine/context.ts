@@ -57,8 +57,6 @@ export class RequestContext {
   /** performance.now() of the first transient error of the current step; 0 when none. */
   firstErrorAt = 0;
   retryDelayMs = 0;
-  /** dirty generation when this context's fsync started. */
-  fsyncGen = 0;
   readonly onIo: IoCallback;
   readonly retry: () => void;
 

@@ -23,6 +23,7 @@ import {
 } from './context';
 import { PagePool } from './pool';
 import { EngineQueue, type QueueHooks } from './queue';
+import { DEFAULT_FSYNC_INTERVAL_MS, Durability, RETRY_FIRST_MS, RETRY_MAX_MS } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -45,12 +46,10 @@ export interface EngineOptions {
 
 export const DEFAULT_MAX_REQUESTS = 32;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
+export { DEFAULT_FSYNC_INTERVAL_MS };
 export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
-const RETRY_FIRST_MS = 50;
 /** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
 const GNTST_OKAY = GNTST.okay;
-const RETRY_MAX_MS = 2000;
 
 export class Engine {
   readonly maxRequests: number;
@@ -80,10 +79,8 @@ export class Engine {
   private readsNow = 0;
   private stopping = false;
   private closed = false;
-  private dirtyGen = 0;
-  private cleanGen = 0;
-  private periodicRunning = false;
-  private timer: NodeJS.Timeout | undefined;
+  /** Dirty tracking, the periodic fsync and flush(). */
+  private readonly dur: Durability;
   private drainWaiters: Array<() => void> = [];
   private readonly pumpBound = () => this.pump();
 
@@ -109,22 +106,16 @@ export class Engine {
     this.freeList = this.contexts.slice().reverse();
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
-    this.startFsyncTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
+    this.dur = new Durability(file, this.st, this.holdMs, {
+      onTransientError: opts.onTransientError,
+      warn: (m) => this.warn(m),
+    }, opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
   /** New timings from a reloaded config (SIGHUP), for the requests from now on. */
   retune(t: { holdTimeoutMs?: number; fsyncIntervalMs?: number }): void {
     if (t.holdTimeoutMs !== undefined) this.holdMs = t.holdTimeoutMs;
-    if (t.fsyncIntervalMs !== undefined && !this.closed) this.startFsyncTimer(t.fsyncIntervalMs);
-  }
-
-  private startFsyncTimer(intervalMs: number): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    if (intervalMs > 0) {
-      this.timer = setInterval(() => this.periodicFsync(), intervalMs);
-      this.timer.unref();
-    }
+    this.dur.retune(t);
   }
 
   /** Adds a ring (a queue); returns the handle to kick when its event channel fires. */
@@ -172,7 +163,7 @@ export class Engine {
   }
 
   get dirty(): boolean {
-    return this.dirtyGen !== this.cleanGen;
+    return this.dur.dirty;
   }
 
   /**
@@ -180,29 +171,14 @@ export class Engine {
    * shorter). Resolves when the file is clean as of the call; rejects with the last error.
    */
   flush(deadlineMs?: number): Promise<void> {
-    const until = performance.now() + Math.min(deadlineMs ?? Infinity, this.holdMs);
-    return new Promise((resolve, reject) => {
-      let delay = RETRY_FIRST_MS;
-      const attempt = () => {
-        this.fsyncTracked((err) => {
-          if (!err) return resolve();
-          const transient = isTransient(err.code, 'fsync');
-          if (transient && err.code) this.opts.onTransientError?.(err.code, 'fsync');
-          const remaining = until - performance.now();
-          if (!transient || remaining <= 0) return reject(err);
-          setTimeout(attempt, Math.min(delay, remaining));
-          delay = Math.min(delay * 2, RETRY_MAX_MS);
-        });
-      };
-      attempt();
-    });
+    return this.dur.flush(deadlineMs);
   }
 
   /** Stops the periodic fsync timer; the engine takes nothing more. Does not fsync. */
   close(): void {
     this.closed = true;
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
+    this.dur.close();
     for (const q of this.queues) q.dead = true;
     this.queues.length = 0;
   }
@@ -470,7 +446,7 @@ export class Engine {
       ctx.state = IO;
       try {
         this.file.discard(plan.fileOffset, plan.bytes);
-        this.markDirty();
+        this.dur.markDirty();
         this.st.bytesDiscarded += plan.bytes;
         this.finish(ctx, BlkifStatus.OKAY);
       } catch (err) {
@@ -505,8 +481,7 @@ export class Engine {
         if (plan.kind === 'write') this.file.write(ctx.buf!, plan.fileOffset, ctx.onIo);
         return;
       case STEP_FSYNC:
-        ctx.fsyncGen = this.dirtyGen;
-        this.file.fsync(ctx.onIo);
+        this.dur.fsync(ctx.onIo);
         return;
     }
   }
@@ -516,7 +491,6 @@ export class Engine {
     const step = ctx.steps[ctx.stepIdx];
     const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : 'fsync';
     if (err) {
-      if (step === STEP_FSYNC) this.st.fsyncErrors++;
       const now = performance.now();
       if (ctx.firstErrorAt === 0) {
         ctx.firstErrorAt = now;
@@ -540,9 +514,8 @@ export class Engine {
     }
     ctx.firstErrorAt = 0;
     const plan = ctx.plan!;
-    if (step === STEP_FSYNC) this.fsyncDone(ctx.fsyncGen);
-    else if (step === STEP_WRITE && plan.kind === 'write') {
-      this.markDirty();
+    if (step === STEP_WRITE && plan.kind === 'write') {
+      this.dur.markDirty();
       this.st.bytesWritten += plan.bytes;
     } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
     ctx.stepIdx++;
@@ -654,40 +627,6 @@ export class Engine {
     this.warn(`frontend broke ring ${q.id}: ${reason}; disconnecting it`);
     this.removeQueue(q);
     q.hooks.broken(reason);
-  }
-
-  // --- fsync and dirt -------------------------------------------------------------------------
-
-  private markDirty(): void {
-    this.dirtyGen++;
-  }
-
-  private fsyncDone(genAtStart: number): void {
-    this.st.fsyncs++;
-    this.st.lastFsync = Date.now();
-    // Writes that completed before this fsync started are durable now.
-    if (genAtStart - this.cleanGen > 0) this.cleanGen = genAtStart;
-  }
-
-  private fsyncTracked(cb: (err: NodeJS.ErrnoException | null) => void): void {
-    const gen = this.dirtyGen;
-    this.file.fsync((err) => {
-      if (err) this.st.fsyncErrors++;
-      else this.fsyncDone(gen);
-      cb(err);
-    });
-  }
-
-  private periodicFsync(): void {
-    if (!this.dirty || this.periodicRunning) return;
-    this.periodicRunning = true;
-    this.fsyncTracked((err) => {
-      this.periodicRunning = false;
-      if (err) {
-        if (err.code && isTransient(err.code, 'fsync')) this.opts.onTransientError?.(err.code, 'fsync');
-        this.warn(`periodic fsync failed: ${err.code ?? err.message}; will retry`);
-      }
-    });
   }
 
   private count(op: number, inner: number): void {

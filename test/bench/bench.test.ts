@@ -61,7 +61,18 @@ test('--only io, one pattern, one round: engine rows with IOPS, CPU per request 
 test('--only with an unknown section: exit 1 and a message naming the sections', () => {
   const r = spawnSync(process.execPath, [MAIN, '--only', 'nosuch'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.is(r.status, 1);
-  assert.match(r.stderr, /unknown section nosuch \(have startup, control, io, threadpool\)/);
+  assert.match(r.stderr, /unknown section nosuch \(have startup, control, io, threadpool, scale\)/);
+});
+
+test('--only scale --counts 1: one disk attached and measured (PSS per disk, idle wakeups)', () => {
+  const out = bench(['--quick', '--only', 'scale', '--counts', '1']);
+  const pss = out.rows.find((r) => r.name === 'N=1: PSS per disk');
+  assert.ok(pss && pss.section === 'scale' && pss.unit === 'MiB', JSON.stringify(out.rows));
+  positive(pss.value, 'PSS per disk');
+  // A device process is a whole Node: at least a few MiB, and never the guest's memory.
+  assert.ok(pss.value.median > 2 && pss.value.median < 200, `PSS per disk ${pss.value.median} MiB`);
+  const wk = out.rows.find((r) => r.name === 'N=1: idle wakeups');
+  assert.ok(wk && Number.isFinite(wk.value.median) && wk.value.median >= 0);
 });
 
 test.run();
