@@ -30,8 +30,6 @@ export const STEPS_NONE: readonly number[] = [];
 
 export class RequestContext {
   state = FREE;
-  /** Device-wide take order: "earlier" for barriers and flushes. */
-  seq = 0;
   queue: EngineQueue | null = null;
   id = 0n;
   operation = 0;
@@ -61,7 +59,6 @@ export class RequestContext {
   readonly retry: () => void;
 
   constructor(
-    readonly index: number,
     /** Pool offset of this context's indirect descriptor pages. */
     readonly indirectOffset: number,
     onIo: (ctx: RequestContext, err: NodeJS.ErrnoException | null) => void,

@@ -69,7 +69,6 @@ export class Engine {
   private readonly batched: RequestContext[] = [];
   private readonly taken: RequestContext[] = [];
   private readonly st: EngineStats = emptyStats();
-  private seq = 0;
   private nextQueueId = 0;
   private rr = 0;
   private scheduled = false;
@@ -102,7 +101,7 @@ export class Engine {
     const retry = (ctx: RequestContext) => this.runStep(ctx);
     this.contexts = [];
     for (let i = 0; i < this.maxRequests; i++)
-      this.contexts.push(new RequestContext(i, this.maxBytes + i * indirectBytes, onIo, retry));
+      this.contexts.push(new RequestContext(this.maxBytes + i * indirectBytes, onIo, retry));
     this.freeList = this.contexts.slice().reverse();
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
@@ -252,40 +251,28 @@ export class Engine {
 
   /** Copies the indirect descriptor pages of everything just taken in one batch, and plans them. */
   private copyIndirect(taken: RequestContext[]): void {
-
-    // Indirect descriptor pages of everything just taken: one batch.
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     for (const ctx of taken) {
       if (ctx.state !== INDIRECT || ctx.plan === null || ctx.plan.kind !== 'indirect') continue;
       const grefs = ctx.plan.grefs;
       ctx.batchStart = batch.count;
       for (let i = 0; i < grefs.length; i++) batch.add(false, ctx.queue!.domid, grefs[i], 0, PAGE_SIZE, ctx.indirectOffset + i * PAGE_SIZE);
       ctx.batchCount = grefs.length;
-      batched.push(ctx);
+      this.batched.push(ctx);
     }
-    if (batched.length > 0) {
-      const ok = this.copyBatch();
-      for (const ctx of batched) {
-        const req = ctx.indirectReq!;
-        const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-        if (bad !== GNTST.okay) {
-          this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${bad}`);
-          continue;
-        }
-        const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
-        const plan = planIndirect(req, segs, this.limits);
-        ctx.indirectReq = null;
-        if (plan.kind === 'fail') {
-          this.finish(ctx, plan.status, plan.reason);
-          continue;
-        }
-        this.prepare(ctx, plan);
-      }
-    }
+    this.runBatch(this.indirectCopied);
   }
+
+  /** After the indirect pages of ctx were copied (status: the first bad segment's, or okay). */
+  private readonly indirectCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) return this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${status}`);
+    const req = ctx.indirectReq!;
+    const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
+    const plan = planIndirect(req, segs, this.limits);
+    ctx.indirectReq = null;
+    if (plan.kind === 'fail') return this.finish(ctx, plan.status, plan.reason);
+    this.prepare(ctx, plan);
+  };
 
   private takeFrom(q: EngineQueue, taken: RequestContext[]): void {
     const ring = q.ring;
@@ -301,7 +288,6 @@ export class Engine {
       }
       const ctx = this.freeList.pop()!;
       const req = ring.takeRequest();
-      ctx.seq = this.seq++;
       ctx.queue = q;
       ctx.id = req.id;
       // The response carries the operation the guest asked for; for INDIRECT that is its
@@ -360,10 +346,7 @@ export class Engine {
 
   /** Gives memory to waiting contexts in FIFO order; copies all new write data in one batch. */
   private allocate(): void {
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     let i = 0;
     for (; i < this.memWait.length; i++) {
       const ctx = this.memWait[i];
@@ -385,30 +368,42 @@ export class Engine {
         const domid = ctx.queue!.domid;
         for (const s of plan.segments) batch.add(false, domid, s.gref, s.offsetInPage, s.length, off + (s.fileOffset - plan.fileOffset));
         ctx.batchCount = plan.segments.length;
-        batched.push(ctx);
+        this.batched.push(ctx);
         ctx.state = IO; // not startable until its data is here
       } else {
         ctx.state = WAIT_ORDER;
       }
     }
     this.memWait.splice(0, i);
-    if (batched.length === 0) return;
-    const ok = this.copyBatch();
-    for (const ctx of batched) {
-      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `write data: grant copy status ${bad}`);
-      else ctx.state = WAIT_ORDER;
-    }
+    this.runBatch(this.writeDataCopied);
   }
 
-  private copyBatch(): boolean {
+  private readonly writeDataCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) this.finish(ctx, BlkifStatus.ERROR, `write data: grant copy status ${status}`);
+    else ctx.state = WAIT_ORDER;
+  };
+
+  // --- grant copies: every one of the three (indirect pages, write data, read data) is built
+  // with beginBatch + batch.add + batched.push and ended with runBatch ---------------------
+
+  private beginBatch(): GrantCopyBatch {
+    this.batch.reset();
+    this.batched.length = 0;
+    return this.batch;
+  }
+
+  /** One grant-copy call for the batch; then done(ctx, status) per context in it. */
+  private runBatch(done: (ctx: RequestContext, status: number) => void): void {
+    const batched = this.batched;
+    if (batched.length === 0) return;
+    let ok = true;
     try {
       this.grants.copy(this.batch, this.pool);
-      return true;
     } catch (err) {
       this.warn(`grant copy of ${this.batch.count} segments failed: ${(err as Error).message}`);
-      return false;
+      ok = false;
     }
+    for (let i = 0; i < batched.length; i++) done(batched[i], ok ? this.badSegment(batched[i]) : GNTST.general_error);
   }
 
   /** The first non-okay status among ctx's segments of the batch, or okay. */
@@ -532,10 +527,7 @@ export class Engine {
   // --- 1. read data to the guests ------------------------------------------------------------
 
   private copyOut(): void {
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     for (const ctx of this.order) {
       if (ctx.state !== COPY_OUT) continue;
       const plan = ctx.plan;
@@ -547,16 +539,15 @@ export class Engine {
       const domid = ctx.queue.domid;
       for (const s of plan.segments) batch.add(true, domid, s.gref, s.offsetInPage, s.length, ctx.dataOffset + (s.fileOffset - plan.fileOffset));
       ctx.batchCount = plan.segments.length;
-      batched.push(ctx);
+      this.batched.push(ctx);
     }
-    if (batched.length === 0) return;
-    const ok = this.copyBatch();
-    for (const ctx of batched) {
-      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `read data: grant copy status ${bad}`);
-      else this.finish(ctx, BlkifStatus.OKAY);
-    }
+    this.runBatch(this.readDataCopied);
   }
+
+  private readonly readDataCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) this.finish(ctx, BlkifStatus.ERROR, `read data: grant copy status ${status}`);
+    else this.finish(ctx, BlkifStatus.OKAY);
+  };
 
   // --- 4. responses ---------------------------------------------------------------------------
 
