@@ -65,7 +65,7 @@ export class Uring {
     this.addon = native();
     this.ring = this.addon.uringOpen(entries);
     try {
-      this.watch = this.addon.watchFd(this.addon.uringEventFd(this.ring), (bytes, errno) => this.onEvent(bytes, errno), true);
+      this.watch = this.addon.watchFd(this.addon.uringEventFd(this.ring), (bytes, errno) => this.onEvent(bytes, errno));
     } catch (err) {
       this.addon.uringClose(this.ring);
       throw err;

@@ -43,7 +43,7 @@ export interface NativeAddon {
   /** Closes the ring (idempotent); only with nothing in flight. */
   uringClose(ring: RingHandle): void;
 
-  // --- Xen devices (src/native/xen.c, fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
+  // --- Xen devices (src/native/xen.c) and the fd watch (fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
   /** ioctl(2) with arg passed by pointer (the kernel may write back into it); returns the result. */
   ioctl(fd: number, request: number, arg: Uint8Array | null): number;
   /** A MAP_SHARED mapping NOT unmapped on GC (gntdev needs ordered unmapping): see munmapShared. */
@@ -55,15 +55,15 @@ export interface NativeAddon {
   /** A full memory barrier (__sync_synchronize), for weakly ordered CPUs; Atomics suffice on x86. */
   fence(): void;
   /**
-   * Watches a readable fd on a dedicated poll thread, or with uvPoll through libuv's uv_poll in
-   * the main loop (which makes the fd non-blocking, and throws for fds epoll refuses).
+   * Watches a readable fd with libuv's uv_poll in the main loop (which makes the fd non-blocking,
+   * and throws for fds epoll refuses: regular files, directories).
    * callback(bytes, 0) for each read(); callback(null, 0) once at end of file;
    * callback(null, errno) after a read error, then the watch pauses until watchRearm. The fd
    * stays the caller's: close it after watchClose.
    */
-  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void, uvPoll?: boolean): WatchHandle;
+  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void): WatchHandle;
   watchRearm(handle: WatchHandle): void;
-  /** Stops (and joins the thread); no callback runs afterwards. Idempotent. */
+  /** Stops; no callback runs afterwards. Idempotent. */
   watchClose(handle: WatchHandle): void;
   /** Whether the watch keeps the event loop alive (it does by default). */
   watchRef(handle: WatchHandle, ref: boolean): void;

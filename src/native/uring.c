@@ -353,14 +353,11 @@ static napi_value js_uring_close(napi_env env, napi_callback_info info) {
   return afs_undefined(env);
 }
 
-void afs_register_uring(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "uringOpen", js_uring_open);
-  afs_set_fn(env, exports, "uringEventFd", js_uring_event_fd);
-  afs_set_fn(env, exports, "uringRead", js_uring_read);
-  afs_set_fn(env, exports, "uringWrite", js_uring_write);
-  afs_set_fn(env, exports, "uringFsync", js_uring_fsync);
-  afs_set_fn(env, exports, "uringFallocate", js_uring_fallocate);
-  afs_set_fn(env, exports, "uringSubmit", js_uring_submit);
-  afs_set_fn(env, exports, "uringReap", js_uring_reap);
-  afs_set_fn(env, exports, "uringClose", js_uring_close);
+int afs_register_uring(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "uringOpen", js_uring_open }, { "uringEventFd", js_uring_event_fd }, { "uringRead", js_uring_read },
+    { "uringWrite", js_uring_write }, { "uringFsync", js_uring_fsync }, { "uringFallocate", js_uring_fallocate },
+    { "uringSubmit", js_uring_submit }, { "uringReap", js_uring_reap }, { "uringClose", js_uring_close },
+  };
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns));
 }
