@@ -53,6 +53,7 @@ export class Uring {
   private inFlight = 0;
   private corked = 0;
   private submitPending = false;
+  private retry: NodeJS.Timeout | undefined;
   private referenced = false;
   private closed = false;
   private readonly submitSoon = () => {
@@ -108,6 +109,7 @@ export class Uring {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retry);
     this.addon.watchClose(this.watch);
     this.addon.uringClose(this.ring);
   }
@@ -162,28 +164,36 @@ export class Uring {
     }
   }
 
-  /** io_uring_enter for what is queued; false when the kernel took nothing (try later). */
+  /**
+   * io_uring_enter for what is queued. The kernel may take fewer SQEs than asked (it could not
+   * allocate requests) or refuse for now (EAGAIN, EBUSY): what it left stays in the SQ and is
+   * submitted again shortly, never forgotten. False when it took nothing.
+   */
   private enter(): boolean {
     const n = this.addon.uringSubmit(this.ring);
-    if (n >= 0) {
-      this.queued = 0; // the kernel takes the whole SQ or fails (see uring.c)
-      return true;
-    }
-    if (n === -EINTR || n === -EAGAIN || n === -EBUSY /* completions to reap first */) {
-      log('io_uring_enter: %s, trying again', errnoName(-n));
-    } else {
+    if (n > 0) this.queued = Math.max(0, this.queued - n);
+    if (n >= 0 && this.queued === 0) return true;
+    if (n < 0 && n !== -EINTR && n !== -EAGAIN && n !== -EBUSY) {
       process.stderr.write(`afsfile: io_uring_enter failed: ${errnoName(-n)}; retrying\n`);
+    } else {
+      log('io_uring_enter took %d of %d SQEs, trying again', Math.max(n, 0), this.queued + Math.max(n, 0));
     }
-    setTimeout(() => this.submit(), 1);
-    return false;
+    if (this.retry === undefined) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.submit();
+      }, 1);
+    }
+    return n > 0;
   }
 
   /** Submit, then deliver whatever completed inline (whose callbacks may queue more). */
   private submit(): void {
     if (this.closed) return;
     for (let round = 0; this.queued > 0 && round < 8; round++) {
-      if (!this.enter()) return;
+      const took = this.enter();
       this.reap();
+      if (!took) return; // the retry timer takes it from here
     }
     if (this.queued > 0 && !this.submitPending) {
       this.submitPending = true;
