@@ -40,6 +40,32 @@ function newestMtime(files) {
   return files.reduce((m, f) => Math.max(m, fs.statSync(f).mtimeMs), 0);
 }
 
+// The build's Debian packages, each found by what it uses from it; without them execFileSync
+// would throw a bare `spawnSync gcc ENOENT` stack. AFSFILE_DEPS_ROOT as in test/deps.sh.
+const TOOLS = [
+  ['gcc', () => onPath('gcc')],
+  ['libc6-dev', () => fs.existsSync(`${process.env.AFSFILE_DEPS_ROOT ?? ''}/usr/include/stdio.h`)],
+  ['binutils', () => onPath('strip') && onPath('ld')],
+];
+
+function onPath(name) {
+  return (process.env.PATH ?? '').split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d || '.', name), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+function checkTools() {
+  const missing = TOOLS.filter(([, found]) => !found()).map(([pkg]) => pkg);
+  if (!missing.length) return;
+  say(`cannot build: missing ${missing.join(', ')} (the native addon and the executable need gcc, libc6-dev and binutils); install with: apt-get install ${missing.join(' ')}`);
+  process.exit(1);
+}
+
 function buildAddon() {
   const sources = filesUnder(out('src/native'), (p) => p.endsWith('.c'));
   const headers = filesUnder(out('src/native'), (p) => p.endsWith('.h'));
@@ -133,6 +159,7 @@ async function transpileTree() {
 }
 
 async function main() {
+  checkTools();
   const addon = buildAddon();
   const inputs = [
     ...filesUnder(out('src'), () => true),

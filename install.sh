@@ -18,25 +18,9 @@ UNIT=/etc/systemd/system/afsfile.service
 CONF=/etc/xen/afsfile.conf
 SRC=${AFSFILE_BIN:-$here/dist/afsfile}
 
+# The commented config, every key with its default, made by the executable from its option table.
 conf_template() {
-  cat <<CONF
-# /etc/xen/afsfile.conf — afsfile settings. Keys are the long option names of
-# \`afsfile help worker\` and \`afsfile help renew\`; command-line flags override them.
-#
-# Kerberos and AFS tokens (without a keytab, renew runs the worker directly):
-# keytab = /etc/afsfile/afsfile.keytab
-# principal = host/dom0.example.org@EXAMPLE.ORG
-# cell = example.org
-# lifetime = 10h
-# margin = 5m
-#
-# Data path:
-# fsync-interval = 5
-# hold-timeout = 300
-# max-requests = 32
-# max-inflight = 16M
-# run-dir = /run/afsfile
-CONF
+  "$1" help config
 }
 
 unit_text() {
@@ -63,9 +47,9 @@ UNIT
 }
 
 if [ "${1:-}" = "--uninstall" ]; then
-  rm -f "$DESTDIR$LINK" "$DESTDIR$UNIT" "$DESTDIR$BIN"
   # The config is removed only if it is still the untouched template.
-  if [ -f "$DESTDIR$CONF" ] && conf_template | cmp -s - "$DESTDIR$CONF"; then rm -f "$DESTDIR$CONF"; fi
+  if [ -f "$DESTDIR$CONF" ] && [ -x "$DESTDIR$BIN" ] && conf_template "$DESTDIR$BIN" | cmp -s - "$DESTDIR$CONF"; then rm -f "$DESTDIR$CONF"; fi
+  rm -f "$DESTDIR$LINK" "$DESTDIR$UNIT" "$DESTDIR$BIN"
   echo "afsfile uninstalled from ${DESTDIR:-/}"
   exit 0
 fi
@@ -76,6 +60,6 @@ install -d "$DESTDIR$(dirname "$BIN")" "$DESTDIR/etc/xen/scripts" "$DESTDIR/etc/
 if ! cmp -s "$SRC" "$DESTDIR$BIN"; then install -m 0755 "$SRC" "$DESTDIR$BIN"; fi
 ln -sfn "$BIN" "$DESTDIR$LINK"
 unit_text > "$DESTDIR$UNIT.tmp" && mv "$DESTDIR$UNIT.tmp" "$DESTDIR$UNIT"
-[ -e "$DESTDIR$CONF" ] || conf_template > "$DESTDIR$CONF"
+[ -e "$DESTDIR$CONF" ] || conf_template "$SRC" > "$DESTDIR$CONF"
 if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 echo "afsfile installed into ${DESTDIR:-/}"

@@ -2,6 +2,7 @@
 // - claim: the toolstack's vbd write → the worker's InitWait (libxl waits up to 10 s; target < 100 ms);
 // - hotplug add: `block-afsfile add` start to exit with the worker's verdict already there (the
 //   script's own cost), side by side with one `xenstore-read` (a C client's single round trip).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -50,7 +51,7 @@ export async function benchControlPath(rounds: number): Promise<Row[]> {
       const w = await xs.watch(`${backend}/state`, () => void xs.tryRead(`${backend}/state`).then((v) => { if (v === '2' && !claimedAt) claimedAt = performance.now(); }));
       const t0 = performance.now();
       const p = await ts.addVbd({ domid, target: img, access: 'ro' });
-      while (!claimedAt || (await xs.tryRead(`${backend}/afsfile-status`)) !== 'opened') await new Promise((r) => setTimeout(r, 5));
+      while (!claimedAt || (await xs.tryRead(`${backend}/afsfile-status`)) !== 'opened') await sleep(5);
       await w.close();
       claim.push(claimedAt - t0);
       const env = { script: '/etc/xen/scripts/block-afsfile', XENBUS_TYPE: 'vbd', XENBUS_PATH: `backend/vbd/${domid}/51712`, XENBUS_BASE_PATH: 'backend', XENSTORED_PATH: xsd.socketPath, AFSFILE_HOTPLUG_LOG: path.join(tmp, 'hotplug.log') };

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EXE, run, tempDir } from './helpers/exe';
+import { EXE, run } from './helpers/exe';
+import { withTempDir } from './helpers/temp';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as { version: string };
 
@@ -52,14 +53,13 @@ test('--help lists every command; COMMAND --help lists its options', () => {
   assert.match(c.stdout, /--preallocate/);
   assert.not.match(c.stdout, /--keytab/, 'renew options are not create options');
   const h = run(['help', 'worker']);
-  assert.match(h.stdout, /--fsync-interval SECONDS .*default 5/);
+  assert.match(h.stdout, /--fsync-interval DURATION .*default 5s/);
 });
 
 test('a symlink and a hardlink named block-afsfile run the hotplug role', () => {
-  const t = tempDir();
-  try {
-    const sym = path.join(t.dir, 'sym', 'block-afsfile');
-    const hard = path.join(t.dir, 'hard', 'block-afsfile');
+  withTempDir((tmp) => {
+    const sym = path.join(tmp, 'sym', 'block-afsfile');
+    const hard = path.join(tmp, 'hard', 'block-afsfile');
     fs.mkdirSync(path.dirname(sym));
     fs.mkdirSync(path.dirname(hard));
     fs.symlinkSync(EXE, sym);
@@ -76,28 +76,23 @@ test('a symlink and a hardlink named block-afsfile run the hotplug role', () => 
       const bad = run(['frob'], { exe });
       assert.is.not(bad.status, 0);
     }
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('the executable runs alone in an empty directory and loads its addon from inside itself', () => {
-  const t = tempDir();
-  try {
-    const lone = path.join(t.dir, 'afsfile');
+  withTempDir((tmp) => {
+    const lone = path.join(tmp, 'afsfile');
     fs.copyFileSync(EXE, lone);
     fs.chmodSync(lone, 0o755);
-    const rt = path.join(t.dir, 'runtime');
+    const rt = path.join(tmp, 'runtime');
     fs.mkdirSync(rt);
     const r = run(['version', '--verbose'], { exe: lone, env: { PATH: '/nonexistent', AFSFILE_RUNTIME_DIR: rt } });
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /native addon: abi 1/);
     assert.match(r.stdout, /node v24\./);
     assert.equal(fs.readdirSync(rt), [], 'the addon file is unlinked after loading');
-    assert.equal(fs.readdirSync(t.dir).sort(), ['afsfile', 'runtime']);
-  } finally {
-    t.cleanup();
-  }
+    assert.equal(fs.readdirSync(tmp).sort(), ['afsfile', 'runtime']);
+  });
 });
 
 test('NODE_OPTIONS from the environment is ignored', () => {

@@ -4,21 +4,21 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfigText } from '../src/cli/config-file';
-import { FatalError, UsageError } from '../src/cli/errors';
+import { ConfigError, FatalError, UsageError } from '../src/cli/errors';
+import { configTemplate } from '../src/cli/config-template';
+import { validateConfigFile } from '../src/cli/validate-config';
+import { MAX_DURATION_S } from '../src/cli/options';
 import { OPTIONS } from '../src/cli/options';
 import { parseArgs } from '../src/cli/parse';
 import { parseDuration, parseSize } from '../src/util/units';
-import { tempDir } from './helpers/exe';
+import { withTempDir } from './helpers/temp';
 
 function withConfig(text: string, fn: (file: string) => void): void {
-  const t = tempDir();
-  try {
-    const file = path.join(t.dir, 'afsfile.conf');
+  withTempDir((tmp) => {
+    const file = path.join(tmp, 'afsfile.conf');
     fs.writeFileSync(file, text);
     fn(file);
-  } finally {
-    t.cleanup();
-  }
+  });
 }
 
 test('defaults come from the table', () => {
@@ -55,9 +55,11 @@ test('a bad config file is a clear error naming the line', () => {
   });
   assert.throws(() => parseConfigText('no-such-key = 1\n', 'f'), /f:1: unknown key "no-such-key"/);
   assert.throws(() => parseConfigText('device = x\n', 'f'), /"device" cannot be set in the config file/);
-  withConfig('fsync-interval = soon\n', (file) => {
-    assert.throws(() => parseArgs('worker', ['--config', file], { env: {}, readConfig: true }), (e: unknown) => e instanceof UsageError && /--fsync-interval expects a non-negative number/.test((e as Error).message));
+  withConfig('\nfsync-interval = soon\n', (file) => {
+    assert.throws(() => parseArgs('worker', ['--config', file], { env: {}, readConfig: true }),
+      (e: unknown) => e instanceof ConfigError && e.exitCode === 78 && (e as Error).message.startsWith(`${file}:2: fsync-interval expects a duration`));
   });
+  assert.throws(() => parseArgs('worker', ['--fsync-interval', 'soon'], { env: {}, readConfig: false }), (e: unknown) => e instanceof UsageError && /^command line: --fsync-interval expects a duration/.test((e as Error).message));
 });
 
 test('a missing named config file (flag or AFSFILE_CONFIG) is an error', () => {
@@ -105,6 +107,76 @@ test('units: sizes and durations', () => {
   assert.is(parseDuration('5m'), 300);
   assert.is(parseDuration('1h30m'), 5400);
   assert.ok(Number.isNaN(parseDuration('soon')));
+  assert.is(parseDuration('500ms'), 0.5);
+  assert.is(parseDuration('5 min'), 300);
+  assert.is(parseDuration('1d'), 86400);
+  assert.ok(Number.isNaN(parseDuration('5 10')), 'two numbers are not a duration');
+});
+
+test('one duration syntax for every time option: 5s, 5m, plain seconds', () => {
+  const durations = OPTIONS.filter((o) => o.type === 'duration');
+  assert.equal(durations.map((o) => o.name).sort(), ['fsync-interval', 'hold-timeout', 'hotplug-wait', 'lifetime', 'margin', 'retry-cap', 'seconds']);
+  for (const o of durations) {
+    const role = o.roles[0]!;
+    for (const [text, s] of [['90', 90], ['90s', 90], ['2m', 120]] as const) {
+      const a = parseArgs(role, [`--${o.name}=${text}`], { env: {}, readConfig: false });
+      assert.is(a.number(o.name), s, `${o.name}=${text}`);
+    }
+  }
+  withConfig('fsync-interval = 5s\nhold-timeout = 5m\nmargin = 5m\nhotplug-wait = 30\n', (file) => {
+    assert.is(parseArgs('worker', ['--config', file], { env: {}, readConfig: true }).number('hold-timeout'), 300);
+    assert.is(parseArgs('renew', ['--config', file], { env: {}, readConfig: true }).number('margin'), 300);
+    assert.is(parseArgs('hotplug', ['--config', file], { env: {}, readConfig: true }).number('hotplug-wait'), 30);
+  });
+});
+
+test('every duration is bounded below 2^31-1 ms (Node makes a longer timer 1 ms)', () => {
+  for (const o of OPTIONS.filter((x) => x.type === 'duration')) {
+    assert.ok(o.max !== undefined && o.max <= MAX_DURATION_S, `${o.name} has a max under ${MAX_DURATION_S} s`);
+    assert.throws(() => parseArgs(o.roles[0]!, [`--${o.name}=2147484`], { env: {}, readConfig: false }), /expects a duration/, o.name);
+  }
+  assert.throws(() => parseArgs('worker', ['--fsync-interval=25d'], { env: {}, readConfig: false }), /fsync-interval expects a duration .*from 0\.1 s to 1 d; got "25d"/);
+});
+
+test('out-of-range counts are refused with file and line (max-queues 0, 100000 segments, 1.5 requests)', () => {
+  for (const [line, why] of [
+    ['max-queues = 0', /afsfile\.conf:1: max-queues expects a whole number from 1 to 256; got "0"/],
+    ['max-indirect-segments = 100000', /max-indirect-segments expects a whole number from 0 to 4096/],
+    ['max-requests = 1.5', /max-requests expects a whole number from 1 to 4096; got "1\.5"/],
+    ['max-ring-page-order = 5', /max-ring-page-order expects a whole number from 0 to 4/],
+    ['max-inflight = 1K', /max-inflight expects a size .* from 64K to 4G; got "1K"/],
+  ] as const) {
+    withConfig(`${line}\n`, (file) => {
+      assert.throws(() => parseArgs('worker', ['--config', file], { env: {}, readConfig: true }), (e: unknown) => e instanceof ConfigError && why.test((e as Error).message), line);
+    });
+  }
+});
+
+test('check\'s validation lists every problem of the file, for every role, with its line', () => {
+  withConfig('max-queues = 0\nbogus = 1\nmargin = 2h\nlifetime = 1h\nhotplug-wait = forever\nfsync-interval = 10s\n', (file) => {
+    const r = validateConfigFile(file, true);
+    assert.equal(r.problems, [
+      `${file}:2: unknown key "bogus" (the keys are listed in \`afsfile help config\`)`,
+      `${file}:1: max-queues expects a whole number from 1 to 256; got "0"`,
+      `${file}:5: hotplug-wait expects a duration such as 30, 30s, 500ms, 5m, 10h, 1d (a plain number is seconds), from 1 s to 10 min; got "forever"`,
+    ]);
+    assert.is(r.values.get('fsync-interval'), 10);
+  });
+});
+
+test('the config template shows every settable key with its default, and is itself a valid config', () => {
+  const text = configTemplate();
+  const shown = [...text.matchAll(/^# ([a-z][a-z0-9-]*) =(.*)$/gm)].map((m) => [m[1]!, m[2]!.trim()] as const);
+  const settable = OPTIONS.filter((o) => o.config && !o.hidden).map((o) => o.name);
+  assert.equal(shown.map(([k]) => k).sort(), [...settable].sort());
+  assert.ok(settable.length >= 22, String(settable.length));
+  // Uncommented, the lines with a value parse to exactly the defaults.
+  withConfig(shown.filter(([, v]) => v).map(([k, v]) => `${k} = ${v}`).join('\n'), (file) => {
+    assert.equal(validateConfigFile(file, true).problems, []);
+    const fromFile = parseArgs('renew', ['--config', file], { env: {}, readConfig: true });
+    const defaults = parseArgs('renew', [], { env: {}, readConfig: false });
+    for (const n of ['lifetime', 'margin', 'retry-cap']) assert.is(fromFile.number(n), defaults.number(n), n);
+  });
 });
 
 test.run();

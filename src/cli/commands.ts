@@ -6,6 +6,9 @@ export interface CommandContext {
   /** Name the executable was invoked by (basename of argv0). */
   readonly invokedAs: string;
   readonly env: NodeJS.ProcessEnv;
+  /** For commands that run on with the defaults when the config file is broken (hotplug must
+   * still tell xl why; check reports every problem): the first problem. */
+  readonly configError?: string;
 }
 
 export interface Command {
@@ -15,6 +18,10 @@ export interface Command {
   readonly summary: string;
   /** Reads /etc/xen/afsfile.conf (hotplug keeps its start-up to the bare minimum, but reads it too). */
   readonly readsConfig: boolean;
+  /** Runs with defaults (and ctx.configError) when the config file has a problem. */
+  readonly toleratesConfigError?: boolean;
+  /** Not listed in `afsfile help` (tools for install.sh and packaging). */
+  readonly hidden?: boolean;
   run(args: ParsedArgs, ctx: CommandContext): Promise<number>;
 }
 
@@ -25,7 +32,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'renew', role: 'renew', readsConfig: true, synopsis: 'renew [--keytab F] [--principal P] [--cell C] -- COMMAND...',
     summary: 'keep Kerberos tickets and AFS tokens fresh in a private PAG and run COMMAND inside it',
     run: async (a, c) => (await import('../renew/main')).renewMain(a, c) },
-  { name: 'hotplug', role: 'hotplug', readsConfig: true, synopsis: 'hotplug add|remove   (as libxl runs /etc/xen/scripts/block-afsfile)',
+  { name: 'hotplug', role: 'hotplug', readsConfig: true, toleratesConfigError: true, synopsis: 'hotplug add|remove   (as libxl runs /etc/xen/scripts/block-afsfile)',
     summary: 'the block-afsfile hotplug script',
     run: async (a, c) => (await import('../hotplug/main')).hotplugMain(a, c) },
   { name: 'demo', role: 'demo', readsConfig: false, synopsis: 'demo [--image PATH] [--size N] [--seconds N] [--queue-depth N] [--json]',
@@ -34,7 +41,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'create', role: 'create', readsConfig: false, synopsis: 'create PATH --size N [--preallocate]',
     summary: 'make a new image file (sparse unless --preallocate); never overwrites',
     run: async (a) => (await import('../image/create-command')).createMain(a) },
-  { name: 'check', role: 'check', readsConfig: true, synopsis: 'check [--json]',
+  { name: 'check', role: 'check', readsConfig: true, toleratesConfigError: true, synopsis: 'check [--json]',
     summary: 'check this dom0 can run afsfile: xenstored, /dev/xen, xen-blkback, worker, tokens',
     run: async (a, c) => (await import('../worker/check-command')).checkMain(a, c) },
   { name: 'status', role: 'status', readsConfig: true, synopsis: 'status [--json]',

@@ -1,8 +1,8 @@
 // Chooses the role from the name the executable was called by, then the subcommand.
 import * as path from 'node:path';
 import { type Command, findCommand } from './commands';
-import { FatalError, UsageError } from './errors';
-import { parseArgs } from './parse';
+import { ConfigError, FatalError, UsageError } from './errors';
+import { type ParsedArgs, parseArgs } from './parse';
 
 export const HOTPLUG_NAME = 'block-afsfile';
 
@@ -32,12 +32,21 @@ export async function dispatch(argv0: string, args: string[], env: NodeJS.Proces
       const rest = argv.filter((a) => a !== '--help' && a !== '-h');
       return await command.run(parseArgs('version', [], { env: {}, readConfig: false }).withPositional(rest), { invokedAs: path.basename(argv0), env });
     }
-    const parsed = parseArgs(command.role, argv, { env, readConfig: command.readsConfig && !argv.includes('--help') && !argv.includes('-h') });
+    const readConfig = command.readsConfig && !argv.includes('--help') && !argv.includes('-h');
+    let parsed: ParsedArgs;
+    let configError: string | undefined;
+    try {
+      parsed = parseArgs(command.role, argv, { env, readConfig });
+    } catch (err) {
+      if (!(err instanceof ConfigError && command.toleratesConfigError)) throw err;
+      configError = err.message;
+      parsed = parseArgs(command.role, argv, { env, readConfig: false });
+    }
     if (parsed.bool('help')) {
       process.stdout.write((await import('./usage')).usage(command.name));
       return 0;
     }
-    return await command.run(parsed, { invokedAs: path.basename(argv0), env });
+    return await command.run(parsed, { invokedAs: path.basename(argv0), env, ...(configError ? { configError } : {}) });
   } catch (err) {
     if (err instanceof UsageError) {
       const which = chosen?.command.name ?? err.role;

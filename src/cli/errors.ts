@@ -15,3 +15,15 @@ export class FatalError extends Error {
     this.name = 'FatalError';
   }
 }
+
+/** EX_CONFIG of sysexits.h: the unit's RestartPreventExitStatus names it, so a broken
+ * configuration does not loop restarts. */
+export const EXIT_CONFIG = 78;
+
+/** A configuration problem (config file, or a value from the environment): exit 78. */
+export class ConfigError extends FatalError {
+  constructor(message: string) {
+    super(message, EXIT_CONFIG);
+    this.name = 'ConfigError';
+  }
+}

@@ -4,7 +4,7 @@
 
 export type Role = 'worker' | 'renew' | 'hotplug' | 'demo' | 'create' | 'check' | 'status' | 'detach' | 'bench' | 'version';
 
-export type OptionType = 'string' | 'number' | 'boolean' | 'size' | 'list';
+export type OptionType = 'string' | 'number' | 'boolean' | 'size' | 'list' | 'duration';
 
 export interface OptionSpec {
   readonly name: string;
@@ -18,7 +18,20 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   readonly alias?: string;
   readonly placeholder?: string;
+  /** Bounds of number, size and duration options (durations in seconds), checked wherever a value
+   * is read (flag, environment, config file: src/cli/values.ts). */
+  readonly min?: number;
+  readonly max?: number;
+  /** A count: whole numbers only. */
+  readonly integer?: boolean;
+  /** Internal (set by afsfile for itself): not in --help, the man page or completion. */
+  readonly hidden?: boolean;
 }
+
+/** Node turns any timer over 2^31-1 ms into 1 ms (lib/internal/timers.js, TIMEOUT_MAX): no
+ * duration option may reach it. */
+export const MAX_DURATION_S = Math.floor((2 ** 31 - 1) / 1000);
+const DAY = 86_400;
 
 const ALL: readonly Role[] = ['worker', 'renew', 'hotplug', 'demo', 'create', 'check', 'status', 'detach', 'bench'];
 const DATA_PATH: readonly Role[] = ['worker', 'demo', 'bench'];
@@ -38,23 +51,25 @@ export const OPTIONS: readonly OptionSpec[] = [
   // Data path.
   { name: 'platform', type: 'string', default: 'auto', choices: ['auto', 'linux', 'sim'], roles: ['worker'], config: true,
     help: 'event channels and grant tables: linux (/dev/xen), sim (simulated guests), auto (linux when /dev/xen exists)' },
-  { name: 'device', type: 'string', roles: ['worker'], config: false, placeholder: 'BACKEND-PATH',
+  { name: 'device', type: 'string', roles: ['worker'], config: false, placeholder: 'BACKEND-PATH', hidden: true,
     help: 'serve one device (the per-device child the supervisor starts)' },
-  { name: 'fsync-interval', type: 'number', default: 5, roles: DATA_PATH, config: true, placeholder: 'SECONDS',
+  { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',
     help: 'fsync a dirty image at least this often' },
-  { name: 'hold-timeout', type: 'number', default: 300, roles: ['worker'], config: true, placeholder: 'SECONDS',
+  { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',
     help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
   { name: 'direct', type: 'boolean', default: false, roles: DATA_PATH, config: true,
     help: 'open local images with O_DIRECT (never for AFS: its cache manager needs buffered I/O)' },
-  { name: 'max-requests', type: 'number', default: 32, roles: DATA_PATH, config: true, placeholder: 'N',
+  { name: 'max-requests', type: 'number', default: 32, min: 1, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',
     help: 'per-device budget of requests in flight' },
-  { name: 'max-inflight', type: 'size', default: '16M', roles: DATA_PATH, config: true, placeholder: 'BYTES',
+  { name: 'max-inflight', type: 'size', default: '16M', min: 64 * 1024, max: 4 * 1024 ** 3, roles: DATA_PATH, config: true, placeholder: 'BYTES',
     help: 'per-device budget of bytes in flight' },
-  { name: 'max-indirect-segments', type: 'number', default: 256, roles: DATA_PATH, config: true, placeholder: 'N',
+  // Bounds: blkif.h (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST 8 pages × 512 descriptors), io/ring.h
+  // (XENBUS_MAX_RING_GRANT_ORDER 4); what src/worker/device/claim.ts accepts.
+  { name: 'max-indirect-segments', type: 'number', default: 256, min: 0, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',
     help: 'feature-max-indirect-segments advertised to frontends' },
-  { name: 'max-ring-page-order', type: 'number', default: 4, roles: DATA_PATH, config: true, placeholder: 'N',
-    help: 'max-ring-page-order advertised to frontends (0..4)' },
-  { name: 'max-queues', type: 'number', default: 4, roles: DATA_PATH, config: true, placeholder: 'N',
+  { name: 'max-ring-page-order', type: 'number', default: 4, min: 0, max: 4, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',
+    help: 'max-ring-page-order advertised to frontends' },
+  { name: 'max-queues', type: 'number', default: 4, min: 1, max: 256, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',
     help: 'multi-queue-max-queues advertised to frontends' },
 
   // create / demo.
@@ -64,15 +79,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'allocate every block now instead of making a sparse file' },
   { name: 'image', type: 'string', roles: ['demo'], config: false, placeholder: 'PATH',
     help: 'use this image instead of a temporary one (it is overwritten)' },
-  { name: 'seconds', type: 'number', roles: ['demo'], config: false, placeholder: 'N',
+  { name: 'seconds', type: 'duration', min: 0.1, max: DAY, roles: ['demo'], config: false, placeholder: 'DURATION',
     help: 'run the workload for this long' },
-  { name: 'queue-depth', type: 'number', default: 16, roles: ['demo'], config: false, placeholder: 'N',
+  { name: 'queue-depth', type: 'number', default: 16, min: 1, max: 4096, integer: true, roles: ['demo'], config: false, placeholder: 'N',
     help: 'requests the simulated guest keeps in flight' },
 
   // Hotplug.
   { name: 'hotplug-log', type: 'string', default: '/var/log/xen/xen-hotplug.log', env: 'AFSFILE_HOTPLUG_LOG', roles: ['hotplug'], config: true, placeholder: 'FILE',
     help: 'where the hotplug script logs each decision' },
-  { name: 'hotplug-wait', type: 'number', default: 25, roles: ['hotplug'], config: true, placeholder: 'SECONDS',
+  { name: 'hotplug-wait', type: 'duration', default: '25s', min: 1, max: 600, roles: ['hotplug'], config: true, placeholder: 'DURATION',
     help: 'how long `add` waits for the worker to open the image (libxl allows the script 40 s)' },
 
   // renew.
@@ -82,25 +97,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'principal to authenticate as (default: the first in the keytab)' },
   { name: 'cell', type: 'list', roles: ['renew'], config: true, placeholder: 'CELL',
     help: 'AFS cell to get tokens for (repeat, or comma-separated; default: aklog\'s own)' },
-  { name: 'lifetime', type: 'string', default: '10h', roles: ['renew'], config: true, placeholder: 'DURATION',
-    help: 'requested ticket lifetime (s, m, h, d)' },
-  { name: 'margin', type: 'string', default: '5m', roles: ['renew'], config: true, placeholder: 'DURATION',
+  { name: 'lifetime', type: 'duration', default: '10h', min: 1, max: 7 * DAY, roles: ['renew'], config: true, placeholder: 'DURATION',
+    help: 'requested ticket lifetime' },
+  { name: 'margin', type: 'duration', default: '5m', min: 1, max: DAY, roles: ['renew'], config: true, placeholder: 'DURATION',
     help: 'renew no later than this long before expiry' },
-  { name: 'aklog', type: 'string', default: 'aklog', roles: ['renew'], config: true, placeholder: 'COMMAND',
-    help: 'command that turns tickets into AFS tokens (split on blanks, no shell; -c CELL is appended per cell)' },
+  { name: 'aklog', type: 'string', default: 'auto', roles: ['renew'], config: true, placeholder: 'COMMAND',
+    help: 'command that turns tickets into AFS tokens (split on blanks, no shell; per cell "-c CELL" for OpenAFS, "CELL" for kafs); auto: aklog (OpenAFS) or aklog-kafs (kafs)' },
+  { name: 'afs-client', type: 'string', default: 'auto', choices: ['auto', 'openafs', 'kafs'], roles: ['renew'], config: true, placeholder: 'CLIENT',
+    help: 'which AFS client the tokens are for: how aklog takes the cell and how a token is checked afterwards (tokens, or the rxrpc key in the session keyring); auto: the loaded kernel module, else the aklog\'s name' },
   { name: 'ccache', type: 'string', roles: ['renew'], config: true, placeholder: 'FILE',
     help: 'credential cache (default: <run-dir>/renew/krb5cc, mode 0600)' },
-  { name: 'retry-cap', type: 'string', default: '5m', roles: ['renew'], config: true, placeholder: 'DURATION',
+  { name: 'retry-cap', type: 'duration', default: '5m', min: 1, max: DAY, roles: ['renew'], config: true, placeholder: 'DURATION',
     help: 'longest wait between failed attempts; permanent errors (keytab, unknown principal) are retried at this interval' },
   { name: 'pag-wrapper', type: 'string', default: 'auto', choices: ['auto', 'pagsh', 'keyctl'], roles: ['renew'], config: true, placeholder: 'WRAPPER',
     help: 'how to make the PAG: pagsh (OpenAFS), keyctl (kAFS session keyring), auto (pagsh when the OpenAFS module is loaded, else keyctl, else pagsh)' },
   { name: 'no-pag', type: 'boolean', default: false, roles: ['renew'], config: true,
     help: 'run without a private PAG (tokens shared with every PAG-less root process)' },
-  { name: 'in-pag', type: 'boolean', default: false, roles: ['renew'], config: false,
+  { name: 'in-pag', type: 'boolean', default: false, roles: ['renew'], config: false, hidden: true,
     help: '(internal) already re-executed inside a new PAG' },
 
   // Simulator (sim/).
-  { name: 'sim-dir', type: 'string', env: 'AFSFILE_SIM_DIR', roles: ['worker'], config: false, placeholder: 'DIR',
+  { name: 'sim-dir', type: 'string', env: 'AFSFILE_SIM_DIR', roles: ['worker'], config: false, placeholder: 'DIR', hidden: true,
     help: 'with --platform sim: directory where simulated guests listen (dom<domid>.sock) and keep their memory (dom<domid>.mem)' },
 ];
 

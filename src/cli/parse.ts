@@ -2,11 +2,11 @@
 // then the environment and the config file fill what the flags left open.
 import minimist from 'minimist';
 import { readConfigFile } from './config-file';
-import { UsageError } from './errors';
+import { ConfigError, UsageError } from './errors';
 import { type OptionSpec, type Role, optionsFor } from './options';
-import { parseSize } from '../util/units';
+import { type OptionValue, ValueError, convertValue } from './values';
 
-export type OptionValue = string | number | boolean | string[];
+export type { OptionValue } from './values';
 
 export class ParsedArgs {
   constructor(
@@ -61,36 +61,13 @@ export class ParsedArgs {
   }
 }
 
-function convert(spec: OptionSpec, raw: unknown, from: string): OptionValue {
-  const bad = (why: string) => new UsageError(`${from}: --${spec.name} ${why}`);
-  switch (spec.type) {
-    case 'boolean': {
-      if (typeof raw === 'boolean') return raw;
-      const s = String(raw).toLowerCase();
-      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-      if (['0', 'false', 'no', 'off'].includes(s)) return false;
-      throw bad(`expects yes or no, got "${raw}"`);
-    }
-    case 'number': {
-      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
-      if (String(raw).trim() === '' || !Number.isFinite(n) || n < 0) throw bad(`expects a non-negative number, got "${raw}"`);
-      return n;
-    }
-    case 'size': {
-      const n = parseSize(String(raw));
-      if (!Number.isFinite(n) || n < 0) throw bad(`expects a size such as 512, 64K, 10G; got "${raw}"`);
-      return n;
-    }
-    case 'list': {
-      const items = (Array.isArray(raw) ? raw : [raw]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
-      return items;
-    }
-    case 'string': {
-      if (typeof raw === 'boolean' || raw === '') throw bad('needs a value');
-      const s = String(raw);
-      if (spec.choices && !spec.choices.includes(s)) throw bad(`must be one of ${spec.choices.join(', ')}; got "${s}"`);
-      return s;
-    }
+/** convertValue, with the error a command line (usage, exit 2) or a configuration (exit 78) gets. */
+function convert(spec: OptionSpec, raw: unknown, from: string, role: Role): OptionValue {
+  try {
+    return convertValue(spec, raw, from);
+  } catch (err) {
+    if (!(err instanceof ValueError)) throw err;
+    throw from === 'command line' ? new UsageError(err.message, role) : new ConfigError(err.message);
   }
 }
 
@@ -130,7 +107,7 @@ export function parseArgs(role: Role, argv: string[], ctx: ParseContext): Parsed
     if (!given) continue;
     // minimist turns a repeated string option into an array; only lists may repeat.
     if (Array.isArray(raw) && spec.type !== 'list') throw new UsageError(`--${spec.name} given more than once`, role);
-    values.set(spec.name, convert(spec, raw, 'command line'));
+    values.set(spec.name, convert(spec, raw, 'command line', role));
     explicit.add(spec.name);
   }
   if (parsed.help) values.set('help', true);
@@ -138,21 +115,21 @@ export function parseArgs(role: Role, argv: string[], ctx: ParseContext): Parsed
   for (const spec of specs) {
     if (values.has(spec.name) || !spec.env) continue;
     const v = ctx.env[spec.env];
-    if (v !== undefined && v !== '') values.set(spec.name, convert(spec, v, spec.env));
+    if (v !== undefined && v !== '') values.set(spec.name, convert(spec, v, spec.env, role));
   }
 
   if (ctx.readConfig && specs.some((s) => s.name === 'config')) {
     const file = (values.get('config') as string | undefined) ?? '/etc/xen/afsfile.conf';
     const fromFile = readConfigFile(file, values.has('config'));
-    for (const [key, text] of fromFile) {
+    for (const [key, entry] of fromFile) {
       const spec = specs.find((s) => s.name === key);
       if (!spec || values.has(key)) continue; // keys of other roles are fine in a shared file
-      values.set(key, convert(spec, text, file));
+      values.set(key, convert(spec, entry.value, entry.where, role));
     }
   }
 
   for (const spec of specs) {
-    if (!values.has(spec.name) && spec.default !== undefined) values.set(spec.name, convert(spec, spec.default, 'default'));
+    if (!values.has(spec.name) && spec.default !== undefined) values.set(spec.name, convert(spec, spec.default, 'default', role));
   }
 
   const positional = parsed._.map(String);

@@ -1,5 +1,6 @@
 // --help text, made from the command list and the option table.
 import { COMMANDS, findCommand } from './commands';
+import { configTemplate } from './config-template';
 import { type OptionSpec, type Role, optionsFor } from './options';
 
 function optionLine(o: OptionSpec): string {
@@ -12,6 +13,7 @@ function optionLine(o: OptionSpec): string {
 }
 
 export function usage(commandName?: string): string {
+  if (commandName === 'config') return configTemplate();
   const cmd = commandName ? findCommand(commandName) : undefined;
   if (cmd) {
     let text = `usage: afsfile ${cmd.synopsis}\n\n${cmd.summary}\n`;

@@ -37,6 +37,12 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
       return EXIT_FAILED;
     }
     try {
+      // A broken config file (hotplug-wait, hotplug-log are read from it) must not leave xl
+      // with a bare exit status: say which line is wrong; removal goes on with the defaults.
+      if (ctx.configError) {
+        if (action === 'add') return await fail(xs, backend, 'error', `afsfile: ${ctx.configError} (\`afsfile check\` lists every problem)`, log);
+        log.line(`config file problem, removing with the defaults: ${ctx.configError}`);
+      }
       return action === 'add' ? await add(xs, backend, base, waitMs, log) : await remove(xs, backend, waitMs, log);
     } finally {
       xs.close();

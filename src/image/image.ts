@@ -9,6 +9,7 @@ import createDebug from 'debug';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { errnoName, native, withErrnoCode } from '../native/addon';
+import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
 import { Uring } from './uring';
 
@@ -266,7 +267,7 @@ export class Image {
 
   private io(write: boolean, buf: Uint8Array, at: number, len: number, offset: number, cb: IoCallback): void {
     const done = (err: NodeJS.ErrnoException | null, n: number) => {
-      if (err) return cb(err);
+      if (err) return cb(nameLinuxErrno(err));
       if (n === len) return cb(null);
       if (n === 0) return cb(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
       this.io(write, buf, at + n, len - n, offset + n, cb);
@@ -277,7 +278,7 @@ export class Image {
 
   fsync(cb: IoCallback): void {
     if (this.ring !== null) return this.ring.fdatasync(this.fd, cb);
-    fs.fdatasync(this.fd, cb);
+    fs.fdatasync(this.fd, (err) => cb(nameLinuxErrno(err)));
   }
 
   /** What the engine queues until uncork goes to the kernel in one submission (io_uring). */

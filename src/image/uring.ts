@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import { native, errnoName } from '../native/addon';
 import type { NativeAddon, RingHandle, WatchHandle } from '../native/types';
 import type { IoCallback } from '../engine/block-file';
+import { nameLinuxErrno } from '../util/linux-errno';
 
 const log = createDebug('afsfile:uring');
 
@@ -253,9 +254,16 @@ export class Uring {
   }
 }
 
+/** As Node's fs errors look (negative errno, code, syscall), with the names libuv lacks
+ * (EKEYEXPIRED and the other kAFS ones: src/util/linux-errno.ts). */
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
-  const code = errnoName(errno);
-  return Object.assign(new Error(`${code}: ${syscall} (io_uring)`), { errno: -errno, code, syscall });
+  const known = errnoName(errno);
+  const err: NodeJS.ErrnoException = Object.assign(new Error(`${syscall} (io_uring)`), { errno: -errno, syscall });
+  if (known !== `E${errno}`) err.code = known;
+  nameLinuxErrno(err);
+  err.code ??= known;
+  err.message = `${err.code}: ${err.message}`;
+  return err;
 }
 
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */

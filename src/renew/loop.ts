@@ -3,7 +3,7 @@
 // status/renew.json. It never throws: every failure is reported, recorded and retried.
 import * as fs from 'node:fs';
 import createDebug from 'debug';
-import { runAklog, tokenExpiry } from './aklog';
+import { type ClientHost, chooseClient, realClientHost, runAklog } from './aklog';
 import { AttemptError, getTicket } from './kerberos';
 import { type RenewTiming, kickedAttemptAt, renewDelay, retryDelay } from './schedule';
 import { type RenewError, type RenewStatus, writeRenewStatus } from './status';
@@ -17,12 +17,16 @@ export interface RenewerConfig {
   readonly lifetimeS: number;
   readonly timing: RenewTiming;
   readonly aklog: string;
+  /** --afs-client: openafs, kafs, or auto (the loaded kernel module, else the aklog's name). */
+  readonly afsClient: string;
   readonly ccache: string;
   readonly runDir: string;
   readonly pag: RenewStatus['pag'];
   /** Environment for kinit/aklog (KRB5_CONFIG and PATH matter); KRB5CCNAME is set per tool. */
   readonly env: NodeJS.ProcessEnv;
   readonly random?: () => number;
+  /** Which kernel client is loaded (tests pass their own). */
+  readonly clientHost?: () => ClientHost;
   /** Where administrators read what went wrong (stderr; the journal under systemd). */
   readonly say?: (line: string) => void;
 }
@@ -43,6 +47,8 @@ export class Renewer {
   private ticketExpiresMs: number | undefined;
   private tokens: Record<string, string> | undefined;
   private childPid: number | null = null;
+  /** Successful attempts so far: the worker reopens its images when this grows (DESIGN "Durability"). */
+  private renewals = 0;
   /** Settings changed during an attempt: run again when it ends. */
   private rerun = false;
   private readonly say: (line: string) => void;
@@ -66,7 +72,7 @@ export class Renewer {
    * SIGHUP: new settings from the config file. The next attempt uses them and comes at once
    * (as a kick); failures so far no longer count, as they may be what the change fixes.
    */
-  reconfigure(c: Pick<RenewerConfig, 'keytab' | 'principal' | 'cells' | 'lifetimeS' | 'timing' | 'aklog'>): void {
+  reconfigure(c: Pick<RenewerConfig, 'keytab' | 'principal' | 'cells' | 'lifetimeS' | 'timing' | 'aklog' | 'afsClient'>): void {
     this.cfg = { ...this.cfg, ...c };
     this.failures = 0;
     this.writeStatus();
@@ -124,9 +130,11 @@ export class Renewer {
       this.principal = ticket.principal;
       this.ticketExpiresMs = ticket.expiresMs;
       if (this.stopped) return;
-      await runAklog(this.cfg.aklog, this.cfg.cells, this.cfg.ccache, this.cfg.env, signal);
-      this.tokens = await tokenExpiry(this.cfg.env, signal);
+      const client = chooseClient(this.cfg.afsClient, this.cfg.aklog, (this.cfg.clientHost ?? realClientHost)());
+      this.tokens = await runAklog(this.cfg.aklog, this.cfg.cells, client, this.cfg.ccache, this.cfg.env, signal);
       if (this.stopped) return;
+      // kAFS binds the key to an open file: the worker reopens its images when it sees this grow.
+      this.renewals++;
       const recovered = this.failures > 0 || this.lastSuccessMs === undefined;
       this.failures = 0;
       this.lastSuccessMs = Date.now();
@@ -160,6 +168,7 @@ export class Renewer {
         cells: this.cfg.cells,
         ticketExpires: iso(this.ticketExpiresMs),
         tokenExpires: this.tokens ?? null,
+        renewals: this.renewals,
         lastAttempt: iso(this.lastAttemptMs),
         lastSuccess: iso(this.lastSuccessMs),
         lastError: this.lastError,

@@ -16,7 +16,7 @@ import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import { findOption } from '../cli/options';
 import type { ParsedArgs } from '../cli/parse';
-import { parseDuration } from '../util/units';
+import { formatDuration } from '../cli/values';
 import { startChild } from './child';
 import { defaultCcache, prepareCcacheDir } from './ccache';
 import { Renewer } from './loop';
@@ -27,11 +27,9 @@ import { runTool } from './tools';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
+/** A duration option in seconds (bounded and checked where it was read: src/cli/values.ts). */
 function duration(args: ParsedArgs, name: string): number {
-  const text = args.string(name);
-  const s = parseDuration(text);
-  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--${name} expects a duration such as 30s, 5m, 10h; got "${text}"`, 'renew');
-  return s;
+  return args.number(name);
 }
 
 /** The options given on the command line, again, for the re-executed renew. */
@@ -57,7 +55,7 @@ function withoutCcache(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 function bestEffortStatus(runDir: string, state: 'running' | 'stopped', childPid: number | null): void {
   try {
-    writeRenewStatus(runDir, { managed: false, state, pag: 'none', principal: null, cells: [], ticketExpires: null, tokenExpires: null, lastAttempt: null, lastSuccess: null, lastError: null, failures: 0, nextAttempt: null, childPid });
+    writeRenewStatus(runDir, { managed: false, state, pag: 'none', principal: null, cells: [], ticketExpires: null, tokenExpires: null, renewals: 0, lastAttempt: null, lastSuccess: null, lastError: null, failures: 0, nextAttempt: null, childPid });
   } catch { /* a run dir we cannot write must not stop the worker */ }
 }
 
@@ -98,9 +96,9 @@ function reload(args: ParsedArgs, renewer: Renewer): void {
     renewer.reconfigure({
       keytab, principal: now.optionalString('principal'), cells: now.list('cell'), lifetimeS: duration(now, 'lifetime'),
       timing: { marginMs: duration(now, 'margin') * 1000, retryCapMs: duration(now, 'retry-cap') * 1000 },
-      aklog: now.string('aklog'),
+      aklog: now.string('aklog'), afsClient: now.string('afs-client'),
     });
-    say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${now.string('lifetime')}); refreshing now`);
+    say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${formatDuration(now.number('lifetime'))}); refreshing now`);
   } catch (e) {
     say(`the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
   }
@@ -132,7 +130,7 @@ export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<
   const renewer = new Renewer({
     keytab, principal: args.optionalString('principal'), cells: args.list('cell'), lifetimeS,
     timing: { marginMs: marginS * 1000, retryCapMs: capS * 1000 },
-    aklog: args.string('aklog'), ccache, runDir, pag, env,
+    aklog: args.string('aklog'), afsClient: args.string('afs-client'), ccache, runDir, pag, env,
   });
   // Installed before the child runs, so a kick from a fast worker is never the default action.
   process.on('SIGALRM', () => renewer.kick());

@@ -30,8 +30,16 @@ export interface RenewStatus {
   readonly cells: readonly string[];
   /** ISO expiry of the ticket-granting ticket; null: no valid ticket known. */
   readonly ticketExpires: string | null;
-  /** Per cell: ISO expiry or "expired", from `tokens`; null: unknown (no `tokens`, or kAFS). */
+  /**
+   * Per cell, from the last successful attempt: ISO expiry or "expired" (OpenAFS `tokens`), or
+   * "present" (kAFS: a new rxrpc key in the session keyring); null: no token yet.
+   */
   readonly tokenExpires: Readonly<Record<string, string>> | null;
+  /**
+   * Successful attempts (new tokens) since renew started. The worker reopens its images when it
+   * grows: kAFS writes back with the key cached at open, which a renewal does not replace.
+   */
+  readonly renewals: number;
   readonly lastAttempt: string | null;
   readonly lastSuccess: string | null;
   readonly lastError: RenewError | null;

@@ -16,6 +16,7 @@
 // * close and reconnect: Closing → Closed → Initialising → (backend InitWait) → handshake
 //   again, re-issuing anything still in flight on the new rings (blkif_recover).
 // * `raw`: arbitrary bytes in a ring slot, req_prod moves, responses read back as they are.
+import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { type Abi, type BlkifResponse, abiForProtocol } from '../blkif/abi';
 import { writeSegment, SEGMENT_SIZE } from '../blkif/codec';
@@ -36,6 +37,7 @@ import type { BlkifRequest, Segment } from '../blkif/request';
 import type { FrontRing } from '../blkif/ring';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import type { Watch, XenStore } from '../xen/xenstore';
+import { waitForKey } from '../xen/xenstore-wait';
 import { BlkfrontQueue } from './blkfront-queue';
 import type { SimGuest } from './guest';
 
@@ -171,36 +173,16 @@ export class SimBlkfront {
     return info;
   }
 
-  /** Resolves with the backend state once pred holds; rejects when it goes Closing/Closed first or on timeout. */
+  /** Resolves with the backend state once pred holds; rejects when it goes Closed first, is removed, or on timeout. */
   private async waitBackend(pred: (s: number) => boolean, what: string): Promise<number> {
-    const path = `${this.backend}/state`;
-    return new Promise<number>((resolve, reject) => {
-      let w: Watch | undefined;
-      let finished = false;
-      const finish = (err: Error | undefined, st?: number) => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(timer);
-        void w?.close();
-        if (err) reject(err);
-        else resolve(st!);
-      };
-      const timer = setTimeout(() => finish(new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`)), this.timeout());
-      const check = async () => {
-        const st = parseState(await this.xs.tryRead(path).catch(() => undefined));
-        if (st === undefined) {
-          // The toolstack destroyed the device: nothing will ever answer.
-          if ((await this.xs.tryRead(this.backend).catch(() => undefined)) === undefined) finish(new Error(`${this.frontend}: backend ${this.backend} is gone`));
-          return;
-        }
-        if (pred(st)) finish(undefined, st);
-        else if (st === XenbusState.Closed && what !== 'Closed') finish(new Error(`${this.frontend}: backend went ${stateName(st)} while waiting for ${what}`));
-      };
-      void this.xs.watch(path, () => void check()).then((watch) => {
-        w = watch;
-        if (finished) void watch.close();
-      }, (err) => finish(err as Error));
-    });
+    const settles = (st: number | undefined) => st !== undefined && (pred(st) || (st === XenbusState.Closed && what !== 'Closed'));
+    const r = await waitForKey(this.xs, `${this.backend}/state`, (v) => settles(parseState(v)), this.timeout(), { dir: this.backend });
+    if (r.kind === 'timeout') throw new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`);
+    // The toolstack destroyed the device: nothing will ever answer.
+    if (r.kind === 'gone') throw new Error(`${this.frontend}: backend ${this.backend} is gone`);
+    const st = parseState(r.value)!;
+    if (!pred(st)) throw new Error(`${this.frontend}: backend went ${stateName(st)} while waiting for ${what}`);
+    return st;
   }
 
   private async talkToBackend(): Promise<void> {
@@ -294,7 +276,7 @@ export class SimBlkfront {
 
   private async drainInFlight(ms: number): Promise<void> {
     const end = Date.now() + ms;
-    while (this.queues.some((q) => q.inFlight > 0) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    while (this.queues.some((q) => q.inFlight > 0) && Date.now() < end) await sleep(5);
   }
 
   /**

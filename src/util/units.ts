@@ -10,15 +10,15 @@ export function parseSize(text: string): number {
   return Number.isSafeInteger(Math.round(v)) ? Math.round(v) : NaN;
 }
 
-const DURATION_UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+const DURATION_UNIT: Record<string, number> = { '': 1, ms: 0.001, s: 1, m: 60, min: 60, h: 3600, d: 86400 };
 
-/** "30", "30s", "5m", "10h", "1d", "1h30m" → seconds; NaN when malformed. */
+/** "30", "30s", "500ms", "5m", "5min", "10h", "1d", "1h30m" → seconds; NaN when malformed. */
 export function parseDuration(text: string): number {
-  const t = text.trim();
-  if (!/^(\d+(\.\d+)?[smhd]?)+$/.test(t)) return NaN;
+  const t = text.trim().replace(/(\d)\s+(?=[a-z])/g, '$1').replace(/([a-z])\s+(?=\d)/g, '$1');
+  if (!/^(\d+(\.\d+)?(ms|min|[smhd])?)+$/.test(t)) return NaN;
   let total = 0;
-  for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhd]?)/g)) total += Number(m[1]) * DURATION_UNIT[m[2]!]!;
-  return total;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|min|[smhd])?/g)) total += Number(m[1]) * DURATION_UNIT[m[2] ?? '']!;
+  return Math.round(total * 1000) / 1000;
 }
 
 export function formatBytes(n: number): string {

@@ -1,11 +1,13 @@
 // `afsfile check [--json]`: can this dom0 run afsfile? Each finding names what is wrong and the
-// fix; the exit status is 1 when anything is wrong. AFSFILE_CHECK_ROOT prefixes /sys and /dev
-// (tests only: the host's own /sys and /dev are not theirs to change).
+// fix; the exit status is 1 when anything is wrong. AFSFILE_CHECK_ROOT prefixes /sys, /dev and
+// /etc (tests only: the host's own are not theirs to change).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandContext } from '../cli/commands';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
+import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
+import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
 
 export interface Finding {
@@ -17,12 +19,12 @@ export interface Finding {
 
 const BLKBACK_MARKERS = ['/sys/module/xen_blkback', '/sys/bus/xen-backend/drivers/vbd'];
 
-async function checkXenstore(env: NodeJS.ProcessEnv): Promise<Finding> {
+async function checkXenstore(env: NodeJS.ProcessEnv, root: string): Promise<Finding> {
   let xs;
   try {
     xs = await connectXenStore({ env, reconnect: false });
   } catch (e) {
-    return { check: 'xenstored', ok: false, detail: (e as Error).message, fix: 'start xenstored (systemctl start xenstored, or xencommons), or set XENSTORED_PATH' };
+    return { check: 'xenstored', ok: false, detail: (e as Error).message, fix: `systemctl start ${xenstoredUnit(root)} (or set XENSTORED_PATH)` };
   }
   try {
     const t = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref());
@@ -81,7 +83,8 @@ function checkTokens(runDir: string, keytab: string | undefined, now = Date.now(
     return { check, ok: false, detail: `no valid Kerberos ticket${lastError ? `: ${lastError}` : ''}`, fix: 'check the keytab and principal in /etc/xen/afsfile.conf; `journalctl -u afsfile` shows why kinit fails' };
   }
   const tokens = (r.tokenExpires as Record<string, string> | null | undefined) ?? {};
-  const bad = Object.entries(tokens).filter(([, v]) => v === 'expired' || !(Date.parse(v) > now)).map(([cell]) => cell);
+  // "present": a kAFS token (an rxrpc key; its expiry is not read back).
+  const bad = Object.entries(tokens).filter(([, v]) => v === 'expired' || (v !== 'present' && !(Date.parse(v) > now))).map(([cell]) => cell);
   if (bad.length) return { check, ok: false, detail: `AFS token expired for ${bad.join(', ')}${lastError ? `: ${lastError}` : ''}`, fix: 'check aklog (the cell, and the principal\'s AFS access); `journalctl -u afsfile`' };
   return { check, ok: true, detail: `ticket valid until ${String(r.ticketExpires)}${Object.keys(tokens).length ? `, tokens for ${Object.keys(tokens).join(', ')}` : ''}` };
 }
@@ -99,9 +102,37 @@ async function checkUring(): Promise<Finding> {
   };
 }
 
-export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: string | undefined): Promise<Finding[]> {
+/** Devices the supervisor gave up on (or refused), with what it said. */
+function checkFailedDevices(runDir: string): Finding {
+  const bad = mergeStatus(runDir).devices.filter((d) => d.phase === 'failed' || d.phase === 'refused' || d.state === 'failed');
+  if (!bad.length) return { check: 'devices', ok: true, detail: 'none failed' };
+  return {
+    check: 'devices', ok: false,
+    detail: bad.map((d) => `${String(d.domid)}/${String(d.devid)} ${String(d.image ?? '')}: ${String(d.phase ?? d.state)}${d.message ? ` (${String(d.message)})` : ''}`).join('; '),
+    fix: 'journalctl -u afsfile shows why; fix the cause, then `afsfile detach DOMID DEVID` and `xl block-attach` it again',
+  };
+}
+
+export interface CheckInputs {
+  readonly runDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly keytab: string | undefined;
+  readonly configFile?: string;
+  readonly configExplicit?: boolean;
+}
+
+export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: string | undefined, o: Partial<CheckInputs> = {}): Promise<Finding[]> {
   const root = env.AFSFILE_CHECK_ROOT ?? '/';
-  return [await checkXenstore(env), ...checkDevices(root), checkBlkback(root), checkWorker(runDir), checkTokens(runDir, keytab), await checkUring()];
+  const config = o.configFile ? checkConfig(o.configFile, o.configExplicit ?? false) : undefined;
+  const key = keytab ?? (config?.values.get('keytab') as string | undefined);
+  const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
+  return [
+    ...(config?.findings ?? []),
+    await checkXenstore(env, root), ...checkDevices(root), checkBlkback(root),
+    checkHotplugLink(root), checkRunHotplugScripts(root),
+    checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
+    await checkUring(),
+  ];
 }
 
 /** dom0 loopback self-test of /dev/xen/{evtchn,gntdev} (binds to itself, grants itself pages
@@ -118,7 +149,9 @@ async function platformSelfTest(): Promise<Finding> {
 }
 
 export async function checkMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
-  const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'));
+  const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'), {
+    configFile: args.string('config'), configExplicit: args.explicit.has('config') || !!ctx.env.AFSFILE_CONFIG,
+  });
   if (args.bool('selftest')) findings.push(await platformSelfTest());
   const ok = findings.every((f) => f.ok);
   if (args.bool('json')) process.stdout.write(`${JSON.stringify({ ok, findings }, null, 2)}\n`);

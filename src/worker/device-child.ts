@@ -2,6 +2,7 @@
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
 // handshake, the ring, removal): it picks the platform, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
@@ -13,6 +14,9 @@ import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
 import { type PlatformName, loadPlatform } from './platform-choice';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
+
+/** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
+const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
 
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
@@ -81,7 +85,7 @@ export class DeviceChild {
         maxBytes: this.o.maxInflight,
         fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
         holdTimeoutMs: this.timings.holdTimeoutS * 1000,
-        onTransientError: (code) => { if (code === 'EACCES') this.kickRenew(); },
+        onTransientError: (code) => { if (TOKEN_ERRORS.has(code)) this.kickRenew(code); },
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
@@ -105,7 +109,7 @@ export class DeviceChild {
     const prev = readStatusFiles(this.o.runDir).get(statusName(this.o.backend))?.pid;
     if (prev === process.pid) return;
     const deadline = Date.now() + 10_000;
-    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await new Promise((r) => setTimeout(r, 50));
+    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await sleep(50);
   }
 
   /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is
@@ -129,17 +133,18 @@ export class DeviceChild {
 
   private lastKick = 0;
 
-  /** EACCES from AFS usually means the token expired: ask renew (DESIGN contracts, Signals) to
-   * refresh now, as k5start does on SIGALRM; coalesced so a burst of errors sends one. */
-  private kickRenew(): void {
+  /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
+   * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of
+   * errors sends one. */
+  private kickRenew(code: string): void {
     const pid = Number(this.o.env.AFSFILE_RENEW_PID);
     if (!Number.isInteger(pid) || pid <= 1 || Date.now() - this.lastKick < 30_000) return;
     this.lastKick = Date.now();
     try {
       process.kill(pid, 'SIGALRM');
-      this.note(`EACCES on the image: asked renew (pid ${pid}) to refresh the tokens`);
+      this.note(`${code} on the image: asked renew (pid ${pid}) to refresh the tokens`);
     } catch (e) {
-      this.note(`EACCES on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      this.note(`${code} on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   }
 

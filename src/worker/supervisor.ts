@@ -20,6 +20,7 @@ import { isOurScript } from './params';
 import { selfCommand } from './reexec';
 import { RestartPolicy } from './restart-policy';
 import { removeStatus, writeStatus } from './status-file';
+import { Rerun } from '../util/rerun';
 
 const debug = createDebug('afsfile:worker');
 
@@ -69,7 +70,7 @@ export class Supervisor {
   private readonly released = new Set<string>();
   private readonly table = new ExclusivityTable();
   private readonly watches: Watch[] = [];
-  private readonly busy = new Map<string, boolean>();
+  private readonly busy = new Map<string, Rerun>();
   private stopping = false;
   private statusTimer: NodeJS.Timeout | undefined;
   /** Claim latencies (ms from the watch event to InitWait committed), the last 100. */
@@ -135,20 +136,18 @@ export class Supervisor {
 
   /** Serialises work per device: events arriving meanwhile cause one more pass. */
   private examine(b: BackendPath, seenAt: number): void {
-    if (this.busy.has(b.path)) { this.busy.set(b.path, true); return; }
-    this.busy.set(b.path, false);
-    void (async () => {
-      try {
-        do {
-          this.busy.set(b.path, false);
-          await this.examineOnce(b, seenAt);
-        } while (this.busy.get(b.path) && !this.stopping);
-      } catch (e) {
-        if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`);
-      } finally {
-        this.busy.delete(b.path);
-      }
-    })();
+    let r = this.busy.get(b.path);
+    if (!r) {
+      r = new Rerun(() => this.examineOnce(b, seenAt), {
+        stop: () => this.stopping,
+        onError: (e) => {
+          if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`);
+        },
+        onIdle: () => this.busy.delete(b.path),
+      });
+      this.busy.set(b.path, r);
+    }
+    r.request();
   }
 
   private async examineOnce(b: BackendPath, seenAt: number): Promise<void> {

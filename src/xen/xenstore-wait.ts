@@ -1,5 +1,6 @@
 // Waiting, by watch and bounded, for a XenStore key to reach a value, noticing the device
 // directory going away. One helper for the hotplug script, `afsfile detach` and the toolstack.
+import { Rerun } from '../util/rerun';
 import type { XenStore } from './xenstore';
 
 export type WaitResult = { kind: 'value'; value: string | undefined } | { kind: 'timeout' } | { kind: 'gone' };
@@ -16,28 +17,24 @@ export interface WaitOptions {
  */
 export async function waitForKey(xs: XenStore, key: string, accept: (v: string | undefined) => boolean, timeoutMs: number, opts: WaitOptions = {}): Promise<WaitResult> {
   let finish!: (r: WaitResult) => void;
-  const done = new Promise<WaitResult>((resolve) => (finish = resolve));
-  let checking = false;
-  let again = false;
-  const check = async (): Promise<void> => {
-    if (checking) { again = true; return; }
-    checking = true;
-    try {
-      do {
-        again = false;
-        const v = await xs.tryRead(key).catch(() => undefined);
-        if (accept(v)) return finish({ kind: 'value', value: v });
-        if (v === undefined && opts.dir !== undefined && (await xs.tryRead(opts.dir).catch(() => '')) === undefined) return finish({ kind: 'gone' });
-      } while (again);
-    } finally {
-      checking = false;
-    }
-  };
+  let finished = false;
+  const done = new Promise<WaitResult>((resolve) => (finish = (r) => ((finished = true), resolve(r))));
+  const checker = new Rerun(
+    async () => {
+      const v = await xs.tryRead(key).catch(() => undefined);
+      if (accept(v)) return finish({ kind: 'value', value: v });
+      if (v === undefined && opts.dir !== undefined && (await xs.tryRead(opts.dir).catch(() => '')) === undefined) finish({ kind: 'gone' });
+    },
+    { stop: () => finished },
+  );
   const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
-  const w = await xs.watch(key, () => void check());
-  const result = await done;
-  clearTimeout(timer);
-  // Not awaited: a caller racing libxl's 40 s (the hotplug script) must not wait for UNWATCH.
-  void w.close().catch(() => undefined);
-  return result;
+  try {
+    const w = await xs.watch(key, () => checker.request());
+    const result = await done;
+    // Not awaited: a caller racing libxl's 40 s (the hotplug script) must not wait for UNWATCH.
+    void w.close().catch(() => undefined);
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
 }

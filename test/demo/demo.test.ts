@@ -3,12 +3,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { run, tempDir } from '../helpers/exe';
+import { run } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 test('dist/afsfile demo --json: ops done, zero mismatches, exit 0, temp image removed', () => {
-  const t = tempDir();
-  try {
-    const r = run(['demo', '--json', '--seconds', '1', '--size', '16M'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent', TMPDIR: t.dir }, timeoutMs: 60_000 });
+  withTempDir((tmp) => {
+    const r = run(['demo', '--json', '--seconds', '1', '--size', '16M'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent', TMPDIR: tmp }, timeoutMs: 60_000 });
     assert.is(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout) as Record<string, unknown> & { latencyMs: { p50: number; p99: number } };
     assert.ok(s.ok);
@@ -21,16 +21,13 @@ test('dist/afsfile demo --json: ops done, zero mismatches, exit 0, temp image re
     assert.ok((s.imageBytesChecked as number) > 0);
     assert.ok((s.fsyncs as number) > 0);
     assert.ok(s.latencyMs.p99 >= s.latencyMs.p50);
-    assert.equal(fs.readdirSync(t.dir).filter((f) => f.startsWith('afsfile-demo-')), [], 'temp image removed');
-  } finally {
-    t.cleanup();
-  }
+    assert.equal(fs.readdirSync(tmp).filter((f) => f.startsWith('afsfile-demo-')), [], 'temp image removed');
+  });
 });
 
 test('dist/afsfile demo --image keeps the image and its content verifies', () => {
-  const t = tempDir();
-  try {
-    const img = path.join(t.dir, 'given.img');
+  withTempDir((tmp) => {
+    const img = path.join(tmp, 'given.img');
     const r = run(['demo', '--image', img, '--size', '8M', '--seconds', '0.5', '--queue-depth', '4'], { timeoutMs: 60_000 });
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /result\s+OK/);
@@ -40,9 +37,7 @@ test('dist/afsfile demo --image keeps the image and its content verifies', () =>
     const again = run(['demo', '--image', img, '--seconds', '0.5', '--json'], { timeoutMs: 60_000 });
     assert.is(again.status, 0, again.stderr);
     assert.is(JSON.parse(again.stdout).mismatches, 0);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('dist/afsfile demo honours the data-path options (no indirect segments advertised → none used)', () => {

@@ -2,6 +2,7 @@
 // the frontend is Initialised and hotplug-status=connected, the keys of the connect
 // transaction, I/O, reconnect, removal within the deadline, restart with replay, and every bad
 // frontend value (afsfile-error, Closing, no crash).
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,7 +12,9 @@ import { SimStore } from '../../src/sim/xenstore';
 import { Toolstack } from '../../src/sim/toolstack';
 import { claimDevice } from '../../src/worker/device/claim';
 import { Device } from '../../src/worker/device/device';
-import { pattern, rig, until } from './harness';
+import { pattern } from '../helpers/pattern';
+import { rig } from '../helpers/sim-rig';
+import { until } from '../helpers/wait';
 
 test('claim: features then InitWait; a device past Initialising is left alone', async () => {
   const store = new SimStore();
@@ -63,8 +66,8 @@ test('no Connected before hotplug-status=connected; then at once', async () => {
   const r = await rig({ hotplug: false, connect: false });
   const be = r.paths.backend;
   const connecting = r.front.connect();
-  await until(async () => (await r.dom0.tryRead(`${r.paths.frontend}/state`)) === '3', 3000, 'frontend Initialised');
-  await new Promise((res) => setTimeout(res, 50));
+  await until('frontend Initialised', async () => (await r.dom0.tryRead(`${r.paths.frontend}/state`)) === '3', 3000);
+  await sleep(50);
   assert.is(await r.dom0.read(`${be}/state`), '2', 'waits for the hotplug script');
   await r.toolstack.hotplugConnected(r.paths);
   await connecting;
@@ -88,7 +91,7 @@ test('mode r: VDISK_READONLY, no discard, writes fail, reads work', async () => 
   q.putRequest({ ...base, operation: BlkifOp.FLUSH_DISKCACHE, id: 702n });
   q.putRequest({ kind: 'discard', operation: BlkifOp.DISCARD, flag: 0, handle: 0, id: 703n, sectorNumber: 0n, nrSectors: 8n });
   q.push();
-  await until(() => q.unmatched().length >= 4, 3000, 'four answers');
+  await until('four answers', () => q.unmatched().length >= 4, 3000);
   assert.equal(q.unmatched().map((x) => [x.id, x.status]), [[700n, -1], [701n, -1], [702n, -1], [703n, -2]]);
   assert.ok(fs.readFileSync(r.imagePath).subarray(0, 4096).every((x) => x === 0), 'the image is untouched');
   await r.close();
@@ -151,8 +154,8 @@ async function badFrontend(keys: Record<string, string>): Promise<{ state: strin
   }
   await gx.write(`${r.paths.frontend}/state`, '3');
   const be = r.paths.backend;
-  await until(async () => (await r.dom0.tryRead(`${be}/afsfile-error`)) !== undefined || (await r.dom0.read(`${be}/state`)) === '4', 3000, 'a verdict');
-  await until(async () => ['4', '5', '6'].includes(await r.dom0.read(`${be}/state`)), 3000, 'a state');
+  await until('a verdict', async () => (await r.dom0.tryRead(`${be}/afsfile-error`)) !== undefined || (await r.dom0.read(`${be}/state`)) === '4', 3000);
+  await until('a state', async () => ['4', '5', '6'].includes(await r.dom0.read(`${be}/state`)), 3000);
   const out = { state: await r.dom0.read(`${be}/state`), error: (await r.dom0.tryRead(`${be}/afsfile-error`)) ?? '', status: (await r.dom0.tryRead(`${be}/afsfile-status`)) ?? '', warnings: r.warnings.slice() };
   // The device is alive: removal still works.
   const res = await r.toolstack.removeVbd(r.paths, { timeoutMs: 3000 });
@@ -214,11 +217,11 @@ test('frontend closes: backend Closed after fsync; the device stays for a new fr
   await r.front.write(0, pattern(4096, 1));
   const before = r.files[0].fsyncs;
   await r.front.close();
-  await until(async () => (await r.dom0.read(`${r.paths.backend}/state`)) === '6', 3000, 'Closed');
+  await until('Closed', async () => (await r.dom0.read(`${r.paths.backend}/state`)) === '6', 3000);
   assert.ok(r.files[0].fsyncs > before, 'fsync before Closed');
   assert.not.ok(r.device.stats().connected);
   await r.dom0.write(`${r.paths.frontend}/state`, '1');
-  await until(async () => (await r.dom0.read(`${r.paths.backend}/state`)) === '2', 3000, 'InitWait again');
+  await until('InitWait again', async () => (await r.dom0.read(`${r.paths.backend}/state`)) === '2', 3000);
   const f2 = r.newFront();
   await f2.connect();
   assert.equal(await f2.read(0, 4096), pattern(4096, 1));
@@ -261,7 +264,7 @@ test('a frontend that breaks its ring is disconnected; another device is unaffec
   const a = await rig();
   const b = await rig({ with: a, domid: 6 });
   a.front.raw.setReqProd(a.front.raw.ring().size + 40);
-  await until(async () => (await a.dom0.read(`${a.paths.backend}/state`)) !== '4', 3000, 'A disconnected');
+  await until('A disconnected', async () => (await a.dom0.read(`${a.paths.backend}/state`)) !== '4', 3000);
   assert.match(await a.dom0.read(`${a.paths.backend}/afsfile-error`), /broke the ring/);
   assert.not.ok(a.device.stats().connected);
   const d = pattern(4096, 9);
@@ -286,7 +289,7 @@ test('bad requests from a guest on a live device: statuses, and the device keeps
   q.putRequest({ ...base, operation: BlkifOp.INDIRECT, innerOperation: BlkifOp.READ, nrSegments: 257, id: 906n, sectorNumber: 0n, segments: [], indirectGrefs: [page.gref] });
   q.putRequest({ ...base, operation: BlkifOp.READ, innerOperation: 0, nrSegments: 1, id: 907n, sectorNumber: 0n, segments: [{ gref: page.gref, firstSect: 0, lastSect: 8 }] });
   q.push();
-  await until(() => q.unmatched().length >= 8, 3000, 'eight answers');
+  await until('eight answers', () => q.unmatched().length >= 8, 3000);
   const got = q.unmatched().map((x) => [x.id, x.status]);
   assert.equal(got, [[900n, -1], [901n, -1], [902n, -1], [903n, -2], [904n, -1], [905n, -1], [906n, -1], [907n, -1]]);
   const d = pattern(4096, 4);
@@ -301,7 +304,7 @@ test('worker restart: quiesce leaves Connected; a new worker re-attaches and rep
   await r.front.write(16, d);
   r.files[0].readHang = true;
   const pending = r.front.read(16, 8192);
-  await until(() => (r.device.stats().engine?.inFlight ?? 0) > 0, 3000, 'read in flight');
+  await until('read in flight', () => (r.device.stats().engine?.inFlight ?? 0) > 0, 3000);
   await r.device.quiesce(); // gives up on the hung read after the deadline
   assert.is(await r.dom0.read(`${r.paths.backend}/state`), '4', 'SIGTERM leaves the device Connected');
   r.platform.close(); // the old worker process is gone: its ports unbind
@@ -325,7 +328,7 @@ test('quiesce is bounded even when fsync hangs; EACCES reaches the renew hook', 
   await r.front.write(0, pattern(4096, 1));
   r.files[0].fsyncError = 'EACCES';
   const flushing = r.front.flush();
-  await until(() => codes.length >= 2, 3000, 'EACCES retried');
+  await until('EACCES retried', () => codes.length >= 2, 3000);
   assert.ok(codes.every((c) => c === 'EACCES'));
   r.files[0].fsyncError = undefined;
   await flushing;

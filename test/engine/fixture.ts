@@ -1,6 +1,7 @@
 // Small fakes for engine unit tests: a guest whose pages are granted to us (a GrantTable with
 // GNTST statuses per segment) and an in-memory image whose I/O can be held and released in any
 // order, or failed with an errno. Plus a frontend driving a real FrontRing.
+import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
 import { X86_64, type Abi, type BlkifResponse } from '../../src/blkif/abi';
 import { BackRing, FrontRing, ringBytes } from '../../src/blkif/ring';
 import type { BlkifRequest, RwRequest } from '../../src/blkif/request';
@@ -181,7 +182,7 @@ export class Rig {
 }
 
 export function tick(ms = 0): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : new Promise((r) => setImmediate(r));
+  return ms > 0 ? sleep(ms) : immediate();
 }
 
 export async function ticks(n: number): Promise<void> {

@@ -1,7 +1,5 @@
 // Running the built executable the way an administrator or libxl would.
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -26,8 +24,5 @@ export function run(args: string[], opts: { exe?: string; env?: NodeJS.ProcessEn
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A fresh temp dir removed by the returned cleanup. */
-export function tempDir(prefix = 'afsfile-test-'): { dir: string; cleanup: () => void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
-}
+// Kept here too for the imports written before test/helpers/temp.ts.
+export { tempDir } from './temp';

@@ -2,6 +2,7 @@
 // file: its own KRB5_CONFIG and KRB5_KDC_PROFILE in a temp dir, realm TEST.LOCAL on a free
 // loopback port, principals with short lifetimes so expiry and renewal happen in seconds.
 // clockskew = 1: with the default 5 minutes, an expired ticket would still be accepted.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -35,7 +36,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
     });
     if (ok) return;
     if (Date.now() > end) throw new Error(`KDC did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -62,6 +63,17 @@ export class TestKdc {
     const { dir, cleanup } = tempDir('afsfile-kdc-');
     const port = await freePort();
     const kdc = new TestKdc(dir, port, cleanup);
+    try {
+      kdc.init();
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+    return kdc;
+  }
+
+  private init(): void {
+    const { dir, port } = this;
     fs.writeFileSync(path.join(dir, 'krb5.conf'), [
       '[libdefaults]',
       `  default_realm = ${REALM}`,
@@ -97,9 +109,8 @@ export class TestKdc {
       '',
     ].join('\n'));
     fs.writeFileSync(path.join(dir, 'kadm5.acl'), '');
-    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], { env: kdc.env, stdio: 'pipe' });
-    kdc.addPrincipal('host/renew', kdc.keytab);
-    return kdc;
+    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], { env: this.env, stdio: 'pipe' });
+    this.addPrincipal('host/renew', this.keytab);
   }
 
   kadmin(query: string): string {

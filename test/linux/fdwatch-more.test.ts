@@ -1,6 +1,7 @@
 // The fd watch (src/native/fdwatch.c), beyond the contract in fdwatch.test.ts: a rearm and a
 // close from inside the callback (evtchn's reset does that), nothing after close, fds epoll
 // refuses, unref letting the process exit, and LinuxEventChannels on top of it.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
 import { LinuxEventChannels } from '../../src/xen/linux/evtchn';
 import { ROOT, tempDir } from '../helpers/exe';
-import { brokenWriteEnd, fifo, sleep, u32s, until } from './helpers';
+import { brokenWriteEnd, fifo, u32s } from './helpers';
+import { until } from '../helpers/wait';
 
 const addon = native();
 const EBADF = 9;
@@ -24,7 +26,7 @@ test('a rearm and a close from inside the callback', async () => {
     else addon.watchClose(h);
   });
   try {
-    await until(() => calls >= 3);
+    await until('three calls', () => calls >= 3, 2000);
     await sleep(100);
     assert.is(calls, 3, 'closed inside the third callback: no fourth');
   } finally {
@@ -54,7 +56,7 @@ test('no callback after watchClose; close is idempotent; refused fds throw', asy
   await sleep(10);
   const h2 = addon.watchFd(f.rfd, () => again++);
   fs.writeSync(f.wfd, u32s(2));
-  await until(() => again > 0);
+  await until('the second watch firing', () => again > 0, 2000);
   addon.watchClose(h2);
   f.close();
   // epoll refuses a directory: the error names libuv's call and carries EPERM.
@@ -111,7 +113,7 @@ test('LinuxEventChannels: pending ports reach onPending, unmask writes back', as
       for (const q of ports) ev.unmask(q);
     });
     fs.writeSync(pending.wfd, u32s(p, 999, p));
-    await until(() => got.length > 0);
+    await until('a delivery', () => got.length > 0, 2000);
     assert.equal(got, [[p]]);
     const back = Buffer.alloc(4);
     assert.is(fs.readSync(unmasks.rfd, back), 4);

@@ -1,21 +1,24 @@
 // The fd watch (src/native/fdwatch.c: uv_poll in the main loop) with a FIFO standing in for
 // /dev/xen/evtchn: whole batches of u32 ports per read, end of file once, one delivery per read
-// error until rearmed (no spinning), nothing after close. What else it must do (a rearm from
+// error until rearmed (no spinning). What else it must do (nothing after close, a rearm from
 // inside the callback, refused fds, unref) is in fdwatch-more.test.ts. Also measures the
 // latency from write() to the JS callback against a net.Socket on the same kind of fd.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
 import { tempDir } from '../helpers/exe';
-import { brokenWriteEnd, fifo, percentile, sleep, u32s, until } from './helpers';
+import { brokenWriteEnd, fifo, percentile, u32s } from './helpers';
+import { until } from '../helpers/wait';
 
 const addon = native();
 type Delivery = { bytes: number[] | null; errno: number };
 const EBADF = 9;
 
 {
+
   test(`ports written to the fd arrive in one delivery, in order`, async () => {
     const t = tempDir();
     const f = fifo(t.dir, 'evtchn');
@@ -23,15 +26,15 @@ const EBADF = 9;
     const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
     try {
       fs.writeSync(f.wfd, u32s(3, 7, 1025));
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       assert.equal(got[0], { bytes: [...u32s(3, 7, 1025)], errno: 0 });
       fs.writeSync(f.wfd, u32s(9));
-      await until(() => got.length > 1);
+      await until('a second delivery', () => got.length > 1, 2000);
       assert.equal(got[1].bytes, [9, 0, 0, 0]);
       // More than one read's worth: every byte arrives, in order, in page-sized reads at most.
       const many = u32s(...Array.from({ length: 1500 }, (_, i) => i));
       fs.writeSync(f.wfd, many);
-      await until(() => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length);
+      await until('every byte', () => got.slice(2).reduce((n, d) => n + (d.bytes?.length ?? 0), 0) >= many.length, 2000);
       const rest = got.slice(2);
       assert.ok(rest.every((d) => d.errno === 0 && d.bytes!.length <= 4096), 'no delivery over a page');
       assert.equal(rest.flatMap((d) => d.bytes!), [...many]);
@@ -49,7 +52,7 @@ const EBADF = 9;
     const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
     try {
       fs.closeSync(f.wfd);
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       await sleep(50);
       addon.watchRearm(h); // nothing to resume after end of file
       await sleep(50);
@@ -69,12 +72,12 @@ const EBADF = 9;
     const got: Delivery[] = [];
     const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }));
     try {
-      await until(() => got.length > 0);
+      await until('a delivery', () => got.length > 0, 2000);
       await sleep(100);
       assert.equal(got, [{ bytes: null, errno: EBADF }], 'exactly one delivery while paused');
       addon.watchRearm(h);
       addon.watchRearm(h); // a second rearm while already polling changes nothing
-      await until(() => got.length > 1);
+      await until('a second delivery', () => got.length > 1, 2000);
       await sleep(50);
       assert.is(got.length, 2, 'one more after one rearm');
     } finally {

@@ -11,6 +11,7 @@ import { GNTST, GrantCopyBatch } from '../../src/xen/grant-table';
 import { EAGAIN_RETRIES, LinuxGrantTable, openGrantTable } from '../../src/xen/linux/grant-table';
 import { IOCTL } from '../../src/xen/linux/uapi';
 import { tempDir } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 const real = native();
 const name = (req: number) => Object.entries(IOCTL).find(([, v]) => v === req)?.[0] ?? req.toString(16);
@@ -205,13 +206,10 @@ test('copy: segment virt addresses point into the pool at its offsets; foreign p
 test('real failures: /dev/null has no grant copy (ENOTTY, says Linux 4.8); a missing gntdev is ENOENT with the hint', () => {
   assert.throws(() => openGrantTable('/dev/null'), (e: NodeJS.ErrnoException) =>
     e.code === 'ENOTTY' && /^IOCTL_GNTDEV_GRANT_COPY probe on \/dev\/null: .*\(ENOTTY\); .*no grant copy.*Linux 4\.8/.test(e.message));
-  const t = tempDir();
-  try {
-    const p = path.join(t.dir, 'gntdev');
+  withTempDir((tmp) => {
+    const p = path.join(tmp, 'gntdev');
     assert.throws(() => openGrantTable(p), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.message.startsWith(`${p} missing: load xen-evtchn and xen-gntdev`));
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('real ioctl failure inside copy and mapRing: the operation and ENOTTY', async () => {

@@ -31,20 +31,6 @@ export function u32s(...ports: number[]): Uint8Array {
   return new Uint8Array(Uint32Array.from(ports).buffer);
 }
 
-export function until(pred: () => boolean, timeoutMs = 2000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (pred()) resolve();
-      else if (Date.now() - start > timeoutMs) reject(new Error('timed out'));
-      else setTimeout(tick, 2);
-    };
-    tick();
-  });
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
 }

@@ -8,7 +8,7 @@ import * as linux from '../../src/xen/linux';
 import { createLinuxPlatform, linuxPlatformProblem, openEventChannels, openGrantTable } from '../../src/xen/linux';
 import { native } from '../../src/native/addon';
 import type { NativeAddon } from '../../src/native/types';
-import { tempDir } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 const HINT = 'load xen-evtchn and xen-gntdev (modprobe xen-evtchn xen-gntdev) or run in a Xen dom0; use --platform sim for the simulator';
 const haveXen = fs.existsSync('/dev/xen/evtchn');
@@ -27,32 +27,26 @@ test('no /dev/xen: createLinuxPlatform() fails with ENOENT and the message that 
 });
 
 test('linuxPlatformProblem: missing, not a device, fine', () => {
-  const t = tempDir();
-  try {
-    const missing = path.join(t.dir, 'gntdev');
+  withTempDir((tmp) => {
+    const missing = path.join(tmp, 'gntdev');
     assert.is(linuxPlatformProblem({ evtchn: '/dev/null', gntdev: missing }), `${missing} missing: ${HINT}`);
-    const file = path.join(t.dir, 'file');
+    const file = path.join(tmp, 'file');
     fs.writeFileSync(file, '');
     assert.is(linuxPlatformProblem({ evtchn: file, gntdev: '/dev/null' }), `${file} is not a character device: ${HINT}`);
     assert.is(linuxPlatformProblem({ evtchn: '/dev/null', gntdev: '/dev/null' }), undefined);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('the second device failing closes the first (no leaked fd, no watch thread)', () => {
-  const t = tempDir();
-  try {
+  withTempDir((tmp) => {
     const before = openFds();
-    const missing = path.join(t.dir, 'gntdev');
+    const missing = path.join(tmp, 'gntdev');
     assert.throws(() => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: missing }), (e: NodeJS.ErrnoException) =>
       e.code === 'ENOENT' && e.message === `${missing} missing: ${HINT} (ENOENT)`);
     assert.throws(() => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: '/dev/null' }), (e: NodeJS.ErrnoException) =>
       e.code === 'ENOTTY' && /grant copy/.test(e.message));
     assert.is(openFds(), before);
-  } finally {
-    t.cleanup();
-  }
+  });
 });
 
 test('devices are opened O_RDWR|O_CLOEXEC (evtchn also O_NONBLOCK for the poll thread)', () => {

@@ -10,7 +10,7 @@ import {
   GNTALLOC_FLAG_WRITABLE, GNTCOPY_dest_gref, GNTCOPY_source_gref, IOCTL, OFFSETOF, SIZEOF, decodeAllocGref, decodeGetOffsetForVaddr,
   decodeMapIndex, encodeAllocGref, encodeBindInterdomain, encodeGetOffsetForVaddr, encodeGrantCopy, encodeMapGrantRef, encodeUnmapGrantRef,
 } from '../../src/xen/linux/uapi';
-import { tempDir } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 const HEADERS = '/usr/include/xen';
 const haveXenPublic = fs.existsSync(path.join(HEADERS, 'grant_table.h')) && fs.existsSync(path.join(HEADERS, 'xen.h'));
@@ -50,17 +50,14 @@ ${lines.join('\n')}
 let probed: Record<string, number> | undefined;
 function probe(): Record<string, number> {
   if (probed) return probed;
-  const t = tempDir('afsfile-uapi-');
-  try {
-    const src = path.join(t.dir, 'probe.c');
-    const exe = path.join(t.dir, 'probe');
+  return withTempDir((tmp) => {
+    const src = path.join(tmp, 'probe.c');
+    const exe = path.join(tmp, 'probe');
     fs.writeFileSync(src, probeSource());
     execFileSync('gcc', ['-Wall', '-Werror', '-o', exe, src], { stdio: 'pipe' });
     probed = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Record<string, number>;
     return probed;
-  } finally {
-    t.cleanup();
-  }
+  }, 'afsfile-uapi-');
 }
 
 test('the UAPI headers are installed (apt install linux-libc-dev)', () => {

@@ -53,7 +53,7 @@ test('inside pagsh: a PAG shows as an 0x41xxxxxx group or an afs_pag key', () =>
 
 test('the re-executed renew gets the same command-line options (config file and environment it reads itself)', () => {
   const a = parseArgs('renew', ['--keytab', '/k t', '--cell=a.org', '--cell', 'b.org', '--lifetime=1h', '--pag-wrapper=pagsh', '--', 'afsfile', 'worker', '--platform=sim'], { env: { AFSFILE_RUN_DIR: '/r' }, readConfig: false });
-  assert.equal(explicitArgs(a).sort(), ['--cell=a.org', '--cell=b.org', '--keytab=/k t', '--lifetime=1h'].sort());
+  assert.equal(explicitArgs(a).sort(), ['--cell=a.org', '--cell=b.org', '--keytab=/k t', '--lifetime=3600'] /* durations pass on in seconds */.sort());
   assert.equal(a.command, ['afsfile', 'worker', '--platform=sim']);
   const again = parseArgs('renew', [...explicitArgs(a), '--in-pag', '--', ...a.command], { env: {}, readConfig: false });
   assert.is(again.string('keytab'), '/k t');

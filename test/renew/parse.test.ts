@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyKinitError, parseKeytabFirstPrincipal, parseKlistCache, parseKlistTime, parseTokens } from '../../src/renew/klist';
-import { aklogCommands } from '../../src/renew/aklog';
+import { aklogCommands, chooseClient, missingKafsTokens, missingOpenAfsTokens, parseRxrpcKeys } from '../../src/renew/aklog';
 import { describeFailure } from '../../src/renew/tools';
 
 // Verbatim from MIT klist 1.20 (Debian 12) with LC_ALL=C TZ=UTC.
@@ -87,10 +87,53 @@ test('kinit errors: permanent (administrator) versus transient (retry soon)', ()
   for (const m of trans) assert.is(classifyKinitError(m), 'transient', m);
 });
 
-test('aklog command: split on blanks, -c per cell, empty refused', () => {
+test('aklog command: split on blanks; -c CELL for OpenAFS aklog, the cell positional for aklog-kafs; auto is the client\'s own; empty refused', () => {
   assert.equal(aklogCommands('aklog', []), [['aklog']]);
   assert.equal(aklogCommands(' /usr/bin/aklog  -d ', ['a.org', 'b.org']), [['/usr/bin/aklog', '-d', '-c', 'a.org'], ['/usr/bin/aklog', '-d', '-c', 'b.org']]);
+  assert.equal(aklogCommands('aklog-kafs', ['a.org', 'b.org'], 'kafs'), [['aklog-kafs', 'a.org'], ['aklog-kafs', 'b.org']]);
+  assert.equal(aklogCommands('auto', ['a.org'], 'kafs'), [['aklog-kafs', 'a.org']]);
+  assert.equal(aklogCommands('auto', ['a.org'], 'openafs'), [['aklog', '-c', 'a.org']]);
+  assert.equal(aklogCommands('auto', [], 'kafs'), [['aklog-kafs']]);
   assert.throws(() => aklogCommands('  ', []), /empty/);
+});
+
+test('which client: the setting, else the loaded module, else the aklog\'s name', () => {
+  const none = { openafs: false, kafs: false };
+  assert.is(chooseClient('kafs', 'aklog', { openafs: true, kafs: false }), 'kafs');
+  assert.is(chooseClient('openafs', 'aklog-kafs', none), 'openafs');
+  assert.is(chooseClient('auto', 'aklog-kafs', { openafs: true, kafs: false }), 'openafs');
+  assert.is(chooseClient('auto', 'aklog', { openafs: false, kafs: true }), 'kafs');
+  assert.is(chooseClient('auto', '/usr/bin/aklog-kafs', none), 'kafs');
+  assert.is(chooseClient('auto', '/usr/local/sbin/site-kafs-aklog -v', none), 'kafs');
+  assert.is(chooseClient('auto', 'auto', none), 'openafs');
+  assert.is(chooseClient('auto', '/opt/kafs/bin/aklog', none), 'openafs', 'the program\'s name counts, not its directory');
+});
+
+test('kAFS tokens: rxrpc afs@CELL keys of keyctl show; only a key new since before aklog counts', () => {
+  const before = parseRxrpcKeys([
+    'Session Keyring',
+    ' 725818473 --alswrv      0     0  keyring: _ses',
+    ' 110264581 --als-rv      0     0   \\_ rxrpc: afs@Test.Local',
+    ' 120000000 --alswrv      0     0   \\_ user: afs@other.org',
+  ].join('\n'));
+  assert.equal([...before], [[110264581, 'test.local']], 'the user key of the same name is not a token');
+  const after = parseRxrpcKeys(' 725818473 --alswrv      0     0  keyring: _ses\n 110264581 --als-rv      0     0   \\_ rxrpc: afs@test.local\n 330000001 --als-rv      0     0   \\_ rxrpc: afs@b.org\n');
+  assert.equal(missingKafsTokens(['test.local'], before, before), ['test.local'], 'the old key (aklog made none) is not a token of this attempt');
+  assert.equal(missingKafsTokens(['test.local', 'b.org'], before, after), ['test.local']);
+  assert.equal(missingKafsTokens(['B.org'], before, after), []);
+  assert.equal(missingKafsTokens([], before, after), []);
+  assert.equal(missingKafsTokens([], before, before).length, 1);
+});
+
+test('OpenAFS tokens: a cell counts only with an unexpired token', () => {
+  const now = Date.parse('2026-12-04T23:00:00Z');
+  const found = parseTokens([
+    "User's (AFS ID 1000) rxkad tokens for a.org [Expires Dec 05 09:00]",
+    "User's (AFS ID 1000) rxkad tokens for b.org [>> Expired <<]",
+  ].join('\n'), now);
+  assert.equal(missingOpenAfsTokens(['a.org', 'b.org', 'c.org'], found, now), ['b.org', 'c.org']);
+  assert.equal(missingOpenAfsTokens([], found, now), []);
+  assert.equal(missingOpenAfsTokens([], new Map(), now).length, 1);
 });
 
 test('failure lines name the tool, how it ended and its last words', () => {

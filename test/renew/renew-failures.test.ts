@@ -1,26 +1,29 @@
 // dist/afsfile renew when things go wrong: KDC down at start and mid-run (backoff, recovery, no
 // tight loop), a missing keytab, unknown principals, the real Debian aklog failing, and pagsh
 // without the OpenAFS kernel module.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
-import { KEYTAB_ARGS, type Rig, makeRig, sleep, startRenew, waitFor } from './rig';
+import { KEYTAB_ARGS, type Rig, makeRig, startRenew } from './rig';
+import { until } from '../helpers/wait';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   rig.kdc.addPrincipal('gone/renew', rig.file('gone.keytab'));
   rig.kdc.kadmin('delprinc -force gone/renew');
   rig.kdc.kadmin('addprinc -randkey afs/test.local');
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(async () => {
-  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit']) fs.rmSync(rig.file(f), { force: true });
+  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });
   await rig.kdc.stop();
 });
 
@@ -45,7 +48,7 @@ test('KDC down at start: the child runs at once; kinit backs off (no tight loop)
     assert.match(r.stderr(), /kinit failed .*Cannot contact any KDC.*retrying in \d+ s/);
     await rig.kdc.start();
     const up = Date.now();
-    await waitFor('recovery', () => (r.status() as unknown as Status).lastSuccess !== null, 5000);
+    await until('recovery', () => (r.status() as unknown as Status).lastSuccess !== null, 5000);
     assert.ok(Date.now() - up <= 4500, 'recovered within the retry cap (plus the attempt itself)');
     assert.is((r.status() as unknown as Status).failures, 0);
     assert.is(rig.lines('aklog.log').length, 1);
@@ -59,7 +62,7 @@ test('KDC stopped under a running renew, then restarted: renewals fail with back
   await rig.kdc.start();
   const r = startRenew(rig, [...KEYTAB_ARGS(rig), '--lifetime=3s', '--margin=1s', '--retry-cap=2s']);
   try {
-    await waitFor('a first ticket', () => rig.lines('aklog.log').length === 1);
+    await until('a first ticket', () => rig.lines('aklog.log').length === 1);
     await rig.kdc.stop();
     const before = rig.lines('kinit.log').length;
     await sleep(3500);
@@ -68,8 +71,8 @@ test('KDC stopped under a running renew, then restarted: renewals fail with back
     assert.ok((r.status() as unknown as Status).failures >= 2);
     const aklogs = rig.lines('aklog.log').length;
     await rig.kdc.start();
-    await waitFor('renewal after the restart', () => rig.lines('aklog.log').length > aklogs, 4000);
-    await waitFor('failures reset', () => (r.status() as unknown as Status).failures === 0, 2000);
+    await until('renewal after the restart', () => rig.lines('aklog.log').length > aklogs, 4000);
+    await until('failures reset', () => (r.status() as unknown as Status).failures === 0, 2000);
   } finally {
     await r.kill();
   }
@@ -79,7 +82,7 @@ test('missing keytab: loud, permanent, retried only at the cap, never reaches ki
   const r = startRenew(rig, [`--keytab=${rig.file('no.keytab')}`, '--retry-cap=30s']);
   try {
     await r.childInfo();
-    const s = await waitFor('the error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 5000);
+    const s = await until('the error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 5000);
     assert.match(r.stderr(), /ERROR: keytab \S+no\.keytab does not exist; fix --keytab or the file \(needs an administrator; retrying in (1[5-9]|2\d|30) s\)/);
     assert.is(s.lastError!.permanent, true);
     assert.ok(Date.parse(s.nextAttempt!) - Date.now() > 10_000, 'retried slowly');
@@ -98,7 +101,7 @@ test('unknown principal, in the keytab or in the KDC: permanent errors with kini
   for (const c of cases) {
     const r = startRenew(rig, [...c.args, '--retry-cap=30s']);
     try {
-      const s = await waitFor('the error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+      const s = await until('the error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
       assert.match(s.lastError!.message, c.said);
       assert.is(s.lastError!.permanent, true);
       assert.match(r.stderr(), /ERROR: kinit failed/);
@@ -125,7 +128,7 @@ test('the real Debian aklog: "no such cell" (exit 3) and "pioctl failed" (exit 5
   for (const c of cases) {
     const r = startRenew(rig, [...KEYTAB_ARGS(rig), `--cell=${c.cell}`, '--retry-cap=30s'], undefined, { aklog: 'aklog', env: { AFSCONF: conf } });
     try {
-      const s = await waitFor('the aklog error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+      const s = await until('the aklog error', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
       assert.is(s.lastSuccess, null, `aklog -c ${c.cell} failed, so no success`);
       assert.match(s.lastError!.message, new RegExp(`aklog -c ${c.cell.replace(/\./g, '\\.')} failed \\(exit status ${c.status}\\)`));
       assert.ok(s.ticketExpires !== null, 'the ticket itself was fine');
@@ -135,6 +138,44 @@ test('the real Debian aklog: "no such cell" (exit 3) and "pioctl failed" (exit 5
     }
   }
   assert.ok(cases.length === 2 || hostHasCell);
+});
+
+test('an aklog that exits 0 without a token is a failure: OpenAFS (tokens shows none) and kafs-client 0.5 (no new rxrpc key)', async () => {
+  await rig.kdc.start();
+  fs.writeFileSync(rig.file('aklog.notoken'), '');
+  const r = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s']);
+  try {
+    const s = await until('the missing token', () => { const st = r.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    assert.is(s.lastSuccess, null, 'no token, no success');
+    assert.match(s.lastError!.message, /aklog exited 0 but `tokens` shows no valid token for test\.local/);
+    assert.is(s.lastError!.permanent, false);
+    assert.is(rig.lines('aklog.log').length, 1);
+  } finally {
+    await r.kill();
+  }
+  fs.rmSync(rig.file('aklog.notoken'));
+  // kAFS: aklog-kafs takes the cell as its argument (not -c, which it rejects and still exits
+  // 0); on this host, without the rxrpc key type, it sets no key: renew must see that.
+  const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s', '--afs-client=kafs'], undefined, { aklog: 'aklog-kafs' });
+  try {
+    const s = await until('the missing kAFS token', () => { const st = k.status() as unknown as Status | undefined; return st?.lastError ? st : undefined; }, 8000);
+    assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local'], 'the cell is positional for aklog-kafs');
+    assert.is(s.lastSuccess, null);
+    assert.match(s.lastError!.message, /aklog exited 0 but the session keyring holds no new rxrpc token for test\.local/);
+  } finally {
+    await k.kill();
+  }
+});
+
+test('renew picks the client from --aklog when no AFS module is loaded: aklog-kafs is called with the cell positionally', async () => {
+  await rig.kdc.start();
+  const k = startRenew(rig, [...KEYTAB_ARGS(rig), '--retry-cap=30s'], undefined, { aklog: `${rig.bin}/aklog-kafs` });
+  try {
+    await until('an attempt', () => (k.status() as unknown as Status | undefined)?.lastError ?? undefined, 8000);
+    assert.equal(rig.lines('aklog-kafs.log').map((l) => l.slice(l.indexOf(' ') + 1)), ['args=test.local']);
+  } finally {
+    await k.kill();
+  }
 });
 
 test('pagsh without the OpenAFS kernel module makes no PAG: renew refuses and says what to do', () => {

@@ -1,24 +1,27 @@
 // dist/afsfile renew against a real MIT KDC: renewal across lifetimes, the PAG, the private
 // credential cache, signals (ALRM, USR1, TERM/INT/HUP) and exit statuses.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { EXE } from '../helpers/exe';
-import { KEYTAB_ARGS, type Rig, alive, callerSessionKeyring, environOf, listeningSocketsOf, makeRig, ppidOf, sleep, startRenew, times, waitFor } from './rig';
+import { KEYTAB_ARGS, type Rig, alive, callerSessionKeyring, environOf, listeningSocketsOf, makeRig, ppidOf, startRenew, times } from './rig';
+import { until } from '../helpers/wait';
 
 let rig: Rig;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await makeRig();
   await rig.kdc.start();
 });
-test.after(async () => {
-  await rig.cleanup();
+teardown(test, async () => {
+  await rig?.cleanup();
 });
 test.before.each(() => {
-  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit']) fs.rmSync(rig.file(f), { force: true });
+  for (const f of ['aklog.log', 'kinit.log', 'aklog.exit', 'aklog.notoken', 'aklog-kafs.log', 'tokens.txt']) fs.rmSync(rig.file(f), { force: true });
 });
 
 test('renews before expiry across several lifetimes; aklog gets a valid cache inside the child\'s new session keyring', async () => {
@@ -43,6 +46,9 @@ test('renews before expiry across several lifetimes; aklog gets a valid cache in
     const s = r.status()!;
     assert.is(s.principal, 'host/renew@TEST.LOCAL');
     assert.is(s.failures, 0);
+    assert.ok(Number(s.renewals) >= 3, `every successful attempt counts as a renewal the worker reopens for: ${String(s.renewals)}`);
+    const tokens = s.tokenExpires as Record<string, string>;
+    assert.ok(Date.parse(tokens['test.local']!) > Date.now(), `the token aklog set, read back with tokens: ${JSON.stringify(tokens)}`);
     assert.ok(Date.parse(String(s.ticketExpires)) > Date.now(), `ticket still valid after ${(Date.now() - started) / 1000} s: ${s.ticketExpires}`);
     assert.ok(Date.parse(String(s.nextAttempt)) < Date.parse(String(s.ticketExpires)));
     assert.not.match(JSON.stringify(s), /krb5cc|FILE:/, 'no cache path in the status');
@@ -57,7 +63,7 @@ test('the credential cache is private: 0600 in a 0700 dir, unreadable by nobody,
     const child = await r.childInfo();
     const ccache = path.join(rig.runDir, 'renew', 'krb5cc');
     assert.is(child.ccache, `FILE:${ccache}`);
-    await waitFor('the first ticket', () => fs.existsSync(ccache));
+    await until('the first ticket', () => fs.existsSync(ccache));
     assert.is(fs.statSync(ccache).mode & 0o777, 0o600);
     assert.is(fs.statSync(path.dirname(ccache)).mode & 0o777, 0o700);
     const nobody = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', ccache], { encoding: 'utf8' });
@@ -79,16 +85,16 @@ test('SIGALRM refreshes at once (coalesced, forwarded by the outer renew); SIGUS
   const r = startRenew(rig, [...KEYTAB_ARGS(rig), '--lifetime=60s', '--margin=5s']);
   const child = await r.childInfo();
   const inner = Number(child.renewpid);
-  await waitFor('the first aklog', () => rig.lines('aklog.log').length === 1);
+  await until('the first aklog', () => rig.lines('aklog.log').length === 1);
   await sleep(1200);
   // A burst of kicks is one refresh.
   for (let i = 0; i < 5; i++) process.kill(inner, 'SIGALRM');
-  await waitFor('a refresh after SIGALRM', () => rig.lines('aklog.log').length === 2, 3000);
+  await until('a refresh after SIGALRM', () => rig.lines('aklog.log').length === 2, 3000);
   await sleep(1500);
   assert.is(rig.lines('aklog.log').length, 2, 'five kicks in a row: one refresh');
   // Sent to the outer process (what systemd's main pid is), it is passed on.
   process.kill(r.proc.pid!, 'SIGALRM');
-  await waitFor('a refresh after SIGALRM to the outer renew', () => rig.lines('aklog.log').length === 3, 3000);
+  await until('a refresh after SIGALRM to the outer renew', () => rig.lines('aklog.log').length === 3, 3000);
   assert.is(rig.lines('kinit.log').length, 3);
 
   for (const pid of [r.proc.pid!, inner]) process.kill(pid, 'SIGUSR1');
@@ -138,17 +144,17 @@ test('HUP: renew reads the config file again (cells, lifetime) and refreshes at 
   const child = ['/bin/sh', '-c', 'trap \'echo HUP >> "$RIG/child.signals"\' HUP; while :; do sleep 0.2; done'];
   const r = startRenew(rig, KEYTAB_ARGS(rig), child, { cellsFromConfig: true });
   try {
-    await waitFor('the first tokens', () => rig.lines('aklog.log').length === 1, 10_000);
+    await until('the first tokens', () => rig.lines('aklog.log').length === 1, 10_000);
     assert.match(rig.lines('aklog.log')[0]!, /args=-c first\.local$/);
     fs.writeFileSync(conf, 'cell = second.local\ncell = third.local\nlifetime = 4s\nmargin = 1s\n');
     process.kill(r.proc.pid!, 'SIGHUP');
     // aklog runs once per cell.
     const cellsDone = (): boolean => ['second', 'third'].every((c) => rig.lines('aklog.log').some((l) => l.endsWith(`args=-c ${c}.local`)));
-    await waitFor('aklog for the new cells, at once', cellsDone, 5000)
+    await until('aklog for the new cells, at once', cellsDone, 5000)
       .catch((e: Error) => { throw new Error(`${e.message}\naklog: ${rig.lines('aklog.log').join('\n')}\nstderr: ${r.stderr()}`); });
     assert.equal(r.status()!.cells, ['second.local', 'third.local']);
-    await waitFor('the child got HUP', () => rig.lines('child.signals').includes('HUP'), 5000);
-    assert.match(r.stderr(), /SIGHUP: reloaded the settings .*cells second\.local third\.local, lifetime 4s/);
+    await until('the child got HUP', () => rig.lines('child.signals').includes('HUP'), 5000);
+    assert.match(r.stderr(), /SIGHUP: reloaded the settings .*cells second\.local third\.local, lifetime 4 s/);
     // 4 s tickets now: renewed every ~2 s.
     const n = rig.lines('kinit.log').length;
     await sleep(5000);
@@ -156,7 +162,7 @@ test('HUP: renew reads the config file again (cells, lifetime) and refreshes at 
 
     fs.writeFileSync(conf, 'lifetime = forever\n');
     process.kill(r.proc.pid!, 'SIGHUP');
-    await waitFor('the refusal', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*lifetime/.test(r.stderr()), 5000);
+    await until('the refusal', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*lifetime/.test(r.stderr()), 5000);
     assert.equal(r.status()!.cells, ['second.local', 'third.local']);
     assert.is(r.proc.exitCode, null, 'renew kept running');
   } finally {
@@ -186,7 +192,7 @@ test('--no-pag: tickets are renewed in the caller\'s keyring, by a single proces
     const child = await r.childInfo();
     assert.is(child.ses, callerSessionKeyring());
     assert.is(Number(child.renewpid), r.proc.pid);
-    await waitFor('aklog', () => rig.lines('aklog.log').length === 1);
+    await until('aklog', () => rig.lines('aklog.log').length === 1);
     assert.is(r.status()!.pag, 'none');
   } finally {
     await r.kill();

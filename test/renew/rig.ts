@@ -5,18 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EXE, tempDir } from '../helpers/exe';
 import { TestKdc } from '../helpers/kdc';
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+import { until } from '../helpers/wait';
 
 // kinit as renew finds it on PATH: one line per invocation, then the real one.
 const KINIT = `#!/bin/sh
@@ -24,12 +13,38 @@ echo "$(date +%s.%N)" >> "$RIG/kinit.log"
 exec /usr/bin/kinit "$@"
 `;
 
-// The configurable aklog: records that it got a valid cache (klist -s) and which session
-// keyring it runs in; fails with the status in $RIG/aklog.exit when that file exists.
+// The configurable aklog (OpenAFS style, -c CELL): records that it got a valid cache (klist -s)
+// and which session keyring it runs in; fails with the status in $RIG/aklog.exit when that file
+// exists; otherwise sets a one-hour token for the cell, unless $RIG/aklog.notoken exists (an
+// aklog that exits 0 without a token).
 const AKLOG = `#!/bin/sh
 valid=no; klist -s && valid=yes
 echo "$(date +%s.%N) valid=$valid ses=$(keyctl id @s 2>/dev/null) ccache=$KRB5CCNAME args=$*" >> "$RIG/aklog.log"
 [ -f "$RIG/aklog.exit" ] && exit "$(cat "$RIG/aklog.exit")"
+[ -f "$RIG/aklog.notoken" ] && exit 0
+cell=test.local; [ "$1" = -c ] && cell=$2
+{ grep -v " for $cell " "$RIG/tokens.txt" 2>/dev/null
+  echo "User's (AFS ID 1000) rxkad tokens for $cell [Expires $(date -u -d '+1 hour' '+%b %d %H:%M')]"
+} > "$RIG/tokens.tmp"; mv "$RIG/tokens.tmp" "$RIG/tokens.txt"
+exit 0
+`;
+
+// OpenAFS `tokens` for the token aklog-rec set (the host has no AFS client to ask): the real
+// layout, so renew parses it as it parses the real one.
+const TOKENS = `#!/bin/sh
+echo
+echo "Tokens held by the Cache Manager:"
+echo
+[ -f "$RIG/tokens.txt" ] && cat "$RIG/tokens.txt"
+echo "   --End of list--"
+`;
+
+// aklog-kafs as kafs-client 0.5 behaves where the kernel has no rxrpc key type (this host): it
+// takes the cell positionally, rejects options with getopt's message and exits 0, and sets no
+// key. Records its arguments.
+const AKLOG_KAFS = `#!/bin/sh
+echo "$(date +%s.%N) args=$*" >> "$RIG/aklog-kafs.log"
+case "$1" in -*) echo "aklog-kafs: invalid option -- '\${1#-}'" >&2; exit 0 ;; esac
 exit 0
 `;
 
@@ -61,11 +76,17 @@ export interface Rig {
 
 export async function makeRig(): Promise<Rig> {
   const { dir, cleanup } = tempDir('afsfile-renew-');
-  fs.chmodSync(dir, 0o755);
-  const kdc = await TestKdc.create();
+  let kdc: TestKdc;
+  try {
+    fs.chmodSync(dir, 0o755);
+    kdc = await TestKdc.create();
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  for (const [name, text] of [['kinit', KINIT], ['aklog-rec', AKLOG], ['child', CHILD]] as const) {
+  for (const [name, text] of [['kinit', KINIT], ['aklog-rec', AKLOG], ['tokens', TOKENS], ['aklog-kafs', AKLOG_KAFS], ['child', CHILD]] as const) {
     fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
   }
   const conf = path.join(dir, 'afsfile.conf');
@@ -105,7 +126,7 @@ export function startRenew(rig: Rig, extra: string[], command: string[] = [path.
     stderr: () => err,
     exited,
     childInfo: async () => {
-      const text = await waitFor('the child to report', () => (fs.existsSync(rig.file('child.env')) ? fs.readFileSync(rig.file('child.env'), 'utf8') : undefined), 10_000);
+      const text = await until('the child to report', () => (fs.existsSync(rig.file('child.env')) ? fs.readFileSync(rig.file('child.env'), 'utf8') : undefined), 10_000);
       return Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     },
     status: () => {

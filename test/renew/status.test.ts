@@ -4,18 +4,17 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type RenewStatusFields, describeRenewStatus, readRenewStatus, renewStatusPath, writeRenewStatus } from '../../src/renew/status';
-import { tempDir } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 const fields: RenewStatusFields = {
   managed: true, state: 'running', pag: 'keyctl', principal: 'host/x@TEST.LOCAL', cells: ['test.local'],
-  ticketExpires: '2099-01-01T00:00:00.000Z', tokenExpires: null, lastAttempt: null, lastSuccess: null,
+  ticketExpires: '2099-01-01T00:00:00.000Z', tokenExpires: null, renewals: 0, lastAttempt: null, lastSuccess: null,
   lastError: { time: '2026-01-01T00:00:00.000Z', message: 'kinit failed', permanent: false }, failures: 2,
   nextAttempt: '2099-01-01T00:00:00.000Z', childPid: 1,
 };
 
 test('write then read: this process is alive, fields round-trip, no temp file left', () => {
-  const { dir, cleanup } = tempDir();
-  try {
+  withTempDir((dir) => {
     writeRenewStatus(dir, fields);
     const r = readRenewStatus(dir);
     assert.is(r.kind, 'ok');
@@ -25,14 +24,11 @@ test('write then read: this process is alive, fields round-trip, no temp file le
     assert.is(r.status.principal, 'host/x@TEST.LOCAL');
     assert.equal(fs.readdirSync(path.dirname(renewStatusPath(dir))), ['renew.json']);
     assert.match(describeRenewStatus(r, Date.UTC(2026, 0, 1)), /failing \(2x\): kinit failed/);
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test('reader: absent, garbage and a dead pid are told apart, never thrown', () => {
-  const { dir, cleanup } = tempDir();
-  try {
+  withTempDir((dir) => {
     assert.is(readRenewStatus(dir).kind, 'absent');
     fs.mkdirSync(path.join(dir, 'status'));
     fs.writeFileSync(renewStatusPath(dir), '{"pid": 1, "man');
@@ -43,9 +39,7 @@ test('reader: absent, garbage and a dead pid are told apart, never thrown', () =
     const r = readRenewStatus(dir);
     assert.ok(r.kind === 'ok' && !r.alive);
     assert.match(describeRenewStatus(r), /not running/);
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test.run();

@@ -1,15 +1,18 @@
 // The simulated blkfront against a backend on the real engine and image: the handshake keys
 // Linux blkfront writes, verified I/O (direct, indirect, mid-page), flush, discard,
 // multi-queue and multi-page rings, both ABIs, reconnect, and the raw escape hatch.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlkifOp, BlkifStatus } from '../../src/blkif/constants';
-import { harness, pattern } from './harness';
-import { rejects, sleep, until } from './util';
+import { pattern } from '../helpers/pattern';
+import { rig } from '../helpers/sim-rig';
+import { until } from '../helpers/wait';
+import { rejects } from './util';
 
 test('handshake: order-0 single ring keys, info read back, Connected', async () => {
-  const h = await harness();
+  const h = await rig();
   const xs = h.store.connect(0);
   const f = h.paths.frontend;
   assert.ok(/^\d+$/.test(await xs.read(`${f}/ring-ref`)));
@@ -26,10 +29,10 @@ test('handshake: order-0 single ring keys, info read back, Connected', async () 
 });
 
 test('Connected only after hotplug-status=connected; a frontend writing no protocol key; order-4 ring', async () => {
-  const h = await harness({ hotplug: false, connect: false, front: { protocol: null, maxRingPageOrder: 4 } });
+  const h = await rig({ hotplug: false, connect: false, front: { protocol: null, maxRingPageOrder: 4 } });
   const xs = h.store.connect(0);
   const connecting = h.front.connect();
-  await until(async () => (await xs.tryRead(`${h.paths.frontend}/state`)) === '3', 3000, 'frontend Initialised');
+  await until('frontend Initialised', async () => (await xs.tryRead(`${h.paths.frontend}/state`)) === '3', 3000);
   await sleep(50);
   assert.is(await xs.read(`${h.paths.backend}/state`), '2', 'still InitWait without the hotplug verdict');
   assert.is(await xs.read(`${h.paths.frontend}/protocol`), 'x86_64-abi', "the frontend wrote none: libxl's value for a PV guest stays");
@@ -44,7 +47,7 @@ test('Connected only after hotplug-status=connected; a frontend writing no proto
 });
 
 test('verified I/O: direct, indirect, mid-page, flush, discard', async () => {
-  const h = await harness();
+  const h = await rig();
   const a = pattern(4096, 1);
   await h.front.write(0, a);
   assert.equal(await h.front.read(0, 4096), a);
@@ -56,7 +59,7 @@ test('verified I/O: direct, indirect, mid-page, flush, discard', async () => {
   const huge = pattern(1024 * 1024, 3); // split into several indirect requests
   await h.front.write(4096, huge);
   await h.front.flush();
-  const onDisk = fs.readFileSync(h.image).subarray(4096 * 512, 4096 * 512 + huge.length);
+  const onDisk = fs.readFileSync(h.imagePath).subarray(4096 * 512, 4096 * 512 + huge.length);
   assert.ok(Buffer.from(huge).equals(onDisk), 'the image holds what was written');
   if (h.front.info.discard) {
     await h.front.discard(4096, 2048);
@@ -71,7 +74,7 @@ test('verified I/O: direct, indirect, mid-page, flush, discard', async () => {
 });
 
 test('multi-queue, multi-page rings, x86_32 ABI', async () => {
-  const h = await harness({ front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 } });
+  const h = await rig({ front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 } });
   const xs = h.store.connect(0);
   const f = h.paths.frontend;
   assert.is(await xs.read(`${f}/multi-queue-num-queues`), '3');
@@ -92,7 +95,7 @@ test('multi-queue, multi-page rings, x86_32 ABI', async () => {
 });
 
 test('reconnect: Closing → Closed → Initialising → Connected again, data intact', async () => {
-  const h = await harness();
+  const h = await rig();
   await h.front.write(10, pattern(8192, 9));
   await h.front.reconnect();
   assert.is(h.front.stats.reconnects, 1);
@@ -102,11 +105,11 @@ test('reconnect: Closing → Closed → Initialising → Connected again, data i
 });
 
 test('raw: an unknown operation in a slot gets EOPNOTSUPP with its id; nothing else is written', async () => {
-  const h = await harness();
+  const h = await rig();
   const id = 0xdead0001n;
   const idx = h.front.raw.putRequest({ kind: 'unknown', operation: 0x77, id });
   h.front.raw.push();
-  await until(() => h.front.raw.unmatched().length > 0, 3000, 'the response');
+  await until('the response', () => h.front.raw.unmatched().length > 0, 3000);
   const rsp = h.front.raw.unmatched()[0]!;
   assert.is(rsp.id, id);
   assert.is(rsp.status, BlkifStatus.EOPNOTSUPP);
@@ -120,7 +123,7 @@ test('raw: an unknown operation in a slot gets EOPNOTSUPP with its id; nothing e
 });
 
 test('removal by the toolstack: Closing → Closed within the libxl timeout, dirs removed', async () => {
-  const h = await harness();
+  const h = await rig();
   await h.front.write(0, pattern(4096, 5));
   const r = await h.toolstack.removeVbd(h.paths, { timeoutMs: 10_000 });
   assert.ok(r.closed, 'backend reached Closed');

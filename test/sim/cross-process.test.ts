@@ -3,6 +3,7 @@
 // here), a child process is the backend (createSimPlatform from AFSFILE_SIM_DIR, the real
 // engine and image). Verified I/O across it; the backend killed mid-I/O; a new backend
 // re-attaches to the live ring and finishes what was in flight.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,8 +14,8 @@ import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
 import { Toolstack, waitFor } from '../../src/sim/toolstack';
 import { SimStore } from '../../src/sim/xenstore';
-import { pattern } from './harness';
-import { sleep, until } from './util';
+import { pattern } from '../helpers/pattern';
+import { until } from '../helpers/wait';
 
 const CHILD = path.join(__dirname, 'fixtures/backend-child.js');
 const children = new Set<ChildProcess>();
@@ -99,7 +100,7 @@ test('verified I/O across processes; backend killed mid-I/O; a new backend re-at
     const ring = front.raw.ring();
     assert.match(backend.attached, /^attached rsp_prod=(\d+) req_prod=\1$/, 're-attached at the shared rsp_prod');
     const pending = Array.from({ length: 8 }, (_, i) => front.write(10_000 + i * 64, pattern(32768, 50 + i)));
-    await until(() => ring.reqProd !== ring.rspProd, 2000, 'requests on the ring');
+    await until('requests on the ring', () => ring.reqProd !== ring.rspProd, 2000);
     await sleep(100);
     assert.ok(ring.reqProd - ring.rspProd > 0, 'requests in flight when the backend dies');
     await kill(backend.child);

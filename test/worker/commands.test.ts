@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -21,12 +22,12 @@ let worker: RunningWorker;
 
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => workerEnv(xs.socketPath, runDir, extra);
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-cmds-');
   ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close(worker));
+teardown(test, () => rig?.close(worker));
 
 test('status merges worker.json and the device files; --json is machine-readable', async () => {
   const img = path.join(rig.dir, 'st.img');
@@ -89,6 +90,11 @@ function fakeRoot(opts: { blkback: boolean; devices: boolean }): string {
     for (const n of ['evtchn', 'gntdev']) fs.writeFileSync(path.join(root, 'dev/xen', n), '');
   }
   if (opts.blkback) fs.mkdirSync(path.join(root, 'sys/module/xen_blkback'), { recursive: true });
+  // What install.sh makes (the link's target resolved inside the fake root).
+  fs.mkdirSync(path.join(root, 'etc/xen/scripts'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'usr/lib/xen/bin'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'usr/lib/xen/bin/afsfile'), '#!/bin/sh\n', { mode: 0o755 });
+  fs.symlinkSync('/usr/lib/xen/bin/afsfile', path.join(root, 'etc/xen/scripts/block-afsfile'));
   return root;
 }
 

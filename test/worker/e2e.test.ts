@@ -4,16 +4,18 @@
 // hotplug-status=connected; the device process killed under I/O and restarted by the
 // supervisor, re-attaching to the live ring; the worker stopped (SIGTERM) and started again
 // under a live guest; libxl's teardown.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
 import { Toolstack } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { tempDir } from '../helpers/exe';
-import { sleep, until } from '../helpers/wait';
+import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type Xenstored, startXenstored } from '../helpers/xenstored';
 import { pattern } from '../helpers/pattern';
@@ -25,18 +27,18 @@ let worker: RunningWorker | undefined;
 let guest: SimGuest | undefined;
 
 
-test.before(async () => {
+setup(test, async () => {
   tmp = tempDir('afsfile-e2e-');
   xs = await startXenstored();
   c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
 });
 
-test.after(async () => {
+teardown(test, async () => {
   if (worker && worker.proc.exitCode === null) await worker.stop('SIGKILL');
   guest?.close();
-  c.close();
-  await xs.stop();
-  tmp.cleanup();
+  c?.close();
+  await xs?.stop();
+  tmp?.cleanup();
 });
 
 test('a simulated guest through the worker: handshake, verified I/O, child killed under I/O, teardown', async () => {

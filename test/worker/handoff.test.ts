@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -18,7 +19,7 @@ let ts: Toolstack;
 let marks: string;
 let nextDomid = 30;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-handoff-', { copyExe: true });
   ({ c, ts } = rig);
   const exe = rig.exe;
@@ -36,7 +37,7 @@ exec sleep 120
   fs.renameSync(standIn, exe);
 });
 
-test.after(() => rig.close());
+teardown(test, () => rig?.close());
 
 function image(name: string): string {
   const p = path.join(rig.dir, name);

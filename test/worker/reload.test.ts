@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
@@ -19,12 +20,12 @@ let runDir: string;
 let worker: RunningWorker;
 let nextDomid = 40;
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-reload-', { config: 'max-indirect-segments = 64\nhold-timeout = 100\n' });
   ({ c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close());
+teardown(test, () => rig?.close());
 
 const config = (text: string): void => fs.writeFileSync(path.join(rig.dir, 'afsfile.conf'), text);
 
@@ -72,6 +73,10 @@ test('SIGHUP: timings reach running devices now, limits apply to new claims, a b
   config('hold-timeout = soon\n');
   hup();
   await until('the refusal is logged', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*hold-timeout/.test(worker.stderr()));
+  // Out of range (was "reloaded", then every new device stuck in state 1): refused, with the line.
+  config('hold-timeout = 9\nmax-queues = 0\n');
+  hup();
+  await until('the range refusal is logged', () => /SIGHUP: the settings were not reloaded, the old ones stay: .*afsfile\.conf:2: max-queues expects a whole number from 1 to 256; got "0"/.test(worker.stderr()));
   const third = await device();
   assert.is(await c.tryRead(`${third.backend}/feature-max-indirect-segments`), '32');
   assert.is((await until('third device status', () => deviceStatus(third))).holdTimeoutS, 7);

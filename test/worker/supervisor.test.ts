@@ -1,12 +1,14 @@
 // The worker supervisor and its device processes against the real xenstored, with the test
 // acting as libxl (src/sim/toolstack.ts), as the hotplug script and as a guest's blkfront.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
+import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
-import { sleep, until } from '../helpers/wait';
+import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 import type { Xenstored } from '../helpers/xenstored';
@@ -86,12 +88,12 @@ async function frontendConnects(p: VbdPaths, keys: Record<string, string | undef
   await c.write(`${p.backend}/hotplug-status`, 'connected');
 }
 
-test.before(async () => {
+setup(test, async () => {
   rig = await startWorkerRig('afsfile-worker-');
   ({ xs, c, ts, runDir, worker } = rig);
 });
 
-test.after(() => rig.close(worker));
+teardown(test, () => rig?.close(worker));
 
 test('claims block-afsfile devices at once: features + InitWait (latency printed)', async () => {
   const img = image('claim.img');

@@ -12,7 +12,7 @@ import { isOurScript } from '../../src/worker/params';
 import { RestartPolicy } from '../../src/worker/restart-policy';
 import { FrameReader, XsType, encodeFrame } from '../../src/xen/xenstore-client/wire';
 import { chooseEndpoint, socketPath } from '../../src/xen/xenstore-client/transport';
-import { tempDir } from '../helpers/exe';
+import { withTempDir } from '../helpers/temp';
 
 test('backend paths: only /local/domain/N/backend/vbd|vbd3/D/V, events mapped to their device', () => {
   assert.equal(parseBackendPath('/local/domain/0/backend/vbd3/5/51712'), { path: '/local/domain/0/backend/vbd3/5/51712', selfDomid: 0, kind: 'vbd3', domid: 5, devid: 51712 });
@@ -34,8 +34,7 @@ test('script: the basename decides, exactly', () => {
 });
 
 test('exclusivity: rw excludes all, ro+ro shares, same inode or same realpath is the same image', () => {
-  const { dir, cleanup } = tempDir();
-  try {
+  return withTempDir((dir) => {
     const a = path.join(dir, 'a.img');
     fs.writeFileSync(a, Buffer.alloc(512));
     fs.linkSync(a, path.join(dir, 'hard.img'));
@@ -59,14 +58,11 @@ test('exclusivity: rw excludes all, ro+ro shares, same inode or same realpath is
     assert.is(t.acquire(ida, { backend: 'b3', domid: 3, writable: true }), undefined);
     assert.is(t.acquire({ dev: 999, ino: 999, realpath: ida.realpath }, { backend: 'b4', domid: 4, writable: false })?.domid, 3, 'same realpath');
     assert.is(t.size, 1);
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test('handed image: used when it is the file the path names with the same access, else closed and reopened', () => {
-  const { dir, cleanup } = tempDir();
-  try {
+  withTempDir((dir) => {
     const a = path.join(dir, 'a.img');
     fs.writeFileSync(a, Buffer.alloc(1024));
     const fdOpen = (p: string): boolean => { try { fs.fstatSync(Number(p)); return true; } catch { return false; } };
@@ -103,9 +99,7 @@ test('handed image: used when it is the file the path names with the same access
 
     assert.is(handedImage({ AFSFILE_IMAGE_FD: '1', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'rw' }), undefined, 'never stdio');
     assert.is(handedImage({ AFSFILE_IMAGE_FD: '5', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'x' }), undefined);
-  } finally {
-    cleanup();
-  }
+  });
 });
 
 test('restart policy: backoff, then give up after too many crashes in the window', () => {

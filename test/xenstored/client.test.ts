@@ -1,22 +1,15 @@
 // The XenStore wire client against Debian's real xenstored (test/helpers/xenstored.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { XenStoreError, isXenStoreError } from '../../src/xen/xenstore';
+import { until } from '../helpers/wait';
 import { type Xenstored, startXenstored } from '../helpers/xenstored';
 
 let xs: Xenstored;
 let c: XenStoreClient;
 const connect = (): Promise<XenStoreClient> => connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 async function rejects(p: Promise<unknown>, code: string): Promise<XenStoreError> {
   try {

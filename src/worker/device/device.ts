@@ -20,6 +20,8 @@ import { Image, ImageError, type IoPath } from '../../image/image';
 import type { Platform } from '../../xen/platform';
 import { XenbusState, parseState, stateName } from '../../xen/xenbus-state';
 import type { Watch, XenStore } from '../../xen/xenstore';
+import { Rerun } from '../../util/rerun';
+import { withTimeout } from '../../util/timeout';
 import { claimLimits, type ClaimLimits } from './claim';
 import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
@@ -92,14 +94,22 @@ export class Device {
   /** The state we last wrote (or found). */
   private state: number = XenbusState.Unknown;
   private readonly watches: Watch[] = [];
-  private running = false;
-  private again = false;
   private finished = false;
   private quiescing = false;
   private connects = 0;
   private feWatch: Watch | undefined;
   /** The reconciliation in progress, if any. */
-  private loop: Promise<void> = Promise.resolve();
+  /** Serialises reconciliation: watch events only say "look again". */
+  private readonly reconciler = new Rerun(
+    async () => {
+      try {
+        await this.reconcile();
+      } catch (err) {
+        this.warn(`${this.backendPath}: ${(err as Error).message}`);
+      }
+    },
+    { stop: () => this.finished || this.quiescing },
+  );
 
   constructor(
     private readonly xs: XenStore,
@@ -160,9 +170,9 @@ export class Device {
     this.quiescing = true;
     await this.stopWatches();
     // Let a connect or disconnect in progress finish first (bounded: it has its own deadlines).
-    await withTimeout(this.loop, this.closeDeadline());
+    await withTimeout(this.reconciler.idle(), this.closeDeadline(), () => undefined);
     if (this.engine) {
-      await withTimeout(this.engine.drain(), this.closeDeadline());
+      await withTimeout(this.engine.drain().catch(() => undefined), this.closeDeadline(), () => undefined);
       // Bounded even when one fsync call hangs (a dead file server): the process is exiting.
       const flushed = await withTimeout(
         this.engine.flush(this.closeDeadline()).then(
@@ -170,6 +180,7 @@ export class Device {
           (err: NodeJS.ErrnoException) => (this.warn(`${this.backendPath}: fsync at quiesce failed: ${err.code ?? err.message}`), true),
         ),
         this.closeDeadline(),
+        () => false,
       );
       if (!flushed) this.warn(`${this.backendPath}: fsync at quiesce did not finish within ${this.closeDeadline()} ms`);
     }
@@ -211,25 +222,8 @@ export class Device {
     };
   }
 
-  /** Serialises reconciliation: watch events only say "look again". */
   private poke(): void {
-    if (this.finished || this.quiescing) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.loop = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-        } catch (err) {
-          this.warn(`${this.backendPath}: ${(err as Error).message}`);
-        }
-      } while (this.again && !this.finished && !this.quiescing);
-      this.running = false;
-    })();
+    if (!this.finished && !this.quiescing) this.reconciler.request();
   }
 
   private async reconcile(): Promise<void> {
@@ -357,7 +351,7 @@ export class Device {
     if (!engine) return;
     const deadline = Date.now() + this.closeDeadline();
     if (this.conn) {
-      const drained = await withTimeout(engine.drain(), this.closeDeadline());
+      const drained = await withTimeout(engine.drain().then(() => true, () => true), this.closeDeadline(), () => false);
       if (!drained) this.warn(`${this.backendPath}: in-flight I/O did not finish within ${this.closeDeadline()} ms; disconnecting anyway (it completes in the background)`);
       this.conn.close();
       this.conn = undefined;
@@ -372,7 +366,7 @@ export class Device {
         (err: NodeJS.ErrnoException) => ((failure = err.code ?? err.message), false),
       ),
       left,
-      false,
+      () => false,
     );
     if (!ok && report) this.warn(`${this.backendPath}: fsync before Closed failed (${failure}); writing Closed anyway and retrying in the background`);
   }
@@ -442,18 +436,4 @@ export class Device {
     log(message);
     this.warnFn(message);
   }
-}
-
-/**
- * Resolves with p's value (true when p resolves to nothing) if p settles within ms, else with
- * `late` (p keeps running). A rejection counts as settled.
- */
-function withTimeout(p: Promise<unknown>, ms: number, late = false): Promise<boolean> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(late), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(typeof v === 'boolean' ? v : true)),
-      () => (clearTimeout(t), resolve(true)),
-    );
-  });
 }

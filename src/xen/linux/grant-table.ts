@@ -1,5 +1,6 @@
 // GrantTable over /dev/xen/gntdev (facts §4.2; xen.git tools/libs/gnttab/linux.c for the map
 // and unmap order). Ring pages are mapped; data moves only by grant copy, one ioctl per batch.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import createDebug from 'debug';
@@ -94,7 +95,7 @@ export class LinuxGrantTable implements GrantTable {
         buffer = this.addon.mmapShared(this.fd, PAGE_SIZE * count, index, true);
       } catch (err) {
         if ((err as { errno?: number }).errno === os.constants.errno.EAGAIN && tries < MMAP_EAGAIN_TRIES) {
-          await new Promise((r) => setTimeout(r, 1));
+          await sleep(1);
           continue;
         }
         // Release the gntdev slots, or they stay reserved until the fd closes.

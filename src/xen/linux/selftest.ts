@@ -4,8 +4,10 @@
 // them through the platform's GrantTable. This is what `xl block-attach 0` relies on too
 // (dom0 serving its own frontend). It runs the exact code the worker runs, so on the Xen-in-QEMU
 // harness it tells platform bugs apart from protocol bugs.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import { native } from '../../native/addon';
+import { withTimeout } from '../../util/timeout';
 import { GNTST, GrantCopyBatch, PAGE_SIZE } from '../grant-table';
 import { openDevice, xenError } from './errors';
 import type { LinuxEventChannels } from './evtchn';
@@ -25,14 +27,11 @@ export interface SelfTestOptions extends LinuxPlatformOptions {
 
 const TIMEOUT_MS = 2000;
 
-function withTimeout<T>(p: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`self-test: ${what}: nothing within ${ms} ms`)), ms);
-    }),
-  ]);
+/** p, or a rejection naming the step when nothing comes within ms. */
+function within<T>(p: Promise<T>, what: string, ms = TIMEOUT_MS): Promise<T> {
+  return withTimeout(p, ms, () => {
+    throw new Error(`self-test: ${what}: nothing within ${ms} ms`);
+  });
 }
 
 /** Runs every step; returns one line per step; throws at the first failure, naming the step. */
@@ -78,17 +77,17 @@ async function eventChannelLoopback(ev: LinuxEventChannels, opts: SelfTestOption
 
     let got = next();
     peerIoctl('IOCTL_EVTCHN_NOTIFY (peer)', IOCTL.EVTCHN_NOTIFY, peerPort);
-    const ports = await withTimeout(got, 'pending after the peer notified');
+    const ports = await within(got, 'pending after the peer notified');
     if (!ports.includes(port)) throw new Error(`self-test: pending ports ${ports.join(',')} lack ${port}`);
 
     // Masked until unmask: a second event must wait for the write-back, then arrive.
     const before = deliveries.length;
     got = next();
     peerIoctl('IOCTL_EVTCHN_NOTIFY (peer, while masked)', IOCTL.EVTCHN_NOTIFY, peerPort);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     if (deliveries.length !== before) throw new Error('self-test: an event arrived while the port was masked');
     ev.unmask(port);
-    await withTimeout(got, 'the event held while masked, after unmask');
+    await within(got, 'the event held while masked, after unmask');
     ev.unmask(port);
     lines.push('evtchn: pending delivered, held while masked, released by unmask');
 
@@ -102,7 +101,7 @@ async function eventChannelLoopback(ev: LinuxEventChannels, opts: SelfTestOption
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw xenError('self-test: read of the peer fd', err);
       }
       if (Date.now() - t0 > TIMEOUT_MS) throw new Error('self-test: the peer never saw our notify');
-      await new Promise((r) => setTimeout(r, 1));
+      await sleep(1);
     }
     if (back.readUInt32LE(0) !== peerPort) throw new Error(`self-test: the peer read port ${back.readUInt32LE(0)}, expected ${peerPort}`);
     lines.push('evtchn: notify reached the peer');
@@ -113,7 +112,7 @@ async function eventChannelLoopback(ev: LinuxEventChannels, opts: SelfTestOption
       got = next();
       const start = process.hrtime.bigint();
       peerIoctl('IOCTL_EVTCHN_NOTIFY (timing)', IOCTL.EVTCHN_NOTIFY, peerPort);
-      await withTimeout(got, `timed round ${i}`);
+      await within(got, `timed round ${i}`);
       times.push(Number(process.hrtime.bigint() - start) / 1000);
       ev.unmask(port);
     }

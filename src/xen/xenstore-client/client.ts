@@ -10,6 +10,7 @@
 //   requests that were outside a transaction (every XenStore operation is idempotent). Requests
 //   inside a transaction fail with ECONNRESET and transaction() runs the whole function again,
 //   as it does on EAGAIN.
+import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import {
   type Permission, type Watch, type WatchHandler, type XenStore, type XenStoreOps,
@@ -181,7 +182,7 @@ export class XenStoreClient implements XenStore {
     const max = this.opts.maxBackoffMs ?? 2000;
     let attempts = 0;
     while (!this.closed && !this.transport) {
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay);
       if (this.closed) break;
       attempts++;
       try {
@@ -295,7 +296,7 @@ export class XenStoreClient implements XenStore {
   async transaction<T>(fn: (tx: XenStoreOps) => Promise<T>): Promise<T> {
     let lastCode = 'EAGAIN';
     for (let attempt = 0; attempt <= TRANSACTION_RETRIES; attempt++) {
-      if (attempt > 2) await new Promise((r) => setTimeout(r, Math.min(attempt, 20) * Math.random()));
+      if (attempt > 2) await sleep(Math.min(attempt, 20) * Math.random());
       const startReply = await this.startTransaction();
       const { id, generation } = startReply;
       let result: T;

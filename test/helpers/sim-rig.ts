@@ -1,5 +1,6 @@
-// A vbd served by the real Device state machine over the simulator: in-memory XenStore,
-// libxl toolstack, simulated hypervisor, a real image file and the simulated blkfront.
+// One simulated guest's vbd served by the real Device state machine, in this process: the
+// in-memory XenStore, the libxl toolstack, the simulated hypervisor, a real image file in a temp
+// dir and the simulated blkfront. The one fixture of the sim and device tests.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,10 +11,10 @@ import { SimHypervisor, type SimPlatform } from '../../src/sim/platform';
 import type { SimGuest } from '../../src/sim/guest';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import { SimStore } from '../../src/sim/xenstore';
-import { claimDevice } from '../../src/worker/device/claim';
+import { type ClaimLimits, claimDevice } from '../../src/worker/device/claim';
 import { Device, type DeviceConfig, type DeviceImage } from '../../src/worker/device/device';
 import type { XenStore } from '../../src/xen/xenstore';
-import { pattern } from '../helpers/pattern';
+import { pattern } from './pattern';
 
 export { pattern };
 
@@ -81,6 +82,10 @@ export interface RigOptions {
   hotplug?: boolean;
   /** Run the blkfront handshake (default true). */
   connect?: boolean;
+  /** Limits written at claim, as the supervisor would (also given to the device). */
+  limits?: Partial<ClaimLimits>;
+  /** Guest memory in pages (default 4096). */
+  guestPages?: number;
   /** Share the store/hypervisor of another rig (a second device). */
   with?: Rig;
 }
@@ -99,14 +104,15 @@ export async function rig(opts: RigOptions = {}): Promise<Rig> {
   const toolstack = new Toolstack(dom0);
   const hv = base?.hv ?? new SimHypervisor();
   if (!hv.guests.has(domid)) await toolstack.createDomain(domid);
-  const guest = hv.guests.get(domid) ?? hv.addGuest({ domid, pages: 4096 });
+  const guest = hv.guests.get(domid) ?? hv.addGuest({ domid, pages: opts.guestPages ?? 4096 });
   const paths = await toolstack.addVbd({ domid, target: imagePath, ...opts.vbd });
-  await claimDevice(dom0, paths.backend);
+  await claimDevice(dom0, paths.backend, opts.limits);
   const platform = base?.platform ?? hv.platform();
   const warnings: string[] = [];
   const files: FileControl[] = [];
   const device = new Device(dom0, platform, paths.backend, {
     engine: { fsyncIntervalMs: 0 },
+    limits: opts.limits,
     warn: (m) => warnings.push(m),
     openImage: (p, ro) => {
       const ctl: FileControl = { fsyncs: 0, fsyncHang: false, readHang: false };
@@ -137,12 +143,3 @@ export async function rig(opts: RigOptions = {}): Promise<Rig> {
   return r;
 }
 
-
-/** Polls until pred holds (or throws after ms). */
-export async function until(pred: () => boolean | Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -1,0 +1,28 @@
+// Temp dirs for tests: every test's files live in one, removed however the test ends.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** A fresh temp dir removed by the returned cleanup (for fixtures that outlive one call). */
+export function tempDir(prefix = 'afsfile-test-'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Runs fn in a fresh temp dir and removes the dir afterwards, also when fn throws. An async fn
+ * gives a promise that settles after the removal.
+ */
+export function withTempDir<T>(fn: (dir: string) => T, prefix?: string): T {
+  const { dir, cleanup } = tempDir(prefix);
+  let r: T;
+  try {
+    r = fn(dir);
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  if (r instanceof Promise) return r.finally(cleanup) as T;
+  cleanup();
+  return r;
+}
