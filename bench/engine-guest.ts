@@ -137,7 +137,7 @@ function inlineImage(img: Image): DeviceImage {
     read: (buf, offset, cb) => sync(false, buf, offset, cb),
     write: (buf, offset, cb) => sync(true, buf, offset, cb),
     fsync: (cb) => img.fsync(cb),
-    discard: (offset, length) => img.discard(offset, length),
+    discard: (offset, length, cb) => img.discard(offset, length, cb),
     close: () => img.close(),
   };
 }

@@ -22,6 +22,6 @@ export interface BlockFile {
    */
   cork?(): void;
   uncork?(): void;
-  /** Punches a hole; throws on failure. Never zero-fills. */
-  discard(offset: number, length: number): void;
+  /** Punches a hole (never zero-fills); cb(EOPNOTSUPP) where the file system has none. */
+  discard(offset: number, length: number, cb: IoCallback): void;
 }

@@ -18,7 +18,7 @@ import { planIndirect, planRequest, type DeviceLimits, type Plan } from '../blki
 import { GNTST, GrantCopyBatch, type GrantTable } from '../xen/grant-table';
 import type { BlockFile } from './block-file';
 import {
-  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_DISCARD, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE, STEPS_DISCARD,
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
@@ -337,6 +337,7 @@ export class Engine {
         return;
       case 'discard':
         ctx.isWrite = true;
+        ctx.steps = STEPS_DISCARD;
         ctx.state = WAIT_ORDER;
         return;
       default:
@@ -437,19 +438,6 @@ export class Engine {
   private start(ctx: RequestContext): void {
     const plan = ctx.plan!;
     if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
-    if (plan.kind === 'discard') {
-      ctx.state = IO;
-      try {
-        this.file.discard(plan.fileOffset, plan.bytes);
-        this.dur.markDirty();
-        this.st.bytesDiscarded += plan.bytes;
-        this.finish(ctx, BlkifStatus.OKAY);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        this.finish(ctx, e.code === 'EOPNOTSUPP' ? BlkifStatus.EOPNOTSUPP : BlkifStatus.ERROR, `discard: ${e.message}`);
-      }
-      return;
-    }
     ctx.state = IO;
     ctx.stepIdx = 0;
     if (ctx.steps.length === 0) return this.finish(ctx, BlkifStatus.OKAY);
@@ -478,14 +466,20 @@ export class Engine {
       case STEP_FSYNC:
         this.dur.fsync(ctx.onIo);
         return;
+      case STEP_DISCARD:
+        if (plan.kind === 'discard') this.file.discard(plan.fileOffset, plan.bytes, ctx.onIo);
+        return;
     }
   }
 
   private ioDone(ctx: RequestContext, err: NodeJS.ErrnoException | null): void {
     if (ctx.state !== IO) return;
     const step = ctx.steps[ctx.stepIdx];
-    const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : 'fsync';
+    const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : step === STEP_FSYNC ? 'fsync' : 'discard';
     if (err) {
+      // A file system without hole punching: the guest is told, as blkback does (not an error
+      // to hold or to shout about).
+      if (step === STEP_DISCARD && err.code === 'EOPNOTSUPP') return this.finish(ctx, BlkifStatus.EOPNOTSUPP, `discard: ${err.message}`);
       const now = performance.now();
       if (ctx.firstErrorAt === 0) {
         ctx.firstErrorAt = now;
@@ -512,6 +506,9 @@ export class Engine {
     if (step === STEP_WRITE && plan.kind === 'write') {
       this.dur.markDirty();
       this.st.bytesWritten += plan.bytes;
+    } else if (step === STEP_DISCARD && plan.kind === 'discard') {
+      this.dur.markDirty();
+      this.st.bytesDiscarded += plan.bytes;
     } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
     ctx.stepIdx++;
     if (ctx.stepIdx < ctx.steps.length) return this.runStep(ctx);

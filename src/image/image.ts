@@ -292,8 +292,16 @@ export class Image {
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
-  discard(offset: number, length: number): void {
-    withErrnoCode(() => native().fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length));
+  discard(offset: number, length: number, cb: IoCallback): void {
+    const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    if (this.ring !== null) return this.ring.fallocate(this.fd, mode, offset, length, cb);
+    let err: NodeJS.ErrnoException | null = null;
+    try {
+      withErrnoCode(() => native().fallocate(this.fd, mode, offset, length));
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    cb(err);
   }
 
   close(): void {

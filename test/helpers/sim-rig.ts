@@ -66,7 +66,7 @@ export function controlled(img: Image, ctl: FileControl): DeviceImage {
       if (ctl.fsyncError) return setImmediate(() => cb(Object.assign(new Error(ctl.fsyncError), { code: ctl.fsyncError })));
       img.fsync(cb);
     },
-    discard: (o: number, l: number) => img.discard(o, l),
+    discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
     close: () => img.close(),
   };
   return f;

@@ -164,7 +164,7 @@ test('the engine submits a flush after the writes before it completed, one submi
       events.push('fsync');
       img.fsync(cb);
     },
-    discard: (o, l) => img.discard(o, l),
+    discard: (o, l, cb) => img.discard(o, l, cb),
     cork: () => img.cork(),
     uncork: () => {
       uncorks++;
