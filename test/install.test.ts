@@ -34,7 +34,8 @@ test('install.sh installs the executable, the hotplug link, the unit and a confi
     assert.match(unit, /ExecStart=\/usr\/lib\/xen\/bin\/afsfile renew -- \/usr\/lib\/xen\/bin\/afsfile worker/);
     assert.match(unit, /Restart=on-failure/);
     assert.match(unit, /Before=xendomains\.service/);
-    assert.match(unit, /After=xenstored\.service proc-xen\.mount openafs-client\.service network-online\.target/);
+    assert.match(unit, /\nAfter=xen\.service xenstored\.service xencommons\.service proc-xen\.mount openafs-client\.service network-online\.target\n/, 'Debian 12 (xen) and upstream unit names');
+    assert.ok(first.includes('usr/sbin/afsfile -> /usr/lib/xen/bin/afsfile'), 'on root\'s PATH');
     const mtime = fs.statSync(path.join(tmp, 'usr/lib/xen/bin/afsfile')).mtimeMs;
     execFileSync('sh', [path.join(ROOT, 'install.sh')], { env, stdio: 'pipe' });
     assert.equal(listTree(tmp), first);
@@ -54,6 +55,7 @@ test('install.sh installs the executable, the hotplug link, the unit and a confi
     fs.appendFileSync(path.join(tmp, 'etc/xen/afsfile.conf'), 'fsync-interval = 2\n');
     execFileSync('sh', [path.join(ROOT, 'install.sh'), '--uninstall'], { env, stdio: 'pipe' });
     const left = listTree(tmp).filter((p) => !p.endsWith('/'));
+    assert.not.ok(fs.lstatSync(path.join(tmp, 'usr/sbin/afsfile'), { throwIfNoEntry: false }), 'the PATH link is gone');
     assert.equal(left, ['etc/xen/afsfile.conf']);
   });
 });
@@ -66,6 +68,69 @@ test('an untouched config is removed by --uninstall; bad arguments exit 2', () =
     assert.equal(listTree(tmp).filter((p) => !p.endsWith('/')), []);
     const bad = spawnSync('sh', [path.join(ROOT, 'install.sh'), '--frob'], { env, encoding: 'utf8' });
     assert.is(bad.status, 2);
+  });
+});
+
+const systemd = (...args: string[]) => spawnSync('systemd-analyze', args, { encoding: 'utf8' });
+const haveAnalyze = (): boolean => systemd('--version').status === 0;
+
+test('the unit: notify readiness, no restart loop on config errors, hardened without breaking Xen, AFS, V8', () => {
+  withTempDir((tmp) => {
+    execFileSync('sh', [path.join(ROOT, 'install.sh')], { env: { ...process.env, DESTDIR: tmp }, stdio: 'pipe' });
+    const file = path.join(tmp, 'etc/systemd/system/afsfile.service');
+    const unit = fs.readFileSync(file, 'utf8');
+    const keys = new Map<string, string[]>();
+    for (const m of unit.matchAll(/^([A-Za-z]+)=(.*)$/gm)) keys.set(m[1]!, [...(keys.get(m[1]!) ?? []), m[2]!]);
+    const one = (k: string) => keys.get(k)?.join(' ');
+    assert.is(one('Type'), 'notify');
+    assert.is(one('NotifyAccess'), 'all', 'the worker (renew\'s child) sends READY=1');
+    assert.is(one('RestartPreventExitStatus'), '2 78');
+    for (const never of ['MemoryDenyWriteExecute', 'PrivateDevices', 'ProcSubset', 'PrivateNetwork', 'ProtectHome', 'IPAddressDeny']) assert.not.ok(keys.has(never), `${never} would break V8, /dev/xen, AFS or images`);
+    assert.is(one('ProtectSystem'), 'full', 'not strict: images are written wherever they are');
+    for (const dev of ['evtchn', 'gntdev', 'gntalloc', 'privcmd', 'xenbus']) assert.ok(keys.get('DeviceAllow')!.includes(`/dev/xen/${dev} rw`), dev);
+    assert.is(one('KeyringMode'), 'private');
+    for (const cap of ['CAP_SYS_ADMIN', 'CAP_DAC_OVERRIDE', 'CAP_SETGID', 'CAP_FOWNER']) assert.not.match(one('CapabilityBoundingSet')!, cap, `${cap} is kept`);
+    // Every hardening line has its reason: a comment right above it (or above its group).
+    const lines = unit.split('\n');
+    const start = lines.indexOf('# Hardening.');
+    assert.ok(start > 0);
+    for (let i = start + 1; i < lines.length && lines[i] !== '[Install]'; i++) {
+      if (!/^[A-Za-z]+=/.test(lines[i]!)) continue;
+      let j = i - 1;
+      while (/^[A-Za-z]+=/.test(lines[j]!)) j--;
+      assert.match(lines[j]!, /^# /, `a reason above ${lines[i]}`);
+    }
+    if (!haveAnalyze()) { console.log('systemd-analyze not installed: the offline checks are skipped (test/deps.sh installs systemd)'); return; }
+    // The filter's groups, expanded (a group lists syscalls and further groups).
+    const allowed = new Set<string>();
+    const todo = one('SystemCallFilter')!.split(' ');
+    for (const seen = new Set<string>(); todo.length;) {
+      const g = todo.pop()!;
+      if (seen.has(g)) continue;
+      seen.add(g);
+      for (const m of systemd('syscall-filter', g).stdout.matchAll(/^ {4}([@\w-]+)$/gm)) (m[1]!.startsWith('@') ? todo.push(m[1]!) : allowed.add(m[1]!));
+    }
+    for (const sc of ['io_uring_setup', 'io_uring_enter', 'io_uring_register', 'keyctl', 'add_key', 'setgroups', 'ioctl', 'pidfd_open', 'fallocate', 'mlock', 'openat2']) {
+      assert.ok(allowed.has(sc), `${sc} allowed`);
+    }
+    const sec = systemd('security', '--offline=true', file);
+    const level = Number(/Overall exposure level for afsfile\.service: ([\d.]+)/.exec(sec.stdout)?.[1]);
+    console.log(`systemd-analyze security --offline: exposure ${level} (9.6 UNSAFE before hardening)`);
+    assert.ok(level <= 4.5, `exposure ${level}`);
+  });
+});
+
+test('--uninstall disables the service: no dangling [Install] link stays', () => {
+  withTempDir((tmp) => {
+    const env = { ...process.env, DESTDIR: tmp };
+    execFileSync('sh', [path.join(ROOT, 'install.sh')], { env, stdio: 'pipe' });
+    const wants = path.join(tmp, 'etc/systemd/system/multi-user.target.wants/afsfile.service');
+    // As `systemctl enable` makes it.
+    fs.mkdirSync(path.dirname(wants), { recursive: true });
+    fs.symlinkSync('/etc/systemd/system/afsfile.service', wants);
+    execFileSync('sh', [path.join(ROOT, 'install.sh'), '--uninstall'], { env, stdio: 'pipe' });
+    assert.not.ok(fs.lstatSync(wants, { throwIfNoEntry: false }), 'the wants link is gone');
+    assert.match(fs.readFileSync(path.join(ROOT, 'install.sh'), 'utf8'), /systemctl disable --now afsfile\.service/, 'on a live system it also stops the service');
   });
 });
 

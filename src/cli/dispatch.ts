@@ -23,6 +23,15 @@ export function route(argv0: string, args: string[]): Dispatch {
   return { command, argv: rest };
 }
 
+/**
+ * `worker --device`: a device process gets every setting from its supervisor on the command
+ * line and never reads the config file, so that the file's state now (a typo being edited)
+ * cannot break a device that is running (restarted after a crash, say).
+ */
+function isDeviceProcess(command: Command, argv: string[]): boolean {
+  return command.name === 'worker' && argv.some((a) => a === '--device' || a.startsWith('--device='));
+}
+
 export async function dispatch(argv0: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let chosen: Dispatch | undefined;
   try {
@@ -32,7 +41,7 @@ export async function dispatch(argv0: string, args: string[], env: NodeJS.Proces
       const rest = argv.filter((a) => a !== '--help' && a !== '-h');
       return await command.run(parseArgs('version', [], { env: {}, readConfig: false }).withPositional(rest), { invokedAs: path.basename(argv0), env });
     }
-    const readConfig = command.readsConfig && !argv.includes('--help') && !argv.includes('-h');
+    const readConfig = command.readsConfig && !argv.includes('--help') && !argv.includes('-h') && !isDeviceProcess(command, argv);
     let parsed: ParsedArgs;
     let configError: string | undefined;
     try {

@@ -24,4 +24,9 @@ export interface BlockFile {
   uncork?(): void;
   /** Punches a hole (never zero-fills); cb(EOPNOTSUPP) where the file system has none. */
   discard(offset: number, length: number, cb: IoCallback): void;
+  /**
+   * Opens the same file again and uses the new open file from now on (after a failed fsync:
+   * kAFS binds the key to the open file). Optional; I/O in flight finishes on the old one.
+   */
+  reopen?(cb: IoCallback): void;
 }

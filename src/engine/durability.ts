@@ -1,12 +1,29 @@
-// When the image is durable: which writes completed since the last good fsync (generations),
-// the periodic fsync while dirty, and flush() with its retries of transient errors.
-// Every fsync of the engine goes through here, so "clean" means what the last good fsync covered.
+// When the image is durable, and how nothing acknowledged is lost when an fsync fails.
+//
+// A failed fsync may have thrown the data away: the OpenAFS cache manager discards the dirty
+// chunks when a store fails with EACCES or over quota (afs_StoreAllSegments in
+// src/afs/afs_segments.c), kAFS kills the pages on EIO-class errors, and a local file system
+// marks failed pages clean (Linux mm/filemap.c filemap_check_errors: the error is reported
+// once). The next fsync then succeeds over lost writes. So every write completed since the
+// last good fsync is kept here (a copy, bounded per device: when the bound is reached, writes
+// wait for an fsync that lets the kept data go). After a failed fsync, no I/O starts; once what
+// was in flight has finished: wait, reopen the image, write the kept data again in the order it
+// completed, fsync; only then are FLUSHes answered and the kept data released. Retried with
+// back-off until hold-timeout; then the waiting FLUSHes fail, the data stays kept, and the next
+// fsync starts the same recovery again.
+//
+// Also: dirty generations (what a given fsync covered), the periodic fsync while dirty, flush().
+import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
 import type { BlockFile, IoCallback } from './block-file';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
 
+const log = createDebug('afsfile:engine');
+
 export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
+/** Write data kept per device until an fsync covers it (EngineOptions.keepBytes). */
+export const DEFAULT_KEEP_BYTES = 32 * 1024 * 1024;
 /** Back-off of retries after a transient error: doubling from the first to the max. */
 export const RETRY_FIRST_MS = 50;
 export const RETRY_MAX_MS = 2000;
@@ -16,12 +33,52 @@ export interface DurabilityHooks {
   onTransientError?(code: string, op: string): void;
   /** Lines an administrator must see. */
   warn(message: string): void;
+  /** Calls cb once no read or write of the engine is in flight in the file. */
+  quiet(cb: () => void): void;
+  /**
+   * I/O may start again (a recovery ended, or kept data was released). With err, the recovery
+   * gave up: writes waiting for room must fail with it.
+   */
+  resume(err: NodeJS.ErrnoException | null): void;
+}
+
+export interface DurabilityOptions {
+  fsyncIntervalMs?: number;
+  /** Bytes of write data kept until an fsync covers them; 0 keeps nothing (no replay). */
+  keepBytes?: number;
+}
+
+/** One write (or discard, data null) completed since the last good fsync. */
+interface Kept {
+  readonly offset: number;
+  readonly length: number;
+  readonly data: Uint8Array | null;
+  readonly gen: number;
+}
+
+interface Waiter {
+  readonly gen: number;
+  readonly cb: IoCallback;
+  readonly until: number;
 }
 
 export class Durability {
   /** Bumped by every completed write; cleanGen is the generation the last good fsync covered. */
   private dirtyGen = 0;
   private cleanGen = 0;
+  /** Completed writes not yet covered by a good fsync, in completion order (Map keeps it). */
+  private readonly kept = new Map<string, Kept>();
+  private keptBytes = 0;
+  private readonly keepLimit: number;
+  /** A failed fsync may have dropped data: the next fsync must come after a replay. */
+  private damaged = false;
+  /** Bumped by every failed fsync: an fsync that started before a failure proves nothing. */
+  private failures = 0;
+  private recovering = false;
+  private waiters: Waiter[] = [];
+  /** Writes wait for room: the fsync started to make it is running. */
+  private roomSync = false;
+  private roomWanted = false;
   private periodicRunning = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -31,13 +88,24 @@ export class Durability {
     private readonly st: EngineStats,
     private holdMs: number,
     private readonly hooks: DurabilityHooks,
-    fsyncIntervalMs: number = DEFAULT_FSYNC_INTERVAL_MS,
+    opts: DurabilityOptions = {},
   ) {
-    this.startTimer(fsyncIntervalMs);
+    this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
+    this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
   get dirty(): boolean {
     return this.dirtyGen !== this.cleanGen;
+  }
+
+  /** No read or write may start: a recovery is under way. */
+  get holding(): boolean {
+    return this.recovering;
+  }
+
+  /** Bytes of write data kept (for stats). */
+  get keptSize(): number {
+    return this.keptBytes;
   }
 
   /** New timings from a reloaded config (SIGHUP). */
@@ -46,49 +114,102 @@ export class Durability {
     if (t.fsyncIntervalMs !== undefined && !this.closed) this.startTimer(t.fsyncIntervalMs);
   }
 
-  /** A write (or discard) completed: the file is dirty until an fsync started after it succeeds. */
-  markDirty(): void {
-    this.dirtyGen++;
+  /**
+   * May a write of `bytes` start? False when the kept data is at its bound: an fsync is started
+   * to make room, and hooks.resume() is called when there is some. One write larger than the
+   * bound starts when nothing is kept. The bound may be passed by what is in flight meanwhile
+   * (at most the engine's in-flight budget).
+   */
+  admit(bytes: number): boolean {
+    if (this.keepLimit === 0 || this.keptBytes === 0 || this.keptBytes + bytes <= this.keepLimit) return true;
+    this.roomWanted = true;
+    if (!this.roomSync) {
+      this.roomSync = true;
+      this.sync((err) => {
+        this.roomSync = false;
+        if (err) this.hooks.warn(`fsync to release kept write data failed: ${err.code ?? err.message}`);
+        // A recovery that gave up has already failed the waiting writes.
+        if (this.roomWanted && !this.recovering) {
+          this.roomWanted = false;
+          this.hooks.resume(null);
+        }
+      });
+    }
+    return false;
   }
 
-  /** One fsync; on success, everything that completed before the call is clean. */
-  fsync(cb: IoCallback): void {
-    const gen = this.dirtyGen;
-    this.file.fsync((err) => {
-      if (err) this.st.fsyncErrors++;
-      else this.fsyncDone(gen);
-      cb(err);
-    });
+  /** A write completed (acknowledged to the guest next): keep a copy until an fsync covers it. */
+  wrote(offset: number, data: Uint8Array): void {
+    this.dirtyGen++;
+    if (this.keepLimit > 0) this.keep(`${offset}:${data.length}`, offset, data.length, data.slice());
+  }
+
+  /** A hole was punched: replayed in order, as the writes are. */
+  discarded(offset: number, length: number): void {
+    this.dirtyGen++;
+    if (this.keepLimit > 0) this.keep(`d${offset}:${length}`, offset, length, null);
   }
 
   /**
-   * fsync with transient retries up to hold-timeout (or `deadlineMs` if given, whichever is
-   * shorter). Resolves when the file is clean as of the call; rejects with the last error.
+   * Makes everything completed so far durable. cb(null) once it is (after a recovery if an
+   * fsync fails); cb(err) when that failed until hold-timeout (or `deadlineMs`, if shorter).
    */
-  flush(deadlineMs?: number): Promise<void> {
+  sync(cb: IoCallback, deadlineMs?: number): void {
+    const gen = this.dirtyGen;
     const until = performance.now() + Math.min(deadlineMs ?? Infinity, this.holdMs);
-    return new Promise((resolve, reject) => {
-      let delay = RETRY_FIRST_MS;
-      const attempt = () => {
-        this.fsync((err) => {
-          if (!err) return resolve();
-          const transient = isTransient(err.code, 'fsync');
-          if (transient && err.code) this.hooks.onTransientError?.(err.code, 'fsync');
-          const remaining = until - performance.now();
-          if (!transient || remaining <= 0) return reject(err);
-          setTimeout(attempt, Math.min(delay, remaining));
-          delay = Math.min(delay * 2, RETRY_MAX_MS);
-        });
-      };
-      attempt();
+    if (this.damaged || this.recovering) {
+      this.waiters.push({ gen, cb, until });
+      this.recover();
+      return;
+    }
+    const failures = this.failures;
+    this.file.fsync((err) => {
+      if (!err) {
+        // A failure since this fsync started may have dropped what it stored: then it proves
+        // nothing, and the recovery answers.
+        if (failures === this.failures && !this.damaged) {
+          this.fsyncDone(gen);
+          return cb(null);
+        }
+        this.waiters.push({ gen, cb, until });
+        return this.recover();
+      }
+      this.st.fsyncErrors++;
+      this.failures++;
+      if (err.code && isTransient(err.code, 'fsync')) this.hooks.onTransientError?.(err.code, 'fsync');
+      if (this.keepLimit === 0 && !isTransient(err.code, 'fsync')) return cb(err);
+      if (!this.damaged && this.keepLimit > 0)
+        this.hooks.warn(`fsync failed (${err.code ?? err.message}): the file system may have dropped ${this.kept.size} write(s) (${this.keptBytes} bytes) since the last good fsync; holding I/O to write them again`);
+      this.damaged = true;
+      this.waiters.push({ gen, cb, until });
+      this.recover();
     });
   }
 
-  /** Stops the periodic fsync timer. Does not fsync. */
+  /** sync() as a promise: resolves when the file is clean as of the call. */
+  flush(deadlineMs?: number): Promise<void> {
+    return new Promise((resolve, reject) => this.sync((err) => (err ? reject(err) : resolve()), deadlineMs));
+  }
+
+  /** Stops the periodic fsync timer and any recovery. Does not fsync. */
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private keep(key: string, offset: number, length: number, data: Uint8Array | null): void {
+    const old = this.kept.get(key);
+    if (old) {
+      // Re-inserted at the end: replay order stays completion order.
+      this.kept.delete(key);
+      this.keptBytes -= old.data?.length ?? 0;
+    }
+    this.kept.set(key, { offset, length, data, gen: this.dirtyGen });
+    this.keptBytes += data?.length ?? 0;
+    this.st.keptBytes = this.keptBytes;
   }
 
   private fsyncDone(genAtStart: number): void {
@@ -96,6 +217,95 @@ export class Durability {
     this.st.lastFsync = Date.now();
     // Writes that completed before this fsync started are durable now.
     if (genAtStart - this.cleanGen > 0) this.cleanGen = genAtStart;
+    for (const [key, k] of this.kept) {
+      if (k.gen > genAtStart) break;
+      this.kept.delete(key);
+      this.keptBytes -= k.data?.length ?? 0;
+    }
+    this.st.keptBytes = this.keptBytes;
+  }
+
+  /** Wait, reopen, write the kept data again, fsync; with back-off until hold-timeout. */
+  private recover(): void {
+    if (this.recovering) return;
+    this.recovering = true;
+    const started = performance.now();
+    let delay = RETRY_FIRST_MS;
+    let attempts = 0;
+    const end = (err: NodeJS.ErrnoException | null) => {
+      this.recovering = false;
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w.cb(err);
+      this.roomWanted = false;
+      this.hooks.resume(err);
+    };
+    const failed = (err: NodeJS.ErrnoException, op: string) => {
+      if (err.code && isTransient(err.code, op === 'fsync' ? 'fsync' : 'write')) this.hooks.onTransientError?.(err.code, op);
+      log('recovery attempt %d: %s failed: %s', attempts, op, err.code ?? err.message);
+      const now = performance.now();
+      // Waiters past their own deadline (a bounded flush) hear the error now.
+      const due = this.waiters.filter((w) => w.until <= now);
+      if (due.length > 0) {
+        this.waiters = this.waiters.filter((w) => w.until > now);
+        for (const w of due) w.cb(err);
+      }
+      if (now - started >= this.holdMs || (this.keepLimit === 0 && !isTransient(err.code, 'fsync'))) {
+        this.hooks.warn(`giving up after ${attempts} attempt(s) to make the kept writes durable: ${err.code ?? err.message}; they stay kept for the next fsync`);
+        return end(err);
+      }
+      this.st.retries++;
+      const wait = Math.min(delay, Math.max(1, this.holdMs - (now - started)));
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+      setTimeout(attempt, wait);
+    };
+    const attempt = () => {
+      if (this.closed) return end(Object.assign(new Error('image closed'), { code: 'EBADF' }));
+      attempts++;
+      this.reopen(() => this.replay([...this.kept.values()], 0, (err) => {
+        if (err) return failed(err, 'write');
+        const gen = this.dirtyGen;
+        this.file.fsync((ferr) => {
+          if (this.closed) return end(Object.assign(new Error('image closed'), { code: 'EBADF' }));
+          if (ferr) {
+            this.st.fsyncErrors++;
+            this.failures++;
+            return failed(ferr, 'fsync');
+          }
+          const bytes = this.keptBytes;
+          const n = this.kept.size;
+          this.damaged = false;
+          this.st.recoveries++;
+          this.fsyncDone(gen);
+          if (this.keepLimit > 0) this.hooks.warn(`recovered after ${attempts} attempt(s): wrote ${n} kept write(s) (${bytes} bytes) again and fsynced`);
+          end(null);
+        });
+      }));
+    };
+    // Nothing new starts from now (holding); the first attempt waits for what is in flight.
+    this.hooks.quiet(() => setTimeout(attempt, delay));
+  }
+
+  /** Reopens the image if it can be (kAFS binds the key to the open file); failure is no stop. */
+  private reopen(next: () => void): void {
+    if (!this.file.reopen || this.keepLimit === 0) return next();
+    this.file.reopen((err) => {
+      if (err) log('reopen failed: %s; writing again through the open file', err.code ?? err.message);
+      next();
+    });
+  }
+
+  /** Writes kept[i..] again, one after another, in completion order. */
+  private replay(list: Kept[], i: number, cb: IoCallback): void {
+    if (this.closed) return cb(Object.assign(new Error('image closed'), { code: 'EBADF' }));
+    if (i >= list.length) return cb(null);
+    const k = list[i];
+    if (k.data === null) {
+      this.file.discard(k.offset, k.length, (err) => (err ? cb(err) : this.replay(list, i + 1, cb)));
+      return;
+    }
+    this.st.replayedBytes += k.data.length;
+    this.file.write(k.data, k.offset, (err) => (err ? cb(err) : this.replay(list, i + 1, cb)));
   }
 
   private startTimer(intervalMs: number): void {
@@ -108,14 +318,11 @@ export class Durability {
   }
 
   private periodic(): void {
-    if (!this.dirty || this.periodicRunning) return;
+    if (!this.dirty || this.periodicRunning || this.recovering) return;
     this.periodicRunning = true;
-    this.fsync((err) => {
+    this.sync((err) => {
       this.periodicRunning = false;
-      if (err) {
-        if (err.code && isTransient(err.code, 'fsync')) this.hooks.onTransientError?.(err.code, 'fsync');
-        this.hooks.warn(`periodic fsync failed: ${err.code ?? err.message}; will retry`);
-      }
+      if (err) this.hooks.warn(`periodic fsync failed: ${err.code ?? err.message}; will retry`);
     });
   }
 }

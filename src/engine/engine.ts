@@ -36,6 +36,12 @@ export interface EngineOptions {
   maxBytes?: number;
   /** fsync this often while dirty (default 5000 ms; 0 disables the timer). */
   fsyncIntervalMs?: number;
+  /**
+   * Write data kept per device until an fsync covers it, to write it again after a failed
+   * fsync (default 32 MiB; durability.ts). 0 keeps nothing: for O_DIRECT images, whose kept
+   * copies would not be aligned.
+   */
+  keepBytes?: number;
   /** Retry transient file errors this long before the guest sees an error (default 300 s, as --hold-timeout). */
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
@@ -81,6 +87,11 @@ export class Engine {
   /** Dirty tracking, the periodic fsync and flush(). */
   private readonly dur: Durability;
   private drainWaiters: Array<() => void> = [];
+  /** Reads and writes in the file now (Durability waits for none before writing again). */
+  private fileOps = 0;
+  private quietWaiters: Array<() => void> = [];
+  /** Contexts whose read/write waits for Durability (a recovery, or room for kept data). */
+  private held: RequestContext[] = [];
   private readonly pumpBound = () => this.pump();
 
   constructor(
@@ -108,7 +119,9 @@ export class Engine {
     this.dur = new Durability(file, this.st, this.holdMs, {
       onTransientError: opts.onTransientError,
       warn: (m) => this.warn(m),
-    }, opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
+      quiet: (cb) => (this.fileOps === 0 ? cb() : this.quietWaiters.push(cb)),
+      resume: (err) => this.resumeHeld(err),
+    }, { fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS, keepBytes: opts.keepBytes });
   }
 
   /** New timings from a reloaded config (SIGHUP), for the requests from now on. */
@@ -418,6 +431,8 @@ export class Engine {
   // --- 3. ordering and I/O -----------------------------------------------------------------
 
   private issue(): void {
+    // A recovery after a failed fsync is writing kept data again: nothing new starts.
+    if (this.dur.holding) return;
     let earlierPending = false;
     let earlierWritePending = false;
     for (let i = 0; i < this.order.length; i++) {
@@ -458,23 +473,51 @@ export class Engine {
     const plan = ctx.plan!;
     switch (ctx.steps[ctx.stepIdx]) {
       case STEP_READ:
-        if (plan.kind === 'read') this.file.read(ctx.buf!, plan.fileOffset, ctx.onIo);
+        if (plan.kind !== 'read') return;
+        if (this.dur.holding) return void this.held.push(ctx);
+        this.fileOps++;
+        this.file.read(ctx.buf!, plan.fileOffset, ctx.onIo);
         return;
       case STEP_WRITE:
-        if (plan.kind === 'write') this.file.write(ctx.buf!, plan.fileOffset, ctx.onIo);
+        if (plan.kind !== 'write') return;
+        if (this.dur.holding || !this.dur.admit(plan.bytes)) return void this.held.push(ctx);
+        this.fileOps++;
+        this.file.write(ctx.buf!, plan.fileOffset, ctx.onIo);
         return;
       case STEP_FSYNC:
-        this.dur.fsync(ctx.onIo);
+        // Durability holds it (recovering from failed fsyncs) until hold-timeout itself.
+        this.dur.sync(ctx.onIo);
         return;
       case STEP_DISCARD:
-        if (plan.kind === 'discard') this.file.discard(plan.fileOffset, plan.bytes, ctx.onIo);
+        if (plan.kind !== 'discard') return;
+        if (this.dur.holding) return void this.held.push(ctx);
+        this.fileOps++;
+        this.file.discard(plan.fileOffset, plan.bytes, ctx.onIo);
         return;
     }
   }
 
+  /** Durability lets I/O start again; with err a recovery gave up: writes waiting fail. */
+  private resumeHeld(err: NodeJS.ErrnoException | null): void {
+    const held = this.held;
+    this.held = [];
+    for (const ctx of held) {
+      if (ctx.state !== IO) continue;
+      const step = ctx.steps[ctx.stepIdx];
+      if (err && (step === STEP_WRITE || step === STEP_DISCARD)) this.finish(ctx, BlkifStatus.ERROR, `${step === STEP_WRITE ? 'write' : 'discard'} refused: the kept writes could not be made durable (${err.code ?? err.message})`, true);
+      else this.runStep(ctx);
+    }
+    this.schedule();
+  }
+
   private ioDone(ctx: RequestContext, err: NodeJS.ErrnoException | null): void {
-    if (ctx.state !== IO) return;
     const step = ctx.steps[ctx.stepIdx];
+    if (step !== STEP_FSYNC && --this.fileOps === 0 && this.quietWaiters.length > 0) {
+      const waiters = this.quietWaiters;
+      this.quietWaiters = [];
+      for (const w of waiters) w();
+    }
+    if (ctx.state !== IO) return;
     const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : step === STEP_FSYNC ? 'fsync' : 'discard';
     if (err) {
       // A file system without hole punching: the guest is told, as blkback does (not an error
@@ -485,7 +528,8 @@ export class Engine {
         ctx.firstErrorAt = now;
         ctx.retryDelayMs = RETRY_FIRST_MS;
       }
-      if (isTransient(err.code, opName) && !this.closed) {
+      // A failed fsync has been held and retried by Durability already.
+      if (step !== STEP_FSYNC && isTransient(err.code, opName) && !this.closed) {
         this.opts.onTransientError?.(err.code!, opName);
         const remaining = this.holdMs - (now - ctx.firstErrorAt);
         if (remaining > 0) {
@@ -504,10 +548,10 @@ export class Engine {
     ctx.firstErrorAt = 0;
     const plan = ctx.plan!;
     if (step === STEP_WRITE && plan.kind === 'write') {
-      this.dur.markDirty();
+      this.dur.wrote(plan.fileOffset, ctx.buf!);
       this.st.bytesWritten += plan.bytes;
     } else if (step === STEP_DISCARD && plan.kind === 'discard') {
-      this.dur.markDirty();
+      this.dur.discarded(plan.fileOffset, plan.bytes);
       this.st.bytesDiscarded += plan.bytes;
     } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
     ctx.stepIdx++;

@@ -23,6 +23,11 @@ export interface EngineStats {
   /** Date.now() of the last successful fsync, 0 if none. */
   lastFsync: number;
   dirty: boolean;
+  /** Bytes of write data kept until an fsync covers them (replayed after a failed fsync). */
+  keptBytes: number;
+  /** Failed fsyncs recovered by writing the kept data again; bytes so written. */
+  recoveries: number;
+  replayedBytes: number;
   /** Counts per LATENCY_BUCKETS_MS bucket, plus one for slower. */
   latency: number[];
 }
@@ -43,6 +48,9 @@ export function emptyStats(): EngineStats {
     fsyncErrors: 0,
     lastFsync: 0,
     dirty: false,
+    keptBytes: 0,
+    recoveries: 0,
+    replayedBytes: 0,
     latency: new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0),
   };
 }

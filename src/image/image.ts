@@ -104,10 +104,15 @@ export class Image {
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
+  /** The open file in use: reopen() replaces it. */
+  private curFd: number;
+  /** Calls in flight on any fd; fds replaced by reopen() are closed when this reaches 0. */
+  private busy = 0;
+  private stale: number[] = [];
 
   private constructor(
     readonly path: string,
-    readonly fd: number,
+    fd: number,
     readonly size: number,
     readonly readOnly: boolean,
     readonly direct: boolean,
@@ -117,9 +122,10 @@ export class Image {
     /** The file opened (symlinks resolved), for telling two names of one image apart. */
     readonly realpath: string,
     nowait: boolean,
-    uring: boolean,
+    private readonly opts: OpenOptions,
   ) {
-    const { ring, path: ioPath } = openRing(uring);
+    this.curFd = fd;
+    const { ring, path: ioPath } = openRing(opts.uring !== false);
     this.ring = ring;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
@@ -201,7 +207,53 @@ export class Image {
         canDiscard = false;
       }
     }
-    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false, opts.uring !== false);
+    return new Image(path, fd, fst.size, opts.readOnly, opts.direct === true, canDiscard, fst.dev, fst.ino, real, opts.nowait !== false, opts);
+  }
+
+  get fd(): number {
+    return this.curFd;
+  }
+
+  /**
+   * Opens the same file again and uses the new open file from now on: after a failed fsync,
+   * kAFS only uses a renewed key through a new open file (writeback uses the key cached at
+   * open, fs/afs/file.c afs_open). Through /proc/self/fd: the same inode even when renamed,
+   * no path walked again. The old fd is closed once no call is in flight on it.
+   */
+  reopen(cb: IoCallback): void {
+    const flags = openFlags(this.opts) & ~fs.constants.O_NOFOLLOW; // the magic link must be followed
+    fs.open(`/proc/self/fd/${this.curFd}`, flags, (err, fd) => {
+      if (err) return cb(err);
+      let ok = false;
+      try {
+        const st = fs.fstatSync(fd);
+        ok = st.dev === this.dev && st.ino === this.ino;
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        fs.closeSync(fd);
+        return cb(Object.assign(new Error(`${this.path}: reopened a different file`), { code: 'ESTALE' }));
+      }
+      this.stale.push(this.curFd);
+      this.curFd = fd;
+      this.closeStale();
+      cb(null);
+    });
+  }
+
+  private closeStale(): void {
+    if (this.busy > 0) return;
+    for (const fd of this.stale.splice(0)) fs.close(fd, () => undefined);
+  }
+
+  /** Wraps cb to count the call in flight (reopen closes replaced fds only when none is). */
+  private track(cb: IoCallback): IoCallback {
+    this.busy++;
+    return (err) => {
+      if (--this.busy === 0 && this.stale.length > 0) this.closeStale();
+      cb(err);
+    };
   }
 
   /**
@@ -214,7 +266,9 @@ export class Image {
    * failure goes through the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
-    if (this.ring !== null) return this.ring.read(this.fd, buf, offset, cb);
+    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
+    // kernel has taken it.
+    if (this.ring !== null) return this.ring.read(this.curFd, buf, offset, this.track(cb));
     const addon = this.addon;
     if (addon !== null && this.nowait.enabled) {
       if (this.skipLeft > 0) {
@@ -222,7 +276,7 @@ export class Image {
         this.nowait.skipped++;
       } else {
         const len = buf.length;
-        const n = addon.preadv2(this.fd, buf, offset, this.rwfNowait);
+        const n = addon.preadv2(this.curFd, buf, offset, this.rwfNowait);
         if (n === len) {
           this.nowait.hits++;
           if (this.skipNext > 1) this.skipNext >>= 1;
@@ -261,24 +315,26 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
-    if (this.ring !== null) return this.ring.write(this.fd, buf, offset, cb);
+    if (this.ring !== null) return this.ring.write(this.curFd, buf, offset, this.track(cb));
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 
   private io(write: boolean, buf: Uint8Array, at: number, len: number, offset: number, cb: IoCallback): void {
+    this.busy++;
     const done = (err: NodeJS.ErrnoException | null, n: number) => {
+      if (--this.busy === 0 && this.stale.length > 0) this.closeStale();
       if (err) return cb(nameLinuxErrno(err));
       if (n === len) return cb(null);
       if (n === 0) return cb(Object.assign(new Error(`short ${write ? 'write' : 'read'} at ${offset}`), { code: 'EIO' }));
       this.io(write, buf, at + n, len - n, offset + n, cb);
     };
-    if (write) fs.write(this.fd, buf, at, len, offset, done);
-    else fs.read(this.fd, buf, at, len, offset, done);
+    if (write) fs.write(this.curFd, buf, at, len, offset, done);
+    else fs.read(this.curFd, buf, at, len, offset, done);
   }
 
   fsync(cb: IoCallback): void {
-    if (this.ring !== null) return this.ring.fdatasync(this.fd, cb);
-    fs.fdatasync(this.fd, (err) => cb(nameLinuxErrno(err)));
+    if (this.ring !== null) return this.ring.fdatasync(this.curFd, this.track(cb));
+    fs.fdatasync(this.curFd, this.track((err) => cb(nameLinuxErrno(err))));
   }
 
   /** What the engine queues until uncork goes to the kernel in one submission (io_uring). */
@@ -294,10 +350,10 @@ export class Image {
   /** Punches a hole (never zero-fills): only called when canDiscard. */
   discard(offset: number, length: number, cb: IoCallback): void {
     const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-    if (this.ring !== null) return this.ring.fallocate(this.fd, mode, offset, length, cb);
+    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, this.track(cb));
     let err: NodeJS.ErrnoException | null = null;
     try {
-      withErrnoCode(() => native().fallocate(this.fd, mode, offset, length));
+      withErrnoCode(() => native().fallocate(this.curFd, mode, offset, length));
     } catch (e) {
       err = e as NodeJS.ErrnoException;
     }
@@ -306,7 +362,8 @@ export class Image {
 
   close(): void {
     this.ring?.close();
-    fs.closeSync(this.fd);
+    for (const fd of this.stale.splice(0)) fs.closeSync(fd);
+    fs.closeSync(this.curFd);
   }
 }
 

@@ -9,6 +9,7 @@ import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
+import { notifyReady } from './sd-notify';
 import { choosePlatform } from './platform-choice';
 import { pidAlive, readStatusFiles } from './status-file';
 import { parseRetune } from './device-retune';
@@ -87,6 +88,7 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   if (stopRequested) onStop!();
   await sup.start();
   stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform})`);
+  notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
   xs.close();
   stderrLine('stopped; devices stay connected for the next worker');
@@ -109,13 +111,13 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
 const LIVE = new Set(['hold-timeout', 'fsync-interval']);
 
-/** The supervisor's own options, passed on to each device process (but the LIVE ones). */
+/** The supervisor's settings, every one with a value, passed on to each device process (but
+ * the LIVE ones): the device process reads no config file. */
 function childArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const o of optionsFor('worker')) {
-    if (o.name === 'device' || o.name === 'platform' || LIVE.has(o.name) || !args.has(o.name)) continue;
-    // The child finds the same file the same way (flag, AFSFILE_CONFIG or the default).
-    if (o.name === 'config' && !args.explicit.has('config')) continue;
+    // The child never reads the config file (src/cli/dispatch.ts): it gets every value here.
+    if (o.name === 'device' || o.name === 'platform' || o.name === 'config' || LIVE.has(o.name) || !args.has(o.name)) continue;
     if (o.type === 'boolean') { if (args.bool(o.name)) out.push(`--${o.name}`); continue; }
     if (o.type === 'list') { for (const v of args.list(o.name)) out.push(`--${o.name}=${v}`); continue; }
     const v = o.type === 'string' ? args.optionalString(o.name) : args.optionalNumber(o.name);

@@ -3,7 +3,8 @@
 // only 10 s for state 2 before it runs the hotplug script (DESIGN.md "Hotplug <-> worker" 1).
 import { DEFAULT_MAX_INDIRECT_SEGMENTS, MAX_RING_PAGE_ORDER } from '../../blkif/constants';
 import { XenbusState } from '../../xen/xenbus-state';
-import type { XenStore } from '../../xen/xenstore';
+import type { XenStore, XenStoreOps } from '../../xen/xenstore';
+import { parseU32 } from './params';
 
 export interface ClaimLimits {
   /** feature-max-indirect-segments (default 256, as blkback). */
@@ -46,4 +47,26 @@ export async function claimDevice(xs: XenStore, backendPath: string, limits: Par
     await tx.write(`${backendPath}/state`, String(XenbusState.InitWait));
     return true;
   });
+}
+
+/**
+ * What was advertised in the backend directory (by this worker or an earlier one, maybe with
+ * other settings): that is what the frontend set its rings up by, so it stays in force for
+ * this device, whatever the config says now. Keys missing or out of range: `fallback`'s.
+ */
+export async function advertisedLimits(xs: XenStoreOps, backendPath: string, fallback: ClaimLimits): Promise<ClaimLimits> {
+  const [ind, queues, order] = await Promise.all([
+    xs.tryRead(`${backendPath}/feature-max-indirect-segments`),
+    xs.tryRead(`${backendPath}/multi-queue-max-queues`),
+    xs.tryRead(`${backendPath}/max-ring-page-order`),
+  ]);
+  const pick = (text: string | undefined, ok: (n: number) => boolean, dflt: number): number => {
+    const n = parseU32(text);
+    return n !== undefined && ok(n) ? n : dflt;
+  };
+  return {
+    maxIndirectSegments: pick(ind, (n) => n <= 4096, fallback.maxIndirectSegments),
+    maxQueues: pick(queues, (n) => n >= 1 && n <= 256, fallback.maxQueues),
+    maxRingPageOrder: pick(order, (n) => n <= MAX_RING_PAGE_ORDER, fallback.maxRingPageOrder),
+  };
 }

@@ -22,7 +22,7 @@ import { XenbusState, parseState, stateName } from '../../xen/xenbus-state';
 import type { Watch, XenStore } from '../../xen/xenstore';
 import { Rerun } from '../../util/rerun';
 import { withTimeout } from '../../util/timeout';
-import { claimLimits, type ClaimLimits } from './claim';
+import { advertisedLimits, claimLimits, type ClaimLimits } from './claim';
 import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
 import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
@@ -81,7 +81,8 @@ export function openFailure(err: unknown): string {
 export class Device {
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
-  private readonly limits: ClaimLimits;
+  /** The config's limits, then (start) what the backend directory advertised. */
+  private limits: ClaimLimits;
   private readonly warnFn: (m: string) => void;
   private image: DeviceImage | undefined;
   private engine: Engine | undefined;
@@ -132,6 +133,7 @@ export class Device {
       this.xs.tryRead(`${be}/mode`),
       this.xs.tryRead(`${be}/discard-enable`),
     ]);
+    this.limits = await advertisedLimits(this.xs, be, this.limits);
     const feId = parseU32(frontendId);
     if (feId !== undefined && frontend !== undefined && frontend.trim().startsWith(`/local/domain/${feId}/`)) {
       this.frontend = frontend.trim();
@@ -148,6 +150,8 @@ export class Device {
       this.discard = this.image.canDiscard && !this.readOnly && !this.image.readOnly && discardEnable?.trim() !== '0';
       this.engine = new Engine(this.image, this.platform.grants, this.deviceLimits(this.image), {
         ...this.config.engine,
+        // O_DIRECT: kept copies would not be aligned for writing them again (durability.ts).
+        ...(this.config.direct ? { keepBytes: 0 } : {}),
         warn: (m) => this.warn(m),
       });
       this.imageOk = true;

@@ -1,0 +1,183 @@
+// Nothing acknowledged is lost when an fsync fails and the file system dropped the writes
+// (LossyFile: the OpenAFS/kAFS write-back), and the kept data stays bounded.
+import * as fs from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BlkifOp } from '../../src/blkif/constants';
+import { Image } from '../../src/image/image';
+import { MemFile, Rig, pattern, rwReq, tick } from './fixture';
+import { LossyFile } from './lossy-file';
+
+const { READ, WRITE, FLUSH_DISKCACHE } = BlkifOp;
+const dir = LossyFile.tempDir();
+const SIZE = 1 << 20;
+
+/** Writes pattern(seed) at page `page`, waits for its answer. */
+async function write(rig: Rig, page: number, seed: number): Promise<number> {
+  const id = rig.id();
+  rig.submit(rwReq(WRITE, id, BigInt(page * 8), [rig.grants.grant(pattern(seed))]));
+  const rs = await rig.collect(rig.responses.length + 1, 5000);
+  return rs[rs.length - 1].status;
+}
+
+async function flush(rig: Rig, timeoutMs = 5000): Promise<number> {
+  rig.submit(rwReq(FLUSH_DISKCACHE, rig.id(), 0n, []));
+  const rs = await rig.collect(rig.responses.length + 1, timeoutMs);
+  return rs[rs.length - 1].status;
+}
+
+function storedPage(file: LossyFile, page: number): Uint8Array {
+  return new Uint8Array(file.stored.subarray(page * 4096, page * 4096 + 4096));
+}
+
+for (const code of ['EACCES', 'EDQUOT', 'EIO']) {
+  test(`fsync fails with ${code} and drops the writes: FLUSH answers OK only once they are stored`, async () => {
+    const file = new LossyFile(dir, SIZE);
+    const rig = new Rig(file, { engine: { holdTimeoutMs: 5000 } });
+    assert.is(await write(rig, 0, 1), 0);
+    assert.is(await flush(rig), 0);
+    assert.equal(storedPage(file, 0), pattern(1));
+    assert.is(await write(rig, 0, 2), 0, 'overwrite');
+    assert.is(await write(rig, 5, 3), 0);
+    file.failFsync.push(code);
+    assert.is(await flush(rig), 0, 'FLUSH succeeds after the recovery');
+    assert.equal(storedPage(file, 0), pattern(2), 'overwrite stored, not the older data');
+    assert.equal(storedPage(file, 5), pattern(3), 'second write stored');
+    assert.ok(file.reopens >= 1, 'image reopened before writing again');
+    const st = rig.engine.stats();
+    assert.is(st.recoveries, 1);
+    assert.is(st.keptBytes, 0, 'kept data released after the good fsync');
+    assert.not.ok(rig.engine.dirty);
+    rig.engine.close();
+    file.close();
+  });
+}
+
+test('a failed periodic fsync dropped the writes: the next FLUSH still stores them', async () => {
+  const file = new LossyFile(dir, SIZE);
+  const warnings: string[] = [];
+  const rig = new Rig(file, { engine: { fsyncIntervalMs: 30, holdTimeoutMs: 5000, warn: (m) => warnings.push(m) } });
+  file.failFsync.push('EACCES');
+  assert.is(await write(rig, 3, 7), 0);
+  // The periodic fsync fails (and drops), the recovery stores it again on its own.
+  for (let i = 0; i < 100 && rig.engine.stats().recoveries === 0; i++) await tick(10);
+  assert.equal(storedPage(file, 3), pattern(7));
+  assert.is(await flush(rig), 0);
+  assert.equal(storedPage(file, 3), pattern(7));
+  assert.ok(warnings.some((w) => /may have dropped 1 write/.test(w)), warnings.join('\n'));
+  rig.engine.close();
+  file.close();
+});
+
+test('reads wait for the recovery: never the dropped (older) data', async () => {
+  const file = new LossyFile(dir, SIZE);
+  const rig = new Rig(file, { engine: { holdTimeoutMs: 5000 } });
+  assert.is(await write(rig, 2, 1), 0);
+  assert.is(await flush(rig), 0);
+  assert.is(await write(rig, 2, 9), 0);
+  file.failFsync.push('EACCES', 'EACCES');
+  const g = rig.grants.grant();
+  rig.submit(rwReq(FLUSH_DISKCACHE, rig.id(), 0n, []));
+  // Let the first fsync fail (the cache now holds the older data again), then read.
+  for (let i = 0; i < 200 && file.failFsync.length > 1; i++) await tick(1);
+  rig.submit(rwReq(READ, rig.id(), 16n, [g]));
+  const rs = await rig.collect(rig.responses.length + 2, 5000);
+  assert.equal(rs.slice(-2).map((r) => r.status), [0, 0]);
+  assert.equal(rig.grants.page(g), pattern(9), 'the read saw what the guest wrote last');
+  assert.equal(storedPage(file, 2), pattern(9));
+  rig.engine.close();
+  file.close();
+});
+
+test('recovery failing past hold-timeout: FLUSH fails, the data stays kept, a later FLUSH stores it', async () => {
+  const file = new LossyFile(dir, SIZE);
+  const rig = new Rig(file, { engine: { holdTimeoutMs: 300 } });
+  assert.is(await write(rig, 1, 4), 0);
+  for (let i = 0; i < 1000; i++) file.failFsync.push('ETIMEDOUT');
+  const t0 = Date.now();
+  assert.is(await flush(rig), -1, 'the guest hears of it after hold-timeout');
+  assert.ok(Date.now() - t0 >= 250, 'held until hold-timeout');
+  assert.ok(rig.engine.stats().keptBytes >= 4096, 'still kept');
+  file.failFsync.length = 0;
+  assert.is(await flush(rig), 0);
+  assert.equal(storedPage(file, 1), pattern(4));
+  rig.engine.close();
+  file.close();
+});
+
+test('kept data is bounded: when full, the next write waits for an fsync', async () => {
+  const file = new MemFile(SIZE);
+  const rig = new Rig(file, { engine: { keepBytes: 8192 } });
+  for (let i = 0; i < 3; i++) assert.is(await write(rig, i, i), 0);
+  assert.equal(file.log, ['write@0', 'write@4096', 'fsync', 'write@8192']);
+  assert.ok(rig.engine.stats().keptBytes <= 8192);
+  rig.engine.close();
+  // Several at once: never more kept than the bound plus what may be in flight (2 here).
+  const file2 = new MemFile(SIZE);
+  const rig2 = new Rig(file2, { engine: { keepBytes: 8192, maxRequests: 2 } });
+  for (let i = 0; i < 8; i++) rig2.submit(rwReq(WRITE, rig2.id(), BigInt(64 + i * 8), [rig2.grants.grant(pattern(i))]));
+  let peak = 0;
+  for (let i = 0; i < 500 && rig2.responses.length < 8; i++) {
+    peak = Math.max(peak, rig2.engine.stats().keptBytes);
+    await rig2.collect(0);
+    await tick();
+  }
+  assert.is(rig2.responses.length, 8);
+  assert.ok(rig2.responses.every((r) => r.status === 0));
+  assert.ok(peak <= 8192 + 2 * 4096, `peak kept ${peak}`);
+  assert.ok(file2.log.filter((l) => l === 'fsync').length >= 2, file2.log.join(' '));
+  for (let i = 0; i < 8; i++) assert.equal(file2.data.subarray((64 + i * 8) * 512, (64 + i * 8) * 512 + 4096), pattern(i));
+});
+
+test('keepBytes 0 (O_DIRECT images): no copy kept, EIO from fsync reaches the guest', async () => {
+  const file = new MemFile(SIZE);
+  const rig = new Rig(file, { engine: { keepBytes: 0, holdTimeoutMs: 5000 } });
+  assert.is(await write(rig, 0, 1), 0);
+  assert.is(rig.engine.stats().keptBytes, 0);
+  file.failNext('fsync', 'EIO');
+  assert.is(await flush(rig), -1);
+  rig.engine.close();
+});
+
+test('Image.reopen: the same file through a new fd, the old one closed', () => new Promise<void>((resolve, reject) => {
+  const p = `${dir}/reopen.img`;
+  fs.writeFileSync(p, Buffer.alloc(SIZE));
+  const img = Image.open(p, { readOnly: false });
+  const before = img.fd;
+  img.write(pattern(5), 4096, (err) => {
+    if (err) return reject(err);
+    img.reopen((e2) => {
+      try {
+        assert.is(e2, null);
+        assert.is.not(img.fd, before);
+        const buf = new Uint8Array(4096);
+        img.read(buf, 4096, (e3) => {
+          try {
+            assert.is(e3, null);
+            assert.equal(buf, pattern(5));
+            // Closed asynchronously (a close may block on a network file system).
+            const check = (left: number) => {
+              try {
+                fs.fstatSync(before);
+              } catch (e) {
+                assert.match(String(e), /EBADF/);
+                img.close();
+                return resolve();
+              }
+              if (left === 0) return reject(new Error('old fd still open'));
+              setTimeout(() => check(left - 1), 10);
+            };
+            check(100);
+          } catch (e) {
+            reject(e);
+          }
+        });
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}));
+
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+test.run();
