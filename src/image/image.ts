@@ -104,6 +104,13 @@ export class Image {
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
+  /**
+   * With io_uring: reads of this engine pump still to try inline with NOWAIT first. One per
+   * pump: a lone read (queue depth 1) costs one preadv2 then, where the ring costs an
+   * io_uring_enter, an eventfd read and a reap (more CPU per request: bench/README.md); reads
+   * beyond the first go to the ring, which submits them all in one call.
+   */
+  private inlineLeft = 0;
   /** The open file in use: reopen() replaces it. */
   private curFd: number;
   /** Calls in flight on any fd; fds replaced by reopen() are closed when this reaches 0. */
@@ -129,8 +136,7 @@ export class Image {
     this.ring = ring;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
-    // With io_uring the ring does what NOWAIT did (a page-cache hit completes at submit).
-    const enabled = nowait && !direct && ring === null;
+    const enabled = nowait && !direct;
     this.addon = enabled ? native() : null;
     this.rwfNowait = this.addon ? this.addon.RWF_NOWAIT : 0;
     this.nowait = { hits: 0, partial: 0, misses: 0, skipped: 0, enabled };
@@ -263,14 +269,13 @@ export class Image {
    * it). The engine is built for that (see Engine.runStep) and answers such reads in the same
    * pump, which deferring the callback (a microtask, setImmediate) would push to the next one:
    * measured at 4k qd1, 57k IOPS against 45k. Errors are never reported synchronously: every
-   * failure goes through the pool path.
+   * failure goes through the ring or the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
-    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
-    // kernel has taken it.
-    if (this.ring !== null) return this.ring.read(this.curFd, buf, offset, this.track(cb));
     const addon = this.addon;
-    if (addon !== null && this.nowait.enabled) {
+    const ring = this.ring;
+    if (addon !== null && this.nowait.enabled && (ring === null || this.inlineLeft > 0)) {
+      if (ring !== null) this.inlineLeft--;
       if (this.skipLeft > 0) {
         this.skipLeft--;
         this.nowait.skipped++;
@@ -286,20 +291,24 @@ export class Image {
         this.skipLeft = this.skipNext;
         this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
         if (n > 0) {
-          // Only the start was cached: the pool reads the rest (and reports EOF as before).
+          // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
           this.nowait.partial++;
+          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, this.track(cb));
           return this.io(false, buf, n, len - n, offset + n, cb);
         }
         this.nowait.misses++;
         if (n === -EOPNOTSUPP || n === -EINVAL) {
           // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
           this.nowait.enabled = false;
-          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
+          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, ring ? 'ring' : 'thread pool');
         }
-        // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
-        // reports what it meets, exactly as without this step (retries of transient errors included).
+        // EAGAIN (not cached), 0 (at EOF) or any other error: the ring or the pool does the read
+        // and reports what it meets, exactly as without this step (retries of transient errors included).
       }
     }
+    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
+    // kernel has taken it.
+    if (ring !== null) return ring.read(this.curFd, buf, offset, this.track(cb));
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
@@ -339,12 +348,16 @@ export class Image {
 
   /** What the engine queues until uncork goes to the kernel in one submission (io_uring). */
   cork(): void {
-    this.ring?.cork();
+    if (this.ring === null) return;
+    this.inlineLeft = 1;
+    this.ring.cork();
   }
 
   /** Submits; the callbacks of what completed at once run before this returns. */
   uncork(): void {
-    this.ring?.uncork();
+    if (this.ring === null) return;
+    this.inlineLeft = 0;
+    this.ring.uncork();
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
