@@ -23,7 +23,8 @@ import {
 } from './context';
 import { PagePool } from './pool';
 import { EngineQueue, type QueueHooks } from './queue';
-import { DEFAULT_FSYNC_INTERVAL_MS, Durability, RETRY_FIRST_MS, RETRY_MAX_MS } from './durability';
+import { nextRetryDelay } from './backoff';
+import { DEFAULT_FSYNC_INTERVAL_MS, Durability } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -526,7 +527,7 @@ export class Engine {
       const now = performance.now();
       if (ctx.firstErrorAt === 0) {
         ctx.firstErrorAt = now;
-        ctx.retryDelayMs = RETRY_FIRST_MS;
+        ctx.retryDelayMs = 0;
       }
       // A failed fsync has been held and retried by Durability already.
       if (step !== STEP_FSYNC && isTransient(err.code, opName) && !this.closed) {
@@ -534,11 +535,11 @@ export class Engine {
         const remaining = this.holdMs - (now - ctx.firstErrorAt);
         if (remaining > 0) {
           // Held until hold-timeout has fully passed: the last wait is cut to what remains.
+          ctx.retryDelayMs = nextRetryDelay(ctx.retryDelayMs);
           const delay = Math.min(ctx.retryDelayMs, remaining);
           this.st.retries++;
           log('%s of request %s: %s, retrying in %d ms', opName, ctx.id, err.code, delay);
           setTimeout(ctx.retry, delay);
-          ctx.retryDelayMs = Math.min(ctx.retryDelayMs * 2, RETRY_MAX_MS);
           return;
         }
       }
