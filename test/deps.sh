@@ -16,6 +16,7 @@ TABLE='
 gcc                 gcc
 libc6-dev           /usr/include/stdio.h
 linux-libc-dev      /usr/include/linux/types.h
+libxen-dev          /usr/include/xen/io/blkif.h
 binutils            strip ld
 util-linux          setpriv unshare
 strace              strace
@@ -31,12 +32,13 @@ systemd             systemd-notify systemd-analyze
 python3             /usr/bin/python3
 '
 # Why each: gcc, libc6-dev, binutils (strip): the addon and the executable (build.mjs);
-# linux-libc-dev: the UAPI checks; xen-utils-4.17, xenstore-utils: the real xenstored the
-# worker and hotplug tests talk to; util-linux: setpriv/unshare for the hotplug and namespace
-# tests; strace: syscall assertions; krb5-*, keyutils, openafs-client (pagsh), openafs-krb5
-# (aklog): the renew loop's real peers; systemd: systemd-notify (the worker's readiness) and
-# systemd-analyze (the unit's offline checks); python3: the test's NOTIFY_SOCKET receiver (a
-# unix datagram socket, which Node cannot open).
+# linux-libc-dev: the UAPI checks; libxen-dev: Xen's io/blkif.h for the blkif ABI check;
+# xen-utils-4.17, xenstore-utils: the real xenstored the worker and hotplug tests talk to;
+# util-linux: setpriv/unshare for the hotplug and namespace tests; strace: syscall assertions;
+# krb5-*, keyutils, openafs-client (pagsh), openafs-krb5 (aklog): the renew loop's real peers;
+# systemd: systemd-notify (the worker's readiness) and systemd-analyze (the unit's offline
+# checks); python3: the test's NOTIFY_SOCKET receiver (a unix datagram socket, which Node
+# cannot open).
 
 root=${AFSFILE_DEPS_ROOT:-}
 

@@ -1,5 +1,6 @@
 // x86_64-abi (native on x86_64): struct blkif_request is 112 bytes, the response 16
-// (facts §1.2, §1.3; Linux xen-blkback common.h blkif_x86_64_request).
+// (xen.git xen/include/public/io/blkif.h; Linux drivers/block/xen-blkback/common.h
+// blkif_x86_64_request).
 import { makeAbi } from './codec';
 
 export const X86_64 = makeAbi({

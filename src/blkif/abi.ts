@@ -1,6 +1,7 @@
 // One interface for the two blkif ABIs (x86_64-abi, x86_32-abi): everything above this module
 // reads and writes ring slots through an Abi and never sees a byte offset.
-// Layouts: xen.git xen/include/public/io/blkif.h, Linux xen-blkback common.h (facts §1.3).
+// Layouts: xen.git xen/include/public/io/blkif.h, Linux drivers/block/xen-blkback/common.h;
+// test/blkif/abi-c.test.ts checks them against the header compiled for each ABI.
 import { PROTOCOL_ARM, PROTOCOL_X86_32, PROTOCOL_X86_64 } from './constants';
 import type { BlkifRequest } from './request';
 import { X86_32 } from './abi-x86_32';

@@ -4,7 +4,7 @@ import type { Abi, BlkifResponse } from './abi';
 import { BlkifOp, MAX_INDIRECT_PAGES_PER_REQUEST, MAX_SEGMENTS_PER_REQUEST, SEGMENTS_PER_INDIRECT_PAGE } from './constants';
 import type { BlkifRequest, Segment } from './request';
 
-/** Byte offsets of one ABI (facts §1.3). Fields before id are at the same place in both. */
+/** Byte offsets of one ABI (blkif.h). Fields before id are at the same place in both. */
 export interface AbiLayout {
   name: string;
   requestSize: number;

@@ -1,5 +1,6 @@
 // blkif protocol constants. Source: xen.git xen/include/public/io/blkif.h and io/protocols.h
-// (see ../shared/reference/xen-afs-facts.md §1). Nothing else in the project spells these numbers.
+// (test/blkif/abi-c.test.ts compares them with the header). Nothing else spells these numbers.
+import { PAGE_SIZE } from '../xen/grant-table';
 
 /** Operation codes (blkif.h BLKIF_OP_*). */
 export const BlkifOp = {
@@ -37,7 +38,8 @@ export const MAX_RING_PAGE_ORDER = 4;
 
 /** Sector unit of sector_number, first_sect, last_sect, nr_sectors and `sectors` (always). */
 export const SECTOR_SIZE = 512;
-export const PAGE_SIZE = 4096;
+/** The grant page the segments address (defined with the grant table). */
+export { PAGE_SIZE };
 export const SECTORS_PER_PAGE = PAGE_SIZE / SECTOR_SIZE;
 
 /** Discard flag (blkif_request_discard.flag). */

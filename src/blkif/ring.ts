@@ -1,4 +1,4 @@
-// The shared ring (xen.git xen/include/public/io/ring.h; facts §1.1, §1.6): a 64-byte header
+// The shared ring (xen.git xen/include/public/io/ring.h, DEFINE_RING_TYPES): a 64-byte header
 // of u32 indexes followed by 2^k entries, over `4096 << order` mapped bytes. Indexes are
 // free-running u32 and wrap at 2^32; every comparison is done modulo 2^32.
 //

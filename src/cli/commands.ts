@@ -28,36 +28,33 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   { name: 'worker', role: 'worker', readsConfig: true, synopsis: 'worker [--platform P] [--device BACKEND-PATH]',
     summary: 'serve every vbd whose script is block-afsfile (the long-running backend)',
-    run: async (a, c) => (await import('../worker/main')).workerMain(a, c) },
+    run: async (a, c) => (await import('../worker/main')).workerMain(a, c.env, (await import('./platform')).choosePlatform(a)) },
   { name: 'renew', role: 'renew', readsConfig: true, synopsis: 'renew [--keytab F] [--principal P] [--cell C] -- COMMAND...',
     summary: 'keep Kerberos tickets and AFS tokens fresh in a private PAG and run COMMAND inside it',
-    run: async (a, c) => (await import('../renew/main')).renewMain(a, c) },
+    run: async (a, c) => (await import('../renew/main')).renewMain(a, c.env) },
   { name: 'hotplug', role: 'hotplug', readsConfig: true, toleratesConfigError: true, synopsis: 'hotplug add|remove   (as libxl runs /etc/xen/scripts/block-afsfile)',
     summary: 'the block-afsfile hotplug script',
-    run: async (a, c) => (await import('../hotplug/main')).hotplugMain(a, c) },
+    run: async (a, c) => (await import('../hotplug/main')).hotplugMain(a, c.env, c.configError) },
   { name: 'demo', role: 'demo', readsConfig: false, synopsis: 'demo [--image PATH] [--size N] [--seconds N] [--queue-depth N] [--json]',
     summary: 'serve a simulated guest from an image and verify every byte it reads back',
-    run: async (a, c) => (await import('../demo/main')).demoMain(a, c) },
+    run: async (a) => (await import('../demo/main')).demoMain(a) },
   { name: 'create', role: 'create', readsConfig: false, synopsis: 'create PATH --size N [--preallocate]',
     summary: 'make a new image file (sparse unless --preallocate); never overwrites',
     run: async (a) => (await import('../image/create-command')).createMain(a) },
   { name: 'check', role: 'check', readsConfig: true, toleratesConfigError: true, synopsis: 'check [--json]',
     summary: 'check this dom0 can run afsfile: xenstored, /dev/xen, xen-blkback, worker, tokens',
-    run: async (a, c) => (await import('../worker/check-command')).checkMain(a, c) },
+    run: async (a, c) => (await import('../worker/check-command')).checkMain(a, c.env) },
   { name: 'status', role: 'status', readsConfig: true, synopsis: 'status [--json]',
     summary: 'show the worker, its devices and the token state',
-    run: async (a, c) => (await import('../worker/status-command')).statusMain(a, c) },
+    run: async (a) => (await import('../worker/status-command')).statusMain(a) },
   { name: 'detach', role: 'detach', readsConfig: true, synopsis: 'detach DOMID DEVID',
     summary: 'detach one device cleanly (as libxl does: online=0, Closing)',
-    run: async (a, c) => (await import('../worker/detach-command')).detachMain(a, c) },
+    run: async (a, c) => (await import('../worker/detach-command')).detachMain(a, c.env) },
   { name: 'version', role: 'version', readsConfig: false, synopsis: 'version [--verbose]', summary: 'print the version',
     run: async (a) => (await import('./version-command')).versionMain(a) },
   { name: 'help', role: 'help', readsConfig: false, synopsis: 'help [COMMAND]', summary: 'show help',
     run: async (a) => { process.stdout.write((await import('./usage')).usage(a.positional[0])); return 0; } },
 ];
-
-declare const AFSFILE_VERSION: string | undefined;
-export const VERSION: string = typeof AFSFILE_VERSION === 'string' ? AFSFILE_VERSION : '0.0.0-dev';
 
 export function findCommand(name: string): Command | undefined {
   return COMMANDS.find((c) => c.name === name);

@@ -1,6 +1,6 @@
 // `afsfile version [--verbose]`
 import type { ParsedArgs } from './parse';
-import { VERSION } from './commands';
+import { VERSION } from '../version';
 import { UsageError } from './errors';
 
 export async function versionMain(args: ParsedArgs): Promise<number> {

@@ -6,7 +6,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
 import { SECTOR_SIZE } from '../blkif/constants';
@@ -54,7 +53,7 @@ export interface DemoSummary {
   backend: string;
 }
 
-export async function demoMain(args: ParsedArgs, _ctx: CommandContext): Promise<number> {
+export async function demoMain(args: ParsedArgs): Promise<number> {
   const json = args.bool('json');
   const seconds = args.optionalNumber('seconds') ?? DEFAULT_SECONDS;
   const queueDepth = Math.floor(args.optionalNumber('queue-depth') ?? 16);

@@ -231,7 +231,7 @@ export class Engine {
       }
     }
     // Reads the page cache answered inline: copied to the guest and answered in this pump,
-    // not the next (one event-loop turn less per request; 4k qd1 +25% measured).
+    // not the next (one event-loop turn less per request; bench/README.md has the figure).
     if (this.readsNow > 0) this.copyOut();
     this.publish();
     this.checkDrained();

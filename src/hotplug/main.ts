@@ -2,7 +2,6 @@
 // XENBUS_PATH=backend/vbd/<domid>/<devid> (relative to /local/domain/<self>), stdin /dev/null,
 // 40 s to finish, judged by exit status; on failure xl shows `hotplug-error`.
 // Contract with the worker: DESIGN.md "Hotplug <-> worker" (afsfile-status / afsfile-error).
-import type { CommandContext } from '../cli/commands';
 import { UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
@@ -15,10 +14,10 @@ import { findConflicts } from './sharing';
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 
-export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv, configError?: string): Promise<number> {
   const action = args.positional[0];
   if (action !== 'add' && action !== 'remove') throw new UsageError(`expected add or remove, got ${action === undefined ? 'nothing' : `"${action}"`}`);
-  const xenbusPath = ctx.env.XENBUS_PATH;
+  const xenbusPath = env.XENBUS_PATH;
   const log = new HotplugLog(args.string('hotplug-log'), `${action} ${xenbusPath ?? '(no XENBUS_PATH)'}`);
   try {
     if (!xenbusPath) {
@@ -31,7 +30,7 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
     let xs: XenStore;
     try {
       // No reconnect loop: libxl gives the script 40 s, and a dead xenstored is an answer.
-      xs = await connectXenStore({ env: ctx.env, reconnect: false });
+      xs = await connectXenStore({ env: env, reconnect: false });
     } catch (err) {
       log.line(`cannot reach xenstored: ${(err as Error).message}`);
       return EXIT_FAILED;
@@ -39,9 +38,9 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
     try {
       // A broken config file (hotplug-wait, hotplug-log are read from it) must not leave xl
       // with a bare exit status: say which line is wrong; removal goes on with the defaults.
-      if (ctx.configError) {
-        if (action === 'add') return await fail(xs, backend, 'error', `afsfile: ${ctx.configError} (\`afsfile check\` lists every problem)`, log);
-        log.line(`config file problem, removing with the defaults: ${ctx.configError}`);
+      if (configError) {
+        if (action === 'add') return await fail(xs, backend, 'error', `afsfile: ${configError} (\`afsfile check\` lists every problem)`, log);
+        log.line(`config file problem, removing with the defaults: ${configError}`);
       }
       return action === 'add' ? await add(xs, backend, base, waitMs, log) : await remove(xs, backend, waitMs, log);
     } finally {
@@ -55,10 +54,14 @@ export async function hotplugMain(args: ParsedArgs, ctx: CommandContext): Promis
 async function fail(xs: XenStore, backend: string, status: 'error' | 'busy', message: string, log: HotplugLog): Promise<number> {
   log.line(`${status}: ${message}`);
   try {
-    await xs.transaction(async (tx) => {
+    const wrote = await xs.transaction(async (tx) => {
+      // Never re-create a backend directory libxl removed meanwhile (a write creates parents).
+      if ((await tx.tryRead(backend)) === undefined) return false;
       await tx.write(`${backend}/hotplug-error`, message);
       await tx.write(`${backend}/hotplug-status`, status);
+      return true;
     });
+    if (!wrote) log.line('the backend directory is gone: nothing written');
   } catch (err) {
     log.line(`could not report the error in xenstore: ${(err as Error).message}`);
   }
@@ -87,15 +90,16 @@ async function add(xs: XenStore, backend: string, base: string, waitMs: number, 
   }
 
   // The worker (inside the PAG, where AFS is visible) opens the image and gives the verdict.
-  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error', waitMs, { dir: backend });
+  const verdict = await waitForKey(xs, `${backend}/afsfile-status`, (v) => v === 'opened' || v === 'error' || v === 'busy', waitMs, { dir: backend });
   if (verdict.kind === 'gone') return fail(xs, backend, 'error', `afsfile: ${spec.image}: the device was removed while waiting for the worker`, log);
   if (verdict.kind === 'timeout')
     return fail(xs, backend, 'error',
       `afsfile: ${spec.image}: the afsfile worker did not open the image within ${Math.round(waitMs / 1000)} s; ` +
       'is afsfile.service running? (systemctl status afsfile; afsfile check)', log);
-  if (verdict.value === 'error') {
+  if (verdict.value === 'error' || verdict.value === 'busy') {
     const why = (await xs.tryRead(`${backend}/afsfile-error`)) ?? 'the worker could not open the image (no reason given)';
-    return fail(xs, backend, 'error', `afsfile: ${why}`, log);
+    // busy: the worker's exclusivity table found the image in use (xl then says so).
+    return fail(xs, backend, verdict.value, `afsfile: ${why}`, log);
   }
   await xs.write(`${backend}/hotplug-status`, 'connected');
   log.line(`connected: the worker opened ${spec.image}`);

@@ -29,8 +29,10 @@ export function parseDiskSpec(params: string | undefined, mode: string | undefin
   if (image.includes('\0') || /[\n\r]/.test(image)) throw new SpecError('image path contains control characters');
   if (image.endsWith('/')) throw new SpecError(`image path "${image}" names a directory; give the image file`);
   const m = (mode ?? '').trim();
-  // Xen's canonicalise_mode accepts r, ro, w, rw (and w! forms); libxl itself writes r or w.
-  if (m === 'r' || m === 'ro') return { image: path.normalize(image), mode: 'r' };
-  if (m === 'w' || m === 'rw' || m === 'w!') return { image: path.normalize(image), mode: 'w' };
+  // libxl writes r or w (libxl_disk.c: "w" or "r" from disk->readwrite), and the worker takes
+  // only those: accepting Xen's other spellings (ro, rw, w!) here would only move the refusal
+  // to the worker, after the wait.
+  if (m === 'r') return { image: path.normalize(image), mode: 'r' };
+  if (m === 'w') return { image: path.normalize(image), mode: 'w' };
   throw new SpecError(`mode "${m}" is not r or w; use access=ro or access=rw in the disk spec`);
 }

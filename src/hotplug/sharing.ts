@@ -3,7 +3,11 @@
 // given to nobody. It sees loop (phy), qdisk and tap users of the same file too. The supervisor
 // keeps the authoritative table (by device and inode, inside the PAG); this is the early check
 // that lets xl print `busy` before the worker is even asked.
-import * as fs from 'node:fs';
+//
+// Paths are compared as strings (normalized), never stat'ed: the script runs outside the PAG,
+// and a stat of another guest's image on a file server that is down blocks past libxl's 40 s.
+// Two names of one file are caught by the supervisor, whose refusal also reaches xl as busy.
+import * as path from 'node:path';
 import type { XenStoreOps } from '../xen/xenstore';
 import { imagePath } from './params';
 
@@ -16,14 +20,7 @@ export interface Conflict {
 const KINDS = ['vbd', 'vbd3', 'qdisk'];
 
 function sameFile(a: string, b: string): boolean {
-  if (a === b) return true;
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.dev === sb.dev && sa.ino === sb.ino;
-  } catch {
-    return false; // cannot be judged here (e.g. AFS without tokens): the supervisor will
-  }
+  return path.normalize(a) === path.normalize(b);
 }
 
 async function children(xs: XenStoreOps, p: string): Promise<string[]> {

@@ -1,7 +1,8 @@
 // Making a new image: sparse by default, fully allocated with --preallocate; never overwrites.
 import * as fs from 'node:fs';
 import { Progress } from '../util/progress';
-import { ImageError, SECTOR } from './image';
+import { SECTOR_SIZE } from '../blkif/constants';
+import { ImageError } from './image';
 
 export interface CreateOptions {
   readonly size: number;
@@ -12,8 +13,8 @@ export interface CreateOptions {
 const CHUNK = 8 * 1024 * 1024;
 
 export function createImage(path: string, opts: CreateOptions): void {
-  if (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % SECTOR !== 0)
-    throw new ImageError(path, `size must be a positive multiple of ${SECTOR} bytes, got ${opts.size}`, 'EINVAL');
+  if (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % SECTOR_SIZE !== 0)
+    throw new ImageError(path, `size must be a positive multiple of ${SECTOR_SIZE} bytes, got ${opts.size}`, 'EINVAL');
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);

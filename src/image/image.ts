@@ -8,6 +8,8 @@
 import createDebug from 'debug';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { SECTOR_SIZE } from '../blkif/constants';
+import type { IoCallback } from '../engine/block-file';
 import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
@@ -18,14 +20,11 @@ const { EOPNOTSUPP, EINVAL } = os.constants.errno;
 /**
  * After a NOWAIT miss, this many reads at most go straight to the pool before the next try.
  * A miss is not free: preadv2 starts the readahead I/O from the calling thread before it
- * answers EAGAIN, about 30 us here (a hit costs 1-2 us and saves a pool round trip of ~10 us
- * of main-thread time); a cold file read at 4k qd32 ran at 22-37k IOPS with a try per read,
- * 50-87k with the pool alone. So the skip doubles per miss, up to this, and halves per hit;
- * with it, the cold case is back on par with the pool alone (14.0k vs 12.0k, 5 rounds).
+ * answers EAGAIN, and a miss costs more than a hit saves; a try per read made cold-file reads
+ * clearly slower than the pool alone. So the skip doubles per miss, up to this, and halves per
+ * hit; with it, the cold case is back on par with the pool alone (figures: bench/README.md).
  */
 const MAX_SKIP = 128;
-
-export const SECTOR = 512;
 
 export interface OpenOptions {
   readonly readOnly: boolean;
@@ -84,8 +83,6 @@ export interface NowaitStats {
   /** Still trying: false from the first EOPNOTSUPP/EINVAL (a file system without NOWAIT). */
   enabled: boolean;
 }
-
-export type IoCallback = (err: NodeJS.ErrnoException | null) => void;
 
 /** Why an image cannot be served, phrased for the administrator. */
 export class ImageError extends Error {
@@ -267,9 +264,9 @@ export class Image {
    *
    * A read served from the page cache calls cb(null) BEFORE read() returns (BlockFile allows
    * it). The engine is built for that (see Engine.runStep) and answers such reads in the same
-   * pump, which deferring the callback (a microtask, setImmediate) would push to the next one:
-   * measured at 4k qd1, 57k IOPS against 45k. Errors are never reported synchronously: every
-   * failure goes through the ring or the pool path.
+   * pump, which deferring the callback (a microtask, setImmediate) would push to the next one
+   * (measurably slower at 4k qd1: bench/README.md). Errors are never reported synchronously:
+   * every failure goes through the ring or the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
     const addon = this.addon;
@@ -389,7 +386,7 @@ function openFlags(opts: OpenOptions): number {
 function checkStat(path: string, st: fs.Stats): void {
   if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
   if (!st.isFile()) throw new ImageError(path, 'is not a regular file (afsfile serves image files; use the default block script for devices)', 'EINVAL');
-  if (st.size % SECTOR !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
+  if (st.size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
   if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
 }
 

@@ -12,7 +12,6 @@
 // alone and reaches the worker once, through renew; with control-group the worker gets it twice.
 // A signal sent in the first few hundred ms, before the re-executed renew has installed its
 // handlers, takes its default action there (TERM: renew ends with 143 before its child starts).
-import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import { findOption } from '../cli/options';
 import type { ParsedArgs } from '../cli/parse';
@@ -104,7 +103,7 @@ function reload(args: ParsedArgs, renewer: Renewer): void {
   }
 }
 
-export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+export async function renewMain(args: ParsedArgs, callerEnv: NodeJS.ProcessEnv): Promise<number> {
   // From here on these signals never kill renew itself: while a child runs they are passed on
   // (child.ts), and after it exited renew still removes its cache and writes its last status.
   for (const sig of FORWARDED) process.on(sig, () => {});
@@ -112,21 +111,21 @@ export async function renewMain(args: ParsedArgs, ctx: CommandContext): Promise<
   if (!command.length) throw new UsageError('renew needs a command to run, e.g. afsfile renew -- afsfile worker', 'renew');
   const runDir = args.string('run-dir');
   const keytab = args.optionalString('keytab');
-  if (!keytab) return runDirect(command, ctx.env, runDir);
+  if (!keytab) return runDirect(command, callerEnv, runDir);
 
   const lifetimeS = duration(args, 'lifetime');
   const marginS = duration(args, 'margin');
   const capS = duration(args, 'retry-cap');
   const noPag = args.bool('no-pag');
-  if (!noPag && !args.bool('in-pag')) return reexecInPag(args, command, ctx.env);
+  if (!noPag && !args.bool('in-pag')) return reexecInPag(args, command, callerEnv);
 
   const pag = noPag ? 'none' : (args.string('pag-wrapper') === 'pagsh' ? 'pagsh' : 'keyctl');
-  if (pag === 'pagsh') await checkOpenAfsPag(ctx.env);
+  if (pag === 'pagsh') await checkOpenAfsPag(callerEnv);
   const ccacheOpt = args.optionalString('ccache');
   const ccache = ccacheOpt ?? defaultCcache(runDir);
   prepareCcacheDir(ccache, ccacheOpt === undefined);
 
-  const env = withoutCcache(ctx.env);
+  const env = withoutCcache(callerEnv);
   const renewer = new Renewer({
     keytab, principal: args.optionalString('principal'), cells: args.list('cell'), lifetimeS,
     timing: { marginMs: marginS * 1000, retryCapMs: capS * 1000 },

@@ -4,7 +4,7 @@
 // name is not a secret and tells an administrator which keytab entry is in use.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VERSION } from '../cli/commands';
+import { VERSION } from '../version';
 
 export const RENEW_STATUS_NAME = 'renew.json';
 

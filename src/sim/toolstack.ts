@@ -1,7 +1,7 @@
 // What libxl writes to XenStore for a vbd, and how it removes one, for tests and the demo.
 // Works against any XenStore (the in-memory store or the real xenstored), as dom0.
 //
-// Sources (facts §2.2, §2.8): xen.git tools/libs/light/libxl_disk.c device_disk_add,
+// Sources: xen.git tools/libs/light/libxl_disk.c device_disk_add,
 // libxl_device.c libxl__device_generic_add (one transaction: the libxl copy, then the frontend
 // dir rm+mkdir+perms+backend+keys, then the backend dir rm+mkdir+perms+frontend+keys),
 // libxl__initiate_device_generic_remove (online=0 and state=5 in one transaction, wait up to

@@ -1,11 +1,8 @@
 // The node tree of the in-memory XenStore: paths, values, permissions and generations, with
-// the checks cxenstored applies (xen.git tools/xenstored/core.c; facts §4.3). No I/O, no
+// the checks cxenstored applies (xen.git tools/xenstored/core.c). No I/O, no
 // watches: sim/xenstore.ts builds connections, watches and transactions on top.
 import type { Access, Permission } from '../xen/xenstore';
-
-/** XENSTORE_ABS_PATH_MAX / XENSTORE_PAYLOAD_MAX (xs_wire.h). */
-export const ABS_PATH_MAX = 3072;
-export const PAYLOAD_MAX = 4096;
+import { ABS_PATH_MAX, PAYLOAD_MAX } from '../xen/xenstore-client/wire';
 
 export class TreeError extends Error {
   constructor(readonly code: string, detail: string) {
@@ -50,10 +47,6 @@ export function access(perms: readonly Permission[], domid: number): Access {
 
 export const canRead = (a: Access): boolean => a === 'r' || a === 'b';
 export const canWrite = (a: Access): boolean => a === 'w' || a === 'b';
-
-export function formatPerms(perms: readonly Permission[]): string {
-  return perms.map((p) => `${p.access}${p.domid}`).join(',');
-}
 
 /**
  * One tree. Every mutator takes the acting domid, checks permissions as cxenstored does, bumps
@@ -151,6 +144,7 @@ export class Tree {
   }
 
   /** Recursive removal. A missing node is fine if its parent exists (ENOENT otherwise). */
+  /** Removes a node and everything below it; returns the removed paths, the node first. */
   rm(path: string, domid: number): string[] {
     const parts = components(path);
     if (parts.length === 0) throw new TreeError('EINVAL', 'cannot remove the root');
@@ -164,7 +158,17 @@ export class Tree {
     if (!canWrite(access(node.perms, domid))) throw new TreeError('EACCES', 'permission denied');
     parent!.children.delete(parts[parts.length - 1]!);
     parent!.gen = this.nextGen(0);
-    return [path];
+    // The node, then every node below it: each removed node fires the watches set exactly on
+    // it (cxenstored's delnode_sub); a watch on a node that did not exist fires nothing.
+    const removed = [path];
+    const walk = (n: Node, at: string): void => {
+      for (const [name, child] of n.children) {
+        removed.push(`${at}/${name}`);
+        walk(child, `${at}/${name}`);
+      }
+    };
+    walk(node, path === '/' ? '' : path);
+    return removed;
   }
 
   setPerms(path: string, perms: readonly Permission[], domid: number): string[] {

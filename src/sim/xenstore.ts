@@ -5,7 +5,7 @@
 //   const dom0 = store.connect(0);      // an XenStore for the toolstack / backend
 //   const guest = store.connect(5);     // an XenStore as domain 5 sees it
 //
-// Semantics (facts §4.3): absolute paths (relative ones resolve against /local/domain/<domid>,
+// Semantics (xen.git docs/misc/xenstore.txt, tools/xenstored): absolute paths (relative ones resolve against /local/domain/<domid>,
 // as for a domain connection); WRITE creates parents; READ returns exactly what was written;
 // RM is recursive and fails ENOENT only when the parent is missing too; permissions are
 // enforced per connection (dom0 may do anything); a watch fires once at registration with the
@@ -88,18 +88,21 @@ export class SimStore {
   }
 
   /**
-   * Queues events for every watch covering a changed path. A removal also fires watches set
-   * below the removed node (epath = the watch path, as cxenstored does).
+   * Queues events for every watch covering a changed path. A removal (`changed`: the removed
+   * nodes, each removed node followed by the ones below it) fires, as cxenstored's rm does
+   * (xenstored_core.c delnode_sub, fire_watches with exact=true, then exact=false for the top):
+   * the watches on or above the removed node, and the watches set exactly on a node below it
+   * that existed. A watch on a path that never existed below it gets NO event.
    */
   fire(changed: readonly string[], _actor: number, removal: boolean): void {
+    const all = removal ? new Set(changed) : undefined;
     for (const p of changed) {
+      const top = all === undefined || !hasAncestorIn(p, all);
       for (const w of this.watches) {
         if (w.path.startsWith('@')) continue;
-        let epath: string | undefined;
-        if (p === w.path || p.startsWith(w.path === '/' ? '/' : `${w.path}/`)) epath = p;
-        else if (removal && w.path.startsWith(`${p}/`)) epath = w.path;
-        if (epath === undefined || !this.maySee(w.conn.domid, epath)) continue;
-        w.conn.queueEvent(w, epath);
+        const hit = top ? p === w.path || p.startsWith(w.path === '/' ? '/' : `${w.path}/`) : p === w.path;
+        if (!hit || !this.maySee(w.conn.domid, p)) continue;
+        w.conn.queueEvent(w, p);
       }
     }
   }
@@ -119,6 +122,11 @@ export class SimStore {
       p = p.slice(0, p.lastIndexOf('/')) || '/';
     }
   }
+}
+
+function hasAncestorIn(path: string, set: ReadonlySet<string>): boolean {
+  for (let p = path.slice(0, path.lastIndexOf('/')); p.length > 0; p = p.slice(0, p.lastIndexOf('/'))) if (set.has(p)) return true;
+  return false;
 }
 
 function toStoreError(err: unknown, op: string, path: string): unknown {

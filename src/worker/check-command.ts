@@ -3,7 +3,6 @@
 // /etc (tests only: the host's own are not theirs to change).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CommandContext } from '../cli/commands';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
@@ -148,9 +147,9 @@ async function platformSelfTest(): Promise<Finding> {
   }
 }
 
-export async function checkMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
-  const findings = await runChecks(args.string('run-dir'), ctx.env, args.optionalString('keytab'), {
-    configFile: args.string('config'), configExplicit: args.explicit.has('config') || !!ctx.env.AFSFILE_CONFIG,
+export async function checkMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
+  const findings = await runChecks(args.string('run-dir'), env, args.optionalString('keytab'), {
+    configFile: args.string('config'), configExplicit: args.explicit.has('config') || !!env.AFSFILE_CONFIG,
   });
   if (args.bool('selftest')) findings.push(await platformSelfTest());
   const ok = findings.every((f) => f.ok);

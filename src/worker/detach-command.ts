@@ -1,7 +1,6 @@
-// `afsfile detach DOMID DEVID`: detach one device cleanly, as libxl does (facts §2.8): online=0
+// `afsfile detach DOMID DEVID`: detach one device cleanly, as libxl does (xen.git tools/libs/light/libxl_device.c): online=0
 // and (unless already Closed) state=5 in one transaction, then wait for the worker's Closed.
 // DEVID is the number or a vdev name (xvda).
-import type { CommandContext } from '../cli/commands';
 import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
 import { vdevToDevid } from '../xen/vdev';
@@ -13,7 +12,7 @@ import { BACKEND_KINDS, kindRoot } from './backend-path';
 /** libxl's LIBXL_DESTROY_TIMEOUT. */
 const WAIT_MS = 10_000;
 
-export async function detachMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+export async function detachMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
   const [domText, devText, ...extra] = args.positional;
   if (domText === undefined || devText === undefined || extra.length) throw new UsageError('expected DOMID DEVID', 'detach');
   if (!/^\d+$/.test(domText)) throw new UsageError(`DOMID must be a number, got "${domText}"`, 'detach');
@@ -25,7 +24,7 @@ export async function detachMain(args: ParsedArgs, ctx: CommandContext): Promise
   }
   let xs;
   try {
-    xs = await connectXenStore({ env: ctx.env, reconnect: false });
+    xs = await connectXenStore({ env: env, reconnect: false });
   } catch (e) {
     throw new FatalError((e as Error).message);
   }

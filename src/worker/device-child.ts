@@ -1,10 +1,10 @@
 // `afsfile worker --device <backend path>`: one device, one process (DESIGN contracts, Process
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
-// handshake, the ring, removal): it picks the platform, writes the status file, and turns
+// handshake, the ring, removal): it loads the platform cli chose, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
-import type { Platform } from '../xen/platform';
+import type { Platform, PlatformLoader } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
 import { Device, reportError } from './device';
@@ -12,8 +12,8 @@ import type { DeviceRetune } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
-import { type PlatformName, loadPlatform } from './platform-choice';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
+import { readRenewStatus } from '../renew/status';
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
@@ -21,7 +21,7 @@ const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED',
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
   readonly runDir: string;
-  readonly platform: PlatformName;
+  readonly platform: PlatformLoader;
   readonly env: NodeJS.ProcessEnv;
   readonly holdTimeoutS: number;
   readonly fsyncIntervalS: number;
@@ -68,11 +68,11 @@ export class DeviceChild {
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
     try {
-      this.platform = await loadPlatform(this.o.platform, this.o.env);
+      this.platform = await this.o.platform.load();
     } catch (e) {
       // Restarting cannot help (no /dev/xen, no addon): report it on the device and tell the
       // supervisor, which then answers the removal itself.
-      const msg = `cannot use the ${this.o.platform} platform: ${(e as Error).message}`;
+      const msg = `cannot use the ${this.o.platform.name} platform: ${(e as Error).message}`;
       this.note(msg);
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
@@ -96,7 +96,8 @@ export class DeviceChild {
     if (this.stopping) return this.finished;
     await device.start();
     this.writeStatusFile();
-    this.statusTimer = setInterval(() => this.writeStatusFile(), 1000);
+    this.renewals = this.renewalsNow();
+    this.statusTimer = setInterval(() => { this.reopenAfterRenewal(); this.writeStatusFile(); }, 1000);
     this.statusTimer.unref();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     void device.closed.then(() => this.end(true));
@@ -132,6 +133,27 @@ export class DeviceChild {
   }
 
   private lastKick = 0;
+  private renewals: number | undefined;
+
+  /** renew.json's count of successful renewals, when renew manages this worker's tokens. */
+  private renewalsNow(): number | undefined {
+    const r = readRenewStatus(this.o.runDir);
+    return r.kind === 'ok' && r.alive && r.status.managed && typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
+  }
+
+  /**
+   * After each renewal the image is opened again: kAFS binds the key to the open file and a
+   * renewal makes a new key (DESIGN "Durability"). Checked with the status tick (1 s); renew
+   * renews well before expiry, so the old key is still valid for what it already holds.
+   */
+  private reopenAfterRenewal(): void {
+    const now = this.renewalsNow();
+    if (now === undefined || now === this.renewals) return;
+    this.renewals = now;
+    this.device?.reopenImage((err) => this.note(err
+      ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
+      : `tokens renewed (renewal ${now}): image reopened`));
+  }
 
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
    * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of
@@ -164,7 +186,7 @@ export class DeviceChild {
         domid: this.o.backend.domid,
         devid: this.o.backend.devid,
         kind: this.o.backend.kind,
-        platform: this.o.platform,
+        platform: this.o.platform.name,
         image: s?.image,
         readOnly: s?.readOnly,
         state: s?.state,

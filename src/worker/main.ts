@@ -1,21 +1,21 @@
 // `afsfile worker`: the supervisor, or with --device one device's process (DESIGN contracts,
 // Process model, Signals).
-import type { CommandContext } from '../cli/commands';
 import { FatalError } from '../cli/errors';
 import { optionsFor } from '../cli/options';
 import type { ParsedArgs } from '../cli/parse';
+import type { PlatformLoader } from '../xen/platform';
 import { isXenStoreError } from '../xen/xenstore';
 import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
 import { notifyReady } from './sd-notify';
-import { choosePlatform } from './platform-choice';
 import { pidAlive, readStatusFiles } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
 
-export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise<number> {
+/** `platform`: chosen by the caller (cli), the composition root; loaded in device processes. */
+export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader): Promise<number> {
   // Handlers first (contract: every role installs them at the top of its entry point).
   let onStop: (() => void) | undefined;
   let stopRequested = false;
@@ -27,10 +27,8 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   let onReload: (() => void) | undefined;
   process.on('SIGHUP', () => (onReload ? onReload() : stderrLine('SIGHUP: nothing to reload yet')));
 
-  const platform = choosePlatform(args.string('platform'));
   const runDir = args.string('run-dir');
   const device = args.optionalString('device');
-  const env = ctx.env;
 
   if (device !== undefined) {
     const b = parseBackendPath(device);
@@ -72,11 +70,11 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   }
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
-  const sup = new Supervisor({ xs, selfDomid, runDir, env, ...supervisorSettings(args, platform) });
+  const sup = new Supervisor({ xs, selfDomid, runDir, env, ...supervisorSettings(args, platform.name) });
   onReload = () => {
     try {
       const now = args.reread();
-      sup.reconfigure(supervisorSettings(now, platform));
+      sup.reconfigure(supervisorSettings(now, platform.name));
       stderrLine(`SIGHUP: reloaded the settings (hold-timeout ${now.number('hold-timeout')} s, fsync-interval ${now.number('fsync-interval')} s for every device now; the rest for devices claimed from now on)`);
     } catch (e) {
       stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
@@ -87,7 +85,7 @@ export async function workerMain(args: ParsedArgs, ctx: CommandContext): Promise
   });
   if (stopRequested) onStop!();
   await sup.start();
-  stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform})`);
+  stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform.name})`);
   notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
   xs.close();

@@ -1,6 +1,5 @@
 // `afsfile status [--json]`: merges the status files every process writes under
 // <run-dir>/status (worker.json, dev-<domid>-<devid>.json, renew.json) into one view.
-import type { CommandContext } from '../cli/commands';
 import type { ParsedArgs } from '../cli/parse';
 import { pidAlive, readStatusFiles, statusDir } from './status-file';
 
@@ -65,7 +64,7 @@ function fmtBytes(n: number): string {
   return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }
 
-export async function statusMain(args: ParsedArgs, _ctx: CommandContext): Promise<number> {
+export async function statusMain(args: ParsedArgs): Promise<number> {
   const m = mergeStatus(args.string('run-dir'));
   process.stdout.write(args.bool('json') ? `${JSON.stringify(m, null, 2)}\n` : describe(m));
   // Like `systemctl status`: non-zero when the worker is not running.

@@ -2,7 +2,7 @@
 // own, to a temp name then rename, so a reader never sees half a file.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { VERSION } from '../cli/commands';
+import { VERSION } from '../version';
 
 export function statusDir(runDir: string): string {
   return path.join(runDir, 'status');

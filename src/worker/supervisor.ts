@@ -198,8 +198,9 @@ export class Supervisor {
         // One that was refused or failed stays refused without taking the image in the table,
         // so the table is rebuilt from the devices that really use their images.
         const status = await xs.tryRead(`${b.path}/afsfile-status`);
-        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${status === 'error' ? ' (in error: not restarted)' : ''}`);
-        if (status === 'error') {
+        const inError = status === 'error' || status === 'busy';
+        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`);
+        if (inError) {
           this.devices.set(b.path, {
             b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
             writable: false, file: undefined, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
@@ -269,7 +270,7 @@ export class Supervisor {
     stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`);
     // Status file first: whoever sees the error in XenStore then finds it there too.
     this.writeStatusFile();
-    await reportError(this.o.xs, d.b.path, message);
+    await reportError(this.o.xs, d.b.path, message, phase === 'refused' ? 'busy' : 'error');
   }
 
   private spawnChild(d: Entry): void {

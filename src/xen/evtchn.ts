@@ -1,7 +1,7 @@
 // Event channels: the interface the device code uses. Implemented on Linux over
 // /dev/xen/evtchn (xen/linux) and by the simulator (sim/).
 //
-// Semantics follow Linux drivers/xen/evtchn.c (../shared/reference/xen-afs-facts.md §4.1):
+// Semantics follow Linux drivers/xen/evtchn.c and include/uapi/xen/evtchn.h:
 // when an event arrives the port is masked and reported as pending; it stays masked until
 // unmask(port), which the device calls after it has drained the ring. So a device sees at most
 // one pending report per port until it unmasks.

@@ -2,9 +2,10 @@
 // Implemented on Linux over /dev/xen/gntdev (xen/linux) and by the simulator (sim/).
 //
 // Data is never accessed through grant mappings: each ring drain builds one GrantCopyBatch and
-// hands it to copy() once (one IOCTL_GNTDEV_GRANT_COPY), as QEMU and tapdisk do
-// (../shared/reference/xen-afs-facts.md §4.2, §5).
+// hands it to copy() once (one IOCTL_GNTDEV_GRANT_COPY), as QEMU does
+// (qemu hw/block/dataplane/xen-block.c) and tapdisk (blktap).
 
+/** XEN_PAGE_SIZE: grant pages are 4 KiB whatever the dom0 page size. The one definition. */
 export const PAGE_SIZE = 4096;
 
 /** GNTST_* status codes (xen/include/public/grant_table.h). */

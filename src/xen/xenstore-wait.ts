@@ -13,7 +13,7 @@ export interface WaitOptions {
 /**
  * Resolves when accept(value) holds (value undefined = the key is missing), when opts.dir is
  * gone, or after timeoutMs. A read that fails (xenstored restarting) counts as "not yet".
- * The watch on the key also fires when a parent is removed, so removal is noticed at once.
+ * opts.dir is watched too, so its removal is noticed at once.
  */
 export async function waitForKey(xs: XenStore, key: string, accept: (v: string | undefined) => boolean, timeoutMs: number, opts: WaitOptions = {}): Promise<WaitResult> {
   let finish!: (r: WaitResult) => void;
@@ -29,10 +29,14 @@ export async function waitForKey(xs: XenStore, key: string, accept: (v: string |
   );
   const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
   try {
-    const w = await xs.watch(key, () => checker.request());
+    const ws = [await xs.watch(key, () => checker.request())];
+    // A watch on a key that does not exist yet gets no event when its parent is removed
+    // (cxenstored fires the watches of removed nodes only: xenstored_core.c delnode_sub), so
+    // the directory itself is watched too.
+    if (opts.dir !== undefined && opts.dir !== key) ws.push(await xs.watch(opts.dir, () => checker.request()));
     const result = await done;
     // Not awaited: a caller racing libxl's 40 s (the hotplug script) must not wait for UNWATCH.
-    void w.close().catch(() => undefined);
+    for (const w of ws) void w.close().catch(() => undefined);
     return result;
   } finally {
     clearTimeout(timer);

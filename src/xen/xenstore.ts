@@ -2,8 +2,8 @@
 // (xen/xenstore-client: xenstored socket or /dev/xen/xenbus) and, for the demo and in-process
 // unit tests, by the in-memory store in sim/ (which behaves like cxenstored).
 //
-// Semantics follow xen.git docs/misc/xenstore.txt and tools/xenstored (see
-// ../shared/reference/xen-afs-facts.md §4.3): values are strings with no trailing NUL; WRITE
+// Semantics follow xen.git docs/misc/xenstore.txt and tools/xenstored: values are strings
+// with no trailing NUL; WRITE
 // creates missing parents; RM is recursive; a watch fires once at registration with the watched
 // path and then for changes to the path or any descendant; errors carry the errno name.
 

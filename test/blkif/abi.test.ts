@@ -1,5 +1,6 @@
-// The ABI codecs: every operation in both ABIs at the exact offsets of blkif.h (facts §1.3),
-// and responses that touch only id, operation and status.
+// The ABI codecs: every operation in both ABIs at the exact offsets of blkif.h (abi-c.test.ts
+// checks them against the header compiled by gcc), and responses that touch only id,
+// operation and status.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { abiForProtocol, X86_32, X86_64, type Abi } from '../../src/blkif/abi';

@@ -63,7 +63,8 @@ export function controlled(img: Image, ctl: FileControl): DeviceImage {
     fsync: (cb: IoCallback) => {
       ctl.fsyncs++;
       if (ctl.fsyncHang) return;
-      if (ctl.fsyncError) return setImmediate(() => cb(Object.assign(new Error(ctl.fsyncError), { code: ctl.fsyncError })));
+      const code = ctl.fsyncError;
+      if (code) return setImmediate(() => cb(Object.assign(new Error(code), { code })));
       img.fsync(cb);
     },
     discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
@@ -94,7 +95,8 @@ export async function rig(opts: RigOptions = {}): Promise<Rig> {
   const base = opts.with;
   // tmpfs when there is one: fsync there costs nothing, so the tests time the logic, not a disk
   // shared with other work.
-  const dir = base?.dir ?? fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'afsfile-dev-'));
+  const tmp = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dir = base?.dir ?? fs.mkdtempSync(path.join(tmp, 'afsfile-dev-'));
   const domid = opts.domid ?? 5;
   const imagePath = path.join(dir, `disk-${domid}-${opts.vbd?.vdev ?? 'xvda'}.img`);
   fs.writeFileSync(imagePath, '');
@@ -123,7 +125,8 @@ export async function rig(opts: RigOptions = {}): Promise<Rig> {
   });
   await device.start();
   if (opts.hotplug ?? true) await toolstack.hotplugConnected(paths);
-  const newFront = (f = opts.front) => new SimBlkfront({ xs: store.connect(domid), guest, devid: paths.devid, timeoutMs: 3000, ...f });
+  const newFront = (f = opts.front) =>
+    new SimBlkfront({ xs: store.connect(domid), guest, devid: paths.devid, timeoutMs: 3000, ...f });
   const front = newFront();
   if (opts.connect ?? true) await front.connect();
   const r: Rig = {

@@ -2,7 +2,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Polls probe until it gives something other than false/undefined (returned), or throws after ms. */
-export async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
+type Probe<T> = () => T | undefined | false | Promise<T | undefined | false>;
+
+export async function until<T>(what: string, probe: Probe<T>, ms = 5000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();

@@ -157,6 +157,10 @@ const BAD: BadCase[] = [
   { name: 'unreadable', target: () => image('unreadable.img', 1 << 20, 0o000), access: 'ro', message: /permission denied/i },
   { name: 'read-only file for mode w', target: () => image('readonly.img', 1 << 20, 0o400), access: 'rw', message: /permission denied|read-only/i },
   { name: 'garbage mode', target: () => image('mode.img'), mode: 'x', message: /mode "x" is not r or w/ },
+  // Xen's other spellings: the worker takes r and w only, so the script refuses them at once.
+  { name: 'mode rw', target: () => image('mode-rw.img'), mode: 'rw', message: /mode "rw" is not r or w/ },
+  { name: 'mode ro', target: () => image('mode-ro.img'), mode: 'ro', message: /mode "ro" is not r or w/ },
+  { name: 'mode w!', target: () => image('mode-wbang.img'), mode: 'w!', message: /mode "w!" is not r or w/ },
 ];
 
 for (const bad of BAD) {
@@ -183,7 +187,39 @@ test('two concurrent rw adds of one image for two domains: exactly one wins', as
   assert.is(wins, 1, `${ra.stderr}\n${rb.stderr}\n${workerLog}`);
   const loser = ra.status === 0 ? b! : a!;
   assert.match((await read(`${loser.backend}/hotplug-error`)) ?? '', /already|in use|attached/i);
-  assert.ok(['error', 'busy'].includes((await read(`${loser.backend}/hotplug-status`)) ?? ''));
+  // Decided by the supervisor (neither held the image when the other's script looked): xl
+  // must still hear `busy`, not `error`.
+  assert.is(await read(`${loser.backend}/hotplug-status`), 'busy');
+});
+
+test('another name of an image in use (a symlink): the script compares names only, the worker answers busy', async () => {
+  const img = image('alias-target.img');
+  const alias = path.join(tmp.dir, 'alias-link.img');
+  fs.symlinkSync(img, alias);
+  const a = await attach({ target: img });
+  assert.is((await hotplug('add', a)).status, 0);
+  const b = await attach({ target: alias });
+  const r = await hotplug('add', b);
+  assert.is(r.status, 1);
+  assert.is(await read(`${b.backend}/hotplug-status`), 'busy', r.stderr);
+  assert.match((await read(`${b.backend}/hotplug-error`)) ?? '', new RegExp(`domain ${a.domid}`));
+});
+
+test('the sharing check never stats another backend\'s image (a hung file server would block it)', async () => {
+  const held = image('held-elsewhere.img');
+  const a = await attach({ target: held });
+  assert.is((await hotplug('add', a)).status, 0);
+  const p = await attach({ target: image('mine.img') });
+  const trace = path.join(tmp.dir, 'hotplug.strace');
+  const libxl = { XENBUS_TYPE: 'vbd', XENBUS_PATH: p.backend.replace(/^\/local\/domain\/0\//, ''), XENBUS_BASE_PATH: 'backend', XENSTORED_PATH: xsd.socketPath, AFSFILE_HOTPLUG_LOG: hotplugLog };
+  const status = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=%stat,%file', script, 'add'], { env: libxl, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  assert.is(status, 0);
+  const calls = fs.readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('held-elsewhere.img'));
+  assert.equal(calls, [], 'no system call named the other image');
 });
 
 test('ro + ro of one image is allowed; rw over an ro attachment is refused as busy', async () => {
@@ -291,6 +327,25 @@ test('the worker never gave a verdict: add times out inside libxl\'s 40 s with a
   assert.is(r.status, 1);
   assert.match((await read(`${p.backend}/hotplug-error`)) ?? '', /did not open the image within 2 s; is afsfile.service running/);
   await ts.destroy(p);
+});
+
+test('the device is removed while add waits: add ends at once and does not re-create the backend dir', async () => {
+  const img = image('removed-while-waiting.img');
+  const domid = nextDomid++;
+  await ts.createDomain(domid);
+  // Not served by the worker (another script name): afsfile-status never comes.
+  const p = await ts.addVbd({ domid, target: img, script: 'block-other' });
+  const conf = path.join(tmp.dir, 'long-wait.conf');
+  fs.writeFileSync(conf, 'hotplug-wait = 25\n');
+  const running = hotplug('add', p, 'empty', { AFSFILE_CONFIG: conf });
+  await until('add is waiting', () => fs.existsSync(hotplugLog) && fs.readFileSync(hotplugLog, 'utf8').includes('removed-while-waiting.img mode w'), 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  await ts.destroy(p);
+  const r = await running;
+  assert.is(r.status, 1);
+  assert.ok(r.ms < 10_000, `noticed the removal, did not wait out hotplug-wait: ${Math.round(r.ms)} ms`);
+  assert.match(r.stderr, /removed while waiting/);
+  assert.is(await read(p.backend), undefined, 'backend dir not re-created');
 });
 
 test.run();

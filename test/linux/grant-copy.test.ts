@@ -1,4 +1,4 @@
-// Grant-copy segment encoding, byte by byte against facts §4.2 (0 source, 8 dest, 16 len,
+// Grant-copy segment encoding, byte by byte against gntdev.h (0 source, 8 dest, 16 len,
 // 18 flags, 20 status), status read-back, the EAGAIN retry, and the segments that must never
 // reach the kernel (one bad segment would fail the whole ioctl with EINVAL).
 import { test } from 'uvu';

@@ -1,4 +1,4 @@
-// The in-memory XenStore against cxenstored's observable behaviour (facts §4.3).
+// The in-memory XenStore against cxenstored's observable behaviour (xen.git docs/misc/xenstore.txt).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SimStore } from '../../src/sim/xenstore';

@@ -81,7 +81,9 @@ test('an image that cannot be opened, or is taken: the supervisor reports it and
   const first = await guest(busyImg);
   assert.is((await status(first)).status, 'opened');
   const second = await guest(busyImg);
-  assert.match((await status(second)).error ?? '', new RegExp(`in use read-write by domain ${first.domid}`));
+  const refused = await status(second);
+  assert.match(refused.error ?? '', new RegExp(`in use read-write by domain ${first.domid}`));
+  assert.is(refused.status, 'busy', 'a conflict is busy (the script passes it on to xl)');
   const entries = (JSON.parse(fs.readFileSync(path.join(rig.dir, 'run/status/worker.json'), 'utf8')) as { devices: Array<{ backend: string; phase: string; childPid?: number }> }).devices;
   const entry = (p: VbdPaths) => entries.find((e) => e.backend === p.backend);
   assert.is(entry(missing)?.phase, 'failed');

@@ -208,17 +208,17 @@ test('bad params and bad frontend values: that device reports an error, the othe
   assert.ok((await ts.removeVbd(d1, { timeoutMs: 5000 })).closed);
 });
 
-test('exclusivity: rw excludes every other user, ro+ro is allowed, the error names the domain', async () => {
+test('exclusivity: rw excludes every other user, ro+ro is allowed; busy, naming the domain', async () => {
   const img = image('shared.img');
   const a = await guest({ target: img });
   await afsfileStatus(a, 'opened');
   const b = await guest({ target: img, access: 'ro' });
-  assert.match(await afsfileStatus(b, 'error'), new RegExp(`in use read-write by domain ${a.domid}`));
+  assert.match(await afsfileStatus(b, 'busy'), new RegExp(`in use read-write by domain ${a.domid}`));
   // The same file through a symlink.
   const link = path.join(rig.dir, 'link.img');
   fs.symlinkSync(img, link);
   const l = await guest({ target: link });
-  assert.match(await afsfileStatus(l, 'error'), new RegExp(`domain ${a.domid}`));
+  assert.match(await afsfileStatus(l, 'busy'), new RegExp(`domain ${a.domid}`));
 
   const ro = image('ro.img');
   const r1 = await guest({ target: ro, access: 'ro' });
@@ -226,7 +226,7 @@ test('exclusivity: rw excludes every other user, ro+ro is allowed, the error nam
   await afsfileStatus(r1, 'opened');
   await afsfileStatus(r2, 'opened');
   const r3 = await guest({ target: ro, access: 'rw' });
-  assert.match(await afsfileStatus(r3, 'error'), /in use read-only by domain/);
+  assert.match(await afsfileStatus(r3, 'busy'), /in use read-only by domain/);
 
   // libxl removes a refused device: the supervisor answers Closed for it.
   assert.ok((await ts.removeVbd(b, { timeoutMs: 3000 })).closed);
@@ -313,7 +313,7 @@ test('SIGTERM: children quiesce, the supervisor exits 0, XenStore state is left;
   await childPid(p);
   // The rebuilt table still protects the adopted device's image.
   const rival = await guest({ target: path.join(rig.dir, 'adopt.img') });
-  assert.match(await afsfileStatus(rival, 'error'), new RegExp(`domain ${p.domid}`));
+  assert.match(await afsfileStatus(rival, 'busy'), new RegExp(`domain ${p.domid}`));
 });
 
 test('a supervisor killed outright: its children quiesce, the next one re-attaches', async () => {

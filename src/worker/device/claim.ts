@@ -1,4 +1,4 @@
-// Claiming a vbd, as Linux xen-blkback's probe does (facts §2.6): advertise what the frontend
+// Claiming a vbd, as Linux xen-blkback's probe does (drivers/block/xen-blkback/xenbus.c): advertise what the frontend
 // may use to set up its rings, then InitWait — before any image is opened, because libxl waits
 // only 10 s for state 2 before it runs the hotplug script (DESIGN.md "Hotplug <-> worker" 1).
 import { DEFAULT_MAX_INDIRECT_SEGMENTS, MAX_RING_PAGE_ORDER } from '../../blkif/constants';

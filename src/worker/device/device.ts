@@ -1,6 +1,6 @@
 // One vbd, from InitWait to Closed (and back for a reconnect), driven by XenStore watches
-// (facts §2.5–2.8; DESIGN.md "Hotplug <-> worker"). Used in-process by the demo and by the
-// worker's per-device child.
+// (blkif.h's state machine, Linux xen-blkback/xenbus.c, libxl_device.c removal; DESIGN.md
+// "Hotplug <-> worker"). Used in-process by the demo and by the worker's per-device child.
 //
 //   frontend Initialised/Connected + hotplug-status=connected + image open → connect (one
 //     transaction: sectors, sector-size, info, features, state=4)
@@ -191,6 +191,16 @@ export class Device {
     this.conn?.close();
     this.conn = undefined;
     this.finish();
+  }
+
+  /**
+   * New tokens (renew.json's renewals grew): the image is opened again so that kAFS writes back
+   * with the new key. cb gets what the open met; the old descriptor then stays in use.
+   */
+  reopenImage(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
+    if (!this.image?.reopen) return false;
+    this.image.reopen(cb);
+    return true;
   }
 
   /** Timings from a reloaded config (SIGHUP), applied to the engine at once. */

@@ -1,4 +1,4 @@
-// Reading a frontend's transport parameters (facts §2.4; blkif.h "Multi-page rings",
+// Reading a frontend's transport parameters (blkif.h "Multi-page rings",
 // "Multi-queue"). Everything here is written by the guest: each value is parsed strictly and
 // checked against what we advertised; anything wrong becomes a FrontendError with a message
 // for afsfile-error, never an exception from deeper down.

@@ -1,5 +1,6 @@
 // What the hotplug script waits for (DESIGN contracts, hotplug <-> worker 2): afsfile-status
-// `opened`, or `error` with afsfile-error. Written by the supervisor when it opens the image and
+// `opened`, or `error` with afsfile-error (`busy`: the image is in use by another device, which
+// the script passes on to xl as hotplug-status=busy). Written by the supervisor when it opens the image and
 // again by the device process (a restart, a later failure). Guests can read the backend dir:
 // messages name the image and the cause, never principals, cache paths or tokens.
 import type { XenStore } from '../../xen/xenstore';
@@ -18,11 +19,11 @@ export async function reportOpened(xs: XenStore, backend: string): Promise<void>
   });
 }
 
-/** `error` with its message, unless the backend dir was removed meanwhile. */
-export async function reportError(xs: XenStore, backend: string, message: string): Promise<void> {
+/** `error` (or `busy`) with its message, unless the backend dir was removed meanwhile. */
+export async function reportError(xs: XenStore, backend: string, message: string, status: 'error' | 'busy' = 'error'): Promise<void> {
   await xs.transaction(async (tx) => {
     if ((await tx.tryRead(`${backend}/state`)) === undefined) return;
-    await tx.write(`${backend}/${AFSFILE_STATUS}`, 'error');
+    await tx.write(`${backend}/${AFSFILE_STATUS}`, status);
     await tx.write(`${backend}/${AFSFILE_ERROR}`, message.slice(0, MAX_MESSAGE));
   });
 }

@@ -1,4 +1,4 @@
-// EventChannels over /dev/xen/evtchn (facts §4.1; Linux drivers/xen/evtchn.c).
+// EventChannels over /dev/xen/evtchn (Linux drivers/xen/evtchn.c, include/uapi/xen/evtchn.h).
 //
 // A fired port is masked by the kernel and queued; the addon's fd watch (uv_poll in the main
 // loop, src/native/fdwatch.c) read()s the queue and hands the ports to JS;

@@ -1,5 +1,6 @@
 // Encoding a GrantCopyBatch into the array of struct gntdev_grant_copy_segment that ONE
-// IOCTL_GNTDEV_GRANT_COPY consumes, and reading the per-segment status back (facts §4.2).
+// IOCTL_GNTDEV_GRANT_COPY consumes, and reading the per-segment status back (Linux
+// include/uapi/xen/gntdev.h).
 //
 // Layout (24 bytes): 0 source, 8 dest — each either a u64 local virtual address or
 // {u32 ref, u16 offset, u16 domid} — 16 u16 len, 18 u16 flags, 20 s16 status, 22 padding.
@@ -9,8 +10,8 @@
 // The kernel rejects the WHOLE ioctl with EINVAL when one segment crosses the guest page, so
 // such segments are never sent: they get GNTST_bad_copy_arg here and the rest still run. A
 // segment outside the pool gets the same status; the kernel would copy wherever it points.
-import { GNTST, type GrantCopyBatch } from '../grant-table';
-import { GNTCOPY_dest_gref, GNTCOPY_source_gref, OFFSETOF, SIZEOF, XEN_PAGE_SIZE } from './uapi';
+import { GNTST, type GrantCopyBatch, PAGE_SIZE } from '../grant-table';
+import { GNTCOPY_dest_gref, GNTCOPY_source_gref, OFFSETOF, SIZEOF } from './uapi';
 
 const SEG = SIZEOF.gntdev_grant_copy_segment;
 // Field positions in units of the typed arrays used on the hot path (native byte order, which
@@ -31,7 +32,7 @@ const FLAG_FROM_GUEST = GNTCOPY_source_gref;
 const ST_GENERAL_ERROR = GNTST.general_error;
 const ST_BAD_COPY_ARG = GNTST.bad_copy_arg;
 const ST_EAGAIN = GNTST.eagain;
-const PAGE = XEN_PAGE_SIZE;
+const PAGE = PAGE_SIZE;
 
 /** Whether segment i may be sent: stays inside its guest page and inside the pool. */
 export function segmentIsValid(batch: GrantCopyBatch, i: number, poolLength: number): boolean {

@@ -1,5 +1,6 @@
-// GrantTable over /dev/xen/gntdev (facts §4.2; xen.git tools/libs/gnttab/linux.c for the map
-// and unmap order). Ring pages are mapped; data moves only by grant copy, one ioctl per batch.
+// GrantTable over /dev/xen/gntdev (Linux include/uapi/xen/gntdev.h; xen.git
+// tools/libs/gnttab/linux.c for the map and unmap order). Ring pages are mapped; data moves
+// only by grant copy, one ioctl per batch.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -1,7 +1,7 @@
 // Linux UAPI of /dev/xen/evtchn and /dev/xen/gntdev: ioctl numbers, struct sizes and field
 // offsets, x86_64 (and any LP64 little-endian kernel). Sources: include/uapi/xen/evtchn.h and
 // include/uapi/xen/gntdev.h (Debian linux-libc-dev 6.1), xen.git xen/include/public/
-// grant_table.h for GNTCOPY_*; facts §4.1 and §4.2. test/linux/uapi.test.ts compiles a C probe
+// grant_table.h for GNTCOPY_*. test/linux/uapi.test.ts compiles a C probe
 // against the installed headers and asserts every value here equal to it.
 //
 // The structs are encoded here and passed to the addon's generic ioctl as bytes; no other
@@ -104,9 +104,6 @@ export const GNTALLOC_FLAG_WRITABLE = 1;
 /** xen.git xen/include/public/grant_table.h */
 export const GNTCOPY_source_gref = 1 << 0;
 export const GNTCOPY_dest_gref = 1 << 1;
-
-/** XEN_PAGE_SIZE: grant pages are 4 KiB whatever the dom0 page size. */
-export const XEN_PAGE_SIZE = 4096;
 
 export const EVTCHN_DEVICE = '/dev/xen/evtchn';
 export const GNTDEV_DEVICE = '/dev/xen/gntdev';

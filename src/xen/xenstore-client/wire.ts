@@ -1,5 +1,5 @@
-// The XenStore wire format (xen.git xen/include/public/io/xs_wire.h; docs/misc/xenstore.txt;
-// ../shared/reference/xen-afs-facts.md §4.3). One frame = a 16-byte header (type, req_id, tx_id,
+// The XenStore wire format (xen.git xen/include/public/io/xs_wire.h; docs/misc/xenstore.txt).
+// One frame = a 16-byte header (type, req_id, tx_id,
 // len: u32 each, host-endian, i.e. little-endian on every platform Xen dom0 runs on) + len bytes.
 
 /** enum xsd_sockmsg_type (xs_wire.h). */
