@@ -90,7 +90,8 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
     direct: spec.direct,
     // Opened here as Device would (Image.open), to read its NOWAIT counters afterwards.
     openImage: (file: string, readOnly: boolean) => {
-      image = Image.open(file, { readOnly, direct: spec.direct, nowait: spec.nowait !== false, uring: spec.uring !== false });
+      const opts = { readOnly, direct: spec.direct, nowait: spec.nowait !== false, uring: spec.uring !== false };
+      image = Image.open(file, opts);
       return spec.inline ? inlineImage(image) : image;
     },
     engine: { fsyncIntervalMs: 0 },

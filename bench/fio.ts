@@ -77,7 +77,8 @@ export function runFio(r: FioRun): IoResult {
   // usr_cpu/sys_cpu are percent of job_runtime, which group_reporting sums over the jobs.
   const runtimeMs = job.job_runtime ?? Math.max(job.read.runtime, job.write.runtime);
   const cpuUs = ((job.usr_cpu + job.sys_cpu) / 100) * runtimeMs * 1000;
-  return { iops: job.read.iops + job.write.iops, bw: job.read.bw_bytes + job.write.bw_bytes, cpuUsPerRequest: ios ? cpuUs / ios : NaN };
+  const iops = job.read.iops + job.write.iops;
+  return { iops, bw: job.read.bw_bytes + job.write.bw_bytes, cpuUsPerRequest: ios ? cpuUs / ios : NaN };
 }
 
 /** Whether fio's io_uring engine works here (kernels or containers may disable io_uring). */

@@ -91,8 +91,11 @@ export function benchIo(o: IoBenchOptions, meta: Partial<IoBenchMeta> = {}): Row
           const tp = o.threadpool ?? threadpoolFor();
           let s = series.get(key);
           if (!s) {
-            s = { engine: [], psync: [], uring: [], vsPsync: [], vsUring: [], pool: [], poolVsUring: [], poolCpuUs: [], memcpyBase: [], vsMemcpy: [],
-              psyncCpuUs: [], uringCpuUs: [], cpuUs: [], rssMiB: [], segsPerCopy: [], reqsPerNotify: [], threadpool: tp };
+            s = {
+              engine: [], psync: [], uring: [], vsPsync: [], vsUring: [], pool: [], poolVsUring: [], poolCpuUs: [],
+              memcpyBase: [], vsMemcpy: [], psyncCpuUs: [], uringCpuUs: [], cpuUs: [], rssMiB: [], segsPerCopy: [],
+              reqsPerNotify: [], threadpool: tp,
+            };
             series.set(key, s);
           }
           progress(`io: round ${round + 1}/${o.rounds} ${v.name}: ${p.name}`);
@@ -168,8 +171,12 @@ function memcpyMBps(): number {
   return bytes / 1e6 / ((performance.now() - t) / 1000);
 }
 
-function engineRound(file: WorkFile, v: Variant, p: Pattern, o: IoBenchOptions, tp: number, uring: boolean): EngineRunResult {
-  const spec: EngineRunSpec = { file: file.path, direct: v.direct, pattern: p, seconds: o.seconds, warmupSeconds: o.engineWarmupSeconds, uring };
+function engineRound(
+  file: WorkFile, v: Variant, p: Pattern, o: IoBenchOptions, tp: number, uring: boolean,
+): EngineRunResult {
+  const spec: EngineRunSpec = {
+    file: file.path, direct: v.direct, pattern: p, seconds: o.seconds, warmupSeconds: o.engineWarmupSeconds, uring,
+  };
   const r = runEngineRound(spec, tp);
   if (r.errors > 0) throw new Error(`engine ${v.name} ${p.name}: ${r.errors} requests answered with an error`);
   return r;
@@ -208,7 +215,8 @@ function rows(vs: readonly Variant[], patterns: readonly Pattern[], series: Map<
       }
       if (memcpyJudged) {
         const rm = summarize(s.vsMemcpy);
-        out.push({ ...base, baseline: { name: 'fio io_uring + one memcpy', value: summarize(s.memcpyBase) }, ratio: rm, target: judged(rm) });
+        const memcpyBase = { name: 'fio io_uring + one memcpy', value: summarize(s.memcpyBase) };
+        out.push({ ...base, baseline: memcpyBase, ratio: rm, target: judged(rm) });
       }
       if (s.psync.length > 0) {
         out.push({
@@ -220,8 +228,16 @@ function rows(vs: readonly Variant[], patterns: readonly Pattern[], series: Map<
         });
       }
       // Before io_uring: the thread-pool path (what a kernel that refuses io_uring gets).
-      const poolRow: Row = { ...base, name: `${p.name} engine, thread pool`, value: summarize(s.pool), cpuUsPerRequest: summarize(s.poolCpuUs), batching: undefined, rssMiB: undefined };
-      if (s.uring.length > 0) out.push({ ...poolRow, baseline: { name: `fio io_uring iodepth=${p.depth}`, value: summarize(s.uring) }, baselineCpuUsPerRequest: summarize(s.uringCpuUs), ratio: summarize(s.poolVsUring), target: 'fallback' });
+      const poolRow: Row = {
+        ...base, name: `${p.name} engine, thread pool`, value: summarize(s.pool), cpuUsPerRequest: summarize(s.poolCpuUs),
+        batching: undefined, rssMiB: undefined,
+      };
+      if (s.uring.length > 0) {
+        out.push({
+          ...poolRow, baseline: { name: `fio io_uring iodepth=${p.depth}`, value: summarize(s.uring) },
+          baselineCpuUsPerRequest: summarize(s.uringCpuUs), ratio: summarize(s.poolVsUring), target: 'fallback',
+        });
+      }
       else out.push(poolRow);
       if (s.uring.length === 0 && s.psync.length === 0) out.push(base);
     }

@@ -24,9 +24,11 @@ export const PATTERNS: readonly Pattern[] = [
   // 4k qd1 buffered: fio takes a few microseconds per request, so no ratio target there; the
   // table's CPU us per request (engine and fio side by side) is the measure.
   { name: '4k randread qd1', rw: 'randread', bs: 4096, depth: 1, fsync: false, target: { direct: 0.8 } },
-  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false, target: { direct: 0.8, buffered: 0.8 } },
+  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false,
+    target: { direct: 0.8, buffered: 0.8 } },
   { name: '4k randwrite qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: false, target: { direct: 0.8 } },
-  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false, target: { direct: 0.8, buffered: 0.8 } },
+  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false,
+    target: { direct: 0.8, buffered: 0.8 } },
   { name: '1M seqread qd4', rw: 'read', bs: 1 << 20, depth: 4, fsync: false, target: { direct: 0.9, buffered: 0.9 } },
   { name: '1M seqwrite qd4', rw: 'write', bs: 1 << 20, depth: 4, fsync: false, target: { direct: 0.9, buffered: 0.9 } },
   { name: '4k write+fdatasync qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: true },

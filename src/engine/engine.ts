@@ -18,7 +18,8 @@ import { planIndirect, planRequest, type DeviceLimits, type Plan } from '../blki
 import { GNTST, GrantCopyBatch, type GrantTable } from '../xen/grant-table';
 import type { BlockFile } from './block-file';
 import {
-  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_DISCARD, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE, STEPS_DISCARD,
+  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_DISCARD, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  STEPS_DISCARD,
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
@@ -57,6 +58,8 @@ export { DEFAULT_FSYNC_INTERVAL_MS };
 export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
 /** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
 const GNTST_OKAY = GNTST.okay;
+/** Names of the I/O steps for messages and isTransient, by STEP_* value. */
+const OP_NAMES = ['read', 'write', 'fsync', 'discard'] as const;
 
 export class Engine {
   readonly maxRequests: number;
@@ -279,7 +282,9 @@ export class Engine {
 
   /** After the indirect pages of ctx were copied (status: the first bad segment's, or okay). */
   private readonly indirectCopied = (ctx: RequestContext, status: number): void => {
-    if (status !== GNTST_OKAY) return this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${status}`);
+    if (status !== GNTST_OKAY) {
+      return this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${status}`);
+    }
     const req = ctx.indirectReq!;
     const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
     const plan = planIndirect(req, segs, this.limits);
@@ -505,7 +510,11 @@ export class Engine {
     for (const ctx of held) {
       if (ctx.state !== IO) continue;
       const step = ctx.steps[ctx.stepIdx];
-      if (err && (step === STEP_WRITE || step === STEP_DISCARD)) this.finish(ctx, BlkifStatus.ERROR, `${step === STEP_WRITE ? 'write' : 'discard'} refused: the kept writes could not be made durable (${err.code ?? err.message})`, true);
+      if (err && (step === STEP_WRITE || step === STEP_DISCARD)) {
+        const what = step === STEP_WRITE ? 'write' : 'discard';
+        const why = `the kept writes could not be made durable (${err.code ?? err.message})`;
+        this.finish(ctx, BlkifStatus.ERROR, `${what} refused: ${why}`, true);
+      }
       else this.runStep(ctx);
     }
     this.schedule();
@@ -519,11 +528,13 @@ export class Engine {
       for (const w of waiters) w();
     }
     if (ctx.state !== IO) return;
-    const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : step === STEP_FSYNC ? 'fsync' : 'discard';
+    const opName = OP_NAMES[step];
     if (err) {
       // A file system without hole punching: the guest is told, as blkback does (not an error
       // to hold or to shout about).
-      if (step === STEP_DISCARD && err.code === 'EOPNOTSUPP') return this.finish(ctx, BlkifStatus.EOPNOTSUPP, `discard: ${err.message}`);
+      if (step === STEP_DISCARD && err.code === 'EOPNOTSUPP') {
+        return this.finish(ctx, BlkifStatus.EOPNOTSUPP, `discard: ${err.message}`);
+      }
       const now = performance.now();
       if (ctx.firstErrorAt === 0) {
         ctx.firstErrorAt = now;

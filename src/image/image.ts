@@ -297,7 +297,8 @@ export class Image {
         if (n === -EOPNOTSUPP || n === -EINVAL) {
           // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
           this.nowait.enabled = false;
-          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, ring ? 'ring' : 'thread pool');
+          const rest = ring ? 'ring' : 'thread pool';
+          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, rest);
         }
         // EAGAIN (not cached), 0 (at EOF) or any other error: the ring or the pool does the read
         // and reports what it meets, exactly as without this step (retries of transient errors included).

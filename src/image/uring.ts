@@ -115,7 +115,9 @@ export class Uring {
     this.addon.uringClose(this.ring);
   }
 
-  private start(code: number, fd: number, buf: Uint8Array | null, offset: number, mode: number, length: number, cb: IoCallback): void {
+  private start(
+    code: number, fd: number, buf: Uint8Array | null, offset: number, mode: number, length: number, cb: IoCallback,
+  ): void {
     if (this.closed) return cb(Object.assign(new Error('image closed'), { code: 'EBADF' }));
     const op = this.free.pop() ?? this.newOp();
     op.code = code;
@@ -148,8 +150,8 @@ export class Uring {
     for (let attempt = 0; ; attempt++) {
       let ok: boolean;
       switch (op.code) {
-        case OP_READ: ok = a.uringRead(r, op.fd, op.done === 0 ? op.buf! : op.buf!.subarray(op.done), op.offset + op.done, op.tag); break;
-        case OP_WRITE: ok = a.uringWrite(r, op.fd, op.done === 0 ? op.buf! : op.buf!.subarray(op.done), op.offset + op.done, op.tag); break;
+        case OP_READ: ok = a.uringRead(r, op.fd, rest(op), op.offset + op.done, op.tag); break;
+        case OP_WRITE: ok = a.uringWrite(r, op.fd, rest(op), op.offset + op.done, op.tag); break;
         case OP_FSYNC: ok = a.uringFsync(r, op.fd, true, op.tag); break;
         default: ok = a.uringFallocate(r, op.fd, op.mode, op.offset, op.length, op.tag);
       }
@@ -236,7 +238,9 @@ export class Uring {
     if (res >= 0 && (op.code === OP_READ || op.code === OP_WRITE)) {
       const want = op.buf!.length - op.done;
       if (res < want) {
-        if (res === 0) return this.end(op, Object.assign(new Error(`short ${OP_NAMES[op.code]} at ${op.offset + op.done}`), { code: 'EIO' }));
+        const at = op.offset + op.done;
+        const short = `short ${OP_NAMES[op.code]} at ${at}`;
+        if (res === 0) return this.end(op, Object.assign(new Error(short), { code: 'EIO' }));
         op.done += res; // a short transfer: go on from there, as the thread-pool path does
         return this.queue(op);
       }
@@ -256,6 +260,11 @@ export class Uring {
 
 /** As Node's fs errors look (negative errno, code, syscall), with the names libuv lacks
  * (EKEYEXPIRED and the other kAFS ones: src/util/linux-errno.ts). */
+/** What is left of op's buffer (all of it unless a short transfer went before). */
+function rest(op: Op): Uint8Array {
+  return op.done === 0 ? op.buf! : op.buf!.subarray(op.done);
+}
+
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
   const known = errnoName(errno);
   const err: NodeJS.ErrnoException = Object.assign(new Error(`${syscall} (io_uring)`), { errno: -errno, syscall });

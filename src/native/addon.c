@@ -9,7 +9,8 @@ napi_value afs_throw_errno(napi_env env, const char *op, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", op, strerror(err));
   napi_value m, e, n, s;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok || napi_create_error(env, NULL, m, &e) != napi_ok) {
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok ||
+      napi_create_error(env, NULL, m, &e) != napi_ok) {
     napi_throw_error(env, NULL, msg); /* the plainer error, still an exception */
     return NULL;
   }
@@ -162,7 +163,8 @@ int afs_set_fns(napi_env env, napi_value exports, const struct afs_fn *fns, size
 
 int afs_set_i32(napi_env env, napi_value exports, const char *name, int32_t value) {
   napi_value v;
-  return napi_create_int32(env, value, &v) == napi_ok && napi_set_named_property(env, exports, name, v) == napi_ok ? 0 : -1;
+  return napi_create_int32(env, value, &v) == napi_ok &&
+         napi_set_named_property(env, exports, name, v) == napi_ok ? 0 : -1;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

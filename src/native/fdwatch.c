@@ -46,7 +46,8 @@ struct watch {
 static void call_back(struct watch *w, int err, const uint8_t *bytes, size_t len) {
   napi_env env = w->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
+  if (napi_open_handle_scope(env, &scope) != napi_ok)
+    napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
   napi_value args[2], cb, recv;
   int ok;
   if (len) {
@@ -63,12 +64,14 @@ static void call_back(struct watch *w, int err, const uint8_t *bytes, size_t len
   ok = ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
        napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL &&
        napi_get_global(env, &recv) == napi_ok; /* make_callback wants an object receiver */
-  if (!ok) napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)", NAPI_AUTO_LENGTH);
+  if (!ok)
+    napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)", NAPI_AUTO_LENGTH);
   /* make_callback runs the tick queue and microtasks afterwards; w may be closed by the
    * callback, but it is freed only in a later loop turn. */
   if (napi_make_callback(env, w->actx, recv, cb, 2, args, NULL) == napi_pending_exception) {
     napi_value e;
-    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e); /* as from any other callback */
+    /* An uncaught exception, as from any other callback. */
+    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -155,11 +158,13 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
   int64_t fd;
   napi_valuetype t;
   if (afs_args(env, info, 2, argv, "watchFd(fd, callback)")) return NULL;
-  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) return afs_throw_type(env, "watchFd: callback must be a function");
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return afs_throw_type(env, "watchFd: callback must be a function");
   if (afs_arg_i64(env, argv[0], &fd)) return NULL;
   if (fd < 0 || fd > INT32_MAX) return afs_throw_errno(env, "watchFd", EBADF);
   uv_loop_t *loop;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return afs_throw_errno(env, "napi_get_uv_event_loop", ENOSYS);
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
+    return afs_throw_errno(env, "napi_get_uv_event_loop", ENOSYS);
   struct watch *w = calloc(1, sizeof *w);
   if (!w) return afs_throw_errno(env, "watchFd", ENOMEM);
   w->magic = WATCH_MAGIC;
@@ -239,7 +244,8 @@ static napi_value js_watch_ref(napi_env env, napi_callback_info info) {
 
 int afs_register_fdwatch(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
-    { "watchFd", js_watch_fd }, { "watchRearm", js_watch_rearm }, { "watchClose", js_watch_close }, { "watchRef", js_watch_ref },
+    { "watchFd", js_watch_fd }, { "watchRearm", js_watch_rearm },
+    { "watchClose", js_watch_close }, { "watchRef", js_watch_ref },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns));
 }

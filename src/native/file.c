@@ -63,7 +63,8 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
   napi_value argv[4], ab;
   void *p;
   size_t len;
-  if (afs_args(env, info, 4, argv, "mapFile(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len)) return NULL;
+  if (afs_args(env, info, 4, argv, "mapFile(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len))
+    return NULL;
   if (napi_create_external_arraybuffer(env, p, len, unmap_finalizer, (void *)(uintptr_t)len, &ab) != napi_ok) {
     munmap(p, len);
     return afs_throw_errno(env, "napi_create_external_arraybuffer", ENOMEM);

@@ -253,10 +253,12 @@ static napi_value rw(napi_env env, napi_callback_info info, int write) {
   uint32_t tag;
   void *data;
   size_t len;
-  if (afs_args(env, info, 5, argv, write ? "uringWrite(ring, fd, buf, offset, tag)" : "uringRead(ring, fd, buf, offset, tag)") ||
+  const char *usage = write ? "uringWrite(ring, fd, buf, offset, tag)" : "uringRead(ring, fd, buf, offset, tag)";
+  if (afs_args(env, info, 5, argv, usage) ||
       !(r = get_ring(env, argv[0])) || afs_arg_fd(env, argv[1], &fd) || afs_arg_bytes(env, argv[2], &data, &len) ||
       afs_arg_i64(env, argv[3], &off) || afs_arg_u32(env, argv[4], &tag)) return NULL;
-  if (off < 0 || len > 0x7fffffff) return afs_throw_type(env, "uringRead/uringWrite: offset negative or buffer over 2 GiB");
+  if (off < 0 || len > 0x7fffffff)
+    return afs_throw_type(env, "uringRead/uringWrite: offset negative or buffer over 2 GiB");
   struct io_uring_sqe *sqe = next_sqe(r);
   if (!sqe) return afs_make_bool(env, 0);
   sqe->opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
@@ -278,7 +280,8 @@ static napi_value js_uring_fsync(napi_env env, napi_callback_info info) {
   int datasync;
   uint32_t tag;
   if (afs_args(env, info, 4, argv, "uringFsync(ring, fd, datasync, tag)") || !(r = get_ring(env, argv[0])) ||
-      afs_arg_fd(env, argv[1], &fd) || afs_arg_bool(env, argv[2], &datasync) || afs_arg_u32(env, argv[3], &tag)) return NULL;
+      afs_arg_fd(env, argv[1], &fd) || afs_arg_bool(env, argv[2], &datasync) || afs_arg_u32(env, argv[3], &tag))
+    return NULL;
   struct io_uring_sqe *sqe = next_sqe(r);
   if (!sqe) return afs_make_bool(env, 0);
   sqe->opcode = IORING_OP_FSYNC;
@@ -294,7 +297,8 @@ static napi_value js_uring_fallocate(napi_env env, napi_callback_info info) {
   struct ring *r;
   int64_t fd, off, len;
   uint32_t mode, tag;
-  if (afs_args(env, info, 6, argv, "uringFallocate(ring, fd, mode, offset, length, tag)") || !(r = get_ring(env, argv[0])) ||
+  if (afs_args(env, info, 6, argv, "uringFallocate(ring, fd, mode, offset, length, tag)") ||
+      !(r = get_ring(env, argv[0])) ||
       afs_arg_fd(env, argv[1], &fd) || afs_arg_u32(env, argv[2], &mode) || afs_arg_i64(env, argv[3], &off) ||
       afs_arg_i64(env, argv[4], &len) || afs_arg_u32(env, argv[5], &tag)) return NULL;
   if (off < 0 || len <= 0) return afs_throw_type(env, "uringFallocate: offset negative or length not positive");

@@ -16,7 +16,8 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int64_t fd;
   uint32_t req;
-  if (afs_args(env, info, 3, argv, "ioctl(fd, request, arg)") || afs_arg_fd(env, argv[0], &fd) || afs_arg_u32(env, argv[1], &req)) return NULL;
+  if (afs_args(env, info, 3, argv, "ioctl(fd, request, arg)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_u32(env, argv[1], &req)) return NULL;
   void *data = NULL;
   size_t len = 0;
   napi_valuetype t;
@@ -65,7 +66,8 @@ static napi_value js_mmap_shared(napi_env env, napi_callback_info info) {
   napi_value argv[4], ab;
   void *p;
   size_t len;
-  if (afs_args(env, info, 4, argv, "mmapShared(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len)) return NULL;
+  if (afs_args(env, info, 4, argv, "mmapShared(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len))
+    return NULL;
   if (remember(p, len) || napi_create_external_arraybuffer(env, p, len, NULL, NULL, &ab) != napi_ok) {
     forget(p, len);
     munmap(p, len);
@@ -110,7 +112,8 @@ static napi_value js_address_of(napi_env env, napi_callback_info info) {
   napi_value argv[1], r;
   void *p;
   size_t len;
-  if (afs_args(env, info, 1, argv, "addressOf(arrayBuffer)") || arraybuffer_arg(env, argv[0], &p, &len, "addressOf(arrayBuffer)")) return NULL;
+  if (afs_args(env, info, 1, argv, "addressOf(arrayBuffer)") ||
+      arraybuffer_arg(env, argv[0], &p, &len, "addressOf(arrayBuffer)")) return NULL;
   return napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &r) == napi_ok ? r : NULL;
 }
 

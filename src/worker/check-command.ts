@@ -96,8 +96,10 @@ async function checkUring(): Promise<Finding> {
   if (problem === null) return { check: 'io_uring', ok: true, detail: 'available: image I/O goes through io_uring' };
   return {
     check: 'io_uring', ok: true,
-    detail: `refused by the kernel (${problem}): image I/O goes through the thread pool, which costs more CPU per request`,
-    fix: 'allow io_uring to afsfile: sysctl kernel.io_uring_disabled=0, and a seccomp profile (container, systemd SystemCallFilter) that permits io_uring_setup, io_uring_enter and io_uring_register',
+    detail: `refused by the kernel (${problem}): image I/O goes through the thread pool, ` +
+      'which costs more CPU per request',
+    fix: 'allow io_uring to afsfile: sysctl kernel.io_uring_disabled=0, and a seccomp profile (container, ' +
+      'systemd SystemCallFilter) that permits io_uring_setup, io_uring_enter and io_uring_register',
   };
 }
 

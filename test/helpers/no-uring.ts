@@ -14,7 +14,8 @@ export function noUringWrapper(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-no-uring-'));
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const exe = path.join(dir, 'no-uring');
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', exe, path.join(root, 'test/helpers/no-uring.c')], { stdio: 'pipe' });
+  const src = path.join(root, 'test/helpers/no-uring.c');
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', exe, src], { stdio: 'pipe' });
   built = exe;
   return exe;
 }

@@ -56,7 +56,9 @@ test('afsfile check reports the refusal, and io_uring where it is allowed', () =
 test('the engine suites pass with io_uring refused', () => {
   // Every suite that drives a real Image: the engine's, the image's, the device's.
   const pattern = '^build/test/(engine|image|device)/(?!uring)';
-  const r = spawnSync(noUringWrapper(), [process.execPath, path.join(repoRoot, 'test/runner.mjs'), pattern], { encoding: 'utf8', cwd: repoRoot, timeout: 300_000 });
+  const runner = path.join(repoRoot, 'test/runner.mjs');
+  const r = spawnSync(noUringWrapper(), [process.execPath, runner, pattern],
+    { encoding: 'utf8', cwd: repoRoot, timeout: 300_000 });
   assert.is(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, / 0 failed/);
   assert.not.match(r.stdout, /runner: no test files matched/);

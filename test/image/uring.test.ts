@@ -29,7 +29,8 @@ function file(name: string): { p: string; data: Uint8Array } {
   return { p, data };
 }
 
-const io = (start: (cb: IoCallback) => void): Promise<NodeJS.ErrnoException | null> => new Promise((resolve) => start(resolve));
+const io = (start: (cb: IoCallback) => void): Promise<NodeJS.ErrnoException | null> =>
+  new Promise((resolve) => start(resolve));
 
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -109,7 +110,9 @@ test('O_DIRECT reads complete through the eventfd with the right bytes', async (
     const reads = [];
     for (let i = 0; i < 8; i++) reads.push(io((cb) => img.read(buf.subarray(i * 4096, (i + 1) * 4096), i * 12288, cb)));
     assert.equal(await Promise.all(reads), new Array(8).fill(null));
-    for (let i = 0; i < 8; i++) assert.equal(buf.subarray(i * 4096, (i + 1) * 4096), data.subarray(i * 12288, i * 12288 + 4096));
+    for (let i = 0; i < 8; i++) {
+      assert.equal(buf.subarray(i * 4096, (i + 1) * 4096), data.subarray(i * 12288, i * 12288 + 4096));
+    }
   } finally {
     img.close();
   }
@@ -139,7 +142,8 @@ test('fallocate through the ring punches a hole', async () => {
   const ring = new Uring(4);
   try {
     const before = fs.statSync(p).blocks;
-    assert.is(await io((cb) => ring.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 20, 1 << 20, cb)), null);
+    const punch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    assert.is(await io((cb) => ring.fallocate(fd, punch, 1 << 20, 1 << 20, cb)), null);
     assert.is(fs.statSync(p).size, SIZE);
     assert.ok(fs.statSync(p).blocks < before, 'fewer blocks allocated');
     assert.ok(new Uint8Array(fs.readFileSync(p)).subarray(1 << 20, 2 << 20).every((b) => b === 0));

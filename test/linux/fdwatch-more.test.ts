@@ -62,7 +62,8 @@ test('no callback after watchClose; close is idempotent; refused fds throw', asy
   // epoll refuses a directory: the error names libuv's call and carries EPERM.
   const dirFd = fs.openSync(t.dir, 'r');
   try {
-    assert.throws(() => addon.watchFd(dirFd, () => {}), (e: NodeJS.ErrnoException) => e.errno === 1 && /uv_poll_init/.test(String(e.syscall ?? e.message)));
+    assert.throws(() => addon.watchFd(dirFd, () => {}),
+      (e: NodeJS.ErrnoException) => e.errno === 1 && /uv_poll_init/.test(String(e.syscall ?? e.message)));
   } finally {
     fs.closeSync(dirFd);
   }

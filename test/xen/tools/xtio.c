@@ -312,9 +312,11 @@ static void *perf_rand_thread(void *arg) {
     uint64_t b = j->x % j->blocks;
     if (j->writing) {
       fill(0, b * BLK, blk, BLK);
-      if (pwrite(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK) die("perf random write at block %llu: %s", (unsigned long long)b, strerror(errno));
+      if (pwrite(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK)
+        die("perf random write at block %llu: %s", (unsigned long long)b, strerror(errno));
     } else {
-      if (pread(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK) die("perf random read at block %llu: %s", (unsigned long long)b, strerror(errno));
+      if (pread(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK)
+        die("perf random read at block %llu: %s", (unsigned long long)b, strerror(errno));
       check("perf random read", 0, 0, b * BLK, blk, BLK);
     }
     j->ops++;
@@ -345,7 +347,8 @@ static void perf_rand(int fd, int writing, uint64_t qd, uint64_t a_len, const ch
   perf_begin(name);
   double t0 = now();
   for (uint64_t i = 0; i < qd; i++) {
-    jobs[i] = (struct perf_job){ fd, writing, a_len / BLK, (seed + i + 1) * 0x2545F4914F6CDD1DULL, t0 + (double)perf_seconds, 0 };
+    uint64_t x = (seed + i + 1) * 0x2545F4914F6CDD1DULL;
+    jobs[i] = (struct perf_job){ fd, writing, a_len / BLK, x, t0 + (double)perf_seconds, 0 };
     if (pthread_create(&th[i], NULL, perf_rand_thread, &jobs[i])) die("pthread_create failed");
   }
   uint64_t ops = 0;
@@ -366,9 +369,11 @@ static void perf_seq(int fd, int writing, uint64_t a_len, const char *name) {
   while (now() < until || (writing && ops * MIB < a_len)) {
     if (writing) {
       fill(0, off, buf, MIB);
-      if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB) die("perf seq write at %llu: %s", (unsigned long long)off, strerror(errno));
+      if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
+        die("perf seq write at %llu: %s", (unsigned long long)off, strerror(errno));
     } else {
-      if (pread(fd, buf, MIB, (off_t)off) != (ssize_t)MIB) die("perf seq read at %llu: %s", (unsigned long long)off, strerror(errno));
+      if (pread(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
+        die("perf seq read at %llu: %s", (unsigned long long)off, strerror(errno));
       check("perf seq read", 0, 0, off, buf, MIB);
     }
     ops++;
@@ -383,7 +388,8 @@ static int perf(const char *dev) {
   uint64_t a_len = seq_mb * MIB;
   int fd = xopen(dev, O_RDWR | O_DIRECT);
   off_t size = lseek(fd, 0, SEEK_END);
-  if (size < 0 || (uint64_t)size < a_len) die("%s is %lld bytes, region A needs %llu", dev, (long long)size, (unsigned long long)a_len);
+  if (size < 0 || (uint64_t)size < a_len)
+    die("%s is %lld bytes, region A needs %llu", dev, (long long)size, (unsigned long long)a_len);
   printf("XTIO START perf dev=%s seq_mb=%llu perf_seconds=%llu perf_qd=%llu\n", dev, (unsigned long long)seq_mb,
          (unsigned long long)perf_seconds, (unsigned long long)perf_qd);
   fflush(stdout);
@@ -478,8 +484,9 @@ static uint64_t num(const char *opt, const char *v) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV | waitmark DEV TEXT SECONDS | perf DEV [--seq-mb N] [--buf-mb N] [--rand-mb N] "
-                    "[--rand-ops N] [--rand-seconds N] [--seed N] [--rand-written K] [--perf-seconds N] [--perf-qd N] [--perf-gap S] [--perf-seq-only 1]\n");
+    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV | waitmark DEV TEXT SECONDS | perf DEV\n"
+                    "  [--seq-mb N] [--buf-mb N] [--rand-mb N] [--rand-ops N] [--rand-seconds N] [--seed N]\n"
+                    "  [--rand-written K] [--perf-seconds N] [--perf-qd N] [--perf-gap S] [--perf-seq-only 1]\n");
     return 2;
   }
   for (int i = strcmp(argv[1], "waitmark") ? 3 : argc; i < argc; i++) {
