@@ -139,6 +139,18 @@ function makeExecutable(addon) {
   say(`wrote ${path.relative(root, exe)} (${(fs.statSync(exe).size / 1e6).toFixed(1)} MB)`);
 }
 
+// Made by the executable from its option table, for install.sh (which then need not run it):
+// the commented config template. Rewritten with the executable, or when missing.
+function writeGenerated(exe, rebuilt) {
+  for (const [name, argv] of [['afsfile.conf', ['help', 'config']]]) {
+    const file = out('dist', name);
+    if (!rebuilt && fs.existsSync(file)) continue;
+    const text = execFileSync(exe, argv, { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file);
+  }
+}
+
 async function transpileTree() {
   const esbuild = require('esbuild');
   const entries = ['src', 'test', 'bench'].flatMap((d) => filesUnder(out(d), (p) => p.endsWith('.ts') && !p.endsWith('.d.ts')));
@@ -171,6 +183,7 @@ async function main() {
     await bundle();
     makeExecutable(addon);
   }
+  writeGenerated(exe, !(args.has('--if-needed') && fresh));
   if (args.has('--tests')) await transpileTree();
 }
 

@@ -21,9 +21,10 @@ UNIT=/etc/systemd/system/afsfile.service
 CONF=/etc/xen/afsfile.conf
 SRC=${AFSFILE_BIN:-$here/dist/afsfile}
 
-# The commented config, every key with its default, made by the executable from its option table.
+# The commented config, every key with its default, made from the option table: the copy
+# build.mjs wrote next to the executable (dist/afsfile.conf), else the executable prints it.
 conf_template() {
-  "$1" help config
+  if [ -f "$here/dist/afsfile.conf" ]; then cat "$here/dist/afsfile.conf"; else "$1" help config; fi
 }
 
 # The hardening keeps what a dom0 block backend needs: /dev/xen (evtchn, gntdev, gntalloc,

@@ -36,7 +36,8 @@ export async function detachMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Prom
       const p = `${kindRoot(self, kind)}/${domText}/${devid}`;
       if ((await xs.tryRead(`${p}/state`)) !== undefined) { backend = p; break; }
     }
-    if (!backend) throw new FatalError(`no device ${devid} of domain ${domText} under ${kindRoot(self, 'vbd')} or ${kindRoot(self, 'vbd3')} (see 'afsfile status')`);
+    const asTyped = devText === String(devid) ? devText : `${devText} (devid ${devid})`;
+    if (!backend) throw new FatalError(`domain ${domText} has no device ${asTyped} under ${kindRoot(self, 'vbd')} or ${kindRoot(self, 'vbd3')} (see 'afsfile status')`);
     const be = backend;
     await xs.transaction(async (tx) => {
       const state = parseState(await tx.tryRead(`${be}/state`));

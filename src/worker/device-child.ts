@@ -2,6 +2,7 @@
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
 // handshake, the ring, removal): it loads the platform cli chose, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import { LATENCY_BUCKETS_MS } from '../engine/stats';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
@@ -201,6 +202,8 @@ export class DeviceChild {
         ioErrors: e?.errors ?? 0,
         lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
         fsyncErrors: e?.fsyncErrors ?? 0,
+        // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
+        latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
         dirty: e?.dirty ?? false,
         ioPath: s?.ioPath,
         errors: this.errors,

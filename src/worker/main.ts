@@ -10,7 +10,7 @@ import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
 import { notifyReady } from './sd-notify';
-import { pidAlive, readStatusFiles } from './status-file';
+import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
 
@@ -57,6 +57,11 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
     return await child.run().catch((e: unknown) => failed(e));
   }
 
+  const shared = runDirProblem(runDir);
+  if (shared) {
+    throw new FatalError(`refusing run dir: ${shared}; other users could forge status files there ` +
+      '(chown root, chmod 750, or choose --run-dir)');
+  }
   // Two supervisors would both claim every device and run two processes per ring.
   const other = readStatusFiles(runDir).get('worker')?.pid;
   if (other !== process.pid && pidAlive(other)) {

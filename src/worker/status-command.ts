@@ -1,72 +1,177 @@
-// `afsfile status [--json]`: merges the status files every process writes under
-// <run-dir>/status (worker.json, dev-<domid>-<devid>.json, renew.json) into one view.
+// `afsfile status [DOMID] [--json]`: merges the status files every process writes under
+// <run-dir>/status (worker.json, dev-<domid>-<devid>.json, renew.json) into one view
+// (status-schema.ts), shown as a table in the manner of `xl block-list`.
+import { UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
-import { pidAlive, readStatusFiles, statusDir } from './status-file';
+import { devidToVdev } from '../xen/vdev';
+import { type DeviceView, STATUS_SCHEMA, type StatusReport } from './status-schema';
+import { pidAlive, readStatusDir, runDirProblem, statusDir } from './status-file';
 
 type Json = Record<string, unknown>;
 
-export interface MergedStatus {
-  runDir: string;
-  worker: (Json & { running: boolean }) | null;
-  devices: Array<Json & { running: boolean }>;
-  renew: (Json & { running: boolean }) | null;
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
+
+function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): DeviceView {
+  const domid = num(file.domid ?? sup.domid);
+  const devid = num(file.devid ?? sup.devid);
+  const req = obj(file.requests);
+  const lat = obj(file.latency);
+  const phase = str(sup.phase);
+  const running = pidAlive(file.pid);
+  const state = str(file.state) ?? phase ?? '?';
+  const readOnly = typeof file.readOnly === 'boolean' ? file.readOnly : null;
+  const writable = typeof sup.writable === 'boolean' ? sup.writable : readOnly === null ? null : !readOnly;
+  const bytesRead = num(file.bytesRead);
+  const bytesWritten = num(file.bytesWritten);
+  return {
+    backend: String(file.backend ?? sup.backend ?? '?'),
+    domid, devid, vdev: devidToVdev(devid), domain: names.get(domid) ?? null,
+    image: str(file.image) ?? str(sup.image),
+    mode: writable === null ? null : writable ? 'w' : 'r',
+    state, phase, running,
+    failed: phase === 'failed' || phase === 'refused' || state === 'failed',
+    inFlight: num(file.inFlight),
+    requests: {
+      read: num(req.read), write: num(req.write), flush: num(req.flush) + num(req.barrier),
+      discard: num(req.discard), indirect: num(req.indirect),
+    },
+    sectors: { read: Math.floor(bytesRead / 512), write: Math.floor(bytesWritten / 512) },
+    bytesRead, bytesWritten,
+    errors: num(file.ioErrors),
+    restarts: num(sup.restarts ?? file.restarts),
+    lastFsync: str(file.lastFsync),
+    latency: Array.isArray(lat.boundsMs) && Array.isArray(lat.counts)
+      ? { boundsMs: lat.boundsMs.map(num), counts: lat.counts.map(num) }
+      : null,
+    message: str(sup.message),
+    recentErrors: (Array.isArray(file.errors) ? file.errors : [])
+      .filter((e): e is string => typeof e === 'string').slice(-3),
+    ioPath: str(file.ioPath),
+  };
 }
 
-export function mergeStatus(runDir: string): MergedStatus {
-  const files = readStatusFiles(runDir);
-  const live = (j: Json | undefined): (Json & { running: boolean }) | null => (j ? { ...j, running: pidAlive(j.pid) } : null);
+export function mergeStatus(runDir: string, names: ReadonlyMap<number, string> = new Map()): StatusReport {
+  const { files, skipped } = readStatusDir(runDir);
+  const live = (j: Json | undefined): (Json & { running: boolean }) | null =>
+    (j ? { ...j, running: pidAlive(j.pid) } : null);
   const worker = live(files.get('worker'));
   const supervisorView = new Map<string, Json>();
-  for (const d of (worker?.devices as Json[] | undefined) ?? []) supervisorView.set(String(d.backend), d);
-  const devices: Array<Json & { running: boolean }> = [];
+  const supDevices = worker?.devices;
+  if (supDevices !== undefined && !Array.isArray(supDevices)) skipped.push('worker.json: "devices" is not a list');
+  for (const d of Array.isArray(supDevices) ? supDevices : []) {
+    const o = obj(d);
+    if (typeof o.backend === 'string') supervisorView.set(o.backend, o);
+  }
+  const devices: DeviceView[] = [];
   for (const [name, j] of files) {
     if (!name.startsWith('dev-')) continue;
-    const sup = supervisorView.get(String(j.backend));
-    supervisorView.delete(String(j.backend));
-    devices.push({ ...j, running: pidAlive(j.pid), phase: sup?.phase, restarts: sup?.restarts ?? j.restarts, message: sup?.message });
+    const key = String(j.backend);
+    devices.push(deviceView(j, supervisorView.get(key) ?? {}, names));
+    supervisorView.delete(key);
   }
   // Devices the supervisor knows that have no process of their own (refused, failed, restarting).
-  for (const sup of supervisorView.values()) devices.push({ ...sup, running: false });
-  return { runDir, worker, devices, renew: live(files.get('renew')) };
+  for (const sup of supervisorView.values()) devices.push(deviceView({}, sup, names));
+  devices.sort((a, b) => a.domid - b.domid || a.devid - b.devid);
+  return { schema: STATUS_SCHEMA, runDir, worker, devices, renew: live(files.get('renew')), skipped };
 }
 
-function describe(m: MergedStatus): string {
+/** "3 s ago", "2 min ago", "1 h ago". */
+export function ago(iso: string | null, now = Date.now()): string {
+  if (!iso) return '-';
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (!Number.isFinite(s)) return '?';
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const cell = (c: string, i: number, r: string[]): string => (i === r.length - 1 ? c : c.padEnd(widths[i]!));
+  const line = (r: string[]): string => r.map((c, i) => cell(c, i, r)).join('  ').trimEnd();
+  return `${rows.map(line).join('\n')}\n`;
+}
+
+function describe(m: StatusReport, now = Date.now()): string {
   const lines: string[] = [];
   const w = m.worker;
   if (!w) lines.push(`worker: not running (no ${statusDir(m.runDir)}/worker.json)`);
-  else lines.push(`worker: ${w.running ? `running, pid ${String(w.pid)}` : `not running (pid ${String(w.pid)} gone)`}, since ${String(w.started ?? '?')}, xenstore ${String(w.xenstore ?? '?')}`);
-  if (!m.devices.length) lines.push('devices: none');
-  for (const d of m.devices) {
-    const id = `${String(d.domid)}/${String(d.devid)}`;
-    const io = d.bytesRead !== undefined ? `, read ${fmtBytes(Number(d.bytesRead))}, written ${fmtBytes(Number(d.bytesWritten))}, in flight ${String(d.inFlight ?? 0)}` : '';
-    const fsync = d.lastFsync ? `, last fsync ${String(d.lastFsync)}` : '';
-    const restarts = Number(d.restarts ?? 0) ? `, ${String(d.restarts)} restart(s)` : '';
-    const ioPath = d.ioPath !== undefined ? `, I/O through ${String(d.ioPath)}` : '';
-    const state = d.state ?? d.phase ?? '?';
-    lines.push(`device ${id} ${String(d.image ?? '?')}: ${String(state)}${d.running ? '' : ' (no process)'}${io}${ioPath}${fsync}${restarts}`);
-    if (d.message) lines.push(`  ${String(d.message)}`);
-    const errs = (d.errors as string[] | undefined) ?? [];
-    for (const e of errs.slice(-3)) lines.push(`  ${e}`);
+  else {
+    const how = w.running ? `running, pid ${String(w.pid)}` : `not running (pid ${String(w.pid)} gone)`;
+    lines.push(`worker: ${how}, since ${String(w.started ?? '?')}, xenstore ${String(w.xenstore ?? '?')}`);
+  }
+  let text = `${lines.join('\n')}\n`;
+  if (!m.devices.length) text += 'devices: none\n';
+  else {
+    const rows = [['Domain', 'Vdev', 'Mode', 'State', 'Reads', 'Writes', 'InFlight', 'Errors', 'Restarts', 'LastFsync',
+      'Image']];
+    for (const d of m.devices) {
+      rows.push([
+        d.domain ? `${d.domain}(${d.domid})` : String(d.domid), d.vdev, d.mode ?? '?',
+        `${d.state}${d.failed && d.state !== d.phase ? `/${String(d.phase)}` : ''}` +
+          (d.running || d.failed ? '' : ' (no process)'),
+        String(d.requests.read), String(d.requests.write), String(d.inFlight), String(d.errors), String(d.restarts),
+        ago(d.lastFsync, now), d.image ?? '?',
+      ]);
+    }
+    text += table(rows);
+    for (const d of m.devices) {
+      // The fallback is worth a line (io_uring, the normal case, is not).
+      const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
+      for (const l of [d.message, io, ...d.recentErrors]) if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
+    }
   }
   const r = m.renew;
-  if (!r) lines.push('renew: no status/renew.json (not running, or started without a keytab)');
-  else if (!r.running) lines.push(`renew: not running (pid ${String(r.pid)} gone; last update ${String(r.updated)})`);
-  else if (r.managed === false) lines.push('renew: no keytab configured; tickets and tokens are not managed');
-  else lines.push(`renew: ${String(r.principal ?? '?')}, ticket until ${String(r.ticketExpires ?? 'none')}${Number(r.failures ?? 0) ? `, ${String(r.failures)} failure(s)` : ''}`);
-  return `${lines.join('\n')}\n`;
+  if (!r) text += 'renew: no status/renew.json (not running, or started without a keytab)\n';
+  else if (!r.running) text += `renew: not running (pid ${String(r.pid)} gone; last update ${String(r.updated)})\n`;
+  else if (r.managed === false) text += 'renew: no keytab configured; tickets and tokens are not managed\n';
+  else {
+    const failures = num(r.failures) ? `, ${String(r.failures)} failure(s)` : '';
+    text += `renew: ${String(r.principal ?? '?')}, ticket until ${String(r.ticketExpires ?? 'none')}${failures}\n`;
+  }
+  return text;
 }
 
-function fmtBytes(n: number): string {
-  if (!Number.isFinite(n)) return '?';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+/** Guest names from XenStore, best effort within half a second (status works without it). */
+async function domainNames(domids: readonly number[], env: NodeJS.ProcessEnv): Promise<Map<number, string>> {
+  const names = new Map<number, string>();
+  if (!domids.length) return names;
+  const { connectXenStore } = await import('../xen/xenstore-client');
+  const deadline = new Promise<void>((r) => setTimeout(r, 500).unref());
+  const work = (async () => {
+    const xs = await connectXenStore({ env, reconnect: false });
+    try {
+      for (const id of domids) {
+        const n = await xs.tryRead(`/local/domain/${id}/name`);
+        if (n) names.set(id, n);
+      }
+    } finally {
+      xs.close();
+    }
+  })().catch(() => undefined);
+  await Promise.race([work, deadline]);
+  return names;
 }
 
-export async function statusMain(args: ParsedArgs): Promise<number> {
-  const m = mergeStatus(args.string('run-dir'));
+/** Exit status: 0 fine, 1 a device failed, 3 the worker is not running (as systemctl status). */
+export async function statusMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
+  const [domText, ...extra] = args.positional;
+  if (extra.length || (domText !== undefined && !/^\d+$/.test(domText))) {
+    throw new UsageError(`expected [DOMID], got "${args.positional.join(' ')}"`, 'status');
+  }
+  const runDir = args.string('run-dir');
+  const problem = runDirProblem(runDir);
+  if (problem) process.stderr.write(`afsfile: warning: ${problem}: its status files may not be afsfile's own\n`);
+  const first = mergeStatus(runDir);
+  const ids = [...new Set(first.devices.map((d) => d.domid))];
+  const all = mergeStatus(runDir, await domainNames(ids, env));
+  const m: StatusReport = domText === undefined
+    ? all
+    : { ...all, devices: all.devices.filter((d) => d.domid === Number(domText)) };
+  for (const s of m.skipped) process.stderr.write(`afsfile: skipped status file ${s}\n`);
   process.stdout.write(args.bool('json') ? `${JSON.stringify(m, null, 2)}\n` : describe(m));
-  // Like `systemctl status`: non-zero when the worker is not running.
-  return m.worker?.running ? 0 : 3;
+  if (!m.worker?.running) return 3;
+  return m.devices.some((d) => d.failed) ? 1 : 0;
 }

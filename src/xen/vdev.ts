@@ -19,3 +19,24 @@ export function vdevToDevid(vdev: string): number {
   if (/^\d+$/.test(vdev)) return Number(vdev);
   throw new Error(`vdev ${vdev}: not a virtual disk name libxl understands (xvda, d0p1, or a number)`);
 }
+
+function diskLetters(disk: number): string {
+  let s = '';
+  for (let n = disk + 1; n > 0; n = Math.floor((n - 1) / 26)) s = String.fromCharCode(97 + ((n - 1) % 26)) + s;
+  return s;
+}
+
+/** The xvd name of a devid (the inverse of vdevToDevid for the xvd forms), else the number. */
+export function devidToVdev(devid: number): string {
+  if ((devid & ~0xffff) === 0 && devid >> 8 === 202) {
+    const disk = (devid >> 4) & 15;
+    const part = devid & 15;
+    return `xvd${diskLetters(disk)}${part ? part : ''}`;
+  }
+  if (devid >>> 28 === 1) {
+    const disk = (devid >> 8) & 0xfffff;
+    const part = devid & 0xff;
+    return `xvd${diskLetters(disk)}${part ? part : ''}`;
+  }
+  return String(devid);
+}

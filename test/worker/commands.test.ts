@@ -49,7 +49,14 @@ test('status merges worker.json and the device files; --json is machine-readable
   r = run(['status'], { env: env() });
   assert.is(r.status, 0);
   assert.match(r.stdout, /^worker: running, pid \d+/);
-  assert.match(r.stdout, new RegExp(`device 4/${p.devid} ${img}: InitWait`));
+  assert.match(r.stdout, /\nDomain +Vdev +Mode +State +Reads +Writes +InFlight +Errors +Restarts +LastFsync +Image\n/);
+  // The guest's name comes from XenStore (the toolstack named it), the domid beside it.
+  const name = await c.read('/local/domain/4/name');
+  assert.match(r.stdout, new RegExp(`\\n${name}\\(4\\) +xvda +w +InitWait +0 +0 +0 +0 +0 +- +${img}\\n`));
+  type Report = { schema: number; devices: Array<{ vdev: string; mode: string }> };
+  const j = JSON.parse(run(['status', '--json'], { env: env() }).stdout) as Report;
+  assert.is(j.schema, 1);
+  assert.equal([j.devices[0]!.vdev, j.devices[0]!.mode], ['xvda', 'w']);
   assert.match(r.stdout, /renew: no keytab configured/);
   r = run(['status'], { env: env({ AFSFILE_RUN_DIR: path.join(rig.dir, 'nothing-here') }) });
   assert.is(r.status, 3);
@@ -75,7 +82,10 @@ test('detach: online=0 + Closing in one transaction, waits for Closed', async ()
   assert.is(await c.read(`${p.backend}/online`), '0');
   r = run(['detach', '5', '51999'], { env: env() });
   assert.is(r.status, 1);
-  assert.match(r.stderr, /no device 51999 of domain 5/);
+  assert.match(r.stderr, /domain 5 has no device 51999 under/);
+  r = run(['detach', '7', 'xvdz'], { env: env() });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /domain 7 has no device xvdz \(devid 268441856\) under/, 'names what the user typed');
   r = run(['detach', 'five', 'xvda'], { env: env() });
   assert.is(r.status, 2);
   r = run(['detach', '5', 'xvdb'], { env: env({ XENSTORED_PATH: path.join(rig.dir, 'no-socket') }) });

@@ -75,6 +75,11 @@ if [ -f "$afsfile_bin" ]; then
   chmod 755 "$root/usr/lib/xen/bin/afsfile"
   mkdir -p "$root/xentest/afsfile/dist"
   ln -s /usr/lib/xen/bin/afsfile "$root/xentest/afsfile/dist/afsfile"
+  # Files build.mjs generates next to it (config template, man page, completion): install.sh
+  # copies them instead of running the executable (seconds under emulation).
+  for f in "$(dirname "$afsfile_bin")"/afsfile.conf "$(dirname "$afsfile_bin")"/afsfile.8 "$(dirname "$afsfile_bin")"/afsfile.bash-completion; do
+    [ -f "$f" ] && cp "$f" "$root/xentest/afsfile/dist/"
+  done
   if [ -f "$install_sh" ]; then
     cp "$install_sh" "$root/xentest/afsfile/install.sh"
     chmod 755 "$root/xentest/afsfile/install.sh"

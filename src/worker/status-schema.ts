@@ -1,0 +1,57 @@
+// The shape of the status files (<run-dir>/status/*.json) and of `afsfile status --json`, one
+// versioned schema (README "Status files and status --json"). Extending it: add fields (readers
+// ignore what they do not know); changing or removing one bumps STATUS_SCHEMA.
+
+/** Written as `schema` into every status file and the `status --json` report. */
+export const STATUS_SCHEMA = 1;
+
+/** One device as `afsfile status` shows it: the device process's file merged with what the
+ * supervisor knows (a device without a process still appears, from the supervisor). */
+export interface DeviceView {
+  readonly backend: string;
+  readonly domid: number;
+  readonly devid: number;
+  /** xvda, ... (libxl's name for devid). */
+  readonly vdev: string;
+  /** The guest's name from XenStore, when it could be read. */
+  readonly domain: string | null;
+  readonly image: string | null;
+  readonly mode: 'r' | 'w' | null;
+  /** XenbusState name of the backend (Connected, InitWait, ...), or the supervisor's phase. */
+  readonly state: string;
+  /** Supervisor phase: running, restarting, failed, refused, closed. */
+  readonly phase: string | null;
+  /** The device process is alive. */
+  readonly running: boolean;
+  readonly failed: boolean;
+  readonly inFlight: number;
+  /** Requests by operation, as blkback's sysfs statistics (rd_req, wr_req, f_req, ds_req). */
+  readonly requests: { read: number; write: number; flush: number; discard: number; indirect: number };
+  /** 512-byte sectors (rd_sect, wr_sect). */
+  readonly sectors: { read: number; write: number };
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /** Requests answered with an error. */
+  readonly errors: number;
+  readonly restarts: number;
+  readonly lastFsync: string | null;
+  /** Request latency: counts per bucket; bucket i holds latencies <= boundsMs[i], the last one
+   * everything slower. */
+  readonly latency: { readonly boundsMs: readonly number[]; readonly counts: readonly number[] } | null;
+  readonly message: string | null;
+  /** The last error lines of the device. */
+  readonly recentErrors: readonly string[];
+  /** How its image I/O reaches the kernel: "io_uring", or "thread pool (why io_uring was
+   * refused, e.g. io_uring_setup: EPERM)"; null when the device process did not say. */
+  readonly ioPath: string | null;
+}
+
+export interface StatusReport {
+  readonly schema: typeof STATUS_SCHEMA;
+  readonly runDir: string;
+  readonly worker: (Record<string, unknown> & { running: boolean }) | null;
+  readonly devices: readonly DeviceView[];
+  readonly renew: (Record<string, unknown> & { running: boolean }) | null;
+  /** Status files that could not be used, each with why (never a reason to fail). */
+  readonly skipped: readonly string[];
+}
