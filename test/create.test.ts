@@ -3,7 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { run } from './helpers/exe';
+import { spawn } from 'node:child_process';
+import { parseSize } from '../src/util/units';
+import { EXE, run } from './helpers/exe';
+import { until } from './helpers/wait';
 import { withTempDir } from './helpers/temp';
 
 test('a sparse image has the size and (almost) no blocks', () => {
@@ -25,8 +28,40 @@ test('--preallocate writes every block and shows progress', () => {
     const r = run(['create', img, '--size', '24M', '--preallocate']);
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stderr, /allocating \[#+\] 100%/);
+    assert.match(r.stderr, /\nfsync: making sure all 24\.0 MiB are stored .*\nfsync: done in [\d.]+ s\n/,
+      'the final fsync is a phase');
+    assert.match(r.stderr, /created .*p\.img: 24\.0 MiB \(25165824 bytes\), preallocated/);
+    assert.equal(fs.readdirSync(tmp), ['p.img'], 'no temporary name left');
     assert.ok(fs.statSync(img).blocks * 512 >= 24 * 1024 * 1024);
   });
+});
+
+test('Ctrl-C during --preallocate: nothing under the final name, the temporary file removed', async () => {
+  await withTempDir(async (tmp) => {
+    const img = path.join(tmp, 'big.img');
+    const child = spawn(EXE, ['create', img, '--size', '64G', '--preallocate'],
+      { env: { PATH: process.env.PATH, AFSFILE_CONFIG: '/dev/null' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const growing = (n: string): boolean =>
+      n.startsWith('.big.img.afsfile-create-') && fs.statSync(path.join(tmp, n)).size > 0;
+    await until('the temporary file grows', () => fs.readdirSync(tmp).some(growing), 10_000);
+    assert.not.ok(fs.existsSync(img), 'never under the final name while being written');
+    child.kill('SIGINT');
+    assert.is(await exited, 130);
+    assert.equal(fs.readdirSync(tmp), [], 'nothing left');
+    assert.match(err, /interrupted \(SIGINT\): removed the partial .*; .*big\.img was not created/);
+  });
+});
+
+test('sizes: G is GiB as truncate -s reads it, GB is 10^9; help says so', () => {
+  assert.is(parseSize('1G'), 1024 ** 3);
+  assert.is(parseSize('1GiB'), 1024 ** 3);
+  assert.is(parseSize('1GB'), 1e9);
+  assert.is(parseSize('2kB'), 2000);
+  assert.match(run(['create', '--help']).stdout,
+    /K, M, G, T are powers of 1024 \(10G = 10 GiB, as truncate -s reads it; 10GB = 10\^10 bytes\)/);
 });
 
 test('create never overwrites and rejects sizes that are not whole sectors', () => {

@@ -74,11 +74,15 @@ export const OPTIONS: readonly OptionSpec[] = [
 
   // create / demo.
   { name: 'size', type: 'size', roles: ['create', 'demo'], config: false, placeholder: 'BYTES',
-    help: 'image size (suffixes K, M, G, T; a multiple of 512)' },
+    help: 'image size, a multiple of 512: K, M, G, T are powers of 1024 ' +
+      '(10G = 10 GiB, as truncate -s reads it; 10GB = 10^10 bytes)' },
   { name: 'preallocate', type: 'boolean', default: false, roles: ['create'], config: false,
     help: 'allocate every block now instead of making a sparse file' },
   { name: 'image', type: 'string', roles: ['demo'], config: false, placeholder: 'PATH',
-    help: 'use this image instead of a temporary one (it is overwritten)' },
+    help: 'use this image instead of a temporary one; it is overwritten, so an existing image ' +
+      '(or one a device has attached) is refused without --force' },
+  { name: 'force', type: 'boolean', default: false, roles: ['demo'], config: false,
+    help: 'let demo --image overwrite an existing image' },
   { name: 'seconds', type: 'duration', min: 0.1, max: DAY, roles: ['demo'], config: false, placeholder: 'DURATION',
     help: 'run the workload for this long' },
   { name: 'queue-depth', type: 'number', default: 16, min: 1, max: 4096, integer: true, roles: ['demo'], config: false, placeholder: 'N',

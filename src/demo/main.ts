@@ -3,6 +3,7 @@
 // per-device state machine and request engine (claim, Device), and a simulated Linux blkfront
 // running a mixed workload whose every byte is checked against a model, then the image file
 // itself after a libxl-style removal. Exit 1 on any mismatch.
+import { readStatusFiles } from '../worker/status-file';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -53,6 +54,20 @@ export interface DemoSummary {
   backend: string;
 }
 
+/** The device (domain/devid) that has `file` attached, from the worker's status files. */
+function attachedTo(runDir: string, file: string): string | undefined {
+  for (const [name, j] of readStatusFiles(runDir)) {
+    const supervisorList = name === 'worker' && Array.isArray(j.devices) ? (j.devices as unknown[]) : [];
+    const list = name.startsWith('dev-') ? [j] : supervisorList;
+    for (const d of list) {
+      const o = (typeof d === 'object' && d !== null ? d : {}) as Record<string, unknown>;
+      if (typeof o.image !== 'string' || path.resolve(o.image) !== file) continue;
+      return `domain ${String(o.domid)} device ${String(o.devid)}`;
+    }
+  }
+  return undefined;
+}
+
 export async function demoMain(args: ParsedArgs): Promise<number> {
   const json = args.bool('json');
   const seconds = args.optionalNumber('seconds') ?? DEFAULT_SECONDS;
@@ -66,6 +81,15 @@ export async function demoMain(args: ParsedArgs): Promise<number> {
   let file: string;
   if (given) {
     file = path.resolve(given);
+    // The demo writes over the whole image: never by surprise.
+    const attached = attachedTo(args.string('run-dir'), file);
+    if (attached && !args.bool('force')) {
+      throw new FatalError(`${file} is attached to ${attached}: the demo would overwrite a running guest's disk; ` +
+        '--force if you really mean it');
+    }
+    if (fs.existsSync(file) && !args.bool('force')) {
+      throw new FatalError(`${file} exists and the demo overwrites it; use a new path, or --force to overwrite it`);
+    }
     if (fs.existsSync(file)) {
       const st = fs.statSync(file);
       if (!st.isFile()) throw new FatalError(`${file}: not a regular file`);

@@ -1,7 +1,9 @@
 // `afsfile create PATH --size N [--preallocate] [--json]`
 import { FatalError, UsageError } from '../cli/errors';
 import type { ParsedArgs } from '../cli/parse';
+import { formatBytes } from '../util/units';
 import { createImage } from './create';
+import { createPreallocated } from './create-safe';
 import { ImageError } from './image';
 
 export async function createMain(args: ParsedArgs): Promise<number> {
@@ -11,12 +13,16 @@ export async function createMain(args: ParsedArgs): Promise<number> {
   const path = args.positional[0]!;
   const preallocate = args.bool('preallocate');
   try {
-    createImage(path, { size, preallocate, quiet: args.bool('json') });
+    if (preallocate) await createPreallocated(path, size, args.bool('json'));
+    else createImage(path, { size, preallocate, quiet: args.bool('json') });
   } catch (err) {
     if (err instanceof ImageError) throw new FatalError(err.message);
     throw err;
   }
   if (args.bool('json')) process.stdout.write(`${JSON.stringify({ path, size, preallocated: preallocate })}\n`);
-  else process.stderr.write(`created ${path}: ${size} bytes${preallocate ? ', preallocated' : ', sparse'}\n`);
+  else {
+    const how = preallocate ? 'preallocated' : 'sparse';
+    process.stderr.write(`created ${path}: ${formatBytes(size)} (${size} bytes), ${how}\n`);
+  }
   return 0;
 }

@@ -20,6 +20,7 @@ import { startChild } from './child';
 import { defaultCcache, prepareCcacheDir } from './ccache';
 import { Renewer } from './loop';
 import { type PagWrapper, choosePagWrapper, inOpenAfsPag, realHost, runningAsSea, selfArgv, wrapperCommand } from './pag';
+import { processStart } from '../util/proc-identity';
 import { writeRenewStatus } from './status';
 import { readFileSync } from 'node:fs';
 import { runTool } from './tools';
@@ -137,7 +138,8 @@ export async function renewMain(args: ParsedArgs, callerEnv: NodeJS.ProcessEnv):
   process.on('SIGHUP', () => reload(args, renewer));
   const child = startChild({
     argv: command,
-    env: { ...env, KRB5CCNAME: `FILE:${ccache}`, AFSFILE_RENEW_PID: String(process.pid) },
+    // AFSFILE_RENEW_START: the worker checks it still signals this process (pid reuse).
+    env: { ...env, KRB5CCNAME: `FILE:${ccache}`, AFSFILE_RENEW_PID: String(process.pid), AFSFILE_RENEW_START: processStart(process.pid) ?? '' },
     forward: FORWARDED,
     onStart: (pid) => renewer.setChild(pid),
   });

@@ -4,6 +4,7 @@
 // name is not a secret and tells an administrator which keytab entry is in use.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { processStart, sameProcess } from '../util/proc-identity';
 import { VERSION } from '../version';
 
 export const RENEW_STATUS_NAME = 'renew.json';
@@ -19,6 +20,8 @@ export interface RenewError {
 export interface RenewStatus {
   readonly version: string;
   readonly pid: number;
+  /** The process's start time (src/util/proc-identity.ts): tells it from a later one with its pid. */
+  readonly pidStart?: string;
   /** ISO 8601 time this file was written. */
   readonly updated: string;
   /** false: no keytab configured, renew only runs its command (no tickets, no tokens). */
@@ -58,7 +61,7 @@ export function renewStatusPath(runDir: string): string {
 export function writeRenewStatus(runDir: string, fields: RenewStatusFields): void {
   const file = renewStatusPath(runDir);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const body: RenewStatus = { version: VERSION, pid: process.pid, updated: new Date().toISOString(), ...fields };
+  const body: RenewStatus = { version: VERSION, pid: process.pid, pidStart: processStart(process.pid), updated: new Date().toISOString(), ...fields };
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
   fs.renameSync(tmp, file);
@@ -69,14 +72,6 @@ export type RenewStatusRead =
   | { readonly kind: 'unreadable'; readonly reason: string }
   | { readonly kind: 'ok'; readonly status: RenewStatus; readonly alive: boolean };
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * For `afsfile status` / `afsfile check`: the last status renew wrote, and whether its process
@@ -100,7 +95,7 @@ export function readRenewStatus(runDir: string): RenewStatusRead {
   if (!s || typeof s !== 'object' || typeof s.pid !== 'number' || typeof s.managed !== 'boolean' || typeof s.updated !== 'string') {
     return { kind: 'unreadable', reason: 'missing pid, managed or updated' };
   }
-  return { kind: 'ok', status: s as RenewStatus, alive: pidAlive(s.pid) };
+  return { kind: 'ok', status: s as RenewStatus, alive: sameProcess(s.pid, s.pidStart) };
 }
 
 /** One line for humans, e.g. for `afsfile check`. */

@@ -2,11 +2,15 @@
 
 const SIZE_SUFFIX: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
 
-/** "512", "4k", "16M", "10G", "1.5T" (binary units) → bytes; NaN when malformed. */
+/** "512", "4k", "16M", "10G", "10GiB", "1.5T" → bytes (K, M, G, T are powers of 1024, as
+ * truncate(1) reads them); "10GB" is 10^10 bytes, as truncate reads it; NaN when malformed. */
 export function parseSize(text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*$/.exec(text);
   if (!m) return NaN;
-  const v = Number(m[1]) * (SIZE_SUFFIX[m[2]!.toLowerCase()] ?? NaN);
+  const unit = m[2]!.toLowerCase();
+  const decimal = unit !== '' && m[3] !== undefined && m[3].toLowerCase() === 'b';
+  const factor = decimal ? 1000 ** ('kmgt'.indexOf(unit) + 1) : SIZE_SUFFIX[unit] ?? NaN;
+  const v = Number(m[1]) * factor;
   return Number.isSafeInteger(Math.round(v)) ? Math.round(v) : NaN;
 }
 

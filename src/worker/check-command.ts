@@ -58,7 +58,7 @@ function checkBlkback(root: string): Finding {
 
 function checkWorker(runDir: string): Finding {
   const w = readStatusFiles(runDir).get('worker');
-  if (w && pidAlive(w.pid)) return { check: 'worker', ok: true, detail: `running, pid ${String(w.pid)}` };
+  if (w && pidAlive(w.pid, w.pidStart)) return { check: 'worker', ok: true, detail: `running, pid ${String(w.pid)}` };
   return {
     check: 'worker', ok: false,
     detail: w ? `not running (pid ${String(w.pid)} from ${runDir}/status/worker.json is gone)` : `not running (no ${runDir}/status/worker.json)`,
@@ -74,7 +74,7 @@ function checkTokens(runDir: string, keytab: string | undefined, now = Date.now(
       ? { check, ok: false, detail: `a keytab is configured but renew is not running (no ${runDir}/status/renew.json)`, fix: 'systemctl start afsfile' }
       : { check, ok: true, detail: 'no keytab configured: tokens are not managed (fine for images outside AFS)' };
   }
-  if (!pidAlive(r.pid)) return { check, ok: false, detail: `renew is not running (pid ${String(r.pid)} gone; last update ${String(r.updated)})`, fix: 'systemctl restart afsfile' };
+  if (!pidAlive(r.pid, r.pidStart)) return { check, ok: false, detail: `renew is not running (pid ${String(r.pid)} gone; last update ${String(r.updated)})`, fix: 'systemctl restart afsfile' };
   if (r.managed === false) return { check, ok: true, detail: 'no keytab configured: tokens are not managed' };
   const exp = typeof r.ticketExpires === 'string' ? Date.parse(r.ticketExpires) : NaN;
   const lastError = (r.lastError as { message?: string } | null | undefined)?.message;

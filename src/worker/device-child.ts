@@ -13,6 +13,7 @@ import type { DeviceRetune } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
+import { signalRenew } from './renew-signal';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { readRenewStatus } from '../renew/status';
 
@@ -108,10 +109,11 @@ export class DeviceChild {
   /** A child of a supervisor that died may still be serving this device: let it leave first
    * (it quiesces as soon as it notices its parent is gone). */
   private async waitForPreviousHolder(): Promise<void> {
-    const prev = readStatusFiles(this.o.runDir).get(statusName(this.o.backend))?.pid;
+    const prevStatus = readStatusFiles(this.o.runDir).get(statusName(this.o.backend));
+    const prev = prevStatus?.pid;
     if (prev === process.pid) return;
     const deadline = Date.now() + 10_000;
-    while (pidAlive(prev) && Date.now() < deadline && !this.stopping) await sleep(50);
+    while (pidAlive(prev, prevStatus?.pidStart) && Date.now() < deadline && !this.stopping) await sleep(50);
   }
 
   /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is
@@ -160,15 +162,11 @@ export class DeviceChild {
    * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of
    * errors sends one. */
   private kickRenew(code: string): void {
-    const pid = Number(this.o.env.AFSFILE_RENEW_PID);
-    if (!Number.isInteger(pid) || pid <= 1 || Date.now() - this.lastKick < 30_000) return;
+    if (Date.now() - this.lastKick < 30_000) return;
+    const r = signalRenew(this.o.env);
+    if (r === undefined) return;
     this.lastKick = Date.now();
-    try {
-      process.kill(pid, 'SIGALRM');
-      this.note(`${code} on the image: asked renew (pid ${pid}) to refresh the tokens`);
-    } catch (e) {
-      this.note(`${code} on the image, and renew (AFSFILE_RENEW_PID=${pid}) cannot be signalled: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-    }
+    this.note(r.ok ? `${code} on the image: asked renew (pid ${r.pid}) to refresh the tokens` : `${code} on the image, and renew (AFSFILE_RENEW_PID=${r.pid}) was not signalled: ${r.why}`);
   }
 
   private note(message: string): void {

@@ -63,8 +63,9 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
       '(chown root, chmod 750, or choose --run-dir)');
   }
   // Two supervisors would both claim every device and run two processes per ring.
-  const other = readStatusFiles(runDir).get('worker')?.pid;
-  if (other !== process.pid && pidAlive(other)) {
+  const otherStatus = readStatusFiles(runDir).get('worker');
+  const other = otherStatus?.pid;
+  if (other !== process.pid && pidAlive(other, otherStatus?.pidStart)) {
     throw new FatalError(`another worker is already running (pid ${String(other)}, ${runDir}/status/worker.json); stop it first (systemctl stop afsfile)`);
   }
   let xs;

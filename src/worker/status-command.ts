@@ -19,7 +19,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
   const req = obj(file.requests);
   const lat = obj(file.latency);
   const phase = str(sup.phase);
-  const running = pidAlive(file.pid);
+  const running = pidAlive(file.pid, file.pidStart);
   const state = str(file.state) ?? phase ?? '?';
   const readOnly = typeof file.readOnly === 'boolean' ? file.readOnly : null;
   const writable = typeof sup.writable === 'boolean' ? sup.writable : readOnly === null ? null : !readOnly;
@@ -55,7 +55,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
 export function mergeStatus(runDir: string, names: ReadonlyMap<number, string> = new Map()): StatusReport {
   const { files, skipped } = readStatusDir(runDir);
   const live = (j: Json | undefined): (Json & { running: boolean }) | null =>
-    (j ? { ...j, running: pidAlive(j.pid) } : null);
+    (j ? { ...j, running: pidAlive(j.pid, j.pidStart) } : null);
   const worker = live(files.get('worker'));
   const supervisorView = new Map<string, Json>();
   const supDevices = worker?.devices;

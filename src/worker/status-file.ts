@@ -2,6 +2,7 @@
 // own, to a temp name then rename, so a reader never sees half a file.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { processStart, sameProcess } from '../util/proc-identity';
 import { VERSION } from '../version';
 import { STATUS_SCHEMA } from './status-schema';
 
@@ -15,7 +16,8 @@ export function writeStatus(runDir: string, name: string, fields: Record<string,
   fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
   const file = path.join(dir, `${name}.json`);
   const tmp = `${file}.${process.pid}.tmp`;
-  const body = { schema: STATUS_SCHEMA, version: VERSION, pid: process.pid, updated: new Date().toISOString(), ...fields };
+  // pidStart: a reader can tell this process from a later one that reuses its pid.
+  const body = { schema: STATUS_SCHEMA, version: VERSION, pid: process.pid, pidStart: processStart(process.pid), updated: new Date().toISOString(), ...fields };
   fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o640 });
   fs.renameSync(tmp, file);
 }
@@ -73,13 +75,10 @@ export function runDirProblem(runDir: string): string | undefined {
   return undefined;
 }
 
-/** Whether a status file's pid is a live process (signal 0 probes without touching it). */
-export function pidAlive(pid: unknown): boolean {
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * Whether a status file's process still runs: its pid is alive and, when the file says when
+ * it started (pidStart), it is the same process, not a later one that got the pid.
+ */
+export function pidAlive(pid: unknown, pidStart?: unknown): boolean {
+  return sameProcess(pid, pidStart);
 }

@@ -33,8 +33,14 @@ test('dist/afsfile demo --image keeps the image and its content verifies', () =>
     assert.match(r.stdout, /result\s+OK/);
     assert.match(r.stdout, /0 mismatches/);
     assert.is(fs.statSync(img).size, 8 * 1024 * 1024);
-    // A second run over the same image (unknown old content) still verifies what it writes.
-    const again = run(['demo', '--image', img, '--seconds', '0.5', '--json'], { timeoutMs: 60_000 });
+    // An existing image is refused (the demo overwrites it) and left alone...
+    const before = fs.readFileSync(img);
+    const refused = run(['demo', '--image', img, '--seconds', '0.5']);
+    assert.is(refused.status, 1);
+    assert.match(refused.stderr, /given\.img exists and the demo overwrites it; use a new path, or --force/);
+    assert.ok(fs.readFileSync(img).equals(before), 'untouched');
+    // ...and with --force a second run (unknown old content) still verifies what it writes.
+    const again = run(['demo', '--image', img, '--force', '--seconds', '0.5', '--json'], { timeoutMs: 60_000 });
     assert.is(again.status, 0, again.stderr);
     assert.is(JSON.parse(again.stdout).mismatches, 0);
   });
@@ -47,6 +53,22 @@ test('dist/afsfile demo honours the data-path options (no indirect segments adve
   assert.ok(s.ok);
   assert.is(s.indirectRequests, 0);
   assert.ok(s.ringRequests > s.reads + s.writes, 'large I/O split into direct requests');
+});
+
+test('dist/afsfile demo refuses an image a device has attached, even a new path to it', () => {
+  withTempDir((tmp) => {
+    const img = path.join(tmp, 'attached.img');
+    const runDir = path.join(tmp, 'run');
+    fs.mkdirSync(path.join(runDir, 'status'), { recursive: true });
+    const dev = { domid: 7, devid: 51712, image: img };
+    fs.writeFileSync(path.join(runDir, 'status/dev-7-51712.json'), JSON.stringify(dev));
+    fs.writeFileSync(img, 'guest data');
+    const r = run(['demo', '--image', path.join(tmp, '.', 'attached.img'), '--seconds', '0.5'],
+      { env: { PATH: process.env.PATH, AFSFILE_CONFIG: '/dev/null', AFSFILE_RUN_DIR: runDir } });
+    assert.is(r.status, 1);
+    assert.match(r.stderr, /attached\.img is attached to domain 7 device 51712: the demo would overwrite/);
+    assert.is(fs.readFileSync(img, 'utf8'), 'guest data');
+  });
 });
 
 test('dist/afsfile demo rejects a bad --queue-depth with exit 2', () => {
