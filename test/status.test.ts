@@ -60,7 +60,6 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     assert.match(lines[3]!, /^9 +xvdb +r +failed +0 +0 +0 +0 +5 +- +\/srv\/b\.img$/);
     assert.match(r.stdout, /\n  9\/xvdb: gave up after 5 restarts\n/);
     assert.match(r.stdout, /\n  7\/xvda: image I\/O through the thread pool \(io_uring_setup: EPERM\)\n/);
-    assert.match(r.stdout, /\n  7\/xvda: image I\/O through the thread pool \(io_uring_setup: EPERM\)\n/);
 
     r = status(runDir, '7');
     assert.is(r.status, 0, 'the failed device is not domain 7\'s');
