@@ -8,7 +8,9 @@ import { processStart } from '../util/proc-identity';
 export type RenewSignal = { ok: true; pid: number } | { ok: false; pid: number; why: string };
 
 /** Sends SIGALRM to renew if env names it and it is still that process; undefined: none named. */
-export function signalRenew(env: NodeJS.ProcessEnv, kill: (pid: number, sig: NodeJS.Signals) => void = process.kill): RenewSignal | undefined {
+export function signalRenew(
+  env: NodeJS.ProcessEnv, kill: (pid: number, sig: NodeJS.Signals) => void = process.kill,
+): RenewSignal | undefined {
   const pid = Number(env.AFSFILE_RENEW_PID);
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
   const start = processStart(pid);

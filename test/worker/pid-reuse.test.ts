@@ -21,14 +21,18 @@ function sleeper(): ChildProcess {
 }
 test.after(() => { for (const c of sleepers) c.kill('SIGKILL'); });
 
-test('a stale worker.json whose pid now belongs to another process: a new worker starts, status says not running', async () => {
+test('a stale worker.json whose pid now belongs to another process: a new worker starts, status says not running',
+  async () => {
   const tmp = tempDir('afsfile-pidreuse-');
   const runDir = path.join(tmp.dir, 'run');
   const other = sleeper();
   await until('sleep started', () => processStart(other.pid!) !== undefined);
   fs.mkdirSync(path.join(runDir, 'status'), { recursive: true });
   // As a worker that ran earlier with this pid would have left it (another start time).
-  fs.writeFileSync(path.join(runDir, 'status/worker.json'), JSON.stringify({ version: '0', pid: other.pid, pidStart: '1', updated: new Date().toISOString(), role: 'supervisor', devices: [] }));
+  const stale = {
+    version: '0', pid: other.pid, pidStart: '1', updated: new Date().toISOString(), role: 'supervisor', devices: [],
+  };
+  fs.writeFileSync(path.join(runDir, 'status/worker.json'), JSON.stringify(stale));
   const xs: Xenstored = await startXenstored();
   const env = workerEnv(xs.socketPath, runDir);
   const st = run(['status', '--json'], { env });
@@ -37,7 +41,8 @@ test('a stale worker.json whose pid now belongs to another process: a new worker
   let worker: RunningWorker | undefined;
   try {
     worker = await startWorker(xs.socketPath, runDir);
-    const now = JSON.parse(fs.readFileSync(path.join(runDir, 'status/worker.json'), 'utf8')) as { pid: number; pidStart: string };
+    const file = path.join(runDir, 'status/worker.json');
+    const now = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; pidStart: string };
     assert.is(now.pid, worker.proc.pid);
     assert.is(now.pidStart, processStart(worker.proc.pid!));
   } finally {
