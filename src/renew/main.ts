@@ -141,7 +141,10 @@ export async function renewMain(args: ParsedArgs, callerEnv: NodeJS.ProcessEnv):
   const child = startChild({
     argv: command,
     // AFSFILE_RENEW_START: the worker checks it still signals this process (pid reuse).
-    env: { ...env, KRB5CCNAME: `FILE:${ccache}`, AFSFILE_RENEW_PID: String(process.pid), AFSFILE_RENEW_START: processStart(process.pid) ?? '' },
+    env: {
+      ...env, KRB5CCNAME: `FILE:${ccache}`,
+      AFSFILE_RENEW_PID: String(process.pid), AFSFILE_RENEW_START: processStart(process.pid) ?? '',
+    },
     forward: FORWARDED,
     onStart: (pid) => renewer.setChild(pid),
   });

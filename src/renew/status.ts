@@ -62,8 +62,8 @@ export function writeRenewStatus(runDir: string, fields: RenewStatusFields): voi
   const file = renewStatusPath(runDir);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
   const body: RenewStatus = {
-    version: VERSION, pid: process.pid, pidStart: processStart(process.pid), updated: new Date().toISOString(),
-    ...fields,
+    version: VERSION, pid: process.pid, pidStart: processStart(process.pid),
+    updated: new Date().toISOString(), ...fields,
   };
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o644 });
@@ -95,8 +95,7 @@ export function readRenewStatus(runDir: string): RenewStatusRead {
     return { kind: 'unreadable', reason: `not JSON: ${(e as Error).message}` };
   }
   const s = parsed as Partial<RenewStatus> | null;
-  if (!s || typeof s !== 'object' || typeof s.pid !== 'number' || typeof s.managed !== 'boolean' ||
-      typeof s.updated !== 'string') {
+  if (!s || typeof s !== 'object' || typeof s.pid !== 'number' || typeof s.managed !== 'boolean' || typeof s.updated !== 'string') {
     return { kind: 'unreadable', reason: 'missing pid, managed or updated' };
   }
   return { kind: 'ok', status: s as RenewStatus, alive: sameProcess(s.pid, s.pidStart) };

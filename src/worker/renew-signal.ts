@@ -9,7 +9,8 @@ export type RenewSignal = { ok: true; pid: number } | { ok: false; pid: number; 
 
 /** Sends SIGALRM to renew if env names it and it is still that process; undefined: none named. */
 export function signalRenew(
-  env: NodeJS.ProcessEnv, kill: (pid: number, sig: NodeJS.Signals) => void = process.kill,
+  env: NodeJS.ProcessEnv,
+  kill: (pid: number, sig: NodeJS.Signals) => void = process.kill,
 ): RenewSignal | undefined {
   const pid = Number(env.AFSFILE_RENEW_PID);
   if (!Number.isInteger(pid) || pid <= 1) return undefined;

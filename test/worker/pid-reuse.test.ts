@@ -21,17 +21,14 @@ function sleeper(): ChildProcess {
 }
 test.after(() => { for (const c of sleepers) c.kill('SIGKILL'); });
 
-test('a stale worker.json whose pid now belongs to another process: a new worker starts, status says not running',
-  async () => {
+test('a stale worker.json whose pid is now another process: a new worker starts, status: not running', async () => {
   const tmp = tempDir('afsfile-pidreuse-');
   const runDir = path.join(tmp.dir, 'run');
   const other = sleeper();
   await until('sleep started', () => processStart(other.pid!) !== undefined);
   fs.mkdirSync(path.join(runDir, 'status'), { recursive: true });
   // As a worker that ran earlier with this pid would have left it (another start time).
-  const stale = {
-    version: '0', pid: other.pid, pidStart: '1', updated: new Date().toISOString(), role: 'supervisor', devices: [],
-  };
+  const stale = { version: '0', pid: other.pid, pidStart: '1', updated: new Date().toISOString(), role: 'supervisor' };
   fs.writeFileSync(path.join(runDir, 'status/worker.json'), JSON.stringify(stale));
   const xs: Xenstored = await startXenstored();
   const env = workerEnv(xs.socketPath, runDir);
@@ -42,7 +39,7 @@ test('a stale worker.json whose pid now belongs to another process: a new worker
   try {
     worker = await startWorker(xs.socketPath, runDir);
     const file = path.join(runDir, 'status/worker.json');
-    const now = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; pidStart: string };
+    const now = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; pidStart?: string };
     assert.is(now.pid, worker.proc.pid);
     assert.is(now.pidStart, processStart(worker.proc.pid!));
   } finally {
