@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   if (only ? want('threadpool') : !quick) rows.push(...benchThreadpool({ ...io, rounds: Math.min(io.rounds, 2) }));
   // Only by name: it starts up to hundreds of processes.
   if (only?.includes('scale')) {
-    const s = await benchScale({ counts: scaleCounts(argv.counts ?? (quick ? '1,4,16' : undefined)), settleSeconds: 6, idleSeconds: quick ? 5 : 10, burstMiB: 0 });
+    const s = await benchScale({ counts: scaleCounts(argv.counts ?? (quick ? '1,4,16' : undefined)), settleSeconds: 12, idleSeconds: quick ? 5 : 10, burstMiB: 0 });
     rows.push(...s.rows);
     if (!argv.json) process.stderr.write(scaleTable(s.points, s.fit));
   }

@@ -23,6 +23,7 @@ import {
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
+import { PoolMemory } from './pool-memory';
 import { EngineQueue, type QueueHooks } from './queue';
 import { nextRetryDelay } from './backoff';
 import { DEFAULT_FSYNC_INTERVAL_MS, Durability } from './durability';
@@ -48,6 +49,10 @@ export interface EngineOptions {
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
+  /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
+  poolReleaseIdleMs?: number;
+  /** The engine took a request while none was in flight (the status file is due). */
+  onBusy?(): void;
   /** Lines an administrator must see (default: stderr via debug only). */
   warn?(message: string): void;
 }
@@ -67,6 +72,8 @@ export class Engine {
   private holdMs: number;
   private readonly pool: Uint8Array;
   private readonly pages: PagePool;
+  /** Releases the pool's memory after an idle while. */
+  private readonly poolMemory: PoolMemory;
   private readonly contexts: RequestContext[];
   private readonly freeList: RequestContext[];
   /** Every context not FREE, in take order. */
@@ -112,6 +119,11 @@ export class Engine {
     // One pool: data pages first, then a fixed area of indirect descriptor pages per context.
     this.pool = grants.allocPool(this.maxBytes + this.maxRequests * indirectBytes);
     this.pages = new PagePool(this.maxBytes);
+    this.poolMemory = new PoolMemory(
+      () => this.order.length > 0,
+      () => this.grants.releasePool(this.pool, 0, this.pool.length),
+      opts.poolReleaseIdleMs,
+    );
     const onIo = (ctx: RequestContext, err: NodeJS.ErrnoException | null) => this.ioDone(ctx, err);
     const retry = (ctx: RequestContext) => this.runStep(ctx);
     this.contexts = [];
@@ -195,6 +207,7 @@ export class Engine {
     this.closed = true;
     this.stopping = true;
     this.dur.close();
+    this.poolMemory.close();
     for (const q of this.queues) q.dead = true;
     this.queues.length = 0;
   }
@@ -306,6 +319,8 @@ export class Engine {
         return;
       }
       const ctx = this.freeList.pop()!;
+      this.poolMemory.used();
+      if (this.order.length === 0) this.opts.onBusy?.();
       const req = ring.takeRequest();
       ctx.queue = q;
       ctx.id = req.id;
@@ -664,6 +679,7 @@ export class Engine {
     if (i >= 0) this.order.splice(i, 1);
     ctx.reset();
     this.freeList.push(ctx);
+    if (this.order.length === 0) this.poolMemory.idle();
   }
 
   private breakQueue(q: EngineQueue, reason: string): void {

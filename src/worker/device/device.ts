@@ -50,6 +50,8 @@ export interface DeviceConfig {
   openImage?(path: string, readOnly: boolean): DeviceImage;
   /** Lines an administrator must see; default stderr. */
   warn?(message: string): void;
+  /** After each look at XenStore: the device's state may have changed (status file). */
+  onChange?(): void;
 }
 
 export interface DeviceStats {
@@ -108,6 +110,7 @@ export class Device {
       } catch (err) {
         this.warn(`${this.backendPath}: ${(err as Error).message}`);
       }
+      this.config.onChange?.();
     },
     { stop: () => this.finished || this.quiescing },
   );
