@@ -474,6 +474,11 @@ export class Engine {
   private start(ctx: RequestContext): void {
     const plan = ctx.plan!;
     if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
+    // Nothing to punch: fallocate(len 0) fails EINVAL, and there is nothing to do anyway.
+    if (plan.kind === 'discard' && plan.bytes === 0) {
+      ctx.state = IO;
+      return this.finish(ctx, BlkifStatus.OKAY);
+    }
     ctx.state = IO;
     ctx.stepIdx = 0;
     if (ctx.steps.length === 0) return this.finish(ctx, BlkifStatus.OKAY);

@@ -107,6 +107,7 @@ export class DeviceChild {
       // The supervisor opened the image already (and reported it): use its fd.
       openImage: (path, readOnly) => openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct),
       warn: (m) => this.note(m),
+      restrictEventChannels: true,
       onChange: () => this.status.changed(),
     });
     this.device = device;
