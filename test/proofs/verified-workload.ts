@@ -77,6 +77,9 @@ export class VerifiedWorkload {
   reads = 0;
   flushes = 0;
   bytesWritten = 0;
+  /** Request latencies in ms (when `recordLatency`), at most 2^21 kept. */
+  readonly latencies: number[] = [];
+  recordLatency = false;
   /** When the last request completed (performance.now()). */
   lastCompletion = 0;
   /** Completion times, for the time from an event to the next completion. */
@@ -116,6 +119,10 @@ export class VerifiedWorkload {
     this.waiters = keep;
   }
 
+  private latency(t0: number): void {
+    if (this.recordLatency && this.latencies.length < 2 ** 21) this.latencies.push(performance.now() - t0);
+  }
+
   private pick(n: number): number | undefined {
     for (let tries = 0; tries < 20; tries++) {
       const b = Math.floor(this.o.random() * (this.o.blocks - n + 1));
@@ -153,7 +160,9 @@ export class VerifiedWorkload {
       fillBlock(data.subarray(i * BLOCK, (i + 1) * BLOCK), this.o.dev, b + i, g);
     }
     try {
+      const t0 = performance.now();
       await this.front.write(b * SECTORS_PER_BLOCK, data);
+      this.latency(t0);
       for (let i = 0; i < n; i++) this.acked[b + i] = gens[i]!;
       this.writes++;
       this.writesSinceFlush++;
@@ -170,7 +179,9 @@ export class VerifiedWorkload {
     if (b === undefined) return;
     for (let i = 0; i < n; i++) this.busy[b + i] = 1;
     try {
+      const t0 = performance.now();
       const got = await this.front.read(b * SECTORS_PER_BLOCK, n * BLOCK);
+      this.latency(t0);
       const scratch = new Uint8Array(BLOCK);
       for (let i = 0; i < n; i++) {
         const g = blockGen(got.subarray(i * BLOCK, (i + 1) * BLOCK), this.o.dev, b + i, scratch);
