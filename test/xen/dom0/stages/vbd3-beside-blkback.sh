@@ -1,7 +1,7 @@
 #!/bin/sh
 # The tap route beside kernel blkback, at once: guest xt-mix has xvda through
 # afsfile (backendtype=tap,script=block-afsfile: backend/vbd3) and xvdb through
-# blkback (the stock `block` script on a loop device: backend/vbd); guest
+# blkback (hot-added, the stock `block` script on a loop device: backend/vbd); guest
 # xt-mix2 has one blkback disk. While both run, each backend must hold exactly
 # its own devices: blkback's driver is bound to the vbd ones only, afsfile has
 # device processes and status files for the vbd3 one only, only the blkback
@@ -16,13 +16,22 @@ functional_io
 a=$IMAGES/m-afs.img b=$IMAGES/m-blk.img c=$IMAGES/m-blk2.img
 for i in "$a" "$b" "$c"; do make_image "$i"; done
 XVDB=51728
-# guest_cfg quotes the spec: "A','B" makes two disks.
-GUEST_CONNECT=no
-guest_start xt-mix "vdev=xvda,access=rw,$AFS_SPEC,target=$a','vdev=xvdb,access=rw,target=$b" 31 "xt.dev2=xvdb xt.seed2=32 xt.wait=60"
-guest_start xt-mix2 "vdev=xvda,access=rw,target=$c" 33
-d=$(guest_domid xt-mix) e=$(guest_domid xt-mix2)
-guest_connect xt-mix
+# The blkback disk is hot-added after the guest booted on its afsfile disk:
+# with both in the config, libxl runs block-afsfile and the stock block
+# script at once, and under TCG on a busy host (load 13) the block script
+# overran libxl's 40 s hotplug timeout. The guest writes xvda, then waits
+# for xvdb (xt.dev2) and writes it.
+guest_start xt-mix "vdev=xvda,access=rw,$AFS_SPEC,target=$a" 31 "xt.dev2=xvdb xt.seed2=32 xt.wait=$BOOT_TIMEOUT"
+d=$(guest_domid xt-mix)
+out=/run/xentest/xt-mix.attach
+timeout 120 xl block-attach xt-mix "vdev=xvdb,access=rw,target=$b" > "$out" 2>&1 || {
+  show "xl block-attach" "$out"
+  guest_fail xt-mix "/local/domain/0/backend/vbd/$d/$XVDB" "xl block-attach of the blkback disk failed: $(create_error "$out")"
+}
 guest_connect xt-mix $XVDB
+GUEST_CONNECT=no
+guest_start xt-mix2 "vdev=xvda,access=rw,target=$c" 33
+e=$(guest_domid xt-mix2)
 guest_connect xt-mix2
 
 t=/local/domain/0/backend/vbd3/$d/$XVDA   # afsfile's
