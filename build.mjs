@@ -104,6 +104,19 @@ async function bundle() {
   });
 }
 
+/**
+ * V8 flags for a long-lived device process, baked in because NODE_OPTIONS is ignored
+ * (src/node-flags.json; the io benchmark runs its engine with the same list):
+ * --max-semi-space-size=1 (MiB): the young generation stays small; V8 otherwise grows it to
+ *   16 MiB under a burst of requests and keeps those pages resident afterwards;
+ * --no-memory-reducer: V8's memory reducer re-arms an 8 s timer forever in an idle process
+ *   (a wakeup per disk every 8 s); the pool release and GC on allocation keep memory down.
+ * `npm run bench:scale` measures both.
+ */
+function nodeFlags() {
+  return JSON.parse(fs.readFileSync(out('src/node-flags.json'), 'utf8'));
+}
+
 function makeExecutable(addon) {
   const blob = out('build/sea-prep.blob');
   const seaConfig = out('build/sea-config.json');
@@ -115,7 +128,7 @@ function makeExecutable(addon) {
     useCodeCache: true,
     // The environment is never trusted: NODE_OPTIONS must not reach the executable's Node.
     execArgvExtension: 'none',
-    execArgv: ['--disable-sigusr1'],
+    execArgv: ['--disable-sigusr1', ...nodeFlags()],
     assets: { 'afsfile.node': addon },
   }, null, 2));
   say('making the single-executable blob');
@@ -140,9 +153,11 @@ function makeExecutable(addon) {
 }
 
 // Made by the executable from its option table, for install.sh (which then need not run it):
-// the commented config template. Rewritten with the executable, or when missing.
+// the commented config template, the man page, bash completion. Rewritten with the executable,
+// or when missing.
 function writeGenerated(exe, rebuilt) {
-  for (const [name, argv] of [['afsfile.conf', ['help', 'config']]]) {
+  const made = [['afsfile.conf', ['help', 'config']], ['afsfile.8', ['help', 'man']], ['afsfile.bash-completion', ['help', 'completion']]];
+  for (const [name, argv] of made) {
     const file = out('dist', name);
     if (!rebuilt && fs.existsSync(file)) continue;
     const text = execFileSync(exe, argv, { encoding: 'utf8', env: { PATH: process.env.PATH } });

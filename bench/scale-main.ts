@@ -2,7 +2,8 @@
 // Progress on stderr; the table (or --json with every process's numbers) on stdout.
 //
 //   --counts 1,4,16,32,64   numbers of disks (200 needs ~7 GiB before the memory levers)
-//   --settle S              seconds between the I/O and the memory sample (default 6)
+//   --settle S              seconds between the I/O and the memory sample (default 12: past
+//                           the idle release of the pool and the last periodic fsync)
 //   --idle S                the idle window for CPU and wakeups (default 10)
 //   --burst-mib M           MiB each disk writes before settling (default 0)
 //   --exe PATH              the executable to measure (default dist/afsfile)
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   };
   const o = {
     counts: scaleCounts(argv.counts),
-    settleSeconds: num('settle', 6),
+    settleSeconds: num('settle', 12),
     idleSeconds: num('idle', 10) || 1,
     burstMiB: num('burst-mib', 0),
     exe: typeof argv.exe === 'string' ? argv.exe : undefined,

@@ -98,6 +98,18 @@ function devicePids(runDir: string): number[] {
   return pids;
 }
 
+/** A busy host can fill xenstored's listen backlog for a moment (EAGAIN): try again. */
+async function connectRetrying(socketPath: string): Promise<XenStoreClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectXenStore({ env: { XENSTORED_PATH: socketPath } });
+    } catch (e) {
+      if (attempt >= 20) throw e;
+      await sleep(100 * attempt);
+    }
+  }
+}
+
 export async function measureScale(disks: number, o: ScaleOptions): Promise<ScalePoint> {
   const exe = o.exe ?? path.join(ROOT, 'dist/afsfile');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-bench-scale-'));
@@ -113,7 +125,7 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
     xsd = await startXenstored();
     const kernelBefore = kernelMemory();
     worker = await startWorker(xsd.socketPath, runDir, [...(o.workerArgs ?? [])], exe);
-    for (let i = 0; i < Math.ceil(disks / FRONTS_PER_CLIENT); i++) clients.push(await connectXenStore({ env: { XENSTORED_PATH: xsd.socketPath } }));
+    for (let i = 0; i < Math.ceil(disks / FRONTS_PER_CLIENT); i++) clients.push(await connectRetrying(xsd.socketPath));
     const ids = Array.from({ length: disks }, (_, i) => i + 1);
     let attached = 0;
     await eachLimited(ids, ATTACH_PARALLEL, async (domid, i) => {

@@ -30,6 +30,9 @@ openafs-client      pagsh
 openafs-krb5        aklog
 systemd             systemd-notify systemd-analyze
 python3             /usr/bin/python3
+libfuse3-dev        /usr/include/fuse3/fuse.h
+fuse3               fusermount3
+pkg-config          pkg-config
 '
 # Why each: gcc, libc6-dev, binutils (strip): the addon and the executable (build.mjs);
 # linux-libc-dev: the UAPI checks; libxen-dev: Xen's io/blkif.h for the blkif ABI check;
@@ -38,7 +41,8 @@ python3             /usr/bin/python3
 # krb5-*, keyutils, openafs-client (pagsh), openafs-krb5 (aklog): the renew loop's real peers;
 # systemd: systemd-notify (the worker's readiness) and systemd-analyze (the unit's offline
 # checks); python3: the test's NOTIFY_SOCKET receiver (a unix datagram socket, which Node
-# cannot open).
+# cannot open); libfuse3-dev, fuse3, pkg-config: test/faultfs, the fault-injecting FUSE file
+# system of the proofs (test/proofs/faults.test.ts).
 
 root=${AFSFILE_DEPS_ROOT:-}
 

@@ -80,7 +80,9 @@ export class Durability {
   private roomSync = false;
   private roomWanted = false;
   private periodicRunning = false;
+  /** Runs only while dirty: an idle device has no timer to wake it. */
   private timer: NodeJS.Timeout | undefined;
+  private intervalMs = 0;
   private closed = false;
 
   constructor(
@@ -141,12 +143,14 @@ export class Durability {
   /** A write completed (acknowledged to the guest next): keep a copy until an fsync covers it. */
   wrote(offset: number, data: Uint8Array): void {
     this.dirtyGen++;
+    if (!this.timer) this.startTimer(this.intervalMs);
     if (this.keepLimit > 0) this.keep(`${offset}:${data.length}`, offset, data.length, data.slice());
   }
 
   /** A hole was punched: replayed in order, as the writes are. */
   discarded(offset: number, length: number): void {
     this.dirtyGen++;
+    if (!this.timer) this.startTimer(this.intervalMs);
     if (this.keepLimit > 0) this.keep(`d${offset}:${length}`, offset, length, null);
   }
 
@@ -315,13 +319,20 @@ export class Durability {
   private startTimer(intervalMs: number): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    if (intervalMs > 0) {
+    this.intervalMs = intervalMs;
+    if (intervalMs > 0 && this.dirty && !this.closed) {
       this.timer = setInterval(() => this.periodic(), intervalMs);
       this.timer.unref();
     }
   }
 
   private periodic(): void {
+    if (!this.dirty && !this.periodicRunning && !this.recovering) {
+      // Clean: stop until the next write (wrote() and discarded() start the timer again).
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
     if (!this.dirty || this.periodicRunning || this.recovering) return;
     this.periodicRunning = true;
     this.sync((err) => {

@@ -22,6 +22,7 @@ import {
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
+import { PoolMemory } from './pool-memory';
 import { EngineQueue, type QueueHooks } from './queue';
 import { DEFAULT_FSYNC_INTERVAL_MS, Durability, RETRY_FIRST_MS, RETRY_MAX_MS } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
@@ -46,6 +47,10 @@ export interface EngineOptions {
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
+  /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
+  poolReleaseIdleMs?: number;
+  /** The engine took a request while none was in flight (the status file is due). */
+  onBusy?(): void;
   /** Lines an administrator must see (default: stderr via debug only). */
   warn?(message: string): void;
 }
@@ -63,6 +68,8 @@ export class Engine {
   private holdMs: number;
   private readonly pool: Uint8Array;
   private readonly pages: PagePool;
+  /** Releases the pool's memory after an idle while. */
+  private readonly poolMemory: PoolMemory;
   private readonly contexts: RequestContext[];
   private readonly freeList: RequestContext[];
   /** Every context not FREE, in take order. */
@@ -109,6 +116,11 @@ export class Engine {
     // One pool: data pages first, then a fixed area of indirect descriptor pages per context.
     this.pool = grants.allocPool(this.maxBytes + this.maxRequests * indirectBytes);
     this.pages = new PagePool(this.maxBytes);
+    this.poolMemory = new PoolMemory(
+      () => this.order.length > 0,
+      () => this.grants.releasePool(this.pool, 0, this.pool.length),
+      opts.poolReleaseIdleMs,
+    );
     const onIo = (ctx: RequestContext, err: NodeJS.ErrnoException | null) => this.ioDone(ctx, err);
     const retry = (ctx: RequestContext) => this.runStep(ctx);
     this.contexts = [];
@@ -192,6 +204,7 @@ export class Engine {
     this.closed = true;
     this.stopping = true;
     this.dur.close();
+    this.poolMemory.close();
     for (const q of this.queues) q.dead = true;
     this.queues.length = 0;
   }
@@ -305,6 +318,8 @@ export class Engine {
         return;
       }
       const ctx = this.freeList.pop()!;
+      this.poolMemory.used();
+      if (this.order.length === 0) this.opts.onBusy?.();
       const req = ring.takeRequest();
       ctx.seq = this.seq++;
       ctx.queue = q;
@@ -451,6 +466,8 @@ export class Engine {
     if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
     if (plan.kind === 'discard') {
       ctx.state = IO;
+      // Nothing to punch: fallocate(len 0) fails EINVAL, and there is nothing to do anyway.
+      if (plan.bytes === 0) return this.finish(ctx, BlkifStatus.OKAY);
       try {
         this.file.discard(plan.fileOffset, plan.bytes);
         this.dur.discarded(plan.fileOffset, plan.bytes);
@@ -652,6 +669,7 @@ export class Engine {
     if (i >= 0) this.order.splice(i, 1);
     ctx.reset();
     this.freeList.push(ctx);
+    if (this.order.length === 0) this.poolMemory.idle();
   }
 
   private breakQueue(q: EngineQueue, reason: string): void {

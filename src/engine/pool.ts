@@ -1,6 +1,8 @@
 // The data-buffer allocator over the one grant-copy pool of a device: 4 KiB pages, first fit
-// from a rotating cursor, tracked in a byte map. Fixed size, so memory is bounded whatever a
-// guest sends; no allocation per request.
+// from the lowest address, tracked in a byte map. Fixed size, so memory is bounded whatever a
+// guest sends; no allocation per request. Lowest address first keeps the pages in use packed
+// at the start of the pool, so the pool's resident memory (it is mapped lazily) follows the
+// most that was in flight at once, not the pool's size.
 import { PAGE_SIZE } from '../blkif/constants';
 
 export class PagePool {
@@ -8,7 +10,8 @@ export class PagePool {
   readonly pages: number;
   /** 1 = in use, per page. */
   private readonly used: Uint8Array;
-  private cursor = 0;
+  /** No page below this one is free. */
+  private lowestFree = 0;
   private usedPages = 0;
 
   constructor(bytes: number) {
@@ -25,29 +28,26 @@ export class PagePool {
     return Math.ceil(bytes / PAGE_SIZE);
   }
 
-  /** Allocates n contiguous pages; returns the byte offset, or -1 when no run is free now. */
+  /** Allocates n contiguous pages, the lowest run that fits; returns the byte offset, or -1
+   * when no run is free now. */
   alloc(n: number): number {
     if (n <= 0 || n > this.pages - this.usedPages) return -1;
+    const used = this.used;
     const total = this.pages;
-    let start = this.cursor;
-    let scanned = 0;
-    while (scanned < total) {
-      if (start + n > total) {
-        scanned += total - start;
-        start = 0;
-        continue;
-      }
+    let start = this.lowestFree;
+    while (start < total && used[start] === 1) start++;
+    if (start > this.lowestFree) this.lowestFree = start;
+    while (start + n <= total) {
       let run = 0;
-      while (run < n && this.used[start + run] === 0) run++;
+      while (run < n && used[start + run] === 0) run++;
       if (run === n) {
-        this.used.fill(1, start, start + n);
+        used.fill(1, start, start + n);
         this.usedPages += n;
-        this.cursor = start + n === total ? 0 : start + n;
+        if (start === this.lowestFree) this.lowestFree = start + n;
         return start * PAGE_SIZE;
       }
-      scanned += run + 1;
       start += run + 1;
-      if (start >= total) start = 0;
+      while (start < total && used[start] === 1) start++;
     }
     return -1;
   }
@@ -59,5 +59,6 @@ export class PagePool {
       this.used[i] = 0;
     }
     this.usedPages -= n;
+    if (start < this.lowestFree) this.lowestFree = start;
   }
 }

@@ -110,6 +110,7 @@ void afs_set_fn(napi_env env, napi_value exports, const char *name, napi_callbac
 static napi_value init(napi_env env, napi_value exports) {
   afs_register_file(env, exports);
   afs_register_xen(env, exports);
+  afs_register_pool(env, exports);
   napi_value abi;
   napi_create_uint32(env, 1, &abi);
   napi_set_named_property(env, exports, "abiVersion", abi);

@@ -24,6 +24,7 @@ napi_value afs_make_bool(napi_env env, int v);
 /* Registration of each file's functions into the exports object. */
 void afs_register_file(napi_env env, napi_value exports);
 void afs_register_xen(napi_env env, napi_value exports);
+void afs_register_pool(napi_env env, napi_value exports);
 void afs_set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 
 #endif

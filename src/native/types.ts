@@ -11,6 +11,14 @@ export interface NativeAddon {
   mapFile(fd: number, length: number, offset: number, writable: boolean): ArrayBuffer;
   /** Zeroed memory at an aligned address (O_DIRECT buffers), freed when collected. */
   allocAligned(length: number, alignment: number): ArrayBuffer;
+  /** Fresh anonymous memory (page-aligned, zero, resident only once touched: src/native/pool.c);
+   * length a multiple of the page size; unmapped when collected. */
+  mapPool(length: number): ArrayBuffer;
+  /** madvise(MADV_DONTNEED) on whole pages of a mapPool buffer: they read as zero afterwards
+   * and cost no memory until touched again. */
+  releasePages(buffer: ArrayBuffer | Uint8Array, offset: number, length: number): void;
+  /** malloc_trim(0): free memory of every malloc arena back to the kernel; whether any was. */
+  trimMalloc(): boolean;
   /**
    * preadv2(2) of buf.length bytes at offset: the bytes read (0 at end of file, fewer than
    * asked for when only part is in the page cache under RWF_NOWAIT), or a NEGATIVE errno.

@@ -3,6 +3,7 @@
 // GNTST status Xen's GNTTABOP_copy reports.
 import { GNTST, type GrantCopyBatch, type GrantTable, PAGE_SIZE, type RingMapping } from '../xen/grant-table';
 import { native } from '../native/addon';
+import { releaseWholePages } from '../xen/pool-pages';
 import type { GuestMemoryView } from './guest-memory';
 
 export class SimGrantTable implements GrantTable {
@@ -45,9 +46,14 @@ export class SimGrantTable implements GrantTable {
     };
   }
 
-  /** Page-aligned, so the engine can use it for O_DIRECT I/O (--direct) as on Linux. */
+  /** Page-aligned, so the engine can use it for O_DIRECT I/O (--direct) as on Linux; lazily
+   * mapped as on Linux. */
   allocPool(bytes: number): Uint8Array {
-    return new Uint8Array(native().allocAligned(Math.max(PAGE_SIZE, Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE), PAGE_SIZE), 0, bytes);
+    return new Uint8Array(native().mapPool(Math.max(PAGE_SIZE, Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE)), 0, bytes);
+  }
+
+  releasePool(pool: Uint8Array, offset: number, length: number): void {
+    releaseWholePages(pool, offset, length);
   }
 
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {

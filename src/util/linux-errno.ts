@@ -5,15 +5,23 @@
 // when a file server does not answer (net/rxrpc/input.c, call timeouts).
 const NAMES: Readonly<Record<number, string>> = {
   62: 'ETIME',
+  // Over quota on AFS and NFS: libuv has no UV_EDQUOT (a FLUSH failed at once instead of
+  // being held; test/proofs/faults.test.ts).
+  122: 'EDQUOT',
   126: 'ENOKEY',
   127: 'EKEYEXPIRED',
   128: 'EKEYREVOKED',
   129: 'EKEYREJECTED',
 };
 
-/** Gives `err` the errno's name as its code when libuv left it "UNKNOWN" (or unset). */
+/**
+ * Gives `err` the errno's name as its code when libuv left it unnamed: "UNKNOWN" from
+ * lib/internal/errors.js uvException, "Unknown system error -122" from the fs callbacks
+ * (uv_err_name in node's C++ UVException), or unset.
+ */
 export function nameLinuxErrno<E extends NodeJS.ErrnoException | null>(err: E): E {
-  if (err && (err.code === undefined || err.code === 'UNKNOWN') && typeof err.errno === 'number') {
+  if (err && (err.code === undefined || err.code === 'UNKNOWN' || err.code.startsWith('Unknown system error'))
+    && typeof err.errno === 'number') {
     const name = NAMES[Math.abs(err.errno)];
     if (name) err.code = name;
   }

@@ -14,8 +14,13 @@ import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
+import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { readRenewStatus } from '../renew/status';
+
+/** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
+ * each status write. Renewals come at half a token's lifetime, hours before expiry. */
+const RENEWAL_CHECK_MS = 15_000;
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
@@ -44,7 +49,15 @@ export class DeviceChild {
   private readonly finished = new Promise<number>((r) => (this.done = r));
   private stopping = false;
   private readonly errors: string[] = [];
-  private statusTimer: NodeJS.Timeout | undefined;
+  /** Status file written on change, at most every few seconds while busy, never when idle. */
+  private readonly status = new StatusCadence(
+    () => {
+      this.reopenAfterRenewal();
+      return this.writeStatusFile();
+    },
+    () => this.busy(),
+  );
+  private renewalTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
   private timings: DeviceRetune;
 
@@ -62,7 +75,7 @@ export class DeviceChild {
     this.timings = t;
     this.device?.retune({ holdTimeoutMs: t.holdTimeoutS * 1000, fsyncIntervalMs: t.fsyncIntervalS * 1000 });
     stderrLine(`${this.tag}: reloaded: hold-timeout ${t.holdTimeoutS} s, fsync-interval ${t.fsyncIntervalS} s`);
-    this.writeStatusFile();
+    this.status.writeNow();
   }
 
   async run(): Promise<number> {
@@ -88,19 +101,22 @@ export class DeviceChild {
         fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
         holdTimeoutMs: this.timings.holdTimeoutS * 1000,
         onTransientError: (code) => { if (TOKEN_ERRORS.has(code)) this.kickRenew(code); },
+        onBusy: () => this.status.changed(),
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
       openImage: (path, readOnly) => openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct),
       warn: (m) => this.note(m),
+      restrictEventChannels: true,
+      onChange: () => this.status.changed(),
     });
     this.device = device;
     if (this.stopping) return this.finished;
     await device.start();
-    this.writeStatusFile();
     this.renewals = this.renewalsNow();
-    this.statusTimer = setInterval(() => { this.reopenAfterRenewal(); this.writeStatusFile(); }, 1000);
-    this.statusTimer.unref();
+    this.status.writeNow();
+    this.renewalTimer = setInterval(() => this.reopenAfterRenewal(), RENEWAL_CHECK_MS);
+    this.renewalTimer.unref();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     void device.closed.then(() => this.end(true));
     return this.finished;
@@ -127,9 +143,10 @@ export class DeviceChild {
 
   private end(removed: boolean): void {
     this.stopping = true;
-    clearInterval(this.statusTimer);
+    clearInterval(this.renewalTimer);
+    if (!removed) this.status.writeNow();
+    this.status.close();
     if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));
-    else this.writeStatusFile();
     this.platform?.close();
     this.xs?.close();
     this.done(0);
@@ -146,10 +163,11 @@ export class DeviceChild {
 
   /**
    * After each renewal the image is opened again: kAFS binds the key to the open file and a
-   * renewal makes a new key (DESIGN "Durability"). Checked with the status tick (1 s); renew
+   * renewal makes a new key (DESIGN "Durability"). Checked every RENEWAL_CHECK_MS and at each status write; renew
    * renews well before expiry, so the old key is still valid for what it already holds.
    */
   private reopenAfterRenewal(): void {
+    if (!this.renewalTimer) return; // not started: the count at start is not taken yet
     const now = this.renewalsNow();
     if (now === undefined || now === this.renewals) return;
     this.renewals = now;
@@ -173,43 +191,53 @@ export class DeviceChild {
     stderrLine(`${this.tag}: ${message}`);
     this.errors.push(`${new Date().toISOString()} ${message}`);
     if (this.errors.length > 10) this.errors.shift();
+    this.status.changed();
   }
 
-  private writeStatusFile(): void {
+  /** The figures can move without an event: requests in flight, or data awaiting its fsync. */
+  private busy(): boolean {
+    const e = this.device?.stats().engine;
+    return e !== undefined && (e.inFlight > 0 || e.dirty);
+  }
+
+  /** Writes the status file; returns its fields as JSON (to tell whether anything moved). */
+  private writeStatusFile(): string {
     const s = this.device?.stats();
     const e = s?.engine;
+    const fields = {
+      role: 'device',
+      backend: this.o.backend.path,
+      domid: this.o.backend.domid,
+      devid: this.o.backend.devid,
+      kind: this.o.backend.kind,
+      platform: this.o.platform.name,
+      image: s?.image,
+      readOnly: s?.readOnly,
+      state: s?.state,
+      connected: s?.connected ?? false,
+      queues: s?.queues ?? 0,
+      connects: s?.connects ?? 0,
+      inFlight: e?.inFlight ?? 0,
+      inFlightBytes: e?.inFlightBytes ?? 0,
+      requests: e?.requests,
+      bytesRead: e?.bytesRead ?? 0,
+      bytesWritten: e?.bytesWritten ?? 0,
+      ioErrors: e?.errors ?? 0,
+      lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
+      fsyncErrors: e?.fsyncErrors ?? 0,
+      // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
+      latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
+      dirty: e?.dirty ?? false,
+      errors: this.errors,
+      restarts: this.o.restarts,
+      holdTimeoutS: this.timings.holdTimeoutS,
+      fsyncIntervalS: this.timings.fsyncIntervalS,
+    };
     try {
-      writeStatus(this.o.runDir, statusName(this.o.backend), {
-        role: 'device',
-        backend: this.o.backend.path,
-        domid: this.o.backend.domid,
-        devid: this.o.backend.devid,
-        kind: this.o.backend.kind,
-        platform: this.o.platform.name,
-        image: s?.image,
-        readOnly: s?.readOnly,
-        state: s?.state,
-        connected: s?.connected ?? false,
-        queues: s?.queues ?? 0,
-        connects: s?.connects ?? 0,
-        inFlight: e?.inFlight ?? 0,
-        inFlightBytes: e?.inFlightBytes ?? 0,
-        requests: e?.requests,
-        bytesRead: e?.bytesRead ?? 0,
-        bytesWritten: e?.bytesWritten ?? 0,
-        ioErrors: e?.errors ?? 0,
-        lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
-        fsyncErrors: e?.fsyncErrors ?? 0,
-        // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
-        latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
-        dirty: e?.dirty ?? false,
-        errors: this.errors,
-        restarts: this.o.restarts,
-        holdTimeoutS: this.timings.holdTimeoutS,
-        fsyncIntervalS: this.timings.fsyncIntervalS,
-      });
+      writeStatus(this.o.runDir, statusName(this.o.backend), fields);
     } catch (err) {
       if (!isXenStoreError(err)) stderrLine(`${this.tag}: cannot write the status file: ${(err as Error).message}`);
     }
+    return JSON.stringify(fields);
   }
 }

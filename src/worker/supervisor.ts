@@ -11,6 +11,7 @@ import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
 import { Image } from '../image/image';
 import { type ClaimLimits, claimDevice, imagePathFromParams, openFailure, readOnlyFromMode, reportError, reportOpened } from './device';
+import { deviceExec } from './device-privileges';
 import { handedImageEnv } from './handed-image';
 import { type DeviceRetune, retuneMessage } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
@@ -281,9 +282,11 @@ export class Supervisor {
     if (handed) stdio.push(d.file!.fd);
     const env = handedImageEnv({ ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) }, handed);
     const { holdTimeoutS, fsyncIntervalS } = this.settings.timings;
-    const child = spawn(command, [
+    // Without capabilities and renew's ticket cache: the process faces a guest (device-privileges.ts).
+    const run = deviceExec(command, [
       ...args, 'worker', '--device', d.b.path, ...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`,
-    ], { env, stdio });
+    ], env);
+    const child = spawn(run.command, run.args, { env: run.env, stdio });
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);

@@ -83,9 +83,15 @@ export interface GrantTable {
   mapRing(domid: number, grefs: readonly number[]): Promise<RingMapping>;
   /**
    * Local memory that grant copies can address (on Linux: page-aligned, its address known to
-   * the addon). The engine allocates its data buffers from one pool.
+   * the addon). The engine allocates its data buffers from one pool. Zero, and mapped lazily:
+   * a page costs memory only once touched.
    */
   allocPool(bytes: number): Uint8Array;
+  /**
+   * Gives the whole pages of pool[offset, offset + length) back to the host (nothing of them
+   * may be in use); they read as zero afterwards.
+   */
+  releasePool(pool: Uint8Array, offset: number, length: number): void;
   /**
    * Performs every segment of the batch against `pool` (which came from allocPool) and fills
    * batch.status. A bad gref fails only its own segment. Throws only when the whole call failed

@@ -238,6 +238,16 @@ test('bad requests answered with the right status, the device keeps running', as
   assert.equal(rs.map((r) => r.operation), [4, 0, 0, 0, 0, 0]);
 });
 
+test('a zero-length DISCARD is answered OK and never reaches the file', async () => {
+  const file = new MemFile(1 << 20);
+  const rig = new Rig(file);
+  rig.submit({ kind: 'discard', operation: DISCARD, flag: 0, handle: 0, id: 1n, sectorNumber: 8n, nrSectors: 0n });
+  const rs = await rig.collect(1);
+  assert.equal(rs[0], { id: 1n, operation: DISCARD, status: BlkifStatus.OKAY });
+  assert.equal(file.discards, [], 'no fallocate of length 0');
+  rig.engine.close();
+});
+
 test('read-only device: writes fail, reads work', async () => {
   const file = new MemFile(1 << 20, true);
   const rig = new Rig(file, { limits: { ...LIMITS, readOnly: true } });

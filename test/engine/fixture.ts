@@ -32,6 +32,11 @@ export class FakeGrants implements GrantTable {
     this.poolBytes += bytes;
     return new Uint8Array(bytes);
   }
+  releases = 0;
+  releasePool(pool: Uint8Array, offset: number, length: number): void {
+    this.releases++;
+    pool.fill(0, offset, offset + length); // what MADV_DONTNEED leaves
+  }
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {
     this.batches++;
     for (let i = 0; i < batch.count; i++) {

@@ -15,6 +15,9 @@ test('kAFS key errnos and ETIME get their Linux names; named and unlisted ones s
   assert.is(nameLinuxErrno(unnamed(128)).code, 'EKEYREVOKED');
   assert.is(nameLinuxErrno(unnamed(62)).code, 'ETIME');
   assert.is(nameLinuxErrno(unnamed(200)).code, 'UNKNOWN');
+  // The fs callbacks' shape (node's C++ UVException): what fdatasync gave on a FUSE file over quota.
+  const quota = Object.assign(new Error('x'), { errno: -122, code: 'Unknown system error -122' });
+  assert.is(nameLinuxErrno(quota).code, 'EDQUOT');
   assert.is(nameLinuxErrno(Object.assign(new Error('x'), { errno: -13, code: 'EACCES' })).code, 'EACCES');
   assert.is(nameLinuxErrno(null), null);
 });

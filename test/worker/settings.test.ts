@@ -9,6 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
+import { deviceExec } from '../../src/worker/device-privileges';
 import { pattern } from '../helpers/pattern';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from '../helpers/wait';
@@ -105,6 +106,39 @@ test('a config typo does not break a device process restarted after a crash', as
   assert.is(await rig.c.tryRead(`${vbd.backend}/afsfile-error`), undefined, worker.stderr());
   assert.ok((await rig.ts.removeVbd(vbd, { timeoutMs: 10_000 })).closed);
   config('max-queues = 4\nmax-indirect-segments = 256\n');
+});
+
+test('the device process runs without capabilities (every thread), keeps its groups', async () => {
+  const { vbd, front } = await connectedGuest(62, { maxQueues: 1, maxIndirectSegments: 32 });
+  await within(front.write(0, pattern(4096, 9)), 'write');
+  const pid = await until('device pid', () => devicePid(rig.runDir, vbd.domid, vbd.devid));
+  const field = (st: string, name: string): string =>
+    new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(st)?.[1]?.trim() ?? '?';
+  const tasks = fs.readdirSync(`/proc/${pid}/task`);
+  assert.ok(tasks.length > 1, 'Node runs several threads');
+  for (const t of tasks) {
+    const st = fs.readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+    for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb', 'CapInh']) {
+      assert.is(field(st, set), '0000000000000000', `thread ${t} ${set}`);
+    }
+    assert.is(field(st, 'NoNewPrivs'), '1');
+  }
+  const sup = fs.readFileSync(`/proc/${worker.proc.pid}/status`, 'utf8');
+  const own = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  assert.is(field(own, 'Groups'), field(sup, 'Groups'), 'supplementary groups kept');
+  assert.ok((await rig.ts.removeVbd(vbd, { timeoutMs: 10_000 })).closed);
+});
+
+test('deviceExec: KRB5CCNAME dropped; setpriv empties every capability set before exec', () => {
+  const env = { KRB5CCNAME: 'FILE:/run/afsfile/krb5cc', PATH: '/usr/bin' };
+  const r = deviceExec('/x/afsfile', ['worker', '--device', 'B'], env, '/usr/bin/setpriv');
+  assert.is(r.env.KRB5CCNAME, undefined);
+  assert.is(r.env.PATH, '/usr/bin');
+  assert.is(r.command, '/usr/bin/setpriv');
+  const drop = ['--bounding-set=-all', '--inh-caps=-all', '--ambient-caps=-all', '--no-new-privs'];
+  assert.equal(r.args, [...drop, '--', '/x/afsfile', 'worker', '--device', 'B']);
+  const none = deviceExec('/x/afsfile', ['worker'], { KRB5CCNAME: 'x' }, null);
+  assert.equal(none, { command: '/x/afsfile', args: ['worker'], env: {} });
 });
 
 test.run();

@@ -48,6 +48,11 @@ export interface DeviceConfig {
   openImage?(path: string, readOnly: boolean): DeviceImage;
   /** Lines an administrator must see; default stderr. */
   warn?(message: string): void;
+  /** The platform serves this device alone (a device process): restrict its event channels
+   * to the frontend's domain. */
+  restrictEventChannels?: boolean;
+  /** After each look at XenStore: the device's state may have changed (status file). */
+  onChange?(): void;
 }
 
 export interface DeviceStats {
@@ -99,6 +104,7 @@ export class Device {
       } catch (err) {
         this.warn(`${this.backendPath}: ${(err as Error).message}`);
       }
+      this.config.onChange?.();
     },
     { stop: () => this.finished || this.quiescing },
   );
@@ -129,6 +135,7 @@ export class Device {
     if (feId !== undefined && frontend !== undefined && frontend.trim().startsWith(`/local/domain/${feId}/`)) {
       this.frontend = frontend.trim();
       this.frontendId = feId;
+      if (this.config.restrictEventChannels) this.restrictEventChannels(feId);
     }
     try {
       if (this.frontend === undefined) throw new DeviceConfigError(`backend keys frontend/frontend-id are missing or inconsistent (${JSON.stringify(frontend ?? null)}, ${JSON.stringify(frontendId ?? null)})`);
@@ -214,6 +221,21 @@ export class Device {
   }
 
   // ------------------------------------------------------------------------------------------
+
+  /**
+   * On Linux, this process's event channel fd may from now on bind only to the frontend's
+   * domain (IOCTL_EVTCHN_RESTRICT_DOMID, drivers/xen/evtchn.c: no unbound ports, no VIRQs, no
+   * other domain), so a compromised device process cannot reach another guest's channels.
+   */
+  private restrictEventChannels(domid: number): void {
+    const ev = this.platform.evtchn as { restrictDomid?(domid: number): void };
+    if (typeof ev.restrictDomid !== 'function') return;
+    try {
+      ev.restrictDomid(domid);
+    } catch (err) {
+      this.warn(`${this.backendPath}: cannot restrict event channels to domain ${domid}: ${(err as Error).message}`);
+    }
+  }
 
   private deviceLimits(img: BlockFile): DeviceLimits {
     return {

@@ -11,6 +11,7 @@ import { GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantTable, type RingMappin
 import { openDevice, xenError } from './errors';
 import { processTiming } from './evtchn-timing';
 import { GrantCopyEncoder, type PinnedBytes } from './grant-copy';
+import { releaseWholePages } from '../pool-pages';
 import {
   GNTDEV_DEVICE, IOCTL, SIZEOF, decodeGetOffsetForVaddr, decodeMapIndex, encodeGetOffsetForVaddr,
   encodeGrantCopy, encodeMapGrantRef, encodeUnmapGrantRef,
@@ -134,11 +135,20 @@ export class LinuxGrantTable implements GrantTable {
     debug('unmapped index %s (%d pages)', offset, count);
   }
 
+  /** Lazily mapped anonymous memory (src/native/pool.c): the kernel resolves each grant-copy
+   * address when it copies (gup), so an untouched or released page costs nothing until then. */
   allocPool(bytes: number): Uint8Array {
     if (!Number.isInteger(bytes) || bytes <= 0) throw new RangeError(`allocPool: bad size ${bytes}`);
-    const p = this.pinned(bytes);
-    this.pools.set(p.bytes.buffer as ArrayBuffer, p.address);
-    return p.bytes.subarray(0, bytes);
+    const ab = this.addon.mapPool(Math.max(PAGE_SIZE, Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE));
+    this.pools.set(ab, Number(this.addon.addressOf(ab)));
+    return new Uint8Array(ab, 0, bytes);
+  }
+
+  releasePool(pool: Uint8Array, offset: number, length: number): void {
+    if (!this.pools.has(pool.buffer as ArrayBuffer)) {
+      throw new TypeError('GrantTable.releasePool: the pool was not allocated by allocPool');
+    }
+    releaseWholePages(pool, offset, length, this.addon);
   }
 
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {

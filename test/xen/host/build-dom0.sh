@@ -55,6 +55,7 @@ add_file "$root" "$(sys_file /etc/xen/xl.conf)" /etc/xen/xl.conf
 add_bin "$root" /bin/bash /bin/bash
 add_bin "$root" /usr/bin/flock /usr/bin/flock
 add_bin "$root" /sbin/losetup /usr/sbin/losetup
+add_bin "$root" /usr/bin/setpriv /usr/bin/setpriv   # the worker starts device processes through it (no capabilities)
 add_bin "$root" /sbin/mke2fs /usr/sbin/mke2fs
 add_bin "$root" /sbin/e2fsck /usr/sbin/e2fsck
 add_bin "$root" /usr/bin/install /usr/bin/install # install.sh uses it; busybox has none

@@ -1,0 +1,167 @@
+// Faults in a real file system (test/proofs/faults.ts), short: 1 s windows of each kind, a
+// window past --hold-timeout, a hung image beside healthy ones. Runs in a private mount
+// namespace (its FUSE mounts are nobody else's). The full range (1-30 s, every op and errno)
+// is `npm run proof:faults`.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { inPrivateMountNamespace } from '../helpers/faultfs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from '../helpers/wait';
+import { type Bench, faultDevice, runFaultWindows, startFaultBench, writesAcross } from './faults';
+
+import { BLOCK, VerifiedWorkload, seeded } from './verified-workload';
+
+const say = (l: string): void => void process.stdout.write(`${l}\n`);
+/** A test waiting for a fix elsewhere: named in the output, not run (test/runner.mjs counts
+ * uvu's skipped tests as failures). */
+const notYet = (name: string, _fn: () => Promise<void>): void => say(`not run yet (waits for a fix): ${name}`);
+
+if (inPrivateMountNamespace()) {
+  const windowsName = 'fault windows mid-workload (each errno, each op, a hang): no guest error, ' +
+    'the backing file holds every flushed write';
+  test(windowsName, async () => {
+    const seed = Date.now() % 1e9;
+    const b = await startFaultBench('afsfile-faults-');
+    try {
+      const r = await runFaultWindows(b, [
+        { ops: 'write', err: 'EACCES', ms: 1000 },
+        { ops: 'fsync', err: 'EDQUOT', ms: 1000 },
+        { ops: 'read', err: 'ETIMEDOUT', ms: 1000 },
+        { ops: 'write,fsync', err: 'ENOSPC', ms: 1000 },
+        { ops: 'read,write', err: 'EIO', ms: 1000 },
+        { ops: 'open,read,write,fsync', err: 'hang', ms: 1000 },
+      ], { seed, gapMs: 400, say });
+      assert.equal(r.errors, [], `guest errors (seed ${seed})`);
+      assert.equal(r.lost, [], `lost after the final FLUSH (seed ${seed})`);
+      assert.ok(r.outcomes.filter((x) => !x.hung).every((x) => x.injected > 0), 'every error window hit requests');
+      assert.ok(r.outcomes.every((x) => x.stallMs >= 500),
+        'the guest waited through every window (nothing was answered from nowhere)');
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('a window longer than --hold-timeout fails only the requests issued in it', async () => {
+    const b: Bench = await startFaultBench('afsfile-hold-', ['--hold-timeout', '2']);
+    try {
+      const d = await faultDevice(b, 41, 'hold.img', 4 << 20);
+      const w0 = performance.now() + 1000;
+      const w1 = w0 + 4000;
+      const sending = writesAcross(d, 7000, 100);
+      await sleep(1000);
+      await b.ffs.ctl('fail write ETIMEDOUT 4000 hold.img');
+      const r = await sending;
+      await d.front.flush();
+      const failed = r.filter((x) => !x.ok);
+      say(`hold-timeout 2 s, a 4 s ETIMEDOUT window on writes: ${r.length} writes, ${failed.length} failed; ` +
+        `failures issued ${failed.length ? `${((failed[0]!.at - w0) / 1000).toFixed(1)}..` +
+          `${((failed.at(-1)!.at - w0) / 1000).toFixed(1)} s` : '-'} into the window, ` +
+        `answered after ${failed.length ? Math.min(...failed.map((x) => x.done - x.at)).toFixed(0) : '-'} ms at the ` +
+          `least`);
+      assert.ok(failed.length > 0, 'requests held past hold-timeout fail');
+      for (const x of failed) {
+        assert.ok(x.at > w0 - 2500 && x.at < w1,
+          `a failed write was issued ${(x.at - w0).toFixed(0)} ms from the window start`);
+        assert.ok(x.done - x.at >= 1900, `a failed write was answered after only ${(x.done - x.at).toFixed(0)} ms`);
+      }
+      assert.ok(r.filter((x) => x.at > w1 + 100).every((x) => x.ok), 'every write issued after the window succeeded');
+      assert.ok(r.filter((x) => x.at < w0 - 200).every((x) => x.ok), 'every write issued before the window succeeded');
+      d.guest.close();
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('a hung image stalls only its own device: its neighbour goes on, the supervisor runs, nothing fails after',
+    async () => {
+    const b = await startFaultBench('afsfile-hung-');
+    try {
+      const hungDev = await faultDevice(b, 42, 'hung.img', 4 << 20);
+      const okDev = await faultDevice(b, 43, 'ok.img', 4 << 20);
+      const random = seeded(1);
+      const wh = new VerifiedWorkload(hungDev.front, { dev: 0, blocks: 1024, concurrency: 4, maxBlocks: 4,
+        flushEvery: 8, random });
+      const wo = new VerifiedWorkload(okDev.front, { dev: 1, blocks: 1024, concurrency: 4, maxBlocks: 4, flushEvery: 8,
+        random });
+      wh.start();
+      wo.start();
+      await until('both devices run', () => wh.writes > 10 && wo.writes > 10, 10_000);
+      await b.ffs.ctl('hang stat,open,read,write,fsync 4000 hung.img');
+      await sleep(300);
+      const hungBefore = wh.writes + wh.reads;
+      const okBefore = wo.writes + wo.reads;
+      await sleep(2500);
+      const hungDuring = wh.writes + wh.reads - hungBefore;
+      const okDuring = wo.writes + wo.reads - okBefore;
+      say(`hung image: ${hungDuring} completions on it in 2.5 s, ${okDuring} on its neighbour`);
+      assert.is(hungDuring, 0, 'the hung image completes nothing');
+      assert.ok(okDuring > 20, `the neighbour went on (${okDuring} completions)`);
+      assert.ok(b.rig.worker.proc.exitCode === null, 'the supervisor runs');
+      await until('the hung device resumes', () => wh.writes + wh.reads > hungBefore + 10, 15_000);
+      await Promise.all([wh.stop(), wo.stop()]);
+      assert.equal([...wh.errors, ...wo.errors], []);
+      for (const d of [hungDev, okDev]) d.guest.close();
+    } finally {
+      await b.close();
+    }
+  });
+
+  // Found by this test (issue 19, for the supervisor's owner): the supervisor keeps every
+  // image open (for restarts), so each device process it spawns inherits those fds, and the
+  // exec closes them (O_CLOEXEC): a close is a FUSE FLUSH, on OpenAFS afs_linux_flush, which
+  // stores dirty data. uv_spawn waits for that exec on the main thread, so one hung image with
+  // dirty data stalls every attach and restart of the worker until the hang ends. Runs with
+  // AFSFILE_TEST_HUNG_SPAWN=1 until that is fixed.
+  const spawnFixed = false;
+  const spawnTest = spawnFixed || process.env.AFSFILE_TEST_HUNG_SPAWN === '1' ? test : notYet;
+  spawnTest('new attaches go on while an image with dirty data hangs, and while another open hangs', async () => {
+    const b = await startFaultBench('afsfile-hung-');
+    try {
+      const hungDev = await faultDevice(b, 42, 'hung.img', 4 << 20);
+      // Dirty data on the hung image: written, not yet stored.
+      await hungDev.front.write(0, new Uint8Array(BLOCK).fill(3));
+      await b.ffs.ctl('hang stat,open,read,write,fsync 8000 hung.img');
+      await b.ffs.ctl('hang stat,open 8000 hung-open.img');
+      const t0 = performance.now();
+      const stuck = faultDevice(b, 44, 'hung-open.img', 1 << 20, 20_000);
+      stuck.catch(() => undefined);
+      const fresh = await faultDevice(b, 45, 'fresh.img', 1 << 20, 5000);
+      const attachMs = performance.now() - t0;
+      say(`a new device attached in ${attachMs.toFixed(0)} ms while an image hung and another's open hung`);
+      await fresh.front.write(0, new Uint8Array(BLOCK).fill(7));
+      assert.equal(await fresh.front.read(0, BLOCK), new Uint8Array(BLOCK).fill(7));
+      const late = await stuck;
+      await late.front.write(0, new Uint8Array(BLOCK).fill(9));
+      for (const d of [hungDev, fresh, late]) d.guest.close();
+    } finally {
+      await b.close();
+    }
+  });
+
+  // Defect 0 of issue 19 (reliab's): a store that fails with EDQUOT drops the buffered data,
+  // as the OpenAFS client does, and the next fsync succeeds; afsfile must rewrite what it
+  // acknowledged since the last good fsync before it answers FLUSH. Enabled once that fix is
+  // on main (AFSFILE_TEST_DROP_DATA=1 runs it before).
+  const dropDataFixed = false;
+  const dropTest = dropDataFixed || process.env.AFSFILE_TEST_DROP_DATA === '1' ? test : notYet;
+  dropTest('a failed store that drops the buffered data loses nothing the guest flushed', async () => {
+    const seed = Date.now() % 1e9;
+    const b = await startFaultBench('afsfile-drop-');
+    try {
+      await b.ffs.ctl('drop on');
+      const r = await runFaultWindows(b, [
+        { ops: 'fsync', err: 'EDQUOT', ms: 1500 },
+        { ops: 'fsync', err: 'EACCES', ms: 1500 },
+      ], { seed, gapMs: 500, say });
+      const st = await b.ffs.stats();
+      say(`drop-data: ${st.failed_stores} failed stores dropped ${st.dropped_bytes} bytes`);
+      assert.ok((st.dropped_bytes ?? 0) > 0, 'the file system dropped buffered data');
+      assert.equal(r.errors, [], `guest errors (seed ${seed})`);
+      assert.equal(r.lost, [], `lost after the final FLUSH (seed ${seed})`);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test.run();
+}
