@@ -34,7 +34,7 @@ t0=$SECONDS
 "$HERE/host/packages.sh"
 mkdir -p "$BUILD_ROOT/tools"
 TOOLS=$BUILD_ROOT/tools
-gcc -O2 -Wall -static -o "$TOOLS/xtio" "$HERE/tools/xtio.c"
+gcc -O2 -Wall -static -pthread -o "$TOOLS/xtio" "$HERE/tools/xtio.c"
 export TOOLS
 for xen in $xens; do
   case " $ALL_XEN " in *" $xen "*) ;; *) echo "prepare: unknown Xen version $xen (known: $ALL_XEN)" >&2; exit 2 ;; esac

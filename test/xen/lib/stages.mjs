@@ -34,7 +34,7 @@ export function readStageFile(path) {
     }
     const [name, group, xen, kind, requires, timeout, ...desc] = words;
     const xens = xen === 'all' ? [...XEN_VERSIONS] : (xen ?? '').split(',');
-    if (!['core', 'afsfile', 'todo'].includes(kind) || !(Number(timeout) > 0)
+    if (!['core', 'afsfile', 'perf', 'todo'].includes(kind) || !(Number(timeout) > 0)
       || !groups.some((g) => g.name === group) || !xens.every((v) => XEN_VERSIONS.includes(v))
       || stages.some((s) => s.name === name)) {
       throw new Error(`${path}: bad stage line (unknown group or Xen version, bad kind or timeout, `
