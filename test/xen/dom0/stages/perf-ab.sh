@@ -38,15 +38,15 @@ done
 
 cpu0() { xl list 0 | awk 'NR == 2 { print $6 }'; }
 
-# perf_follow NAME TAGFILE: appends "TAG CPU0 LINE" to $LOG for every XTIO PERF line
-# of guest NAME's console, TAG being the current content of TAGFILE (side and round).
+# perf_follow NAME TAGFILE: appends "TAG CPU0 LINE" to $LOG for every XTIO PERF and XT
+# PERF-DONE line of guest NAME's console, TAG being the current content of TAGFILE (side, round).
 perf_follow() {
   local con seen=0 n
   con=$(guest_console "$1")
   while :; do
     n=$(wc -l < "$con")
     if [ "$n" -gt "$seen" ]; then
-      tr -d '\r' < "$con" | sed -n "$((seen + 1)),${n}p" | grep '^XTIO PERF ' |
+      tr -d '\r' < "$con" | sed -n "$((seen + 1)),${n}p" | grep -E '^XTIO PERF |^XT PERF-DONE ' |
         while read -r line; do echo "$(cat "$2") $(cpu0) $line"; done >> "$LOG"
       seen=$n
     fi
@@ -100,8 +100,9 @@ run_variant() {
       xt_step "$name round $r/$rounds: $side (attach $k)"
       attach "$side" "$name"
       guest_wait_line "$name" "^XT PERF-DONE $k\$" $((SECONDS_EACH * 12 + 300))
-      sleep 1 # the follower's last sample
-      echo "none $r" > "$tag"
+      # The follower (xl list per line is slow under TCG) must have tagged every line of this
+      # attach before the tag changes: it logs the guest's PERF-DONE line last.
+      wait_until 300 grep -q " XT PERF-DONE $k\$" "$LOG" || fail "the console follower fell behind at attach $k"
       detach "$side" "$name"
       afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during round $r"; }
     done
