@@ -153,9 +153,11 @@ function makeExecutable(addon) {
 }
 
 // Made by the executable from its option table, for install.sh (which then need not run it):
-// the commented config template. Rewritten with the executable, or when missing.
+// the commented config template, the man page, bash completion. Rewritten with the executable,
+// or when missing.
 function writeGenerated(exe, rebuilt) {
-  for (const [name, argv] of [['afsfile.conf', ['help', 'config']]]) {
+  const made = [['afsfile.conf', ['help', 'config']], ['afsfile.8', ['help', 'man']], ['afsfile.bash-completion', ['help', 'completion']]];
+  for (const [name, argv] of made) {
     const file = out('dist', name);
     if (!rebuilt && fs.existsSync(file)) continue;
     const text = execFileSync(exe, argv, { encoding: 'utf8', env: { PATH: process.env.PATH } });

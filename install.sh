@@ -4,6 +4,8 @@
 #   /usr/sbin/afsfile -> afsfile              on root's PATH (afsfile check, status, ...)
 #   /etc/xen/scripts/block-afsfile -> afsfile the hotplug script libxl runs
 #   /etc/systemd/system/afsfile.service       afsfile renew -- afsfile worker
+#   /usr/share/man/man8/afsfile.8, /usr/share/bash-completion/completions/afsfile
+#                                             made from the option table (build.mjs)
 #   /etc/xen/afsfile.conf                     a commented config (kept if it exists)
 # DESTDIR installs into a staging root; PREFIX (default /usr) moves lib/xen/bin.
 # --uninstall stops and disables the service, then removes exactly what install put there (a
@@ -18,6 +20,8 @@ BIN="$PREFIX/lib/xen/bin/afsfile"
 LINK=/etc/xen/scripts/block-afsfile
 SBIN_LINK=/usr/sbin/afsfile
 UNIT=/etc/systemd/system/afsfile.service
+MAN=$PREFIX/share/man/man8/afsfile.8
+COMPLETION=$PREFIX/share/bash-completion/completions/afsfile
 CONF=/etc/xen/afsfile.conf
 SRC=${AFSFILE_BIN:-$here/dist/afsfile}
 
@@ -136,7 +140,7 @@ if [ "${1:-}" = "--uninstall" ]; then
   # The config is removed only if it is still the untouched template.
   if [ -f "$DESTDIR$CONF" ] && [ -x "$DESTDIR$BIN" ] && conf_template "$DESTDIR$BIN" | cmp -s - "$DESTDIR$CONF"; then rm -f "$DESTDIR$CONF"; fi
   [ "$(readlink "$DESTDIR$SBIN_LINK" 2>/dev/null)" = "$BIN" ] && rm -f "$DESTDIR$SBIN_LINK"
-  rm -f "$DESTDIR$LINK" "$DESTDIR$UNIT" "$DESTDIR$BIN"
+  rm -f "$DESTDIR$LINK" "$DESTDIR$UNIT" "$DESTDIR$BIN" "$DESTDIR$MAN" "$DESTDIR$COMPLETION"
   if systemd_live; then systemctl daemon-reload || true; fi
   echo "afsfile uninstalled from ${DESTDIR:-/}"
   exit 0
@@ -150,5 +154,12 @@ ln -sfn "$BIN" "$DESTDIR$LINK"
 ln -sfn "$BIN" "$DESTDIR$SBIN_LINK"
 unit_text > "$DESTDIR$UNIT.tmp" && mv "$DESTDIR$UNIT.tmp" "$DESTDIR$UNIT"
 [ -e "$DESTDIR$CONF" ] || conf_template "$SRC" > "$DESTDIR$CONF"
+# The man page and completion build.mjs wrote beside the executable, else made by it now.
+generated() { # NAME TOPIC DEST
+  install -d "$DESTDIR$(dirname "$3")"
+  if [ -f "$here/dist/$1" ]; then install -m 0644 "$here/dist/$1" "$DESTDIR$3"; else "$SRC" help "$2" > "$DESTDIR$3"; fi
+}
+generated afsfile.8 man "$MAN"
+generated afsfile.bash-completion completion "$COMPLETION"
 if systemd_live; then systemctl daemon-reload || true; fi
 echo "afsfile installed into ${DESTDIR:-/}"

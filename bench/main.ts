@@ -7,7 +7,7 @@
 //   --json             machine-readable rows
 //   --rounds N         rounds of every section (startup: default 20, quick 5; threadpool: at most 2)
 //   --seconds S --dir DIR --threadpool N --no-shm --patterns 'name,...'   (io, threadpool)
-import minimist from 'minimist';
+import { parseBenchArgs } from './args';
 import * as os from 'node:os';
 import { engineNode } from './engine';
 import { fioVersion } from './fio';
@@ -23,11 +23,9 @@ import { scaleCounts } from './scale-main';
 export const SECTIONS = ['startup', 'control', 'io', 'threadpool', 'scale'] as const;
 
 async function main(): Promise<void> {
-  const argv = minimist(process.argv.slice(2), {
-    boolean: ['json', 'quick', 'shm'],
-    string: ['only', 'dir', 'patterns', 'counts'],
-    default: { shm: true, dir: '/var/tmp' },
-  });
+  const parsed = parseBenchArgs(process.argv.slice(2), (t) => process.stdout.write(t), (t) => process.stderr.write(t));
+  if (typeof parsed === 'number') process.exit(parsed);
+  const argv = parsed;
   const quick = argv.quick === true;
   const only = typeof argv.only === 'string' ? argv.only.split(',') : undefined;
   for (const s of only ?? []) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (have ${SECTIONS.join(', ')})`);

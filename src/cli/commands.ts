@@ -1,4 +1,5 @@
 // The subcommands, each loaded only when it runs so that a short command starts fast.
+import { UsageError } from './errors';
 import type { ParsedArgs } from './parse';
 import type { Role } from './options';
 
@@ -26,7 +27,7 @@ export interface Command {
 }
 
 export const COMMANDS: readonly Command[] = [
-  { name: 'worker', role: 'worker', readsConfig: true, synopsis: 'worker [--platform P] [--device BACKEND-PATH]',
+  { name: 'worker', role: 'worker', readsConfig: true, synopsis: 'worker [--platform P]',
     summary: 'serve every vbd whose script is block-afsfile (the long-running backend)',
     run: async (a, c) => (await import('../worker/main')).workerMain(a, c.env, (await import('./platform')).choosePlatform(a)) },
   { name: 'renew', role: 'renew', readsConfig: true, synopsis: 'renew [--keytab F] [--principal P] [--cell C] -- COMMAND...',
@@ -53,7 +54,15 @@ export const COMMANDS: readonly Command[] = [
   { name: 'version', role: 'version', readsConfig: false, synopsis: 'version [--verbose]', summary: 'print the version',
     run: async (a) => (await import('./version-command')).versionMain(a) },
   { name: 'help', role: 'help', readsConfig: false, synopsis: 'help [COMMAND]', summary: 'show help',
-    run: async (a) => { process.stdout.write((await import('./usage')).usage(a.positional[0])); return 0; } },
+    run: async (a) => {
+      const u = await import('./usage');
+      const topic = a.positional[0];
+      if (topic !== undefined && !findCommand(topic) && !(u.TOPICS as readonly string[]).includes(topic)) {
+        throw new UsageError(`no help for "${topic}": not a command (afsfile help lists them)`);
+      }
+      process.stdout.write(u.usage(topic));
+      return 0;
+    } },
 ];
 
 export function findCommand(name: string): Command | undefined {
