@@ -35,6 +35,8 @@ export interface EngineRunSpec {
   readonly inline?: boolean;
   /** false: the image's reads skip preadv2(RWF_NOWAIT) and all go to the pool (Image's `nowait`). */
   readonly nowait?: boolean;
+  /** false: io_uring off, the thread-pool path (Image's `uring`). */
+  readonly uring?: boolean;
 }
 
 export interface EngineRunResult {
@@ -88,7 +90,8 @@ export async function runEngine(spec: EngineRunSpec): Promise<EngineRunResult> {
     direct: spec.direct,
     // Opened here as Device would (Image.open), to read its NOWAIT counters afterwards.
     openImage: (file: string, readOnly: boolean) => {
-      image = Image.open(file, { readOnly, direct: spec.direct, nowait: spec.nowait !== false });
+      const opts = { readOnly, direct: spec.direct, nowait: spec.nowait !== false, uring: spec.uring !== false };
+      image = Image.open(file, opts);
       return spec.inline ? inlineImage(image) : image;
     },
     engine: { fsyncIntervalMs: 0 },
@@ -135,7 +138,7 @@ function inlineImage(img: Image): DeviceImage {
     read: (buf, offset, cb) => sync(false, buf, offset, cb),
     write: (buf, offset, cb) => sync(true, buf, offset, cb),
     fsync: (cb) => img.fsync(cb),
-    discard: (offset, length) => img.discard(offset, length),
+    discard: (offset, length, cb) => img.discard(offset, length, cb),
     close: () => img.close(),
   };
 }

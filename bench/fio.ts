@@ -10,6 +10,8 @@ export interface IoResult {
   iops: number;
   /** Bytes per second. */
   bw: number;
+  /** fio's CPU time (user + system, all its threads) per I/O, microseconds. */
+  cpuUsPerRequest: number;
 }
 
 /** fio's version string, or undefined when fio is not installed. */
@@ -19,7 +21,16 @@ export function fioVersion(): string | undefined {
 }
 
 interface FioJson {
-  jobs: { error: number; read: { iops: number; bw_bytes: number }; write: { iops: number; bw_bytes: number } }[];
+  jobs: {
+    error: number;
+    /** Percent of the job's run time, summed over its jobs with group_reporting. */
+    usr_cpu: number;
+    sys_cpu: number;
+    /** Milliseconds. */
+    job_runtime?: number;
+    read: { iops: number; bw_bytes: number; total_ios: number; runtime: number };
+    write: { iops: number; bw_bytes: number; total_ios: number; runtime: number };
+  }[];
 }
 
 export interface FioRun {
@@ -62,7 +73,12 @@ export function runFio(r: FioRun): IoResult {
   const job = json.jobs[0];
   if (!job) throw new Error(`fio ${r.engine} ${r.pattern.name}: no job in its JSON`);
   if (job.error) throw new Error(`fio ${r.engine} ${r.pattern.name}: job error ${job.error}`);
-  return { iops: job.read.iops + job.write.iops, bw: job.read.bw_bytes + job.write.bw_bytes };
+  const ios = job.read.total_ios + job.write.total_ios;
+  // usr_cpu/sys_cpu are percent of job_runtime, which group_reporting sums over the jobs.
+  const runtimeMs = job.job_runtime ?? Math.max(job.read.runtime, job.write.runtime);
+  const cpuUs = ((job.usr_cpu + job.sys_cpu) / 100) * runtimeMs * 1000;
+  const iops = job.read.iops + job.write.iops;
+  return { iops, bw: job.read.bw_bytes + job.write.bw_bytes, cpuUsPerRequest: ios ? cpuUs / ios : NaN };
 }
 
 /** Whether fio's io_uring engine works here (kernels or containers may disable io_uring). */

@@ -12,17 +12,25 @@ export interface Pattern {
    * write completes (the engine's flush is fdatasync). Only writes are counted, as fio does.
    */
   fsync: boolean;
-  /** Targets apply on the disk file, against fio psync in the same I/O mode. */
-  target?: number;
+  /**
+   * Targets apply on the disk file, against fio io_uring at the same iodepth in the same I/O
+   * mode (fio psync is a reference row). For 1 MiB buffered the baseline is fio plus one memcpy
+   * of the same bytes (the engine copies twice: page cache to pool, pool to guest).
+   */
+  target?: { direct?: number; buffered?: number };
 }
 
 export const PATTERNS: readonly Pattern[] = [
-  { name: '4k randread qd1', rw: 'randread', bs: 4096, depth: 1, fsync: false },
-  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false, target: 0.8 },
-  { name: '4k randwrite qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: false },
-  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false, target: 0.8 },
-  { name: '1M seqread qd4', rw: 'read', bs: 1 << 20, depth: 4, fsync: false, target: 0.9 },
-  { name: '1M seqwrite qd4', rw: 'write', bs: 1 << 20, depth: 4, fsync: false, target: 0.9 },
+  // 4k qd1 buffered: fio takes a few microseconds per request, so no ratio target there; the
+  // table's CPU us per request (engine and fio side by side) is the measure.
+  { name: '4k randread qd1', rw: 'randread', bs: 4096, depth: 1, fsync: false, target: { direct: 0.8 } },
+  { name: '4k randread qd32', rw: 'randread', bs: 4096, depth: 32, fsync: false,
+    target: { direct: 0.8, buffered: 0.8 } },
+  { name: '4k randwrite qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: false, target: { direct: 0.8 } },
+  { name: '4k randwrite qd32', rw: 'randwrite', bs: 4096, depth: 32, fsync: false,
+    target: { direct: 0.8, buffered: 0.8 } },
+  { name: '1M seqread qd4', rw: 'read', bs: 1 << 20, depth: 4, fsync: false, target: { direct: 0.9, buffered: 0.9 } },
+  { name: '1M seqwrite qd4', rw: 'write', bs: 1 << 20, depth: 4, fsync: false, target: { direct: 0.9, buffered: 0.9 } },
   { name: '4k write+fdatasync qd1', rw: 'randwrite', bs: 4096, depth: 1, fsync: true },
 ];
 

@@ -12,6 +12,8 @@ export interface Row {
   /** "higher" when a larger value is better (throughput), "lower" for times. */
   better: 'higher' | 'lower';
   target?: string;
+  /** The baseline's CPU time per request (fio: user + system of all its threads), microseconds. */
+  baselineCpuUsPerRequest?: Summary;
   /** Engine rows: CPU time (all threads) per ring request, microseconds. */
   cpuUsPerRequest?: Summary;
   /** Engine rows: peak resident memory of the engine process, MiB. */
@@ -34,7 +36,7 @@ function fmt(n: number): string {
 }
 
 export function table(rows: readonly Row[]): string {
-  const head = ['section', 'measure', 'median', 'spread', 'baseline', 'base median', 'ratio (median, p10-p90)', 'target', 'cpu us/req', 'RSS MiB', 'pool'];
+  const head = ['section', 'measure', 'median', 'spread', 'baseline', 'base median', 'ratio (median, p10-p90)', 'target', 'cpu us/req', 'base cpu us/req', 'RSS MiB', 'pool'];
   const body = rows.map((r) => [
     r.section,
     `${r.name} [${r.unit}]`,
@@ -45,6 +47,7 @@ export function table(rows: readonly Row[]): string {
     r.ratio ? `${r.ratio.median.toFixed(2)}x (${r.ratio.p10.toFixed(2)}-${r.ratio.p90.toFixed(2)})` : '',
     r.target ?? '',
     r.cpuUsPerRequest ? fmt(r.cpuUsPerRequest.median) : '',
+    r.baselineCpuUsPerRequest ? fmt(r.baselineCpuUsPerRequest.median) : '',
     r.rssMiB ? fmt(r.rssMiB.median) : '',
     r.threadpool !== undefined ? String(r.threadpool) : '',
   ]);

@@ -46,6 +46,7 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
       state: 'Connected', inFlight: 2, requests: { read: 10, write: 4, flush: 1, barrier: 0, discard: 0, indirect: 3 },
       bytesRead: 40960, bytesWritten: 8192, ioErrors: 0,
       lastFsync: new Date(Date.now() - 3000).toISOString(), latency: { boundsMs: [0.1, 1], counts: [5, 9, 1] },
+      ioPath: 'thread pool (io_uring_setup: EPERM)',
     });
     const st = fs.statSync(path.join(runDir, 'status/dev-7-51712.json'));
     assert.is(st.mode & 0o007, 0, 'not world-readable');
@@ -58,6 +59,7 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     assert.match(lines[2]!, /^7 +xvda +w +Connected +10 +4 +2 +0 +1 +3 s ago +\/srv\/a\.img$/);
     assert.match(lines[3]!, /^9 +xvdb +r +failed +0 +0 +0 +0 +5 +- +\/srv\/b\.img$/);
     assert.match(r.stdout, /\n  9\/xvdb: gave up after 5 restarts\n/);
+    assert.match(r.stdout, /\n  7\/xvda: image I\/O through the thread pool \(io_uring_setup: EPERM\)\n/);
 
     r = status(runDir, '7');
     assert.is(r.status, 0, 'the failed device is not domain 7\'s');
@@ -72,6 +74,8 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     assert.equal(j.devices[0]!.requests, { read: 10, write: 4, flush: 1, discard: 0, indirect: 3 });
     assert.equal(j.devices[0]!.sectors, { read: 80, write: 16 });
     assert.equal(j.devices[0]!.latency, { boundsMs: [0.1, 1], counts: [5, 9, 1] });
+    assert.is(j.devices[0]!.ioPath, 'thread pool (io_uring_setup: EPERM)');
+    assert.is(j.devices[1]!.ioPath, null, 'no device process: not known');
   });
 });
 

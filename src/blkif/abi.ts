@@ -36,7 +36,9 @@ export function abiForProtocol(protocol: string | undefined): Abi {
   if (protocol === undefined || protocol === PROTOCOL_X86_64) return X86_64;
   if (protocol === PROTOCOL_X86_32) return X86_32;
   if (protocol === PROTOCOL_ARM) throw new Error(`protocol "${PROTOCOL_ARM}" is not supported by this x86 backend`);
-  throw new Error(`unknown protocol ${JSON.stringify(protocol.slice(0, 40))} (expected ${PROTOCOL_X86_64} or ${PROTOCOL_X86_32})`);
+  throw new Error(
+    `unknown protocol ${JSON.stringify(protocol.slice(0, 40))} (expected ${PROTOCOL_X86_64} or ${PROTOCOL_X86_32})`,
+  );
 }
 
 export { X86_32, X86_64 };

@@ -1,7 +1,12 @@
 // The request/response codec shared by both ABIs: they differ only in where id and the fields
 // after it sit (x86_32 has no padding before the u64 id). The per-ABI files give the offsets.
 import type { Abi, BlkifResponse } from './abi';
-import { BlkifOp, MAX_INDIRECT_PAGES_PER_REQUEST, MAX_SEGMENTS_PER_REQUEST, SEGMENTS_PER_INDIRECT_PAGE } from './constants';
+import {
+  BlkifOp,
+  MAX_INDIRECT_PAGES_PER_REQUEST,
+  MAX_SEGMENTS_PER_REQUEST,
+  SEGMENTS_PER_INDIRECT_PAGE,
+} from './constants';
 import type { BlkifRequest, Segment } from './request';
 
 /** Byte offsets of one ABI (blkif.h). Fields before id are at the same place in both. */
@@ -172,7 +177,11 @@ export function makeAbi(l: AbiLayout): Abi {
 
     readResponse(bytes: Uint8Array, at: number): BlkifResponse {
       const v = view(bytes);
-      return { id: v.getBigUint64(at + RSP_ID, true), operation: v.getUint8(at + RSP_OP), status: v.getInt16(at + RSP_STATUS, true) };
+      return {
+        id: v.getBigUint64(at + RSP_ID, true),
+        operation: v.getUint8(at + RSP_OP),
+        status: v.getInt16(at + RSP_STATUS, true),
+      };
     },
   };
 }

@@ -69,9 +69,17 @@ export function planRequest(req: BlkifRequest, lim: DeviceLimits): Plan {
       if (!lim.discard) return fail(BlkifStatus.EOPNOTSUPP, 'discard not advertised');
       if (lim.readOnly) return fail(BlkifStatus.ERROR, 'discard on a read-only device');
       const end = req.sectorNumber + req.nrSectors;
-      if (end > lim.sectors) return fail(BlkifStatus.ERROR, `discard of ${req.nrSectors} sectors at ${req.sectorNumber} past the end (${lim.sectors} sectors)`);
+      if (end > lim.sectors)
+        return fail(
+          BlkifStatus.ERROR,
+          `discard of ${req.nrSectors} sectors at ${req.sectorNumber} past the end (${lim.sectors} sectors)`,
+        );
       // end <= sectors < 2^53 / 512 for any real image, so Number() is exact here.
-      return { kind: 'discard', fileOffset: Number(req.sectorNumber) * SECTOR_SIZE, bytes: Number(req.nrSectors) * SECTOR_SIZE };
+      return {
+        kind: 'discard',
+        fileOffset: Number(req.sectorNumber) * SECTOR_SIZE,
+        bytes: Number(req.nrSectors) * SECTOR_SIZE,
+      };
     }
     case 'rw':
       return planRwHeader(req, lim);
@@ -98,12 +106,15 @@ function planRwHeader(req: RwRequest, lim: DeviceLimits): Plan {
     case BlkifOp.INDIRECT: {
       if (lim.maxIndirectSegments <= 0) return fail(BlkifStatus.EOPNOTSUPP, 'indirect descriptors not advertised');
       const inner = req.innerOperation;
-      if (inner !== BlkifOp.READ && inner !== BlkifOp.WRITE) return fail(BlkifStatus.ERROR, `indirect request with inner operation ${inner}`);
+      if (inner !== BlkifOp.READ && inner !== BlkifOp.WRITE)
+        return fail(BlkifStatus.ERROR, `indirect request with inner operation ${inner}`);
       if (inner === BlkifOp.WRITE && lim.readOnly) return fail(BlkifStatus.ERROR, 'write to a read-only device');
       const max = Math.min(lim.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST * SEGMENTS_PER_INDIRECT_PAGE);
-      if (req.nrSegments === 0 || req.nrSegments > max) return fail(BlkifStatus.ERROR, `indirect request with ${req.nrSegments} segments (1..${max} allowed)`);
+      if (req.nrSegments === 0 || req.nrSegments > max)
+        return fail(BlkifStatus.ERROR, `indirect request with ${req.nrSegments} segments (1..${max} allowed)`);
       const pages = Math.ceil(req.nrSegments / SEGMENTS_PER_INDIRECT_PAGE);
-      if (req.indirectGrefs.length < pages) return fail(BlkifStatus.ERROR, 'indirect request with too few descriptor pages');
+      if (req.indirectGrefs.length < pages)
+        return fail(BlkifStatus.ERROR, 'indirect request with too few descriptor pages');
       return { kind: 'indirect', grefs: req.indirectGrefs.slice(0, pages), nrSegments: req.nrSegments };
     }
     default:
@@ -127,7 +138,8 @@ function planSegments(
   const indirect = req.operation === BlkifOp.INDIRECT;
   const n = req.nrSegments;
   if (n === 0) return fail(BlkifStatus.ERROR, 'request with 0 segments');
-  if (!indirect && n > MAX_SEGMENTS_PER_REQUEST) return fail(BlkifStatus.ERROR, `request with ${n} segments (max ${MAX_SEGMENTS_PER_REQUEST})`);
+  if (!indirect && n > MAX_SEGMENTS_PER_REQUEST)
+    return fail(BlkifStatus.ERROR, `request with ${n} segments (max ${MAX_SEGMENTS_PER_REQUEST})`);
   if (segs.length < n) return fail(BlkifStatus.ERROR, `request claims ${n} segments, ${segs.length} present`);
   let sectors = 0;
   for (let i = 0; i < n; i++) {
@@ -137,7 +149,10 @@ function planSegments(
     sectors += s.lastSect - s.firstSect + 1;
   }
   if (req.sectorNumber + BigInt(sectors) > lim.sectors)
-    return fail(BlkifStatus.ERROR, `${kind} of ${sectors} sectors at ${req.sectorNumber} past the end (${lim.sectors} sectors)`);
+    return fail(
+      BlkifStatus.ERROR,
+      `${kind} of ${sectors} sectors at ${req.sectorNumber} past the end (${lim.sectors} sectors)`,
+    );
   const base = Number(req.sectorNumber) * SECTOR_SIZE;
   const planned = new Array<PlannedSegment>(n);
   let off = base;

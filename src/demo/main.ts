@@ -75,7 +75,8 @@ export async function demoMain(args: ParsedArgs): Promise<number> {
   if (queueDepth < 1 || queueDepth > 1024) throw new UsageError('--queue-depth must be 1..1024', 'demo');
   const given = args.optionalString('image');
   let size = args.optionalNumber('size') ?? DEFAULT_SIZE;
-  if (size % SECTOR_SIZE !== 0 || size < MIB) throw new UsageError('--size must be a multiple of 512 and at least 1M', 'demo');
+  if (size % SECTOR_SIZE !== 0 || size < MIB)
+    throw new UsageError('--size must be a multiple of 512 and at least 1M', 'demo');
 
   let tmp: string | undefined;
   let file: string;
@@ -145,7 +146,9 @@ export async function demoMain(args: ParsedArgs): Promise<number> {
     });
     await device.start();
     if ((await dom0.tryRead(`${vbd.backend}/afsfile-status`)) !== 'opened')
-      throw new FatalError(`cannot serve ${file}: ${(await dom0.tryRead(`${vbd.backend}/afsfile-error`)) ?? 'the device did not open it'}`);
+      throw new FatalError(
+        `cannot serve ${file}: ${(await dom0.tryRead(`${vbd.backend}/afsfile-error`)) ?? 'the device did not open it'}`,
+      );
     await toolstack.hotplugConnected(vbd);
     front = new SimBlkfront({ xs: store.connect(GUEST_DOMID), guest, devid: vbd.devid, maxRingPageOrder: 2, maxQueues: 2, maxIndirectSegments: 256, queueDepth });
     await front.connect();
@@ -214,7 +217,12 @@ export async function demoMain(args: ParsedArgs): Promise<number> {
 }
 
 /** Reads the touched regions of the image file directly and checks them against the model. */
-function checkImageFile(file: string, model: DiskModel, touched: Set<number>, report: (s: number, why: string) => void): { mismatches: number; bytes: number } {
+function checkImageFile(
+  file: string,
+  model: DiskModel,
+  touched: Set<number>,
+  report: (s: number, why: string) => void,
+): { mismatches: number; bytes: number } {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = new Uint8Array(MIB);

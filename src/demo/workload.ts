@@ -48,7 +48,12 @@ export async function runWorkload(front: SimBlkfront, model: DiskModel, o: Workl
     return (rnd >>> 0) / 4294967296;
   };
   const touch = (sector: number, count: number) => {
-    for (let m = Math.floor((sector * SECTOR_SIZE) / MIB); m <= Math.floor(((sector + count) * SECTOR_SIZE - 1) / MIB); m++) r.touched.add(m);
+    for (
+      let m = Math.floor((sector * SECTOR_SIZE) / MIB);
+      m <= Math.floor(((sector + count) * SECTOR_SIZE - 1) / MIB);
+      m++
+    )
+      r.touched.add(m);
   };
   const started = performance.now();
   const timed = async (fn: () => Promise<void>) => {
@@ -80,7 +85,9 @@ export async function runWorkload(front: SimBlkfront, model: DiskModel, o: Workl
     const running = new Set<Promise<void>>();
     for (let s = 0; s < seqSectors; s += chunk) {
       const n = Math.min(chunk, seqSectors - s);
-      const p: Promise<void> = (phase === 'write' ? doWrite(s, n) : doRead(s, n)).catch(() => void r.errors++).finally(() => running.delete(p));
+      const p: Promise<void> = (phase === 'write' ? doWrite(s, n) : doRead(s, n))
+        .catch(() => void r.errors++)
+        .finally(() => running.delete(p));
       running.add(p);
       if (running.size >= o.queueDepth) await Promise.race(running);
     }
@@ -126,7 +133,9 @@ export async function runWorkload(front: SimBlkfront, model: DiskModel, o: Workl
         inFlight.push(range);
         model.discard(s, count);
         touch(s, count);
-        op = timed(() => front.discard(s, count)).then(() => void r.discards++).finally(() => inFlight.splice(inFlight.indexOf(range), 1));
+        op = timed(() => front.discard(s, count))
+          .then(() => void r.discards++)
+          .finally(() => inFlight.splice(inFlight.indexOf(range), 1));
       }
     } else {
       const count = Math.min(size(), sectors);
@@ -135,7 +144,9 @@ export async function runWorkload(front: SimBlkfront, model: DiskModel, o: Workl
         const range = { start: s, end: s + count };
         inFlight.push(range);
         const firstSect = rand() < 0.3 ? Math.floor(rand() * 8) : 0;
-        op = (x < 0.55 ? doWrite(s, count, firstSect) : doRead(s, count, firstSect)).finally(() => inFlight.splice(inFlight.indexOf(range), 1));
+        op = (x < 0.55 ? doWrite(s, count, firstSect) : doRead(s, count, firstSect)).finally(() =>
+          inFlight.splice(inFlight.indexOf(range), 1),
+        );
       }
     }
     if (op) {

@@ -15,8 +15,15 @@ export interface BlockFile {
   read(buf: Uint8Array, offset: number, cb: IoCallback): void;
   write(buf: Uint8Array, offset: number, cb: IoCallback): void;
   fsync(cb: IoCallback): void;
-  /** Punches a hole; throws on failure. Never zero-fills. */
-  discard(offset: number, length: number): void;
+  /**
+   * Optional batching (Image over io_uring): what read/write/fsync queue between cork() and
+   * uncork() goes to the kernel in one submission at uncork(); callbacks of I/O that completed
+   * at once may run inside uncork(), with errors too. Without them every call starts at once.
+   */
+  cork?(): void;
+  uncork?(): void;
+  /** Punches a hole (never zero-fills); cb(EOPNOTSUPP) where the file system has none. */
+  discard(offset: number, length: number, cb: IoCallback): void;
   /**
    * Opens the same file again and uses the new open file from now on (after a failed fsync:
    * kAFS binds the key to the open file). Optional; I/O in flight finishes on the old one.

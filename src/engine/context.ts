@@ -19,6 +19,8 @@ export const DONE = 6;
 export const STEP_READ = 0;
 export const STEP_WRITE = 1;
 export const STEP_FSYNC = 2;
+/** Punch a hole (fallocate). */
+export const STEP_DISCARD = 3;
 export const STEPS_READ: readonly number[] = [STEP_READ];
 export const STEPS_WRITE: readonly number[] = [STEP_WRITE];
 /** FLUSH_DISKCACHE with data: flush first, then write (QEMU's presync). */
@@ -26,12 +28,11 @@ export const STEPS_FLUSH_WRITE: readonly number[] = [STEP_FSYNC, STEP_WRITE];
 /** WRITE_BARRIER with data: earlier writes are durable before it, and it before later ones. */
 export const STEPS_BARRIER_WRITE: readonly number[] = [STEP_FSYNC, STEP_WRITE, STEP_FSYNC];
 export const STEPS_FSYNC: readonly number[] = [STEP_FSYNC];
+export const STEPS_DISCARD: readonly number[] = [STEP_DISCARD];
 export const STEPS_NONE: readonly number[] = [];
 
 export class RequestContext {
   state = FREE;
-  /** Device-wide take order: "earlier" for barriers and flushes. */
-  seq = 0;
   queue: EngineQueue | null = null;
   id = 0n;
   operation = 0;
@@ -61,7 +62,6 @@ export class RequestContext {
   readonly retry: () => void;
 
   constructor(
-    readonly index: number,
     /** Pool offset of this context's indirect descriptor pages. */
     readonly indirectOffset: number,
     onIo: (ctx: RequestContext, err: NodeJS.ErrnoException | null) => void,

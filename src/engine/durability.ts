@@ -15,6 +15,7 @@
 // Also: dirty generations (what a given fsync covered), the periodic fsync while dirty, flush().
 import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
+import { nextRetryDelay } from './backoff';
 import type { BlockFile, IoCallback } from './block-file';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
@@ -25,8 +26,6 @@ export const DEFAULT_FSYNC_INTERVAL_MS = 5000;
 /** Write data kept per device until an fsync covers it (EngineOptions.keepBytes). */
 export const DEFAULT_KEEP_BYTES = 32 * 1024 * 1024;
 /** Back-off of retries after a transient error: doubling from the first to the max. */
-export const RETRY_FIRST_MS = 50;
-export const RETRY_MAX_MS = 2000;
 
 export interface DurabilityHooks {
   /** Called on every transient error (the worker kicks renew on EACCES). */
@@ -234,7 +233,7 @@ export class Durability {
     if (this.recovering) return;
     this.recovering = true;
     const started = performance.now();
-    let delay = RETRY_FIRST_MS;
+    let delay = 0;
     let attempts = 0;
     const end = (err: NodeJS.ErrnoException | null) => {
       this.recovering = false;
@@ -259,8 +258,8 @@ export class Durability {
         return end(err);
       }
       this.st.retries++;
+      delay = nextRetryDelay(delay);
       const wait = Math.min(delay, Math.max(1, this.holdMs - (now - started)));
-      delay = Math.min(delay * 2, RETRY_MAX_MS);
       setTimeout(attempt, wait);
     };
     const attempt = () => {
@@ -305,12 +304,8 @@ export class Durability {
     if (i >= list.length) return cb(null);
     const k = list[i];
     if (k.data === null) {
-      try {
-        this.file.discard(k.offset, k.length);
-      } catch (err) {
-        return cb(err as NodeJS.ErrnoException);
-      }
-      return this.replay(list, i + 1, cb);
+      this.file.discard(k.offset, k.length, (err) => (err ? cb(err) : this.replay(list, i + 1, cb)));
+      return;
     }
     this.st.replayedBytes += k.data.length;
     this.file.write(k.data, k.offset, (err) => (err ? cb(err) : this.replay(list, i + 1, cb)));

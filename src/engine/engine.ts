@@ -18,13 +18,15 @@ import { planIndirect, planRequest, type DeviceLimits, type Plan } from '../blki
 import { GNTST, GrantCopyBatch, type GrantTable } from '../xen/grant-table';
 import type { BlockFile } from './block-file';
 import {
-  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  COPY_OUT, DONE, INDIRECT, IO, RequestContext, STEP_DISCARD, STEP_FSYNC, STEP_READ, STEP_WRITE, STEPS_BARRIER_WRITE,
+  STEPS_DISCARD,
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
 import { PoolMemory } from './pool-memory';
 import { EngineQueue, type QueueHooks } from './queue';
-import { DEFAULT_FSYNC_INTERVAL_MS, Durability, RETRY_FIRST_MS, RETRY_MAX_MS } from './durability';
+import { nextRetryDelay } from './backoff';
+import { DEFAULT_FSYNC_INTERVAL_MS, Durability } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -61,6 +63,8 @@ export { DEFAULT_FSYNC_INTERVAL_MS };
 export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
 /** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
 const GNTST_OKAY = GNTST.okay;
+/** Names of the I/O steps for messages and isTransient, by STEP_* value. */
+const OP_NAMES = ['read', 'write', 'fsync', 'discard'] as const;
 
 export class Engine {
   readonly maxRequests: number;
@@ -82,7 +86,6 @@ export class Engine {
   private readonly batched: RequestContext[] = [];
   private readonly taken: RequestContext[] = [];
   private readonly st: EngineStats = emptyStats();
-  private seq = 0;
   private nextQueueId = 0;
   private rr = 0;
   private scheduled = false;
@@ -125,7 +128,7 @@ export class Engine {
     const retry = (ctx: RequestContext) => this.runStep(ctx);
     this.contexts = [];
     for (let i = 0; i < this.maxRequests; i++)
-      this.contexts.push(new RequestContext(i, this.maxBytes + i * indirectBytes, onIo, retry));
+      this.contexts.push(new RequestContext(this.maxBytes + i * indirectBytes, onIo, retry));
     this.freeList = this.contexts.slice().reverse();
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
@@ -230,10 +233,18 @@ export class Engine {
     this.take();
     this.issuing = true;
     this.readsNow = 0;
+    const file = this.file;
+    file.cork?.();
     try {
       this.issue();
     } finally {
-      this.issuing = false;
+      // One submission for everything this pump started (io_uring); what completed at once
+      // (page-cache reads) is answered below, in this pump.
+      try {
+        file.uncork?.();
+      } finally {
+        this.issuing = false;
+      }
     }
     // Reads the page cache answered inline: copied to the guest and answered in this pump,
     // not the next (one event-loop turn less per request; bench/README.md has the figure).
@@ -270,40 +281,30 @@ export class Engine {
 
   /** Copies the indirect descriptor pages of everything just taken in one batch, and plans them. */
   private copyIndirect(taken: RequestContext[]): void {
-
-    // Indirect descriptor pages of everything just taken: one batch.
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     for (const ctx of taken) {
       if (ctx.state !== INDIRECT || ctx.plan === null || ctx.plan.kind !== 'indirect') continue;
       const grefs = ctx.plan.grefs;
       ctx.batchStart = batch.count;
       for (let i = 0; i < grefs.length; i++) batch.add(false, ctx.queue!.domid, grefs[i], 0, PAGE_SIZE, ctx.indirectOffset + i * PAGE_SIZE);
       ctx.batchCount = grefs.length;
-      batched.push(ctx);
+      this.batched.push(ctx);
     }
-    if (batched.length > 0) {
-      const ok = this.copyBatch();
-      for (const ctx of batched) {
-        const req = ctx.indirectReq!;
-        const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-        if (bad !== GNTST.okay) {
-          this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${bad}`);
-          continue;
-        }
-        const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
-        const plan = planIndirect(req, segs, this.limits);
-        ctx.indirectReq = null;
-        if (plan.kind === 'fail') {
-          this.finish(ctx, plan.status, plan.reason);
-          continue;
-        }
-        this.prepare(ctx, plan);
-      }
-    }
+    this.runBatch(this.indirectCopied);
   }
+
+  /** After the indirect pages of ctx were copied (status: the first bad segment's, or okay). */
+  private readonly indirectCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) {
+      return this.finish(ctx, BlkifStatus.ERROR, `indirect descriptor page: grant copy status ${status}`);
+    }
+    const req = ctx.indirectReq!;
+    const segs = readIndirectSegments(this.pool, ctx.indirectOffset, req.nrSegments);
+    const plan = planIndirect(req, segs, this.limits);
+    ctx.indirectReq = null;
+    if (plan.kind === 'fail') return this.finish(ctx, plan.status, plan.reason);
+    this.prepare(ctx, plan);
+  };
 
   private takeFrom(q: EngineQueue, taken: RequestContext[]): void {
     const ring = q.ring;
@@ -321,7 +322,6 @@ export class Engine {
       this.poolMemory.used();
       if (this.order.length === 0) this.opts.onBusy?.();
       const req = ring.takeRequest();
-      ctx.seq = this.seq++;
       ctx.queue = q;
       ctx.id = req.id;
       // The response carries the operation the guest asked for; for INDIRECT that is its
@@ -371,6 +371,7 @@ export class Engine {
         return;
       case 'discard':
         ctx.isWrite = true;
+        ctx.steps = STEPS_DISCARD;
         ctx.state = WAIT_ORDER;
         return;
       default:
@@ -380,10 +381,7 @@ export class Engine {
 
   /** Gives memory to waiting contexts in FIFO order; copies all new write data in one batch. */
   private allocate(): void {
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     let i = 0;
     for (; i < this.memWait.length; i++) {
       const ctx = this.memWait[i];
@@ -405,30 +403,42 @@ export class Engine {
         const domid = ctx.queue!.domid;
         for (const s of plan.segments) batch.add(false, domid, s.gref, s.offsetInPage, s.length, off + (s.fileOffset - plan.fileOffset));
         ctx.batchCount = plan.segments.length;
-        batched.push(ctx);
+        this.batched.push(ctx);
         ctx.state = IO; // not startable until its data is here
       } else {
         ctx.state = WAIT_ORDER;
       }
     }
     this.memWait.splice(0, i);
-    if (batched.length === 0) return;
-    const ok = this.copyBatch();
-    for (const ctx of batched) {
-      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `write data: grant copy status ${bad}`);
-      else ctx.state = WAIT_ORDER;
-    }
+    this.runBatch(this.writeDataCopied);
   }
 
-  private copyBatch(): boolean {
+  private readonly writeDataCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) this.finish(ctx, BlkifStatus.ERROR, `write data: grant copy status ${status}`);
+    else ctx.state = WAIT_ORDER;
+  };
+
+  // --- grant copies: every one of the three (indirect pages, write data, read data) is built
+  // with beginBatch + batch.add + batched.push and ended with runBatch ---------------------
+
+  private beginBatch(): GrantCopyBatch {
+    this.batch.reset();
+    this.batched.length = 0;
+    return this.batch;
+  }
+
+  /** One grant-copy call for the batch; then done(ctx, status) per context in it. */
+  private runBatch(done: (ctx: RequestContext, status: number) => void): void {
+    const batched = this.batched;
+    if (batched.length === 0) return;
+    let ok = true;
     try {
       this.grants.copy(this.batch, this.pool);
-      return true;
     } catch (err) {
       this.warn(`grant copy of ${this.batch.count} segments failed: ${(err as Error).message}`);
-      return false;
+      ok = false;
     }
+    for (let i = 0; i < batched.length; i++) done(batched[i], ok ? this.badSegment(batched[i]) : GNTST.general_error);
   }
 
   /** The first non-okay status among ctx's segments of the batch, or okay. */
@@ -464,20 +474,10 @@ export class Engine {
   private start(ctx: RequestContext): void {
     const plan = ctx.plan!;
     if (plan.kind === 'read' && (ctx.queue === null || ctx.queue.dead)) return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
-    if (plan.kind === 'discard') {
+    // Nothing to punch: fallocate(len 0) fails EINVAL, and there is nothing to do anyway.
+    if (plan.kind === 'discard' && plan.bytes === 0) {
       ctx.state = IO;
-      // Nothing to punch: fallocate(len 0) fails EINVAL, and there is nothing to do anyway.
-      if (plan.bytes === 0) return this.finish(ctx, BlkifStatus.OKAY);
-      try {
-        this.file.discard(plan.fileOffset, plan.bytes);
-        this.dur.discarded(plan.fileOffset, plan.bytes);
-        this.st.bytesDiscarded += plan.bytes;
-        this.finish(ctx, BlkifStatus.OKAY);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        this.finish(ctx, e.code === 'EOPNOTSUPP' ? BlkifStatus.EOPNOTSUPP : BlkifStatus.ERROR, `discard: ${e.message}`);
-      }
-      return;
+      return this.finish(ctx, BlkifStatus.OKAY);
     }
     ctx.state = IO;
     ctx.stepIdx = 0;
@@ -514,6 +514,12 @@ export class Engine {
         // Durability holds it (recovering from failed fsyncs) until hold-timeout itself.
         this.dur.sync(ctx.onIo);
         return;
+      case STEP_DISCARD:
+        if (plan.kind !== 'discard') return;
+        if (this.dur.holding) return void this.held.push(ctx);
+        this.fileOps++;
+        this.file.discard(plan.fileOffset, plan.bytes, ctx.onIo);
+        return;
     }
   }
 
@@ -523,7 +529,12 @@ export class Engine {
     this.held = [];
     for (const ctx of held) {
       if (ctx.state !== IO) continue;
-      if (err && ctx.steps[ctx.stepIdx] === STEP_WRITE) this.finish(ctx, BlkifStatus.ERROR, `write refused: the kept writes could not be made durable (${err.code ?? err.message})`, true);
+      const step = ctx.steps[ctx.stepIdx];
+      if (err && (step === STEP_WRITE || step === STEP_DISCARD)) {
+        const what = step === STEP_WRITE ? 'write' : 'discard';
+        const why = `the kept writes could not be made durable (${err.code ?? err.message})`;
+        this.finish(ctx, BlkifStatus.ERROR, `${what} refused: ${why}`, true);
+      }
       else this.runStep(ctx);
     }
     this.schedule();
@@ -537,12 +548,17 @@ export class Engine {
       for (const w of waiters) w();
     }
     if (ctx.state !== IO) return;
-    const opName = step === STEP_READ ? 'read' : step === STEP_WRITE ? 'write' : 'fsync';
+    const opName = OP_NAMES[step];
     if (err) {
+      // A file system without hole punching: the guest is told, as blkback does (not an error
+      // to hold or to shout about).
+      if (step === STEP_DISCARD && err.code === 'EOPNOTSUPP') {
+        return this.finish(ctx, BlkifStatus.EOPNOTSUPP, `discard: ${err.message}`);
+      }
       const now = performance.now();
       if (ctx.firstErrorAt === 0) {
         ctx.firstErrorAt = now;
-        ctx.retryDelayMs = RETRY_FIRST_MS;
+        ctx.retryDelayMs = 0;
       }
       // A failed fsync has been held and retried by Durability already.
       if (step !== STEP_FSYNC && isTransient(err.code, opName) && !this.closed) {
@@ -550,11 +566,11 @@ export class Engine {
         const remaining = this.holdMs - (now - ctx.firstErrorAt);
         if (remaining > 0) {
           // Held until hold-timeout has fully passed: the last wait is cut to what remains.
+          ctx.retryDelayMs = nextRetryDelay(ctx.retryDelayMs);
           const delay = Math.min(ctx.retryDelayMs, remaining);
           this.st.retries++;
           log('%s of request %s: %s, retrying in %d ms', opName, ctx.id, err.code, delay);
           setTimeout(ctx.retry, delay);
-          ctx.retryDelayMs = Math.min(ctx.retryDelayMs * 2, RETRY_MAX_MS);
           return;
         }
       }
@@ -566,6 +582,9 @@ export class Engine {
     if (step === STEP_WRITE && plan.kind === 'write') {
       this.dur.wrote(plan.fileOffset, ctx.buf!);
       this.st.bytesWritten += plan.bytes;
+    } else if (step === STEP_DISCARD && plan.kind === 'discard') {
+      this.dur.discarded(plan.fileOffset, plan.bytes);
+      this.st.bytesDiscarded += plan.bytes;
     } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
     ctx.stepIdx++;
     if (ctx.stepIdx < ctx.steps.length) return this.runStep(ctx);
@@ -581,10 +600,7 @@ export class Engine {
   // --- 1. read data to the guests ------------------------------------------------------------
 
   private copyOut(): void {
-    const batch = this.batch;
-    const batched = this.batched;
-    batch.reset();
-    batched.length = 0;
+    const batch = this.beginBatch();
     for (const ctx of this.order) {
       if (ctx.state !== COPY_OUT) continue;
       const plan = ctx.plan;
@@ -596,16 +612,15 @@ export class Engine {
       const domid = ctx.queue.domid;
       for (const s of plan.segments) batch.add(true, domid, s.gref, s.offsetInPage, s.length, ctx.dataOffset + (s.fileOffset - plan.fileOffset));
       ctx.batchCount = plan.segments.length;
-      batched.push(ctx);
+      this.batched.push(ctx);
     }
-    if (batched.length === 0) return;
-    const ok = this.copyBatch();
-    for (const ctx of batched) {
-      const bad = ok ? this.badSegment(ctx) : GNTST.general_error;
-      if (bad !== GNTST.okay) this.finish(ctx, BlkifStatus.ERROR, `read data: grant copy status ${bad}`);
-      else this.finish(ctx, BlkifStatus.OKAY);
-    }
+    this.runBatch(this.readDataCopied);
   }
+
+  private readonly readDataCopied = (ctx: RequestContext, status: number): void => {
+    if (status !== GNTST_OKAY) this.finish(ctx, BlkifStatus.ERROR, `read data: grant copy status ${status}`);
+    else this.finish(ctx, BlkifStatus.OKAY);
+  };
 
   // --- 4. responses ---------------------------------------------------------------------------
 

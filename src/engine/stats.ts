@@ -60,15 +60,3 @@ export function recordLatency(stats: EngineStats, ms: number): void {
   while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]) i++;
   stats.latency[i]++;
 }
-
-/** The latency (ms) below which a fraction q of requests fall, from the buckets (upper bound). */
-export function latencyQuantile(stats: EngineStats, q: number): number {
-  const total = stats.latency.reduce((a, b) => a + b, 0);
-  if (total === 0) return 0;
-  let seen = 0;
-  for (let i = 0; i < stats.latency.length; i++) {
-    seen += stats.latency[i];
-    if (seen >= q * total) return i < LATENCY_BUCKETS_MS.length ? LATENCY_BUCKETS_MS[i] : Infinity;
-  }
-  return Infinity;
-}

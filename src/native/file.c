@@ -24,17 +24,13 @@ enum { GLIBC_RWF_NOWAIT = RWF_NOWAIT };
 #include <linux/fs.h>
 _Static_assert(GLIBC_RWF_NOWAIT == RWF_NOWAIT, "glibc's RWF_NOWAIT differs from <linux/fs.h>");
 
-void afs_register_file_more(napi_env env, napi_value exports);
-
 /* fallocate(fd, mode, offset, length): mode bits as in <linux/falloc.h>. */
 static napi_value js_fallocate(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return afs_throw_type(env, "fallocate(fd, mode, offset, length)");
-  int64_t fd, mode, off, len;
-  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_i64(env, argv[1], &mode) ||
-      afs_arg_i64(env, argv[2], &off) || afs_arg_i64(env, argv[3], &len)) return NULL;
+  int64_t fd, off, len;
+  uint32_t mode;
+  if (afs_args(env, info, 4, argv, "fallocate(fd, mode, offset, length)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_u32(env, argv[1], &mode) || afs_arg_i64(env, argv[2], &off) || afs_arg_i64(env, argv[3], &len)) return NULL;
   int r;
   do r = fallocate((int)fd, (int)mode, off, len); while (r < 0 && errno == EINTR);
   if (r < 0) return afs_throw_errno(env, "fallocate", errno);
@@ -44,11 +40,9 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
 /* Punch-hole probe: a hole past the end of the file changes nothing where holes are
  * supported and fails with EOPNOTSUPP where they are not (OpenAFS, tmpfs on old kernels). */
 static napi_value js_can_punch_hole(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t fd;
-  if (argc < 1 || afs_arg_i64(env, argv[0], &fd)) return NULL;
+  if (afs_args(env, info, 1, argv, "canPunchHole(fd)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
   struct stat st;
   if (fstat((int)fd, &st) < 0) return afs_throw_errno(env, "fstat", errno);
   off_t at = (st.st_size + 4095) & ~(off_t)4095;
@@ -66,20 +60,13 @@ static void unmap_finalizer(napi_env env, void *data, void *hint) {
 /* mapFile(fd, length, offset, writable) → ArrayBuffer over a MAP_SHARED mapping; unmapped when
  * the ArrayBuffer is collected. */
 static napi_value js_map_file(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return afs_throw_type(env, "mapFile(fd, length, offset, writable)");
-  int64_t fd, len, off;
-  int writable;
-  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_i64(env, argv[1], &len) ||
-      afs_arg_i64(env, argv[2], &off) || afs_arg_bool(env, argv[3], &writable)) return NULL;
-  if (len <= 0) return afs_throw_type(env, "mapFile: length must be positive");
-  void *p = mmap(NULL, (size_t)len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, (int)fd, off);
-  if (p == MAP_FAILED) return afs_throw_errno(env, "mmap", errno);
-  napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, (size_t)len, unmap_finalizer, (void *)(uintptr_t)len, &ab) != napi_ok) {
-    munmap(p, (size_t)len);
+  napi_value argv[4], ab;
+  void *p;
+  size_t len;
+  if (afs_args(env, info, 4, argv, "mapFile(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len))
+    return NULL;
+  if (napi_create_external_arraybuffer(env, p, len, unmap_finalizer, (void *)(uintptr_t)len, &ab) != napi_ok) {
+    munmap(p, len);
     return afs_throw_errno(env, "napi_create_external_arraybuffer", ENOMEM);
   }
   return ab;
@@ -89,15 +76,14 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
  * failed call: with RWF_NOWAIT, EAGAIN ("not in the page cache") is the common answer and must
  * cost no exception object. Only bad arguments (a programming error) throw. */
 static napi_value rw_v2(napi_env env, napi_callback_info info, int write) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return afs_throw_type(env, write ? "pwritev2(fd, buf, offset, flags)" : "preadv2(fd, buf, offset, flags)");
-  int64_t fd, off, flags;
+  int64_t fd, off;
+  uint32_t flags;
   void *data;
   size_t len;
-  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_bytes(env, argv[1], &data, &len) ||
-      afs_arg_i64(env, argv[2], &off) || afs_arg_i64(env, argv[3], &flags)) return NULL;
+  if (afs_args(env, info, 4, argv, write ? "pwritev2(fd, buf, offset, flags)" : "preadv2(fd, buf, offset, flags)") ||
+      afs_arg_fd(env, argv[0], &fd) || afs_arg_bytes(env, argv[1], &data, &len) ||
+      afs_arg_i64(env, argv[2], &off) || afs_arg_u32(env, argv[3], &flags)) return NULL;
   if (off < 0) return afs_throw_type(env, "offset must not be negative");
   struct iovec iov = { data, len };
   ssize_t r = write ? pwritev2((int)fd, &iov, 1, off, (int)flags) : preadv2((int)fd, &iov, 1, off, (int)flags);
@@ -107,13 +93,6 @@ static napi_value rw_v2(napi_env env, napi_callback_info info, int write) {
 static napi_value js_preadv2(napi_env env, napi_callback_info info) { return rw_v2(env, info, 0); }
 static napi_value js_pwritev2(napi_env env, napi_callback_info info) { return rw_v2(env, info, 1); }
 
-void afs_register_file(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "fallocate", js_fallocate);
-  afs_set_fn(env, exports, "canPunchHole", js_can_punch_hole);
-  afs_set_fn(env, exports, "mapFile", js_map_file);
-  afs_register_file_more(env, exports);
-}
-
 static void free_finalizer(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -122,11 +101,10 @@ static void free_finalizer(napi_env env, void *data, void *hint) {
 
 /* allocAligned(length, alignment) → zeroed ArrayBuffer at an aligned address (O_DIRECT buffers). */
 static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t len, align;
-  if (argc < 2 || afs_arg_i64(env, argv[0], &len) || afs_arg_i64(env, argv[1], &align)) return NULL;
+  if (afs_args(env, info, 2, argv, "allocAligned(length, alignment)") || afs_arg_i64(env, argv[0], &len) ||
+      afs_arg_i64(env, argv[1], &align)) return NULL;
   if (len <= 0 || align <= 0 || (align & (align - 1))) return afs_throw_type(env, "allocAligned: bad length or alignment");
   void *p;
   int r = posix_memalign(&p, (size_t)align, (size_t)len);
@@ -140,12 +118,11 @@ static napi_value js_alloc_aligned(napi_env env, napi_callback_info info) {
   return ab;
 }
 
-void afs_register_file_more(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "allocAligned", js_alloc_aligned);
-  afs_set_fn(env, exports, "preadv2", js_preadv2);
-  afs_set_fn(env, exports, "pwritev2", js_pwritev2);
+int afs_register_file(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "fallocate", js_fallocate }, { "canPunchHole", js_can_punch_hole }, { "mapFile", js_map_file },
+    { "allocAligned", js_alloc_aligned }, { "preadv2", js_preadv2 }, { "pwritev2", js_pwritev2 },
+  };
   /* The flag value from the headers checked above, so TypeScript never hard-codes it. */
-  napi_value nowait;
-  napi_create_int32(env, RWF_NOWAIT, &nowait);
-  napi_set_named_property(env, exports, "RWF_NOWAIT", nowait);
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) || afs_set_i32(env, exports, "RWF_NOWAIT", RWF_NOWAIT);
 }

@@ -18,11 +18,9 @@ static void pool_finalizer(napi_env env, void *data, void *hint) {
 /* mapPool(length) → ArrayBuffer over fresh anonymous memory (page-aligned, reads as zero),
  * unmapped when collected. MAP_NORESERVE: no commit charge for pages never touched. */
 static napi_value js_map_pool(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t len;
-  if (argc < 1 || afs_arg_i64(env, argv[0], &len)) return NULL;
+  if (afs_args(env, info, 1, argv, "mapPool(length)") || afs_arg_i64(env, argv[0], &len)) return NULL;
   long page = sysconf(_SC_PAGESIZE);
   if (len <= 0 || len % page)
     return afs_throw_type(env, "mapPool: length must be a positive multiple of the page size");
@@ -39,14 +37,12 @@ static napi_value js_map_pool(napi_env env, napi_callback_info info) {
 /* releasePages(arrayBuffer, offset, length): madvise(MADV_DONTNEED) on whole pages of a mapPool
  * buffer; the range reads as zeros afterwards and costs no memory until touched again. */
 static napi_value js_release_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *data;
   size_t size;
   int64_t off, len;
-  if (argc < 3 || afs_arg_bytes(env, argv[0], &data, &size) || afs_arg_i64(env, argv[1], &off) ||
-      afs_arg_i64(env, argv[2], &len))
+  if (afs_args(env, info, 3, argv, "releasePages(arrayBuffer, offset, length)") ||
+      afs_arg_bytes(env, argv[0], &data, &size) || afs_arg_i64(env, argv[1], &off) || afs_arg_i64(env, argv[2], &len))
     return NULL;
   long page = sysconf(_SC_PAGESIZE);
   if (off < 0 || len < 0 || off % page || len % page || (uint64_t)(off + len) > size ||
@@ -66,8 +62,9 @@ static napi_value js_trim_malloc(napi_env env, napi_callback_info info) {
   return afs_make_bool(env, malloc_trim(0));
 }
 
-void afs_register_pool(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "trimMalloc", js_trim_malloc);
-  afs_set_fn(env, exports, "mapPool", js_map_pool);
-  afs_set_fn(env, exports, "releasePages", js_release_pages);
+int afs_register_pool(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "trimMalloc", js_trim_malloc }, { "mapPool", js_map_pool }, { "releasePages", js_release_pages },
+  };
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns));
 }

@@ -30,7 +30,28 @@ export interface NativeAddon {
   /** RWF_NOWAIT from the headers the addon was built with (checked there against <linux/fs.h>). */
   readonly RWF_NOWAIT: number;
 
-  // --- Xen devices (src/native/xen.c, fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
+  // --- io_uring (src/native/uring.c; driven by src/image/uring.ts) ---
+  /**
+   * An io_uring of `entries` SQEs with an eventfd registered for asynchronous completions.
+   * Throws an errno error naming the call that refused (io_uring_setup: ENOSYS on an old
+   * kernel, EPERM under seccomp or kernel.io_uring_disabled; EOPNOTSUPP for a missing op).
+   */
+  uringOpen(entries: number): RingHandle;
+  /** The eventfd signalled when a completion arrives outside uringSubmit. */
+  uringEventFd(ring: RingHandle): number;
+  /** Queues one SQE (no system call); false when the SQ is full: submit, then queue again. */
+  uringRead(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
+  uringWrite(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
+  uringFsync(ring: RingHandle, fd: number, datasync: boolean, tag: number): boolean;
+  uringFallocate(ring: RingHandle, fd: number, mode: number, offset: number, length: number, tag: number): boolean;
+  /** io_uring_enter for every queued SQE: how many the kernel took, or a NEGATIVE errno. */
+  uringSubmit(ring: RingHandle): number;
+  /** Moves completions into out as (tag, result) pairs, result a byte count or a negative errno; returns how many. */
+  uringReap(ring: RingHandle, out: Int32Array): number;
+  /** Closes the ring (idempotent); only with nothing in flight. */
+  uringClose(ring: RingHandle): void;
+
+  // --- Xen devices (src/native/xen.c) and the fd watch (fdwatch.c); struct encoding lives in src/xen/linux/uapi.ts ---
   /** ioctl(2) with arg passed by pointer (the kernel may write back into it); returns the result. */
   ioctl(fd: number, request: number, arg: Uint8Array | null): number;
   /** A MAP_SHARED mapping NOT unmapped on GC (gntdev needs ordered unmapping): see munmapShared. */
@@ -42,19 +63,22 @@ export interface NativeAddon {
   /** A full memory barrier (__sync_synchronize), for weakly ordered CPUs; Atomics suffice on x86. */
   fence(): void;
   /**
-   * Watches a readable fd on a dedicated poll thread, or with uvPoll through libuv's uv_poll in
-   * the main loop (which makes the fd non-blocking, and throws for fds epoll refuses).
+   * Watches a readable fd with libuv's uv_poll in the main loop (which makes the fd non-blocking,
+   * and throws for fds epoll refuses: regular files, directories).
    * callback(bytes, 0) for each read(); callback(null, 0) once at end of file;
    * callback(null, errno) after a read error, then the watch pauses until watchRearm. The fd
    * stays the caller's: close it after watchClose.
    */
-  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void, uvPoll?: boolean): WatchHandle;
+  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void): WatchHandle;
   watchRearm(handle: WatchHandle): void;
-  /** Stops (and joins the thread); no callback runs afterwards. Idempotent. */
+  /** Stops; no callback runs afterwards. Idempotent. */
   watchClose(handle: WatchHandle): void;
   /** Whether the watch keeps the event loop alive (it does by default). */
   watchRef(handle: WatchHandle, ref: boolean): void;
 }
+
+/** An opaque handle from uringOpen. */
+export type RingHandle = { readonly __ringHandle: unique symbol };
 
 /** An opaque handle from watchFd. */
 export type WatchHandle = { readonly __watchHandle: unique symbol };

@@ -9,23 +9,19 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-void afs_register_fdwatch(napi_env env, napi_value exports);
-
 /* ioctl(fd, request, arg | null) → the ioctl's non-negative result (evtchn binds return the
  * port). arg is passed by pointer and the kernel may write back into it (MAP_GRANT_REF index,
  * GET_OFFSET_FOR_VADDR). EINTR is retried: every request used here is idempotent. */
 static napi_value js_ioctl(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return afs_throw_type(env, "ioctl(fd, request, arg)");
   int64_t fd;
   uint32_t req;
-  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_u32(env, argv[1], &req)) return NULL;
+  if (afs_args(env, info, 3, argv, "ioctl(fd, request, arg)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_u32(env, argv[1], &req)) return NULL;
   void *data = NULL;
   size_t len = 0;
   napi_valuetype t;
-  napi_typeof(env, argv[2], &t);
+  if (napi_typeof(env, argv[2], &t) != napi_ok) return afs_throw_type(env, "ioctl: unreadable arg");
   if (t != napi_null && t != napi_undefined && afs_arg_bytes(env, argv[2], &data, &len)) return NULL;
   int r;
   do r = ioctl((int)fd, (unsigned long)req, data); while (r < 0 && errno == EINTR);
@@ -67,39 +63,38 @@ static int forget(void *addr, size_t len) {
  * UNMAP_GRANT_REF), which only the owner can do, through munmapShared. offset is a bigint or a
  * number (gntdev's index). */
 static napi_value js_mmap_shared(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) return afs_throw_type(env, "mmapShared(fd, length, offset, writable)");
-  int64_t fd, len, off;
-  int writable;
-  if (afs_arg_i64(env, argv[0], &fd) || afs_arg_i64(env, argv[1], &len) ||
-      afs_arg_i64(env, argv[2], &off) || afs_arg_bool(env, argv[3], &writable)) return NULL;
-  if (len <= 0 || off < 0) return afs_throw_type(env, "mmapShared: length must be positive, offset not negative");
-  void *p = mmap(NULL, (size_t)len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, (int)fd, (off_t)off);
-  if (p == MAP_FAILED) return afs_throw_errno(env, "mmap", errno);
-  napi_value ab;
-  if (remember(p, (size_t)len) ||
-      napi_create_external_arraybuffer(env, p, (size_t)len, NULL, NULL, &ab) != napi_ok) {
-    forget(p, (size_t)len);
-    munmap(p, (size_t)len);
+  napi_value argv[4], ab;
+  void *p;
+  size_t len;
+  if (afs_args(env, info, 4, argv, "mmapShared(fd, length, offset, writable)") || afs_mmap_args(env, argv, &p, &len))
+    return NULL;
+  if (remember(p, len) || napi_create_external_arraybuffer(env, p, len, NULL, NULL, &ab) != napi_ok) {
+    forget(p, len);
+    munmap(p, len);
     return afs_throw_errno(env, "mmapShared", ENOMEM);
   }
   return ab;
 }
 
+/* The buffer's memory (NULL when detached) and length: 0, or -1 with a TypeError pending when v
+ * is not an ArrayBuffer. */
+static int arraybuffer_arg(napi_env env, napi_value v, void **p, size_t *len, const char *usage) {
+  bool is = false;
+  if (napi_is_arraybuffer(env, v, &is) != napi_ok || !is || napi_get_arraybuffer_info(env, v, p, len) != napi_ok) {
+    afs_throw_type(env, usage);
+    return -1;
+  }
+  return 0;
+}
+
 /* munmapShared(ab): munmap and detach, so later JS access sees a zero-length buffer instead of
  * faulting. Only for buffers made by mmapShared (EINVAL otherwise). */
 static napi_value js_munmap_shared(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is = false;
-  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is) != napi_ok || !is)
-    return afs_throw_type(env, "munmapShared(arrayBuffer)");
   void *p;
   size_t len;
-  napi_get_arraybuffer_info(env, argv[0], &p, &len);
+  if (afs_args(env, info, 1, argv, "munmapShared(arrayBuffer)") ||
+      arraybuffer_arg(env, argv[0], &p, &len, "munmapShared(arrayBuffer)")) return NULL;
   if (forget(p, len)) return afs_throw_errno(env, "munmapShared (not a mapping made by mmapShared)", EINVAL);
   /* Detach first: once unmapped, no JS view may reach the address. */
   if (napi_detach_arraybuffer(env, argv[0]) != napi_ok) {
@@ -114,18 +109,12 @@ static napi_value js_munmap_shared(napi_env env, napi_callback_info info) {
  * segments and GET_OFFSET_FOR_VADDR. Only meaningful for memory that never moves (allocAligned,
  * mmapShared); the caller keeps the buffer alive while the kernel uses the address. */
 static napi_value js_address_of(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  bool is = false;
-  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is) != napi_ok || !is)
-    return afs_throw_type(env, "addressOf(arrayBuffer)");
+  napi_value argv[1], r;
   void *p;
   size_t len;
-  napi_get_arraybuffer_info(env, argv[0], &p, &len);
-  napi_value r;
-  napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &r);
-  return r;
+  if (afs_args(env, info, 1, argv, "addressOf(arrayBuffer)") ||
+      arraybuffer_arg(env, argv[0], &p, &len, "addressOf(arrayBuffer)")) return NULL;
+  return napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &r) == napi_ok ? r : NULL;
 }
 
 /* fence(): a full memory barrier (xen_mb). Atomics on the ring buffer already order accesses on
@@ -136,11 +125,10 @@ static napi_value js_fence(napi_env env, napi_callback_info info) {
   return afs_undefined(env);
 }
 
-void afs_register_xen(napi_env env, napi_value exports) {
-  afs_set_fn(env, exports, "ioctl", js_ioctl);
-  afs_set_fn(env, exports, "mmapShared", js_mmap_shared);
-  afs_set_fn(env, exports, "munmapShared", js_munmap_shared);
-  afs_set_fn(env, exports, "addressOf", js_address_of);
-  afs_set_fn(env, exports, "fence", js_fence);
-  afs_register_fdwatch(env, exports);
+int afs_register_xen(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "ioctl", js_ioctl }, { "mmapShared", js_mmap_shared }, { "munmapShared", js_munmap_shared },
+    { "addressOf", js_address_of }, { "fence", js_fence },
+  };
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns));
 }

@@ -19,7 +19,9 @@ import { formatDuration } from '../cli/values';
 import { startChild } from './child';
 import { defaultCcache, prepareCcacheDir } from './ccache';
 import { Renewer } from './loop';
-import { type PagWrapper, choosePagWrapper, inOpenAfsPag, realHost, runningAsSea, selfArgv, wrapperCommand } from './pag';
+import {
+  type PagWrapper, choosePagWrapper, inOpenAfsPag, realHost, runningAsSea, selfArgv, wrapperCommand,
+} from './pag';
 import { processStart } from '../util/proc-identity';
 import { writeRenewStatus } from './status';
 import { readFileSync } from 'node:fs';

@@ -55,7 +55,10 @@ export class BlkfrontQueue {
   /** Puts the request on the ring and notifies the backend when ring.h says it is due. */
   submit(req: BlkifRequest, done: InFlight): void {
     this.pending.set(req.id, done);
-    this.expectedOp.set(req.id, req.kind === 'rw' && req.operation === BlkifOp.INDIRECT ? req.innerOperation : req.operation);
+    this.expectedOp.set(
+      req.id,
+      req.kind === 'rw' && req.operation === BlkifOp.INDIRECT ? req.innerOperation : req.operation,
+    );
     this.ring.putRequest(req);
     if (this.ring.pushRequests()) this.kick();
   }

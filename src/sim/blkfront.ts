@@ -175,9 +175,13 @@ export class SimBlkfront {
 
   /** Resolves with the backend state once pred holds; rejects when it goes Closed first, is removed, or on timeout. */
   private async waitBackend(pred: (s: number) => boolean, what: string): Promise<number> {
-    const settles = (st: number | undefined) => st !== undefined && (pred(st) || (st === XenbusState.Closed && what !== 'Closed'));
-    const r = await waitForKey(this.xs, `${this.backend}/state`, (v) => settles(parseState(v)), this.timeout(), { dir: this.backend });
-    if (r.kind === 'timeout') throw new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`);
+    const settles = (st: number | undefined) =>
+      st !== undefined && (pred(st) || (st === XenbusState.Closed && what !== 'Closed'));
+    const r = await waitForKey(this.xs, `${this.backend}/state`, (v) => settles(parseState(v)), this.timeout(), {
+      dir: this.backend,
+    });
+    if (r.kind === 'timeout')
+      throw new Error(`${this.frontend}: backend did not reach ${what} within ${this.timeout()} ms`);
     // The toolstack destroyed the device: nothing will ever answer.
     if (r.kind === 'gone') throw new Error(`${this.frontend}: backend ${this.backend} is gone`);
     const st = parseState(r.value)!;
@@ -198,12 +202,16 @@ export class SimBlkfront {
     const protocol = this.opts.protocol === null ? PROTOCOL_X86_64 : this.opts.protocol ?? PROTOCOL_X86_64;
     this.abi = abiForProtocol(protocol);
     for (const q of this.queues) q.close();
-    this.queues = Array.from({ length: nq }, (_, i) => new BlkfrontQueue(this.opts.guest, i, order, this.abi, () => this.pump()));
+    this.queues = Array.from(
+      { length: nq },
+      (_, i) => new BlkfrontQueue(this.opts.guest, i, order, this.abi, () => this.pump()),
+    );
     const f = this.frontend;
     await this.xs.transaction(async (t) => {
       // A previous connection's keys must not linger (blkfront rewrites what it uses).
       for (const key of await t.directory(f).catch(() => [] as string[])) {
-        if (/^(ring-ref\d*|ring-page-order|event-channel|multi-queue-num-queues|queue-\d+)$/.test(key)) await t.rm(`${f}/${key}`);
+        if (/^(ring-ref\d*|ring-page-order|event-channel|multi-queue-num-queues|queue-\d+)$/.test(key))
+          await t.rm(`${f}/${key}`);
       }
       if (order > 0) await t.write(`${f}/ring-page-order`, String(order));
       if (nq > 1) await t.write(`${f}/multi-queue-num-queues`, String(nq));
@@ -224,7 +232,10 @@ export class SimBlkfront {
     const b = this.backend;
     const must = async (key: string) => {
       const v = await this.xs.tryRead(`${b}/${key}`);
-      if (v === undefined || !/^\d+$/.test(v)) throw new Error(`${this.frontend}: reading backend fields at ${b}: ${key} missing or malformed (${JSON.stringify(v)})`);
+      if (v === undefined || !/^\d+$/.test(v))
+        throw new Error(
+          `${this.frontend}: reading backend fields at ${b}: ${key} missing or malformed (${JSON.stringify(v)})`,
+        );
       return Number(v);
     };
     const flag = async (key: string) => (await this.xs.tryRead(`${b}/${key}`)) === '1';
@@ -236,7 +247,11 @@ export class SimBlkfront {
     const maxInd = Number((await this.xs.tryRead(`${b}/feature-max-indirect-segments`)) ?? 0);
     this.backendMaxIndirect = Number.isInteger(maxInd) && maxInd > 0 ? maxInd : 0;
     const indirect = this.backendMaxIndirect
-      ? Math.min(this.backendMaxIndirect, this.opts.maxIndirectSegments ?? 32, MAX_INDIRECT_PAGES_PER_REQUEST * SEGMENTS_PER_INDIRECT_PAGE)
+      ? Math.min(
+          this.backendMaxIndirect,
+          this.opts.maxIndirectSegments ?? 32,
+          MAX_INDIRECT_PAGES_PER_REQUEST * SEGMENTS_PER_INDIRECT_PAGE,
+        )
       : 0;
     return {
       sectors,
@@ -310,7 +325,9 @@ export class SimBlkfront {
       await this.drainInFlight(5000);
       this.infoValue = undefined;
       await this.xs.write(`${this.frontend}/state`, String(XenbusState.Closing)).catch(() => undefined);
-      await this.waitBackend((s) => s === XenbusState.Closing || s === XenbusState.Closed, 'Closing').catch(() => undefined);
+      await this.waitBackend((s) => s === XenbusState.Closing || s === XenbusState.Closed, 'Closing').catch(
+        () => undefined,
+      );
       await this.xs.write(`${this.frontend}/state`, String(XenbusState.Closed)).catch(() => undefined);
     }
     for (const q of this.queues) q.close();
@@ -332,7 +349,8 @@ export class SimBlkfront {
 
   /** blkif_queue_discard_req; rejects when the backend offers no discard. */
   discard(sector: number, nrSectors: number, opts: IoOptions = {}): Promise<void> {
-    if (!this.info.discard) return Promise.reject(new Error(`${this.frontend}: backend does not offer feature-discard`));
+    if (!this.info.discard)
+      return Promise.reject(new Error(`${this.frontend}: backend does not offer feature-discard`));
     return this.enqueue(BlkifOp.DISCARD, sector, nrSectors, 0, undefined, opts.queue);
   }
 
@@ -350,9 +368,11 @@ export class SimBlkfront {
   }
 
   private rw(op: number, sector: number, data: Uint8Array, opts: IoOptions): Promise<void> {
-    if (data.length === 0 || data.length % SECTOR_SIZE !== 0) return Promise.reject(new RangeError(`I/O length ${data.length} is not a positive multiple of ${SECTOR_SIZE}`));
+    if (data.length === 0 || data.length % SECTOR_SIZE !== 0)
+      return Promise.reject(new RangeError(`I/O length ${data.length} is not a positive multiple of ${SECTOR_SIZE}`));
     const first = opts.firstSect ?? 0;
-    if (!Number.isInteger(first) || first < 0 || first >= SECTORS_PER_PAGE) return Promise.reject(new RangeError('firstSect must be 0..7'));
+    if (!Number.isInteger(first) || first < 0 || first >= SECTORS_PER_PAGE)
+      return Promise.reject(new RangeError('firstSect must be 0..7'));
     const maxSegs = this.maxSegmentsPerRequest;
     const total = data.length / SECTOR_SIZE;
     const parts: Promise<void>[] = [];
@@ -361,7 +381,9 @@ export class SimBlkfront {
     while (done < total) {
       // As many sectors as fit in maxSegs pages starting at sector fs of the first page.
       const n = Math.min(total - done, maxSegs * SECTORS_PER_PAGE - fs);
-      parts.push(this.enqueue(op, sector + done, n, fs, data.subarray(done * SECTOR_SIZE, (done + n) * SECTOR_SIZE), opts.queue));
+      parts.push(
+        this.enqueue(op, sector + done, n, fs, data.subarray(done * SECTOR_SIZE, (done + n) * SECTOR_SIZE), opts.queue),
+      );
       done += n;
       fs = 0;
     }
@@ -496,7 +518,8 @@ export class SimBlkfront {
         // blkif_completion: the backend is done with the pages; end access before reuse.
         for (const g of granted) guest.endGrant(g.gref);
         if (rsp.status === BlkifStatus.OKAY && u.op === BlkifOp.READ) {
-          for (const d of dataPages) u.data!.set(guest.page(d.page).subarray(d.first * SECTOR_SIZE, (d.last + 1) * SECTOR_SIZE), d.at);
+          for (const d of dataPages)
+            u.data!.set(guest.page(d.page).subarray(d.first * SECTOR_SIZE, (d.last + 1) * SECTOR_SIZE), d.at);
         }
         for (const g of granted) this.freePages.push(g.page);
         this.finish(u, rsp);

@@ -56,8 +56,14 @@ export class GuestMemoryView {
     try {
       const head = Buffer.alloc(24);
       fs.readSync(fd, head, 0, 24, 0);
-      if (head.readUInt32LE(0) !== MAGIC || head.readUInt32LE(4) !== VERSION) throw new Error(`${file}: not a simulated guest memory file`);
-      const layout: GuestLayout = { domid: head.readUInt32LE(8), nrPages: head.readUInt32LE(12), maxGrants: head.readUInt32LE(16), grantPages: head.readUInt32LE(20) };
+      if (head.readUInt32LE(0) !== MAGIC || head.readUInt32LE(4) !== VERSION)
+        throw new Error(`${file}: not a simulated guest memory file`);
+      const layout: GuestLayout = {
+        domid: head.readUInt32LE(8),
+        nrPages: head.readUInt32LE(12),
+        maxGrants: head.readUInt32LE(16),
+        grantPages: head.readUInt32LE(20),
+      };
       return new GuestMemoryView(fd, native().mapFile(fd, fileBytes(layout), 0, true), layout);
     } catch (err) {
       fs.closeSync(fd);
@@ -72,7 +78,12 @@ export class GuestMemoryView {
   static create(domid: number, nrPages: number, maxGrants: number, file?: string): GuestMemoryView {
     const grantPages = Math.ceil((maxGrants * GRANT_ENTRY_SIZE) / PAGE_SIZE);
     const layout: GuestLayout = { domid, nrPages, maxGrants, grantPages };
-    const target = file ?? path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), `afsfile-sim-${process.pid}-${domid}-${Math.random().toString(36).slice(2)}`);
+    const target =
+      file ??
+      path.join(
+        fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(),
+        `afsfile-sim-${process.pid}-${domid}-${Math.random().toString(36).slice(2)}`,
+      );
     const fd = fs.openSync(target, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     try {
       if (!file) fs.unlinkSync(target);

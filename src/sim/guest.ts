@@ -216,7 +216,9 @@ export class SimGuest {
           sock.write(frame(Msg.HELLO_ACK, this.domid));
           break;
         case Msg.BIND:
-          sock.write(frame(backendDomid !== undefined && this.bindFrom(end, b, backendDomid) ? Msg.BIND_OK : Msg.BIND_ERR, a, 1));
+          sock.write(
+            frame(backendDomid !== undefined && this.bindFrom(end, b, backendDomid) ? Msg.BIND_OK : Msg.BIND_ERR, a, 1),
+          );
           break;
         case Msg.UNBIND:
           this.unbindFrom(end, b);

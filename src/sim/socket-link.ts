@@ -39,7 +39,12 @@ export async function connectGuest(dir: string, domid: number, backendDomid: num
         const p = pending.get(a);
         pending.delete(a);
         if (type === Msg.BIND_OK) p?.resolve();
-        else p?.reject(Object.assign(new Error(`guest ${domid} port ${p?.port} is not unbound for domain ${backendDomid}`), { code: 'EINVAL' }));
+        else
+          p?.reject(
+            Object.assign(new Error(`guest ${domid} port ${p?.port} is not unbound for domain ${backendDomid}`), {
+              code: 'EINVAL',
+            }),
+          );
         break;
       }
       case Msg.NOTIFY:
@@ -51,7 +56,8 @@ export async function connectGuest(dir: string, domid: number, backendDomid: num
   });
   const fail = () => {
     closed = true;
-    for (const p of pending.values()) p.reject(Object.assign(new Error(`simulated guest ${domid} went away`), { code: 'ECONNRESET' }));
+    for (const p of pending.values())
+      p.reject(Object.assign(new Error(`simulated guest ${domid} went away`), { code: 'ECONNRESET' }));
     pending.clear();
     memory.close();
   };
@@ -65,7 +71,8 @@ export async function connectGuest(dir: string, domid: number, backendDomid: num
     memory,
     bind: (port) =>
       new Promise<void>((resolve, reject) => {
-        if (closed) return reject(Object.assign(new Error(`simulated guest ${domid} went away`), { code: 'ECONNRESET' }));
+        if (closed)
+          return reject(Object.assign(new Error(`simulated guest ${domid} went away`), { code: 'ECONNRESET' }));
         const id = nextReq++;
         pending.set(id, { resolve, reject, port });
         sock.write(frame(Msg.BIND, id, port));

@@ -98,7 +98,9 @@ export class Toolstack {
   async addVbd(cfg: VbdConfig): Promise<VbdPaths> {
     const p = vbdPaths(cfg);
     const writable = (cfg.access ?? 'rw') === 'rw';
-    const script = (cfg.script ?? 'block-afsfile').startsWith('/') ? cfg.script! : `${XEN_SCRIPT_DIR}/${cfg.script ?? 'block-afsfile'}`;
+    const script = (cfg.script ?? 'block-afsfile').startsWith('/')
+      ? cfg.script!
+      : `${XEN_SCRIPT_DIR}/${cfg.script ?? 'block-afsfile'}`;
     const back: Array<[string, string]> = [
       ['frontend-id', String(cfg.domid)],
       ['online', '1'],
@@ -205,6 +207,11 @@ function ignoreEnoent(err: unknown): void {
 }
 
 /** Waits (by watch) until the value at path satisfies pred; false on timeout. */
-export async function waitFor(xs: XenStore, path: string, pred: (value: string | undefined) => boolean, timeoutMs: number): Promise<boolean> {
+export async function waitFor(
+  xs: XenStore,
+  path: string,
+  pred: (value: string | undefined) => boolean,
+  timeoutMs: number,
+): Promise<boolean> {
   return (await waitForKey(xs, path, pred, timeoutMs)).kind === 'value';
 }

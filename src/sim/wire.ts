@@ -30,7 +30,10 @@ const SUN_PATH_MAX = 107;
 
 export function socketPath(dir: string, domid: number): string {
   const p = path.join(dir, `dom${domid}.sock`);
-  if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`${p}: longer than a unix socket path may be (${SUN_PATH_MAX} bytes); use a shorter ${SIM_DIR_ENV} / --sim-dir`);
+  if (Buffer.byteLength(p) > SUN_PATH_MAX)
+    throw new Error(
+      `${p}: longer than a unix socket path may be (${SUN_PATH_MAX} bytes); use a shorter ${SIM_DIR_ENV} / --sim-dir`,
+    );
   return p;
 }
 export function memoryPath(dir: string, domid: number): string {
@@ -54,7 +57,11 @@ export class FrameReader {
     this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let off = 0;
     while (this.pending.length - off >= FRAME) {
-      this.onFrame(this.pending.readUInt32LE(off), this.pending.readUInt32LE(off + 4), this.pending.readUInt32LE(off + 8));
+      this.onFrame(
+        this.pending.readUInt32LE(off),
+        this.pending.readUInt32LE(off + 4),
+        this.pending.readUInt32LE(off + 8),
+      );
       off += FRAME;
     }
     this.pending = this.pending.subarray(off);

@@ -176,7 +176,8 @@ export class Tree {
     const n = this.lookup(path);
     if (!n) throw new TreeError('ENOENT', 'no such node');
     // Only the owner (or dom0) may change permissions, and a guest may not give a node away.
-    if (domid !== 0 && (n.perms[0]?.domid !== domid || perms[0]!.domid !== domid)) throw new TreeError('EACCES', 'permission denied');
+    if (domid !== 0 && (n.perms[0]?.domid !== domid || perms[0]!.domid !== domid))
+      throw new TreeError('EACCES', 'permission denied');
     n.perms = perms.map((p) => ({ domid: p.domid, access: p.access }));
     n.gen = this.nextGen(0);
     return [path];

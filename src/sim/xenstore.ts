@@ -125,7 +125,8 @@ export class SimStore {
 }
 
 function hasAncestorIn(path: string, set: ReadonlySet<string>): boolean {
-  for (let p = path.slice(0, path.lastIndexOf('/')); p.length > 0; p = p.slice(0, p.lastIndexOf('/'))) if (set.has(p)) return true;
+  for (let p = path.slice(0, path.lastIndexOf('/')); p.length > 0; p = p.slice(0, p.lastIndexOf('/')))
+    if (set.has(p)) return true;
   return false;
 }
 
@@ -334,7 +335,10 @@ export class SimXenStoreConnection implements XenStore {
   queueEvent(w: WatchEntry, absPath: string): void {
     if (this.closed) return;
     const home = `/local/domain/${this.domid}/`;
-    const path = !w.given.startsWith('/') && !w.given.startsWith('@') && absPath.startsWith(home) ? absPath.slice(home.length) : absPath;
+    const path =
+      !w.given.startsWith('/') && !w.given.startsWith('@') && absPath.startsWith(home)
+        ? absPath.slice(home.length)
+        : absPath;
     this.queue.push({ w, path });
     if (!this.draining) {
       this.draining = true;

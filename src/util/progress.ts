@@ -7,7 +7,12 @@ export class Progress {
   private readonly started = Date.now();
   private readonly tty: boolean;
 
-  constructor(private readonly label: string, private readonly total: number, private readonly quiet = false, private readonly unit: 'bytes' | 'count' = 'bytes') {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly quiet = false,
+    private readonly unit: 'bytes' | 'count' = 'bytes',
+  ) {
     this.tty = process.stderr.isTTY === true;
   }
 

@@ -228,6 +228,7 @@ export class DeviceChild {
       // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
       latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
       dirty: e?.dirty ?? false,
+      ioPath: s?.ioPath,
       errors: this.errors,
       restarts: this.o.restarts,
       holdTimeoutS: this.timings.holdTimeoutS,

@@ -48,6 +48,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
     message: str(sup.message),
     recentErrors: (Array.isArray(file.errors) ? file.errors : [])
       .filter((e): e is string => typeof e === 'string').slice(-3),
+    ioPath: str(file.ioPath),
   };
 }
 
@@ -117,7 +118,9 @@ function describe(m: StatusReport, now = Date.now()): string {
     }
     text += table(rows);
     for (const d of m.devices) {
-      for (const l of [d.message, ...d.recentErrors]) if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
+      // The fallback is worth a line (io_uring, the normal case, is not).
+      const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
+      for (const l of [d.message, io, ...d.recentErrors]) if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
     }
   }
   const r = m.renew;

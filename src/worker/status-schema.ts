@@ -41,6 +41,9 @@ export interface DeviceView {
   readonly message: string | null;
   /** The last error lines of the device. */
   readonly recentErrors: readonly string[];
+  /** How its image I/O reaches the kernel: "io_uring", or "thread pool (why io_uring was
+   * refused, e.g. io_uring_setup: EPERM)"; null when the device process did not say. */
+  readonly ioPath: string | null;
 }
 
 export interface StatusReport {

@@ -23,7 +23,8 @@ export async function waitForKey(xs: XenStore, key: string, accept: (v: string |
     async () => {
       const v = await xs.tryRead(key).catch(() => undefined);
       if (accept(v)) return finish({ kind: 'value', value: v });
-      if (v === undefined && opts.dir !== undefined && (await xs.tryRead(opts.dir).catch(() => '')) === undefined) finish({ kind: 'gone' });
+      if (v === undefined && opts.dir !== undefined && (await xs.tryRead(opts.dir).catch(() => '')) === undefined)
+        finish({ kind: 'gone' });
     },
     { stop: () => finished },
   );

@@ -11,7 +11,7 @@ const MAIN = path.join(ROOT, 'build/bench/main.js');
 interface Summary { n: number; median: number; p10: number; p90: number; min: number; max: number }
 interface Row {
   section: string; name: string; unit: string; better: string; value: Summary;
-  baseline?: { name: string; value: Summary }; ratio?: Summary; cpuUsPerRequest?: Summary; rssMiB?: Summary; threadpool?: number;
+  baseline?: { name: string; value: Summary }; ratio?: Summary; cpuUsPerRequest?: Summary; baselineCpuUsPerRequest?: Summary; rssMiB?: Summary; threadpool?: number;
 }
 
 function bench(args: string[]): { rows: Row[]; machine: { cpus: number }; elapsedSeconds: number } {
@@ -39,21 +39,25 @@ test('--quick --only startup --json: the executable against node -e 0, positive 
   positive(row.ratio, 'ratio');
 });
 
-test('--only io, one pattern, one round: engine rows with IOPS, CPU per request and RSS (fio rows when installed)', () => {
+test('--only io, one pattern, one round: engine rows (io_uring and thread pool) with IOPS, CPU per request and RSS (fio rows when installed)', () => {
   const out = bench(['--quick', '--only', 'io', '--patterns', '4k randread qd1', '--rounds', '1', '--seconds', '0.1', '--no-shm']);
   const sections = [...new Set(out.rows.map((r) => r.section))];
   assert.equal(sections, ['io disk buffered', 'io disk direct']);
+  for (const section of sections) {
+    const names = new Set(out.rows.filter((r) => r.section === section).map((r) => r.name));
+    assert.equal([...names].sort(), ['4k randread qd1 engine', '4k randread qd1 engine, thread pool'], section);
+  }
   for (const row of out.rows) {
-    assert.is(row.name, '4k randread qd1 engine');
     assert.is(row.unit, 'IOPS');
     positive(row.value, `${row.section} value`);
     positive(row.cpuUsPerRequest, `${row.section} cpu`);
-    positive(row.rssMiB, `${row.section} rss`);
+    if (row.name === '4k randread qd1 engine') positive(row.rssMiB, `${row.section} rss`);
     assert.ok(row.threadpool! >= 1);
     if (row.baseline) {
       assert.match(row.baseline.name, /^fio (psync|io_uring)/);
       positive(row.baseline.value, `${row.section} baseline`);
       positive(row.ratio, `${row.section} ratio`);
+      positive(row.baselineCpuUsPerRequest, `${row.section} fio cpu`);
     }
   }
 });

@@ -100,7 +100,11 @@ function ind(inner: number, nr: number, grefs: number[]): RwRequest {
 
 test('indirect: pages needed, > advertised segments, 0 segments, bad inner op, not advertised', () => {
   assert.equal(planRequest(ind(BlkifOp.READ, 256, [9]), lim), { kind: 'indirect', grefs: [9], nrSegments: 256 });
-  assert.equal(planRequest(ind(BlkifOp.READ, 600, [9, 10, 11]), { ...lim, maxIndirectSegments: 4096 }), { kind: 'indirect', grefs: [9, 10], nrSegments: 600 });
+  assert.equal(planRequest(ind(BlkifOp.READ, 600, [9, 10, 11]), { ...lim, maxIndirectSegments: 4096 }), {
+    kind: 'indirect',
+    grefs: [9, 10],
+    nrSegments: 600,
+  });
   failed(planRequest(ind(BlkifOp.READ, 257, [9]), lim));
   failed(planRequest(ind(BlkifOp.READ, 0, []), lim));
   failed(planRequest(ind(BlkifOp.FLUSH_DISKCACHE, 8, [9]), lim));

@@ -8,7 +8,10 @@ import { withTempDir } from '../helpers/temp';
 
 test('dist/afsfile demo --json: ops done, zero mismatches, exit 0, temp image removed', () => {
   withTempDir((tmp) => {
-    const r = run(['demo', '--json', '--seconds', '1', '--size', '16M'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent', TMPDIR: tmp }, timeoutMs: 60_000 });
+    const r = run(['demo', '--json', '--seconds', '1', '--size', '16M'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/nonexistent', TMPDIR: tmp },
+      timeoutMs: 60_000,
+    });
     assert.is(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout) as Record<string, unknown> & { latencyMs: { p50: number; p99: number } };
     assert.ok(s.ok);
@@ -28,7 +31,9 @@ test('dist/afsfile demo --json: ops done, zero mismatches, exit 0, temp image re
 test('dist/afsfile demo --image keeps the image and its content verifies', () => {
   withTempDir((tmp) => {
     const img = path.join(tmp, 'given.img');
-    const r = run(['demo', '--image', img, '--size', '8M', '--seconds', '0.5', '--queue-depth', '4'], { timeoutMs: 60_000 });
+    const r = run(['demo', '--image', img, '--size', '8M', '--seconds', '0.5', '--queue-depth', '4'], {
+      timeoutMs: 60_000,
+    });
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /result\s+OK/);
     assert.match(r.stdout, /0 mismatches/);

@@ -104,7 +104,12 @@ test('discard-enable=0: no feature-discard', async () => {
 });
 
 test('an image that cannot be opened: afsfile-status=error with a clear message; removal still closes', async () => {
-  const r = await rig({ connect: false, hotplug: false, vbd: { target: '/nonexistent/dir/disk.img' }, device: { engine: { fsyncIntervalMs: 0 } } });
+  const r = await rig({
+    connect: false,
+    hotplug: false,
+    vbd: { target: '/nonexistent/dir/disk.img' },
+    device: { engine: { fsyncIntervalMs: 0 } },
+  });
   const be = r.paths.backend;
   assert.is(await r.dom0.read(`${be}/afsfile-status`), 'error');
   assert.match(await r.dom0.read(`${be}/afsfile-error`), /does not exist/);
@@ -140,13 +145,19 @@ test('bad params and mode values are reported, never followed', async () => {
 });
 
 /** Writes frontend keys by hand as the guest, then Initialised; returns the backend's verdict. */
-async function badFrontend(keys: Record<string, string>): Promise<{ state: string; error: string; status: string; warnings: string[] }> {
+async function badFrontend(
+  keys: Record<string, string>,
+): Promise<{ state: string; error: string; status: string; warnings: string[] }> {
   const r = await rig({ connect: false });
   const gx = r.store.connect(5);
   const g = r.guest;
   const ring = g.grant(g.allocPages(1), false);
   const port = g.allocUnboundPort(0);
-  const base: Record<string, string> = { 'ring-ref': String(ring), 'event-channel': String(port), protocol: 'x86_64-abi' };
+  const base: Record<string, string> = {
+    'ring-ref': String(ring),
+    'event-channel': String(port),
+    protocol: 'x86_64-abi',
+  };
   const all = { ...base, ...keys };
   for (const [k, v] of Object.entries(all)) {
     if (v === '<absent>') continue;
@@ -154,9 +165,19 @@ async function badFrontend(keys: Record<string, string>): Promise<{ state: strin
   }
   await gx.write(`${r.paths.frontend}/state`, '3');
   const be = r.paths.backend;
-  await until('a verdict', async () => (await r.dom0.tryRead(`${be}/afsfile-error`)) !== undefined || (await r.dom0.read(`${be}/state`)) === '4', 3000);
+  await until(
+    'a verdict',
+    async () =>
+      (await r.dom0.tryRead(`${be}/afsfile-error`)) !== undefined || (await r.dom0.read(`${be}/state`)) === '4',
+    3000,
+  );
   await until('a state', async () => ['4', '5', '6'].includes(await r.dom0.read(`${be}/state`)), 3000);
-  const out = { state: await r.dom0.read(`${be}/state`), error: (await r.dom0.tryRead(`${be}/afsfile-error`)) ?? '', status: (await r.dom0.tryRead(`${be}/afsfile-status`)) ?? '', warnings: r.warnings.slice() };
+  const out = {
+    state: await r.dom0.read(`${be}/state`),
+    error: (await r.dom0.tryRead(`${be}/afsfile-error`)) ?? '',
+    status: (await r.dom0.tryRead(`${be}/afsfile-status`)) ?? '',
+    warnings: r.warnings.slice(),
+  };
   // The device is alive: removal still works.
   const res = await r.toolstack.removeVbd(r.paths, { timeoutMs: 3000 });
   assert.ok(res.closed, 'removal after a bad frontend');
@@ -190,12 +211,15 @@ test('bad frontend values: afsfile-error, Closing, no crash', async () => {
 });
 
 test('multi-queue, multi-page rings, x86_32, indirect', async () => {
-  const r = await rig({ front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 } });
+  const r = await rig({
+    front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 },
+  });
   assert.is(r.device.stats().queues, 3);
   const ops: Promise<void>[] = [];
   for (let q = 0; q < 3; q++) ops.push(r.front.write(q * 4096, pattern(512 * 1024, q), { queue: q }));
   await Promise.all(ops);
-  for (let q = 0; q < 3; q++) assert.equal(await r.front.read(q * 4096, 512 * 1024, { queue: (q + 1) % 3 }), pattern(512 * 1024, q));
+  for (let q = 0; q < 3; q++)
+    assert.equal(await r.front.read(q * 4096, 512 * 1024, { queue: (q + 1) % 3 }), pattern(512 * 1024, q));
   assert.ok(r.front.stats.indirect > 0);
   assert.ok(r.device.stats().engine!.requests.indirect > 0);
   await r.close();
@@ -309,7 +333,10 @@ test('worker restart: quiesce leaves Connected; a new worker re-attaches and rep
   assert.is(await r.dom0.read(`${r.paths.backend}/state`), '4', 'SIGTERM leaves the device Connected');
   r.platform.close(); // the old worker process is gone: its ports unbind
   const platform2 = r.hv.platform();
-  const dev2 = new Device(r.dom0, platform2, r.paths.backend, { engine: { fsyncIntervalMs: 0 }, warn: () => undefined });
+  const dev2 = new Device(r.dom0, platform2, r.paths.backend, {
+    engine: { fsyncIntervalMs: 0 },
+    warn: () => undefined,
+  });
   await dev2.start();
   assert.equal(await pending, d, 'the unanswered read was replayed by the new worker');
   const e = pattern(4096, 6);
@@ -324,7 +351,12 @@ test('worker restart: quiesce leaves Connected; a new worker re-attaches and rep
 
 test('quiesce is bounded even when fsync hangs; EACCES reaches the renew hook', async () => {
   const codes: string[] = [];
-  const r = await rig({ device: { closeDeadlineMs: 200, engine: { fsyncIntervalMs: 0, holdTimeoutMs: 2000, onTransientError: (c) => codes.push(c) } } });
+  const r = await rig({
+    device: {
+      closeDeadlineMs: 200,
+      engine: { fsyncIntervalMs: 0, holdTimeoutMs: 2000, onTransientError: (c) => codes.push(c) },
+    },
+  });
   await r.front.write(0, pattern(4096, 1));
   r.files[0].fsyncError = 'EACCES';
   const flushing = r.front.flush();

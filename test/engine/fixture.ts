@@ -120,10 +120,11 @@ export class MemFile implements BlockFile {
   fsync(cb: IoCallback): void {
     this.submit('fsync', 0, 0, () => this.fsyncs++, cb);
   }
-  discard(offset: number, length: number): void {
+  discard(offset: number, length: number, cb: IoCallback): void {
     if (offset < 0 || offset + length > this.size) this.outOfBounds++;
     this.discards.push([offset, length]);
     this.data.fill(0, offset, offset + length);
+    cb(null);
   }
 
   /** Completes held operation i (index into pending) now. */

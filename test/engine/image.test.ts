@@ -33,7 +33,7 @@ function counting(img: Image): BlockFile & { fsyncs: number } {
       f.fsyncs++;
       img.fsync(cb);
     },
-    discard: (o: number, l: number) => img.discard(o, l),
+    discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
   };
   return f;
 }

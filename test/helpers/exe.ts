@@ -12,7 +12,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(args: string[], opts: { exe?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; argv0?: string } = {}): RunResult {
+export function run(
+  args: string[],
+  opts: { exe?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; argv0?: string } = {},
+): RunResult {
   const r: SpawnSyncReturns<string> = spawnSync(opts.exe ?? EXE, args, {
     encoding: 'utf8',
     env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin', AFSFILE_CONFIG: '/dev/null' },

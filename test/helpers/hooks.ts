@@ -32,7 +32,9 @@ export function teardown<T>(test: Test<T>, fn: (ctx: T) => unknown): void {
       await fn(ctx);
     } catch (err) {
       if (setupError === undefined) throw err;
-      process.stderr.write(`tear-down after the failed set-up also failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(
+        `tear-down after the failed set-up also failed: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
     }
   });
 }

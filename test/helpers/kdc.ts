@@ -12,7 +12,9 @@ import { tempDir } from './exe';
 export const REALM = 'TEST.LOCAL';
 
 export function haveKdcTools(): boolean {
-  return ['/usr/sbin/krb5kdc', '/usr/sbin/kdb5_util', '/usr/sbin/kadmin.local', '/usr/bin/kinit'].every((p) => fs.existsSync(p));
+  return ['/usr/sbin/krb5kdc', '/usr/sbin/kdb5_util', '/usr/sbin/kadmin.local', '/usr/bin/kinit'].every((p) =>
+    fs.existsSync(p),
+  );
 }
 
 async function freePort(): Promise<number> {
@@ -109,12 +111,19 @@ export class TestKdc {
       '',
     ].join('\n'));
     fs.writeFileSync(path.join(dir, 'kadm5.acl'), '');
-    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], { env: this.env, stdio: 'pipe' });
+    execFileSync('kdb5_util', ['create', '-s', '-r', REALM, '-P', 'master-password-for-tests', '-W'], {
+      env: this.env,
+      stdio: 'pipe',
+    });
     this.addPrincipal('host/renew', this.keytab);
   }
 
   kadmin(query: string): string {
-    return execFileSync('kadmin.local', ['-r', REALM, '-q', query], { env: this.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync('kadmin.local', ['-r', REALM, '-q', query], {
+      env: this.env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   }
 
   /** A principal with a random key, 1 min max life, 5 min renewable, added to `keytab`. */

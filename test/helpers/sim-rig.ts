@@ -67,7 +67,7 @@ export function controlled(img: Image, ctl: FileControl): DeviceImage {
       if (code) return setImmediate(() => cb(Object.assign(new Error(code), { code })));
       img.fsync(cb);
     },
-    discard: (o: number, l: number) => img.discard(o, l),
+    discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
     close: () => img.close(),
   };
   return f;

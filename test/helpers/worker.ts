@@ -38,7 +38,12 @@ export function workerEnv(socketPath: string, runDir: string, extra: NodeJS.Proc
 }
 
 /** `exe`: another copy of dist/afsfile (the supervisor re-executes whatever is at its path). */
-export async function startWorker(socketPath: string, runDir: string, args: string[] = [], exe = EXE): Promise<RunningWorker> {
+export async function startWorker(
+  socketPath: string,
+  runDir: string,
+  args: string[] = [],
+  exe = EXE,
+): Promise<RunningWorker> {
   const proc = spawn(exe, ['worker', ...(args.includes('--platform') ? [] : ['--platform', 'sim']), ...args], {
     env: workerEnv(socketPath, runDir), stdio: ['ignore', 'pipe', 'pipe'],
   });

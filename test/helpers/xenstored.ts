@@ -32,7 +32,8 @@ export interface Xenstored {
 export function xenstoredBinary(): string {
   const env = process.env.AFSFILE_TEST_XENSTORED;
   if (env) {
-    if (!fs.existsSync(env)) throw new Error(`xenstored not found at AFSFILE_TEST_XENSTORED=${env}: install it with test/deps.sh`);
+    if (!fs.existsSync(env))
+      throw new Error(`xenstored not found at AFSFILE_TEST_XENSTORED=${env}: install it with test/deps.sh`);
     return env;
   }
   const dirs = fs.existsSync('/usr/lib') ? fs.readdirSync('/usr/lib').filter((d) => /^xen-\d+\.\d+$/.test(d)).sort().reverse() : [];
@@ -40,7 +41,9 @@ export function xenstoredBinary(): string {
     const p = path.join('/usr/lib', d, 'bin/xenstored');
     if (fs.existsSync(p)) return p;
   }
-  throw new Error('xenstored not found: install it with test/deps.sh (apt-get install xen-utils-4.17), or set AFSFILE_TEST_XENSTORED');
+  throw new Error(
+    'xenstored not found: install it with test/deps.sh (apt-get install xen-utils-4.17), or set AFSFILE_TEST_XENSTORED',
+  );
 }
 
 function buildStub(): string {
@@ -48,7 +51,9 @@ function buildStub(): string {
   if (!fresh) {
     fs.mkdirSync(path.dirname(STUB_SO), { recursive: true });
     const tmp = `${STUB_SO}.${process.pid}`;
-    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, STUB_SRC, '-ldl'], { stdio: 'inherit' });
+    execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, STUB_SRC, '-ldl'], {
+      stdio: 'inherit',
+    });
     fs.renameSync(tmp, STUB_SO);
   }
   return STUB_SO;
@@ -79,7 +84,12 @@ export async function startXenstored(): Promise<Xenstored> {
     fs.rmSync(socketPath, { force: true });
     stderr = '';
     const c = spawn(binary, ['-N', '-F', path.join(dir, 'pid'), '-T', path.join(dir, 'trace')], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LD_PRELOAD: stub, XENSTORED_STUB_DIR: dir, XENSTORED_RUNDIR: dir },
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        LD_PRELOAD: stub,
+        XENSTORED_STUB_DIR: dir,
+        XENSTORED_RUNDIR: dir,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     c.stderr?.on('data', (d) => (stderr += d));

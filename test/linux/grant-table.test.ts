@@ -112,7 +112,11 @@ test('mapRing: MAP_GRANT_REF then mmap of 4096*count at the index; unmap: GET_OF
     const m = await r.gt.mapRing(5, [8, 9]);
     assert.is(m.buffer.byteLength, 8192);
     new Uint32Array(m.buffer)[1024] = 0xdeadbeef; // second page
-    assert.is(fs.readFileSync(r.file).readUInt32LE(4096 + 4096), 0xdeadbeef, 'the mapping is the device memory at the index');
+    assert.is(
+      fs.readFileSync(r.file).readUInt32LE(4096 + 4096),
+      0xdeadbeef,
+      'the mapping is the device memory at the index',
+    );
     m.unmap();
     m.unmap();
     assert.equal(r.k.log.slice(1), [
@@ -136,8 +140,14 @@ test('close unmaps what is still mapped; afterwards copy and mapRing fail with E
   assert.equal(r.k.log.slice(-3), ['munmap', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 1']);
   const b = new GrantCopyBatch(1);
   b.add(true, 5, 1, 0, 16, 0);
-  assert.throws(() => r.gt.copy(b, pool), (e: NodeJS.ErrnoException) => e.code === 'EBADF' && /grant table closed/.test(e.message));
-  const err = await r.gt.mapRing(5, [8]).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+  assert.throws(
+    () => r.gt.copy(b, pool),
+    (e: NodeJS.ErrnoException) => e.code === 'EBADF' && /grant table closed/.test(e.message),
+  );
+  const err = await r.gt.mapRing(5, [8]).then(
+    () => undefined,
+    (e: NodeJS.ErrnoException) => e,
+  );
   assert.is(err?.code, 'EBADF');
 });
 
@@ -204,18 +214,29 @@ test('copy: segment virt addresses point into the pool at its offsets; foreign p
 });
 
 test('real failures: /dev/null has no grant copy (ENOTTY, says Linux 4.8); a missing gntdev is ENOENT with the hint', () => {
-  assert.throws(() => openGrantTable('/dev/null'), (e: NodeJS.ErrnoException) =>
-    e.code === 'ENOTTY' && /^IOCTL_GNTDEV_GRANT_COPY probe on \/dev\/null: .*\(ENOTTY\); .*no grant copy.*Linux 4\.8/.test(e.message));
+  assert.throws(
+    () => openGrantTable('/dev/null'),
+    (e: NodeJS.ErrnoException) =>
+      e.code === 'ENOTTY' &&
+      /^IOCTL_GNTDEV_GRANT_COPY probe on \/dev\/null: .*\(ENOTTY\); .*no grant copy.*Linux 4\.8/.test(e.message),
+  );
   withTempDir((tmp) => {
     const p = path.join(tmp, 'gntdev');
-    assert.throws(() => openGrantTable(p), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.message.startsWith(`${p} missing: load xen-evtchn and xen-gntdev`));
+    assert.throws(
+      () => openGrantTable(p),
+      (e: NodeJS.ErrnoException) =>
+        e.code === 'ENOENT' && e.message.startsWith(`${p} missing: load xen-evtchn and xen-gntdev`),
+    );
   });
 });
 
 test('real ioctl failure inside copy and mapRing: the operation and ENOTTY', async () => {
   // A table over /dev/null whose probe is skipped by answering it, then real ioctls.
   let probe = true;
-  const addon: NativeAddon = { ...real, ioctl: (fd, req, arg) => (probe ? ((probe = false), 0) : real.ioctl(fd, req, arg)) };
+  const addon: NativeAddon = {
+    ...real,
+    ioctl: (fd, req, arg) => (probe ? ((probe = false), 0) : real.ioctl(fd, req, arg)),
+  };
   const gt = new LinuxGrantTable(fs.openSync('/dev/null', 'r+'), '/dev/null', addon);
   try {
     const pool = gt.allocPool(4096);

@@ -32,7 +32,10 @@ test('linuxPlatformProblem: missing, not a device, fine', () => {
     assert.is(linuxPlatformProblem({ evtchn: '/dev/null', gntdev: missing }), `${missing} missing: ${HINT}`);
     const file = path.join(tmp, 'file');
     fs.writeFileSync(file, '');
-    assert.is(linuxPlatformProblem({ evtchn: file, gntdev: '/dev/null' }), `${file} is not a character device: ${HINT}`);
+    assert.is(
+      linuxPlatformProblem({ evtchn: file, gntdev: '/dev/null' }),
+      `${file} is not a character device: ${HINT}`,
+    );
     assert.is(linuxPlatformProblem({ evtchn: '/dev/null', gntdev: '/dev/null' }), undefined);
   });
 });
@@ -41,16 +44,21 @@ test('the second device failing closes the first (no leaked fd, no watch thread)
   withTempDir((tmp) => {
     const before = openFds();
     const missing = path.join(tmp, 'gntdev');
-    assert.throws(() => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: missing }), (e: NodeJS.ErrnoException) =>
-      e.code === 'ENOENT' && e.message === `${missing} missing: ${HINT} (ENOENT)`);
-    assert.throws(() => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: '/dev/null' }), (e: NodeJS.ErrnoException) =>
-      e.code === 'ENOTTY' && /grant copy/.test(e.message));
+    assert.throws(
+      () => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: missing }),
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.message === `${missing} missing: ${HINT} (ENOENT)`,
+    );
+    assert.throws(
+      () => createLinuxPlatform({ evtchnPath: '/dev/null', gntdevPath: '/dev/null' }),
+      (e: NodeJS.ErrnoException) => e.code === 'ENOTTY' && /grant copy/.test(e.message),
+    );
     assert.is(openFds(), before);
   });
 });
 
 test('devices are opened O_RDWR|O_CLOEXEC (evtchn also O_NONBLOCK for the poll thread)', () => {
-  const flags = (fd: number) => parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+  const flags = (fd: number) =>
+    parseInt(/^flags:\s+(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
   const O_CLOEXEC = 0o2000000;
   const O_ACCMODE = 3;
   const ev = openEventChannels('/dev/null');
@@ -58,7 +66,10 @@ test('devices are opened O_RDWR|O_CLOEXEC (evtchn also O_NONBLOCK for the poll t
   const probeOnly: NativeAddon = { ...native(), ioctl: () => 0 };
   const gt = openGrantTable('/dev/null', probeOnly);
   try {
-    assert.is(flags(ev.fd) & (O_CLOEXEC | O_ACCMODE | fs.constants.O_NONBLOCK), O_CLOEXEC | fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    assert.is(
+      flags(ev.fd) & (O_CLOEXEC | O_ACCMODE | fs.constants.O_NONBLOCK),
+      O_CLOEXEC | fs.constants.O_RDWR | fs.constants.O_NONBLOCK,
+    );
     assert.is(flags(gt.fd) & (O_CLOEXEC | O_ACCMODE | fs.constants.O_NONBLOCK), O_CLOEXEC | fs.constants.O_RDWR);
   } finally {
     ev.close();

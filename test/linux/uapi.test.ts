@@ -17,7 +17,8 @@ const haveXenPublic = fs.existsSync(path.join(HEADERS, 'grant_table.h')) && fs.e
 
 function probeSource(): string {
   const lines: string[] = [];
-  const entry = (key: string, expr: string) => lines.push(`  printf("%s\\"${key}\\": %lu", first ? "" : ",\\n", (unsigned long)(${expr})); first = 0;`);
+  const entry = (key: string, expr: string) =>
+    lines.push(`  printf("%s\\"${key}\\": %lu", first ? "" : ",\\n", (unsigned long)(${expr})); first = 0;`);
   for (const name of Object.keys(SIZEOF)) entry(`sizeof ${name}`, `sizeof(struct ${name})`);
   for (const key of Object.keys(OFFSETOF)) {
     const [struct, ...field] = key.split('.');
@@ -91,7 +92,9 @@ test('ioctl numbers equal the headers', () => {
 
 test('every evtchn and gntdev ioctl of the headers is in the table (DMABUF ones are unused)', () => {
   assert.is(GNTALLOC_FLAG_WRITABLE, probe().GNTALLOC_FLAG_WRITABLE);
-  const text = ['evtchn.h', 'gntdev.h', 'gntalloc.h'].map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8')).join('\n');
+  const text = ['evtchn.h', 'gntdev.h', 'gntalloc.h']
+    .map((h) => fs.readFileSync(path.join(HEADERS, h), 'utf8'))
+    .join('\n');
   const names = [...text.matchAll(/#define IOCTL_([A-Z_]+)/g)].map((m) => m[1]).filter((n) => !n.includes('DMABUF'));
   assert.ok(names.length >= 12, names.join(' '));
   for (const n of names) assert.ok(n in IOCTL, `IOCTL_${n} missing from uapi.ts`);
@@ -114,7 +117,10 @@ test('codecs: the bytes of each ioctl argument', () => {
   encodeBindInterdomain(new DataView(bi.buffer), 0x01020304, 9);
   assert.equal([...bi], [4, 3, 2, 1, 9, 0, 0, 0]);
   const map = encodeMapGrantRef(7, [0x11, 0x22]);
-  assert.equal([...map], [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0x11, 0, 0, 0, 7, 0, 0, 0, 0x22, 0, 0, 0]);
+  assert.equal(
+    [...map],
+    [2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0x11, 0, 0, 0, 7, 0, 0, 0, 0x22, 0, 0, 0],
+  );
   assert.is(encodeMapGrantRef(7, [1]).length, 24, 'one ref: exactly sizeof, which the kernel copies back');
   new DataView(map.buffer).setBigUint64(8, 0x12345000n, true);
   assert.is(decodeMapIndex(map), 0x12345000n);

@@ -23,7 +23,7 @@ function flaky(failReads: { n: number }) {
       read: (buf, off, cb) => (failReads.n-- > 0 ? setImmediate(() => cb(Object.assign(new Error('injected'), { code: 'EFAULT' }))) : img.read(buf, off, cb)),
       write: (buf, off, cb) => img.write(buf, off, cb),
       fsync: (cb) => img.fsync(cb),
-      discard: (off, len) => img.discard(off, len),
+      discard: (off, len, cb) => img.discard(off, len, cb),
       close: () => img.close(),
     };
   };
@@ -96,7 +96,7 @@ test('reconnect with requests in flight: blkif_recover re-issues them on the new
       read: (buf, off, cb) => later(() => img.read(buf, off, cb)),
       write: (buf, off, cb) => later(() => img.write(buf, off, cb)),
       fsync: (cb) => img.fsync(cb),
-      discard: (off, len) => img.discard(off, len),
+      discard: (off, len, cb) => img.discard(off, len, cb),
       close: () => img.close(),
     };
   };

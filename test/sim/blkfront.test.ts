@@ -35,7 +35,11 @@ test('Connected only after hotplug-status=connected; a frontend writing no proto
   await until('frontend Initialised', async () => (await xs.tryRead(`${h.paths.frontend}/state`)) === '3', 3000);
   await sleep(50);
   assert.is(await xs.read(`${h.paths.backend}/state`), '2', 'still InitWait without the hotplug verdict');
-  assert.is(await xs.read(`${h.paths.frontend}/protocol`), 'x86_64-abi', "the frontend wrote none: libxl's value for a PV guest stays");
+  assert.is(
+    await xs.read(`${h.paths.frontend}/protocol`),
+    'x86_64-abi',
+    "the frontend wrote none: libxl's value for a PV guest stays",
+  );
   assert.is(await xs.read(`${h.paths.frontend}/ring-page-order`), '4');
   await h.toolstack.hotplugConnected(h.paths);
   await connecting;
@@ -74,7 +78,9 @@ test('verified I/O: direct, indirect, mid-page, flush, discard', async () => {
 });
 
 test('multi-queue, multi-page rings, x86_32 ABI', async () => {
-  const h = await rig({ front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 } });
+  const h = await rig({
+    front: { maxQueues: 3, maxRingPageOrder: 2, protocol: 'x86_32-abi', maxIndirectSegments: 256 },
+  });
   const xs = h.store.connect(0);
   const f = h.paths.frontend;
   assert.is(await xs.read(`${f}/multi-queue-num-queues`), '3');
@@ -90,7 +96,8 @@ test('multi-queue, multi-page rings, x86_32 ABI', async () => {
   const writes: Promise<void>[] = [];
   for (let i = 0; i < 30; i++) writes.push(h.front.write(i * 64, pattern(32768, i), { queue: i % 3 }));
   await Promise.all(writes);
-  for (let i = 0; i < 30; i++) assert.equal(await h.front.read(i * 64, 32768, { queue: (i + 1) % 3 }), pattern(32768, i));
+  for (let i = 0; i < 30; i++)
+    assert.equal(await h.front.read(i * 64, 32768, { queue: (i + 1) % 3 }), pattern(32768, i));
   await h.close();
 });
 

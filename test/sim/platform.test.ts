@@ -150,7 +150,10 @@ test('across processes: a clear error when no guest listens, or the directory is
     if (saved !== undefined) process.env.AFSFILE_SIM_DIR = saved;
   }
   const p = createSimPlatform({ dir: '/nonexistent-afsfile-simdir' });
-  await rejects(() => p.evtchn.bindInterdomain(3, 1), /simulated guest 3: cannot connect to \/nonexistent-afsfile-simdir\/dom3\.sock/);
+  await rejects(
+    () => p.evtchn.bindInterdomain(3, 1),
+    /simulated guest 3: cannot connect to \/nonexistent-afsfile-simdir\/dom3\.sock/,
+  );
   await rejects(() => p.grants.mapRing(3, [8]), /cannot connect/);
   p.close();
   assert.throws(() => socketPath('/tmp/' + 'x'.repeat(120), 1), /unix socket path/);

@@ -191,7 +191,9 @@ test('toolstack: libxl keys, vdev numbers, removal in one transaction and destro
   const dom0 = store.connect(0);
   const ts = new Toolstack(dom0);
   const p = await ts.addVbd({ domid: 3, vdev: 'xvdb', target: '/x.img', access: 'ro' });
-  const back = Object.fromEntries(await Promise.all((await dom0.directory(p.backend)).map(async (k) => [k, await dom0.read(`${p.backend}/${k}`)])));
+  const back = Object.fromEntries(
+    await Promise.all((await dom0.directory(p.backend)).map(async (k) => [k, await dom0.read(`${p.backend}/${k}`)])),
+  );
   assert.equal(back, {
     frontend: p.frontend, 'frontend-id': '3', online: '1', removable: '0', bootable: '1', state: '1', dev: 'xvdb', type: 'phy',
     mode: 'r', 'device-type': 'disk', 'discard-enable': '0', specification: 'xen', params: '/x.img', script: '/etc/xen/scripts/block-afsfile',

@@ -20,7 +20,7 @@ rm -f "$CACHE"/boot/dom0.cpio "$CACHE"/boot/dom0.cpio.gz "$CACHE"/boot/domu.cpio
 t0=$SECONDS
 "$HERE/host/packages.sh"
 "$HERE/host/fetch.sh"
-gcc -O2 -Wall -static -o "$CACHE/tools/xtio" "$HERE/tools/xtio.c"
+gcc -O2 -Wall -static -pthread -o "$CACHE/tools/xtio" "$HERE/tools/xtio.c"
 "$HERE/host/build-domu.sh"
 "$HERE/host/build-dom0.sh"
 echo "prepare: done in $((SECONDS - t0)) s"

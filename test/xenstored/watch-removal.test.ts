@@ -40,8 +40,14 @@ test('removal of a parent: the real xenstored and the simulated store fire the s
   const fromReal = await eventsOnRemoval(real);
   real.close();
   const fromSim = await eventsOnRemoval(new SimStore().connect(0));
-  assert.ok(!fromReal.some((e) => e.startsWith('/w/dev/missing ')), `real: no event for a missing key: ${fromReal.join(', ')}`);
-  assert.ok(fromReal.some((e) => e.startsWith('/w/dev/state ')), 'real: an existing key fires');
+  assert.ok(
+    !fromReal.some((e) => e.startsWith('/w/dev/missing ')),
+    `real: no event for a missing key: ${fromReal.join(', ')}`,
+  );
+  assert.ok(
+    fromReal.some((e) => e.startsWith('/w/dev/state ')),
+    'real: an existing key fires',
+  );
   assert.equal(fromSim, fromReal);
 });
 

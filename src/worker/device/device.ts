@@ -16,7 +16,7 @@ import type { DeviceLimits } from '../../blkif/validate';
 import type { BlockFile } from '../../engine/block-file';
 import { Engine, type EngineOptions } from '../../engine/engine';
 import type { EngineStats } from '../../engine/stats';
-import { Image, ImageError } from '../../image/image';
+import { Image, ImageError, type IoPath } from '../../image/image';
 import type { Platform } from '../../xen/platform';
 import { XenbusState, parseState, stateName } from '../../xen/xenbus-state';
 import type { Watch, XenStore } from '../../xen/xenstore';
@@ -33,6 +33,8 @@ const log = createDebug('afsfile:device');
 /** An opened image as the device needs it. */
 export interface DeviceImage extends BlockFile {
   readonly path: string;
+  /** How its I/O reaches the kernel (Image sets it; test wrappers may not). */
+  readonly ioPath?: IoPath;
   close(): void;
 }
 
@@ -68,6 +70,13 @@ export interface DeviceStats {
   events: number;
   spuriousEvents: number;
   engine: EngineStats | undefined;
+  /** "io_uring", or "thread pool (why io_uring was refused)". */
+  ioPath: string | undefined;
+}
+
+function describeIoPath(p: IoPath | undefined): string | undefined {
+  if (!p) return undefined;
+  return p.kind === 'io_uring' ? 'io_uring' : `thread pool${p.why ? ` (${p.why})` : ''}`;
 }
 
 export const DEFAULT_CLOSE_DEADLINE_MS = 8000;
@@ -222,6 +231,7 @@ export class Device {
       events: this.conn?.events ?? 0,
       spuriousEvents: this.conn?.spuriousEvents ?? 0,
       engine: this.engine?.stats(),
+      ioPath: describeIoPath(this.image?.ioPath),
     };
   }
 

@@ -33,7 +33,11 @@ export class RoundTripTiming {
   private readonly afterCopy = new Float64Array(WINDOW);
   private nc = 0;
 
-  constructor(public label: string, private readonly log: Log = debug, private readonly clock = () => performance.now()) {
+  constructor(
+    public label: string,
+    private readonly log: Log = debug,
+    private readonly clock = () => performance.now(),
+  ) {
     this.enabled = Boolean(log.enabled); // debug's getter says undefined before any enable()
   }
 
@@ -86,8 +90,13 @@ export class RoundTripTiming {
     this.log('%s: wake->notify (this process) %s; notify->next wake (guest, Xen, delivery) %s',
       this.label, summary(this.backend.subarray(0, this.nb)), summary(this.outside.subarray(0, this.no)));
     if (this.nc > 0) {
-      this.log('%s: of which wake->first grant copy %s; grant copies %s; last copy->notify %s', this.label,
-        summary(this.beforeCopy.subarray(0, this.nc)), summary(this.inCopy.subarray(0, this.nc)), summary(this.afterCopy.subarray(0, this.nc)));
+      this.log(
+        '%s: of which wake->first grant copy %s; grant copies %s; last copy->notify %s',
+        this.label,
+        summary(this.beforeCopy.subarray(0, this.nc)),
+        summary(this.inCopy.subarray(0, this.nc)),
+        summary(this.afterCopy.subarray(0, this.nc)),
+      );
     }
     this.nb = 0;
     this.no = 0;

@@ -1,7 +1,7 @@
 // EventChannels over /dev/xen/evtchn (Linux drivers/xen/evtchn.c, include/uapi/xen/evtchn.h).
 //
-// A fired port is masked by the kernel and queued; the addon's poll thread (or uv_poll in the
-// main loop, AFSFILE_FDWATCH=uvpoll) read()s the queue and hands the ports to the event loop;
+// A fired port is masked by the kernel and queued; the addon's fd watch (uv_poll in the main
+// loop, src/native/fdwatch.c) read()s the queue and hands the ports to JS;
 // the device unmasks by writing the port back once its ring is drained. A queue overflow makes
 // read() fail with EFBIG until IOCTL_EVTCHN_RESET, which drops the queued ports while they stay
 // masked: so after a reset every bound port is reported (overflow=true), and the device's
@@ -22,23 +22,6 @@ const EFBIG = os.constants.errno.EFBIG;
 const ERROR_BACKOFF_MS = 1000;
 
 type Handler = (ports: readonly number[], overflow: boolean) => void;
-
-/** How the fd's readiness reaches the event loop (src/native/fdwatch.c, fdwatch_uv.c). */
-export type FdWatchMechanism = 'thread' | 'uvpoll';
-const MECHANISMS: readonly FdWatchMechanism[] = ['thread', 'uvpoll'];
-let chosen: FdWatchMechanism | undefined;
-
-/**
- * AFSFILE_FDWATCH=thread|uvpoll, read once per process (the worker's environment reaches its
- * device children); thread by default. An experiment's switch: see src/xen/linux/README.md.
- */
-export function fdWatchMechanism(env: NodeJS.ProcessEnv = process.env): FdWatchMechanism {
-  if (chosen) return chosen;
-  const v = env.AFSFILE_FDWATCH;
-  chosen = MECHANISMS.find((m) => m === v) ?? 'thread';
-  if (v && v !== chosen) process.stderr.write(`afsfile: AFSFILE_FDWATCH=${v} is not one of ${MECHANISMS.join(', ')}; using ${chosen}\n`);
-  return chosen;
-}
 
 /** Counters for status output: what to look at when events seem slow or lost. */
 export interface EvtchnStats {
@@ -70,10 +53,9 @@ export class LinuxEventChannels implements EventChannels {
     readonly fd: number,
     private readonly path = EVTCHN_DEVICE,
     private readonly addon: NativeAddon = native(),
-    readonly mechanism: FdWatchMechanism = fdWatchMechanism(),
   ) {
     this.timing = processTiming();
-    this.timing.label = `${path} (${mechanism})`;
+    this.timing.label = path;
   }
 
   private closedError(op: string): Error {
@@ -146,8 +128,8 @@ export class LinuxEventChannels implements EventChannels {
   onPending(handler: Handler): void {
     this.handler = handler;
     if (this.watch || this.closed) return;
-    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno), this.mechanism === 'uvpoll');
-    debug('watching %s with %s', this.path, this.mechanism);
+    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno));
+    debug('watching %s', this.path);
   }
 
   private delivered(bytes: Uint8Array | null, errno: number): void {

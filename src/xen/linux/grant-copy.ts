@@ -69,8 +69,11 @@ export class GrantCopyEncoder {
 
   private views(): [Uint32Array, Uint16Array, Int16Array] {
     const { buffer, byteOffset, byteLength } = this.segs.bytes;
-    return [new Uint32Array(buffer, byteOffset, byteLength >>> 2), new Uint16Array(buffer, byteOffset, byteLength >>> 1),
-      new Int16Array(buffer, byteOffset, byteLength >>> 1)];
+    return [
+      new Uint32Array(buffer, byteOffset, byteLength >>> 2),
+      new Uint16Array(buffer, byteOffset, byteLength >>> 1),
+      new Int16Array(buffer, byteOffset, byteLength >>> 1),
+    ];
   }
 
   get address(): number {

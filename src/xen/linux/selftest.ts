@@ -103,7 +103,8 @@ async function eventChannelLoopback(ev: LinuxEventChannels, opts: SelfTestOption
       if (Date.now() - t0 > TIMEOUT_MS) throw new Error('self-test: the peer never saw our notify');
       await sleep(1);
     }
-    if (back.readUInt32LE(0) !== peerPort) throw new Error(`self-test: the peer read port ${back.readUInt32LE(0)}, expected ${peerPort}`);
+    if (back.readUInt32LE(0) !== peerPort)
+      throw new Error(`self-test: the peer read port ${back.readUInt32LE(0)}, expected ${peerPort}`);
     lines.push('evtchn: notify reached the peer');
 
     const rounds = opts.rounds ?? 200;
@@ -150,10 +151,12 @@ async function grantLoopback(gt: LinuxGrantTable, opts: SelfTestOptions): Promis
     const ring = await gt.mapRing(self, grefs);
     const mapped = new Uint8Array(ring.buffer);
     for (let i = 0; i < PAGE_SIZE * count; i++) {
-      if (mapped[i] !== granted[i]) throw new Error(`self-test: mapped byte ${i} is ${mapped[i]}, granted ${granted[i]}`);
+      if (mapped[i] !== granted[i])
+        throw new Error(`self-test: mapped byte ${i} is ${mapped[i]}, granted ${granted[i]}`);
     }
     Atomics.store(new Uint32Array(ring.buffer), 1, 0x600dcafe);
-    if (new DataView(shared).getUint32(4, true) !== 0x600dcafe) throw new Error('self-test: a store through the mapping is not visible in the granted page');
+    if (new DataView(shared).getUint32(4, true) !== 0x600dcafe)
+      throw new Error('self-test: a store through the mapping is not visible in the granted page');
     ring.unmap();
     if (ring.buffer.byteLength !== 0) throw new Error('self-test: the ring buffer is still attached after unmap');
     lines.push('gntdev: mapped, shared both ways, unmapped (GET_OFFSET_FOR_VADDR, munmap, UNMAP_GRANT_REF)');
@@ -170,7 +173,8 @@ async function grantLoopback(gt: LinuxGrantTable, opts: SelfTestOptions): Promis
       throw new Error(`self-test: grant copy statuses ${status.join(',')}, expected 0,0,<error>`);
     }
     for (let i = 0; i < 200; i++) {
-      if (pool[i] !== granted[100 + i]) throw new Error(`self-test: copied-in byte ${i} is ${pool[i]}, expected ${granted[100 + i]}`);
+      if (pool[i] !== granted[100 + i])
+        throw new Error(`self-test: copied-in byte ${i} is ${pool[i]}, expected ${granted[100 + i]}`);
     }
     for (let i = PAGE_SIZE; i < 2 * PAGE_SIZE; i++) {
       if (granted[i] !== 0x3c) throw new Error(`self-test: copied-out byte ${i} is ${granted[i]}, expected 0x3c`);

@@ -125,7 +125,9 @@ export function encodePort(out: DataView, port: number): void {
 export function encodeMapGrantRef(domid: number, grefs: readonly number[]): Uint8Array {
   const refsAt = OFFSETOF['ioctl_gntdev_map_grant_ref.refs'];
   // The kernel copies sizeof(struct) (one ref) in and out whatever the count: never less.
-  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntdev_map_grant_ref, refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length));
+  const bytes = new Uint8Array(
+    Math.max(SIZEOF.ioctl_gntdev_map_grant_ref, refsAt + SIZEOF.ioctl_gntdev_grant_ref * grefs.length),
+  );
   const v = new DataView(bytes.buffer);
   v.setUint32(OFFSETOF['ioctl_gntdev_map_grant_ref.count'], grefs.length, true);
   grefs.forEach((ref, i) => {
@@ -182,7 +184,9 @@ export function setU64(out: DataView, at: number, value: number): void {
 /** ioctl_gntalloc_alloc_gref for count pages shared with domid; the kernel fills index and gref_ids. */
 export function encodeAllocGref(domid: number, count: number, writable: boolean): Uint8Array {
   // The kernel writes back sizeof(struct) (24) before the gref_ids: never less than that.
-  const bytes = new Uint8Array(Math.max(SIZEOF.ioctl_gntalloc_alloc_gref, OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'] + 4 * count));
+  const bytes = new Uint8Array(
+    Math.max(SIZEOF.ioctl_gntalloc_alloc_gref, OFFSETOF['ioctl_gntalloc_alloc_gref.gref_ids'] + 4 * count),
+  );
   const v = new DataView(bytes.buffer);
   v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.domid'], domid, true);
   v.setUint16(OFFSETOF['ioctl_gntalloc_alloc_gref.flags'], writable ? GNTALLOC_FLAG_WRITABLE : 0, true);

@@ -88,8 +88,14 @@ export class XenStoreClient implements XenStore {
 
   private async open(): Promise<void> {
     const events = { onFrame: (f: Frame) => this.onFrame(f), onClose: (e: Error | undefined) => this.onClose(e) };
-    const t = this.endpoint.kind === 'socket' ? await connectSocket(this.endpoint, events) : await connectDevice(this.endpoint, events);
-    if (this.closed) { t.close(); return; }
+    const t =
+      this.endpoint.kind === 'socket'
+        ? await connectSocket(this.endpoint, events)
+        : await connectDevice(this.endpoint, events);
+    if (this.closed) {
+      t.close();
+      return;
+    }
     this.transport = t;
     this.generation++;
     debug('connected to %s %s (generation %d)', this.endpoint.kind, this.endpoint.path, this.generation);
@@ -108,7 +114,8 @@ export class XenStoreClient implements XenStore {
       // no connection there is nothing to unregister (and xenstored may be gone for good).
       if (!this.transport && type === XsType.UNWATCH) return resolve(Buffer.alloc(0));
       if (this.transport) this.sendNow(req);
-      else if (txId !== 0) reject(new XenStoreError('ECONNRESET', op, path, 'connection to xenstored lost during the transaction'));
+      else if (txId !== 0)
+        reject(new XenStoreError('ECONNRESET', op, path, 'connection to xenstored lost during the transaction'));
       else this.queue.push(req);
     });
   }
@@ -162,7 +169,8 @@ export class XenStoreClient implements XenStore {
     const resend: Request[] = [];
     for (const r of inFlight) {
       if (r.type === XsType.UNWATCH) r.resolve(Buffer.alloc(0));
-      else if (r.txId !== 0) r.reject(new XenStoreError('ECONNRESET', r.op, r.path, 'connection to xenstored lost during the transaction'));
+      else if (r.txId !== 0)
+        r.reject(new XenStoreError('ECONNRESET', r.op, r.path, 'connection to xenstored lost during the transaction'));
       else resend.push(r);
     }
     this.queue = [...resend, ...this.queue];
@@ -223,7 +231,8 @@ export class XenStoreClient implements XenStore {
       guard(op, path);
       return this.request(type, payload, op, path, txId);
     };
-    const read = async (path: string): Promise<string> => (await req(XsType.READ, 'read', path, nulTerminated(path))).toString('utf8');
+    const read = async (path: string): Promise<string> =>
+      (await req(XsType.READ, 'read', path, nulTerminated(path))).toString('utf8');
     return {
       read,
       tryRead: async (path) => {
@@ -243,11 +252,16 @@ export class XenStoreClient implements XenStore {
           return splitNul(await req(XsType.DIRECTORY, 'directory', path, nulTerminated(path)));
         } catch (e) {
           if (!isXenStoreError(e, 'E2BIG')) throw e;
-          return this.directoryPart(path, (off) => req(XsType.DIRECTORY_PART, 'directory', path, nulTerminated(path, String(off))));
+          return this.directoryPart(path, (off) =>
+            req(XsType.DIRECTORY_PART, 'directory', path, nulTerminated(path, String(off))),
+          );
         }
       },
-      rm: async (path) => { await req(XsType.RM, 'rm', path, nulTerminated(path)); },
-      getPermissions: async (path) => parsePermissions(splitNul(await req(XsType.GET_PERMS, 'get-perms', path, nulTerminated(path))), path),
+      rm: async (path) => {
+        await req(XsType.RM, 'rm', path, nulTerminated(path));
+      },
+      getPermissions: async (path) =>
+        parsePermissions(splitNul(await req(XsType.GET_PERMS, 'get-perms', path, nulTerminated(path))), path),
       setPermissions: async (path, perms) => {
         await req(XsType.SET_PERMS, 'set-perms', path, nulTerminated(path, ...formatPermissions(perms)));
       },
@@ -362,14 +376,24 @@ export class XenStoreClient implements XenStore {
   }
 
   async getDomainPath(domid: number): Promise<string> {
-    const reply = await this.request(XsType.GET_DOMAIN_PATH, nulTerminated(String(domid)), 'get-domain-path', String(domid));
+    const reply = await this.request(
+      XsType.GET_DOMAIN_PATH,
+      nulTerminated(String(domid)),
+      'get-domain-path',
+      String(domid),
+    );
     return splitNul(reply)[0] ?? '';
   }
 
   /** INTRODUCE (what libxl does when a domain is created): tests use it to make a guest
    * domain known so that RELEASE fires @releaseDomain. */
   async introduceDomain(domid: number, mfn: number, port: number): Promise<void> {
-    await this.request(XsType.INTRODUCE, nulTerminated(String(domid), String(mfn), String(port)), 'introduce', String(domid));
+    await this.request(
+      XsType.INTRODUCE,
+      nulTerminated(String(domid), String(mfn), String(port)),
+      'introduce',
+      String(domid),
+    );
   }
 
   /** RELEASE (what libxl does when a domain is destroyed): fires @releaseDomain. */
@@ -387,7 +411,8 @@ export class XenStoreClient implements XenStore {
     for (const w of this.watches.values()) w.closed = true;
     this.watches.clear();
     const why = 'the client is closed';
-    for (const r of [...this.pending.values(), ...this.queue]) r.reject(new XenStoreError('ECONNRESET', r.op, r.path, why));
+    for (const r of [...this.pending.values(), ...this.queue])
+      r.reject(new XenStoreError('ECONNRESET', r.op, r.path, why));
     this.pending.clear();
     this.queue = [];
     t?.close();
@@ -399,5 +424,6 @@ function retryable(e: unknown): boolean {
 }
 
 function checkPath(op: string, path: string): void {
-  if (path.length === 0 || path.includes('\0')) throw new XenStoreError('EINVAL', op, path, 'empty path or a NUL in it');
+  if (path.length === 0 || path.includes('\0'))
+    throw new XenStoreError('EINVAL', op, path, 'empty path or a NUL in it');
 }

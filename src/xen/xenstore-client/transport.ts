@@ -86,7 +86,8 @@ export function connectSocket(ep: Endpoint, ev: TransportEvents): Promise<Transp
       else failure = err;
     });
     sock.on('close', () => {
-      if (open) ev.onClose(closedByUs ? undefined : failure ?? new Error(`xenstored closed the connection (${ep.path})`));
+      if (open)
+        ev.onClose(closedByUs ? undefined : (failure ?? new Error(`xenstored closed the connection (${ep.path})`)));
     });
   });
 }

@@ -73,7 +73,8 @@ export class FrameReader {
     const frames: Frame[] = [];
     while (this.buf.length >= HEADER_SIZE) {
       const len = this.buf.readUInt32LE(12);
-      if (len > PAYLOAD_MAX) throw new Error(`xenstore: reply announces ${len} bytes (max ${PAYLOAD_MAX}): the stream is out of step`);
+      if (len > PAYLOAD_MAX)
+        throw new Error(`xenstore: reply announces ${len} bytes (max ${PAYLOAD_MAX}): the stream is out of step`);
       if (this.buf.length < HEADER_SIZE + len) break;
       frames.push({
         type: this.buf.readUInt32LE(0),

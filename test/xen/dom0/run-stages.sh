@@ -19,11 +19,15 @@ while read -r name kind requires timeout desc; do
     echo "XENTEST SKIP $name not selected (xentest.only=$only)"
     continue
   fi
+  if [ "$kind" = perf ] && ! echo ",$only," | grep -q ",$name,"; then
+    echo "XENTEST SKIP $name a performance stage: runs only when named (npm run test:xen:perf)"
+    continue
+  fi
   if [ "$kind" = todo ]; then
     echo "XENTEST TODO $name $desc"
     continue
   fi
-  if [ "$kind" = afsfile ] && [ ! -x "$AFSFILE" ]; then
+  if { [ "$kind" = afsfile ] || [ "$kind" = perf ]; } && [ ! -x "$AFSFILE" ]; then
     echo "XENTEST SKIP $name no afsfile in dom0 ($AFSFILE)"
     continue
   fi

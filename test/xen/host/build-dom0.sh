@@ -8,7 +8,7 @@
 #      AFSFILE_INSTALL_SH    install script (default <repo>/install.sh)
 #      AFSFILE_WORKER_ARGS   arguments of the worker in dom0 (default "worker")
 #      AFSFILE_WORKER_ENV    NAME=VALUE words added to the worker's environment (default
-#                            none), e.g. "AFSFILE_FDWATCH=uvpoll DEBUG=afsfile:*"
+#                            none), e.g. "DEBUG=afsfile:*"
 #      AFSFILE_INSTALL_ARGS  arguments given to install.sh in dom0 (default none)
 #      XEN_TEST_DOM0_COMPRESS gzip|none (default none: gunzip of ~100 MB under
 #                            TCG costs more than QEMU loading it uncompressed)

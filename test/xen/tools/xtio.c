@@ -12,6 +12,17 @@
  *   xtio waitmark DEV TEXT SECONDS  O_DIRECT reads of the disk's last 4 KiB
  *                    block, every 0.5 s, until it starts with TEXT (dom0
  *                    writes it into the image file: a signal to the guest)
+ *   xtio perf DEV    (the performance A/B, dom0/stages/perf-ab.sh) O_DIRECT
+ *                    workloads on region A, each for --perf-seconds (3):
+ *                    1 MiB sequential write (at least one whole pass) and
+ *                    read, 4 KiB random read and write at queue depth 1 and
+ *                    at --perf-qd (16; that many threads). Writes put the
+ *                    pattern, reads check it, so `xtio verify` of the image
+ *                    still holds afterwards. Each workload prints
+ *                    "XTIO PERF BEGIN name" and "XTIO PERF name ops=N
+ *                    seconds=S iops=X MBps=Y" (dom0 samples its CPU time at
+ *                    both lines), after an idle --perf-gap (1 s); with
+ *                    --perf-seq-only 1 only the two 1 MiB workloads
  *
  * Options (both modes): --seq-mb N (32) --buf-mb N (8) --rand-mb N (4)
  *                       --rand-ops N (1024) --rand-seconds N (10) --seed N (1)
@@ -44,6 +55,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -61,6 +73,7 @@
 static uint64_t seed = 1;
 static uint64_t seq_mb = 32, buf_mb = 8, rand_mb = 4, rand_ops = 1024, rand_seconds = 10;
 static uint64_t rand_written = UINT64_MAX; /* verify: blocks of region C written */
+static uint64_t perf_seconds = 3, perf_qd = 16, perf_gap = 1, perf_seq_only = 0;
 static double io_seconds; /* accumulated by the timed wrappers */
 
 static void phase(const char *name, double seconds) {
@@ -280,6 +293,124 @@ static int run(const char *dev) {
   return 0;
 }
 
+/* --- perf: one workload at a time, time-bounded, on region A ------------------------------ */
+
+struct perf_job {
+  int fd;
+  int writing;
+  uint64_t blocks;  /* 4 KiB blocks in region A */
+  uint64_t x;       /* this thread's xorshift state */
+  double until;     /* now() deadline */
+  uint64_t ops;
+};
+
+static void *perf_rand_thread(void *arg) {
+  struct perf_job *j = arg;
+  uint8_t *blk = alloc(BLK);
+  while (now() < j->until) {
+    j->x ^= j->x << 13; j->x ^= j->x >> 7; j->x ^= j->x << 17;
+    uint64_t b = j->x % j->blocks;
+    if (j->writing) {
+      fill(0, b * BLK, blk, BLK);
+      if (pwrite(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK)
+        die("perf random write at block %llu: %s", (unsigned long long)b, strerror(errno));
+    } else {
+      if (pread(j->fd, blk, BLK, (off_t)(b * BLK)) != (ssize_t)BLK)
+        die("perf random read at block %llu: %s", (unsigned long long)b, strerror(errno));
+      check("perf random read", 0, 0, b * BLK, blk, BLK);
+    }
+    j->ops++;
+  }
+  free(blk);
+  return NULL;
+}
+
+static void perf_report(const char *name, uint64_t ops, uint64_t bytes, double secs) {
+  printf("XTIO PERF %s ops=%llu seconds=%.3f iops=%.1f MBps=%.2f\n", name, (unsigned long long)ops, secs,
+         ops / secs, bytes / (double)MIB / secs);
+  fflush(stdout);
+}
+
+/* An idle gap first (--perf-gap s), so dom0's CPU-time samples at the BEGIN and result lines,
+ * taken a poll interval late, do not mix two workloads. */
+static void perf_begin(const char *name) {
+  sleep((unsigned)perf_gap);
+  printf("XTIO PERF BEGIN %s\n", name);
+  fflush(stdout);
+}
+
+/* 4 KiB random I/O at queue depth qd (qd threads, each one request in flight). */
+static void perf_rand(int fd, int writing, uint64_t qd, uint64_t a_len, const char *name) {
+  struct perf_job jobs[64];
+  pthread_t th[64];
+  if (qd < 1 || qd > 64) die("--perf-qd must be 1..64");
+  perf_begin(name);
+  double t0 = now();
+  for (uint64_t i = 0; i < qd; i++) {
+    uint64_t x = (seed + i + 1) * 0x2545F4914F6CDD1DULL;
+    jobs[i] = (struct perf_job){ fd, writing, a_len / BLK, x, t0 + (double)perf_seconds, 0 };
+    if (pthread_create(&th[i], NULL, perf_rand_thread, &jobs[i])) die("pthread_create failed");
+  }
+  uint64_t ops = 0;
+  for (uint64_t i = 0; i < qd; i++) {
+    pthread_join(th[i], NULL);
+    ops += jobs[i].ops;
+  }
+  if (writing) xfsync(fd);
+  perf_report(name, ops, ops * BLK, now() - t0);
+}
+
+/* 1 MiB sequential passes over region A: writes at least one whole pass, reads check. */
+static void perf_seq(int fd, int writing, uint64_t a_len, const char *name) {
+  uint8_t *buf = alloc(MIB);
+  perf_begin(name);
+  double t0 = now(), until = t0 + (double)perf_seconds;
+  uint64_t ops = 0, off = 0;
+  while (now() < until || (writing && ops * MIB < a_len)) {
+    if (writing) {
+      fill(0, off, buf, MIB);
+      if (pwrite(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
+        die("perf seq write at %llu: %s", (unsigned long long)off, strerror(errno));
+    } else {
+      if (pread(fd, buf, MIB, (off_t)off) != (ssize_t)MIB)
+        die("perf seq read at %llu: %s", (unsigned long long)off, strerror(errno));
+      check("perf seq read", 0, 0, off, buf, MIB);
+    }
+    ops++;
+    off = off + MIB >= a_len ? 0 : off + MIB;
+  }
+  if (writing) xfsync(fd);
+  free(buf);
+  perf_report(name, ops, ops * MIB, now() - t0);
+}
+
+static int perf(const char *dev) {
+  uint64_t a_len = seq_mb * MIB;
+  int fd = xopen(dev, O_RDWR | O_DIRECT);
+  off_t size = lseek(fd, 0, SEEK_END);
+  if (size < 0 || (uint64_t)size < a_len)
+    die("%s is %lld bytes, region A needs %llu", dev, (long long)size, (unsigned long long)a_len);
+  printf("XTIO START perf dev=%s seq_mb=%llu perf_seconds=%llu perf_qd=%llu\n", dev, (unsigned long long)seq_mb,
+         (unsigned long long)perf_seconds, (unsigned long long)perf_qd);
+  fflush(stdout);
+  char qdname[2][32];
+  snprintf(qdname[0], sizeof qdname[0], "randread-qd%llu", (unsigned long long)perf_qd);
+  snprintf(qdname[1], sizeof qdname[1], "randwrite-qd%llu", (unsigned long long)perf_qd);
+  perf_seq(fd, 1, a_len, "seqwrite-1m");
+  perf_seq(fd, 0, a_len, "seqread-1m");
+  if (!perf_seq_only) {
+    perf_rand(fd, 0, 1, a_len, "randread-qd1");
+    perf_rand(fd, 1, 1, a_len, "randwrite-qd1");
+    perf_rand(fd, 0, perf_qd, a_len, qdname[0]);
+    perf_rand(fd, 1, perf_qd, a_len, qdname[1]);
+  }
+  sleep((unsigned)perf_gap);
+  close(fd);
+  printf("XTIO OK\n");
+  fflush(stdout);
+  return 0;
+}
+
 static int verify(const char *path) {
   uint64_t a_len = seq_mb * MIB, b_len = buf_mb * MIB, c_len = rand_mb * MIB;
   int fd = xopen(path, O_RDONLY);
@@ -353,8 +484,9 @@ static uint64_t num(const char *opt, const char *v) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 3) {
-    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV | waitmark DEV TEXT SECONDS [--seq-mb N] [--buf-mb N] [--rand-mb N] "
-                    "[--rand-ops N] [--rand-seconds N] [--seed N] [--rand-written K]\n");
+    fprintf(stderr, "usage: xtio run DEV | verify FILE | fill FILE | refuse DEV | waitmark DEV TEXT SECONDS | perf DEV\n"
+                    "  [--seq-mb N] [--buf-mb N] [--rand-mb N] [--rand-ops N] [--rand-seconds N] [--seed N]\n"
+                    "  [--rand-written K] [--perf-seconds N] [--perf-qd N] [--perf-gap S] [--perf-seq-only 1]\n");
     return 2;
   }
   for (int i = strcmp(argv[1], "waitmark") ? 3 : argc; i < argc; i++) {
@@ -366,6 +498,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(o, "--rand-seconds")) rand_seconds = num(o, v);
     else if (!strcmp(o, "--rand-written")) rand_written = strtoull(v ? v : "x", NULL, 10);
     else if (!strcmp(o, "--seed")) seed = num(o, v);
+    else if (!strcmp(o, "--perf-seconds")) perf_seconds = num(o, v);
+    else if (!strcmp(o, "--perf-qd")) perf_qd = num(o, v);
+    else if (!strcmp(o, "--perf-gap")) perf_gap = strtoull(v ? v : "x", NULL, 10);
+    else if (!strcmp(o, "--perf-seq-only")) perf_seq_only = strtoull(v ? v : "x", NULL, 10);
     else die("unknown option %s", o);
     i++;
   }
@@ -373,6 +509,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "verify")) return verify(argv[2]);
   if (!strcmp(argv[1], "fill")) return fill_file(argv[2]);
   if (!strcmp(argv[1], "refuse")) return refuse(argv[2]);
+  if (!strcmp(argv[1], "perf")) return perf(argv[2]);
   if (!strcmp(argv[1], "waitmark")) return waitmark(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
   die("unknown mode %s", argv[1]);
   return 2;

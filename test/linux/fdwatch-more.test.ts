@@ -1,9 +1,6 @@
-// watchFd's second mechanism, uv_poll in the main loop (src/native/fdwatch_uv.c), with a FIFO
-// standing in for /dev/xen/evtchn. The contract both mechanisms share (whole batches per read,
-// end of file once, one delivery per read error until rearmed) is tested for both in
-// fdwatch.test.ts; here: nothing after close, and what only this mechanism has: a rearm from inside the callback (evtchn's
-// reset does that), fds epoll refuses, unref letting the process exit, and LinuxEventChannels
-// on top of it (AFSFILE_FDWATCH=uvpoll).
+// The fd watch (src/native/fdwatch.c), beyond the contract in fdwatch.test.ts: a rearm and a
+// close from inside the callback (evtchn's reset does that), nothing after close, fds epoll
+// refuses, unref letting the process exit, and LinuxEventChannels on top of it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/native/addon';
-import { LinuxEventChannels, fdWatchMechanism } from '../../src/xen/linux/evtchn';
+import { LinuxEventChannels } from '../../src/xen/linux/evtchn';
 import { ROOT, tempDir } from '../helpers/exe';
 import { brokenWriteEnd, fifo, u32s } from './helpers';
 import { until } from '../helpers/wait';
@@ -19,7 +16,7 @@ import { until } from '../helpers/wait';
 const addon = native();
 const EBADF = 9;
 
-test('uvpoll: a rearm and a close from inside the callback', async () => {
+test('a rearm and a close from inside the callback', async () => {
   const t = tempDir();
   const b = brokenWriteEnd(t.dir);
   let calls = 0;
@@ -27,7 +24,7 @@ test('uvpoll: a rearm and a close from inside the callback', async () => {
     calls++;
     if (calls < 3) addon.watchRearm(h); // evtchn's reset rearms synchronously
     else addon.watchClose(h);
-  }, true);
+  });
   try {
     await until('three calls', () => calls >= 3, 2000);
     await sleep(100);
@@ -39,11 +36,11 @@ test('uvpoll: a rearm and a close from inside the callback', async () => {
   }
 });
 
-test('uvpoll: no callback after watchClose; close is idempotent; refused fds throw', async () => {
+test('no callback after watchClose; close is idempotent; refused fds throw', async () => {
   const t = tempDir();
   const f = fifo(t.dir, 'evtchn');
   let calls = 0;
-  const h = addon.watchFd(f.rfd, () => calls++, true);
+  const h = addon.watchFd(f.rfd, () => calls++);
   addon.watchRef(h, false);
   addon.watchRef(h, true);
   addon.watchClose(h);
@@ -57,7 +54,7 @@ test('uvpoll: no callback after watchClose; close is idempotent; refused fds thr
   // The same fd can be watched again once the old watch is closed (libuv forgets it).
   let again = 0;
   await sleep(10);
-  const h2 = addon.watchFd(f.rfd, () => again++, true);
+  const h2 = addon.watchFd(f.rfd, () => again++);
   fs.writeSync(f.wfd, u32s(2));
   await until('the second watch firing', () => again > 0, 2000);
   addon.watchClose(h2);
@@ -65,16 +62,18 @@ test('uvpoll: no callback after watchClose; close is idempotent; refused fds thr
   // epoll refuses a directory: the error names libuv's call and carries EPERM.
   const dirFd = fs.openSync(t.dir, 'r');
   try {
-    assert.throws(() => addon.watchFd(dirFd, () => {}, true), (e: NodeJS.ErrnoException) => e.errno === 1 && /uv_poll_init/.test(String(e.syscall ?? e.message)));
+    assert.throws(() => addon.watchFd(dirFd, () => {}),
+      (e: NodeJS.ErrnoException) => e.errno === 1 && /uv_poll_init/.test(String(e.syscall ?? e.message)));
   } finally {
     fs.closeSync(dirFd);
   }
-  assert.throws(() => addon.watchFd(-1, () => {}, true), (e: NodeJS.ErrnoException) => e.errno === EBADF);
-  assert.throws(() => addon.watchFd(0, () => {}, 'yes' as unknown as boolean), /boolean/i);
+  assert.throws(() => addon.watchFd(-1, () => {}), (e: NodeJS.ErrnoException) => e.errno === EBADF);
+  assert.throws(() => addon.watchFd(0, 'x' as unknown as () => void), /callback/);
+  assert.throws(() => addon.watchClose({} as never), /watch handle/);
   t.cleanup();
 });
 
-test('uvpoll: an unref\'d watch lets the process exit, a ref\'d one keeps it alive', () => {
+test('an unref\'d watch lets the process exit, a ref\'d one keeps it alive', () => {
   const t = tempDir();
   const script = path.join(t.dir, 'child.js');
   fs.writeFileSync(script, `
@@ -84,7 +83,7 @@ test('uvpoll: an unref\'d watch lets the process exit, a ref\'d one keeps it ali
     execFileSync('mkfifo', [process.argv[2]]);
     const rfd = fs.openSync(process.argv[2], fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const wfd = fs.openSync(process.argv[2], fs.constants.O_WRONLY); // never written: no EOF
-    const h = native().watchFd(rfd, () => {}, true);
+    const h = native().watchFd(rfd, () => {});
     native().watchRef(h, process.argv[3] === 'ref');
   `);
   try {
@@ -97,7 +96,7 @@ test('uvpoll: an unref\'d watch lets the process exit, a ref\'d one keeps it ali
   }
 });
 
-test('LinuxEventChannels with uvpoll: pending ports reach onPending, unmask writes back', async () => {
+test('LinuxEventChannels: pending ports reach onPending, unmask writes back', async () => {
   const t = tempDir();
   const pending = fifo(t.dir, 'pending');
   const unmasks = fifo(t.dir, 'unmask');
@@ -105,11 +104,8 @@ test('LinuxEventChannels with uvpoll: pending ports reach onPending, unmask writ
   const ev = new LinuxEventChannels(fs.openSync(`/proc/self/fd/${unmasks.wfd}`, 'w'), '/dev/xen/evtchn', {
     ...addon,
     ioctl: () => port++,
-    watchFd: (_fd, cb, uv) => {
-      assert.is(uv, true, 'the mechanism reaches the addon');
-      return addon.watchFd(pending.rfd, cb, uv);
-    },
-  }, 'uvpoll');
+    watchFd: (_fd, cb) => addon.watchFd(pending.rfd, cb),
+  });
   try {
     const p = await ev.bindInterdomain(1, 7);
     const got: number[][] = [];
@@ -130,24 +126,6 @@ test('LinuxEventChannels with uvpoll: pending ports reach onPending, unmask writ
     unmasks.close();
     t.cleanup();
   }
-});
-
-test('AFSFILE_FDWATCH: uvpoll or thread, anything else is the thread; read once', () => {
-  const script = `const m = require(${JSON.stringify(path.join(ROOT, 'build/src/xen/linux/evtchn'))});
-    const a = m.fdWatchMechanism(); process.env.AFSFILE_FDWATCH = 'thread'; console.log(a, m.fdWatchMechanism());`;
-  const run = (v: string | undefined) => {
-    const env = { ...process.env };
-    if (v === undefined) delete env.AFSFILE_FDWATCH;
-    else env.AFSFILE_FDWATCH = v;
-    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
-    return { out: r.stdout.trim(), err: r.stderr };
-  };
-  assert.is(run(undefined).out, 'thread thread');
-  assert.is(run('uvpoll').out, 'uvpoll uvpoll', 'read once: a later change is not seen');
-  const bad = run('epoll');
-  assert.is(bad.out, 'thread thread');
-  assert.match(bad.err, /AFSFILE_FDWATCH=epoll is not one of thread, uvpoll; using thread/);
-  assert.is(typeof fdWatchMechanism(), 'string');
 });
 
 test.run();
