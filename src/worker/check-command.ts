@@ -45,9 +45,51 @@ function checkDevices(root: string): Finding[] {
   });
 }
 
+/** The hypervisor's version from /sys/hypervisor/version (Linux drivers/xen/sys-hypervisor.c), or null. */
+function xenVersion(root: string): { major: number; minor: number } | null {
+  const read = (n: string) => {
+    try {
+      return Number(fs.readFileSync(path.join(root, '/sys/hypervisor/version', n), 'utf8').trim());
+    } catch {
+      return NaN;
+    }
+  };
+  const major = read('major');
+  const minor = read('minor');
+  return Number.isInteger(major) && Number.isInteger(minor) ? { major, minor } : null;
+}
+
+// libxl's backendtype=tap (backend/vbd3, which kernel blkback never watches) came back in
+// Xen 4.19 (xen.git 6d7d8d2b3e); before it, afsfile's disks live under backend/vbd.
+const VBD3_SINCE = { major: 4, minor: 19 };
+const atLeast = (v: { major: number; minor: number }, w: typeof VBD3_SINCE) =>
+  v.major > w.major || (v.major === w.major && v.minor >= w.minor);
+const VBD_LINE = "disk = ['vdev=xvda,access=rw,script=block-afsfile,target=/path/to/image']";
+const VBD3_LINE = "disk = ['vdev=xvda,access=rw,backendtype=tap,script=block-afsfile,target=/path/to/image']";
+
+/** Which route this host's disks take, with the exact disk line. */
+function checkRoute(root: string): Finding {
+  const v = xenVersion(root);
+  if (!v) {
+    const detail = `Xen version unknown (no /sys/hypervisor/version): on Xen >= 4.19 use ${VBD3_LINE}; `
+      + `before, ${VBD_LINE} with xen-blkback unloaded`;
+    return { check: 'route', ok: true, detail };
+  }
+  const ver = `Xen ${v.major}.${v.minor}`;
+  return atLeast(v, VBD3_SINCE)
+    ? { check: 'route', ok: true, detail: `${ver}: vbd3 (backendtype=tap, beside kernel blkback): ${VBD3_LINE}` }
+    : { check: 'route', ok: true, detail: `${ver}: vbd (kernel xen-blkback must be unloaded): ${VBD_LINE}` };
+}
+
 function checkBlkback(root: string): Finding {
   const seen = BLKBACK_MARKERS.filter((m) => fs.existsSync(path.join(root, m)));
   if (!seen.length) return { check: 'xen-blkback', ok: true, detail: 'not loaded' };
+  const v = xenVersion(root);
+  if (v && atLeast(v, VBD3_SINCE)) {
+    const detail = "loaded: it serves backend/vbd disks; afsfile's backendtype=tap disks are under backend/vbd3, "
+      + 'which it never looks at';
+    return { check: 'xen-blkback', ok: true, detail };
+  }
   return {
     check: 'xen-blkback', ok: false,
     detail: `the kernel's xen-blkback is loaded (${seen.join(', ')}): it claims every backend/vbd device before afsfile can`,
@@ -129,7 +171,7 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
   return [
     ...(config?.findings ?? []),
-    await checkXenstore(env, root), ...checkDevices(root), checkBlkback(root),
+    await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
     checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
     await checkUring(),

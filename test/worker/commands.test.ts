@@ -93,8 +93,15 @@ test('detach: online=0 + Closing in one transaction, waits for Closed', async ()
   assert.match(r.stderr, /no-socket.*start it/);
 });
 
-function fakeRoot(opts: { blkback: boolean; devices: boolean }): string {
+function fakeRoot(opts: { blkback: boolean; devices: boolean; xen?: string }): string {
   const root = fs.mkdtempSync(path.join(rig.dir, 'root-'));
+  if (opts.xen) {
+    const dir = path.join(root, 'sys/hypervisor/version');
+    fs.mkdirSync(dir, { recursive: true });
+    const [major, minor] = opts.xen.split('.');
+    fs.writeFileSync(path.join(dir, 'major'), `${major}\n`);
+    fs.writeFileSync(path.join(dir, 'minor'), `${minor}\n`);
+  }
   if (opts.devices) {
     fs.mkdirSync(path.join(root, 'dev/xen'), { recursive: true });
     for (const n of ['evtchn', 'gntdev']) fs.writeFileSync(path.join(root, 'dev/xen', n), '');
@@ -140,6 +147,23 @@ test('check: every problem named with its fix; exit status reflects them', () =>
   assert.match(r.stdout, /FAIL tokens: no valid Kerberos ticket: kinit: Cannot contact any KDC\n     fix: check the keytab/);
   r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true }), AFSFILE_RUN_DIR: path.join(rig.dir, 'empty-run') }) });
   assert.match(r.stdout, /FAIL worker: not running.*\n     fix: systemctl start afsfile/);
+});
+
+test('check: the route and its disk line follow the Xen version; blkback is a problem only before 4.19', () => {
+  fs.rmSync(path.join(runDir, 'status/renew.json'), { force: true });
+  let r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: true, devices: true, xen: '4.20' }) }) });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok   route: Xen 4\.20: vbd3 .*disk = /);
+  const vbd3Line = "disk = ['vdev=xvda,access=rw,backendtype=tap,script=block-afsfile,target=/path/to/image']";
+  assert.ok(r.stdout.includes(vbd3Line));
+  assert.match(r.stdout, /ok   xen-blkback: loaded: it serves backend\/vbd disks/);
+  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: true, devices: true, xen: '4.17' }) }) });
+  assert.is(r.status, 1);
+  assert.match(r.stdout, /ok   route: Xen 4\.17: vbd \(kernel xen-blkback must be unloaded\): disk = /);
+  assert.ok(r.stdout.includes("disk = ['vdev=xvda,access=rw,script=block-afsfile,target=/path/to/image']"));
+  assert.match(r.stdout, /FAIL xen-blkback: the kernel's xen-blkback is loaded/);
+  r = run(['check'], { env: env({ AFSFILE_CHECK_ROOT: fakeRoot({ blkback: false, devices: true, xen: '4.19' }) }) });
+  assert.match(r.stdout, /ok   route: Xen 4\.19: vbd3/);
 });
 
 test('without /dev/xen: worker --platform auto exits 1 naming /dev/xen; --platform linux reports it on the device', async () => {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Driver of the Xen end-to-end test: boots Xen 4.17 + a PV dom0 under QEMU (TCG),
-// reads the serial console, timestamps and saves it, follows the XENTEST markers
-// dom0 prints for each stage of stages.txt, and exits 0 only when every expected
-// stage passed explicitly. Run `bash test/xen/prepare.sh` first.
+// Driver of the Xen end-to-end test: for each Xen version selected, boots Xen
+// + a PV dom0 under QEMU (TCG), reads the serial console, timestamps and saves
+// it, follows the XENTEST markers dom0 prints for the stages of stages.txt it
+// chose (groups, Xen versions, requirements), and exits 0 only when every
+// chosen stage passed explicitly. `--prepare` runs prepare.sh first.
+import { spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,40 +13,58 @@ import { parseArgs } from 'node:util';
 import { bootOnce } from './lib/boot.mjs';
 import { killAllQemu, qemuArgs } from './lib/qemu.mjs';
 import { perfAnchor, summary, timingTable } from './lib/report.mjs';
-import { readStages, verdict } from './lib/stages.mjs';
+import { bootStages, plan, readStageFile, verdict, XEN_VERSIONS } from './lib/stages.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
 
 const HELP = `usage: node test/xen/run.mjs [options]
 
-  --timeout SEC          wall-clock limit for the whole run (default 900)
-  --allow-skip           exit 0 even if stages were skipped (e.g. no dist/afsfile)
-  --boot-limit SEC       dom0 must reach /init within this (150), else it is a hang
+  --groups A,B|all       stage groups to run (default core); see the group lines of stages.txt
+  --xen V,W|all          Xen versions to boot, one boot each, in this order (default 4.17;
+                         known: ${XEN_VERSIONS.join(', ')})
+  --only A,B             run only these stages (and the stages they require), on the
+                         selected Xen versions they run on; --groups does not matter then
+  --select NAME          run a named selection of stages.txt (e.g. ci: what CI runs on each
+                         Xen version); --xen narrows it (default: all its versions)
+  --list                 print the plan (what each boot runs, what is not run and why), exit
+  --prepare              run prepare.sh --xen ... first (downloads and images)
+  --timeout SEC          wall-clock limit of each boot (default 300 + the budgets of its groups)
+  --allow-skip           exit 0 even if stages were skipped (e.g. no dist/afsfile) or a
+                         selected Xen version is not prepared
+  --boot-limit SEC       dom0 must reach /init within this (240), else it is a hang
   --boot-retries N       boot again after such a hang, N times (1)
   --strict               TODO stages count as failures
-  --only A,B             run only these stages (and the stages they require)
   --json                 print the JSON summary on stdout (the report goes to stderr)
   -v, --verbose          echo every console line, not only the markers
+  --dom0-mem MIB         dom0's memory (1024); QEMU gets it plus 1536 MiB for guests
+  --guest-mem MIB        default guest memory (256)
   --guest-boot-timeout SEC  dom0 fails a guest whose blkfront is not up by then (120)
   --connect-timeout SEC  dom0 fails a disk not connected this long after blkfront is (30)
   --guest-timeout SEC    dom0 fails a guest still running after this (180)
   --seq-mb N --buf-mb N --rand-mb N --rand-ops N --rand-seconds N
                          guest workload (32, 8, 4, 1024, 10): see tools/xtio.c
-  --cache DIR            prepared images (default test/xen/.cache)
-  --artifacts DIR        where serial.log and result.json go (default test/xen/artifacts)
+  --build DIR            this clone's prepared images (default test/xen/.build, or XEN_TEST_BUILD)
+  --artifacts DIR        where serial-XEN.log and result.json go (default test/xen/artifacts)
 `;
 
 const { values: opt } = parseArgs({
   options: {
-    timeout: { type: 'string', default: '900' },
+    groups: { type: 'string', default: 'core' },
+    xen: { type: 'string' },
+    only: { type: 'string' },
+    select: { type: 'string' },
+    list: { type: 'boolean', default: false },
+    prepare: { type: 'boolean', default: false },
+    timeout: { type: 'string' },
     'allow-skip': { type: 'boolean', default: false },
     'boot-retries': { type: 'string', default: '1' },
-    'boot-limit': { type: 'string', default: '150' },
+    'boot-limit': { type: 'string', default: '240' },
     strict: { type: 'boolean', default: false },
-    only: { type: 'string' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', short: 'v', default: false },
+    'dom0-mem': { type: 'string', default: '1024' },
+    'guest-mem': { type: 'string' },
     'guest-boot-timeout': { type: 'string' },
     'connect-timeout': { type: 'string' },
     'guest-timeout': { type: 'string' },
@@ -53,120 +73,180 @@ const { values: opt } = parseArgs({
     'rand-mb': { type: 'string' },
     'rand-ops': { type: 'string' },
     'rand-seconds': { type: 'string' },
-    cache: { type: 'string', default: join(HERE, '.cache') },
+    build: { type: 'string', default: process.env.XEN_TEST_BUILD ?? join(HERE, '.build') },
+    cache: { type: 'string' }, // renamed: refused with a pointer
     artifacts: { type: 'string', default: join(HERE, 'artifacts') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) { process.stdout.write(HELP); process.exit(0); }
+if (opt.cache != null) {
+  process.stderr.write('run.mjs: --cache is gone: this clone\'s images are in --build DIR '
+    + '(default test/xen/.build/XEN), '
+    + 'downloads and platforms in XEN_TEST_CACHE (default ~/.cache/afsfile-xen-test); see test/xen/README.md\n');
+  process.exit(2);
+}
 
 const out = opt.json ? process.stderr : process.stdout; // human-readable output
 const say = (s) => out.write(`${s}\n`);
 const die = (s) => { process.stderr.write(`run.mjs: ${s}\n`); process.exit(2); };
+const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
-// ---- inputs -----------------------------------------------------------------
-const boot = join(opt.cache, 'boot');
-const xen = join(boot, 'xen.elf');
-const kernel = join(boot, 'vmlinuz');
-const initrd = [join(boot, 'dom0.cpio'), join(boot, 'dom0.cpio.gz')].find(existsSync);
-for (const f of [xen, kernel]) if (!existsSync(f)) die(`${f} is missing: run bash test/xen/prepare.sh`);
-if (!initrd) die(`no dom0 initramfs in ${boot}: run bash test/xen/prepare.sh`);
-const afsfileBin = process.env.AFSFILE_BIN ?? join(REPO, 'dist/afsfile');
-if (existsSync(afsfileBin) && statSync(afsfileBin).mtimeMs > statSync(initrd).mtimeMs) {
-  say(`warning: ${afsfileBin} is newer than the dom0 image; run bash test/xen/prepare.sh to include it`);
+// ---- the plan: which boot runs which stages --------------------------------------
+const stageFile = join(HERE, 'stages.txt');
+const file = readStageFile(stageFile);
+let thePlan;
+try {
+  thePlan = plan(file, {
+    groups: list(opt.groups),
+    xen: list(opt.xen ?? (opt.select ? 'all' : '4.17')),
+    only: opt.only ? list(opt.only) : null,
+    select: opt.select ?? null,
+  });
+} catch (e) { die(e.message); }
+const { boots, notRun, budget } = thePlan;
+for (const g of thePlan.emptyGroups) say(`xen test: group ${g} has no stages yet`);
+for (const v of [...new Set(notRun.map((n) => n.xen))]) { // one line per version: the stages are in result.json
+  const ns = notRun.filter((n) => n.xen === v);
+  say(`xen test: not run on Xen ${v} (${ns[0].reason}): ${ns.map((n) => n.name).join(' ')}`);
 }
+for (const [v, names] of Object.entries(boots)) {
+  say(`xen test: Xen ${v} boot runs ${names.join(' ')} (budget ${300 + budget[v]}s)`);
+}
+if (opt.list) process.exit(0);
+if (!Object.keys(boots).length) die('nothing selected to run');
 
-const stageList = readStages(join(HERE, 'stages.txt'));
-let only = null;
-if (opt.only) { // add what the chosen stages require, transitively
-  only = opt.only.split(',').map((s) => s.trim()).filter(Boolean);
-  for (let i = 0; i < only.length; i++) {
-    const st = stageList.find((s) => s.name === only[i]);
-    if (!st) die(`unknown stage ${only[i]}`);
-    if (st.requires && !only.includes(st.requires)) only.push(st.requires);
-  }
+const numberOpt = (k) => {
+  if (opt[k] == null) return null;
+  if (!/^\d+$/.test(opt[k])) die(`--${k} needs a whole number`);
+  return Number(opt[k]);
+};
+const dom0Mem = numberOpt('dom0-mem');
+const commonArgs = [];
+for (const [k, name] of [
+  ['guest-boot-timeout', 'boot_timeout'], ['connect-timeout', 'connect_timeout'], ['guest-timeout', 'guest_timeout'],
+  ['seq-mb', 'seq_mb'], ['buf-mb', 'buf_mb'], ['rand-mb', 'rand_mb'], ['rand-ops', 'rand_ops'],
+  ['rand-seconds', 'rand_seconds'],
+  ['guest-mem', 'guest_mem']]) {
+  const v = numberOpt(k);
+  if (v != null) commonArgs.push(`xentest.${name}=${v}`);
 }
+const timeoutOverride = numberOpt('timeout');
 
-const dom0Args = [];
-if (only) dom0Args.push(`xentest.only=${only.join(',')}`);
-for (const [k, name] of [['guest-boot-timeout', 'boot_timeout'], ['connect-timeout', 'connect_timeout'], ['guest-timeout', 'guest_timeout'],
-  ['seq-mb', 'seq_mb'], ['buf-mb', 'buf_mb'], ['rand-mb', 'rand_mb'], ['rand-ops', 'rand_ops'], ['rand-seconds', 'rand_seconds']]) {
-  if (opt[k] != null) {
-    if (!/^\d+$/.test(opt[k])) die(`--${k} needs a whole number`);
-    dom0Args.push(`xentest.${name}=${opt[k]}`);
-  }
+if (opt.prepare) {
+  const r = spawnSync('bash', [join(HERE, 'prepare.sh'), '--xen', Object.keys(boots).join(',')], {
+    stdio: ['ignore', out, 'inherit'],
+  });
+  if (r.status !== 0) die(`prepare.sh failed (status ${r.status})`);
 }
-const timeoutS = Number(opt.timeout);
-if (!(timeoutS > 0)) die('--timeout needs a number of seconds');
 
 // ---- run --------------------------------------------------------------------
 mkdirSync(opt.artifacts, { recursive: true });
-const serialPath = join(opt.artifacts, 'serial.log');
-const serial = createWriteStream(serialPath);
-const ts = (t) => `[${t.toFixed(1).padStart(6)}]`;
-
-const args = qemuArgs({ xen, kernel, initrd, dom0Args });
-const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
-serial.write(`# qemu-system-x86_64 ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
-
 process.on('exit', killAllQemu);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => { killAllQemu(); process.exit(130); });
 }
+const ts = (t) => `[${t.toFixed(1).padStart(6)}]`;
+const loadNow = () => loadavg().map((x) => Number(x.toFixed(2)));
+const loadAtStart = loadNow();
+const afsfileBin = process.env.AFSFILE_BIN ?? join(REPO, 'dist/afsfile');
 
-// A dom0 that hangs before /init (seen a few times under TCG on a loaded host,
-// silent after "sched_clock: Marking stable") is retried: it happens before any
-// code under test runs. Every attempt stays in serial.log.
-const retries = Number(opt['boot-retries']);
-const started = Date.now();
-let state;
-for (let attempt = 1; ; attempt++) {
-  const left = timeoutS - (Date.now() - started) / 1000;
-  say(`xen test: booting Xen + dom0 (${initrd.split('/').pop()}), attempt ${attempt}, serial log ${serialPath}, ${Math.round(left)}s left`);
-  serial.write(`# attempt ${attempt}\n`);
-  ({ state } = await bootOnce({
-    args, stages: readStages(join(HERE, 'stages.txt')), timeoutS: left, bootTimeoutS: Number(opt['boot-limit']),
-    log: (line, t) => serial.write(`${ts(t)} ${line}\n`), say, verbose: opt.verbose,
-  }));
-  state.attempts = attempt;
-  if (!state.bootHung || attempt > retries || left < 300) break;
-  say(`xen test: dom0 hung before /init; retrying (${attempt}/${retries})`);
+const runs = []; // one per Xen version: { xen, state, result, perf, serial, args } or { xen, missing }
+for (const [xen, names] of Object.entries(boots)) {
+  const bootDir = join(opt.build, xen, 'boot');
+  const hv = join(bootDir, 'xen.elf');
+  const kernel = join(bootDir, 'vmlinuz');
+  const initrd = [join(bootDir, 'dom0.cpio'), join(bootDir, 'dom0.cpio.gz')].find(existsSync);
+  if (!existsSync(hv) || !existsSync(kernel) || !initrd) {
+    const why = `Xen ${xen} is not prepared (${bootDir}): `
+      + `run bash test/xen/prepare.sh --xen ${xen}, or run.mjs --prepare`;
+    say(`xen test: ${why}`);
+    runs.push({ xen, missing: why, names });
+    continue;
+  }
+  if (existsSync(afsfileBin) && statSync(afsfileBin).mtimeMs > statSync(initrd).mtimeMs) {
+    say(`warning: ${afsfileBin} is newer than the Xen ${xen} dom0 image; run prepare.sh (or --prepare) to include it`);
+  }
+  const dom0Args = [`xentest.only=${names.join(',')}`, ...commonArgs];
+  const args = qemuArgs({ xen: hv, kernel, initrd, dom0Args, dom0MemMiB: dom0Mem });
+  const serialPath = join(opt.artifacts, `serial-${xen}.log`);
+  const serial = createWriteStream(serialPath);
+  serial.write(`# qemu-system-x86_64 ${args.map((a) => (/[\s,]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
+  const timeoutS = timeoutOverride ?? 300 + budget[xen];
+
+  // A dom0 that hangs before /init (seen a few times under TCG on a loaded host,
+  // silent after "sched_clock: Marking stable") is retried: it happens before any
+  // code under test runs. Every attempt stays in the serial log.
+  const retries = Number(opt['boot-retries']);
+  const started = Date.now();
+  let state;
+  for (let attempt = 1; ; attempt++) {
+    const left = timeoutS - (Date.now() - started) / 1000;
+    say(`xen test: booting Xen ${xen} + dom0 (${initrd}), attempt ${attempt}, `
+      + `serial log ${serialPath}, ${Math.round(left)}s left`);
+    serial.write(`# attempt ${attempt}\n`);
+    ({ state } = await bootOnce({
+      args, stages: bootStages(file, xen, names), timeoutS: left, bootTimeoutS: Number(opt['boot-limit']),
+      log: (line, t) => serial.write(`${ts(t)} ${line}\n`), say, verbose: opt.verbose,
+    }));
+    state.attempts = attempt;
+    if (!state.bootHung || attempt > retries || left < 300) break;
+    say(`xen test: dom0 hung before /init; retrying (${attempt}/${retries})`);
+  }
+  await new Promise((r) => serial.end(r));
+  const result = verdict(state, { allowSkip: opt['allow-skip'], strict: opt.strict, prefix: `Xen ${xen}: ` });
+  // The anchor: blkback and afsfile in the same boot (on 4.20 the vbd3 group has its own baseline).
+  const anchor = names.includes('vbd3-rw') && !names.includes('afsfile-rw') ? 'vbd3-rw' : 'afsfile-rw';
+  const base = names.includes('baseline-blkback') ? 'baseline-blkback' : 'vbd3-baseline';
+  runs.push({ xen, state, result, perf: perfAnchor(state, base, anchor), serial: serialPath, args, timeoutS });
 }
-const { stages } = state;
-await new Promise((r) => serial.end(r));
 
 // ---- report -----------------------------------------------------------------
-const result = verdict(state, { allowSkip: opt['allow-skip'], strict: opt.strict, only });
-const perf = perfAnchor(state);
-say('');
-say('stage timings');
-for (const l of timingTable(state)) say(`  ${l}`);
-say('');
-say('performance anchor');
-for (const l of perf.lines) say(`  ${l}`);
-const ratioKeys = Object.keys(perf.ratios);
-if (ratioKeys.length) say(`  afsfile/blkback: ${ratioKeys.map((k) => `${k} ${perf.ratios[k]}`).join(', ')}`);
+const problems = [];
+for (const r of runs) {
+  say('');
+  if (r.missing) {
+    if (!opt['allow-skip']) problems.push(`Xen ${r.xen}: not prepared (${r.names.length} stages not run)`);
+    continue;
+  }
+  say(`stage timings, Xen ${r.xen}`);
+  for (const l of timingTable(r.state)) say(`  ${l}`);
+  say('');
+  say(`performance anchor, Xen ${r.xen}`);
+  for (const l of r.perf.lines) say(`  ${l}`);
+  const ratioKeys = Object.keys(r.perf.ratios);
+  if (ratioKeys.length) say(`  afsfile/blkback: ${ratioKeys.map((k) => `${k} ${r.perf.ratios[k]}`).join(', ')}`);
+  problems.push(...r.result.problems);
+}
 say('');
 
 // TCG speed follows the host's load: other work on the 2 cores slows every number.
-const load = { at_start: loadAtStart, at_end: loadavg().map((x) => Number(x.toFixed(2))) };
+const load = { at_start: loadAtStart, at_end: loadNow() };
 say(`host load average (1, 5, 15 min): start ${load.at_start.join(' ')}, end ${load.at_end.join(' ')}`);
 if (Math.max(load.at_start[0], load.at_end[0]) > 2.5) {
-  say('  the host was busy: absolute numbers and timings are not comparable across runs (the afsfile/blkback ratio within one run is what counts)');
+  say('  the host was busy: absolute numbers and timings are not comparable across runs '
+    + '(the afsfile/blkback ratio within one run is what counts)');
 }
-const json = summary(state, result, perf, { serial_log: serialPath, boot_attempts: state.attempts, host_loadavg: load, qemu_args: args });
+const ok = problems.length === 0;
+const json = summary(runs, { ok, problems, notRun, groups: thePlan.groups, xen: thePlan.xen, host_loadavg: load });
 writeFileSync(join(opt.artifacts, 'result.json'), `${JSON.stringify(json, null, 2)}\n`);
 if (opt.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
 
-if (!result.ok) {
-  say('last lines of the serial console:');
-  const lines = readFileSync(serialPath, 'utf8').trimEnd().split('\n');
-  for (const l of lines.slice(-60)) say(`  ${l}`);
-  say('');
-  say(`xen test FAILED: ${result.problems.join('; ')}`);
+const all = json.stages;
+const count = (st) => all.filter((s) => s.status === st).length;
+if (!ok) {
+  for (const r of runs.filter((x) => !x.missing && !x.result.ok)) {
+    say(`last lines of the serial console, Xen ${r.xen} (${r.serial}):`);
+    const lines = readFileSync(r.serial, 'utf8').trimEnd().split('\n');
+    for (const l of lines.slice(-60)) say(`  ${l}`);
+    say('');
+  }
+  say(`xen test FAILED: ${problems.join('; ')}`);
+} else {
+  say(`xen test passed (${count('skip')} skipped, ${count('todo')} todo, ${notRun.length} not run); `
+    + `serial logs in ${opt.artifacts}`);
 }
-const count = (st) => stages.filter((s) => s.status === st && (!only || only.includes(s.name))).length;
-if (result.ok) say(`xen test passed (${count('skip')} skipped, ${count('todo')} todo); serial log ${serialPath}`);
 // The plain closing line CI reads: stages passed / failed (incl. not reported) / skipped.
-say(`${count('pass')} passed, ${count('fail') + count('pending') + count('running')} failed, ${count('skip')} skipped`);
-process.exit(result.ok ? 0 : 1);
+const failed = count('fail') + count('pending') + count('running');
+say(`${count('pass')} passed, ${failed} failed, ${count('skip') + count('not-prepared')} skipped`);
+process.exit(ok ? 0 : 1);

@@ -4,7 +4,9 @@
 # A stage runs as its own `sh` process with XT_STAGE (its name) and XT_REASON (a
 # file for the failure reason) set by run-stages.sh.
 
-export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+XEN_VERSION=4.17
+[ -f /xentest/config.sh ] && . /xentest/config.sh
+export PATH=/usr/lib/xen-$XEN_VERSION/bin:/usr/sbin:/usr/bin:/sbin:/bin
 AFSFILE=/usr/lib/xen/bin/afsfile
 AFSFILE_LOG=/var/log/afsfile-worker.log
 AFSFILE_PIDFILE=/run/xentest/afsfile-worker.pid
@@ -12,10 +14,20 @@ IMAGES=/images
 GUEST_KERNEL=/xentest/guest/vmlinux # ELF: no xz decompression in xl create
 GUEST_RAMDISK=/xentest/guest/domu.cpio.gz
 XVDA=51712 # the xenstore device id of xvda
+# The route afsfile's disks take: vbd (script=, kernel blkback unloaded) or, with
+# AFS_ROUTE=vbd3 (the vbd3-* stages, Xen >= 4.19), backendtype=tap, which puts the
+# device under backend/vbd3 beside a loaded blkback. Stages write "$AFS_SPEC" into
+# their disk specs and find the backend with backend_of.
+AFS_ROUTE=${AFS_ROUTE:-vbd}
+if [ "$AFS_ROUTE" = vbd3 ]; then
+  AFS_KIND=vbd3 AFS_SPEC=backendtype=tap,script=block-afsfile
+else
+  AFS_KIND=vbd AFS_SPEC=script=block-afsfile
+fi
 AFSFILE_WORKER_ARGS=worker
 AFSFILE_WORKER_ENV=
 AFSFILE_INSTALL_ARGS=
-[ -f /xentest/config.sh ] && . /xentest/config.sh
+[ -f /xentest/config.sh ] && . /xentest/config.sh # again: it overrides the defaults above
 
 # Value of NAME=VALUE on the kernel command line (empty if absent).
 cmdline_arg() {
@@ -31,6 +43,7 @@ BUF_MB=$(cmdline_arg xentest.buf_mb);                   : "${BUF_MB:=8}"
 RAND_MB=$(cmdline_arg xentest.rand_mb);                 : "${RAND_MB:=4}"
 RAND_OPS=$(cmdline_arg xentest.rand_ops);               : "${RAND_OPS:=1024}"
 RAND_SECONDS=$(cmdline_arg xentest.rand_seconds);       : "${RAND_SECONDS:=10}"
+GUEST_MEM=$(cmdline_arg xentest.guest_mem);             : "${GUEST_MEM:=256}"
 IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
 
 # Guest kernel messages that mean its disk is broken (blkfront's checks of the
@@ -155,8 +168,11 @@ guest_log() { tr -d '\r' < "$(guest_console "$1")" 2>/dev/null; }
 # How many console lines of guest NAME match the extended regex RE.
 guest_count() { guest_log "$1" | grep -c -E "$2"; }
 guest_domid() { cat "/run/xentest/$1.domid"; }
-# The backend directory of guest NAME's disk DEVID (default xvda).
-backend_of() { echo "/local/domain/0/backend/vbd/$(guest_domid "$1")/${2:-$XVDA}"; }
+# The backend directory of guest NAME's afsfile disk DEVID (default xvda): under
+# backend/vbd, or backend/vbd3 on the tap route (AFS_ROUTE=vbd3).
+backend_of() { echo "/local/domain/0/backend/${3:-$AFS_KIND}/$(guest_domid "$1")/${2:-$XVDA}"; }
+# Both kinds gone for domain DOMID (blkback's vbd, the tap route's vbd3).
+backends_gone() { xs_gone "/local/domain/0/backend/vbd/$1" && xs_gone "/local/domain/0/backend/vbd3/$1"; }
 
 # The first line on guest NAME's console that means its disk is broken (empty if
 # none); a stage sets GUEST_DISK_EXPECTED (extended regex) to errors it causes itself.
@@ -184,7 +200,7 @@ type = "pv"
 kernel = "$GUEST_KERNEL"
 ramdisk = "$GUEST_RAMDISK"
 extra = "console=hvc0 quiet loglevel=4 xt.seed=$3 xt.seq_mb=$SEQ_MB xt.buf_mb=$BUF_MB xt.rand_mb=$RAND_MB xt.rand_ops=$RAND_OPS xt.rand_seconds=$RAND_SECONDS $4"
-memory = ${GUEST_MEMORY:-256}
+memory = ${GUEST_MEMORY:-$GUEST_MEM}
 vcpus = 1
 on_poweroff = "destroy"
 on_reboot = "${GUEST_ON_REBOOT:-destroy}"
@@ -289,8 +305,8 @@ guest_wait() {
   done
   xt_step "$name powered off"
   stop_console "$name"
-  if ! wait_until 20 xs_gone "/local/domain/0/backend/vbd/$domid"; then
-    dump_debug "$name" "/local/domain/0/backend/vbd/$domid"
+  if ! wait_until 20 backends_gone "$domid"; then
+    dump_debug "$name" "/local/domain/0/backend/$AFS_KIND/$domid"
     fail "backends of $name (domid $domid) not removed 20s after the guest ended"
   fi
   xt_step "$name: devices removed"

@@ -6,17 +6,25 @@
 #   XENTEST PASS <name> | XENTEST FAIL <name> <reason>
 #   XENTEST SKIP <name> <reason> | XENTEST TODO <name> <description>
 # Kernel command line: xentest.only=a,,b (comma list; doubled commas on the
-# QEMU command line) runs only those stages (others are reported SKIP).
+# QEMU command line) runs only those stages (others are reported SKIP): the
+# host driver chooses them (groups, Xen version, requirements). A stage whose
+# XEN column does not name this dom0's Xen ($XEN_VERSION) is reported SKIP.
 . /xentest/lib.sh
 
-only=$(cmdline_arg xentest.only)
-passed=" "
+# Dev mode (dev-loop.sh) sets XENTEST_ONLY per request and keeps the passed
+# stages across requests in XENTEST_PASSED_FILE.
+only=${XENTEST_ONLY-$(cmdline_arg xentest.only)}
+passed=" $(cat "${XENTEST_PASSED_FILE:-/dev/null}" 2>/dev/null) "
 failures=0
 
-while read -r name kind requires timeout desc; do
-  case $name in ''|'#'*) continue ;; esac
+while read -r name group xen kind requires timeout desc; do
+  case $name in ''|'#'*|group) continue ;; esac
+  # Not selected: the host driver reports those itself (group, Xen version).
   if [ -n "$only" ] && ! echo ",$only," | grep -q ",$name,"; then
-    echo "XENTEST SKIP $name not selected (xentest.only=$only)"
+    continue
+  fi
+  if [ "$xen" != all ] && ! echo ",$xen," | grep -q ",$XEN_VERSION,"; then
+    echo "XENTEST SKIP $name not on Xen $XEN_VERSION (runs on $xen)"
     continue
   fi
   if [ "$kind" = perf ] && ! echo ",$only," | grep -q ",$name,"; then
@@ -44,6 +52,7 @@ while read -r name kind requires timeout desc; do
   if [ $rc -eq 0 ]; then
     echo "XENTEST PASS $name"
     passed="$passed$name "
+    [ -n "$XENTEST_PASSED_FILE" ] && echo "$passed" > "$XENTEST_PASSED_FILE"
   else
     why=$(cat "$reason" 2>/dev/null)
     if [ -z "$why" ]; then
@@ -55,6 +64,8 @@ while read -r name kind requires timeout desc; do
     echo "XENTEST FAIL $name $why"
     failures=$((failures + 1))
     cleanup_domains
+    # A failed stage leaves its images: free the RAM disk for the next stages.
+    rm -f "$IMAGES"/*.img
   fi
   echo "XENTEST STAGE $name END"
 done < /xentest/stages.txt

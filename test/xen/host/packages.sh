@@ -13,8 +13,9 @@ PACKAGES=(
   util-linux        # flock and losetup for the hotplug scripts
   e2fsprogs         # mke2fs/e2fsck for dom0 (busybox has no ext4 mkfs, no fsck)
   bash              # the hotplug scripts are bash scripts
-  xz-utils          # to extract the ELF vmlinux from the bzImage
+  xz-utils zstd     # to extract the ELF vmlinux from the bzImage, Debian 13 modules
   gcc libc6-dev     # xtio, the static guest I/O tool
+  debian-archive-keyring  # the trixie source list of the Xen 4.20 platform (host/apt-private.sh)
 )
 
 missing=()

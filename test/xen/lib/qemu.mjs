@@ -18,24 +18,26 @@ export function killAllQemu() {
 }
 
 export const XEN_ARGS = [
-  'console=com1', 'com1=115200,8n1', 'dom0_mem=1024M,max:1024M', 'dom0_max_vcpus=2',
+  'console=com1', 'com1=115200,8n1', 'dom0_max_vcpus=2',
   'smap=0', 'smep=0', 'noreboot',
 ];
+/** Memory the machine has beyond dom0's, for the guests (MiB). */
+export const GUEST_ROOM_MIB = 1536;
 export const DOM0_ARGS = ['console=hvc0', 'earlyprintk=xen'];
 
 /** The QEMU argument vector. dom0Args are extra dom0 kernel arguments. */
-export function qemuArgs({ xen, kernel, initrd, dom0Args = [] }) {
+export function qemuArgs({ xen, kernel, initrd, dom0Args = [], dom0MemMiB = 1024 }) {
   for (const p of [xen, kernel, initrd]) {
     if (p.includes(',')) throw new Error(`path must not contain a comma: ${p}`);
   }
   // -initrd takes "module args,module args"; a comma inside args is doubled.
   const dom0Cmdline = [...DOM0_ARGS, ...dom0Args].join(' ').replaceAll(',', ',,');
   return [
-    '-machine', 'q35', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', '2560',
+    '-machine', 'q35', '-accel', 'tcg,thread=multi', '-smp', '2', '-m', String(dom0MemMiB + GUEST_ROOM_MIB),
     '-cpu', 'qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt', // -cpu max crashes dom0 under TCG
     '-display', 'none', '-vga', 'none', '-monitor', 'none', '-parallel', 'none',
     '-serial', 'stdio', '-nic', 'none', '-no-reboot',
-    '-kernel', xen, '-append', XEN_ARGS.join(' '),
+    '-kernel', xen, '-append', [...XEN_ARGS, `dom0_mem=${dom0MemMiB}M,max:${dom0MemMiB}M`].join(' '),
     '-initrd', `${kernel} ${dom0Cmdline},${initrd}`,
   ];
 }

@@ -42,24 +42,42 @@ export function perfAnchor(state, base = 'baseline-blkback', test = 'afsfile-rw'
     rows.push([label, String(b[key] ?? '-'), String(a[key] ?? '-'), r == null ? '-' : r.toFixed(2)]);
   }
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
-  const lines = rows.map((r) => `${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}  ${r[3].padStart(w[3])}`);
+  const lines = rows.map((r) => [r[0].padEnd(w[0]), r[1].padStart(w[1]), r[2].padStart(w[2]), r[3].padStart(w[3])].join('  '));
   return { lines, blkback: b, afsfile: a, ratios };
 }
 
-/** Machine-readable summary. */
-export function summary(state, result, perf, extra = {}) {
-  return {
-    ok: result.ok,
-    problems: result.problems,
-    boot_s: state.bootAt,
-    total_s: state.doneAt,
-    stages: state.stages.map((s) => ({
-      name: s.name, kind: s.kind, status: s.status, reason: s.reason,
-      seconds: s.begin != null && s.end != null ? Number((s.end - s.begin).toFixed(2)) : null,
-      steps: s.steps.map((x) => ({ at_s: Number((x.t - s.begin).toFixed(2)), text: x.text })),
-      metrics: s.metrics,
-    })),
-    performance: { blkback: perf.blkback, afsfile: perf.afsfile, ratio_afsfile_to_blkback: perf.ratios },
-    ...extra,
-  };
+/**
+ * Machine-readable summary of all boots. runs: one per Xen version, either
+ * { xen, state, result, perf, serial, args, timeoutS } or { xen, missing, names }
+ * (not prepared: its stages are listed with status "not-prepared").
+ * Every stage names its group and Xen version; notRun lists the selected
+ * stages whose Xen version was not selected.
+ */
+export function summary(runs, { ok, problems, notRun, ...extra }) {
+  const stages = [];
+  const boots = [];
+  const performance = {};
+  for (const r of runs) {
+    if (r.missing) {
+      boots.push({ xen: r.xen, prepared: false, reason: r.missing });
+      for (const name of r.names) stages.push({ name, xen: r.xen, status: 'not-prepared', reason: r.missing });
+      continue;
+    }
+    const { state } = r;
+    boots.push({
+      xen: r.xen, prepared: true, ok: r.result.ok, problems: r.result.problems,
+      boot_s: state.bootAt, total_s: state.doneAt,
+      attempts: state.attempts, timeout_s: r.timeoutS, serial_log: r.serial, qemu_args: r.args,
+    });
+    for (const s of state.stages) {
+      stages.push({
+        name: s.name, group: s.group, xen: r.xen, kind: s.kind, status: s.status, reason: s.reason,
+        seconds: s.begin != null && s.end != null ? Number((s.end - s.begin).toFixed(2)) : null,
+        steps: s.steps.map((x) => ({ at_s: Number((x.t - s.begin).toFixed(2)), text: x.text })),
+        metrics: s.metrics,
+      });
+    }
+    performance[r.xen] = { blkback: r.perf.blkback, afsfile: r.perf.afsfile, ratio_afsfile_to_blkback: r.perf.ratios };
+  }
+  return { ok, problems, boots, stages, not_run: notRun, performance, ...extra };
 }

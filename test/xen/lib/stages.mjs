@@ -1,24 +1,150 @@
-// The stage list (test/xen/stages.txt) and the XENTEST markers dom0 prints.
+// The stage list (test/xen/stages.txt), the selection of what each boot runs,
+// and the XENTEST markers dom0 prints.
 import { readFileSync } from 'node:fs';
 
-/** Parse stages.txt: NAME KIND REQUIRES TIMEOUT DESCRIPTION per line. */
-export function readStages(path) {
+/** The Xen versions the harness can boot (host/platform.sh). */
+export const XEN_VERSIONS = ['4.17', '4.20'];
+
+/**
+ * Parse stages.txt: `group NAME BUDGET DESCRIPTION` lines and
+ * NAME GROUP XEN KIND REQUIRES TIMEOUT DESCRIPTION stage lines.
+ * `select NAME XEN ITEM,ITEM...` lines name a selection (run.mjs --select NAME):
+ * on Xen XEN, these groups and stages.
+ * Returns { groups: [{ name, budget, description }], stages: [...], selections: { NAME: { XEN: [items] } } }.
+ */
+export function readStageFile(path) {
+  const groups = [];
   const stages = [];
+  const selections = {};
   for (const raw of readFileSync(path, 'utf8').split('\n')) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
-    const [name, kind, requires, timeout, ...desc] = line.split(/\s+/);
-    if (!['core', 'afsfile', 'perf', 'todo'].includes(kind) || !Number(timeout)) {
-      throw new Error(`${path}: bad stage line: ${raw}`);
+    const words = line.split(/\s+/);
+    if (words[0] === 'group') {
+      const [, name, budget, ...desc] = words;
+      if (!name || !(Number(budget) > 0)) throw new Error(`${path}: bad group line: ${raw}`);
+      groups.push({ name, budget: Number(budget), description: desc.join(' ') });
+      continue;
+    }
+    if (words[0] === 'select') {
+      const [, name, xen, items] = words;
+      if (!name || !XEN_VERSIONS.includes(xen) || !items) throw new Error(`${path}: bad select line: ${raw}`);
+      ((selections[name] ??= {})[xen] ??= []).push(...items.split(',').filter(Boolean));
+      continue;
+    }
+    const [name, group, xen, kind, requires, timeout, ...desc] = words;
+    const xens = xen === 'all' ? [...XEN_VERSIONS] : (xen ?? '').split(',');
+    if (!['core', 'afsfile', 'perf', 'todo'].includes(kind) || !(Number(timeout) > 0)
+      || !groups.some((g) => g.name === group) || !xens.every((v) => XEN_VERSIONS.includes(v))
+      || stages.some((s) => s.name === name)) {
+      throw new Error(`${path}: bad stage line (unknown group or Xen version, bad kind or timeout, `
+        + `or a second ${name}): ${raw}`);
     }
     stages.push({
-      name, kind, requires: requires === '-' ? null : requires, timeout: Number(timeout),
+      name, group, xens, kind, requires: requires === '-' ? null : requires, timeout: Number(timeout),
       description: desc.join(' '),
-      status: 'pending', // pending | running | pass | fail | skip | todo
-      reason: null, begin: null, end: null, steps: [], metrics: {},
     });
   }
-  return stages;
+  for (const s of stages) {
+    if (s.requires && !stages.some((r) => r.name === s.requires)) {
+      throw new Error(`${path}: ${s.name} requires unknown stage ${s.requires}`);
+    }
+  }
+  for (const [name, byXen] of Object.entries(selections)) {
+    for (const items of Object.values(byXen)) {
+      for (const it of items) {
+        if (!groups.some((g) => g.name === it) && !stages.some((st) => st.name === it)) {
+          throw new Error(`${path}: selection ${name} names unknown ${it}`);
+        }
+      }
+    }
+  }
+  return { groups, stages, selections };
+}
+
+/** Fresh run-state objects of the stages one boot of Xen `xen` runs (names in order). */
+export function bootStages(file, xen, names) {
+  return file.stages.filter((s) => names.includes(s.name)).map((s) => ({
+    ...s, xen,
+    status: 'pending', // pending | running | pass | fail | skip | todo
+    reason: null, begin: null, end: null, steps: [], metrics: {},
+  }));
+}
+
+/** The stages of stages.txt as fresh run state (all of them; for tests and tools). */
+export function readStages(path) {
+  const file = readStageFile(path);
+  return bootStages(file, XEN_VERSIONS[0], file.stages.map((s) => s.name));
+}
+
+/**
+ * Decide what each boot runs. groups / xen: lists of names, or ['all'];
+ * only: stage names (then groups do not matter); select: the name of a
+ * selection of stages.txt (then groups and only do not matter, and xen only
+ * narrows it). Every stage is either run on
+ * a Xen version (plan.boots[xen]: names in stages.txt order, with the stages
+ * they require added, on the same boot) or listed in plan.notRun with why, so
+ * nothing is dropped silently. Throws on an unknown group, version or stage.
+ */
+export function plan(file, { groups = ['core'], xen = ['4.17'], only = null, select = null } = {}) {
+  const allGroups = file.groups.map((g) => g.name);
+  if (select != null) {
+    const sel = file.selections[select];
+    const known = Object.keys(file.selections).join(', ') || 'none';
+    if (!sel) throw new Error(`unknown selection ${select} (known: ${known})`);
+    const vs = XEN_VERSIONS.filter((v) => sel[v] && (xen.includes('all') || xen.includes(v)));
+    const parts = vs.map((v) => plan(file, {
+      xen: [v],
+      only: file.stages
+        .filter((s) => s.xens.includes(v) && (sel[v].includes(s.name) || sel[v].includes(s.group)))
+        .map((s) => s.name),
+    }));
+    return {
+      boots: Object.assign({}, ...parts.map((p) => p.boots)),
+      notRun: [],
+      budget: Object.assign({}, ...parts.map((p) => p.budget)),
+      groups: [...new Set(parts.flatMap((p) => Object.values(p.boots).flat()
+        .map((n) => file.stages.find((s) => s.name === n).group)))],
+      xen: vs, emptyGroups: [],
+    };
+  }
+  const gs = groups.includes('all') ? allGroups : groups;
+  const xs = xen.includes('all') ? [...XEN_VERSIONS] : xen;
+  for (const g of gs) {
+    if (!allGroups.includes(g)) throw new Error(`unknown group ${g} (known: ${allGroups.join(', ')})`);
+  }
+  for (const v of xs) {
+    if (!XEN_VERSIONS.includes(v)) throw new Error(`unknown Xen version ${v} (known: ${XEN_VERSIONS.join(', ')})`);
+  }
+  for (const n of only ?? []) if (!file.stages.some((s) => s.name === n)) throw new Error(`unknown stage ${n}`);
+  const wanted = (s) => (only ? only.includes(s.name) : gs.includes(s.group));
+  const boots = {};
+  const notRun = [];
+  for (const v of xs) {
+    const names = new Set(file.stages.filter((s) => wanted(s) && s.xens.includes(v)).map((s) => s.name));
+    for (const n of [...names]) { // add what the chosen stages require, transitively
+      const byName = (name) => file.stages.find((x) => x.name === name);
+      for (let s = byName(n); s?.requires; s = byName(s.requires)) {
+        names.add(s.requires);
+      }
+    }
+    const list = file.stages.filter((s) => names.has(s.name)).map((s) => s.name);
+    if (list.length) boots[v] = list;
+  }
+  for (const s of file.stages) {
+    if (!wanted(s)) continue;
+    for (const v of s.xens) {
+      if (xs.includes(v)) continue;
+      notRun.push({ name: s.name, group: s.group, xen: v, reason: `Xen ${v} not selected (--xen ${xs.join(',')})` });
+    }
+  }
+  const budget = {};
+  for (const [v, names] of Object.entries(boots)) {
+    const used = new Set(names.map((n) => file.stages.find((s) => s.name === n).group));
+    budget[v] = file.groups.filter((g) => used.has(g.name)).reduce((a, g) => a + g.budget, 0);
+  }
+  const emptyGroups = gs.filter((g) => !file.stages.some((s) => s.group === g));
+  return { boots, notRun, budget, groups: gs, xen: xs, emptyGroups };
 }
 
 const MARKER = /^XENTEST (BOOT|STAGE|PASS|FAIL|SKIP|TODO|STEP|METRIC|DONE)\b ?(.*)$/;
@@ -75,23 +201,20 @@ export function applyMarker(state, marker, t) {
 }
 
 /**
- * Decide the outcome. Every non-todo stage must PASS; SKIP is tolerated with
- * allowSkip, TODO fails only with strict; stages not selected by --only are ignored, and
- * perf stages unless --only names them.
+ * Decide the outcome of one boot. Every stage it ran must PASS; SKIP is
+ * tolerated with allowSkip, TODO fails only with strict. `prefix` (e.g. "Xen
+ * 4.20: ") goes before each problem.
  */
-export function verdict(state, { allowSkip = false, strict = false, only = null } = {}) {
+export function verdict(state, { allowSkip = false, strict = false, prefix = '' } = {}) {
   const problems = [];
-  if (state.fatal) problems.push(state.fatal);
-  if (state.doneAt == null) problems.push('dom0 never printed XENTEST DONE');
+  if (state.fatal) problems.push(`${prefix}${state.fatal}`);
+  if (state.doneAt == null) problems.push(`${prefix}dom0 never printed XENTEST DONE`);
   for (const s of state.stages) {
-    if (only && !only.includes(s.name)) continue;
-    // A perf stage runs only when named (npm run test:xen:perf): not a failure otherwise.
-    if (s.kind === 'perf' && !(only && only.includes(s.name))) continue;
     if (s.status === 'pass') continue;
     if (s.status === 'todo' && !strict) continue;
     if (s.status === 'skip' && allowSkip) continue;
-    problems.push(`${s.name}: ${s.status}${s.reason ? ` (${s.reason})` : ''}`);
+    problems.push(`${prefix}${s.name}: ${s.status}${s.reason ? ` (${s.reason})` : ''}`);
   }
-  for (const u of state.unknown) problems.push(`unexpected marker: ${u}`);
+  for (const u of state.unknown) problems.push(`${prefix}unexpected marker: ${u}`);
   return { ok: problems.length === 0, problems };
 }

@@ -8,7 +8,7 @@
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 img=$IMAGES/f.img
 make_image "$img"
-guest_run xt-fs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 9 "xt.mode=fs"
+guest_run xt-fs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 9 "xt.mode=fs"
 guest_log xt-fs | grep -q '^XT FS e2fsck clean' || fail "the guest did not run e2fsck"
 sum=$(guest_log xt-fs | sed -n 's/^XT FS data md5=\([0-9a-f]*\) .*/\1/p')
 [ -n "$sum" ] || fail "the guest printed no md5 of its file"

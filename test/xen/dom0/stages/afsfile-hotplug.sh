@@ -18,7 +18,7 @@ be=$(backend_of xt-hot $XVDB)
 
 xt_step "xl block-attach xt-hot xvdb"
 out=/run/xentest/xt-hot.attach
-timeout 60 xl block-attach xt-hot "vdev=xvdb,access=rw,script=block-afsfile,target=$img" > "$out" 2>&1 || {
+timeout 60 xl block-attach xt-hot "vdev=xvdb,access=rw,$AFS_SPEC,target=$img" > "$out" 2>&1 || {
   show "xl block-attach" "$out"
   guest_fail xt-hot "$be" "xl block-attach failed: $(create_error "$out")"
 }

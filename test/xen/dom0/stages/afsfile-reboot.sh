@@ -11,7 +11,7 @@ img=$IMAGES/rb.img
 seed=11
 make_image "$img"
 GUEST_ON_REBOOT=restart
-guest_start xt-reboot "vdev=xvda,access=rw,script=block-afsfile,target=$img" $seed "xt.mode=reboot"
+guest_start xt-reboot "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=reboot"
 first=$(guest_domid xt-reboot)
 be1=$(backend_of xt-reboot)
 guest_wait_line xt-reboot '^XT REBOOTING' "$GUEST_TIMEOUT"

@@ -17,7 +17,7 @@ xt_step "filled $img with the pattern of seed $seed (md5 $before)"
 
 # Should a write get past the guest's block layer, the backend's error shows as this.
 GUEST_DISK_EXPECTED='I/O error, dev xvda, sector [0-9]+ op 0x1:\(WRITE\)'
-guest_run xt-ro "vdev=xvda,access=ro,script=block-afsfile,target=$img" $seed "xt.mode=ro"
+guest_run xt-ro "vdev=xvda,access=ro,$AFS_SPEC,target=$img" $seed "xt.mode=ro"
 con=$(guest_console xt-ro)
 grep -q '^XT RO sysfs ro=1 blockdev --getro=1' "$con" || fail "the guest did not see a read-only disk"
 n=$(guest_count xt-ro '^XTIO REFUSED')

@@ -9,7 +9,7 @@ afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is n
 functional_io
 img=$IMAGES/x.img
 make_image "$img"
-spec="script=block-afsfile,target=$img"
+spec="$AFS_SPEC,target=$img"
 
 # refused WHAT OUTPUT-FILE: the attach must have failed with a hotplug error naming the image.
 refused() {
@@ -49,7 +49,7 @@ fi
 refused "xl block-attach" "$out"
 # libxl leaves a refused hot-added device in xenstore (it cleans up only on
 # removal); afsfile must not serve it, and xl block-detach must remove it.
-be=/local/domain/0/backend/vbd/$domid/51728
+be=/local/domain/0/backend/$AFS_KIND/$domid/51728
 xt_step "left by libxl: $be state=$(xsr "$be/state") hotplug-status=$(xsr "$be/hotplug-status") afsfile-status=$(xsr "$be/afsfile-status")"
 [ "$(xsr "$be/state")" = 4 ] && fail "afsfile connected the refused $be"
 [ "$(xsr "$be/afsfile-status")" = opened ] && fail "the afsfile worker opened the image for the refused $be"

@@ -5,7 +5,7 @@
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 img=$IMAGES/a.img
 make_image "$img"
-guest_run xt-afs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 2
+guest_run xt-afs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 2
 verify_image "$img" 2
 # With AFSFILE_WORKER_ENV (an experiment: another mechanism, more DEBUG), show what the device
 # process said, so a passing run tells which variant it measured.

@@ -13,7 +13,7 @@ seed=13
 chk=/run/xentest/xt-save.chk
 make_image "$img"
 GUEST_MEMORY=128 # the save file is the guest's memory, in dom0's RAM
-guest_start xt-save "vdev=xvda,access=rw,script=block-afsfile,target=$img" $seed "xt.mode=save"
+guest_start xt-save "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save"
 first=$(guest_domid xt-save)
 be1=$(backend_of xt-save)
 guest_wait_line xt-save '^XT SAVE-READY' "$GUEST_TIMEOUT"

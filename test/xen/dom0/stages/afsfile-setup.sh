@@ -4,6 +4,14 @@
 # Its output goes to /var/log/afsfile-worker.log (printed when a stage fails).
 . /xentest/lib.sh
 
+# Run again (dev mode): stop the worker this stage started before.
+if afsfile_worker_alive; then
+  old=$(cat "$AFSFILE_PIDFILE")
+  kill -TERM "$old"
+  wait_until 20 sh -c "! kill -0 $old 2>/dev/null" || kill -KILL "$old"
+  xt_step "stopped the previous worker, pid $old"
+fi
+
 t0=$(now_s)
 "$AFSFILE" version || fail "afsfile version failed"
 xt_step "afsfile version ran in $(($(now_s) - t0))s"
@@ -22,11 +30,14 @@ fi
 [ -x /etc/xen/scripts/block-afsfile ] || fail "/etc/xen/scripts/block-afsfile is missing after install"
 ls -l /etc/xen/scripts/block-afsfile | sed 's/^/  [install] /'
 
-if lsmod | grep -q '^xen_blkback'; then
-  rmmod xen-blkback || fail "cannot unload xen-blkback"
+# AFSFILE_KEEP_BLKBACK=1 (vbd3-setup): the tap route, blkback stays.
+if [ -z "$AFSFILE_KEEP_BLKBACK" ]; then
+  if lsmod | grep -q '^xen_blkback'; then
+    rmmod xen-blkback || fail "cannot unload xen-blkback"
+  fi
+  [ -d /sys/bus/xen-backend/drivers/vbd ] && fail "the kernel vbd backend driver is still registered"
+  xt_step "xen-blkback unloaded"
 fi
-[ -d /sys/bus/xen-backend/drivers/vbd ] && fail "the kernel vbd backend driver is still registered"
-xt_step "xen-blkback unloaded"
 
 # The supervisor's and the devices' debug lines (claims, children, XenStore states)
 # go to the log too: it is shown when a stage fails, and an intermittent failure

@@ -10,8 +10,8 @@ make_image "$IMAGES/t1.img"
 make_image "$IMAGES/t2.img"
 GUEST_CONNECT=no
 # Both hold their disk after the workload, so both are provably attached at once.
-guest_start xt-two-1 "vdev=xvda,access=rw,script=block-afsfile,target=$IMAGES/t1.img" 21 "xt.hold=120"
-guest_start xt-two-2 "vdev=xvda,access=rw,script=block-afsfile,target=$IMAGES/t2.img" 22 "xt.hold=120"
+guest_start xt-two-1 "vdev=xvda,access=rw,$AFS_SPEC,target=$IMAGES/t1.img" 21 "xt.hold=120"
+guest_start xt-two-2 "vdev=xvda,access=rw,$AFS_SPEC,target=$IMAGES/t2.img" 22 "xt.hold=120"
 guest_connect xt-two-1
 guest_connect xt-two-2
 b1=$(backend_of xt-two-1) b2=$(backend_of xt-two-2)

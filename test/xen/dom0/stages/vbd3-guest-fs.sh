@@ -1,0 +1,4 @@
+#!/bin/sh
+# afsfile-guest-fs.sh on the tap route: backendtype=tap,script=block-afsfile, the
+# device under backend/vbd3 (params aio:PATH), kernel blkback loaded beside it.
+AFS_ROUTE=vbd3 exec sh /xentest/stages/afsfile-guest-fs.sh
