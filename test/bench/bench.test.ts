@@ -57,7 +57,9 @@ test('--only io, one pattern, one round: engine rows (io_uring and thread pool) 
       assert.match(row.baseline.name, /^fio (psync|io_uring)/);
       positive(row.baseline.value, `${row.section} baseline`);
       positive(row.ratio, `${row.section} ratio`);
-      positive(row.baselineCpuUsPerRequest, `${row.section} fio cpu`);
+      // fio's CPU time comes from getrusage at tick resolution: a 0.1 s run may show none.
+      const fioCpu = row.baselineCpuUsPerRequest;
+      assert.ok(fioCpu && Number.isFinite(fioCpu.median) && fioCpu.median >= 0, `${row.section} fio cpu`);
     }
   }
 });
