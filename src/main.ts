@@ -2,6 +2,7 @@
 // First import: sizes libuv's thread pool before anything can start it.
 import './engine/threadpool-size';
 import { dispatch } from './cli/dispatch';
+import { installJournalPriorities, prio } from './util/journal';
 
 // SIGUSR1 would open Node's inspector: never in any role (the executable is also started with
 // --disable-sigusr1; this covers running from the source tree).
@@ -13,12 +14,14 @@ function exitWith(code: number): void {
   setImmediate(() => process.exit(code));
 }
 
+installJournalPriorities(process.env);
 dispatch(process.argv0, process.argv.slice(2), process.env).then(
   (code) => {
     exitWith(code);
   },
   (err: unknown) => {
-    process.stderr.write(`afsfile: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    const text = err instanceof Error ? err.stack ?? err.message : String(err);
+    process.stderr.write(`${prio('err')}afsfile: internal error: ${text}\n`);
     exitWith(70);
   },
 );

@@ -1,4 +1,5 @@
 // Chooses the role from the name the executable was called by, then the subcommand.
+import { prio } from '../util/journal';
 import * as path from 'node:path';
 import { type Command, findCommand } from './commands';
 import { ConfigError, FatalError, UsageError } from './errors';
@@ -59,12 +60,12 @@ export async function dispatch(argv0: string, args: string[], env: NodeJS.Proces
   } catch (err) {
     if (err instanceof UsageError) {
       const which = chosen?.command.name ?? err.role;
-      process.stderr.write(`afsfile: ${err.message}\n`);
+      process.stderr.write(`${prio('err')}afsfile: ${err.message}\n`);
       process.stderr.write(which ? `Try 'afsfile ${which} --help'.\n` : `Try 'afsfile --help'.\n`);
       return 2;
     }
     if (err instanceof FatalError) {
-      process.stderr.write(`afsfile: ${err.message}\n`);
+      process.stderr.write(`${prio('err')}afsfile: ${err.message}\n`);
       return err.exitCode;
     }
     throw err;

@@ -91,6 +91,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   // Hotplug.
   { name: 'hotplug-log', type: 'string', default: '/var/log/xen/xen-hotplug.log', env: 'AFSFILE_HOTPLUG_LOG', roles: ['hotplug'], config: true, placeholder: 'FILE',
     help: 'where the hotplug script logs each decision' },
+  { name: 'hotplug-syslog', type: 'string', default: 'logger', env: 'AFSFILE_HOTPLUG_SYSLOG', roles: ['hotplug'],
+    config: true, placeholder: 'COMMAND',
+    help: 'sends each hotplug decision to syslog as Xen\'s block scripts do (logger -t block-afsfile ' +
+      '-p daemon.PRIORITY -- LINE); none: only the hotplug log' },
   { name: 'hotplug-wait', type: 'duration', default: '25s', min: 1, max: 600, roles: ['hotplug'], config: true, placeholder: 'DURATION',
     help: 'how long `add` waits for the worker to open the image (libxl allows the script 40 s)' },
 

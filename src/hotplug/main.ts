@@ -18,7 +18,8 @@ export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv, conf
   const action = args.positional[0];
   if (action !== 'add' && action !== 'remove') throw new UsageError(`expected add or remove, got ${action === undefined ? 'nothing' : `"${action}"`}`);
   const xenbusPath = env.XENBUS_PATH;
-  const log = new HotplugLog(args.string('hotplug-log'), `${action} ${xenbusPath ?? '(no XENBUS_PATH)'}`);
+  const tag = `${action} ${xenbusPath ?? '(no XENBUS_PATH)'}`;
+  const log = new HotplugLog(args.string('hotplug-log'), tag, args.string('hotplug-syslog'));
   try {
     if (!xenbusPath) {
       log.line('XENBUS_PATH is not set: this script is run by libxl (xl block-attach / xl create), not by hand');

@@ -83,7 +83,7 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
       sup.reconfigure(supervisorSettings(now, platform.name));
       stderrLine(`SIGHUP: reloaded the settings (hold-timeout ${now.number('hold-timeout')} s, fsync-interval ${now.number('fsync-interval')} s for every device now; the rest for devices claimed from now on)`);
     } catch (e) {
-      stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
+      stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`, 'warning');
     }
   };
   const stopped = new Promise<void>((resolve) => {
@@ -132,6 +132,6 @@ function childArgs(args: ParsedArgs): string[] {
 
 function failed(e: unknown): number {
   const msg = isXenStoreError(e) || e instanceof FatalError ? (e as Error).message : (e as Error).stack ?? String(e);
-  stderrLine(msg);
+  stderrLine(msg, 'err');
   return 1;
 }

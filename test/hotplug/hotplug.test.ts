@@ -26,6 +26,7 @@ let tmp: { dir: string; cleanup: () => void };
 let runDir: string;
 let script: string;
 let hotplugLog: string;
+let fakeLogger: string;
 let worker: ChildProcess | undefined;
 let workerLog = '';
 let nextDomid = 20;
@@ -58,8 +59,11 @@ function hotplug(action: 'add' | 'remove', p: VbdPaths, envKind: 'empty' | 'inhe
     XENBUS_PATH: p.backend.replace(/^\/local\/domain\/0\//, ''),
     XENBUS_BASE_PATH: 'backend',
   };
-  // The private xenstored and log file are the only additions libxl would not make.
-  const env = { ...(envKind === 'inherited' ? process.env : {}), ...libxl, XENSTORED_PATH: xsd.socketPath, AFSFILE_HOTPLUG_LOG: hotplugLog, ...extra };
+  // The private xenstored, log file and syslog (a fake logger) are the only additions libxl would not make.
+  const env = {
+    ...(envKind === 'inherited' ? process.env : {}), ...libxl, XENSTORED_PATH: xsd.socketPath,
+    AFSFILE_HOTPLUG_LOG: hotplugLog, AFSFILE_HOTPLUG_SYSLOG: fakeLogger, ...extra,
+  };
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(script, [action], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -98,6 +102,10 @@ setup(test, async () => {
   runDir = path.join(tmp.dir, 'run');
   hotplugLog = path.join(tmp.dir, 'log/xen-hotplug.log');
   fs.mkdirSync(path.join(tmp.dir, 'scripts'));
+  // logger as Xen's hotplug scripts call it; records its arguments instead of writing to syslog.
+  fakeLogger = path.join(tmp.dir, 'logger');
+  const sink = path.join(tmp.dir, 'syslog');
+  fs.writeFileSync(fakeLogger, `#!/bin/sh\nprintf '%s|' "$@" >> ${sink}\necho >> ${sink}\n`, { mode: 0o755 });
   script = path.join(tmp.dir, 'scripts/block-afsfile');
   fs.symlinkSync(EXE, script);
   xsd = await startXenstored();
@@ -261,6 +269,17 @@ test('bad invocations: no XENBUS_PATH, bad action', async () => {
   assert.match(noPath.stderr, /XENBUS_PATH is not set/);
   const bad = await new Promise<number | null>((resolve) => spawn(script, ['frob'], { stdio: 'ignore', env: {} }).on('close', resolve));
   assert.is(bad, 2);
+});
+
+test('hotplug decisions also go to syslog through logger, as Xen\'s block scripts send them', async () => {
+  const p = await attach({ target: image('syslog.img') });
+  assert.is((await hotplug('add', p)).status, 0);
+  const tag = `add ${p.backend.replace(/^\/local\/domain\/0\//, '')}`;
+  const syslog = (): string => (fs.existsSync(path.join(tmp.dir, 'syslog')) ? fs.readFileSync(path.join(tmp.dir, 'syslog'), 'utf8') : '');
+  await until('logger ran', () => syslog().includes(`-t|block-afsfile|-p|daemon.notice|--|${tag}: connected:`), 5000);
+  const q = await attach({ target: path.join(tmp.dir, 'missing.img') });
+  assert.is((await hotplug('add', q)).status, 1);
+  await until('the error at err priority', () => /-p\|daemon\.err\|--\|add .*: error: /.test(syslog()), 5000);
 });
 
 test('a broken config file: add reports file and line in hotplug-error; remove still succeeds', async () => {

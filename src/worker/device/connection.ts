@@ -15,11 +15,27 @@ interface LiveQueue {
   mapping: RingMapping;
   port: number;
   queue: EngineQueue | undefined;
+  /** Wakeups in a row that found no request (reset by one that found some). */
+  spurious: number;
+  unmaskTimer: NodeJS.Timeout | undefined;
 }
+
+/**
+ * After this many spurious wakeups in a row, the port stays masked for a while before it is
+ * unmasked: 4 ms doubling up to 1 s. Linux does the same for lateeoi event channels
+ * (drivers/xen/events/events_base.c, xen_irq_lateeoi_locked: a delay of 1 << (count - 2)
+ * jiffies, at most HZ), so a guest notifying in a loop costs dom0 almost nothing (XSA-332).
+ */
+const SPURIOUS_FREE = 1;
+const SPURIOUS_FIRST_DELAY_MS = 4;
+const SPURIOUS_MAX_DELAY_MS = 1000;
 
 export class Connection {
   private readonly live: LiveQueue[] = [];
   private closed = false;
+  /** Event channel wakeups, and those that found no new request (a storm shows here). */
+  events = 0;
+  spuriousEvents = 0;
 
   private constructor(private readonly platform: Platform, private readonly engine: Engine) {}
 
@@ -40,7 +56,7 @@ export class Connection {
         } catch (err) {
           throw new FrontendError(`cannot map ring ${i} (grant refs ${q.grefs.join(',')}): ${(err as Error).message}`);
         }
-        const entry: LiveQueue = { mapping, port: -1, queue: undefined };
+        const entry: LiveQueue = { mapping, port: -1, queue: undefined, spurious: 0, unmaskTimer: undefined };
         c.live.push(entry);
         const ring = new BackRing(mapping.buffer, params.abi);
         if (ring.broken()) throw new FrontendError(`ring ${i}: req_prod ${ring.reqProd} is more than ${ring.size} ahead of rsp_prod ${ring.rspProd}`);
@@ -69,9 +85,32 @@ export class Connection {
         },
         broken: onBroken,
       });
+      const ring = rings[i];
       dispatcher.register(port, () => {
-        engine.kick();
-        platform.evtchn.unmask(port);
+        c.events++;
+        // The port stays masked (as /dev/xen/evtchn leaves it) until the work is done: unmasked
+        // after the engine's next pump has taken the requests, not before it.
+        if (ring.unconsumed() !== 0) {
+          entry.spurious = 0;
+          engine.kick();
+          setImmediate(() => c.unmask(entry));
+          return;
+        }
+        c.spuriousEvents++;
+        entry.spurious++;
+        if (entry.spurious <= SPURIOUS_FREE) {
+          engine.kick(); // cheap, and covers a request pushed just after the look
+          setImmediate(() => c.unmask(entry));
+          return;
+        }
+        const n = entry.spurious - SPURIOUS_FREE - 1;
+        const delay = Math.min(SPURIOUS_FIRST_DELAY_MS * 2 ** n, SPURIOUS_MAX_DELAY_MS);
+        entry.unmaskTimer = setTimeout(() => {
+          entry.unmaskTimer = undefined;
+          // Requests may have come while masked (their event is latched): look again.
+          engine.kick();
+          c.unmask(entry);
+        }, delay);
       });
       // An event that arrived before the handler was registered left the port masked.
       platform.evtchn.unmask(port);
@@ -84,12 +123,22 @@ export class Connection {
     return this.live.length;
   }
 
+  private unmask(entry: LiveQueue): void {
+    if (this.closed || entry.port < 0) return;
+    try {
+      this.platform.evtchn.unmask(entry.port);
+    } catch (err) {
+      log('unmask %d: %s', entry.port, (err as Error).message);
+    }
+  }
+
   /** Stops ring access, unbinds and unmaps. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     const dispatcher = portDispatcher(this.platform.evtchn);
     for (const e of this.live) {
+      clearTimeout(e.unmaskTimer);
       if (e.queue) this.engine.removeQueue(e.queue);
       if (e.port >= 0) {
         dispatcher.unregister(e.port);

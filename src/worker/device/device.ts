@@ -66,6 +66,9 @@ export interface DeviceStats {
   connected: boolean;
   queues: number;
   connects: number;
+  /** Event channel wakeups of the current connection, and those that found no request. */
+  events: number;
+  spuriousEvents: number;
   engine: EngineStats | undefined;
   /** "io_uring", or "thread pool (why io_uring was refused)". */
   ioPath: string | undefined;
@@ -225,6 +228,8 @@ export class Device {
       connected: this.conn !== undefined,
       queues: this.conn?.queues ?? 0,
       connects: this.connects,
+      events: this.conn?.events ?? 0,
+      spuriousEvents: this.conn?.spuriousEvents ?? 0,
       engine: this.engine?.stats(),
       ioPath: describeIoPath(this.image?.ioPath),
     };
