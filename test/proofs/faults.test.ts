@@ -142,7 +142,7 @@ if (inPrivateMountNamespace()) {
   // as the OpenAFS client does, and the next fsync succeeds; afsfile must rewrite what it
   // acknowledged since the last good fsync before it answers FLUSH. Enabled once that fix is
   // on main (AFSFILE_TEST_DROP_DATA=1 runs it before).
-  const dropDataFixed = false;
+  const dropDataFixed = true;
   const dropTest = dropDataFixed || process.env.AFSFILE_TEST_DROP_DATA === '1' ? test : notYet;
   dropTest('a failed store that drops the buffered data loses nothing the guest flushed', async () => {
     const seed = Date.now() % 1e9;
