@@ -1,0 +1,30 @@
+#!/bin/sh
+# Case 3 (issue 16): the file server stops mid-workload for 20 s and comes back. The worker
+# holds what fails (kAFS: EDESTADDRREQ / ETIME) and retries; the guest sees no error, only a
+# delay; every byte it wrote is then in the server's namei file. Reports the errors the worker
+# met (errno, call) and how long the guest's write phase took.
+. /xentest/lib.sh
+. /xentest/afs/lib.sh
+
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
+SEQ_MB=24 BUF_MB=4 RAND_MB=2 RAND_OPS=256
+functional_io
+IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 17)) # a size of its own: its namei file is found by size
+img=$AFS_DIR/xt-restart.img
+from=$(($(wc -l < "$AFSFILE_LOG") + 1))
+afs_guest_begin xt-restart $img 31
+guest_wait_line xt-restart '^XTIO START' "$GUEST_TIMEOUT"
+sleep 2
+t0=$(now_s)
+afs_stop fileserver TERM
+afs_stop volserver TERM
+xt_step "file server stopped (SIGTERM) while the guest writes"
+sleep 20
+afs_start_fs || { show FileLog "$AFS_LOG/FileLog"; fail "the file server did not come back"; }
+xt_step "file server back after $(($(now_s) - t0))s"
+afs_guest_end xt-restart $img 31
+afs_worker_errors "$from" > /run/xentest/restart-errors
+show "worker: held/failed I/O" /run/xentest/restart-errors
+xt_metric "restart_worker_error_lines=$(wc -l < /run/xentest/restart-errors)"
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
+exit 0
