@@ -116,7 +116,13 @@ export async function runFaultWindows(b: Bench, windows: readonly FaultWindow[],
       }, 20);
       await b.ffs.ctl(win.err === 'hang' ? `hang ${win.ops} ${win.ms} windows.img` : `fail ${win.ops} ${win.err} ` +
         `${win.ms} windows.img`);
+      // The workload flushes every flushEvery writes; on a slow machine that can miss a short
+      // window (CI once saw no fsync in 1 s), so a window on fsync gets FLUSHes of its own.
+      const flusher = win.ops.includes('fsync') ? setInterval(() => {
+        if (!w.flushing) w.flush().catch((e: Error) => w.errors.push(`flush in a window: ${e.message}`));
+      }, Math.max(50, win.ms / 5)) : undefined;
       await sleep(win.ms);
+      clearInterval(flusher);
       // The first completions after the window (held requests retried), then clean I/O.
       await sleep(o.gapMs);
       clearInterval(probe);

@@ -71,7 +71,8 @@ export class VerifiedWorkload {
   private running = false;
   private loops: Promise<void>[] = [];
   private writesSinceFlush = 0;
-  private flushing = false;
+  /** A FLUSH of this workload is in flight. */
+  flushing = false;
   readonly errors: string[] = [];
   writes = 0;
   reads = 0;
