@@ -41,9 +41,13 @@ afs_retry() { # afs_retry SECONDS CMD...: until CMD succeeds (its output kept in
   done
 }
 
-afs_address() { # the servers' address, on the loopback device of this network namespace
+afs_address() { # afs_address [lo]: the servers' address, on a dummy device (or on lo)
   ip link set lo up
-  ip addr show dev lo | grep -q "inet $AFS_ADDR/" || ip addr add "$AFS_ADDR/32" dev lo
+  ip addr show | grep -q "inet $AFS_ADDR/" && return 0
+  if [ "${1:-}" != lo ] && { ip link show afs0 > /dev/null 2>&1 || ip link add afs0 type dummy; }; then
+    ip link set afs0 up && ip addr add "$AFS_ADDR/32" dev afs0 && return 0
+  fi
+  ip addr add "$AFS_ADDR/32" dev lo
 }
 
 afs_start_kdc() { afs_daemon krb5kdc /usr/sbin/krb5kdc -n; }

@@ -38,11 +38,32 @@ afs_client_start() {
     [ -d "$AFS_DIR" ] || afs_admin fs mkmount -dir "$AFS_DIR" -vol "$AFS_VOLUME" -cell "$AFS_CELL" || return 1
     return 0
   fi
-  for m in fcrypt pcbc af_alg algif_hash algif_skcipher rxrpc kafs; do modprobe "$m" || return 1; done
-  echo "add $AFS_CELL $AFS_ADDR" > /proc/net/afs/cells || return 1
-  echo "$AFS_CELL" > /proc/net/afs/rootcell
+  for m in fcrypt pcbc af_alg algif_hash algif_skcipher dns_resolver rxrpc kafs; do modprobe "$m" || return 1; done
+  # The cell with its VL server's address (no DNS): /proc/net/afs is kAFS's per-namespace
+  # directory (fs/afs/proc.c; /proc/fs/afs links to it).
+  grep -q "$AFS_CELL" /proc/net/afs/cells || echo "add $AFS_CELL $AFS_ADDR" > /proc/net/afs/cells || return 1
+  echo "$AFS_CELL" > /proc/net/afs/rootcell 2>/dev/null || true
   mkdir -p /afs
-  afs_retry 60 mount -t afs "%$AFS_CELL:$AFS_VOLUME." /afs
+  # Mounted with the administrator's token: the fileserver answers FetchStatus of a directory
+  # only to a caller with the l right (viced/afsfileprocs.c), and the new volume's root grants
+  # system:administrators alone; anonymous mounting would get EACCES.
+  if ! afs_retry 60 afs_admin mount -t afs "%$AFS_CELL:$AFS_VOLUME." /afs; then
+    afs_kafs_debug
+    return 1
+  fi
+}
+
+# What kAFS knows of the cell and the VL server, and what rxrpc did (a failed mount).
+afs_kafs_debug() {
+  local f
+  for f in /proc/net/afs/cells /proc/net/afs/rootcell /proc/net/afs/servers /proc/net/afs/addr_prefs \
+           "/proc/net/afs/$AFS_CELL/vlservers" "/proc/net/afs/$AFS_CELL/volumes" \
+           /proc/net/rxrpc/locals /proc/net/rxrpc/peers /proc/net/rxrpc/conns /proc/net/rxrpc/calls; do
+    [ -r "$f" ] && { echo "== $f"; cat "$f"; }
+  done
+  echo "== rxdebug $AFS_ADDR 7003"; rxdebug "$AFS_ADDR" 7003 -version 2>&1 | head -n 3
+  echo "== ip addr"; ip addr
+  echo "== dmesg"; dmesg | grep -iE 'afs|rxrpc|dns|key' | tail -n 20
 }
 
 # The worker's identity gets rlidwk on the images volume's root directory.
