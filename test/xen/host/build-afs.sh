@@ -61,7 +61,10 @@ ln -sf pagsh.openafs "$root/usr/bin/pagsh"
 # Loaded at run time, so ldd does not list them: the KDC database module, and libverto's
 # libev back end (krb5kdc fails "Unable to load event loop" without it).
 add_bin "$root" "$afs_lib/krb5/plugins/kdb/db2.so"
-for l in "$afs_lib"/libverto-libev.so.1 "$afs_lib"/libev.so.4; do add_bin "$root" "$l"; done
+# libverto looks for its back ends beside itself: the directory ldd named for libverto.so.1
+# (/lib/... in this tree, which has no merged /usr).
+afs_verto_dir=$(dirname "$(ldd /usr/sbin/krb5kdc | grep -o '/[^ ]*libverto\.so\.1')")
+for l in libverto-libev.so.1 libev.so.4; do add_bin "$root" "$afs_lib/$l" "$afs_verto_dir/$l"; done
 add_libs "$root" "$afs_lib/libkadm5srv_mit.so.12" 2>/dev/null || true
 # Name service: the servers and the Kerberos tools look up root and localhost.
 [ -f "$root/etc/passwd" ] || echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"

@@ -1,11 +1,14 @@
 # Helpers of the afs-* stages in dom0 (busybox sh): the cell's settings and daemons
 # (cell.sh), the administrator's token, ACLs, the server-side view of a file. Source this file.
 . /xentest/afs/cell.sh
-AFS_CLIENT=kafs
-[ -f /xentest/afs/client.sh ] && . /xentest/afs/client.sh
+# The client in use: kAFS, until afs-openafs-client switches this boot to the OpenAFS client.
+AFS_CLIENT=$(cat /run/xentest/afs-client 2>/dev/null); : "${AFS_CLIENT:=kafs}"
 # Where the images volume is: kAFS mounts it at /afs; the OpenAFS client (-dynroot) reaches it
 # through a mount point in root.cell.
 if [ "$AFS_CLIENT" = openafs ]; then AFS_DIR=/afs/$AFS_CELL/$AFS_VOLUME; else AFS_DIR=/afs; fi
+# The stages find an image's namei file on /vicepa by its size: the OpenAFS client's images
+# (same boot, same volume) are 100 MiB larger than kAFS's.
+if [ "$AFS_CLIENT" = openafs ]; then AFS_MB_BIAS=100; else AFS_MB_BIAS=0; fi
 
 # Runs CMD... as the cell's administrator: a new session keyring (kAFS's PAG) with a token
 # from the admin keytab, a private ticket cache; nothing of it outlives the command.
@@ -28,14 +31,18 @@ afs_anonymous() {
 # client (openafs.ko built on the host, afsd with a memory cache and -dynroot).
 afs_client_start() {
   if [ "$AFS_CLIENT" = openafs ]; then
-    [ -f /xentest/afs/openafs.ko ] || { afs_log "no openafs.ko in dom0 (run test/xen/host/build-openafs-ko.sh)"; return 1; }
-    insmod /xentest/afs/openafs.ko || return 1
+    [ -f /xentest/afs/openafs.ko ] || { afs_log "no openafs.ko in dom0 (prepare with XEN_TEST_AFS_OPENAFS=1)"; return 1; }
+    lsmod | grep -q '^openafs' || insmod /xentest/afs/openafs.ko || return 1
     mkdir -p /afs /var/cache/openafs
     echo "/afs:/var/cache/openafs:65536" > /etc/openafs/cacheinfo
-    afs_daemon afsd /sbin/afsd -memcache -dynroot -fakestat -afsdb -nosettime
-    afs_retry 60 ls "/afs/$AFS_CELL" || return 1
-    # The images volume's mount point in root.cell (admin has every right there).
-    [ -d "$AFS_DIR" ] || afs_admin fs mkmount -dir "$AFS_DIR" -vol "$AFS_VOLUME" -cell "$AFS_CELL" || return 1
+    # No -afsdb: the cell is in /etc/openafs/CellServDB, and nothing may look beyond dom0.
+    afs_daemon afsd /sbin/afsd -memcache -dynroot -fakestat -nosettime
+    afs_retry 60 afs_admin ls "/afs/$AFS_CELL" || return 1
+    # The images volume's mount point in root.cell (admin has every right there), and the l
+    # right on root.cell's root for the worker, which reaches its images through it.
+    afs_admin fs mkmount -dir "$AFS_DIR" -vol "$AFS_VOLUME" -cell "$AFS_CELL" 2>&1 | grep -v 'File exists'
+    afs_admin fs setacl -dir "/afs/$AFS_CELL" -acl "$AFS_WORKER_PTS" l || return 1
+    afs_admin ls -la "$AFS_DIR"
     return 0
   fi
   for m in fcrypt pcbc af_alg algif_hash algif_skcipher dns_resolver rxrpc kafs; do modprobe "$m" || return 1; done
@@ -47,7 +54,10 @@ afs_client_start() {
   # Mounted with the administrator's token: the fileserver answers FetchStatus of a directory
   # only to a caller with the l right (viced/afsfileprocs.c), and the new volume's root grants
   # system:administrators alone; anonymous mounting would get EACCES.
-  if ! afs_retry 60 afs_admin mount -t afs "%$AFS_CELL:$AFS_VOLUME." /afs; then
+  # kAFS's trace points (fs/afs, net/rxrpc): shown if the mount fails.
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+  echo 1 > /sys/kernel/tracing/events/afs/enable 2>/dev/null
+  if ! afs_retry 30 afs_admin mount -t afs "%$AFS_CELL:$AFS_VOLUME." /afs; then
     afs_kafs_debug
     return 1
   fi
@@ -58,10 +68,13 @@ afs_kafs_debug() {
   local f
   for f in /proc/net/afs/cells /proc/net/afs/rootcell /proc/net/afs/servers /proc/net/afs/addr_prefs \
            "/proc/net/afs/$AFS_CELL/vlservers" "/proc/net/afs/$AFS_CELL/volumes" \
-           /proc/net/rxrpc/locals /proc/net/rxrpc/peers /proc/net/rxrpc/conns /proc/net/rxrpc/calls; do
+           /proc/net/rxrpc/peers; do
     [ -r "$f" ] && { echo "== $f"; cat "$f"; }
   done
-  echo "== rxdebug $AFS_ADDR 7003"; rxdebug "$AFS_ADDR" 7003 -version 2>&1 | head -n 3
+  echo "== vos"; vos listvol "$AFS_ADDR" a -localauth 2>&1 | head; vos examine "$AFS_VOLUME" -localauth 2>&1 | head -n 20
+  for f in FileLog VolserLog SalvageLog VLLog; do [ -f "$AFS_LOG/$f" ] && { echo "== $f"; tail -n 15 "$AFS_LOG/$f"; }; done
+  echo "== trace"; grep -vE 'afs_(cb_call|make_call|call_state|io_error)' /sys/kernel/tracing/trace 2>/dev/null | tail -n 80
+  echo 0 > /sys/kernel/tracing/events/afs/enable 2>/dev/null
   echo "== ip addr"; ip addr
   echo "== dmesg"; dmesg | grep -iE 'afs|rxrpc|dns|key' | tail -n 20
 }
@@ -116,4 +129,16 @@ afs_guest_end() { # afs_guest_end NAME IMAGE SEED
   xt_step "after the guest's FLUSH the server holds its pattern ($nf)"
   afs_admin sh -c ". /xentest/lib.sh; image_mark $2 XTGO" || fail "cannot mark $2"
   guest_wait "$1"
+}
+
+# `afsfile renew` (the worker's keytab, its cell, $AFS_RENEW_ARGS) running the worker, in the
+# background like afsfile-setup's worker (same pid file and log); waits for a verified token.
+afs_start_renew_worker() {
+  rm -f /run/afsfile/status/renew.json
+  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV setsid "$AFSFILE" renew \
+    --keytab "$AFS_WORKER_KEYTAB" --cell "$AFS_CELL" ${AFS_RENEW_ARGS:-} -- "$AFSFILE" $AFSFILE_WORKER_ARGS \
+    >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  echo $! > "$AFSFILE_PIDFILE"
+  wait_until 60 grep -q '"lastSuccess": "' /run/afsfile/status/renew.json 2>/dev/null || {
+    show afsfile "$AFSFILE_LOG"; show renew.json /run/afsfile/status/renew.json; return 1; }
 }

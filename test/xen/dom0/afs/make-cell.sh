@@ -70,6 +70,9 @@ vos create "$AFS_ADDR" a root.afs -maxquota 0 -localauth
 vos create "$AFS_ADDR" a root.cell -maxquota 0 -localauth
 vos create "$AFS_ADDR" a "$AFS_VOLUME" -maxquota 0 -localauth
 vos listvol "$AFS_ADDR" a -localauth
-for d in volserver fileserver vlserver ptserver krb5kdc; do afs_stop "$d"; done
+# The fileserver detaches its volumes cleanly on SIGQUIT (as bosserver stops it); after a
+# SIGTERM they need the salvager before they attach again.
+afs_stop volserver; afs_stop fileserver QUIT
+for d in vlserver ptserver krb5kdc; do afs_stop "$d"; done
 for f in "$AFS_LOG"/*.out; do [ -s "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done
 echo "make-cell: done"
