@@ -18,7 +18,7 @@ import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { readRenewStatus } from '../renew/status';
-import { type GateCheck, gateFsync, renewTokenCheck } from './token-gate';
+import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -110,8 +110,8 @@ export class DeviceChild {
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
-      // Gated on AFS: no fsync with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
-      openImage: (path, readOnly) => gateFsync(
+      // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
+      openImage: (path, readOnly) => gateStores(
         openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct, this.o.imageRoots), this.tokenCheck),
       warn: (m) => this.note(m),
       restrictEventChannels: true,
