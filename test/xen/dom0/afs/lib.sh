@@ -48,6 +48,7 @@ afs_client_start() {
   for m in fcrypt pcbc af_alg algif_hash algif_skcipher dns_resolver rxrpc kafs; do modprobe "$m" || return 1; done
   # The cell with its VL server's address (no DNS): /proc/net/afs is kAFS's per-namespace
   # directory (fs/afs/proc.c; /proc/fs/afs links to it).
+  grep -q ' /afs afs ' /proc/mounts && return 0
   grep -q "$AFS_CELL" /proc/net/afs/cells || echo "add $AFS_CELL $AFS_ADDR" > /proc/net/afs/cells || return 1
   echo "$AFS_CELL" > /proc/net/afs/rootcell 2>/dev/null || true
   mkdir -p /afs
@@ -86,7 +87,9 @@ afs_grant_worker() {
     afs_admin fs listacl "$AFS_DIR"
     return
   fi
-  afs_admin sh -c "setfattr -n afs.acl -v $(afs_acl_hex "system:administrators 127" "$AFS_WORKER_PTS 63") $AFS_DIR && getfattr -n afs.acl $AFS_DIR"
+  # (getfattr would print the value in base64, for its NUL: the value alone, NUL dropped.)
+  afs_admin sh -c "setfattr -n afs.acl -v $(afs_acl_hex "system:administrators 127" "$AFS_WORKER_PTS 63") $AFS_DIR &&
+    getfattr --only-values -n afs.acl $AFS_DIR | tr -d '\\000'"
 }
 
 # An AFS ACL as kAFS's afs.acl attribute takes it (FS.StoreACL text: positive and negative
