@@ -20,7 +20,9 @@ afs_log() { echo "  [afs] $*"; }
 # Start one daemon in the background, pid in $AFS_PIDS/NAME.
 afs_daemon() {
   local name=$1; shift
-  kill -0 "$(cat "$AFS_PIDS/$name" 2>/dev/null)" 2>/dev/null && return 0 # running (a stage run again)
+  local pid
+  pid=$(cat "$AFS_PIDS/$name" 2>/dev/null) || true
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && return 0 # running (a stage run again)
   mkdir -p "$AFS_PIDS" "$AFS_LOG"
   "$@" > "$AFS_LOG/$name.out" 2>&1 < /dev/null &
   echo $! > "$AFS_PIDS/$name"
