@@ -27,6 +27,7 @@ import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
 import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
 import { AFSFILE_ERROR, AFSFILE_STATUS, reportError, reportOpened } from './status';
+import { LogThrottle } from './log-throttle';
 
 const log = createDebug('afsfile:device');
 
@@ -55,7 +56,14 @@ export interface DeviceConfig {
   restrictEventChannels?: boolean;
   /** After each look at XenStore: the device's state may have changed (status file). */
   onChange?(): void;
+  /** Lines a frontend causes (bad values, a broken ring): at most this many per interval,
+   * then one "suppressed N" line (defaults GUEST_LOG_BURST per GUEST_LOG_INTERVAL_MS). */
+  guestLog?: { burst: number; intervalMs: number };
 }
+
+/** A guest cycling through bad states gets its first lines logged, then a count per minute. */
+export const GUEST_LOG_BURST = 5;
+export const GUEST_LOG_INTERVAL_MS = 60_000;
 
 export interface DeviceStats {
   backend: string;
@@ -92,6 +100,7 @@ export class Device {
   /** The config's limits, then (start) what the backend directory advertised. */
   private limits: ClaimLimits;
   private readonly warnFn: (m: string) => void;
+  private readonly guestLog: LogThrottle;
   private image: DeviceImage | undefined;
   private engine: Engine | undefined;
   private conn: Connection | undefined;
@@ -129,6 +138,12 @@ export class Device {
   ) {
     this.limits = claimLimits(config.limits);
     this.warnFn = config.warn ?? ((m) => process.stderr.write(`afsfile: ${m}\n`));
+    this.guestLog = new LogThrottle({
+      burst: config.guestLog?.burst ?? GUEST_LOG_BURST,
+      intervalMs: config.guestLog?.intervalMs ?? GUEST_LOG_INTERVAL_MS,
+      emit: (m) => this.warn(m),
+      subject: `${backendPath}: frontend`,
+    });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
@@ -367,7 +382,8 @@ export class Device {
     } catch (err) {
       conn?.close();
       const msg = err instanceof FrontendError ? `frontend ${fe}: ${err.message}` : `connect failed: ${(err as Error).message}`;
-      this.warn(`${be}: ${msg}`);
+      // The frontend's values caused it: it can do so again at will (throttled).
+      this.guestLog.line(`${be}: ${msg}`);
       await this.reportError(msg);
       await this.writeState(XenbusState.Closing);
     }
@@ -375,7 +391,7 @@ export class Device {
 
   private onBroken(reason: string): void {
     const msg = `frontend ${this.frontend} broke the ring (${reason}); disconnected`;
-    this.warn(`${this.backendPath}: ${msg}`);
+    this.guestLog.line(`${this.backendPath}: ${msg}`);
     this.conn?.close();
     this.conn = undefined;
     void this.reportError(msg)
@@ -430,6 +446,7 @@ export class Device {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.guestLog.summarise();
     this.engine?.close();
     this.conn?.close();
     this.conn = undefined;
