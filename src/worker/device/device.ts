@@ -36,6 +36,8 @@ export interface DeviceImage extends BlockFile {
   readonly path: string;
   /** How its I/O reaches the kernel (Image sets it; test wrappers may not). */
   readonly ioPath?: IoPath;
+  /** False: reopen() keeps the open file (a local file system gains nothing from a new one). */
+  readonly reopenNeeded?: boolean;
   close(): void;
 }
 
@@ -223,7 +225,7 @@ export class Device {
    * with the new key. cb gets what the open met; the old descriptor then stays in use.
    */
   reopenImage(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
-    if (!this.image?.reopen) return false;
+    if (!this.image?.reopen || this.image.reopenNeeded === false) return false;
     this.image.reopen(cb);
     return true;
   }
