@@ -79,6 +79,8 @@ export interface DeviceStats {
   /** Event channel wakeups of the current connection, and those that found no request. */
   events: number;
   spuriousEvents: number;
+  /** Times a port was left masked for a back-off delay (a storm; never for a working guest). */
+  backoffs: number;
   engine: EngineStats | undefined;
   /** "io_uring", or "thread pool (why io_uring was refused)". */
   ioPath: string | undefined;
@@ -247,6 +249,7 @@ export class Device {
       connects: this.connects,
       events: this.conn?.events ?? 0,
       spuriousEvents: this.conn?.spuriousEvents ?? 0,
+      backoffs: this.conn?.backoffs ?? 0,
       engine: this.engine?.stats(),
       ioPath: describeIoPath(this.image?.ioPath),
     };
