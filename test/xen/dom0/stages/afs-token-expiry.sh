@@ -1,9 +1,10 @@
 #!/bin/sh
 # Case 2 (issue 16): the worker's token expires while the guest writes and flushes. renew runs
 # with a short ticket lifetime and is stopped (SIGSTOP) right after it got tokens, so nothing
-# renews them; the guest starts its workload (pattern, FLUSHes) shortly before they lapse. The
-# worker must not fsync with the expired key (kAFS 6.1 oopses in afs_store_data): its token
-# gate answers EKEYEXPIRED, the engine holds the FLUSH and keeps the data. 40 s after expiry
+# renews them; the guest starts its workload (pattern, FLUSHes) 45 s before they lapse. The
+# worker must not store with the expired key (kAFS 6.1 oopses in afs_store_data): its token
+# gate answers EKEYEXPIRED to writes from 30 s and to fsync from 10 s before expiry, the engine
+# holds them and keeps the data. 40 s after expiry
 # renew goes on (SIGCONT): new tokens, the image reopened, the kept writes written again, the
 # FLUSH answered. The guest must see no error; its pattern must then be in the namei file on
 # the server; dom0 must still be up. Reports the errors the worker met, the hold, the bytes.
@@ -33,8 +34,9 @@ exp=$(sed -n 's/.*"ticketExpires": "\([^"]*\)".*/\1/p' /run/afsfile/status/renew
 xt_step "renew stopped (SIGSTOP): the token is not renewed; it expires at $exp"
 exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/null)
 [ -n "$exp_s" ] || fail "cannot read the ticket expiry $exp"
-# Writes start 20 s before the token lapses: the FLUSHes come around and after expiry.
-wait_s=$((exp_s - $(date +%s) - 20))
+# Writes start 45 s before the token lapses: the worker's token gate holds writes from 30 s
+# before (what is dirty is stored while the key is valid) and fsync from 10 s before.
+wait_s=$((exp_s - $(date +%s) - 45))
 [ "$wait_s" -gt 0 ] && sleep "$wait_s"
 afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTSTART" || fail "cannot mark $img"
 t_start=$(date +%s)
