@@ -108,8 +108,9 @@ say(`dev: booting Xen ${xen} + dom0 once (the repository ${REPO} shared over 9p)
 const qemu = startQemu(args, onLine, { limitS: Number(opt.limit) });
 process.on('exit', killAllQemu);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { killAllQemu(); process.exit(130); });
+let quitting = false; // QUIT sent: dom0 powers off, QEMU's exit is the end, not a failure
 qemu.exited.then((e) => {
-  if (!fatal) fatal = `QEMU exited (code ${e.code}, signal ${e.signal})`;
+  if (!fatal && !quitting) fatal = `QEMU exited (code ${e.code}, signal ${e.signal})`;
   ready();
   if (current) current.finish();
 });
@@ -185,6 +186,7 @@ for (;;) {
   ok = (await runStages(withRequirements(names))).ok && ok;
 }
 rl?.close();
+quitting = true;
 qemu.send('QUIT\n');
 const t = setTimeout(() => qemu.kill(), 20000);
 await qemu.exited;
