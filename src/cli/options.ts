@@ -53,6 +53,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'event channels and grant tables: linux (/dev/xen), sim (simulated guests), auto (linux when /dev/xen exists)' },
   { name: 'device', type: 'string', roles: ['worker'], config: false, placeholder: 'BACKEND-PATH', hidden: true,
     help: 'serve one device (the per-device child the supervisor starts)' },
+  { name: 'spare', type: 'boolean', default: false, roles: ['worker'], config: false, hidden: true,
+    help: '(internal) a device process started ahead of need, waiting to be told its device' },
   { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',
     help: 'fsync a dirty image at least this often' },
   { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',

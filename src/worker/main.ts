@@ -2,20 +2,24 @@
 // Process model, Signals).
 import { FatalError } from '../cli/errors';
 import { optionsFor } from '../cli/options';
-import type { ParsedArgs } from '../cli/parse';
+import { type ParsedArgs, parseArgs } from '../cli/parse';
 import type { PlatformLoader } from '../xen/platform';
 import { isXenStoreError } from '../xen/xenstore';
 import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
-import { DeviceChild } from './device-child';
+import { DeviceChild, type DeviceLink } from './device-child';
+import { type FromDevice, type ToDevice, parseToDevice } from './device-link';
 import { stderrLine } from './log';
 import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
 
-/** `platform`: chosen by the caller (cli), the composition root; loaded in device processes. */
-export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader): Promise<number> {
+/** `platform`: chosen by the caller (cli), the composition root; loaded in device processes.
+ * `choose` chooses again for a spare device process, from the options it is assigned. */
+export async function workerMain(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, choose?: (a: ParsedArgs) => PlatformLoader,
+): Promise<number> {
   // Handlers first (contract: every role installs them at the top of its entry point).
   let onStop: (() => void) | undefined;
   let stopRequested = false;
@@ -30,32 +34,18 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   const runDir = args.string('run-dir');
   const device = args.optionalString('device');
 
-  if (device !== undefined) {
-    const b = parseBackendPath(device);
-    if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);
-    const child = new DeviceChild({
-      backend: b, runDir, platform, env,
-      holdTimeoutS: args.number('hold-timeout'),
-      fsyncIntervalS: args.number('fsync-interval'),
-      maxRequests: args.number('max-requests'),
-      maxInflight: args.number('max-inflight'),
-      maxIndirectSegments: args.number('max-indirect-segments'),
-      maxRingPageOrder: args.number('max-ring-page-order'),
-      maxQueues: args.number('max-queues'),
-      direct: args.bool('direct'),
-      restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
-    });
-    onStop = () => void child.quiesce();
-    onReload = () => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)');
-    process.on('message', (m) => {
-      const t = parseRetune(m);
-      if (t) child.retune(t);
-    });
-    // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
-    process.on('disconnect', () => void child.quiesce());
-    if (stopRequested) return 0;
-    return await child.run().catch((e: unknown) => failed(e));
+  const hooks = {
+    stop: (fn: () => void): void => { onStop = fn; if (stopRequested) fn(); },
+    reload: (fn: () => void): void => { onReload = fn; },
+  };
+  if (args.bool('spare')) {
+    // Started ahead of need by the supervisor (or an opener): wait for the device to serve.
+    const a = await waitForAssignment(hooks);
+    if (!a) return 0;
+    const deviceArgs = parseArgs('worker', ['--device', a.backend, ...a.args], { env, readConfig: false });
+    return runDevice(deviceArgs, { ...env, AFSFILE_DEVICE_RESTARTS: String(a.restarts) }, choose ? choose(deviceArgs) : platform, hooks);
   }
+  if (device !== undefined) return runDevice(args, env, platform, hooks);
 
   const shared = runDirProblem(runDir);
   if (shared) {
@@ -76,7 +66,7 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   }
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
-  const sup = new Supervisor({ xs, selfDomid, runDir, env, ...supervisorSettings(args, platform.name) });
+  const sup = new Supervisor({ xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name], ...supervisorSettings(args, platform.name) });
   onReload = () => {
     try {
       const now = args.reread();
@@ -99,6 +89,75 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   return 0;
 }
 
+interface Hooks {
+  stop(fn: () => void): void;
+  reload(fn: () => void): void;
+}
+
+/** A spare: says it is ready, then waits for `assign` (undefined: stopped, or the parent left). */
+function waitForAssignment(hooks: Hooks): Promise<Extract<ToDevice, { t: 'assign' }> | undefined> {
+  return new Promise((resolve) => {
+    if (!process.send) throw new FatalError('--spare is for the worker\'s own use');
+    process.on('message', (m) => {
+      const x = parseToDevice(m);
+      if (x?.t === 'assign') resolve(x);
+    });
+    process.on('disconnect', () => resolve(undefined));
+    hooks.stop(() => resolve(undefined));
+    hooks.reload(() => undefined);
+    process.send({ t: 'ready' } satisfies FromDevice);
+  });
+}
+
+/** The IPC link to whoever started this device process, if any (one started by hand has none). */
+function parentLink(): DeviceLink | undefined {
+  const send = process.send?.bind(process);
+  if (!send || !process.connected) return undefined;
+  let waiting: ((v: Extract<ToDevice, { t: 'verdict' }> | undefined) => void) | undefined;
+  process.on('message', (m) => {
+    const x = parseToDevice(m);
+    if (x?.t === 'verdict') waiting?.(x);
+  });
+  process.on('disconnect', () => waiting?.(undefined));
+  return {
+    send: (m) => new Promise<void>((resolve) => send(m, undefined, undefined, () => resolve())),
+    verdict: () => new Promise((resolve) => {
+      waiting = resolve;
+      if (!process.connected) resolve(undefined);
+    }),
+  };
+}
+
+async function runDevice(args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks): Promise<number> {
+  const device = args.string('device');
+  const b = parseBackendPath(device);
+  if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);
+  const child = new DeviceChild({
+    backend: b, runDir: args.string('run-dir'), platform, env,
+    holdTimeoutS: args.number('hold-timeout'),
+    fsyncIntervalS: args.number('fsync-interval'),
+    maxRequests: args.number('max-requests'),
+    maxInflight: args.number('max-inflight'),
+    maxIndirectSegments: args.number('max-indirect-segments'),
+    maxRingPageOrder: args.number('max-ring-page-order'),
+    maxQueues: args.number('max-queues'),
+    direct: args.bool('direct'),
+    restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
+    link: parentLink(),
+  });
+  let stopped = false;
+  hooks.stop(() => { stopped = true; void child.quiesce(); });
+  hooks.reload(() => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)'));
+  process.on('message', (m) => {
+    const t = parseRetune(m);
+    if (t) child.retune(t);
+  });
+  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
+  process.on('disconnect', () => void child.quiesce());
+  if (stopped) return 0;
+  return await child.run().catch((e: unknown) => failed(e));
+}
+
 function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSettings {
   return {
     features: {
@@ -106,7 +165,6 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
       maxRingPageOrder: args.number('max-ring-page-order'),
       maxQueues: args.number('max-queues'),
     },
-    direct: args.bool('direct'),
     childArgs: [...childArgs(args), '--platform', platform],
     timings: { holdTimeoutS: args.number('hold-timeout'), fsyncIntervalS: args.number('fsync-interval') },
   };

@@ -2,24 +2,20 @@
 // /local/domain/<self>/backend/{vbd,vbd3}, claims the devices whose script is block-afsfile
 // (never touching any other), keeps the exclusivity table, runs one child process per device and
 // restarts crashed ones, and cleans up after guests that died (@releaseDomain).
-import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import createDebug from 'debug';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
-import { Image } from '../image/image';
-import { type ClaimLimits, claimDevice, imagePathFromParams, openFailure, readOnlyFromMode, reportError, reportOpened } from './device';
-import { deviceExec } from './device-privileges';
-import { handedImageEnv } from './handed-image';
+import { type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened } from './device';
+import type { FromDevice } from './device-link';
 import { type DeviceRetune, retuneMessage } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { ExclusivityTable, conflictMessage } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
-import { selfCommand } from './reexec';
 import { RestartPolicy } from './restart-policy';
+import { type DeviceProc, LocalSpawner } from './spawner';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
 
@@ -29,8 +25,6 @@ const debug = createDebug('afsfile:worker');
  * from then on (a device keeps what it advertised and how its image was opened). */
 export interface SupervisorSettings {
   readonly features: ClaimLimits;
-  /** Open images with O_DIRECT (--direct; the children get the same flag). */
-  readonly direct: boolean;
   /** Options passed on to every child (after `worker --device <path>`), but the timings. */
   readonly childArgs: readonly string[];
   readonly timings: DeviceRetune;
@@ -41,22 +35,28 @@ export interface SupervisorOptions extends SupervisorSettings {
   readonly selfDomid: number;
   readonly runDir: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Options a spare device process starts with (the platform): the rest come with its device. */
+  readonly spareArgs: readonly string[];
   /** Called with the claim latency of each claimed device (ms since the supervisor saw it). */
   readonly onClaim?: (backend: string, ms: number) => void;
 }
+
+/** How long new devices' verdicts wait at most for adopted devices to report their images. */
+const ADOPTION_WAIT_MS = 10_000;
 
 type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
 
 interface Entry {
   readonly b: BackendPath;
   phase: Phase;
-  child: ChildProcess | undefined;
+  child: DeviceProc | undefined;
   restarts: number;
   readonly policy: RestartPolicy;
   image: string | undefined;
   writable: boolean;
-  /** The image, opened by the supervisor and handed to each device process it starts. */
-  file: Image | undefined;
+  /** A device process of this device has opened its image and was let use it (afsfile-status
+   * was reported opened): a later failure to open is a crash, restarted, not a refusal. */
+  opened: boolean;
   /** The settings the device was claimed with (a restarted process gets the same). */
   readonly settings: SupervisorSettings;
   message: string | undefined;
@@ -78,20 +78,27 @@ export class Supervisor {
   private readonly claimMs: number[] = [];
   private readonly started = new Date().toISOString();
   private settings: SupervisorSettings;
+  /** The host identity's device processes are this process's children. */
+  private readonly spawner: LocalSpawner;
+  /** Adopted devices whose process has not yet said what it opened (adopting()). */
+  private readonly pendingAdoptions = new Set<string>();
+  private readonly adoptionWaiters: Array<() => void> = [];
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = { features: o.features, direct: o.direct, childArgs: o.childArgs, timings: o.timings };
+    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings };
+    this.spawner = new LocalSpawner(o.env, o.spareArgs, 'worker', () => this.writeStatusFile());
   }
 
   /** SIGHUP: the new settings; running device processes get the new timings at once. */
   reconfigure(s: SupervisorSettings): void {
     this.settings = s;
     for (const d of this.devices.values()) {
-      if (d.child?.connected) d.child.send(retuneMessage(s.timings), (e) => { if (e) debug('%s: retune not sent: %s', d.b.path, e.message); });
+      d.child?.send(retuneMessage(s.timings));
     }
   }
 
   async start(): Promise<void> {
+    this.spawner.begin();
     for (const kind of BACKEND_KINDS) {
       const root = kindRoot(this.o.selfDomid, kind);
       this.watches.push(await this.o.xs.watch(root, (p) => this.onEvent(root, p)));
@@ -204,12 +211,12 @@ export class Supervisor {
         if (inError) {
           this.devices.set(b.path, {
             b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-            writable: false, file: undefined, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+            writable: false, opened: false, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
           });
           this.writeStatusFile();
           if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
         } else {
-          await this.admit(b, this.settings);
+          await this.admit(b, this.settings, true);
         }
       }
       return;
@@ -221,47 +228,85 @@ export class Supervisor {
   }
 
   /**
-   * Opens the image, takes it in the exclusivity table, starts the device process with the open
-   * fd and reports `opened`. The supervisor opens (it runs in the same PAG) so that the hotplug
-   * script's wait never includes starting a process: under a busy dom0 (xl restore under TCG)
-   * that took longer than libxl lets a hotplug script run.
+   * Starts the device's process (a spare already running, normally), which opens the image
+   * itself and reports what it opened (onMessage); nothing here waits on the image's file
+   * system. The hotplug script's wait is the spare's open and our verdict, never a process start.
    */
-  private async admit(b: BackendPath, settings: SupervisorSettings): Promise<void> {
+  private async admit(b: BackendPath, settings: SupervisorSettings, adopted = false): Promise<void> {
     const xs = this.o.xs;
     const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
     const d: Entry = {
       b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-      writable: true, file: undefined, settings, message: undefined, restartTimer: undefined,
+      // Adopted: served before, so a failed open in its new process is a crash (restarted).
+      writable: false, opened: adopted, settings, message: undefined, restartTimer: undefined,
     };
-    this.devices.set(b.path, d);
-    let file: Image;
     try {
-      d.image = imagePathFromParams(params);
       d.writable = !readOnlyFromMode(mode);
-      file = await Image.openAsync(d.image, { readOnly: !d.writable, direct: settings.direct });
-    } catch (e) {
-      await this.refuse(d, 'failed', openFailure(e));
-      return;
+      d.image = imagePathFromParams(params);
+    } catch {
+      // The device process says why (afsfile-error); the status shows no image meanwhile.
     }
-    if (this.devices.get(b.path) !== d || this.stopping) {
-      // Removed (or the worker stopping) while the open was in progress.
-      closeInBackground(file);
-      return;
-    }
-    const other = this.table.acquire(
-      { dev: file.dev, ino: file.ino, realpath: file.realpath },
-      { backend: b.path, domid: b.domid, writable: d.writable },
-    );
-    if (other) {
-      closeInBackground(file);
-      await this.refuse(d, 'refused', conflictMessage(d.image, d.writable, other));
-      return;
-    }
-    d.file = file;
-    debug('%s: opened %s (%s)', b.path, d.image, d.writable ? 'rw' : 'ro');
-    // Started first (spawn returns at once) so that whoever sees `opened` also sees the process.
+    if (this.stopping) return;
+    this.devices.set(b.path, d);
+    if (adopted) this.adopting(b.path);
     this.spawnChild(d);
-    await reportOpened(xs, b.path);
+  }
+
+  /**
+   * A device adopted from an earlier supervisor holds its image already, but the table learns
+   * of it only when its new process reports: until then (bounded) new devices get no verdict,
+   * so that none can take an image an adopted guest is using.
+   */
+  private adopting(backend: string): void {
+    this.pendingAdoptions.add(backend);
+    setTimeout(() => this.adopted(backend), ADOPTION_WAIT_MS).unref();
+  }
+
+  private adopted(backend: string): void {
+    if (!this.pendingAdoptions.delete(backend) || this.pendingAdoptions.size) return;
+    for (const w of this.adoptionWaiters.splice(0)) w();
+  }
+
+  private adoptionsSettled(): Promise<void> {
+    return this.pendingAdoptions.size ? new Promise((r) => this.adoptionWaiters.push(r)) : Promise.resolve();
+  }
+
+  /** What a device process says about its image: the verdict of the exclusivity table. */
+  private async onMessage(d: Entry, child: DeviceProc, m: FromDevice): Promise<void> {
+    if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
+    if (m.t === 'open-failed') {
+      this.adopted(d.b.path);
+      if (d.opened) {
+        // Served before (a restart): its exit is a crash, restarted with back-off.
+        stderrLine(`${d.b.path}: the restarted device process cannot open the image: ${m.message}`);
+        return;
+      }
+      d.image = m.image ?? d.image;
+      await this.refuse(d, 'failed', m.message);
+      return;
+    }
+    if (m.t !== 'opened') return;
+    if (this.pendingAdoptions.has(d.b.path)) this.adopted(d.b.path);
+    else await this.adoptionsSettled();
+    if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
+    const other = this.table.acquire(
+      { dev: m.dev, ino: m.ino, realpath: m.realpath },
+      { backend: d.b.path, domid: d.b.domid, writable: m.writable },
+    );
+    d.image = m.image;
+    d.writable = m.writable;
+    if (other) {
+      const message = conflictMessage(m.image, m.writable, other);
+      await this.refuse(d, 'refused', message);
+      child.send({ t: 'verdict', ok: false, message });
+      return;
+    }
+    debug('%s: opened %s (%s) by process %d', d.b.path, m.image, m.writable ? 'rw' : 'ro', child.pid);
+    child.send({ t: 'verdict', ok: true });
+    if (!d.opened) {
+      d.opened = true;
+      await reportOpened(this.o.xs, d.b.path);
+    }
   }
 
   /** A device that will have no process: say why on the device, in the log and the status. */
@@ -276,36 +321,35 @@ export class Supervisor {
 
   private spawnChild(d: Entry): void {
     if (this.stopping) return;
-    const { command, args } = selfCommand();
-    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'];
-    const handed = d.file && d.image ? { fd: stdio.length, path: d.image, readOnly: !d.writable } : undefined;
-    if (handed) stdio.push(d.file!.fd);
-    const env = handedImageEnv({ ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) }, handed);
     const { holdTimeoutS, fsyncIntervalS } = this.settings.timings;
-    // Without capabilities and renew's ticket cache: the process faces a guest (device-privileges.ts).
-    const run = deviceExec(command, [
-      ...args, 'worker', '--device', d.b.path, ...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`,
-    ], env);
-    const child = spawn(run.command, run.args, { env: run.env, stdio });
+    const args = [...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`];
+    const child: DeviceProc = this.spawner.start(d.b.path, args, d.restarts, {
+      message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
+      exit: (code, signal) => this.onChildExit(d, child, code, signal),
+    });
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
-    child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`));
-    child.once('exit', (code, signal) => this.onChildExit(d, child, code, signal));
     this.writeStatusFile();
   }
 
   /** The device has no process and will get none: its image is free for others. */
   private letGo(d: Entry): void {
+    this.adopted(d.b.path);
     this.table.release(d.b.path);
-    if (d.file) closeInBackground(d.file);
-    d.file = undefined;
   }
 
-  private onChildExit(d: Entry, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onChildExit(d: Entry, child: DeviceProc, code: number | null, signal: NodeJS.Signals | null): void {
     if (d.child !== child) return;
     d.child = undefined;
     if (this.stopping) return;
+    if (d.phase === 'refused' || d.phase === 'failed') {
+      // Refused (busy) or its image could not be opened: reported on the device; no restart.
+      this.letGo(d);
+      this.writeStatusFile();
+      this.examine(d.b, performance.now());
+      return;
+    }
     if (code === 0) {
       debug('%s: child finished', d.b.path);
       d.phase = 'closed';
@@ -353,7 +397,7 @@ export class Supervisor {
     clearTimeout(d.restartTimer);
     // The child sees the dir go and exits by itself; the signal covers a stuck one.
     const c = d.child;
-    if (c) setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM'); }, 2000).unref();
+    if (c) setTimeout(() => { if (c.running()) c.kill('SIGTERM'); }, 2000).unref();
     removeStatus(this.o.runDir, statusName(d.b));
     this.writeStatusFile();
   }
@@ -374,6 +418,7 @@ export class Supervisor {
   /** SIGTERM/SIGINT: children quiesce (XenStore state stays as it is) and exit; then we do. */
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
+    this.spawner.close();
     clearInterval(this.statusTimer);
     // Not awaited: xenstored may be the thing that is gone; closing the client drops them.
     for (const w of this.watches.splice(0)) void w.close().catch(() => undefined);
@@ -381,12 +426,13 @@ export class Supervisor {
       clearTimeout(d.restartTimer);
       return d.child ? [d.child] : [];
     });
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    await Promise.all(children.map(async (c) => {
+      if (!c.running()) return;
       const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-      c.once('exit', () => { clearTimeout(t); resolve(); });
       c.kill('SIGTERM');
-    })));
+      await c.exited;
+      clearTimeout(t);
+    }));
     removeStatus(this.o.runDir, 'worker');
   }
 
@@ -399,6 +445,8 @@ export class Supervisor {
         selfDomid: this.o.selfDomid,
         xenstore: this.o.xs.endpoint.path,
         claimLatencyMs: summary(this.claimMs),
+        // The device process started ahead of need, which serves the next attach.
+        spare: this.spawner.spareState(),
         devices: [...this.devices.values()].map((d) => ({
           backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
           image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
@@ -409,11 +457,6 @@ export class Supervisor {
       stderrLine(`cannot write the status file: ${(e as Error).message}`);
     }
   }
-}
-
-/** Closing can wait on the file server (AFS writes back on the last close): not on the loop. */
-function closeInBackground(file: Image): void {
-  fs.close(file.fd, (e) => { if (e) stderrLine(`${file.path}: close: ${e.message}`); });
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {
