@@ -30,7 +30,8 @@ export function route(argv0: string, args: string[]): Dispatch {
  * cannot break a device that is running (restarted after a crash, say).
  */
 function isDeviceProcess(command: Command, argv: string[]): boolean {
-  return command.name === 'worker' && argv.some((a) => a === '--device' || a.startsWith('--device=') || a === '--spare');
+  return command.name === 'worker' &&
+    argv.some((a) => a === '--device' || a.startsWith('--device=') || a === '--spare');
 }
 
 export async function dispatch(argv0: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -174,7 +174,8 @@ export class DeviceChild {
     const link = this.o.link;
     if (!link) return own;
     const { image } = own;
-    await link.send({ t: 'opened', dev: image.dev, ino: image.ino, realpath: image.realpath, image: own.path, writable: !own.readOnly });
+    const { dev, ino, realpath } = image;
+    await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable: !own.readOnly });
     const v = await link.verdict();
     if (v?.ok) return own;
     // Refused (the supervisor reported it on the device), or the supervisor is gone.

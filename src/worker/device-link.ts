@@ -35,7 +35,8 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 export function parseFromDevice(m: unknown): FromDevice | undefined {
   if (!isObj(m)) return undefined;
   if (m.t === 'ready') return { t: 'ready' };
-  if (m.t === 'opened' && isNum(m.dev) && isNum(m.ino) && isStr(m.realpath) && isStr(m.image) && typeof m.writable === 'boolean') {
+  if (m.t === 'opened' && isNum(m.dev) && isNum(m.ino) && isStr(m.realpath) && isStr(m.image) &&
+    typeof m.writable === 'boolean') {
     return { t: 'opened', dev: m.dev, ino: m.ino, realpath: m.realpath, image: m.image, writable: m.writable };
   }
   if (m.t === 'open-failed' && isStr(m.message) && (m.image === undefined || isStr(m.image))) {

@@ -43,7 +43,8 @@ export async function workerMain(
     const a = await waitForAssignment(hooks);
     if (!a) return 0;
     const deviceArgs = parseArgs('worker', ['--device', a.backend, ...a.args], { env, readConfig: false });
-    return runDevice(deviceArgs, { ...env, AFSFILE_DEVICE_RESTARTS: String(a.restarts) }, choose ? choose(deviceArgs) : platform, hooks);
+    const env2 = { ...env, AFSFILE_DEVICE_RESTARTS: String(a.restarts) };
+    return runDevice(deviceArgs, env2, choose ? choose(deviceArgs) : platform, hooks);
   }
   if (device !== undefined) return runDevice(args, env, platform, hooks);
 
@@ -66,7 +67,9 @@ export async function workerMain(
   }
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
-  const sup = new Supervisor({ xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name], ...supervisorSettings(args, platform.name) });
+  const sup = new Supervisor({
+    xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name], ...supervisorSettings(args, platform.name),
+  });
   onReload = () => {
     try {
       const now = args.reread();
@@ -128,7 +131,9 @@ function parentLink(): DeviceLink | undefined {
   };
 }
 
-async function runDevice(args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks): Promise<number> {
+async function runDevice(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks,
+): Promise<number> {
   const device = args.string('device');
   const b = parseBackendPath(device);
   if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);

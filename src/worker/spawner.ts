@@ -94,7 +94,9 @@ export class LocalSpawner implements Spawner {
     const child = p.child;
     return {
       pid: child.pid,
-      send: (m) => { if (child.connected) child.send(m, (e) => { if (e) debug('%s: not sent: %s', backend, e.message); }); },
+      send: (m) => {
+        if (child.connected) child.send(m, (e) => { if (e) debug('%s: not sent: %s', backend, e.message); });
+      },
       kill: (sig) => { try { child.kill(sig); } catch { /* gone */ } },
       running: () => child.exitCode === null && child.signalCode === null,
       exited: p.exited,
@@ -141,7 +143,10 @@ export class LocalSpawner implements Spawner {
       if (this.closed) return;
       this.spareFailures++;
       const delay = Math.min(30_000, 100 * 2 ** Math.min(this.spareFailures, 9));
-      if (this.spareFailures > 3) stderrLine(`${this.tag}: the spare device process ended (${signal ?? `exit status ${code}`}); next one in ${delay} ms`);
+      const how = signal ?? `exit status ${code}`;
+      if (this.spareFailures > 3) {
+        stderrLine(`${this.tag}: the spare device process ended (${how}); next one in ${delay} ms`);
+      }
       this.spareTimer = setTimeout(() => { this.spareTimer = undefined; this.ensureSpare(); }, delay);
       this.spareTimer.unref();
     });

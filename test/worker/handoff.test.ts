@@ -48,10 +48,12 @@ async function status(p: VbdPaths): Promise<{ status: string; error: string | un
   return { status: s, error: await c.tryRead(`${p.backend}/afsfile-error`) };
 }
 
+const workerJson = (): { devices?: Entry[]; spare?: { ready: boolean } } =>
+  JSON.parse(fs.readFileSync(path.join(rig.runDir, 'status/worker.json'), 'utf8')) as { devices?: Entry[] };
 type Entry = { backend: string; phase: string; childPid?: number };
 const entries = (): Entry[] => {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(rig.runDir, 'status/worker.json'), 'utf8')) as { devices: Entry[] }).devices;
+    return workerJson().devices ?? [];
   } catch {
     return [];
   }
@@ -71,8 +73,7 @@ const cmdline = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline
 
 const spareReady = (): Promise<unknown> => until('a ready spare', () => {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(rig.runDir, 'status/worker.json'), 'utf8')) as { spare?: { ready: boolean } })
-      .spare?.ready;
+    return workerJson().spare?.ready;
   } catch {
     return false;
   }
@@ -119,12 +120,13 @@ exec sleep 120
   const b = await guest(image('b.img'), 'ro');
   assert.equal(await status(b), { status: 'opened', error: undefined });
   // The spare after it is a stand-in, never ready: the next attach starts a process (the stand-in).
-  await until('a stand-in spare', () => fs.readdirSync(marks).some((f) => /--spare/.test(fs.readFileSync(path.join(marks, f), 'utf8'))));
+  const marked = (): string[] => fs.readdirSync(marks).map((f) => fs.readFileSync(path.join(marks, f), 'utf8'));
+  await until('a stand-in spare', () => marked().some((t) => t.includes('--spare')));
   const d = await guest(image('d.img'));
-  const argv = await until('the stand-in ran for the device', () => fs.readdirSync(marks).map((f) => fs.readFileSync(path.join(marks, f), 'utf8'))
-    .find((t) => t.includes(`--device ${d.backend}`)));
+  const argv = await until('the stand-in ran for the device', () => marked().find((t) => t.includes(`--device ${d.backend}`)));
   assert.match(argv, /worker --device/);
-  assert.is(await c.tryRead(`${d.backend}/afsfile-status`), undefined, 'nobody opened d.img: the supervisor opens nothing');
+  assert.is(await c.tryRead(`${d.backend}/afsfile-status`), undefined,
+    'nobody opened d.img: the supervisor opens nothing');
 });
 
 test('SIGTERM: the supervisor stops its device processes (here the stand-ins too) and exits 0', async () => {
