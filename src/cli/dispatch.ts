@@ -31,7 +31,8 @@ export function route(argv0: string, args: string[]): Dispatch {
  */
 function isDeviceProcess(command: Command, argv: string[]): boolean {
   return command.name === 'worker' &&
-    argv.some((a) => a === '--device' || a.startsWith('--device=') || a === '--spare');
+    argv.some((a) => a === '--device' || a.startsWith('--device=') || a === '--spare' || a === '--opener' ||
+      a.startsWith('--opener='));
 }
 
 export async function dispatch(argv0: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

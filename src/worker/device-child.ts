@@ -18,7 +18,7 @@ import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
-import { readRenewStatus } from '../renew/status';
+import { identityStatusName, readRenewStatus } from '../renew/status';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -76,10 +76,14 @@ export class DeviceChild {
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
   private timings: DeviceRetune;
+  /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
+  private readonly identity: string | undefined;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
     this.timings = { holdTimeoutS: o.holdTimeoutS, fsyncIntervalS: o.fsyncIntervalS };
+    const id = o.env.AFSFILE_IDENTITY;
+    this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
   }
 
   /**
@@ -218,7 +222,8 @@ export class DeviceChild {
 
   /** renew.json's count of successful renewals, when renew manages this worker's tokens. */
   private renewalsNow(): number | undefined {
-    const r = readRenewStatus(this.o.runDir);
+    // A per-domain identity's opener writes its own file (and is the renew to kick: AFSFILE_RENEW_PID).
+    const r = readRenewStatus(this.o.runDir, this.identity ? identityStatusName(this.identity) : undefined);
     return r.kind === 'ok' && r.alive && r.status.managed && typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
   }
 
@@ -272,6 +277,7 @@ export class DeviceChild {
       devid: this.o.backend.devid,
       kind: this.o.backend.kind,
       platform: this.o.platform.name,
+      identity: this.identity ?? 'host',
       image: s?.image,
       readOnly: s?.readOnly,
       state: s?.state,

@@ -14,6 +14,9 @@ import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
+import type { IdentitySettings } from './identities';
+import { identitiesFrom } from '../cli/identity-config';
+import { readConfigFile } from '../cli/config-file';
 
 /** `platform`: chosen by the caller (cli), the composition root; loaded in device processes.
  * `choose` chooses again for a spare device process, from the options it is assigned. */
@@ -47,6 +50,14 @@ export async function workerMain(
     return runDevice(deviceArgs, env2, choose ? choose(deviceArgs) : platform, hooks);
   }
   if (device !== undefined) return runDevice(args, env, platform, hooks);
+  const opener = args.optionalString('opener');
+  if (opener !== undefined) {
+    const { openerMain } = await import('./opener');
+    return openerMain({
+      label: opener, runDir, env, pag: args.optionalString('opener-pag') === 'pagsh' ? 'pagsh' : 'keyctl',
+      spareArgs: ['--platform', platform.name],
+    }, hooks);
+  }
 
   const shared = runDirProblem(runDir);
   if (shared) {
@@ -68,12 +79,13 @@ export async function workerMain(
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
   const sup = new Supervisor({
-    xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name], ...supervisorSettings(args, platform.name),
+    xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name],
+    ...supervisorSettings(args, platform.name, env),
   });
   onReload = () => {
     try {
       const now = args.reread();
-      sup.reconfigure(supervisorSettings(now, platform.name));
+      sup.reconfigure(supervisorSettings(now, platform.name, env));
       stderrLine(`SIGHUP: reloaded the settings (hold-timeout ${now.number('hold-timeout')} s, fsync-interval ${now.number('fsync-interval')} s for every device now; the rest for devices claimed from now on)`);
     } catch (e) {
       stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`, 'warning');
@@ -163,8 +175,25 @@ async function runDevice(
   return await child.run().catch((e: unknown) => failed(e));
 }
 
-function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSettings {
+/** The identities of the config file, and renew's settings they share (renew's view of the file). */
+function identitySettings(args: ParsedArgs, env: NodeJS.ProcessEnv): IdentitySettings {
+  const file = args.string('config');
+  const explicit = args.explicit.has('config') || Boolean(env.AFSFILE_CONFIG);
+  const specs = identitiesFrom(readConfigFile(file, explicit));
+  const r = parseArgs('renew', [`--config=${file}`], { env, readConfig: true });
   return {
+    specs,
+    fallback: args.string('identity-default') === 'required' ? 'required' : 'host',
+    defaults: {
+      cells: r.list('cell'), lifetimeS: r.number('lifetime'), marginS: r.number('margin'), retryCapS: r.number('retry-cap'),
+      aklog: r.string('aklog'), afsClient: r.string('afs-client'), pagWrapper: r.string('pag-wrapper'),
+    },
+  };
+}
+
+function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.ProcessEnv): SupervisorSettings {
+  return {
+    identities: identitySettings(args, env),
     features: {
       maxIndirectSegments: args.number('max-indirect-segments'),
       maxRingPageOrder: args.number('max-ring-page-order'),
@@ -175,6 +204,9 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
   };
 }
 
+/** Not for device processes: their own role, or the supervisor's business. */
+const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default']);
+
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
 const LIVE = new Set(['hold-timeout', 'fsync-interval']);
 
@@ -184,7 +216,7 @@ function childArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const o of optionsFor('worker')) {
     // The child never reads the config file (src/cli/dispatch.ts): it gets every value here.
-    if (o.name === 'device' || o.name === 'platform' || o.name === 'config' || LIVE.has(o.name) || !args.has(o.name)) continue;
+    if (SUPERVISOR_ONLY.has(o.name) || LIVE.has(o.name) || !args.has(o.name)) continue;
     if (o.type === 'boolean') { if (args.bool(o.name)) out.push(`--${o.name}`); continue; }
     if (o.type === 'list') { for (const v of args.list(o.name)) out.push(`--${o.name}=${v}`); continue; }
     const v = o.type === 'string' ? args.optionalString(o.name) : args.optionalNumber(o.name);

@@ -7,7 +7,9 @@ import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
-import { type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened } from './device';
+import {
+  type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
+} from './device';
 import type { FromDevice } from './device-link';
 import { type DeviceRetune, retuneMessage } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
@@ -15,7 +17,9 @@ import { ExclusivityTable, conflictMessage } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
 import { RestartPolicy } from './restart-policy';
-import { type DeviceProc, LocalSpawner } from './spawner';
+import { type DeviceProc, LocalSpawner, type Spawner } from './spawner';
+import { HOST_IDENTITY } from '../cli/identity-config';
+import { Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
 
@@ -28,6 +32,8 @@ export interface SupervisorSettings {
   /** Options passed on to every child (after `worker --device <path>`), but the timings. */
   readonly childArgs: readonly string[];
   readonly timings: DeviceRetune;
+  /** Per-domain identities: openers start with the worker and on reload, never in an attach. */
+  readonly identities: IdentitySettings;
 }
 
 export interface SupervisorOptions extends SupervisorSettings {
@@ -49,6 +55,10 @@ type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
 interface Entry {
   readonly b: BackendPath;
   phase: Phase;
+  /** The domain's name when the disk was attached (xl renames domains while migrating). */
+  domain: string | undefined;
+  /** The identity the device is served with, chosen at attach and kept ('host': renew's). */
+  identity: string;
   child: DeviceProc | undefined;
   restarts: number;
   readonly policy: RestartPolicy;
@@ -80,18 +90,26 @@ export class Supervisor {
   private settings: SupervisorSettings;
   /** The host identity's device processes are this process's children. */
   private readonly spawner: LocalSpawner;
+  private readonly identities: Identities;
   /** Adopted devices whose process has not yet said what it opened (adopting()). */
   private readonly pendingAdoptions = new Set<string>();
   private readonly adoptionWaiters: Array<() => void> = [];
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings };
+    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities };
     this.spawner = new LocalSpawner(o.env, o.spareArgs, 'worker', () => this.writeStatusFile());
+    this.identities = new Identities(o.identities, {
+      env: o.env, runDir: o.runDir, spareArgs: o.spareArgs, onChange: () => this.writeStatusFile(),
+      inUse: (label) => [...this.devices.values()].filter((d) => d.identity === label &&
+        (d.phase === 'running' || d.phase === 'restarting')).length,
+    });
   }
 
   /** SIGHUP: the new settings; running device processes get the new timings at once. */
   reconfigure(s: SupervisorSettings): void {
     this.settings = s;
+    for (const l of this.identities.reconfigure(s.identities)) stderrLine(`SIGHUP: ${l}`);
+    this.writeStatusFile();
     for (const d of this.devices.values()) {
       d.child?.send(retuneMessage(s.timings));
     }
@@ -99,6 +117,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     this.spawner.begin();
+    this.identities.begin();
     for (const kind of BACKEND_KINDS) {
       const root = kindRoot(this.o.selfDomid, kind);
       this.watches.push(await this.o.xs.watch(root, (p) => this.onEvent(root, p)));
@@ -210,8 +229,9 @@ export class Supervisor {
         stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`);
         if (inError) {
           this.devices.set(b.path, {
-            b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-            writable: false, opened: false, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+            b, phase: 'refused', domain: undefined, identity: HOST_IDENTITY, child: undefined, restarts: 0,
+            policy: new RestartPolicy(), image: undefined, writable: false, opened: false, settings: this.settings,
+            message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
           });
           this.writeStatusFile();
           if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
@@ -234,9 +254,13 @@ export class Supervisor {
    */
   private async admit(b: BackendPath, settings: SupervisorSettings, adopted = false): Promise<void> {
     const xs = this.o.xs;
-    const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
+    const [params, mode, domain] = await Promise.all([
+      xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`), xs.tryRead(`/local/domain/${b.domid}/name`),
+    ]);
+    const binding = this.identities.bind(domain);
     const d: Entry = {
-      b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
+      b, phase: 'running', domain, identity: 'label' in binding ? binding.label : HOST_IDENTITY, child: undefined,
+      restarts: 0, policy: new RestartPolicy(), image: undefined,
       // Adopted: served before, so a failed open in its new process is a crash (restarted).
       writable: false, opened: adopted, settings, message: undefined, restartTimer: undefined,
     };
@@ -248,6 +272,10 @@ export class Supervisor {
     }
     if (this.stopping) return;
     this.devices.set(b.path, d);
+    if ('refused' in binding) {
+      await this.refuse(d, 'failed', binding.refused);
+      return;
+    }
     if (adopted) this.adopting(b.path);
     this.spawnChild(d);
   }
@@ -282,7 +310,15 @@ export class Supervisor {
         return;
       }
       d.image = m.image ?? d.image;
-      await this.refuse(d, 'failed', m.message);
+      if (d.identity === HOST_IDENTITY) {
+        await this.refuse(d, 'failed', m.message);
+        return;
+      }
+      // Guests can read the message: the identity's label, never its principal (the log has it).
+      const who = `domain ${d.domain ?? d.b.domid}, identity ${d.identity}`;
+      stderrLine(`${d.b.path}: ${who} (principal ${this.identities.principal(d.identity) ?? 'unknown'}) ` +
+        `cannot open ${d.image ?? 'its image'}`);
+      await this.refuse(d, 'failed', `${who}: ${m.message}`);
       return;
     }
     if (m.t !== 'opened') return;
@@ -323,7 +359,13 @@ export class Supervisor {
     if (this.stopping) return;
     const { holdTimeoutS, fsyncIntervalS } = this.settings.timings;
     const args = [...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`];
-    const child: DeviceProc = this.spawner.start(d.b.path, args, d.restarts, {
+    const spawner: Spawner | undefined =
+      d.identity === HOST_IDENTITY ? this.spawner : this.identities.opener(d.identity);
+    if (!spawner) {
+      void this.refuse(d, 'failed', `identity ${d.identity} is not configured any more`).catch(() => undefined);
+      return;
+    }
+    const child: DeviceProc = spawner.start(d.b.path, args, d.restarts, {
       message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
       exit: (code, signal) => this.onChildExit(d, child, code, signal),
     });
@@ -337,6 +379,7 @@ export class Supervisor {
   private letGo(d: Entry): void {
     this.adopted(d.b.path);
     this.table.release(d.b.path);
+    if (d.identity !== HOST_IDENTITY) setImmediate(() => this.identities.released(d.identity));
   }
 
   private onChildExit(d: Entry, child: DeviceProc, code: number | null, signal: NodeJS.Signals | null): void {
@@ -433,6 +476,7 @@ export class Supervisor {
       await c.exited;
       clearTimeout(t);
     }));
+    await this.identities.stop();
     removeStatus(this.o.runDir, 'worker');
   }
 
@@ -447,8 +491,9 @@ export class Supervisor {
         claimLatencyMs: summary(this.claimMs),
         // The device process started ahead of need, which serves the next attach.
         spare: this.spawner.spareState(),
+        identities: this.identities.status(),
         devices: [...this.devices.values()].map((d) => ({
-          backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
+          backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind, domain: d.domain, identity: d.identity,
           image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
           restarts: d.restarts, message: d.message,
         })),
