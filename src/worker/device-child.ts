@@ -14,6 +14,7 @@ import type { FromDevice, ToDevice } from './device-link';
 import { Image } from '../image/image';
 import type { DeviceRetune } from './device-retune';
 import { EXIT_NOT_OPENED, EXIT_PERMANENT, EXIT_REFUSED } from './exit-codes';
+import type { Priority } from '../util/journal';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
@@ -40,6 +41,7 @@ export interface DeviceChildOptions {
   readonly maxRingPageOrder: number;
   readonly maxQueues: number;
   readonly direct: boolean;
+  readonly imageRoots: readonly string[];
   readonly restarts: number;
   /** To whoever started this process: what it opened, and the verdict on it. */
   readonly link?: DeviceLink;
@@ -114,7 +116,7 @@ export class DeviceChild {
       // Restarting cannot help (no /dev/xen, no addon): report it on the device and tell the
       // supervisor, which then answers the removal itself.
       const msg = `cannot use the ${this.o.platform.name} platform: ${(e as Error).message}`;
-      this.note(msg);
+      this.note(msg, 'err');
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
       return EXIT_PERMANENT;
@@ -135,7 +137,7 @@ export class DeviceChild {
         if (path === own.path && readOnly === own.readOnly) return own.image;
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
-        return Image.open(path, { readOnly, direct: this.o.direct });
+        return Image.open(path, { readOnly, direct: this.o.direct, roots: this.o.imageRoots });
       },
       warn: (m) => this.note(m),
       restrictEventChannels: true,
@@ -167,7 +169,8 @@ export class DeviceChild {
     try {
       path = imagePathFromParams(params);
       const readOnly = readOnlyFromMode(mode);
-      own = { path, readOnly, image: await Image.openAsync(path, { readOnly, direct: this.o.direct }) };
+      const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
+      own = { path, readOnly, image: await Image.openAsync(path, opts) };
     } catch (e) {
       const message = openFailure(e);
       this.note(message);
@@ -239,7 +242,7 @@ export class DeviceChild {
     this.renewals = now;
     this.device?.reopenImage((err) => this.note(err
       ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
-      : `tokens renewed (renewal ${now}): image reopened`));
+      : `tokens renewed (renewal ${now}): image reopened`, err ? 'warning' : 'info'));
   }
 
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
@@ -253,8 +256,9 @@ export class DeviceChild {
     this.note(r.ok ? `${code} on the image: asked renew (pid ${r.pid}) to refresh the tokens` : `${code} on the image, and renew (AFSFILE_RENEW_PID=${r.pid}) was not signalled: ${r.why}`);
   }
 
-  private note(message: string): void {
-    stderrLine(`${this.tag}: ${message}`);
+  /** A line for the administrator that is also kept in the status file's recent errors. */
+  private note(message: string, level: Priority = 'warning'): void {
+    stderrLine(`${this.tag}: ${message}`, level);
     this.errors.push(`${new Date().toISOString()} ${message}`);
     if (this.errors.length > 10) this.errors.shift();
     this.status.changed();
@@ -293,7 +297,11 @@ export class DeviceChild {
       lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
       fsyncErrors: e?.fsyncErrors ?? 0,
       // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
-      latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
+      latency: e
+        ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency, sumMs: Math.round(e.latencySumMs * 1000) / 1000 }
+        : undefined,
+      stalls: e?.stalls,
+      held: e?.held ?? 0,
       dirty: e?.dirty ?? false,
       ioPath: s?.ioPath,
       errors: this.errors,

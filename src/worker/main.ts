@@ -10,6 +10,7 @@ import { parseBackendPath } from './backend-path';
 import { DeviceChild, type DeviceLink } from './device-child';
 import { type FromDevice, type ToDevice, parseToDevice } from './device-link';
 import { stderrLine } from './log';
+import { MetricsWriter } from './metrics';
 import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
@@ -96,9 +97,13 @@ export async function workerMain(
   });
   if (stopRequested) onStop!();
   await sup.start();
+  const metricsFile = args.optionalString('metrics-file');
+  const metrics = metricsFile ? new MetricsWriter(runDir, metricsFile, (l) => stderrLine(l, 'warning')) : undefined;
+  metrics?.start();
   stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform.name})`);
   notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
+  metrics?.stop();
   xs.close();
   stderrLine('stopped; devices stay connected for the next worker');
   return 0;
@@ -159,6 +164,7 @@ async function runDevice(
     maxRingPageOrder: args.number('max-ring-page-order'),
     maxQueues: args.number('max-queues'),
     direct: args.bool('direct'),
+    imageRoots: imageRoots(args),
     restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
     link: parentLink(),
   });
@@ -192,6 +198,8 @@ function identitySettings(args: ParsedArgs, env: NodeJS.ProcessEnv): IdentitySet
 }
 
 function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.ProcessEnv): SupervisorSettings {
+  // Checked here, at start and on reload; each device process gets them as options and opens beneath them.
+  imageRoots(args);
   return {
     identities: identitySettings(args, env),
     features: {
@@ -207,8 +215,17 @@ function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.Proc
 /** Not for device processes: their own role, or the supervisor's business. */
 const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default']);
 
-/** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
-const LIVE = new Set(['hold-timeout', 'fsync-interval']);
+/** --image-roots: absolute directories (a relative one would depend on the working directory). */
+function imageRoots(args: ParsedArgs): string[] {
+  const roots = args.list('image-roots');
+  const bad = roots.filter((r) => !r.startsWith('/'));
+  if (bad.length) throw new FatalError(`image-roots: ${bad.join(', ')}: not an absolute path`);
+  return roots;
+}
+
+/** Given to every device process by the supervisor itself, as they are now (SIGHUP); and the
+ * supervisor's own (metrics-file). */
+const LIVE = new Set(['hold-timeout', 'fsync-interval', 'metrics-file']);
 
 /** The supervisor's settings, every one with a value, passed on to each device process (but
  * the LIVE ones): the device process reads no config file. */

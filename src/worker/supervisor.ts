@@ -168,7 +168,7 @@ export class Supervisor {
       r = new Rerun(() => this.examineOnce(b, seenAt), {
         stop: () => this.stopping,
         onError: (e) => {
-          if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`);
+          if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`, 'err');
         },
         onIdle: () => this.busy.delete(b.path),
       });
@@ -226,7 +226,8 @@ export class Supervisor {
         // so the table is rebuilt from the devices that really use their images.
         const status = await xs.tryRead(`${b.path}/afsfile-status`);
         const inError = status === 'error' || status === 'busy';
-        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`);
+        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`,
+          inError ? 'warning' : 'info');
         if (inError) {
           this.devices.set(b.path, {
             b, phase: 'refused', domain: undefined, identity: HOST_IDENTITY, child: undefined, restarts: 0,
@@ -349,7 +350,9 @@ export class Supervisor {
   private async refuse(d: Entry, phase: 'refused' | 'failed', message: string): Promise<void> {
     d.phase = phase;
     d.message = message;
-    stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`);
+    // A refusal (the image is in use) is the administrator's choice to fix; a failure is an error.
+    stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`,
+      phase === 'refused' ? 'warning' : 'err');
     // Status file first: whoever sees the error in XenStore then finds it there too.
     this.writeStatusFile();
     await reportError(this.o.xs, d.b.path, message, phase === 'refused' ? 'busy' : 'error');
@@ -417,7 +420,7 @@ export class Supervisor {
     if (delay === undefined) {
       d.phase = 'failed';
       d.message = `the device process crashed ${d.policy.maxCrashes + 1} times within ${d.policy.windowMs / 1000} s (last: ${how}); see the worker's log`;
-      stderrLine(`${d.b.path}: giving up: ${d.message}`);
+      stderrLine(`${d.b.path}: giving up: ${d.message}`, 'err');
       this.letGo(d);
       void reportError(this.o.xs, d.b.path, d.message).catch(() => undefined);
       this.writeStatusFile();
@@ -425,7 +428,8 @@ export class Supervisor {
     }
     d.restarts++;
     d.phase = 'restarting';
-    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`);
+    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`,
+      'warning');
     d.restartTimer = setTimeout(() => {
       d.restartTimer = undefined;
       if (this.devices.get(d.b.path) === d && !this.stopping) this.spawnChild(d);
@@ -499,7 +503,7 @@ export class Supervisor {
         })),
       });
     } catch (e) {
-      stderrLine(`cannot write the status file: ${(e as Error).message}`);
+      stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
 }
