@@ -47,8 +47,8 @@ export interface SupervisorOptions extends SupervisorSettings {
   readonly onClaim?: (backend: string, ms: number) => void;
 }
 
-/** How long new devices' verdicts wait at most for adopted devices to report their images. */
-const ADOPTION_WAIT_MS = 10_000;
+/** How long a verdict waits at most for the devices it must follow (firstReportPending). */
+const FIRST_REPORT_WAIT_MS = 10_000;
 
 type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
 
@@ -91,9 +91,11 @@ export class Supervisor {
   /** The host identity's device processes are this process's children. */
   private readonly spawner: LocalSpawner;
   private readonly identities: Identities;
-  /** Adopted devices whose process has not yet said what it opened (adopting()). */
-  private readonly pendingAdoptions = new Set<string>();
-  private readonly adoptionWaiters: Array<() => void> = [];
+  /** Devices whose process has not yet said what it opened: verdicts may wait for them. */
+  private readonly firstReport = new Map<string, { seq: number; image: string | undefined; adopted: boolean;
+    until: number }>();
+  private readonly reportWaiters: Array<() => void> = [];
+  private admitted = 0;
 
   constructor(private readonly o: SupervisorOptions) {
     this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities };
@@ -277,34 +279,49 @@ export class Supervisor {
       await this.refuse(d, 'failed', binding.refused);
       return;
     }
-    if (adopted) this.adopting(b.path);
+    this.awaitingReport(b.path, d.image, adopted);
     this.spawnChild(d);
   }
 
   /**
-   * A device adopted from an earlier supervisor holds its image already, but the table learns
-   * of it only when its new process reports: until then (bounded) new devices get no verdict,
-   * so that none can take an image an adopted guest is using.
+   * Verdicts follow the order of attaches, not of the opens' speed: a device's verdict waits
+   * (bounded) while one attached before it with the same image has not reported yet, and while
+   * a device adopted from an earlier supervisor has not (it holds its image already, but the
+   * table learns of it only from its new process). Devices of other images never wait for each
+   * other, so an open that hangs delays nobody else.
    */
-  private adopting(backend: string): void {
-    this.pendingAdoptions.add(backend);
-    setTimeout(() => this.adopted(backend), ADOPTION_WAIT_MS).unref();
+  private awaitingReport(backend: string, image: string | undefined, adopted: boolean): void {
+    this.firstReport.set(backend, { seq: this.admitted++, image, adopted, until: Date.now() + FIRST_REPORT_WAIT_MS });
   }
 
-  private adopted(backend: string): void {
-    if (!this.pendingAdoptions.delete(backend) || this.pendingAdoptions.size) return;
-    for (const w of this.adoptionWaiters.splice(0)) w();
+  private reported(backend: string): void {
+    if (!this.firstReport.delete(backend)) return;
+    for (const w of this.reportWaiters.splice(0)) w();
   }
 
-  private adoptionsSettled(): Promise<void> {
-    return this.pendingAdoptions.size ? new Promise((r) => this.adoptionWaiters.push(r)) : Promise.resolve();
+  private async followEarlier(d: Entry): Promise<void> {
+    const me = this.firstReport.get(d.b.path);
+    this.reported(d.b.path);
+    const blocker = (): number | undefined => {
+      for (const [b, e] of this.firstReport) {
+        if (b === d.b.path || Date.now() >= e.until) continue;
+        if (e.adopted || (me && e.seq < me.seq && e.image !== undefined && e.image === d.image)) return e.until;
+      }
+      return undefined;
+    };
+    for (let until = blocker(); until !== undefined; until = blocker()) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, until - Date.now());
+        this.reportWaiters.push(() => { clearTimeout(t); r(); });
+      });
+    }
   }
 
   /** What a device process says about its image: the verdict of the exclusivity table. */
   private async onMessage(d: Entry, child: DeviceProc, m: FromDevice): Promise<void> {
     if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
     if (m.t === 'open-failed') {
-      this.adopted(d.b.path);
+      this.reported(d.b.path);
       if (d.opened) {
         // Served before (a restart): its exit is a crash, restarted with back-off.
         stderrLine(`${d.b.path}: the restarted device process cannot open the image: ${m.message}`);
@@ -323,8 +340,7 @@ export class Supervisor {
       return;
     }
     if (m.t !== 'opened') return;
-    if (this.pendingAdoptions.has(d.b.path)) this.adopted(d.b.path);
-    else await this.adoptionsSettled();
+    await this.followEarlier(d);
     if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
     const other = this.table.acquire(
       { dev: m.dev, ino: m.ino, realpath: m.realpath },
@@ -380,7 +396,7 @@ export class Supervisor {
 
   /** The device has no process and will get none: its image is free for others. */
   private letGo(d: Entry): void {
-    this.adopted(d.b.path);
+    this.reported(d.b.path);
     this.table.release(d.b.path);
     if (d.identity !== HOST_IDENTITY) setImmediate(() => this.identities.released(d.identity));
   }
