@@ -20,6 +20,7 @@ import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
+import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -77,6 +78,7 @@ export class DeviceChild {
   );
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
+  private readonly tokenCheck: GateCheck;
   private timings: DeviceRetune;
   /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
   private readonly identity: string | undefined;
@@ -86,6 +88,8 @@ export class DeviceChild {
     this.timings = { holdTimeoutS: o.holdTimeoutS, fsyncIntervalS: o.fsyncIntervalS };
     const id = o.env.AFSFILE_IDENTITY;
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
+    // The tokens this process uses: its identity's (its opener's status file), else renew's.
+    this.tokenCheck = renewTokenCheck(o.runDir, Date.now, this.identity ? identityStatusName(this.identity) : undefined);
   }
 
   /**
@@ -133,11 +137,12 @@ export class DeviceChild {
       },
       direct: this.o.direct,
       // Opened above, inside this process's PAG, and let through by the supervisor.
+      // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
       openImage: (path, readOnly) => {
-        if (path === own.path && readOnly === own.readOnly) return own.image;
+        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck);
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
-        return Image.open(path, { readOnly, direct: this.o.direct, roots: this.o.imageRoots });
+        return gateStores(Image.open(path, { readOnly, direct: this.o.direct, roots: this.o.imageRoots }), this.tokenCheck);
       },
       warn: (m) => this.note(m),
       restrictEventChannels: true,

@@ -198,8 +198,6 @@ function identitySettings(args: ParsedArgs, env: NodeJS.ProcessEnv): IdentitySet
 }
 
 function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.ProcessEnv): SupervisorSettings {
-  // Checked here, at start and on reload; each device process gets them as options and opens beneath them.
-  imageRoots(args);
   return {
     identities: identitySettings(args, env),
     features: {
@@ -215,12 +213,9 @@ function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.Proc
 /** Not for device processes: their own role, or the supervisor's business. */
 const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default']);
 
-/** --image-roots: absolute directories (a relative one would depend on the working directory). */
+/** --image-roots (absolute: checked with every value, src/cli/values.ts). */
 function imageRoots(args: ParsedArgs): string[] {
-  const roots = args.list('image-roots');
-  const bad = roots.filter((r) => !r.startsWith('/'));
-  if (bad.length) throw new FatalError(`image-roots: ${bad.join(', ')}: not an absolute path`);
-  return roots;
+  return args.list('image-roots');
 }
 
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP); and the
