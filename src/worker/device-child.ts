@@ -89,7 +89,8 @@ export class DeviceChild {
     const id = o.env.AFSFILE_IDENTITY;
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
-    this.tokenCheck = renewTokenCheck(o.runDir, Date.now, this.identity ? identityStatusName(this.identity) : undefined);
+    this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
+      this.identity ? identityStatusName(this.identity) : undefined);
   }
 
   /**
@@ -142,7 +143,8 @@ export class DeviceChild {
         if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck);
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
-        return gateStores(Image.open(path, { readOnly, direct: this.o.direct, roots: this.o.imageRoots }), this.tokenCheck);
+        const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
+        return gateStores(Image.open(path, opts), this.tokenCheck);
       },
       warn: (m) => this.note(m),
       restrictEventChannels: true,
