@@ -13,7 +13,7 @@ import type { IoCallback } from '../engine/block-file';
 import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
-import { Uring } from './uring';
+import { ioChoiceFromEnv, Uring } from './uring';
 
 const log = createDebug('afsfile:image');
 const { EOPNOTSUPP, EINVAL } = os.constants.errno;
@@ -97,6 +97,8 @@ export class Image {
   private readonly addon: NativeAddon | null;
   private readonly rwfNowait: number;
   private readonly ring: Uring | null;
+  /** Writes through the thread pool even with a ring (AFSFILE_IO=uring-reads). */
+  private readonly poolWrites: boolean;
   readonly ioPath: IoPath;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
@@ -129,8 +131,10 @@ export class Image {
     private readonly opts: OpenOptions,
   ) {
     this.curFd = fd;
-    const { ring, path: ioPath } = openRing(opts.uring !== false);
+    const choice = ioChoiceFromEnv();
+    const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
     this.ring = ring;
+    this.poolWrites = choice === 'uring-reads';
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
@@ -322,7 +326,7 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
-    if (this.ring !== null) return this.ring.write(this.curFd, buf, offset, this.track(cb));
+    if (this.ring !== null && !this.poolWrites) return this.ring.write(this.curFd, buf, offset, this.track(cb));
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 

@@ -275,6 +275,18 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
   return err;
 }
 
+/**
+ * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B): `threadpool`
+ * keeps io_uring off, `uring-reads` sends only writes to the thread pool; anything else (the
+ * default) uses io_uring for everything when the kernel allows it.
+ */
+export type IoChoice = 'uring' | 'threadpool' | 'uring-reads';
+
+export function ioChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): IoChoice {
+  const v = env.AFSFILE_IO;
+  return v === 'threadpool' || v === 'uring-reads' ? v : 'uring';
+}
+
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */
 export function uringProblem(): string | null {
   try {

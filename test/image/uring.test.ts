@@ -51,6 +51,46 @@ test('io_uring where the kernel allows it; otherwise the image says why it falls
   }
 });
 
+test('AFSFILE_IO=threadpool keeps io_uring off; uring-reads writes through the pool', async () => {
+  const { p } = file('choice.img');
+  const saved = process.env.AFSFILE_IO;
+  try {
+    process.env.AFSFILE_IO = 'threadpool';
+    const pool = Image.open(p, { readOnly: false });
+    try {
+      assert.equal(pool.ioPath.kind, 'threadpool');
+      const chunk = new Uint8Array(randomBytes(8192));
+      assert.is(await io((cb) => pool.write(chunk, 4096, cb)), null);
+      assert.equal(new Uint8Array(fs.readFileSync(p)).subarray(4096, 12288), chunk);
+    } finally {
+      pool.close();
+    }
+    process.env.AFSFILE_IO = 'uring-reads';
+    const mixed = Image.open(p, { readOnly: false });
+    try {
+      assert.equal(mixed.ioPath, refused === null ? { kind: 'io_uring' } : { kind: 'threadpool', why: refused });
+      const chunk = new Uint8Array(randomBytes(8192));
+      mixed.cork();
+      let done: NodeJS.ErrnoException | null | undefined;
+      mixed.write(chunk, 16384, (err) => (done = err));
+      mixed.uncork();
+      // Not in the ring: the thread pool answers in a later turn of the loop.
+      assert.is(done, undefined);
+      await new Promise((r) => setTimeout(r, 0));
+      while (done === undefined) await new Promise((r) => setTimeout(r, 5));
+      assert.is(done, null);
+      const back = new Uint8Array(8192);
+      assert.is(await io((cb) => mixed.read(back, 16384, cb)), null);
+      assert.equal(back, chunk);
+    } finally {
+      mixed.close();
+    }
+  } finally {
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+});
+
 ringTest('reads, writes and fdatasync go through the ring and land in the file', async () => {
   const { p, data } = file('rw.img');
   const img = Image.open(p, { readOnly: false });
