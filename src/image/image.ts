@@ -134,6 +134,9 @@ export class Image {
     const choice = ioChoiceFromEnv();
     const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
     this.ring = ring;
+    ring?.onIdle(() => {
+      if (this.stale.length > 0) this.closeStale();
+    });
     this.poolWrites = choice === 'uring-reads';
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
@@ -250,7 +253,7 @@ export class Image {
   }
 
   private closeStale(): void {
-    if (this.busy > 0) return;
+    if (this.busy > 0 || (this.ring !== null && this.ring.pending > 0)) return;
     for (const fd of this.stale.splice(0)) fs.close(fd, () => undefined);
   }
 
@@ -294,7 +297,7 @@ export class Image {
         if (n > 0) {
           // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
           this.nowait.partial++;
-          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, this.track(cb));
+          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, cb);
           return this.io(false, buf, n, len - n, offset + n, cb);
         }
         this.nowait.misses++;
@@ -308,9 +311,9 @@ export class Image {
         // and reports what it meets, exactly as without this step (retries of transient errors included).
       }
     }
-    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
-    // kernel has taken it.
-    if (ring !== null) return ring.read(this.curFd, buf, offset, this.track(cb));
+    // Ring calls count as busy too (Uring.pending, no wrapper per call): an SQE names the fd,
+    // which reopen must not close before the kernel has taken it.
+    if (ring !== null) return ring.read(this.curFd, buf, offset, cb);
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
@@ -326,7 +329,7 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
-    if (this.ring !== null && !this.poolWrites) return this.ring.write(this.curFd, buf, offset, this.track(cb));
+    if (this.ring !== null && !this.poolWrites) return this.ring.write(this.curFd, buf, offset, cb);
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 
@@ -344,7 +347,7 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
-    if (this.ring !== null) return this.ring.fdatasync(this.curFd, this.track(cb));
+    if (this.ring !== null) return this.ring.fdatasync(this.curFd, cb);
     fs.fdatasync(this.curFd, this.track((err) => cb(nameLinuxErrno(err))));
   }
 
@@ -365,7 +368,7 @@ export class Image {
   /** Punches a hole (never zero-fills): only called when canDiscard. */
   discard(offset: number, length: number, cb: IoCallback): void {
     const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, this.track(cb));
+    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, cb);
     let err: NodeJS.ErrnoException | null = null;
     try {
       withErrnoCode(() => native().fallocate(this.curFd, mode, offset, length));

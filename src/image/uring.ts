@@ -57,6 +57,7 @@ export class Uring {
   private retry: NodeJS.Timeout | undefined;
   private referenced = false;
   private closed = false;
+  private idle: (() => void) | null = null;
   private readonly submitSoon = () => {
     this.submitPending = false;
     if (this.corked === 0) this.submit();
@@ -99,6 +100,11 @@ export class Uring {
   /** Submits what was queued while corked and runs the callbacks of what completed inline. */
   uncork(): void {
     if (--this.corked === 0 && this.queued > 0) this.submit();
+  }
+
+  /** Called when the last operation in flight completes, before its callback. */
+  onIdle(fn: () => void): void {
+    this.idle = fn;
   }
 
   /** Operations submitted and not yet completed. */
@@ -252,8 +258,8 @@ export class Uring {
     const cb = op.cb!;
     op.cb = null;
     op.buf = null;
-    this.inFlight--;
     this.free.push(op);
+    if (--this.inFlight === 0) this.idle?.();
     cb(err);
   }
 }
