@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { outcome } from './runner-outcome.cjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const pattern = new RegExp(process.argv[2] ?? '.');
@@ -18,7 +19,15 @@ function find(dir) {
   });
 }
 
-const files = find(path.join(root, 'build/test')).filter((f) => pattern.test(path.relative(root, f))).sort();
+/** A compiled test whose .ts source is gone (renamed or deleted) is not run. */
+function hasSource(file) {
+  const ts = path.join(root, path.relative(path.join(root, 'build'), file)).replace(/\.js$/, '.ts');
+  return fs.existsSync(ts);
+}
+
+const files = find(path.join(root, 'build/test'))
+  .filter((f) => hasSource(f) && pattern.test(path.relative(root, f)))
+  .sort();
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -28,22 +37,28 @@ for (const file of files) {
   const rel = path.relative(path.join(root, 'build'), file).replace(/\.js$/, '.ts');
   const started = Date.now();
   const out = await new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } });
+    const child = spawn(process.execPath, ['--enable-source-maps', file], {
+      cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+    });
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.stderr.on('data', (d) => (text += d));
-    const timer = setTimeout(() => { text += `\nrunner: ${rel} timed out after ${perFileTimeoutMs} ms\n`; child.kill('SIGKILL'); }, perFileTimeoutMs);
+    const timer = setTimeout(() => {
+      text += `\nrunner: ${rel} timed out after ${perFileTimeoutMs} ms\n`;
+      child.kill('SIGKILL');
+    }, perFileTimeoutMs);
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, text }); });
   });
-  const total = Number(/Total:\s+(\d+)/.exec(out.text)?.[1] ?? 0);
-  const ok = Number(/Passed:\s+(\d+)/.exec(out.text)?.[1] ?? 0);
-  const skip = Number(/Skipped:\s+(\d+)/.exec(out.text)?.[1] ?? 0);
-  const bad = out.code === 0 && total > 0 ? total - ok - skip : Math.max(1, total - ok - skip);
+  const { ok, total, skip, bad } = outcome(out);
   passed += ok;
   skipped += skip;
   failed += bad;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  process.stdout.write(`${bad ? 'FAIL' : 'ok  '} ${rel} (${ok}/${total}, ${secs}s)\n`);
+  const skipNote = skip ? `, ${skip} skipped` : '';
+  process.stdout.write(`${bad ? 'FAIL' : 'ok  '} ${rel} (${ok}/${total}${skipNote}, ${secs}s)\n`);
+  for (const line of out.text.split('\n').filter((l) => l.startsWith('skipped: '))) {
+    process.stdout.write(`     ${line}\n`);
+  }
   if (bad) {
     failures.push(rel);
     process.stdout.write(out.text.replace(/\x1b\[[0-9;]*m/g, '').split('\n').map((l) => `    ${l}`).join('\n') + '\n');

@@ -57,6 +57,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'fsync a dirty image at least this often' },
   { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',
     help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
+  { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR',
+    help: 'directories every image must lie beneath (repeat, or comma-separated): images are opened by openat2 ' +
+      'beneath one, so no symlink or ".." in an image path leads outside it (default: anywhere)' },
   { name: 'direct', type: 'boolean', default: false, roles: DATA_PATH, config: true,
     help: 'open local images with O_DIRECT (never for AFS: its cache manager needs buffered I/O)' },
   { name: 'max-requests', type: 'number', default: 32, min: 1, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',

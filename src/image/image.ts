@@ -14,6 +14,10 @@ import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
 import { ioChoiceFromEnv, Uring } from './uring';
+import { ImageError } from './image-error';
+import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
+
+export { ImageError };
 
 const log = createDebug('afsfile:image');
 const { EOPNOTSUPP, EINVAL } = os.constants.errno;
@@ -40,6 +44,11 @@ export interface OpenOptions {
    * from seccomp or kernel.io_uring_disabled), or with false, the thread-pool path serves.
    */
   readonly uring?: boolean;
+  /**
+   * Directories the image must lie beneath (image-roots): opened by openat2 RESOLVE_BENEATH
+   * under one of them (src/image/open-beneath.ts). Empty or absent: anywhere.
+   */
+  readonly roots?: readonly string[];
 }
 
 /** SQEs of an image's ring: above the engine's default request budget plus the fsync timer. */
@@ -82,14 +91,6 @@ export interface NowaitStats {
   skipped: number;
   /** Still trying: false from the first EOPNOTSUPP/EINVAL (a file system without NOWAIT). */
   enabled: boolean;
-}
-
-/** Why an image cannot be served, phrased for the administrator. */
-export class ImageError extends Error {
-  constructor(readonly image: string, readonly why: string, readonly code?: string) {
-    super(`${image}: ${why}`);
-    this.name = 'ImageError';
-  }
 }
 
 export class Image {
@@ -148,20 +149,21 @@ export class Image {
 
   /** Opens and checks an image: a regular file, a whole number of sectors, the right access. */
   static open(path: string, opts: OpenOptions): Image {
-    let real: string;
+    const roots = opts.roots ?? [];
     try {
-      checkStat(path, fs.statSync(path));
-      real = fs.realpathSync(path);
+      // Without roots, a device node or FIFO is refused before any open (a driver's open may do
+      // something); with roots only after (a stat would walk outside the root).
+      if (roots.length === 0) checkStat(path, fs.statSync(path));
     } catch (err) {
       throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
     }
-    let fd: number;
+    let opened;
     try {
-      fd = fs.openSync(real, openFlags(opts));
+      opened = openImageFile(path, openFlags(opts), roots);
     } catch (err) {
-      throw explain(path, err as NodeJS.ErrnoException, 'open');
+      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'open');
     }
-    return Image.adopt(fd, path, real, opts);
+    return Image.adopt(opened.fd, path, opened.real, opts);
   }
 
   /**
@@ -169,21 +171,20 @@ export class Image {
    * and an open on a hung file server must stall only that device's hotplug, not the others.
    */
   static async openAsync(path: string, opts: OpenOptions): Promise<Image> {
-    let real: string;
+    const roots = opts.roots ?? [];
     try {
-      checkStat(path, await fs.promises.stat(path));
-      real = await fs.promises.realpath(path);
+      if (roots.length === 0) checkStat(path, await fs.promises.stat(path));
     } catch (err) {
       throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
     }
-    let fd: number;
+    let opened;
     try {
-      // The callback form gives a bare fd: a FileHandle would close it on garbage collection.
-      fd = await new Promise<number>((resolve, reject) => fs.open(real, openFlags(opts), (e, n) => (e ? reject(e) : resolve(n))));
+      // A bare fd (not a FileHandle, which would close it on garbage collection).
+      opened = await openImageFileAsync(path, openFlags(opts), roots);
     } catch (err) {
-      throw explain(path, err as NodeJS.ErrnoException, 'open');
+      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'open');
     }
-    return Image.adopt(fd, path, real, opts);
+    return Image.adopt(opened.fd, path, opened.real, opts);
   }
 
   /**
@@ -231,7 +232,7 @@ export class Image {
    * no path walked again. The old fd is closed once no call is in flight on it.
    */
   reopen(cb: IoCallback): void {
-    const flags = openFlags(this.opts) & ~fs.constants.O_NOFOLLOW; // the magic link must be followed
+    const flags = openFlags(this.opts); // the magic link is followed: it is our own open file
     fs.open(`/proc/self/fd/${this.curFd}`, flags, (err, fd) => {
       if (err) return cb(err);
       let ok = false;
@@ -385,15 +386,14 @@ export class Image {
   }
 }
 
+/** Access and O_DIRECT; open-beneath.ts adds how the path is walked. */
 function openFlags(opts: OpenOptions): number {
-  // The path was resolved by realpath; O_NOFOLLOW then refuses a symlink swapped in meanwhile.
-  return (opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | fs.constants.O_NOFOLLOW |
-    (opts.direct ? fs.constants.O_DIRECT : 0);
+  return (opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | (opts.direct ? fs.constants.O_DIRECT : 0);
 }
 
 function checkStat(path: string, st: fs.Stats): void {
   if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
-  if (!st.isFile()) throw new ImageError(path, 'is not a regular file (afsfile serves image files; use the default block script for devices)', 'EINVAL');
+  if (!st.isFile()) throw notRegular(path, st);
   if (st.size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
   if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
 }

@@ -170,7 +170,7 @@ int afs_set_i32(napi_env env, napi_value exports, const char *name, int32_t valu
 static napi_value init(napi_env env, napi_value exports) {
   /* A missing export fails loudly at load, not at first use. */
   if (afs_register_file(env, exports) || afs_register_xen(env, exports) || afs_register_fdwatch(env, exports) ||
-      afs_register_uring(env, exports) || afs_register_pool(env, exports) ||
+      afs_register_uring(env, exports) || afs_register_pool(env, exports) || afs_register_openat2(env, exports) ||
       afs_set_i32(env, exports, "abiVersion", 1)) return NULL;
   return exports;
 }

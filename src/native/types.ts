@@ -30,6 +30,22 @@ export interface NativeAddon {
   /** RWF_NOWAIT from the headers the addon was built with (checked there against <linux/fs.h>). */
   readonly RWF_NOWAIT: number;
 
+  // --- confined opens (src/native/openat2.c; used by src/image/open-beneath.ts) ---
+  /**
+   * openat2(2) of `rel` beneath the directory `root` (opened first, symlinks followed) with
+   * open flags and RESOLVE_* bits; root null: from the working directory. Returns the fd;
+   * throws an errno error whose syscall is "open(root)" or "openat2".
+   */
+  openBeneath(root: string | null, rel: string, flags: number, resolve: number): number;
+  /** openBeneath on a libuv pool thread: cb(errno, fd, syscall), errno 0 on success. */
+  openBeneathAsync(root: string | null, rel: string, flags: number, resolve: number,
+    cb: (errno: number, fd: number, syscall: string) => void): void;
+  /** fcntl(F_SETFL) without O_NONBLOCK. */
+  clearNonblock(fd: number): void;
+  /** From <linux/openat2.h>. */
+  readonly RESOLVE_BENEATH: number;
+  readonly RESOLVE_NO_MAGICLINKS: number;
+
   // --- io_uring (src/native/uring.c; driven by src/image/uring.ts) ---
   /**
    * An io_uring of `entries` SQEs with an eventfd registered for asynchronous completions.

@@ -38,6 +38,7 @@ export interface DeviceChildOptions {
   readonly maxRingPageOrder: number;
   readonly maxQueues: number;
   readonly direct: boolean;
+  readonly imageRoots: readonly string[];
   readonly restarts: number;
 }
 
@@ -105,7 +106,8 @@ export class DeviceChild {
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
-      openImage: (path, readOnly) => openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct),
+      openImage: (path, readOnly) =>
+        openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct, this.o.imageRoots),
       warn: (m) => this.note(m),
       restrictEventChannels: true,
       onChange: () => this.status.changed(),

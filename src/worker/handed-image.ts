@@ -37,12 +37,14 @@ export function handedImage(env: NodeJS.ProcessEnv): HandedImage | undefined {
  * Opens the device's image: the handed fd when it is the file this path names, with this
  * access; else by path. A handed fd that is not used is closed.
  */
-export function openImageFor(handed: HandedImage | undefined, path: string, readOnly: boolean, direct: boolean): Image {
+export function openImageFor(
+  handed: HandedImage | undefined, path: string, readOnly: boolean, direct: boolean, roots: readonly string[] = [],
+): Image {
   if (handed && handed.path === path && handed.readOnly === readOnly && sameFile(handed.fd, path)) {
     return Image.fromFd(handed.fd, path, { readOnly, direct });
   }
   if (handed) closeQuietly(handed.fd);
-  return Image.open(path, { readOnly, direct });
+  return Image.open(path, { readOnly, direct, roots });
 }
 
 function sameFile(fd: number, path: string): boolean {

@@ -43,6 +43,7 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
       maxRingPageOrder: args.number('max-ring-page-order'),
       maxQueues: args.number('max-queues'),
       direct: args.bool('direct'),
+      imageRoots: imageRoots(args),
       restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
     });
     onStop = () => void child.quiesce();
@@ -107,9 +108,18 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
       maxQueues: args.number('max-queues'),
     },
     direct: args.bool('direct'),
+    imageRoots: imageRoots(args),
     childArgs: [...childArgs(args), '--platform', platform],
     timings: { holdTimeoutS: args.number('hold-timeout'), fsyncIntervalS: args.number('fsync-interval') },
   };
+}
+
+/** --image-roots: absolute directories (a relative one would depend on the working directory). */
+function imageRoots(args: ParsedArgs): string[] {
+  const roots = args.list('image-roots');
+  const bad = roots.filter((r) => !r.startsWith('/'));
+  if (bad.length) throw new FatalError(`image-roots: ${bad.join(', ')}: not an absolute path`);
+  return roots;
 }
 
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP). */

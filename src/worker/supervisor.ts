@@ -31,6 +31,8 @@ export interface SupervisorSettings {
   readonly features: ClaimLimits;
   /** Open images with O_DIRECT (--direct; the children get the same flag). */
   readonly direct: boolean;
+  /** --image-roots: images are opened beneath one of these (src/image/open-beneath.ts). */
+  readonly imageRoots: readonly string[];
   /** Options passed on to every child (after `worker --device <path>`), but the timings. */
   readonly childArgs: readonly string[];
   readonly timings: DeviceRetune;
@@ -80,7 +82,9 @@ export class Supervisor {
   private settings: SupervisorSettings;
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = { features: o.features, direct: o.direct, childArgs: o.childArgs, timings: o.timings };
+    this.settings = {
+      features: o.features, direct: o.direct, imageRoots: o.imageRoots, childArgs: o.childArgs, timings: o.timings,
+    };
   }
 
   /** SIGHUP: the new settings; running device processes get the new timings at once. */
@@ -238,7 +242,8 @@ export class Supervisor {
     try {
       d.image = imagePathFromParams(params);
       d.writable = !readOnlyFromMode(mode);
-      file = await Image.openAsync(d.image, { readOnly: !d.writable, direct: settings.direct });
+      const opts = { readOnly: !d.writable, direct: settings.direct, roots: settings.imageRoots };
+      file = await Image.openAsync(d.image, opts);
     } catch (e) {
       await this.refuse(d, 'failed', openFailure(e));
       return;

@@ -6,7 +6,7 @@
 // The worker runs without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (setpriv), so file modes
 // matter to it as they would to a non-root owner: that is how "unreadable" and "read-only file
 // for mode w" are made while the tests run as root.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -33,7 +33,10 @@ let nextDomid = 20;
 
 function startWorker(): Promise<void> {
   workerLog = '';
-  const w = spawn('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', EXE, 'worker', '--platform', 'sim'], {
+  // Images beneath tmp.dir/images (and /dev, for the device node case) only: issue 19 defect 8.
+  const roots = [path.join(tmp.dir, 'images'), '/dev'].map((r) => `--image-roots=${r}`);
+  const w = spawn('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search',
+    '--', EXE, 'worker', '--platform', 'sim', ...roots], {
     env: workerEnv(xsd.socketPath, runDir, { AFSFILE_CONFIG: '/dev/null' }), stdio: ['ignore', 'pipe', 'pipe'],
   });
   w.stdout?.on('data', (d) => (workerLog += d));
@@ -76,12 +79,32 @@ function hotplug(action: 'add' | 'remove', p: VbdPaths, envKind: 'empty' | 'inhe
   });
 }
 
-function image(name: string, size = 1 << 20, mode = 0o600): string {
-  const p = path.join(tmp.dir, name);
+function image(name: string, size = 1 << 20, mode = 0o600, dir = path.join(tmp.dir, 'images')): string {
+  const p = path.join(dir, name);
   fs.writeFileSync(p, Buffer.alloc(0));
   fs.truncateSync(p, size);
   fs.chmodSync(p, mode);
   return p;
+}
+
+function mkdirIn(rel: string): string {
+  const d = path.join(tmp.dir, rel);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+function fifo(name: string): string {
+  const f = path.join(tmp.dir, 'images', name);
+  if (!fs.existsSync(f)) execFileSync('mkfifo', [f]);
+  return f;
+}
+
+/** A symlink images/NAME → `to`; a valid image outside the root is made beside (tmp.dir/outside.img). */
+function escapeLink(name: string, to: string): string {
+  image('outside.img', 1 << 20, 0o600, tmp.dir);
+  const l = path.join(tmp.dir, 'images', name);
+  if (!fs.existsSync(l)) fs.symlinkSync(to, l);
+  return l;
 }
 
 const made: VbdPaths[] = [];
@@ -102,6 +125,7 @@ setup(test, async () => {
   runDir = path.join(tmp.dir, 'run');
   hotplugLog = path.join(tmp.dir, 'log/xen-hotplug.log');
   fs.mkdirSync(path.join(tmp.dir, 'scripts'));
+  fs.mkdirSync(path.join(tmp.dir, 'images'));
   // logger as Xen's hotplug scripts call it; records its arguments instead of writing to syslog.
   fakeLogger = path.join(tmp.dir, 'logger');
   const sink = path.join(tmp.dir, 'syslog');
@@ -156,11 +180,21 @@ interface BadCase { name: string; target: () => string; access?: 'ro' | 'rw'; mo
 
 const BAD: BadCase[] = [
   { name: 'relative path', target: () => 'images/rel.img', message: /not absolute/ },
-  { name: 'directory', target: () => { const d = path.join(tmp.dir, 'adir'); fs.mkdirSync(d, { recursive: true }); return d; }, message: /is a directory/ },
-  { name: 'device node', target: () => '/dev/null', message: /not a regular file/ },
-  { name: 'fifo', target: () => { const f = path.join(tmp.dir, 'fifo'); if (!fs.existsSync(f)) require('node:child_process').execFileSync('mkfifo', [f]); return f; }, message: /not a regular file/ },
-  { name: 'missing file', target: () => path.join(tmp.dir, 'missing.img'), message: /does not exist/ },
-  { name: 'symlink to a directory', target: () => { const l = path.join(tmp.dir, 'link-to-dir'); if (!fs.existsSync(l)) fs.symlinkSync(tmp.dir, l); return l; }, message: /is a directory/ },
+  { name: 'directory', target: () => mkdirIn('images/adir'), message: /is a directory/ },
+  { name: 'device node', target: () => '/dev/null', message: /is a character device, not a regular file/ },
+  { name: 'fifo', target: () => fifo('fifo'), message: /is a FIFO, not a regular file/ },
+  { name: 'read-only fifo', target: () => fifo('rofifo'), access: 'ro', message: /is a FIFO, not a regular file/ },
+  { name: 'missing file', target: () => path.join(tmp.dir, 'images/missing.img'), message: /does not exist/ },
+  { name: 'symlink to a directory', target: () => escapeLink('link-to-dir', '.'), message: /is a directory/ },
+  // Issue 19 defect 8: the worker opens as root, with tokens; images stay beneath image-roots.
+  { name: 'symlink leaving the image root', target: () => escapeLink('escape.img', path.join(tmp.dir, 'outside.img')),
+    message: /leads outside its image root/ },
+  { name: 'relative symlink leaving the image root', target: () => escapeLink('rel-escape.img', '../outside.img'),
+    message: /leads outside its image root/ },
+  { name: '".." leaving the image root', target: () => `${escapeLink('x', '.')}/../../outside.img`,
+    message: /leads outside its image root/ },
+  { name: 'an image outside every image root', target: () => image('elsewhere.img', 1 << 20, 0o600, tmp.dir),
+    message: /not beneath any image root/ },
   { name: 'size not a multiple of 512', target: () => image('odd.img', 1000), message: /not a multiple of 512/ },
   { name: 'unreadable', target: () => image('unreadable.img', 1 << 20, 0o000), access: 'ro', message: /permission denied/i },
   { name: 'read-only file for mode w', target: () => image('readonly.img', 1 << 20, 0o400), access: 'rw', message: /permission denied|read-only/i },
@@ -202,8 +236,8 @@ test('two concurrent rw adds of one image for two domains: exactly one wins', as
 
 test('another name of an image in use (a symlink): the script compares names only, the worker answers busy', async () => {
   const img = image('alias-target.img');
-  const alias = path.join(tmp.dir, 'alias-link.img');
-  fs.symlinkSync(img, alias);
+  const alias = path.join(tmp.dir, 'images/alias-link.img');
+  fs.symlinkSync(path.basename(img), alias);
   const a = await attach({ target: img });
   assert.is((await hotplug('add', a)).status, 0);
   const b = await attach({ target: alias });
@@ -277,7 +311,7 @@ test('hotplug decisions also go to syslog through logger, as Xen\'s block script
   const tag = `add ${p.backend.replace(/^\/local\/domain\/0\//, '')}`;
   const syslog = (): string => (fs.existsSync(path.join(tmp.dir, 'syslog')) ? fs.readFileSync(path.join(tmp.dir, 'syslog'), 'utf8') : '');
   await until('logger ran', () => syslog().includes(`-t|block-afsfile|-p|daemon.notice|--|${tag}: connected:`), 5000);
-  const q = await attach({ target: path.join(tmp.dir, 'missing.img') });
+  const q = await attach({ target: path.join(tmp.dir, 'images/missing.img') });
   assert.is((await hotplug('add', q)).status, 1);
   await until('the error at err priority', () => /-p\|daemon\.err\|--\|add .*: error: /.test(syslog()), 5000);
 });

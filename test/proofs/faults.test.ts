@@ -6,15 +6,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { inPrivateMountNamespace } from '../helpers/faultfs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { testIf } from '../helpers/skip';
 import { until } from '../helpers/wait';
 import { type Bench, faultDevice, runFaultWindows, startFaultBench, writesAcross } from './faults';
 
 import { BLOCK, VerifiedWorkload, seeded } from './verified-workload';
 
 const say = (l: string): void => void process.stdout.write(`${l}\n`);
-/** A test waiting for a fix elsewhere: named in the output, not run (test/runner.mjs counts
- * uvu's skipped tests as failures). */
-const notYet = (name: string, _fn: () => Promise<void>): void => say(`not run yet (waits for a fix): ${name}`);
 
 if (inPrivateMountNamespace()) {
   const windowsName = 'fault windows mid-workload (each errno, each op, a hang): no guest error, ' +
@@ -75,7 +73,7 @@ if (inPrivateMountNamespace()) {
 
   // Hung once for 10 minutes in a quiet fresh-clone CI run (after its bench had closed, with
   // no child left): runs with AFSFILE_TEST_HUNG_IMAGE=1 until that hang is understood.
-  const hungTest = process.env.AFSFILE_TEST_HUNG_IMAGE === '1' ? test : notYet;
+  const hungTest = testIf(process.env.AFSFILE_TEST_HUNG_IMAGE === '1', 'runs with AFSFILE_TEST_HUNG_IMAGE=1');
   hungTest('a hung image stalls only its own device: its neighbour goes on, the supervisor runs, nothing fails after',
     async () => {
     const b = await startFaultBench('afsfile-hung-');
@@ -117,7 +115,8 @@ if (inPrivateMountNamespace()) {
   // dirty data stalls every attach and restart of the worker until the hang ends. Runs with
   // AFSFILE_TEST_HUNG_SPAWN=1 until that is fixed.
   const spawnFixed = false;
-  const spawnTest = spawnFixed || process.env.AFSFILE_TEST_HUNG_SPAWN === '1' ? test : notYet;
+  const spawnTest = testIf(spawnFixed || process.env.AFSFILE_TEST_HUNG_SPAWN === '1',
+    'waits for a fix; runs with AFSFILE_TEST_HUNG_SPAWN=1');
   spawnTest('new attaches go on while an image with dirty data hangs, and while another open hangs', async () => {
     const b = await startFaultBench('afsfile-hung-');
     try {
@@ -147,7 +146,8 @@ if (inPrivateMountNamespace()) {
   // acknowledged since the last good fsync before it answers FLUSH. Enabled once that fix is
   // on main (AFSFILE_TEST_DROP_DATA=1 runs it before).
   const dropDataFixed = true;
-  const dropTest = dropDataFixed || process.env.AFSFILE_TEST_DROP_DATA === '1' ? test : notYet;
+  const dropTest = testIf(dropDataFixed || process.env.AFSFILE_TEST_DROP_DATA === '1',
+    'runs with AFSFILE_TEST_DROP_DATA=1');
   dropTest('a failed store that drops the buffered data loses nothing the guest flushed', async () => {
     const seed = Date.now() % 1e9;
     const b = await startFaultBench('afsfile-drop-');
