@@ -48,6 +48,8 @@ const HELP = `usage: node test/xen/run.mjs [options]
   --perf-sides A,B       the perf-ab stage (5, 4, as rounds; blkback,afsfile): sides are
                          blkback, afsfile, afsfile-pool (AFSFILE_IO=threadpool),
                          afsfile-uring-reads (AFSFILE_IO=uring-reads)
+  --perf-profile         perf-ab's afsfile sides with a CPU profile and the timing split
+                         (AFSFILE_CPU_PROFILE, DEBUG=afsfile:timing): summaries in its output
   --build DIR            this clone's prepared images (default test/xen/.build, or XEN_TEST_BUILD)
   --artifacts DIR        where serial-XEN.log and result.json go (default test/xen/artifacts)
 `;
@@ -81,6 +83,7 @@ const { values: opt } = parseArgs({
     'perf-seconds': { type: 'string' },
     'perf-variant-rounds': { type: 'string' },
     'perf-sides': { type: 'string' },
+    'perf-profile': { type: 'boolean', default: false },
     build: { type: 'string', default: process.env.XEN_TEST_BUILD ?? join(HERE, '.build') },
     cache: { type: 'string' }, // renamed: refused with a pointer
     artifacts: { type: 'string', default: join(HERE, 'artifacts') },
@@ -147,6 +150,7 @@ if (opt['perf-sides'] != null) {
   if (bad.length || sides.length < 2) die(`--perf-sides: two or more of ${known.join(', ')}`);
   commonArgs.push(`xentest.perf_sides=${sides.join(',')}`);
 }
+if (opt['perf-profile']) commonArgs.push('xentest.perf_profile=1');
 const timeoutOverride = numberOpt('timeout');
 
 if (opt.prepare) {

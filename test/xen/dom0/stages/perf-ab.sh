@@ -24,7 +24,14 @@ VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=
 # (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads).
 SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
 NSIDES=$(echo $SIDES | wc -w)
+# xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
+# and logs the timing split; it is restarted for the first afsfile side to get that.
+PROFILE_ENV=
 WORKER_MODE=afsfile             # the side the running worker serves as
+if [ "$(cmdline_arg xentest.perf_profile)" = 1 ]; then
+  PROFILE_ENV="AFSFILE_CPU_PROFILE=/tmp DEBUG=afsfile:worker,afsfile:device,afsfile:timing"
+  WORKER_MODE=none
+fi
 XVDB=51728
 SEED=21
 LOG=/run/xentest/perf.log       # "SIDE ROUND CPU0 XTIO PERF ..." lines
@@ -68,7 +75,7 @@ worker_for() {
   old=$(cat "$AFSFILE_PIDFILE")
   kill -TERM "$old"
   wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the worker (pid $old) did not stop for the $1 side"
-  env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV AFSFILE_IO=$io setsid "$AFSFILE" $AFSFILE_WORKER_ARGS >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV $PROFILE_ENV AFSFILE_IO=$io setsid "$AFSFILE" $AFSFILE_WORKER_ARGS >> "$AFSFILE_LOG" 2>&1 < /dev/null &
   echo $! > "$AFSFILE_PIDFILE"
   WORKER_MODE=$1
   sleep 2
