@@ -135,7 +135,8 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(st.peakInFlight, 32, 'the request budget was used fully');
   assert.ok(maxPending <= 32);
   // The data and indirect pool, and the arena of kept write data (durability.ts), once each.
-  assert.is(rig.grants.poolBytes, (16 << 20) + 32 * 8 * 4096 + DEFAULT_KEEP_BYTES, 'one pool and one arena, allocated once');
+  const once = (16 << 20) + 32 * 8 * 4096 + DEFAULT_KEEP_BYTES;
+  assert.is(rig.grants.poolBytes, once, 'one pool and one arena, allocated once');
   assert.is(st.requests.write, 40);
   assert.is(st.requests.read, 400);
 });
