@@ -100,6 +100,10 @@ export class Image {
   private readonly ring: Uring | null;
   /** Writes through the thread pool even with a ring (AFSFILE_IO=uring-reads). */
   private readonly poolWrites: boolean;
+  /** Writes of a pump with pwrite on this thread (AFSFILE_IO=inline-writes, buffered only). */
+  private readonly inlineWrites: NativeAddon | null;
+  /** Inside cork/uncork (an engine pump). */
+  private corked = false;
   readonly ioPath: IoPath;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
@@ -139,6 +143,7 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
+    this.inlineWrites = choice === 'inline-writes' && ring !== null && !direct ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
@@ -330,6 +335,20 @@ export class Image {
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
+    const w = this.inlineWrites;
+    if (w !== null && this.corked) {
+      // Only inside a pump: a replay of kept writes (durability.ts) chains each write from the
+      // previous one's callback, which must not nest once per write.
+      let at = 0;
+      while (at < buf.length) {
+        const n = w.pwritev2(this.curFd, at === 0 ? buf : buf.subarray(at), offset + at, 0);
+        if (n <= 0) break;
+        at += n;
+      }
+      if (at === buf.length) return cb(null);
+      // An error (or no progress): the ring writes the rest and reports what it meets.
+      return this.ring!.write(this.curFd, buf.subarray(at), offset + at, cb);
+    }
     if (this.ring !== null && !this.poolWrites) return this.ring.write(this.curFd, buf, offset, cb);
     this.io(true, buf, 0, buf.length, offset, cb);
   }
@@ -356,6 +375,7 @@ export class Image {
   cork(): void {
     if (this.ring === null) return;
     this.inlineLeft = 1;
+    this.corked = true;
     this.ring.cork();
   }
 
@@ -363,6 +383,7 @@ export class Image {
   uncork(): void {
     if (this.ring === null) return;
     this.inlineLeft = 0;
+    this.corked = false;
     this.ring.uncork();
   }
 

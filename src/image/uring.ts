@@ -283,14 +283,16 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
 
 /**
  * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B): `threadpool`
- * keeps io_uring off, `uring-reads` sends only writes to the thread pool; anything else (the
- * default) uses io_uring for everything when the kernel allows it.
+ * keeps io_uring off, `uring-reads` sends only writes to the thread pool, `inline-writes`
+ * does a buffered image's writes of an engine pump with pwrite on the calling thread (the
+ * ring takes what fails, and every write outside a pump); anything else (the default) uses
+ * io_uring for everything when the kernel allows it.
  */
-export type IoChoice = 'uring' | 'threadpool' | 'uring-reads';
+export type IoChoice = 'uring' | 'threadpool' | 'uring-reads' | 'inline-writes';
 
 export function ioChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): IoChoice {
   const v = env.AFSFILE_IO;
-  return v === 'threadpool' || v === 'uring-reads' ? v : 'uring';
+  return v === 'threadpool' || v === 'uring-reads' || v === 'inline-writes' ? v : 'uring';
 }
 
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */

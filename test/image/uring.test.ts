@@ -91,6 +91,35 @@ test('AFSFILE_IO=threadpool keeps io_uring off; uring-reads writes through the p
   }
 });
 
+ringTest('AFSFILE_IO=inline-writes: a pump\'s writes complete before write() returns', async () => {
+  const { p } = file('inline.img');
+  const saved = process.env.AFSFILE_IO;
+  process.env.AFSFILE_IO = 'inline-writes';
+  const img = Image.open(p, { readOnly: false });
+  try {
+    const a = new Uint8Array(randomBytes(8192));
+    let done: NodeJS.ErrnoException | null | undefined;
+    img.cork();
+    img.write(a, 4096, (err) => (done = err));
+    assert.is(done, null, 'written on this thread, inside the pump');
+    img.uncork();
+    // Outside a pump (a replay, a retry): through the ring, answered later.
+    const b = new Uint8Array(randomBytes(4096));
+    let later: NodeJS.ErrnoException | null | undefined;
+    img.write(b, 65536, (err) => (later = err));
+    assert.is(later, undefined);
+    while (later === undefined) await new Promise((r) => setTimeout(r, 2));
+    assert.is(later, null);
+    const stored = new Uint8Array(fs.readFileSync(p));
+    assert.equal(stored.subarray(4096, 12288), a);
+    assert.equal(stored.subarray(65536, 65536 + 4096), b);
+  } finally {
+    img.close();
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+});
+
 ringTest('reads, writes and fdatasync go through the ring and land in the file', async () => {
   const { p, data } = file('rw.img');
   const img = Image.open(p, { readOnly: false });

@@ -21,7 +21,8 @@ ROUNDS=$(cmdline_arg xentest.perf_rounds);        : "${ROUNDS:=5}"
 SECONDS_EACH=$(cmdline_arg xentest.perf_seconds); : "${SECONDS_EACH:=4}"
 VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=$ROUNDS}"
 # The sides (run.mjs --perf-sides): blkback, afsfile, and afsfile with another image I/O path
-# (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads).
+# (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads,
+# afsfile-inline = inline-writes).
 SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
 NSIDES=$(echo $SIDES | wc -w)
 # xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
@@ -71,7 +72,10 @@ perf_follow() {
 worker_for() {
   local io old
   [ "$1" = "$WORKER_MODE" ] && return 0
-  case $1 in afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; *) io=uring ;; esac
+  case $1 in
+    afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; afsfile-inline) io=inline-writes ;;
+    *) io=uring ;;
+  esac
   old=$(cat "$AFSFILE_PIDFILE")
   kill -TERM "$old"
   wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the worker (pid $old) did not stop for the $1 side"
