@@ -13,6 +13,7 @@ import type { IoCallback } from '../engine/block-file';
 import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
+import { onLocalFs } from './local-fs';
 import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
@@ -143,7 +144,8 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
-    this.inlineWrites = choice === 'inline-writes' && ring !== null && !direct ? native() : null;
+    const inline = choice === 'inline-writes' || (choice === 'auto' && !readOnly && onLocalFs(fd));
+    this.inlineWrites = inline && ring !== null && !direct ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
@@ -329,9 +331,12 @@ export class Image {
   }
 
   /**
-   * Writes exactly buf.length bytes at offset, always through the pool: pwritev2(RWF_NOWAIT)
-   * on a buffered ext4 file answers EOPNOTSUPP (measured on Linux 6.18: ext4 has no
-   * non-blocking buffered writes), so an inline attempt would only cost a syscall.
+   * Writes exactly buf.length bytes at offset. On a local file system (buffered), the writes
+   * an engine pump starts are a pwrite on this thread: the ring would hand each to an io-wq
+   * thread and wake this one when it is done (Linux 6.1 ext4 has no non-blocking buffered
+   * writes, io_uring/rw.c; its io-wq runs one inode's writes one at a time anyway), and
+   * pwritev2(RWF_NOWAIT) answers EOPNOTSUPP there. Elsewhere (AFS, NFS, FUSE: a write may wait
+   * for a server) and outside a pump: the ring, or the pool.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));

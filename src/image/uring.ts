@@ -282,17 +282,17 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
 }
 
 /**
- * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B): `threadpool`
- * keeps io_uring off, `uring-reads` sends only writes to the thread pool, `inline-writes`
- * does a buffered image's writes of an engine pump with pwrite on the calling thread (the
- * ring takes what fails, and every write outside a pump); anything else (the default) uses
- * io_uring for everything when the kernel allows it.
+ * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B). The default
+ * (`auto`): io_uring when the kernel allows it, and a buffered image on a local file system
+ * (local-fs.ts) has the writes of an engine pump done with pwrite on the calling thread.
+ * `uring`: io_uring for every operation; `inline-writes`: pump writes on the thread whatever
+ * the file system; `uring-reads`: writes through the thread pool; `threadpool`: io_uring off.
  */
-export type IoChoice = 'uring' | 'threadpool' | 'uring-reads' | 'inline-writes';
+export type IoChoice = 'auto' | 'uring' | 'threadpool' | 'uring-reads' | 'inline-writes';
 
 export function ioChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): IoChoice {
   const v = env.AFSFILE_IO;
-  return v === 'threadpool' || v === 'uring-reads' || v === 'inline-writes' ? v : 'uring';
+  return v === 'uring' || v === 'threadpool' || v === 'uring-reads' || v === 'inline-writes' ? v : 'auto';
 }
 
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */

@@ -120,6 +120,24 @@ ringTest('AFSFILE_IO=inline-writes: a pump\'s writes complete before write() ret
   }
 });
 
+ringTest('by default a pump\'s writes are inline on a local file system only', async () => {
+  const { p } = file('auto.img');
+  const img = Image.open(p, { readOnly: false });
+  try {
+    let done: NodeJS.ErrnoException | null | undefined;
+    img.cork();
+    img.write(new Uint8Array(4096).fill(7), 0, (err) => (done = err));
+    img.uncork();
+    const local = [0xef53, 0x58465342, 0x9123683e, 0x01021994].includes(Number(fs.statfsSync(dir).type));
+    if (local) assert.is(done, null, 'written before write() returned');
+    while (done === undefined) await new Promise((r) => setTimeout(r, 2));
+    assert.is(done, null);
+    assert.equal(new Uint8Array(fs.readFileSync(p)).subarray(0, 4096), new Uint8Array(4096).fill(7));
+  } finally {
+    img.close();
+  }
+});
+
 ringTest('reads, writes and fdatasync go through the ring and land in the file', async () => {
   const { p, data } = file('rw.img');
   const img = Image.open(p, { readOnly: false });
@@ -138,9 +156,22 @@ ringTest('reads, writes and fdatasync go through the ring and land in the file',
   }
 });
 
+/** Image.open with AFSFILE_IO=choice (read when the image is opened). */
+function openWith(choice: string, p: string): Image {
+  const saved = process.env.AFSFILE_IO;
+  process.env.AFSFILE_IO = choice;
+  try {
+    return Image.open(p, { readOnly: false });
+  } finally {
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+}
+
 ringTest('cork: nothing reaches the kernel before uncork, then all of it at once', async () => {
   const { p, data } = file('cork.img');
-  const img = Image.open(p, { readOnly: false });
+  // Every write through the ring (the default writes a pump's writes on the thread on ext4).
+  const img = openWith('uring', p);
   try {
     const ones = new Uint8Array(4096).fill(1);
     const done: number[] = [];
