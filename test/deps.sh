@@ -28,7 +28,7 @@ krb5-user           kinit klist
 keyutils            keyctl
 openafs-client      pagsh
 openafs-krb5        aklog
-systemd             systemd-notify systemd-analyze
+systemd             systemd-notify systemd-analyze systemctl
 python3             /usr/bin/python3
 libfuse3-dev        /usr/include/fuse3/fuse.h
 fuse3               fusermount3
@@ -39,8 +39,8 @@ pkg-config          pkg-config
 # xen-utils-4.17, xenstore-utils: the real xenstored the worker and hotplug tests talk to;
 # util-linux: setpriv/unshare for the hotplug and namespace tests; strace: syscall assertions;
 # krb5-*, keyutils, openafs-client (pagsh), openafs-krb5 (aklog): the renew loop's real peers;
-# systemd: systemd-notify (the worker's readiness) and systemd-analyze (the unit's offline
-# checks); python3: the test's NOTIFY_SOCKET receiver (a unix datagram socket, which Node
+# systemd: systemd-notify (the worker's readiness), systemd-analyze (the unit's offline
+# checks) and systemctl (install.sh's enable/disable, offline with --root); python3: the test's NOTIFY_SOCKET receiver (a unix datagram socket, which Node
 # cannot open); libfuse3-dev, fuse3, pkg-config: test/faultfs, the fault-injecting FUSE file
 # system of the proofs (test/proofs/faults.test.ts).
 

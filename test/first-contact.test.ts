@@ -24,7 +24,7 @@ test('deps.sh --check: one line naming each missing program, its package and the
     // /usr/lib/xen-*/bin/xenstored.
     const bin = path.join(tmp, 'bin');
     fs.mkdirSync(bin);
-    const probes = ['gcc', 'strip', 'ld', 'setpriv', 'unshare', 'strace', 'xenstore-read', 'krb5kdc', 'kdb5_util', 'kadmin.local', 'klist', 'keyctl', 'pagsh', 'aklog', 'systemd-notify', 'systemd-analyze', 'fusermount3', 'pkg-config'];
+    const probes = ['gcc', 'strip', 'ld', 'setpriv', 'unshare', 'strace', 'xenstore-read', 'krb5kdc', 'kdb5_util', 'kadmin.local', 'klist', 'keyctl', 'pagsh', 'aklog', 'systemd-notify', 'systemd-analyze', 'systemctl', 'fusermount3', 'pkg-config'];
     for (const p of probes) fs.writeFileSync(path.join(bin, p), '#!/bin/sh\n', { mode: 0o755 });
     for (const h of ['usr/include/stdio.h', 'usr/include/linux/types.h', 'usr/include/xen/io/blkif.h', 'usr/bin/python3', 'usr/include/fuse3/fuse.h']) {
       fs.mkdirSync(path.join(tmp, 'root', path.dirname(h)), { recursive: true });

@@ -125,12 +125,60 @@ test('--uninstall disables the service: no dangling [Install] link stays', () =>
     const env = { ...process.env, DESTDIR: tmp };
     execFileSync('sh', [path.join(ROOT, 'install.sh')], { env, stdio: 'pipe' });
     const wants = path.join(tmp, 'etc/systemd/system/multi-user.target.wants/afsfile.service');
-    // As `systemctl enable` makes it.
-    fs.mkdirSync(path.dirname(wants), { recursive: true });
-    fs.symlinkSync('/etc/systemd/system/afsfile.service', wants);
+    // The real systemctl enables and disables offline in a root directory (--root): no
+    // systemd needs to run for that.
+    execFileSync('systemctl', [`--root=${tmp}`, 'enable', 'afsfile.service'], { stdio: 'pipe' });
+    assert.ok(fs.lstatSync(wants).isSymbolicLink(), 'systemctl enable made the wants link');
     execFileSync('sh', [path.join(ROOT, 'install.sh'), '--uninstall'], { env, stdio: 'pipe' });
     assert.not.ok(fs.lstatSync(wants, { throwIfNoEntry: false }), 'the wants link is gone');
-    assert.match(fs.readFileSync(path.join(ROOT, 'install.sh'), 'utf8'), /systemctl disable --now afsfile\.service/, 'on a live system it also stops the service');
+    const links = listTree(path.join(tmp, 'etc/systemd')).filter((l) => l.includes(' -> '));
+    assert.equal(links, [], 'no link of the unit anywhere');
+  });
+});
+
+// The live path (no DESTDIR, systemd running): systemd cannot run in this test machine (no
+// systemd as PID 1), so in a private mount namespace /run/systemd/system exists, the installed
+// paths are empty tmpfs or temp dirs, and `systemctl` on PATH is a stand-in that records its
+// calls and makes and removes the wants link as the real one does. What it checks is the order:
+// `disable --now` while the unit file still exists (systemd stops the service through it),
+// the files removed after, `daemon-reload` last.
+test('--uninstall on a live system: disable --now first, files removed, daemon-reload last', () => {
+  withTempDir((tmp) => {
+    const fake = path.join(tmp, 'bin');
+    fs.mkdirSync(fake);
+    const log = path.join(tmp, 'systemctl.log');
+    const wants = '/etc/systemd/system/multi-user.target.wants/afsfile.service';
+    fs.writeFileSync(path.join(fake, 'systemctl'), `#!/bin/sh
+unit=/etc/systemd/system/afsfile.service
+echo "$* unit=$([ -e $unit ] && echo present || echo absent)" >> ${log}
+case "$*" in
+  "enable --now afsfile.service") mkdir -p ${path.dirname(wants)} && ln -sf $unit ${wants} ;;
+  "disable --now afsfile.service") rm -f ${wants} ;;
+esac
+`, { mode: 0o755 });
+    const usr = path.join(tmp, 'usr');
+    const script = [
+      'set -e',
+      'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system',
+      'for d in /etc/xen /etc/systemd/system /usr/sbin; do mount -t tmpfs tmpfs $d; done',
+      `PREFIX=${usr} sh ${path.join(ROOT, 'install.sh')}`,
+      'systemctl enable --now afsfile.service',
+      `test -L ${wants}`,
+      `PREFIX=${usr} sh ${path.join(ROOT, 'install.sh')} --uninstall`,
+      `test ! -e ${wants} && test ! -e /etc/systemd/system/afsfile.service && test ! -e /usr/sbin/afsfile`,
+      'test ! -e /etc/xen/scripts/block-afsfile && test ! -e /etc/xen/afsfile.conf',
+      `test ! -e ${usr}/lib/xen/bin/afsfile`,
+    ].join('\n');
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+      env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? '/usr/bin:/bin'}` }, encoding: 'utf8',
+    });
+    assert.is(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(fs.readFileSync(log, 'utf8').trim().split('\n'), [
+      'daemon-reload unit=present', // install
+      'enable --now afsfile.service unit=present', // the administrator
+      'disable --now afsfile.service unit=present', // --uninstall stops it through its unit file
+      'daemon-reload unit=absent', // and forgets it once the file is gone
+    ]);
   });
 });
 

@@ -45,8 +45,9 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
       backend: '/local/domain/0/backend/vbd/7/51712', domid: 7, devid: 51712, image: '/srv/a.img', readOnly: false,
       state: 'Connected', inFlight: 2, requests: { read: 10, write: 4, flush: 1, barrier: 0, discard: 0, indirect: 3 },
       bytesRead: 40960, bytesWritten: 8192, ioErrors: 0,
-      lastFsync: new Date(Date.now() - 3000).toISOString(), latency: { boundsMs: [0.1, 1], counts: [5, 9, 1] },
-      ioPath: 'thread pool (io_uring_setup: EPERM)',
+      lastFsync: new Date(Date.now() - 3000).toISOString(),
+      latency: { boundsMs: [0.1, 1], counts: [5, 9, 1], sumMs: 7.5 },
+      ioPath: 'thread pool (io_uring_setup: EPERM)', stalls: { slot: 12, memory: 3 }, held: 2,
     });
     const st = fs.statSync(path.join(runDir, 'status/dev-7-51712.json'));
     assert.is(st.mode & 0o007, 0, 'not world-readable');
@@ -60,6 +61,10 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     assert.match(lines[3]!, /^9 +xvdb +r +failed +0 +0 +0 +0 +5 +- +\/srv\/b\.img$/);
     assert.match(r.stdout, /\n  9\/xvdb: gave up after 5 restarts\n/);
     assert.match(r.stdout, /\n  7\/xvda: image I\/O through the thread pool \(io_uring_setup: EPERM\)\n/);
+    assert.match(r.stdout,
+      /\n  7\/xvda: budget stalls: 12 request\(s\) waited for a free slot \(max-requests\), 3 for buffer memory/);
+    assert.match(r.stdout, /\n  7\/xvda: 2 request\(s\) held: a transient image error is being retried/);
+    assert.not.match(r.stdout, /9\/xvdb: budget stalls/, 'no line without stalls');
 
     r = status(runDir, '7');
     assert.is(r.status, 0, 'the failed device is not domain 7\'s');
@@ -73,7 +78,10 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     assert.equal(j.devices.map((d) => Object.keys(d).sort()), [shape, shape], 'one shape for every device');
     assert.equal(j.devices[0]!.requests, { read: 10, write: 4, flush: 1, discard: 0, indirect: 3 });
     assert.equal(j.devices[0]!.sectors, { read: 80, write: 16 });
-    assert.equal(j.devices[0]!.latency, { boundsMs: [0.1, 1], counts: [5, 9, 1] });
+    assert.equal(j.devices[0]!.latency, { boundsMs: [0.1, 1], counts: [5, 9, 1], sumMs: 7.5 });
+    assert.equal(j.devices[0]!.stalls, { slot: 12, memory: 3 });
+    assert.is(j.devices[0]!.held, 2);
+    assert.equal(j.devices[1]!.stalls, { slot: 0, memory: 0 });
     assert.is(j.devices[0]!.ioPath, 'thread pool (io_uring_setup: EPERM)');
     assert.is(j.devices[1]!.ioPath, null, 'no device process: not known');
   });

@@ -75,6 +75,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'max-queues', type: 'number', default: 4, min: 1, max: 256, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',
     help: 'multi-queue-max-queues advertised to frontends' },
 
+  { name: 'metrics-file', type: 'string', roles: ['worker', 'check'], config: true, placeholder: 'FILE',
+    help: 'also write the status as Prometheus metrics to FILE for node_exporter\'s textfile collector ' +
+      '(e.g. /var/lib/prometheus/node-exporter/afsfile.prom), replaced atomically when a figure changes' },
+
   // create / demo.
   { name: 'size', type: 'size', roles: ['create', 'demo'], config: false, placeholder: 'BYTES',
     help: 'image size, a multiple of 512: K, M, G, T are powers of 1024 ' +

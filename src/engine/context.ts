@@ -58,6 +58,8 @@ export class RequestContext {
   /** performance.now() of the first transient error of the current step; 0 when none. */
   firstErrorAt = 0;
   retryDelayMs = 0;
+  /** Counted in stats.stalls.memory (a request counts once). */
+  memStalled = false;
   readonly onIo: IoCallback;
   readonly retry: () => void;
 
@@ -89,5 +91,6 @@ export class RequestContext {
     this.batchCount = 0;
     this.firstErrorAt = 0;
     this.retryDelayMs = 0;
+    this.memStalled = false;
   }
 }

@@ -220,7 +220,10 @@ export class Engine {
     this.st.inFlight = this.order.length;
     this.st.inFlightBytes = this.pages.bytesInUse;
     this.st.dirty = this.dirty;
-    return { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice() };
+    let held = this.held.length;
+    for (const ctx of this.order) if (ctx.state === IO && ctx.firstErrorAt !== 0) held++; // transient retry
+    this.st.held = held;
+    return { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice(), stalls: { ...this.st.stalls } };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -278,9 +281,24 @@ export class Engine {
         if (!q.dead) this.takeFrom(q, taken);
       }
       this.rr = nq > 0 ? (this.rr + 1) % nq : 0;
+      if (this.freeList.length === 0) this.countSlotStalls();
     }
     if (taken.length > 0) this.copyIndirect(taken);
     this.allocate();
+  }
+
+  /** Every request slot is in use: the requests left in the rings wait for one (each counted
+   * once, by its ring index, however many pumps it waits). */
+  private countSlotStalls(): void {
+    for (const q of this.queues) {
+      if (q.dead) continue;
+      const waiting = q.ring.unconsumed();
+      if (waiting === 0) continue;
+      const cons = q.ring.reqCons;
+      const ahead = q.stalledUpTo === null ? 0 : (q.stalledUpTo - cons) >>> 0;
+      this.st.stalls.slot += waiting - (ahead <= q.ring.size ? Math.min(ahead, waiting) : 0);
+      q.stalledUpTo = (cons + waiting) >>> 0;
+    }
   }
 
   /** Copies the indirect descriptor pages of everything just taken in one batch, and plans them. */
@@ -398,7 +416,10 @@ export class Engine {
         continue;
       }
       const off = this.pages.alloc(ctx.dataPages);
-      if (off < 0) break;
+      if (off < 0) {
+        this.countMemoryStalls(i);
+        break;
+      }
       ctx.dataOffset = off;
       ctx.buf = this.pool.subarray(off, off + plan.bytes);
       if (this.pages.bytesInUse > this.st.peakInFlightBytes) this.st.peakInFlightBytes = this.pages.bytesInUse;
@@ -415,6 +436,16 @@ export class Engine {
     }
     this.memWait.splice(0, i);
     this.runBatch(this.writeDataCopied);
+  }
+
+  /** The buffer memory is spent: the requests from memWait[from] on wait for it. */
+  private countMemoryStalls(from: number): void {
+    for (let j = from; j < this.memWait.length; j++) {
+      const ctx = this.memWait[j];
+      if (ctx.state !== WAIT_MEM || ctx.memStalled) continue;
+      ctx.memStalled = true;
+      this.st.stalls.memory++;
+    }
   }
 
   private readonly writeDataCopied = (ctx: RequestContext, status: number): void => {

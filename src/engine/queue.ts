@@ -16,6 +16,8 @@ export class EngineQueue {
   count = 0;
   /** No more ring access: broken, removed, or the device detached after a deadline. */
   dead = false;
+  /** Ring index up to which requests waiting for a slot were counted (stats.stalls.slot). */
+  stalledUpTo: number | null = null;
 
   constructor(readonly id: number, readonly ring: BackRing, readonly domid: number, readonly hooks: QueueHooks, capacity: number) {
     this.fifo = new Array<RequestContext | null>(capacity).fill(null);

@@ -30,6 +30,16 @@ export interface EngineStats {
   replayedBytes: number;
   /** Counts per LATENCY_BUCKETS_MS bucket, plus one for slower. */
   latency: number[];
+  /** Sum of all latencies recorded (ms): with the buckets, a Prometheus histogram. */
+  latencySumMs: number;
+  /** Budget stalls, as xen-blkback's oo_req (drivers/block/xen-blkback/blkback.c counts a
+   * request it found with no free pending_req): requests the guest had queued that stayed in
+   * the ring because every request slot (max-requests) was in use (`slot`), and requests taken
+   * that waited for buffer memory (max-inflight) (`memory`). Each request counts once. */
+  stalls: { slot: number; memory: number };
+  /** Requests held now: waiting for a transient image error to clear or for Durability (a
+   * recovery, or room for kept data), within hold-timeout. Set by Engine.stats(). */
+  held: number;
 }
 
 export function emptyStats(): EngineStats {
@@ -52,6 +62,9 @@ export function emptyStats(): EngineStats {
     recoveries: 0,
     replayedBytes: 0,
     latency: new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0),
+    latencySumMs: 0,
+    stalls: { slot: 0, memory: 0 },
+    held: 0,
   };
 }
 
@@ -59,4 +72,5 @@ export function recordLatency(stats: EngineStats, ms: number): void {
   let i = 0;
   while (i < LATENCY_BUCKETS_MS.length && ms > LATENCY_BUCKETS_MS[i]) i++;
   stats.latency[i]++;
+  stats.latencySumMs += ms;
 }

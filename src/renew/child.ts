@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import createDebug from 'debug';
+import { prio } from '../util/journal';
 
 const debug = createDebug('afsfile:renew');
 
@@ -57,7 +58,7 @@ export function startChild(opts: ChildOptions): RunningChild {
       unhook();
       if (spawnError && child.pid === undefined) {
         const why = spawnError.code === 'ENOENT' ? 'not found' : spawnError.code === 'EACCES' ? 'permission denied' : spawnError.message;
-        process.stderr.write(`afsfile renew: cannot run ${file}: ${why}\n`);
+        process.stderr.write(`${prio('err')}afsfile renew: cannot run ${file}: ${why}\n`);
         resolve(spawnError.code === 'ENOENT' ? 127 : 126);
         return;
       }

@@ -7,6 +7,7 @@ import { type ClientHost, chooseClient, realClientHost, runAklog } from './aklog
 import { AttemptError, getTicket } from './kerberos';
 import { type RenewTiming, kickedAttemptAt, renewDelay, retryDelay } from './schedule';
 import { type RenewError, type RenewStatus, writeRenewStatus } from './status';
+import { type Priority, prio } from '../util/journal';
 
 const debug = createDebug('afsfile:renew');
 
@@ -28,7 +29,7 @@ export interface RenewerConfig {
   /** Which kernel client is loaded (tests pass their own). */
   readonly clientHost?: () => ClientHost;
   /** Where administrators read what went wrong (stderr; the journal under systemd). */
-  readonly say?: (line: string) => void;
+  readonly say?: (line: string, level?: Priority) => void;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -51,11 +52,12 @@ export class Renewer {
   private renewals = 0;
   /** Settings changed during an attempt: run again when it ends. */
   private rerun = false;
-  private readonly say: (line: string) => void;
+  private readonly say: (line: string, level?: Priority) => void;
 
   constructor(private cfg: RenewerConfig) {
     this.principal = cfg.principal;
-    this.say = cfg.say ?? ((l) => process.stderr.write(`afsfile renew: ${l}\n`));
+    // Under systemd the journal reads the priority prefix (src/util/journal.ts).
+    this.say = cfg.say ?? ((l, level = 'info') => process.stderr.write(`${prio(level)}afsfile renew: ${l}\n`));
   }
 
   /** First attempt at once. */
@@ -153,7 +155,7 @@ export class Renewer {
       const secs = Math.max(1, Math.round(delay / 1000));
       this.say(permanent
         ? `ERROR: ${err.message} (needs an administrator; retrying in ${secs} s)`
-        : `${err.message} (attempt ${this.failures}; retrying in ${secs} s)`);
+        : `${err.message} (attempt ${this.failures}; retrying in ${secs} s)`, permanent ? 'err' : 'warning');
       this.scheduleAt(Date.now() + delay);
     }
   }

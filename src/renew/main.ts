@@ -26,6 +26,7 @@ import { processStart } from '../util/proc-identity';
 import { writeRenewStatus } from './status';
 import { readFileSync } from 'node:fs';
 import { runTool } from './tools';
+import { type Priority, prio } from '../util/journal';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
@@ -90,7 +91,7 @@ async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
 
 /** SIGHUP with a keytab: the settings from the config file as it is now, then a refresh. */
 function reload(args: ParsedArgs, renewer: Renewer): void {
-  const say = (l: string): boolean => process.stderr.write(`afsfile renew: SIGHUP: ${l}\n`);
+  const say = (l: string, level: Priority = 'info'): boolean => process.stderr.write(`${prio(level)}afsfile renew: SIGHUP: ${l}\n`);
   try {
     const now = args.reread();
     const keytab = now.optionalString('keytab');
@@ -102,7 +103,7 @@ function reload(args: ParsedArgs, renewer: Renewer): void {
     });
     say(`reloaded the settings (keytab ${keytab}, cells ${now.list('cell').join(' ') || '(aklog\'s default)'}, lifetime ${formatDuration(now.number('lifetime'))}); refreshing now`);
   } catch (e) {
-    say(`the settings were not reloaded, the old ones stay: ${(e as Error).message}`);
+    say(`the settings were not reloaded, the old ones stay: ${(e as Error).message}`, 'warning');
   }
 }
 

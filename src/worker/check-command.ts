@@ -156,12 +156,35 @@ function checkFailedDevices(runDir: string): Finding {
   };
 }
 
+/** --metrics-file: its directory must exist and take the worker's atomic rename. */
+function checkMetricsFile(file: string | undefined): Finding[] {
+  if (!file) return [];
+  const dir = path.dirname(file);
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    return [{
+      check: 'metrics', ok: false,
+      detail: `metrics-file ${file}: its directory ${dir} is not usable (${(e as Error).message})`,
+      fix: 'create it (apt-get install prometheus-node-exporter makes /var/lib/prometheus/node-exporter), ' +
+        'or choose another metrics-file',
+    }];
+  }
+  let when = 'not written yet (the worker writes it within seconds of starting)';
+  try {
+    when = `last changed ${fs.statSync(file).mtime.toISOString()}`;
+  } catch { /* not yet */ }
+  return [{ check: 'metrics', ok: true, detail: `${file}: ${when}` }];
+}
+
 export interface CheckInputs {
   readonly runDir: string;
   readonly env: NodeJS.ProcessEnv;
   readonly keytab: string | undefined;
   readonly configFile?: string;
   readonly configExplicit?: boolean;
+  readonly metricsFile?: string;
 }
 
 export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: string | undefined, o: Partial<CheckInputs> = {}): Promise<Finding[]> {
@@ -169,12 +192,13 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const config = o.configFile ? checkConfig(o.configFile, o.configExplicit ?? false) : undefined;
   const key = keytab ?? (config?.values.get('keytab') as string | undefined);
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
+  const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
   return [
     ...(config?.findings ?? []),
     await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
     checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
-    await checkUring(),
+    await checkUring(), ...checkMetricsFile(metrics),
   ];
 }
 
@@ -194,6 +218,7 @@ async function platformSelfTest(): Promise<Finding> {
 export async function checkMain(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<number> {
   const findings = await runChecks(args.string('run-dir'), env, args.optionalString('keytab'), {
     configFile: args.string('config'), configExplicit: args.explicit.has('config') || !!env.AFSFILE_CONFIG,
+    metricsFile: args.optionalString('metrics-file'),
   });
   if (args.bool('selftest')) findings.push(await platformSelfTest());
   const ok = findings.every((f) => f.ok);

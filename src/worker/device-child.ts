@@ -12,6 +12,7 @@ import { Device, reportError } from './device';
 import type { DeviceRetune } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { handedImage, openImageFor } from './handed-image';
+import type { Priority } from '../util/journal';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
@@ -89,7 +90,7 @@ export class DeviceChild {
       // Restarting cannot help (no /dev/xen, no addon): report it on the device and tell the
       // supervisor, which then answers the removal itself.
       const msg = `cannot use the ${this.o.platform.name} platform: ${(e as Error).message}`;
-      this.note(msg);
+      this.note(msg, 'err');
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
       return EXIT_PERMANENT;
@@ -175,7 +176,7 @@ export class DeviceChild {
     this.renewals = now;
     this.device?.reopenImage((err) => this.note(err
       ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
-      : `tokens renewed (renewal ${now}): image reopened`));
+      : `tokens renewed (renewal ${now}): image reopened`, err ? 'warning' : 'info'));
   }
 
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
@@ -189,8 +190,9 @@ export class DeviceChild {
     this.note(r.ok ? `${code} on the image: asked renew (pid ${r.pid}) to refresh the tokens` : `${code} on the image, and renew (AFSFILE_RENEW_PID=${r.pid}) was not signalled: ${r.why}`);
   }
 
-  private note(message: string): void {
-    stderrLine(`${this.tag}: ${message}`);
+  /** A line for the administrator that is also kept in the status file's recent errors. */
+  private note(message: string, level: Priority = 'warning'): void {
+    stderrLine(`${this.tag}: ${message}`, level);
     this.errors.push(`${new Date().toISOString()} ${message}`);
     if (this.errors.length > 10) this.errors.shift();
     this.status.changed();
@@ -228,7 +230,11 @@ export class DeviceChild {
       lastFsync: e && e.lastFsync ? new Date(e.lastFsync).toISOString() : undefined,
       fsyncErrors: e?.fsyncErrors ?? 0,
       // status-schema.ts: bucket i counts latencies <= boundsMs[i]; the last, the slower ones.
-      latency: e ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency } : undefined,
+      latency: e
+        ? { boundsMs: LATENCY_BUCKETS_MS, counts: e.latency, sumMs: Math.round(e.latencySumMs * 1000) / 1000 }
+        : undefined,
+      stalls: e?.stalls,
+      held: e?.held ?? 0,
       dirty: e?.dirty ?? false,
       ioPath: s?.ioPath,
       errors: this.errors,

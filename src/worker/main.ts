@@ -9,6 +9,7 @@ import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild } from './device-child';
 import { stderrLine } from './log';
+import { MetricsWriter } from './metrics';
 import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
@@ -92,9 +93,13 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   });
   if (stopRequested) onStop!();
   await sup.start();
+  const metricsFile = args.optionalString('metrics-file');
+  const metrics = metricsFile ? new MetricsWriter(runDir, metricsFile, (l) => stderrLine(l, 'warning')) : undefined;
+  metrics?.start();
   stderrLine(`serving backend/vbd and backend/vbd3 of domain ${selfDomid} (xenstore ${xs.endpoint.path}, platform ${platform.name})`);
   notifyReady(env, `serving domain ${selfDomid}'s block-afsfile devices`, stderrLine);
   await stopped;
+  metrics?.stop();
   xs.close();
   stderrLine('stopped; devices stay connected for the next worker');
   return 0;
@@ -122,8 +127,9 @@ function imageRoots(args: ParsedArgs): string[] {
   return roots;
 }
 
-/** Given to every device process by the supervisor itself, as they are now (SIGHUP). */
-const LIVE = new Set(['hold-timeout', 'fsync-interval']);
+/** Given to every device process by the supervisor itself, as they are now (SIGHUP); and the
+ * supervisor's own (metrics-file). */
+const LIVE = new Set(['hold-timeout', 'fsync-interval', 'metrics-file']);
 
 /** The supervisor's settings, every one with a value, passed on to each device process (but
  * the LIVE ones): the device process reads no config file. */

@@ -18,6 +18,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
   const devid = num(file.devid ?? sup.devid);
   const req = obj(file.requests);
   const lat = obj(file.latency);
+  const stalls = obj(file.stalls);
   const phase = str(sup.phase);
   const running = pidAlive(file.pid, file.pidStart);
   const state = str(file.state) ?? phase ?? '?';
@@ -43,8 +44,10 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
     restarts: num(sup.restarts ?? file.restarts),
     lastFsync: str(file.lastFsync),
     latency: Array.isArray(lat.boundsMs) && Array.isArray(lat.counts)
-      ? { boundsMs: lat.boundsMs.map(num), counts: lat.counts.map(num) }
+      ? { boundsMs: lat.boundsMs.map(num), counts: lat.counts.map(num), sumMs: num(lat.sumMs) }
       : null,
+    stalls: { slot: num(stalls.slot), memory: num(stalls.memory) },
+    held: num(file.held),
     message: str(sup.message),
     recentErrors: (Array.isArray(file.errors) ? file.errors : [])
       .filter((e): e is string => typeof e === 'string').slice(-3),
@@ -94,6 +97,18 @@ function table(rows: string[][]): string {
   return `${rows.map(line).join('\n')}\n`;
 }
 
+/** Budget stalls are worth a line when there were any (blkback's oo_req in sysfs). */
+function stallLine(d: DeviceView): string | null {
+  const { slot, memory } = d.stalls;
+  if (!slot && !memory) return null;
+  return `budget stalls: ${slot} request(s) waited for a free slot (max-requests), ` +
+    `${memory} for buffer memory (max-inflight)`;
+}
+
+function heldLine(d: DeviceView): string | null {
+  return d.held ? `${d.held} request(s) held: a transient image error is being retried (hold-timeout)` : null;
+}
+
 function describe(m: StatusReport, now = Date.now()): string {
   const lines: string[] = [];
   const w = m.worker;
@@ -120,7 +135,9 @@ function describe(m: StatusReport, now = Date.now()): string {
     for (const d of m.devices) {
       // The fallback is worth a line (io_uring, the normal case, is not).
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
-      for (const l of [d.message, io, ...d.recentErrors]) if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
+      for (const l of [d.message, io, stallLine(d), heldLine(d), ...d.recentErrors]) {
+        if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
+      }
     }
   }
   const r = m.renew;

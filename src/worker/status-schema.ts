@@ -37,7 +37,16 @@ export interface DeviceView {
   readonly lastFsync: string | null;
   /** Request latency: counts per bucket; bucket i holds latencies <= boundsMs[i], the last one
    * everything slower. */
-  readonly latency: { readonly boundsMs: readonly number[]; readonly counts: readonly number[] } | null;
+  readonly latency: {
+    readonly boundsMs: readonly number[]; readonly counts: readonly number[];
+    /** Sum of the latencies counted (ms); 0 from a device process that did not say. */
+    readonly sumMs: number;
+  } | null;
+  /** Budget stalls (xen-blkback's oo_req): requests that waited in the ring for a free request
+   * slot (max-requests), and requests that waited for buffer memory (max-inflight). */
+  readonly stalls: { readonly slot: number; readonly memory: number };
+  /** Requests held now (a transient image error being retried, within hold-timeout). */
+  readonly held: number;
   readonly message: string | null;
   /** The last error lines of the device. */
   readonly recentErrors: readonly string[];

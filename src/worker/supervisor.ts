@@ -146,7 +146,7 @@ export class Supervisor {
       r = new Rerun(() => this.examineOnce(b, seenAt), {
         stop: () => this.stopping,
         onError: (e) => {
-          if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`);
+          if (!isXenStoreError(e, 'ECONNRESET')) stderrLine(`${b.path}: ${(e as Error).stack ?? String(e)}`, 'err');
         },
         onIdle: () => this.busy.delete(b.path),
       });
@@ -204,7 +204,8 @@ export class Supervisor {
         // so the table is rebuilt from the devices that really use their images.
         const status = await xs.tryRead(`${b.path}/afsfile-status`);
         const inError = status === 'error' || status === 'busy';
-        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`);
+        stderrLine(`${b.path}: adopting a device in state ${stateName(state)}${inError ? ' (in error: not restarted)' : ''}`,
+          inError ? 'warning' : 'info');
         if (inError) {
           this.devices.set(b.path, {
             b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
@@ -273,7 +274,9 @@ export class Supervisor {
   private async refuse(d: Entry, phase: 'refused' | 'failed', message: string): Promise<void> {
     d.phase = phase;
     d.message = message;
-    stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`);
+    // A refusal (the image is in use) is the administrator's choice to fix; a failure is an error.
+    stderrLine(`${d.b.path}: ${phase === 'refused' ? 'refused' : 'cannot serve it'}: ${message}`,
+      phase === 'refused' ? 'warning' : 'err');
     // Status file first: whoever sees the error in XenStore then finds it there too.
     this.writeStatusFile();
     await reportError(this.o.xs, d.b.path, message, phase === 'refused' ? 'busy' : 'error');
@@ -295,7 +298,7 @@ export class Supervisor {
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
-    child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`));
+    child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`, 'err'));
     child.once('exit', (code, signal) => this.onChildExit(d, child, code, signal));
     this.writeStatusFile();
   }
@@ -335,7 +338,7 @@ export class Supervisor {
     if (delay === undefined) {
       d.phase = 'failed';
       d.message = `the device process crashed ${d.policy.maxCrashes + 1} times within ${d.policy.windowMs / 1000} s (last: ${how}); see the worker's log`;
-      stderrLine(`${d.b.path}: giving up: ${d.message}`);
+      stderrLine(`${d.b.path}: giving up: ${d.message}`, 'err');
       this.letGo(d);
       void reportError(this.o.xs, d.b.path, d.message).catch(() => undefined);
       this.writeStatusFile();
@@ -343,7 +346,8 @@ export class Supervisor {
     }
     d.restarts++;
     d.phase = 'restarting';
-    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`);
+    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`,
+      'warning');
     d.restartTimer = setTimeout(() => {
       d.restartTimer = undefined;
       if (this.devices.get(d.b.path) === d && !this.stopping) this.spawnChild(d);
@@ -411,14 +415,14 @@ export class Supervisor {
         })),
       });
     } catch (e) {
-      stderrLine(`cannot write the status file: ${(e as Error).message}`);
+      stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
 }
 
 /** Closing can wait on the file server (AFS writes back on the last close): not on the loop. */
 function closeInBackground(file: Image): void {
-  fs.close(file.fd, (e) => { if (e) stderrLine(`${file.path}: close: ${e.message}`); });
+  fs.close(file.fd, (e) => { if (e) stderrLine(`${file.path}: close: ${e.message}`, 'warning'); });
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {

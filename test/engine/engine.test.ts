@@ -139,6 +139,31 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(rig.grants.poolBytes, once, 'one pool and one arena, allocated once');
   assert.is(st.requests.write, 40);
   assert.is(st.requests.read, 400);
+  // Budget stalls (blkback's oo_req): the 408 requests beyond the first 32 waited in the ring for
+  // a slot, each counted once however many pumps it waited; of the 40 1 MiB writes, the 24 beyond
+  // the 16 that fit waited for buffer memory (and small reads taken behind them, FIFO, too).
+  assert.is(st.stalls.slot, 408);
+  assert.ok(st.stalls.memory >= 24 && st.stalls.memory < 440 - 16, `memory stalls ${st.stalls.memory}`);
+  assert.is(st.held, 0);
+});
+
+test('no stalls while the budget suffices; a request in a transient retry counts as held', async () => {
+  const file = new MemFile(1 << 20);
+  const codes: string[] = [];
+  const rig = new Rig(file, { engine: { holdTimeoutMs: 10_000, onTransientError: (c) => codes.push(c) } });
+  const g = rig.grants.grant(pattern(4));
+  for (let i = 0; i < 8; i++) rig.submit(rwReq(READ, BigInt(i), 0n, [g]));
+  await rig.collect(8);
+  assert.equal(rig.engine.stats().stalls, { slot: 0, memory: 0 });
+  file.failNext('write', 'ETIMEDOUT', 1);
+  rig.submit(rwReq(WRITE, 9n, 0n, [g]));
+  for (let k = 0; k < 200 && codes.length === 0; k++) await tick(5);
+  assert.equal(codes, ['ETIMEDOUT']);
+  assert.is(rig.engine.stats().held, 1, 'held while it waits for its retry');
+  await rig.collect(9, 5000);
+  assert.is(rig.responses[8].status, 0);
+  assert.is(rig.engine.stats().held, 0);
+  assert.ok(rig.engine.stats().latencySumMs > 0);
 });
 
 test('barrier: earlier writes complete first, later ones wait for it', async () => {
