@@ -2,6 +2,7 @@
 // First import: sizes libuv's thread pool before anything can start it.
 import './engine/threadpool-size';
 import { dispatch } from './cli/dispatch';
+import { startCpuProfileFromEnv } from './util/cpu-profile';
 import { installJournalPriorities, prio } from './util/journal';
 
 // SIGUSR1 would open Node's inspector: never in any role (the executable is also started with
@@ -15,6 +16,7 @@ function exitWith(code: number): void {
 }
 
 installJournalPriorities(process.env);
+startCpuProfileFromEnv(process.env, process.argv[2] ?? '');
 dispatch(process.argv0, process.argv.slice(2), process.env).then(
   (code) => {
     exitWith(code);

@@ -24,6 +24,8 @@ export interface OptionSpec {
   readonly max?: number;
   /** A count: whole numbers only. */
   readonly integer?: boolean;
+  /** Paths (list options): each must be absolute. */
+  readonly absolute?: boolean;
   /** Internal (set by afsfile for itself): not in --help, the man page or completion. */
   readonly hidden?: boolean;
 }
@@ -53,11 +55,21 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'event channels and grant tables: linux (/dev/xen), sim (simulated guests), auto (linux when /dev/xen exists)' },
   { name: 'device', type: 'string', roles: ['worker'], config: false, placeholder: 'BACKEND-PATH', hidden: true,
     help: 'serve one device (the per-device child the supervisor starts)' },
+  { name: 'opener', type: 'string', roles: ['worker'], config: false, placeholder: 'LABEL', hidden: true,
+    help: '(internal) the process of one per-domain identity, in its own PAG' },
+  { name: 'opener-pag', type: 'string', choices: ['keyctl', 'pagsh'], roles: ['worker'], config: false, hidden: true,
+    help: '(internal) how the opener\'s PAG was made' },
+  { name: 'identity-default', type: 'string', default: 'host', choices: ['host', 'required'], roles: ['worker'],
+    config: true, placeholder: 'host|required',
+    help: 'domains that no identity.LABEL line binds: served with the host identity (renew\'s), or refused ' +
+      '(required)' },
+  { name: 'spare', type: 'boolean', default: false, roles: ['worker'], config: false, hidden: true,
+    help: '(internal) a device process started ahead of need, waiting to be told its device' },
   { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',
     help: 'fsync a dirty image at least this often' },
   { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',
     help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
-  { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR',
+  { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR', absolute: true,
     help: 'directories every image must lie beneath (repeat, or comma-separated): images are opened by openat2 ' +
       'beneath one, so no symlink or ".." in an image path leads outside it (default: anywhere)' },
   { name: 'direct', type: 'boolean', default: false, roles: DATA_PATH, config: true,

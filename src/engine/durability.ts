@@ -17,6 +17,7 @@ import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
 import { nextRetryDelay } from './backoff';
 import type { BlockFile, IoCallback } from './block-file';
+import { type ArenaMemory, KeepArena } from './keep-arena';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -45,6 +46,8 @@ export interface DurabilityOptions {
   fsyncIntervalMs?: number;
   /** Bytes of write data kept until an fsync covers them; 0 keeps nothing (no replay). */
   keepBytes?: number;
+  /** Memory for the kept copies (keep-arena.ts); without it each copy is its own buffer. */
+  arena?: ArenaMemory;
 }
 
 /** One write (or discard, data null) completed since the last good fsync. */
@@ -53,6 +56,8 @@ interface Kept {
   readonly length: number;
   readonly data: Uint8Array | null;
   readonly gen: number;
+  /** Where data lives in the arena; -1 when not there (a discard, or kept on the heap). */
+  readonly slot: number;
 }
 
 interface Waiter {
@@ -69,6 +74,7 @@ export class Durability {
   private readonly kept = new Map<string, Kept>();
   private keptBytes = 0;
   private readonly keepLimit: number;
+  private readonly arena: KeepArena | null;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
   private damaged = false;
   /** Bumped by every failed fsync: an fsync that started before a failure proves nothing. */
@@ -92,6 +98,7 @@ export class Durability {
     opts: DurabilityOptions = {},
   ) {
     this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
+    this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena) : null;
     this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
@@ -143,14 +150,17 @@ export class Durability {
   wrote(offset: number, data: Uint8Array): void {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
-    if (this.keepLimit > 0) this.keep(`${offset}:${data.length}`, offset, data.length, data.slice());
+    if (this.keepLimit === 0) return;
+    const copy = this.arena?.copy(data);
+    if (copy) this.keep(`${offset}:${data.length}`, offset, data.length, copy[1], copy[0]);
+    else this.keep(`${offset}:${data.length}`, offset, data.length, data.slice(), -1);
   }
 
   /** A hole was punched: replayed in order, as the writes are. */
   discarded(offset: number, length: number): void {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
-    if (this.keepLimit > 0) this.keep(`d${offset}:${length}`, offset, length, null);
+    if (this.keepLimit > 0) this.keep(`d${offset}:${length}`, offset, length, null, -1);
   }
 
   /**
@@ -203,14 +213,15 @@ export class Durability {
 
   // ------------------------------------------------------------------------------------------
 
-  private keep(key: string, offset: number, length: number, data: Uint8Array | null): void {
+  private keep(key: string, offset: number, length: number, data: Uint8Array | null, slot: number): void {
     const old = this.kept.get(key);
     if (old) {
       // Re-inserted at the end: replay order stays completion order.
       this.kept.delete(key);
       this.keptBytes -= old.data?.length ?? 0;
+      if (old.slot >= 0) this.arena!.drop();
     }
-    this.kept.set(key, { offset, length, data, gen: this.dirtyGen });
+    this.kept.set(key, { offset, length, data, gen: this.dirtyGen, slot });
     this.keptBytes += data?.length ?? 0;
     this.st.keptBytes = this.keptBytes;
   }
@@ -224,8 +235,18 @@ export class Durability {
       if (k.gen > genAtStart) break;
       this.kept.delete(key);
       this.keptBytes -= k.data?.length ?? 0;
+      if (k.slot >= 0) this.arena!.drop();
     }
     this.st.keptBytes = this.keptBytes;
+    const arena = this.arena;
+    if (arena !== null) {
+      // The oldest copy still kept is where the arena's free space ends.
+      for (const k of this.kept.values()) {
+        if (k.slot < 0) continue;
+        arena.advance(k.slot);
+        break;
+      }
+    }
   }
 
   /** Wait, reopen, write the kept data again, fsync; with back-off until hold-timeout. */
@@ -323,9 +344,12 @@ export class Durability {
 
   private periodic(): void {
     if (!this.dirty && !this.periodicRunning && !this.recovering) {
-      // Clean: stop until the next write (wrote() and discarded() start the timer again).
+      // Clean: stop until the next write (wrote() and discarded() start the timer again), and
+      // give the kept data's pages back (not after every fsync: a busy device would fault them
+      // in again right away).
       clearInterval(this.timer);
       this.timer = undefined;
+      this.arena?.releaseMemory();
       return;
     }
     if (!this.dirty || this.periodicRunning || this.recovering) return;

@@ -137,7 +137,11 @@ export class Engine {
       warn: (m) => this.warn(m),
       quiet: (cb) => (this.fileOps === 0 ? cb() : this.quietWaiters.push(cb)),
       resume: (err) => this.resumeHeld(err),
-    }, { fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS, keepBytes: opts.keepBytes });
+    }, {
+      fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS,
+      keepBytes: opts.keepBytes,
+      arena: { alloc: (bytes) => grants.allocPool(bytes), release: (mem, at, len) => grants.releasePool(mem, at, len) },
+    });
   }
 
   /** New timings from a reloaded config (SIGHUP), for the requests from now on. */

@@ -13,7 +13,8 @@ import type { IoCallback } from '../engine/block-file';
 import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
-import { Uring } from './uring';
+import { onLocalFs } from './local-fs';
+import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
 
@@ -109,6 +110,12 @@ export class Image {
   private readonly addon: NativeAddon | null;
   private readonly rwfNowait: number;
   private readonly ring: Uring | null;
+  /** Writes through the thread pool even with a ring (AFSFILE_IO=uring-reads). */
+  private readonly poolWrites: boolean;
+  /** Writes of a pump with pwrite on this thread (AFSFILE_IO=inline-writes, buffered only). */
+  private readonly inlineWrites: NativeAddon | null;
+  /** Inside cork/uncork (an engine pump). */
+  private corked = false;
   readonly ioPath: IoPath;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
@@ -147,8 +154,15 @@ export class Image {
   ) {
     this.curFd = fd;
     this.reopenNeeded = opts.reopen ?? REOPEN_FS_TYPES.has(fsType(fd));
-    const { ring, path: ioPath } = openRing(opts.uring !== false);
+    const choice = ioChoiceFromEnv();
+    const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
     this.ring = ring;
+    ring?.onIdle(() => {
+      if (this.stale.length > 0) this.closeStale();
+    });
+    this.poolWrites = choice === 'uring-reads';
+    const inline = choice === 'inline-writes' || (choice === 'auto' && !readOnly && onLocalFs(fd));
+    this.inlineWrites = inline && ring !== null && !direct ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
@@ -265,7 +279,7 @@ export class Image {
   }
 
   private closeStale(): void {
-    if (this.busy > 0) return;
+    if (this.busy > 0 || (this.ring !== null && this.ring.pending > 0)) return;
     for (const fd of this.stale.splice(0)) fs.close(fd, () => undefined);
   }
 
@@ -309,7 +323,7 @@ export class Image {
         if (n > 0) {
           // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
           this.nowait.partial++;
-          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, this.track(cb));
+          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, cb);
           return this.io(false, buf, n, len - n, offset + n, cb);
         }
         this.nowait.misses++;
@@ -323,9 +337,9 @@ export class Image {
         // and reports what it meets, exactly as without this step (retries of transient errors included).
       }
     }
-    // Ring calls are tracked too: an SQE names the fd, which reopen must not close before the
-    // kernel has taken it.
-    if (ring !== null) return ring.read(this.curFd, buf, offset, this.track(cb));
+    // Ring calls count as busy too (Uring.pending, no wrapper per call): an SQE names the fd,
+    // which reopen must not close before the kernel has taken it.
+    if (ring !== null) return ring.read(this.curFd, buf, offset, cb);
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
@@ -335,13 +349,30 @@ export class Image {
   }
 
   /**
-   * Writes exactly buf.length bytes at offset, always through the pool: pwritev2(RWF_NOWAIT)
-   * on a buffered ext4 file answers EOPNOTSUPP (measured on Linux 6.18: ext4 has no
-   * non-blocking buffered writes), so an inline attempt would only cost a syscall.
+   * Writes exactly buf.length bytes at offset. On a local file system (buffered), the writes
+   * an engine pump starts are a pwrite on this thread: the ring would hand each to an io-wq
+   * thread and wake this one when it is done (Linux 6.1 ext4 has no non-blocking buffered
+   * writes, io_uring/rw.c; its io-wq runs one inode's writes one at a time anyway), and
+   * pwritev2(RWF_NOWAIT) answers EOPNOTSUPP there. Elsewhere (AFS, NFS, FUSE: a write may wait
+   * for a server) and outside a pump: the ring, or the pool.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
-    if (this.ring !== null) return this.ring.write(this.curFd, buf, offset, this.track(cb));
+    const w = this.inlineWrites;
+    if (w !== null && this.corked) {
+      // Only inside a pump: a replay of kept writes (durability.ts) chains each write from the
+      // previous one's callback, which must not nest once per write.
+      let at = 0;
+      while (at < buf.length) {
+        const n = w.pwritev2(this.curFd, at === 0 ? buf : buf.subarray(at), offset + at, 0);
+        if (n <= 0) break;
+        at += n;
+      }
+      if (at === buf.length) return cb(null);
+      // An error (or no progress): the ring writes the rest and reports what it meets.
+      return this.ring!.write(this.curFd, buf.subarray(at), offset + at, cb);
+    }
+    if (this.ring !== null && !this.poolWrites) return this.ring.write(this.curFd, buf, offset, cb);
     this.io(true, buf, 0, buf.length, offset, cb);
   }
 
@@ -359,7 +390,7 @@ export class Image {
   }
 
   fsync(cb: IoCallback): void {
-    if (this.ring !== null) return this.ring.fdatasync(this.curFd, this.track(cb));
+    if (this.ring !== null) return this.ring.fdatasync(this.curFd, cb);
     fs.fdatasync(this.curFd, this.track((err) => cb(nameLinuxErrno(err))));
   }
 
@@ -367,6 +398,7 @@ export class Image {
   cork(): void {
     if (this.ring === null) return;
     this.inlineLeft = 1;
+    this.corked = true;
     this.ring.cork();
   }
 
@@ -374,13 +406,14 @@ export class Image {
   uncork(): void {
     if (this.ring === null) return;
     this.inlineLeft = 0;
+    this.corked = false;
     this.ring.uncork();
   }
 
   /** Punches a hole (never zero-fills): only called when canDiscard. */
   discard(offset: number, length: number, cb: IoCallback): void {
     const mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, this.track(cb));
+    if (this.ring !== null) return this.ring.fallocate(this.curFd, mode, offset, length, cb);
     let err: NodeJS.ErrnoException | null = null;
     try {
       withErrnoCode(() => native().fallocate(this.curFd, mode, offset, length));

@@ -57,6 +57,7 @@ export class Uring {
   private retry: NodeJS.Timeout | undefined;
   private referenced = false;
   private closed = false;
+  private idle: (() => void) | null = null;
   private readonly submitSoon = () => {
     this.submitPending = false;
     if (this.corked === 0) this.submit();
@@ -99,6 +100,11 @@ export class Uring {
   /** Submits what was queued while corked and runs the callbacks of what completed inline. */
   uncork(): void {
     if (--this.corked === 0 && this.queued > 0) this.submit();
+  }
+
+  /** Called when the last operation in flight completes, before its callback. */
+  onIdle(fn: () => void): void {
+    this.idle = fn;
   }
 
   /** Operations submitted and not yet completed. */
@@ -252,8 +258,8 @@ export class Uring {
     const cb = op.cb!;
     op.cb = null;
     op.buf = null;
-    this.inFlight--;
     this.free.push(op);
+    if (--this.inFlight === 0) this.idle?.();
     cb(err);
   }
 }
@@ -273,6 +279,20 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
   err.code ??= known;
   err.message = `${err.code}: ${err.message}`;
   return err;
+}
+
+/**
+ * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B). The default
+ * (`auto`): io_uring when the kernel allows it, and a buffered image on a local file system
+ * (local-fs.ts) has the writes of an engine pump done with pwrite on the calling thread.
+ * `uring`: io_uring for every operation; `inline-writes`: pump writes on the thread whatever
+ * the file system; `uring-reads`: writes through the thread pool; `threadpool`: io_uring off.
+ */
+export type IoChoice = 'auto' | 'uring' | 'threadpool' | 'uring-reads' | 'inline-writes';
+
+export function ioChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): IoChoice {
+  const v = env.AFSFILE_IO;
+  return v === 'uring' || v === 'threadpool' || v === 'uring-reads' || v === 'inline-writes' ? v : 'auto';
 }
 
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */

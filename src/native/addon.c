@@ -1,6 +1,8 @@
 /* Module entry and argument helpers of the afsfile addon. */
 #include "addon.h"
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -142,9 +144,22 @@ int afs_mmap_args(napi_env env, const napi_value *argv, void **addr, size_t *len
     afs_throw_type(env, "mmap: length must be positive, offset not negative");
     return -1;
   }
-  void *p = mmap(NULL, (size_t)length, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, (int)fd, (off_t)off);
+  /* Signals held off for the call: a gntdev mapping of a foreign ring can fail with EINTR when a
+   * signal arrives meanwhile (seen with the CPU profiler's SIGPROF under Xen in QEMU), and the
+   * device then gives up on the ring. Held, they are delivered right after; EINTR all the same
+   * (a signal that cannot be held) is tried again a few times, as the mapping is undone on
+   * failure (drivers/xen/gntdev.c gntdev_mmap). */
+  sigset_t all, old;
+  sigfillset(&all);
+  int masked = pthread_sigmask(SIG_BLOCK, &all, &old) == 0;
+  void *p;
+  int tries = 0, err;
+  do p = mmap(NULL, (size_t)length, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, (int)fd, (off_t)off);
+  while (p == MAP_FAILED && (err = errno) == EINTR && ++tries < 5);
+  if (p == MAP_FAILED) err = errno;
+  if (masked) pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (p == MAP_FAILED) {
-    afs_throw_errno(env, "mmap", errno);
+    afs_throw_errno(env, "mmap", err);
     return -1;
   }
   *addr = p;

@@ -19,7 +19,7 @@ export interface EventChannels {
   /**
    * Subscribes to pending ports. The handler runs on the event loop, never re-entrantly.
    * `overflow` = the kernel queue overflowed and was reset: every bound port must be treated
-   * as pending (re-scan every ring).
+   * as pending (re-scan every ring). `ports` is valid during the call only (it is reused).
    */
   onPending(handler: (ports: readonly number[], overflow: boolean) => void): void;
   /** Unbinds every port and releases the device. */

@@ -8,6 +8,7 @@ import { BlkifOp, BlkifStatus } from '../../src/blkif/constants';
 import { BackRing, FrontRing } from '../../src/blkif/ring';
 import type { BlkifRequest } from '../../src/blkif/request';
 import { LIMITS, MemFile, Rig, pattern, rwReq, tick, ticks } from './fixture';
+import { DEFAULT_KEEP_BYTES } from '../../src/engine/durability';
 
 const { READ, WRITE, FLUSH_DISKCACHE, WRITE_BARRIER, DISCARD, INDIRECT } = BlkifOp;
 
@@ -133,7 +134,9 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(st.peakInFlightBytes, 16 << 20, 'the byte budget was used fully');
   assert.is(st.peakInFlight, 32, 'the request budget was used fully');
   assert.ok(maxPending <= 32);
-  assert.is(rig.grants.poolBytes, (16 << 20) + 32 * 8 * 4096, 'one pool, allocated once');
+  // The data and indirect pool, and the arena of kept write data (durability.ts), once each.
+  const once = (16 << 20) + 32 * 8 * 4096 + DEFAULT_KEEP_BYTES;
+  assert.is(rig.grants.poolBytes, once, 'one pool and one arena, allocated once');
   assert.is(st.requests.write, 40);
   assert.is(st.requests.read, 400);
   // Budget stalls (blkback's oo_req): the 408 requests beyond the first 32 waited in the ring for

@@ -51,6 +51,93 @@ test('io_uring where the kernel allows it; otherwise the image says why it falls
   }
 });
 
+test('AFSFILE_IO=threadpool keeps io_uring off; uring-reads writes through the pool', async () => {
+  const { p } = file('choice.img');
+  const saved = process.env.AFSFILE_IO;
+  try {
+    process.env.AFSFILE_IO = 'threadpool';
+    const pool = Image.open(p, { readOnly: false });
+    try {
+      assert.equal(pool.ioPath.kind, 'threadpool');
+      const chunk = new Uint8Array(randomBytes(8192));
+      assert.is(await io((cb) => pool.write(chunk, 4096, cb)), null);
+      assert.equal(new Uint8Array(fs.readFileSync(p)).subarray(4096, 12288), chunk);
+    } finally {
+      pool.close();
+    }
+    process.env.AFSFILE_IO = 'uring-reads';
+    const mixed = Image.open(p, { readOnly: false });
+    try {
+      assert.equal(mixed.ioPath, refused === null ? { kind: 'io_uring' } : { kind: 'threadpool', why: refused });
+      const chunk = new Uint8Array(randomBytes(8192));
+      mixed.cork();
+      let done: NodeJS.ErrnoException | null | undefined;
+      mixed.write(chunk, 16384, (err) => (done = err));
+      mixed.uncork();
+      // Not in the ring: the thread pool answers in a later turn of the loop.
+      assert.is(done, undefined);
+      await new Promise((r) => setTimeout(r, 0));
+      while (done === undefined) await new Promise((r) => setTimeout(r, 5));
+      assert.is(done, null);
+      const back = new Uint8Array(8192);
+      assert.is(await io((cb) => mixed.read(back, 16384, cb)), null);
+      assert.equal(back, chunk);
+    } finally {
+      mixed.close();
+    }
+  } finally {
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+});
+
+ringTest('AFSFILE_IO=inline-writes: a pump\'s writes complete before write() returns', async () => {
+  const { p } = file('inline.img');
+  const saved = process.env.AFSFILE_IO;
+  process.env.AFSFILE_IO = 'inline-writes';
+  const img = Image.open(p, { readOnly: false });
+  try {
+    const a = new Uint8Array(randomBytes(8192));
+    let done: NodeJS.ErrnoException | null | undefined;
+    img.cork();
+    img.write(a, 4096, (err) => (done = err));
+    assert.is(done, null, 'written on this thread, inside the pump');
+    img.uncork();
+    // Outside a pump (a replay, a retry): through the ring, answered later.
+    const b = new Uint8Array(randomBytes(4096));
+    let later: NodeJS.ErrnoException | null | undefined;
+    img.write(b, 65536, (err) => (later = err));
+    assert.is(later, undefined);
+    while (later === undefined) await new Promise((r) => setTimeout(r, 2));
+    assert.is(later, null);
+    const stored = new Uint8Array(fs.readFileSync(p));
+    assert.equal(stored.subarray(4096, 12288), a);
+    assert.equal(stored.subarray(65536, 65536 + 4096), b);
+  } finally {
+    img.close();
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+});
+
+ringTest('by default a pump\'s writes are inline on a local file system only', async () => {
+  const { p } = file('auto.img');
+  const img = Image.open(p, { readOnly: false });
+  try {
+    let done: NodeJS.ErrnoException | null | undefined;
+    img.cork();
+    img.write(new Uint8Array(4096).fill(7), 0, (err) => (done = err));
+    img.uncork();
+    const local = [0xef53, 0x58465342, 0x9123683e, 0x01021994].includes(Number(fs.statfsSync(dir).type));
+    if (local) assert.is(done, null, 'written before write() returned');
+    while (done === undefined) await new Promise((r) => setTimeout(r, 2));
+    assert.is(done, null);
+    assert.equal(new Uint8Array(fs.readFileSync(p)).subarray(0, 4096), new Uint8Array(4096).fill(7));
+  } finally {
+    img.close();
+  }
+});
+
 ringTest('reads, writes and fdatasync go through the ring and land in the file', async () => {
   const { p, data } = file('rw.img');
   const img = Image.open(p, { readOnly: false });
@@ -69,9 +156,22 @@ ringTest('reads, writes and fdatasync go through the ring and land in the file',
   }
 });
 
+/** Image.open with AFSFILE_IO=choice (read when the image is opened). */
+function openWith(choice: string, p: string): Image {
+  const saved = process.env.AFSFILE_IO;
+  process.env.AFSFILE_IO = choice;
+  try {
+    return Image.open(p, { readOnly: false });
+  } finally {
+    if (saved === undefined) delete process.env.AFSFILE_IO;
+    else process.env.AFSFILE_IO = saved;
+  }
+}
+
 ringTest('cork: nothing reaches the kernel before uncork, then all of it at once', async () => {
   const { p, data } = file('cork.img');
-  const img = Image.open(p, { readOnly: false });
+  // Every write through the ring (the default writes a pump's writes on the thread on ext4).
+  const img = openWith('uring', p);
   try {
     const ones = new Uint8Array(4096).fill(1);
     const done: number[] = [];

@@ -44,6 +44,13 @@ const HELP = `usage: node test/xen/run.mjs [options]
   --guest-timeout SEC    dom0 fails a guest still running after this (180)
   --seq-mb N --buf-mb N --rand-mb N --rand-ops N --rand-seconds N
                          guest workload (32, 8, 4, 1024, 10): see tools/xtio.c
+  --perf-rounds N --perf-seconds N --perf-variant-rounds N (0: no 256-segment guest)
+  --perf-sides A,B       the perf-ab stage (5, 4, as rounds; blkback,afsfile): sides are
+                         blkback, afsfile, afsfile-pool (AFSFILE_IO=threadpool),
+                         afsfile-uring-reads (AFSFILE_IO=uring-reads), afsfile-inline
+                         (AFSFILE_IO=inline-writes), afsfile-ring (AFSFILE_IO=uring)
+  --perf-profile         perf-ab's afsfile sides with a CPU profile and the timing split
+                         (AFSFILE_CPU_PROFILE, DEBUG=afsfile:timing): summaries in its output
   --build DIR            this clone's prepared images (default test/xen/.build, or XEN_TEST_BUILD)
   --artifacts DIR        where serial-XEN.log and result.json go (default test/xen/artifacts)
 `;
@@ -73,6 +80,11 @@ const { values: opt } = parseArgs({
     'rand-mb': { type: 'string' },
     'rand-ops': { type: 'string' },
     'rand-seconds': { type: 'string' },
+    'perf-rounds': { type: 'string' },
+    'perf-seconds': { type: 'string' },
+    'perf-variant-rounds': { type: 'string' },
+    'perf-sides': { type: 'string' },
+    'perf-profile': { type: 'boolean', default: false },
     build: { type: 'string', default: process.env.XEN_TEST_BUILD ?? join(HERE, '.build') },
     cache: { type: 'string' }, // renamed: refused with a pointer
     artifacts: { type: 'string', default: join(HERE, 'artifacts') },
@@ -126,11 +138,20 @@ const commonArgs = [];
 for (const [k, name] of [
   ['guest-boot-timeout', 'boot_timeout'], ['connect-timeout', 'connect_timeout'], ['guest-timeout', 'guest_timeout'],
   ['seq-mb', 'seq_mb'], ['buf-mb', 'buf_mb'], ['rand-mb', 'rand_mb'], ['rand-ops', 'rand_ops'],
-  ['rand-seconds', 'rand_seconds'],
+  ['rand-seconds', 'rand_seconds'], ['perf-rounds', 'perf_rounds'], ['perf-seconds', 'perf_seconds'],
+  ['perf-variant-rounds', 'perf_variant_rounds'],
   ['guest-mem', 'guest_mem']]) {
   const v = numberOpt(k);
   if (v != null) commonArgs.push(`xentest.${name}=${v}`);
 }
+if (opt['perf-sides'] != null) {
+  const sides = list(opt['perf-sides']);
+  const known = ['blkback', 'afsfile', 'afsfile-pool', 'afsfile-uring-reads', 'afsfile-inline', 'afsfile-ring'];
+  const bad = sides.filter((x) => !known.includes(x));
+  if (bad.length || sides.length < 2) die(`--perf-sides: two or more of ${known.join(', ')}`);
+  commonArgs.push(`xentest.perf_sides=${sides.join(',')}`);
+}
+if (opt['perf-profile']) commonArgs.push('xentest.perf_profile=1');
 const timeoutOverride = numberOpt('timeout');
 
 if (opt.prepare) {

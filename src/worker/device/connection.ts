@@ -93,6 +93,7 @@ export class Connection {
         broken: onBroken,
       });
       const ring = rings[i];
+      const unmaskLater = () => c.unmask(entry); // one closure per queue, not per event
       entry.consAtWakeup = ring.reqCons;
       dispatcher.register(port, () => {
         c.events++;
@@ -109,14 +110,14 @@ export class Connection {
         if (ring.unconsumed() !== 0 || took) {
           entry.spurious = 0;
           engine.kick();
-          setImmediate(() => c.unmask(entry));
+          setImmediate(unmaskLater);
           return;
         }
         c.spuriousEvents++;
         entry.spurious++;
         if (entry.spurious <= SPURIOUS_FREE) {
           engine.kick(); // cheap, and covers a request pushed just after the look
-          setImmediate(() => c.unmask(entry));
+          setImmediate(unmaskLater);
           return;
         }
         const n = entry.spurious - SPURIOUS_FREE - 1;

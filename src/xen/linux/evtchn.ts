@@ -46,6 +46,7 @@ export class LinuxEventChannels implements EventChannels {
   private readonly portArg = new Uint8Array(SIZEOF.ioctl_evtchn_notify);
   private readonly portView = new DataView(this.portArg.buffer);
   private readonly unmaskBuf = new Uint32Array(1);
+  private readonly ports: number[] = [];
   private readonly timing: RoundTripTiming;
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
@@ -136,7 +137,9 @@ export class LinuxEventChannels implements EventChannels {
     if (this.closed) return;
     if (bytes) {
       // The kernel writes whole native-endian u32 ports; copy out of the delivery buffer.
-      const ports: number[] = [];
+      // One array for every delivery: handlers use it before they return (EventChannels).
+      const ports = this.ports;
+      ports.length = 0;
       const n = bytes.byteLength >>> 2;
       const words = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {

@@ -71,7 +71,7 @@ async function eventChannelLoopback(ev: LinuxEventChannels, opts: SelfTestOption
     const deliveries: number[][] = [];
     ev.onPending((ports) => {
       deliveries.push([...ports]);
-      waiting?.(ports);
+      waiting?.([...ports]);
     });
     const next = () => new Promise<readonly number[]>((r) => (waiting = r));
 

@@ -20,6 +20,19 @@
 ROUNDS=$(cmdline_arg xentest.perf_rounds);        : "${ROUNDS:=5}"
 SECONDS_EACH=$(cmdline_arg xentest.perf_seconds); : "${SECONDS_EACH:=4}"
 VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=$ROUNDS}"
+# The sides (run.mjs --perf-sides): blkback, afsfile, and afsfile with another image I/O path
+# (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads,
+# afsfile-inline = inline-writes, afsfile-ring = uring; afsfile is the default, auto).
+SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
+NSIDES=$(echo $SIDES | wc -w)
+# xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
+# and logs the timing split; it is restarted for the first afsfile side to get that.
+PROFILE_ENV=
+WORKER_MODE=afsfile             # the side the running worker serves as
+if [ "$(cmdline_arg xentest.perf_profile)" = 1 ]; then
+  PROFILE_ENV="AFSFILE_CPU_PROFILE=/tmp DEBUG=afsfile:worker,afsfile:device,afsfile:timing"
+  WORKER_MODE=none
+fi
 XVDB=51728
 SEED=21
 LOG=/run/xentest/perf.log       # "SIDE ROUND CPU0 XTIO PERF ..." lines
@@ -54,9 +67,30 @@ perf_follow() {
   done
 }
 
+# worker_for SIDE: restart the worker with SIDE's AFSFILE_IO unless it already runs that way.
+# The worker's own cpu-profile and timing lines (AFSFILE_WORKER_ENV) go to its log as before.
+worker_for() {
+  local io old
+  [ "$1" = "$WORKER_MODE" ] && return 0
+  case $1 in
+    afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; afsfile-inline) io=inline-writes ;;
+    afsfile-ring) io=uring ;; *) io=auto ;;
+  esac
+  old=$(cat "$AFSFILE_PIDFILE")
+  kill -TERM "$old"
+  wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the worker (pid $old) did not stop for the $1 side"
+  env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV $PROFILE_ENV AFSFILE_IO=$io setsid "$AFSFILE" $AFSFILE_WORKER_ARGS >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  echo $! > "$AFSFILE_PIDFILE"
+  WORKER_MODE=$1
+  sleep 2
+  afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "the worker did not start for the $1 side"; }
+  xt_step "worker restarted with AFSFILE_IO=$io for the $1 side"
+}
+
 # attach SIDE GUEST: attach xvdb from SIDE's backend and wait until it is connected.
 attach() {
   local spec out=/run/xentest/perf.attach
+  [ "$1" = blkback ] || worker_for "$1"
   if [ "$1" = blkback ]; then
     modprobe xen-blkback || fail "modprobe xen-blkback"
     spec="vdev=xvdb,access=rw,target=$img_base"
@@ -84,17 +118,21 @@ detach() {
 
 # run_variant NAME ROUNDS XT-ARGS: one guest, ROUNDS rounds of both sides.
 run_variant() {
-  local name=$1 rounds=$2 extra=$3 tag=/run/xentest/perf.tag k=0 r side first second follower
+  local name=$1 rounds=$2 extra=$3 tag=/run/xentest/perf.tag k=0 r side order follower i
+  [ "$rounds" -gt 0 ] || return 0
   echo "none 0" > "$tag"
   : > "$LOG"
-  guest_start "$name" "" $SEED "xt.mode=perf xt.dev=xvdb xt.wait=$BOOT_TIMEOUT xt.hold=600 xt.rounds=$((2 * rounds)) xt.perf_seconds=$SECONDS_EACH xt.perf_qd=16 $extra"
+  guest_start "$name" "" $SEED "xt.mode=perf xt.dev=xvdb xt.wait=$BOOT_TIMEOUT xt.hold=600 xt.rounds=$((NSIDES * rounds)) xt.perf_seconds=$SECONDS_EACH xt.perf_qd=16 $extra"
   guest_wait_line "$name" '^XT BOOT' "$BOOT_TIMEOUT"
   perf_follow "$name" "$tag" &
   follower=$!
   r=1
   while [ $r -le "$rounds" ]; do
-    if [ $((r % 2)) -eq 1 ]; then first=blkback second=afsfile; else first=afsfile second=blkback; fi
-    for side in $first $second; do
+    # The sides rotated by one per round (with two: swapped every round).
+    order=$SIDES
+    i=1
+    while [ $i -lt $r ]; do order="$(echo $order | cut -d' ' -f2-) $(echo $order | cut -d' ' -f1)"; [ $NSIDES -gt 1 ] || break; i=$((i + 1)); done
+    for side in $order; do
       k=$((k + 1))
       echo "$side $r" > "$tag"
       xt_step "$name round $r/$rounds: $side (attach $k)"
@@ -132,27 +170,32 @@ done
 xt_step "dom0 verified the pattern in both images"
 
 sed 's/^/  [perf] /' "$RESULTS"
-# Per variant and workload: median and quartiles of the per-round ratios afsfile/blkback,
-# each side's median dom0 CPU per request (us), the rounds that had both sides.
-awk '
+# Per variant, workload and side other than blkback: median and quartiles of the per-round
+# ratios side/blkback, each side's median dom0 CPU per request (us), the rounds that had both.
+awk -v sides="$SIDES" '
   function sort(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t } }
   function q(a, n, p,   x, lo) { if (n == 0) return -1; x = 1 + (n - 1) * p; lo = int(x); return lo >= n ? a[n] : a[lo] + (a[lo + 1] - a[lo]) * (x - lo) }
   { id = $1 " " $4; val[id, $2, $3] = $5; cpu[id, $2, $3] = $7; unit[id] = $6; if (!(id in seen)) { seen[id] = 1; ids[++nid] = id } if ($3 > maxr) maxr = $3 }
   END {
-    for (k = 1; k <= nid; k++) {
+    ns = split(sides, side, " ")
+    for (k = 1; k <= nid; k++) for (s = 1; s <= ns; s++) {
+      S = side[s]; if (S == "blkback") continue
       id = ids[k]; n = 0; nb = 0; na = 0
       for (r = 1; r <= maxr; r++) {
-        if ((id, "blkback", r) in val && (id, "afsfile", r) in val && val[id, "blkback", r] > 0) { ratio[++n] = val[id, "afsfile", r] / val[id, "blkback", r] }
+        if ((id, "blkback", r) in val && (id, S, r) in val && val[id, "blkback", r] > 0) { ratio[++n] = val[id, S, r] / val[id, "blkback", r] }
         if ((id, "blkback", r) in cpu && cpu[id, "blkback", r] >= 0) cb[++nb] = cpu[id, "blkback", r]
-        if ((id, "afsfile", r) in cpu && cpu[id, "afsfile", r] >= 0) ca[++na] = cpu[id, "afsfile", r]
+        if ((id, S, r) in cpu && cpu[id, S, r] >= 0) ca[++na] = cpu[id, S, r]
       }
       sort(ratio, n); sort(cb, nb); sort(ca, na)
       split(id, p, " ")
-      printf "perf %s %s ratio=%.2f q1=%.2f q3=%.2f rounds=%d unit=%s dom0_us_per_req_blkback=%.0f dom0_us_per_req_afsfile=%.0f cpu_ratio=%.2f\n",
-        p[1], p[2], q(ratio, n, 0.5), q(ratio, n, 0.25), q(ratio, n, 0.75), n, unit[id], q(cb, nb, 0.5), q(ca, na, 0.5),
+      printf "perf %s %s side=%s ratio=%.2f q1=%.2f q3=%.2f rounds=%d unit=%s dom0_us_per_req_blkback=%.0f dom0_us_per_req_afsfile=%.0f cpu_ratio=%.2f\n",
+        p[1], p[2], S, q(ratio, n, 0.5), q(ratio, n, 0.25), q(ratio, n, 0.75), n, unit[id], q(cb, nb, 0.5), q(ca, na, 0.5),
         (q(cb, nb, 0.5) > 0 ? q(ca, na, 0.5) / q(cb, nb, 0.5) : -1)
     }
   }' "$RESULTS" | while read -r line; do xt_metric "$line"; done
+# A profile or timing split asked for through AFSFILE_WORKER_ENV (AFSFILE_CPU_PROFILE,
+# DEBUG=afsfile:timing): the device processes' summaries, from the worker's log.
+grep -E 'afsfile: cpu-profile |afsfile:timing' "$AFSFILE_LOG" | head -n 600 | sed 's/^/  [worker] /'
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
 rm -f "$img_base" "$img_afs"
 exit 0
