@@ -161,7 +161,7 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
-    const inline = choice === 'inline-writes' || (choice === 'auto' && !readOnly && onLocalFs(fd));
+    const inline = choice === 'inline-writes' && !readOnly && onLocalFs(fd);
     this.inlineWrites = inline && ring !== null && !direct ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
@@ -349,12 +349,12 @@ export class Image {
   }
 
   /**
-   * Writes exactly buf.length bytes at offset. On a local file system (buffered), the writes
-   * an engine pump starts are a pwrite on this thread: the ring would hand each to an io-wq
-   * thread and wake this one when it is done (Linux 6.1 ext4 has no non-blocking buffered
-   * writes, io_uring/rw.c; its io-wq runs one inode's writes one at a time anyway), and
-   * pwritev2(RWF_NOWAIT) answers EOPNOTSUPP there. Elsewhere (AFS, NFS, FUSE: a write may wait
-   * for a server) and outside a pump: the ring, or the pool.
+   * Writes exactly buf.length bytes at offset: through the ring, or the pool without one.
+   * With AFSFILE_IO=inline-writes, on a local file system (buffered), the writes an engine
+   * pump starts are a pwrite on this thread instead: the ring hands each to an io-wq thread
+   * (Linux 6.1 ext4 has no non-blocking buffered writes, io_uring/rw.c) and pwritev2
+   * (RWF_NOWAIT) answers EOPNOTSUPP there. Never on AFS, NFS, FUSE: a write there may wait for
+   * a server. Outside a pump: the ring.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
