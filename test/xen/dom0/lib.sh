@@ -219,7 +219,7 @@ image_mark() {
 # guest_start NAME DISK-SPEC SEED [XT-ARGS]: xl create the guest of guest_cfg,
 # follow its console; with a disk, wait for it to connect (guest_connect).
 guest_start() {
-  local name=$1 disk=$2 cfg=/run/xentest/$1.cfg con domid
+  local name=$1 disk=$2 cfg=/run/xentest/$1.cfg con domid kind
   con=$(guest_console "$name")
   rm -f "$con" "/var/log/xen/xl-$name.log" "/run/xentest/$name.domid"
   : > "$con" # xenconsoled appends to it; following it from the start shows the guest live
@@ -232,7 +232,9 @@ guest_start() {
   fi
   domid=$(xl domid "$name") || fail "xl create returned but domain $name is not there"
   echo "$domid" > "/run/xentest/$name.domid"
-  xt_step "created $name domid $domid${disk:+ backend $(backend_of "$name")}"
+  # Its backend kind from its disk: the tap route's vbd3, else vbd (blkback or afsfile).
+  case $disk in *backendtype=tap*) kind=vbd3 ;; *) kind=vbd ;; esac
+  xt_step "created $name domid $domid${disk:+ backend $(backend_of "$name" "" "$kind")}"
   follow_console "$name" "$con"
   # GUEST_CONNECT=no: the caller connects it later (several guests at once).
   [ -z "$disk" ] || [ "$GUEST_CONNECT" = no ] || guest_connect "$name"

@@ -5,8 +5,12 @@
 # xt-mix2 has one blkback disk. While both run, each backend must hold exactly
 # its own devices: blkback's driver is bound to the vbd ones only, afsfile has
 # device processes and status files for the vbd3 one only, only the blkback
-# images are on loop devices. Both guests' workloads pass, dom0 checks all three
-# images.
+# images are on loop devices. Both guests hold their disks (xt.hold) until dom0
+# has checked all that and detaches them: a guest done with its workload would
+# otherwise power off, taking its backends with it, before the checks (it did,
+# under TCG: starting xt-mix2 took longer than xt-mix's two workloads). Then
+# detaching the vbd3 disk leaves xt-mix's blkback disk alone. Both guests'
+# workloads pass, dom0 checks all three images.
 AFS_ROUTE=vbd3 # lib.sh: AFS_SPEC is backendtype=tap,script=block-afsfile
 . /xentest/lib.sh
 
@@ -21,7 +25,8 @@ XVDB=51728
 # script at once, and under TCG on a busy host (load 13) the block script
 # overran libxl's 40 s hotplug timeout. The guest writes xvda, then waits
 # for xvdb (xt.dev2) and writes it.
-guest_start xt-mix "vdev=xvda,access=rw,$AFS_SPEC,target=$a" 31 "xt.dev2=xvdb xt.seed2=32 xt.wait=$BOOT_TIMEOUT"
+hold="xt.hold=$GUEST_TIMEOUT"
+guest_start xt-mix "vdev=xvda,access=rw,$AFS_SPEC,target=$a" 31 "xt.dev2=xvdb xt.seed2=32 xt.wait=$BOOT_TIMEOUT $hold"
 d=$(guest_domid xt-mix)
 out=/run/xentest/xt-mix.attach
 timeout 120 xl block-attach xt-mix "vdev=xvdb,access=rw,target=$b" > "$out" 2>&1 || {
@@ -30,7 +35,7 @@ timeout 120 xl block-attach xt-mix "vdev=xvdb,access=rw,target=$b" > "$out" 2>&1
 }
 guest_connect xt-mix $XVDB
 GUEST_CONNECT=no
-guest_start xt-mix2 "vdev=xvda,access=rw,target=$c" 33
+guest_start xt-mix2 "vdev=xvda,access=rw,target=$c" 33 "$hold"
 e=$(guest_domid xt-mix2)
 guest_connect xt-mix2
 
@@ -73,8 +78,24 @@ grep -l '"backend": "[^"]*/backend/vbd/' "$st"/dev-*.json 2>/dev/null | grep -q 
   guest_fail xt-mix "$k" "an afsfile device process serves a backend/vbd device"
 xt_step "afsfile serves $t only"
 
+# detach NAME VDEV BACKEND: the guest is done (XT HOLD), xl block-detach, the
+# backend directory goes, the guest sees the disk go.
+detach() {
+  guest_wait_line "$1" '^XT HOLD' "$GUEST_TIMEOUT"
+  timeout 60 xl block-detach "$1" "$2" > "/run/xentest/$1.detach" 2>&1 || {
+    show "xl block-detach" "/run/xentest/$1.detach"
+    guest_fail "$1" "$3" "xl block-detach $1 $2 failed: $(tail -n 1 "/run/xentest/$1.detach")"
+  }
+  wait_until 20 xs_gone "$3" || guest_fail "$1" "$3" "backend $3 still there 20s after xl block-detach"
+  guest_wait_line "$1" "^XT DETACHED /dev/$2" 60
+  xt_step "$1: xl block-detach $2 removed $3"
+}
+detach xt-mix2 xvda "$k2"
 guest_wait xt-mix2
 verify_image "$c" 33
+detach xt-mix xvda "$t"
+xenstore-exists "$k" || guest_fail xt-mix "$k" "detaching the vbd3 disk removed the blkback disk $k"
+[ "$(xsr "$k/state")" = 4 ] || guest_fail xt-mix "$k" "blkback's $k left Connected (state $(xsr "$k/state")) when the vbd3 disk went"
 guest_wait xt-mix
 # Two XTIO RESULT lines: xvda (afsfile) first, then xvdb (blkback).
 results=$(guest_log xt-mix | sed -n 's/^XTIO RESULT //p')
