@@ -20,7 +20,10 @@ wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the previous renew/wor
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 AFS_WORKER_DEBUG=DEBUG=afsfile:worker,afsfile:device,afsfile:renew,afsfile:engine \
   AFS_RENEW_ARGS="--lifetime ${LIFETIME}s --margin 5s" afs_start_renew_worker || fail "renew got no token"
-renew_pid=$(cat "$AFSFILE_PIDFILE")
+# The renew loop: renew re-executes itself inside a new PAG (keyctl session), so the process
+# started above only waits for it; renew.json names the loop's pid.
+renew_pid=$(sed -n 's/^  "pid": \([0-9]*\),$/\1/p' /run/afsfile/status/renew.json)
+[ -n "$renew_pid" ] && kill -0 "$renew_pid" || fail "no renew loop pid in renew.json"
 xt_step "renew (pid $renew_pid) with a ${LIFETIME} s ticket lifetime"
 
 SEQ_MB=24 BUF_MB=4 RAND_MB=2 RAND_OPS=256
