@@ -10,6 +10,7 @@
 // the held data and writes it again through a reopened file once renew has new tokens
 // (src/engine/durability.ts). Images outside AFS are not gated.
 import * as fs from 'node:fs';
+import createDebug from 'debug';
 import { type RenewStatusRead, readRenewStatus } from '../renew/status';
 import type { DeviceImage } from './device';
 
@@ -24,12 +25,17 @@ export const FSYNC_MARGIN_MS = 10_000;
 /** renew.json is read at most this often (fsyncs can come per guest FLUSH). */
 const READ_EVERY_MS = 1000;
 
+const log = createDebug('afsfile:device');
+
 /** True when `path` is on an AFS file system (either client). */
 export function onAfs(path: string): boolean {
   try {
     const t = Number(fs.statfsSync(path).type);
-    return t === AFS_FS_MAGIC || t === OPENAFS_VFSMAGIC;
-  } catch {
+    const afs = t === AFS_FS_MAGIC || t === OPENAFS_VFSMAGIC;
+    log('%s: statfs type 0x%s: %s', path, t.toString(16), afs ? 'AFS, stores gated by the token' : 'not AFS');
+    return afs;
+  } catch (e) {
+    log('%s: statfs failed (%s): stores not gated', path, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
     return false;
   }
 }
@@ -89,11 +95,13 @@ export function gateStores(img: DeviceImage, check: GateCheck, isAfs: (path: str
   img.fsync = (cb) => {
     const why = check('fsync');
     if (why === undefined) return fsync(cb);
+    log('%s: fsync held: %s', img.path, why);
     setImmediate(cb, refused('fsync', why));
   };
   img.write = (buf, offset, cb) => {
     const why = check('write');
     if (why === undefined) return write(buf, offset, cb);
+    log('%s: write held: %s', img.path, why);
     setImmediate(cb, refused('write', why));
   };
   return img;

@@ -51,15 +51,16 @@ exit 0
 // The child: reports its environment and keyring, then waits; a forwarded signal makes it
 // record the signal and exit 40 + n (TERM 15 → 55, INT 2 → 42, HUP 1 → 41).
 const CHILD = `#!/bin/sh
+# The traps first: a signal sent as soon as child.env exists must find them.
+trap 'echo TERM >> "$RIG/child.signals"; exit 55' TERM
+trap 'echo INT >> "$RIG/child.signals"; exit 42' INT
+trap 'echo HUP >> "$RIG/child.signals"; exit 41' HUP
 {
   echo "renewpid=$AFSFILE_RENEW_PID"
   echo "ccache=$KRB5CCNAME"
   echo "ses=$(keyctl id @s 2>/dev/null)"
   echo "pid=$$"
 } > "$RIG/child.tmp" && mv "$RIG/child.tmp" "$RIG/child.env"
-trap 'echo TERM >> "$RIG/child.signals"; exit 55' TERM
-trap 'echo INT >> "$RIG/child.signals"; exit 42' INT
-trap 'echo HUP >> "$RIG/child.signals"; exit 41' HUP
 while :; do sleep 0.1; done
 `;
 

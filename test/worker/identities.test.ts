@@ -318,5 +318,33 @@ if (inPrivateMountNamespace()) {
     }
   });
 
+  test('an opener killed outright: its devices quiesce and come back under its next process; others untouched',
+    async () => {
+    const b = await startFaultBench('afsfile-ident-', [], { config: config(c, [WEB(c), DB(c)]), env: c.env });
+    try {
+      const web = await attach(b, 41, 'web.img');
+      const db = await attach(b, 42, 'db.img');
+      const data = new Uint8Array(BLOCK).fill(4);
+      await web.front.write(0, data);
+      await web.front.flush();
+      const [webPid, dbPid, opener] = [await pidOf(b, web), await pidOf(b, db), openerPid(b, 'web')!];
+      process.kill(opener, 'SIGKILL');
+      const next = await until('a new web opener', () => {
+        const p = openerPid(b, 'web');
+        return p !== undefined && p !== opener ? p : undefined;
+      }, 20_000);
+      const again = await until('web served by a new process', async () => {
+        const p = entryOf(b, web)?.childPid as number | undefined;
+        return p !== undefined && p !== webPid && fs.existsSync(`/proc/${p}`) ? p : undefined;
+      }, 30_000);
+      assert.is(ppidOf(again), next, 'the new device process is the new opener\'s child');
+      assert.equal(await web.front.read(0, BLOCK), data, 'the guest goes on where it was');
+      assert.is(await pidOf(b, db), dbPid, 'db\'s device process was not touched');
+      for (const d of [web, db]) d.guest.close();
+    } finally {
+      await b.close();
+    }
+  });
+
   test.run();
 }

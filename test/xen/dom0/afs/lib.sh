@@ -138,7 +138,7 @@ afs_guest_end() { # afs_guest_end NAME IMAGE SEED
 # background like afsfile-setup's worker (same pid file and log); waits for a verified token.
 afs_start_renew_worker() {
   rm -f /run/afsfile/status/renew.json
-  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV setsid "$AFSFILE" renew \
+  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV ${AFS_WORKER_DEBUG:-} setsid "$AFSFILE" renew \
     --keytab "$AFS_WORKER_KEYTAB" --cell "$AFS_CELL" ${AFS_RENEW_ARGS:-} -- "$AFSFILE" $AFSFILE_WORKER_ARGS \
     >> "$AFSFILE_LOG" 2>&1 < /dev/null &
   echo $! > "$AFSFILE_PIDFILE"

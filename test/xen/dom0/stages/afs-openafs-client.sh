@@ -10,7 +10,7 @@
 [ -f /xentest/afs/openafs.ko ] || fail "no openafs.ko in dom0 (prepare with XEN_TEST_AFS_OPENAFS=1)"
 if afsfile_worker_alive; then
   old=$(cat "$AFSFILE_PIDFILE")
-  kill "$old"
+  kill "$old"; kill -CONT "$old" # (afs-token-expiry stops renew for a while)
   wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "renew/worker did not stop"
 fi
 t0=$(now_s)

@@ -18,7 +18,8 @@ old=$(cat "$AFSFILE_PIDFILE")
 kill "$old"
 wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the previous renew/worker did not stop"
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
-AFS_RENEW_ARGS="--lifetime ${LIFETIME}s --margin 5s" afs_start_renew_worker || fail "renew got no token"
+AFS_WORKER_DEBUG=DEBUG=afsfile:worker,afsfile:device,afsfile:renew,afsfile:engine \
+  AFS_RENEW_ARGS="--lifetime ${LIFETIME}s --margin 5s" afs_start_renew_worker || fail "renew got no token"
 renew_pid=$(cat "$AFSFILE_PIDFILE")
 xt_step "renew (pid $renew_pid) with a ${LIFETIME} s ticket lifetime"
 
@@ -30,6 +31,7 @@ afs_admin dd if=/dev/zero of="$img" bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>
 guest_start xt-expiry "vdev=xvda,access=rw,script=block-afsfile,target=$img" 51 "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
 guest_wait_line xt-expiry '^XT WAIT-START' "$GUEST_TIMEOUT"
 kill -STOP "$renew_pid" || fail "cannot stop renew"
+trap 'kill -CONT "$renew_pid" 2>/dev/null' EXIT # a failing stage leaves renew running
 exp=$(sed -n 's/.*"ticketExpires": "\([^"]*\)".*/\1/p' /run/afsfile/status/renew.json)
 xt_step "renew stopped (SIGSTOP): the token is not renewed; it expires at $exp"
 exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/null)
@@ -46,7 +48,13 @@ left=$((exp_s + 40 - $(date +%s)))
 afs_worker_errors "$from" > /run/xentest/expiry-held
 show "worker while the token is expired" /run/xentest/expiry-held
 guest_log xt-expiry | grep -q '^XT SAVE-READY' && xt_step "note: the guest finished its FLUSHes before the hold ended"
-grep -q 'EKEYEXPIRED' /run/xentest/expiry-held || fail "the worker met no EKEYEXPIRED while the token was expired"
+if ! grep -q 'EKEYEXPIRED' /run/xentest/expiry-held; then
+  kill -CONT "$renew_pid"
+  show renew.json /run/afsfile/status/renew.json
+  tail -n +"$from" "$AFSFILE_LOG" | tail -n 60 | sed 's/^/  [afsfile] /'
+  "$AFSFILE" status 2>&1 | sed 's/^/  [afsfile status] /'
+  fail "the worker met no EKEYEXPIRED while the token was expired"
+fi
 t_cont=$(date +%s)
 kill -CONT "$renew_pid"
 xt_step "renew continued $((t_cont - exp_s)) s after expiry"
