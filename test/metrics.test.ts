@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MetricsWriter } from '../src/worker/metrics';
+import { identityStatusName } from '../src/renew/status';
 import { writeStatus } from '../src/worker/status-file';
 import { parseProm } from './helpers/prom';
 import { withTempDir } from './helpers/temp';
@@ -34,7 +35,7 @@ function fixture(runDir: string, image = '/srv/a "b"\\c.img'): void {
     tokenExpires: { 'example.org': '2026-01-02T12:00:00Z', 'old.org': 'expired', 'kafs.org': 'present' },
     failures: 0, renewals: 4, lastSuccess: '2026-01-02T03:00:00.000Z', updated: 'x',
   }));
-  fs.writeFileSync(path.join(runDir, 'status/renew-dom7.json'), JSON.stringify({
+  fs.writeFileSync(path.join(runDir, 'status', identityStatusName('dom7')), JSON.stringify({
     pid: 999_999_999, managed: true, principal: 'guest7@EXAMPLE.ORG', ticketExpires: null, tokenExpires: null,
     failures: 3, renewals: 0, lastSuccess: null, updated: 'x',
   }));

@@ -7,7 +7,7 @@
 //
 // Per device: labels kind, domid, vdev, identity (the config label of the identity whose
 // tokens open its image; "host" for the host's); per identity: renew's tickets and tokens, from
-// status/renew.json ("host") and status/renew-<label>.json.
+// status/renew.json ("host") and status/identity-<label>.json (src/renew/status.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DeviceView, StatusReport } from './status-schema';
@@ -169,13 +169,13 @@ export function metricsText(
   return o.text();
 }
 
-/** The renew views from status/renew.json ("host") and status/renew-<label>.json. */
+/** The renew views from status/renew.json ("host") and each identity's identity-<label>.json. */
 export function renewViews(files: ReadonlyMap<string, Json>, alive: (j: Json) => boolean): RenewView[] {
   const out: RenewView[] = [];
   for (const [name, j] of files) {
-    if (name !== 'renew' && !name.startsWith('renew-')) continue;
+    if (name !== 'renew' && !name.startsWith('identity-')) continue;
     const identity = typeof j.identity === 'string' ? j.identity
-      : name === 'renew' ? 'host' : name.slice('renew-'.length);
+      : name === 'renew' ? 'host' : name.slice('identity-'.length);
     const tokens = new Map<string, number | null>();
     const t = j.tokenExpires;
     if (t && typeof t === 'object' && !Array.isArray(t)) {
