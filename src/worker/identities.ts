@@ -13,13 +13,7 @@ import { OpenerHandle } from './opener-handle';
 import { stderrLine } from './log';
 
 /** renew's settings that every identity shares unless its line says otherwise (cell). */
-export interface IdentityDefaults {
-  readonly cells: readonly string[];
-  readonly lifetimeS: number;
-  readonly marginS: number;
-  readonly retryCapS: number;
-  readonly aklog: string;
-  readonly afsClient: string;
+export interface IdentityDefaults extends Omit<OpenerConfig, 'label' | 'keytab' | 'principal'> {
   readonly pagWrapper: string;
 }
 
