@@ -27,4 +27,6 @@ afs_worker_errors "$from" > /run/xentest/restart-errors
 show "worker: held/failed I/O" /run/xentest/restart-errors
 xt_metric "restart_worker_error_lines=$(wc -l < /run/xentest/restart-errors)"
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
+xt_metric "$(afs_io_summary "$from" restart)" "restart_verified_bytes=${AFS_VERIFIED_BYTES:-0}"
+afs_image_remove $img
 exit 0

@@ -27,4 +27,6 @@ afs_guest_end xt-quota $img 41
 afs_worker_errors "$from" > /run/xentest/quota-errors
 show "worker: held/failed I/O" /run/xentest/quota-errors
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
+xt_metric "$(afs_io_summary "$from" quota)" "quota_verified_bytes=${AFS_VERIFIED_BYTES:-0}"
+afs_image_remove $img
 exit 0
