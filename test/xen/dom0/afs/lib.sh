@@ -104,7 +104,7 @@ afs_acl_hex() { # afs_acl_hex "name rights" ...
 # /vicepa/AFSIDat of that exact size (the test volumes hold one file of each image size).
 afs_namei_file() { # afs_namei_file SIZE
   find /vicepa/AFSIDat -type f | while read -r f; do
-    [ "$(wc -c < "$f")" -eq "$1" ] && echo "$f"
+    [ "$(stat -c %s "$f")" -eq "$1" ] && echo "$f"
   done
 }
 
@@ -168,6 +168,14 @@ afs_vicep_tmpfs() {
   rm -rf /vicepa.seed && mv /vicepa /vicepa.seed && mkdir /vicepa &&
     mount -t tmpfs -o "size=${AFS_VICEP_MB}m,mode=700" tmpfs /vicepa &&
     cp -a /vicepa.seed/. /vicepa/ && rm -rf /vicepa.seed
+}
+
+# Waits until guest NAME's device has written BYTES (its afsfile status file): the guest's console
+# shows its workload's lines only at its end, so they cannot tell that it is writing.
+afs_wait_written() { # afs_wait_written NAME BYTES
+  local f=/run/afsfile/status/dev-$(guest_domid "$1")-$XVDA.json
+  wait_until "$GUEST_TIMEOUT" sh -c "[ \"\$(sed -n 's/^  \"bytesWritten\": \([0-9]*\),*\$/\1/p' $f 2>/dev/null)\" -ge $2 ] 2>/dev/null" ||
+    guest_fail "$1" "" "the device of $1 did not write $2 bytes within $GUEST_TIMEOUT s"
 }
 
 # A guest running the save-mode workload (pattern, FLUSH, wait for the mark) on a new image.
