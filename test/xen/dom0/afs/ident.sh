@@ -55,7 +55,7 @@ ident_config() {
   local t
   sed -i '/^identity\.tenant-/d; /^identity-default/d' "$IDENT_CONF"
   for t in $IDENT_TENANTS; do
-    echo "identity.$(ident_label "$t") = keytab=$(ident_keytab "$t") domains=xt-t$t,xt-t$t-x cell=$AFS_CELL"
+    echo "identity.$(ident_label "$t") = keytab=$(ident_keytab "$t") domains=xt-t$t,xt-t$t-x,xt-t$t-e cell=$AFS_CELL"
   done >> "$IDENT_CONF"
   echo "identity-default = host" >> "$IDENT_CONF"
 }
