@@ -67,7 +67,7 @@ fail() {
 
 # Print a file with every line prefixed by "  [TAG] ".
 show() {
-  [ -s "$2" ] && tr -d '\r' < "$2" | sed "s/^/  [$1] /"
+  [ -s "$2" ] && tr -d '\r' < "$2" | sed "s|^|  [$1] |"
   return 0
 }
 

@@ -112,22 +112,26 @@ afs_namei_file() { # afs_namei_file SIZE
 # lines and plain warnings), as XENTEST METRIC words: the errnos per call (`write:EACCES:12`:
 # kernel errors the engine retried; `gate-write`/`gate-fsync`: refusals of the token gate),
 # failed fsyncs, recoveries and the bytes they wrote again from the kept copy, and the hold:
-# seconds from the first held or failed call to the last (or to the recovery).
+# seconds from the first held or failed call to the last (or to the recovery), by their times
+# (the device and worker processes write the log in their own order).
 afs_io_summary() { # afs_io_summary FROM-LINE PREFIX
   tail -n +"$1" "$AFSFILE_LOG" | awk -v p="$2" '
     function t(s,  a) { if (!match(s, /T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+Z/)) return -1
       a = substr(s, RSTART + 1, RLENGTH - 2); split(a, f, ":"); return f[1] * 3600 + f[2] * 60 + f[3] }
-    function seen(s,  x) { x = t(s); if (x < 0) return; if (first < 0) first = x; last = x }
+    function seen(s,  x) { x = t(s); if (x < 0) return; if (first < 0 || x < first) first = x; if (x > last) last = x }
     BEGIN { first = -1; last = -1 }
     / of request [^ ]*: E[A-Z]*, retrying/ { o = $0; sub(/.*afsfile:engine /, "", o); sub(/ .*/, "", o)
       e = $0; sub(/.*: /, "", e); sub(/,.*/, "", e); n[o ":" e]++; seen($0) }
     /: write held: / { gw++; seen($0) }
     /: fsync held: / { gf++; seen($0) }
-    /fsync failed \(E[A-Z]*\)/ { e = $0; sub(/.*fsync failed \(/, "", e); sub(/\).*/, "", e); n["fsync:" e]++; ff++; seen($0) }
+    # A warning shows three times (engine and device debug lines, a plain line of the worker):
+    # counted once, from the plain line; the times come from the engine line.
+    /afsfile:engine (fsync failed \(|recovered after)/ { seen($0) }
+    /afsfile worker\[.*fsync failed \(E[A-Z]*\)/ { e = $0; sub(/.*fsync failed \(/, "", e); sub(/\).*/, "", e); n["fsync:" e]++; ff++ }
     /recovery attempt [0-9]*: [a-z]* failed: / { o = $0; sub(/.*recovery attempt [0-9]*: /, "", o); sub(/ .*/, "", o)
       e = $0; sub(/.* failed: /, "", e); n["replay-" o ":" e]++; seen($0) }
-    /recovered after [0-9]* attempt/ { r++; b = $0; sub(/.*kept write\(s\) \(/, "", b); sub(/ bytes.*/, "", b); rb += b; seen($0) }
-    /giving up after/ { gu++ }
+    /afsfile worker\[.*recovered after [0-9]* attempt/ { r++; b = $0; sub(/.*kept write\(s\) \(/, "", b); sub(/ bytes.*/, "", b); rb += b }
+    /afsfile worker\[.*giving up after/ { gu++ }
     END {
       s = ""; for (k in n) s = s (s == "" ? "" : ",") k ":" n[k]
       printf "%s_errnos=%s %s_gate_write=%d %s_gate_fsync=%d %s_fsync_failed=%d %s_recoveries=%d %s_rewritten_bytes=%d %s_gave_up=%d %s_hold_s=%s\n",
