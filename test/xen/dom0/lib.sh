@@ -14,11 +14,12 @@ IMAGES=/images
 GUEST_KERNEL=/xentest/guest/vmlinux # ELF: no xz decompression in xl create
 GUEST_RAMDISK=/xentest/guest/domu.cpio.gz
 XVDA=51712 # the xenstore device id of xvda
-# The route afsfile's disks take: vbd (script=, kernel blkback unloaded) or, with
-# AFS_ROUTE=vbd3 (the vbd3-* stages, Xen >= 4.19), backendtype=tap, which puts the
-# device under backend/vbd3 beside a loaded blkback. Stages write "$AFS_SPEC" into
-# their disk specs and find the backend with backend_of.
-AFS_ROUTE=${AFS_ROUTE:-vbd}
+# The route afsfile's disks take: vbd (script=, kernel blkback unloaded; the
+# default on 4.17) or vbd3 (the vbd3-* stages, and the default from Xen 4.19 on:
+# backendtype=tap, which puts the device under backend/vbd3 beside a loaded
+# blkback). Stages write "$AFS_SPEC" into their disk specs and find the backend
+# with backend_of.
+case $XEN_VERSION in 4.17) AFS_ROUTE=${AFS_ROUTE:-vbd} ;; *) AFS_ROUTE=${AFS_ROUTE:-vbd3} ;; esac
 if [ "$AFS_ROUTE" = vbd3 ]; then
   AFS_KIND=vbd3 AFS_SPEC=backendtype=tap,script=block-afsfile
 else
