@@ -62,12 +62,21 @@ done
 add_file "$root" "$afs_pkgroot/usr/lib/libkafs_client.so.0.1" /usr/lib/libkafs_client.so.0
 LD_LIBRARY_PATH=$afs_pkgroot/usr/lib add_libs "$root" "$afs_pkgroot/usr/bin/aklog-kafs"
 add_file "$root" "$afs_pkgroot/usr/bin/aklog-kafs" /usr/bin/aklog-kafs
-for b in setfattr getfattr; do add_bin "$root" "$afs_pkgroot/usr/bin/$b" "/usr/bin/$b"; done
+for b in setfattr getfattr; do
+  add_file "$root" "$afs_pkgroot/usr/bin/$b" "/usr/bin/$b"
+  add_libs "$root" "$afs_pkgroot/usr/bin/$b"
+done
 for b in /usr/sbin/akeyconvert /usr/sbin/asetkey /usr/bin/pts /usr/bin/vos /usr/bin/fs /usr/bin/tokens \
          /usr/bin/aklog /usr/bin/udebug /usr/bin/rxdebug /usr/bin/pagsh.openafs \
          /usr/sbin/krb5kdc /usr/sbin/kdb5_util /usr/sbin/kadmin.local /usr/bin/kinit /usr/bin/klist \
          /usr/bin/kdestroy /bin/keyctl /sbin/afsd; do
-  add_bin "$root" "$b"
+  # Debian 13 ships MIT's kinit, klist, kdestroy as NAME.mit behind an alternative that
+  # only its postinst makes.
+  if [ -n "${SYSROOT:-}" ] && [ ! -e "$(sys_file "$b")" ] && [ -e "$(sys_file "$b.mit")" ]; then
+    add_bin "$root" "$b.mit" "$b"
+  else
+    add_bin "$root" "$b"
+  fi
 done
 ln -sf pagsh.openafs "$root/usr/bin/pagsh"
 # Loaded at run time, so ldd does not list them: the KDC database module, and libverto's
