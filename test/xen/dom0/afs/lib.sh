@@ -116,7 +116,7 @@ afs_worker_errors() { # afs_worker_errors FROM-LINE
 # A guest running the save-mode workload (pattern, FLUSH, wait for the mark) on a new image.
 afs_guest_begin() { # afs_guest_begin NAME IMAGE SEED
   afs_admin dd if=/dev/zero of="$2" bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>/dev/null || fail "cannot create $2"
-  guest_start "$1" "vdev=xvda,access=rw,script=block-afsfile,target=$2" "$3" "xt.mode=save xt.markwait=900"
+  guest_start "$1" "vdev=xvda,access=rw,$AFS_SPEC,target=$2" "$3" "xt.mode=save xt.markwait=900"
 }
 
 # After SAVE-READY: the pattern checked in the server's namei file, the mark, the guest's end.

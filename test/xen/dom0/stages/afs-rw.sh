@@ -18,7 +18,7 @@ seed=21
 t0=$(now_s)
 afs_admin dd if=/dev/zero of=$img bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>/dev/null || fail "cannot create $img"
 xt_step "admin created $img ($IMAGE_MB MiB) in $(($(now_s) - t0))s"
-guest_start xt-afs "vdev=xvda,access=rw,script=block-afsfile,target=$img" $seed "xt.mode=save"
+guest_start xt-afs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save"
 guest_wait_line xt-afs '^XT SAVE-READY' "$GUEST_TIMEOUT"
 result=$(guest_log xt-afs | sed -n 's/^XTIO RESULT //p' | tail -n 1)
 [ -n "$result" ] && xt_metric "$result"
@@ -35,7 +35,7 @@ afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died
 
 img=$AFS_DIR/xt-fs-$AFS_CLIENT.img
 afs_admin dd if=/dev/zero of=$img bs=1048576 seek=$((IMAGE_MB + 1)) count=1 2>/dev/null || fail "cannot create $img"
-guest_run xt-afsfs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 9 "xt.mode=fs"
+guest_run xt-afsfs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 9 "xt.mode=fs"
 guest_log xt-afsfs | grep -q '^XT FS e2fsck clean' || fail "the guest did not run e2fsck"
 nf=$(afs_namei_file $(((IMAGE_MB + 2) * 1048576)))
 [ -n "$nf" ] || fail "no namei file for $img"
