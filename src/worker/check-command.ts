@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
+import { checkLocks } from './check-locks';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
 
@@ -193,12 +194,14 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const key = keytab ?? (config?.values.get('keytab') as string | undefined);
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
   const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
+  const rootsValue = config?.values.get('image-roots');
+  const roots = Array.isArray(rootsValue) ? rootsValue.filter((r): r is string => typeof r === 'string') : [];
   return [
     ...(config?.findings ?? []),
     await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
     checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
-    await checkUring(), ...checkMetricsFile(metrics),
+    await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
   ];
 }
 
