@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
+import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
 import { checkLocks } from './check-locks';
 import { mergeStatus } from './status-command';
@@ -196,12 +197,20 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
   const rootsValue = config?.values.get('image-roots');
   const roots = Array.isArray(rootsValue) ? rootsValue.filter((r): r is string => typeof r === 'string') : [];
+  const worker = checkWorker(runDir);
+  const identities = o.configFile
+    ? checkIdentities({
+      configFile: o.configFile, configExplicit: o.configExplicit ?? false, runDir, env, workerRunning: worker.ok,
+    })
+    : [];
   return [
     ...(config?.findings ?? []),
     await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
-    checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
-    await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
+    worker, checkFailedDevices(runDir), checkTokens(runDir, key),
+    checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
+      aklog, env),
+    ...identities, await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
   ];
 }
 
