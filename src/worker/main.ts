@@ -125,7 +125,8 @@ function waitForAssignment(hooks: Hooks): Promise<Extract<ToDevice, { t: 'assign
     process.on('disconnect', () => resolve(undefined));
     hooks.stop(() => resolve(undefined));
     hooks.reload(() => undefined);
-    process.send({ t: 'ready' } satisfies FromDevice);
+    // The parent may be gone already (EPIPE): the disconnect above ends the wait then.
+    process.send({ t: 'ready' } satisfies FromDevice, undefined, undefined, () => undefined);
   });
 }
 

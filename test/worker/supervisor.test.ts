@@ -323,8 +323,13 @@ test('a supervisor killed outright: its children quiesce, keep the image lock, a
   const pid = await childPid(p);
   await worker.stop('SIGKILL');
   const f = path.join(runDir, `status/dev-${p.domid}-${p.devid}.json`);
-  await until('the orphaned child waits for the next one', () =>
-    (JSON.parse(fs.readFileSync(f, 'utf8')) as { handingOn?: boolean }).handingOn === true);
+  await until('the orphaned child waits for the next one', () => {
+    try {
+      return (JSON.parse(fs.readFileSync(f, 'utf8')) as { handingOn?: boolean }).handingOn === true;
+    } catch {
+      return false; // not written yet, or being replaced
+    }
+  }, 15_000);
   assert.not.ok(gone(pid), 'it keeps the image lock meanwhile');
   worker = await startWorker(xs.socketPath, runDir);
   const pid2 = await childPid(p);
