@@ -22,7 +22,7 @@ import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-f
 import { identityStatusName, readRenewStatus } from '../renew/status';
 import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
 import type { LockHolder, LockPolicy } from '../image/lock';
-import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
+import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -104,7 +104,7 @@ export class DeviceChild {
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
     this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
-      this.identity ? identityStatusName(this.identity) : undefined);
+      this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
     this.lock = new DeviceLock({
       policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
       onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
