@@ -17,6 +17,8 @@ interface LiveQueue {
   queue: EngineQueue | undefined;
   /** Wakeups in a row that found no request (reset by one that found some). */
   spurious: number;
+  /** req_cons at the last wakeup: requests taken since then answer for this one's event. */
+  consAtEvent: number;
   unmaskTimer: NodeJS.Timeout | undefined;
 }
 
@@ -56,7 +58,7 @@ export class Connection {
         } catch (err) {
           throw new FrontendError(`cannot map ring ${i} (grant refs ${q.grefs.join(',')}): ${(err as Error).message}`);
         }
-        const entry: LiveQueue = { mapping, port: -1, queue: undefined, spurious: 0, unmaskTimer: undefined };
+        const entry: LiveQueue = { mapping, port: -1, queue: undefined, spurious: 0, consAtEvent: 0, unmaskTimer: undefined };
         c.live.push(entry);
         const ring = new BackRing(mapping.buffer, params.abi);
         if (ring.broken()) throw new FrontendError(`ring ${i}: req_prod ${ring.reqProd} is more than ${ring.size} ahead of rsp_prod ${ring.rspProd}`);
@@ -87,11 +89,16 @@ export class Connection {
       });
       const ring = rings[i];
       const unmaskLater = () => c.unmask(entry); // one closure per queue, not per event
+      entry.consAtEvent = ring.reqCons;
       dispatcher.register(port, () => {
         c.events++;
         // The port stays masked (as /dev/xen/evtchn leaves it) until the work is done: unmasked
         // after the engine's next pump has taken the requests, not before it.
-        if (ring.unconsumed() !== 0) {
+        // Not spurious either: the engine took requests since the last wakeup (a pump after a
+        // completion looks at the ring too), so this event was for work already under way.
+        const tookSince = ring.reqCons !== entry.consAtEvent;
+        entry.consAtEvent = ring.reqCons;
+        if (ring.unconsumed() !== 0 || tookSince) {
           entry.spurious = 0;
           engine.kick();
           setImmediate(unmaskLater);
