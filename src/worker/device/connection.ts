@@ -58,7 +58,9 @@ export class Connection {
         } catch (err) {
           throw new FrontendError(`cannot map ring ${i} (grant refs ${q.grefs.join(',')}): ${(err as Error).message}`);
         }
-        const entry: LiveQueue = { mapping, port: -1, queue: undefined, spurious: 0, consAtEvent: 0, unmaskTimer: undefined };
+        const entry: LiveQueue = {
+          mapping, port: -1, queue: undefined, spurious: 0, consAtEvent: 0, unmaskTimer: undefined,
+        };
         c.live.push(entry);
         const ring = new BackRing(mapping.buffer, params.abi);
         if (ring.broken()) throw new FrontendError(`ring ${i}: req_prod ${ring.reqProd} is more than ${ring.size} ahead of rsp_prod ${ring.rspProd}`);
