@@ -8,11 +8,11 @@ Every benchmark of the project, each against a baseline measured in the same run
 stderr, a table (or --json) on stdout. Without options: about 6 minutes on 2 busy CPUs.
 
   --quick            about a minute: 2 short rounds of the target patterns, disk only
-  --only A,B         sections: startup, control, io, threadpool, scale (scale only by name)
+  --only A,B         sections: startup, control, io, threadpool, storm, scale (scale only by name)
   --counts 1,4,16    scale: device counts
   --json             machine-readable rows
   --rounds N         rounds of every section
-  --seconds S        seconds per measurement (io, threadpool)
+  --seconds S        seconds per measurement (io, threadpool, storm)
   --dir DIR          directory for the disk test file (default /var/tmp)
   --threadpool N     libuv threads for the io section
   --no-shm           skip the /dev/shm variant

@@ -3,6 +3,7 @@
 //
 //   --quick            about a minute: 2 short rounds of the target patterns, disk only
 //   --only a,b         sections: startup, control (claim latency, hotplug add), io, threadpool,
+//                      storm (a guest notifying in a loop beside a neighbour: bench/storm.ts),
 //                      scale (only by name; --counts 1,4,16: see bench/scale-main.ts)
 //   --json             machine-readable rows
 //   --rounds N         rounds of every section (startup: default 20, quick 5; threadpool: at most 2)
@@ -16,11 +17,12 @@ import { PATTERNS, type Pattern } from './patterns';
 import { type Row, progress, table } from './report';
 import { benchControlPath } from './hotplug';
 import { benchStartup } from './startup';
+import { benchStorm } from './storm';
 import { benchThreadpool } from './threadpool';
 import { benchScale, scaleTable } from './scale';
 import { scaleCounts } from './scale-main';
 
-export const SECTIONS = ['startup', 'control', 'io', 'threadpool', 'scale'] as const;
+export const SECTIONS = ['startup', 'control', 'io', 'threadpool', 'storm', 'scale'] as const;
 
 async function main(): Promise<void> {
   const parsed = parseBenchArgs(process.argv.slice(2), (t) => process.stdout.write(t), (t) => process.stderr.write(t));
@@ -57,6 +59,10 @@ async function main(): Promise<void> {
   if (want('io')) rows.push(...benchIo(io, meta));
   // Not in --quick unless asked for by name.
   if (only ? want('threadpool') : !quick) rows.push(...benchThreadpool({ ...io, rounds: Math.min(io.rounds, 2) }));
+  if (want('storm')) {
+    const storm = { rounds: Math.floor(num('rounds', quick ? 2 : 4)), seconds: num('seconds', quick ? 1 : 2) };
+    rows.push(...(await benchStorm(storm)));
+  }
   // Only by name: it starts up to hundreds of processes.
   if (only?.includes('scale')) {
     const s = await benchScale({ counts: scaleCounts(argv.counts ?? (quick ? '1,4,16' : undefined)), settleSeconds: 12, idleSeconds: quick ? 5 : 10, burstMiB: 0 });

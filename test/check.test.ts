@@ -20,11 +20,12 @@ test('the config file: every problem of every role with file and line; check sti
   const t = tempDir('afsfile-check-');
   try {
     const conf = path.join(t.dir, 'afsfile.conf');
-    fs.writeFileSync(conf, 'max-queues = 0\nhotplug-wait = 3h\nmargin = soon\nfsync-interval = 5s\n');
+    fs.writeFileSync(conf, 'max-queues = 0\nhotplug-wait = 3h\nmargin = soon\nfsync-interval = 5s\n' +
+      'image-roots = /srv/xen, images\n');
     const r = check(t.dir, conf);
     assert.is(r.status, 1, r.stderr);
     const bad = r.findings.filter((f) => f.check === 'config');
-    assert.equal(bad.map((f) => [f.ok, f.detail.split(' expects')[0]]), [[false, `${conf}:1: max-queues`], [false, `${conf}:2: hotplug-wait`], [false, `${conf}:3: margin`]]);
+    assert.equal(bad.map((f) => [f.ok, f.detail.split(' expects')[0]]), [[false, `${conf}:1: max-queues`], [false, `${conf}:2: hotplug-wait`], [false, `${conf}:3: margin`], [false, `${conf}:5: image-roots`]]);
     assert.match(bad[0]!.fix!, /afsfile help config/);
     assert.ok(r.findings.some((f) => f.check === 'xenstored'), 'the other checks ran too');
 

@@ -24,6 +24,8 @@ export interface OptionSpec {
   readonly max?: number;
   /** A count: whole numbers only. */
   readonly integer?: boolean;
+  /** Paths (list options): each must be absolute. */
+  readonly absolute?: boolean;
   /** Internal (set by afsfile for itself): not in --help, the man page or completion. */
   readonly hidden?: boolean;
 }
@@ -57,7 +59,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'fsync a dirty image at least this often' },
   { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',
     help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
-  { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR',
+  { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR', absolute: true,
     help: 'directories every image must lie beneath (repeat, or comma-separated): images are opened by openat2 ' +
       'beneath one, so no symlink or ".." in an image path leads outside it (default: anywhere)' },
   { name: 'direct', type: 'boolean', default: false, roles: DATA_PATH, config: true,

@@ -74,8 +74,13 @@ export function convertValue(spec: OptionSpec, raw: unknown, where: string, labe
         throw bad(`expects a duration such as 30, 30s, 500ms, 5m, 10h, 1d (a plain number is seconds)${range ? `, from ${range}` : ''}; got "${String(raw)}"`);
       return n;
     }
-    case 'list':
-      return (Array.isArray(raw) ? raw : [raw]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean);
+    case 'list': {
+      const list = (Array.isArray(raw) ? raw : [raw]).flatMap((x) => String(x).split(',')).map((x) => x.trim())
+        .filter(Boolean);
+      const relative = spec.absolute ? list.filter((x) => !x.startsWith('/')) : [];
+      if (relative.length) throw bad(`expects absolute paths; got "${relative.join(', ')}"`);
+      return list;
+    }
     case 'string': {
       if (typeof raw === 'boolean' || raw === '') throw bad('needs a value');
       const s = String(raw);

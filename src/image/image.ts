@@ -31,6 +31,15 @@ const { EOPNOTSUPP, EINVAL } = os.constants.errno;
  */
 const MAX_SKIP = 128;
 
+/**
+ * File systems on which an image is opened again after new tokens or a failed fsync
+ * (<linux/magic.h>): kAFS (AFS_FS_MAGIC) binds the key to the open file (fs/afs/file.c
+ * afs_open), and the OpenAFS client (AFS_SUPER_MAGIC) gets the same treatment. Elsewhere a new
+ * open file gains nothing, and the device process, which runs without CAP_DAC_OVERRIDE, could
+ * not even open an image root does not own through /proc/self/fd.
+ */
+const REOPEN_FS_TYPES: ReadonlySet<number> = new Set([0x6b414653, 0x5346414f]);
+
 export interface OpenOptions {
   readonly readOnly: boolean;
   /** O_DIRECT: buffers and offsets must then be 4096-aligned. */
@@ -50,6 +59,8 @@ export interface OpenOptions {
    * under one of them (src/image/open-beneath.ts). Empty or absent: anywhere.
    */
   readonly roots?: readonly string[];
+  /** Whether reopen() really opens again: default only on AFS (REOPEN_FS_TYPES); tests force it. */
+  readonly reopen?: boolean;
 }
 
 /** SQEs of an image's ring: above the engine's default request budget plus the fsync timer. */
@@ -118,6 +129,11 @@ export class Image {
   private inlineLeft = 0;
   /** The open file in use: reopen() replaces it. */
   private curFd: number;
+  /**
+   * Whether reopen() opens the file again (AFS, see REOPEN_FS_TYPES); else it keeps the open
+   * file and reports success.
+   */
+  readonly reopenNeeded: boolean;
   /** Calls in flight on any fd; fds replaced by reopen() are closed when this reaches 0. */
   private busy = 0;
   private stale: number[] = [];
@@ -137,6 +153,7 @@ export class Image {
     private readonly opts: OpenOptions,
   ) {
     this.curFd = fd;
+    this.reopenNeeded = opts.reopen ?? REOPEN_FS_TYPES.has(fsType(fd));
     const choice = ioChoiceFromEnv();
     const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
     this.ring = ring;
@@ -144,7 +161,7 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
-    const inline = choice === 'inline-writes' || (choice === 'auto' && !readOnly && onLocalFs(fd));
+    const inline = choice === 'inline-writes' && !readOnly && onLocalFs(fd);
     this.inlineWrites = inline && ring !== null && !direct ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
@@ -239,6 +256,7 @@ export class Image {
    * no path walked again. The old fd is closed once no call is in flight on it.
    */
   reopen(cb: IoCallback): void {
+    if (!this.reopenNeeded) return cb(null);
     const flags = openFlags(this.opts); // the magic link is followed: it is our own open file
     fs.open(`/proc/self/fd/${this.curFd}`, flags, (err, fd) => {
       if (err) return cb(err);
@@ -331,12 +349,12 @@ export class Image {
   }
 
   /**
-   * Writes exactly buf.length bytes at offset. On a local file system (buffered), the writes
-   * an engine pump starts are a pwrite on this thread: the ring would hand each to an io-wq
-   * thread and wake this one when it is done (Linux 6.1 ext4 has no non-blocking buffered
-   * writes, io_uring/rw.c; its io-wq runs one inode's writes one at a time anyway), and
-   * pwritev2(RWF_NOWAIT) answers EOPNOTSUPP there. Elsewhere (AFS, NFS, FUSE: a write may wait
-   * for a server) and outside a pump: the ring, or the pool.
+   * Writes exactly buf.length bytes at offset: through the ring, or the pool without one.
+   * With AFSFILE_IO=inline-writes, on a local file system (buffered), the writes an engine
+   * pump starts are a pwrite on this thread instead: the ring hands each to an io-wq thread
+   * (Linux 6.1 ext4 has no non-blocking buffered writes, io_uring/rw.c) and pwritev2
+   * (RWF_NOWAIT) answers EOPNOTSUPP there. Never on AFS, NFS, FUSE: a write there may wait for
+   * a server. Outside a pump: the ring.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
@@ -409,6 +427,16 @@ export class Image {
     this.ring?.close();
     for (const fd of this.stale.splice(0)) fs.closeSync(fd);
     fs.closeSync(this.curFd);
+  }
+}
+
+/** The file system's magic number (statfs f_type) of an open file; 0 when unknown. */
+function fsType(fd: number): number {
+  try {
+    // statfs follows the magic link to the open file without opening it (no permission needed).
+    return Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
+  } catch {
+    return 0;
   }
 }
 

@@ -71,6 +71,16 @@ export function parseRxrpcKeys(keyctlShow: string): Map<number, string> {
 /** What tokens an attempt found: per cell, an ISO expiry or "expired" (OpenAFS), or "present" (kAFS). */
 export type TokenReport = Record<string, string>;
 
+/** kAFS tokens ("present") get the expiry of the ticket they were made from: the rxrpc key's own. */
+export function withTicketExpiry(tokens: TokenReport, ticketExpiresMs: number | undefined): TokenReport {
+  if (ticketExpiresMs === undefined) return tokens;
+  const out: TokenReport = {};
+  for (const [cell, exp] of Object.entries(tokens)) {
+    out[cell] = exp === 'present' ? new Date(ticketExpiresMs).toISOString() : exp;
+  }
+  return out;
+}
+
 /**
  * Which of the wanted cells (all, or any one when none is configured) have no new token.
  * `before` is the rxrpc keys seen before aklog ran: a key that was there already is not new.

@@ -3,7 +3,7 @@
 // status/renew.json. It never throws: every failure is reported, recorded and retried.
 import * as fs from 'node:fs';
 import createDebug from 'debug';
-import { type ClientHost, chooseClient, realClientHost, runAklog } from './aklog';
+import { type ClientHost, chooseClient, realClientHost, runAklog, withTicketExpiry } from './aklog';
 import { AttemptError, getTicket } from './kerberos';
 import { type RenewTiming, kickedAttemptAt, renewDelay, retryDelay } from './schedule';
 import { type RenewError, type RenewStatus, writeRenewStatus } from './status';
@@ -133,7 +133,10 @@ export class Renewer {
       this.ticketExpiresMs = ticket.expiresMs;
       if (this.stopped) return;
       const client = chooseClient(this.cfg.afsClient, this.cfg.aklog, (this.cfg.clientHost ?? realClientHost)());
-      this.tokens = await runAklog(this.cfg.aklog, this.cfg.cells, client, this.cfg.ccache, this.cfg.env, signal);
+      const tokens = await runAklog(this.cfg.aklog, this.cfg.cells, client, this.cfg.ccache, this.cfg.env, signal);
+      // A kAFS key made by aklog-kafs expires with the ticket it was made from (keyctl shows no
+      // expiry): record that, so that the worker can tell an expired key (src/worker/token-gate.ts).
+      this.tokens = withTicketExpiry(tokens, ticket.expiresMs);
       if (this.stopped) return;
       // kAFS binds the key to an open file: the worker reopens its images when it sees this grow.
       this.renewals++;

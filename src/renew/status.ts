@@ -35,7 +35,8 @@ export interface RenewStatus {
   readonly ticketExpires: string | null;
   /**
    * Per cell, from the last successful attempt: ISO expiry or "expired" (OpenAFS `tokens`), or
-   * "present" (kAFS: a new rxrpc key in the session keyring); null: no token yet.
+   * the expiry of the ticket a kAFS key was made from (its own), or "present" (kAFS, ticket expiry
+   * unknown); null: no token yet.
    */
   readonly tokenExpires: Readonly<Record<string, string>> | null;
   /**

@@ -61,6 +61,7 @@ export class SimEventChannels implements EventChannels {
     const b = this.bound.get(localPort);
     if (!b) return;
     b.masked = false;
+    b.link.unmask?.(b.remotePort);
     if (b.latched) {
       b.latched = false;
       this.arrive(localPort);

@@ -35,6 +35,8 @@ export interface GuestLink {
   notify(guestPort: number): void;
   /** guest → backend events, by guest port. */
   onNotify(handler: (guestPort: number) => void): void;
+  /** The backend unmasked its end of the port (wire.ts Msg.UNMASK); absent: never masked there. */
+  unmask?(guestPort: number): void;
   readonly closed: boolean;
   close(): void;
 }
@@ -208,7 +210,21 @@ export class SimGuest {
   private accept(sock: net.Socket): void {
     this.sockets.add(sock);
     let backendDomid: number | undefined;
-    const end: BackendEnd = { deliver: (port) => sock.writable && sock.write(frame(Msg.NOTIFY, 0, port)) };
+    // Ports masked at this backend (a NOTIFY delivered, no UNMASK yet) and those notified
+    // meanwhile (the pending bit): see wire.ts Msg.UNMASK.
+    const masked = new Set<number>();
+    const latched = new Set<number>();
+    const send = (port: number): void => {
+      masked.add(port);
+      sock.write(frame(Msg.NOTIFY, 0, port));
+    };
+    const end: BackendEnd = {
+      deliver: (port) => {
+        if (!sock.writable) return;
+        if (masked.has(port)) latched.add(port);
+        else send(port);
+      },
+    };
     const reader = new FrameReader((type, a, b) => {
       switch (type) {
         case Msg.HELLO:
@@ -222,6 +238,12 @@ export class SimGuest {
           break;
         case Msg.UNBIND:
           this.unbindFrom(end, b);
+          masked.delete(b);
+          latched.delete(b);
+          break;
+        case Msg.UNMASK:
+          masked.delete(b);
+          if (latched.delete(b) && sock.writable) send(b);
           break;
         case Msg.NOTIFY:
           this.raise(end, b);

@@ -79,6 +79,7 @@ export async function connectGuest(dir: string, domid: number, backendDomid: num
       }),
     unbind: (port) => void (!closed && sock.write(frame(Msg.UNBIND, 0, port))),
     notify: (port) => void (!closed && sock.write(frame(Msg.NOTIFY, 0, port))),
+    unmask: (port) => void (!closed && sock.write(frame(Msg.UNMASK, 0, port))),
     onNotify: (h) => (handler = h),
     get closed() {
       return closed;

@@ -20,6 +20,13 @@ export const Msg = {
   UNBIND: 6,
   /** either way, b = guest port. */
   NOTIFY: 7,
+  /**
+   * backend → guest, b = guest port: the backend unmasked the port. A NOTIFY delivered to a
+   * backend masks its port until then (as /dev/xen/evtchn does at the upcall), and the guest
+   * side keeps further ones as Xen's pending bit does: one NOTIFY follows the UNMASK if any
+   * came meanwhile. So a guest notifying in a loop costs a masked backend nothing, as on Xen.
+   */
+  UNMASK: 8,
 } as const;
 
 /** The env var (and worker option --sim-dir) that tells a backend process where sim guests live. */

@@ -18,6 +18,7 @@ import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { readRenewStatus } from '../renew/status';
+import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -61,10 +62,12 @@ export class DeviceChild {
   );
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
+  private readonly tokenCheck: GateCheck;
   private timings: DeviceRetune;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
+    this.tokenCheck = renewTokenCheck(o.runDir);
     this.timings = { holdTimeoutS: o.holdTimeoutS, fsyncIntervalS: o.fsyncIntervalS };
   }
 
@@ -107,8 +110,9 @@ export class DeviceChild {
       },
       direct: this.o.direct,
       // The supervisor opened the image already (and reported it): use its fd.
-      openImage: (path, readOnly) =>
-        openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct, this.o.imageRoots),
+      // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
+      openImage: (path, readOnly) => gateStores(
+        openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct, this.o.imageRoots), this.tokenCheck),
       warn: (m) => this.note(m),
       restrictEventChannels: true,
       onChange: () => this.status.changed(),

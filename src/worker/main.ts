@@ -119,12 +119,9 @@ function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSetti
   };
 }
 
-/** --image-roots: absolute directories (a relative one would depend on the working directory). */
+/** --image-roots (absolute: checked with every value, src/cli/values.ts). */
 function imageRoots(args: ParsedArgs): string[] {
-  const roots = args.list('image-roots');
-  const bad = roots.filter((r) => !r.startsWith('/'));
-  if (bad.length) throw new FatalError(`image-roots: ${bad.join(', ')}: not an absolute path`);
-  return roots;
+  return args.list('image-roots');
 }
 
 /** Given to every device process by the supervisor itself, as they are now (SIGHUP); and the

@@ -67,7 +67,20 @@ test('--only io, one pattern, one round: engine rows (io_uring and thread pool) 
 test('--only with an unknown section: exit 1 and a message naming the sections', () => {
   const r = spawnSync(process.execPath, [MAIN, '--only', 'nosuch'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.is(r.status, 1);
-  assert.match(r.stderr, /unknown section nosuch \(have startup, control, io, threadpool, scale\)/);
+  assert.match(r.stderr, /unknown section nosuch \(have startup, control, io, threadpool, storm, scale\)/);
+});
+
+test('--only storm, one short round: the storming device CPU, the neighbour p99 against a sham storm', () => {
+  const out = bench(['--only', 'storm', '--rounds', '1', '--seconds', '0.5']);
+  const cpu = out.rows.find((r) => r.section === 'storm' && r.unit === '% of a core');
+  assert.ok(cpu && Number.isFinite(cpu.value.median) && cpu.value.median >= 0 && cpu.baseline,
+    JSON.stringify(out.rows));
+  const sent = out.rows.find((r) => r.section === 'storm' && r.name.includes('notifies'));
+  positive(sent?.value, 'notifies sent');
+  const p99 = out.rows.find((r) => r.section === 'storm' && r.name === 'neighbour p99 latency (4k qd1)');
+  positive(p99?.value, 'neighbour p99');
+  positive(p99?.ratio, 'neighbour p99 ratio');
+  assert.match(p99!.baseline!.name, /sham/);
 });
 
 test('--only scale --counts 1: one disk attached and measured (PSS per disk, idle wakeups)', () => {

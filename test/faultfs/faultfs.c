@@ -511,7 +511,22 @@ static void *control(void *arg)
     return NULL;
 }
 
+/* The kernel sends asynchronous requests (io_uring's reads and writes of a direct_io file go
+ * through fuse_direct_IO's async path) as "background" requests, at most max_background (12
+ * by default) per connection (fs/fuse/dev.c, Documentation/filesystems/fuse.rst): a hung file's
+ * requests would fill them and stall every other file of the mount, which a network file
+ * system's client does not do for files on different volumes. Raised so that each file is on
+ * its own, as the tests assume. */
+static void *ff_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    (void)cfg;
+    conn->max_background = 1024;
+    conn->congestion_threshold = 768;
+    return NULL;
+}
+
 static const struct fuse_operations ops = {
+    .init = ff_init,
     .getattr = ff_getattr,
     .readdir = ff_readdir,
     .open = ff_open,

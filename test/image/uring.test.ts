@@ -101,7 +101,9 @@ ringTest('AFSFILE_IO=inline-writes: a pump\'s writes complete before write() ret
     let done: NodeJS.ErrnoException | null | undefined;
     img.cork();
     img.write(a, 4096, (err) => (done = err));
-    assert.is(done, null, 'written on this thread, inside the pump');
+    const local = [0xef53, 0x58465342, 0x9123683e, 0x01021994].includes(Number(fs.statfsSync(dir).type));
+    if (local) assert.is(done, null, 'written on this thread, inside the pump');
+    while (done === undefined) await new Promise((r) => setTimeout(r, 2));
     img.uncork();
     // Outside a pump (a replay, a retry): through the ring, answered later.
     const b = new Uint8Array(randomBytes(4096));
@@ -120,9 +122,9 @@ ringTest('AFSFILE_IO=inline-writes: a pump\'s writes complete before write() ret
   }
 });
 
-ringTest('by default a pump\'s writes are inline on a local file system only', async () => {
+ringTest('inline-writes: a pump\'s writes are inline on a local file system only', async () => {
   const { p } = file('auto.img');
-  const img = Image.open(p, { readOnly: false });
+  const img = openWith('inline-writes', p);
   try {
     let done: NodeJS.ErrnoException | null | undefined;
     img.cork();
@@ -170,8 +172,7 @@ function openWith(choice: string, p: string): Image {
 
 ringTest('cork: nothing reaches the kernel before uncork, then all of it at once', async () => {
   const { p, data } = file('cork.img');
-  // Every write through the ring (the default writes a pump's writes on the thread on ext4).
-  const img = openWith('uring', p);
+  const img = Image.open(p, { readOnly: false });
   try {
     const ones = new Uint8Array(4096).fill(1);
     const done: number[] = [];

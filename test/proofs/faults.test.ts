@@ -10,6 +10,7 @@ import { testIf } from '../helpers/skip';
 import { until } from '../helpers/wait';
 import { type Bench, faultDevice, runFaultWindows, startFaultBench, writesAcross } from './faults';
 
+import type { SimDevice } from './sim-devices';
 import { BLOCK, VerifiedWorkload, seeded } from './verified-workload';
 
 const say = (l: string): void => void process.stdout.write(`${l}\n`);
@@ -71,39 +72,55 @@ if (inPrivateMountNamespace()) {
     }
   });
 
-  // Hung once for 10 minutes in a quiet fresh-clone CI run (after its bench had closed, with
-  // no child left): runs with AFSFILE_TEST_HUNG_IMAGE=1 until that hang is understood.
-  const hungTest = testIf(process.env.AFSFILE_TEST_HUNG_IMAGE === '1', 'runs with AFSFILE_TEST_HUNG_IMAGE=1');
-  hungTest('a hung image stalls only its own device: its neighbour goes on, the supervisor runs, nothing fails after',
+  // Judged by progress, not by time: on a loaded 2-core machine (or a busy disk under the
+  // backing dir) the neighbour may complete only a handful of requests a second, so "more than
+  // N in 2.5 s" failed there; and a failure that left the guests open kept the file's process
+  // alive until the runner's timeout (the "hang" CI once saw). The hang lasts until `clear`.
+  test('a hung image stalls only its own device: its neighbour goes on, the supervisor runs, nothing fails after',
     async () => {
     const b = await startFaultBench('afsfile-hung-');
+    const devs: SimDevice[] = [];
     try {
-      const hungDev = await faultDevice(b, 42, 'hung.img', 4 << 20);
+      // Its requests wait as long as the hang lasts: the simulated blkfront must not time out first.
+      const hungDev = await faultDevice(b, 42, 'hung.img', 4 << 20, 180_000);
+      devs.push(hungDev);
       const okDev = await faultDevice(b, 43, 'ok.img', 4 << 20);
+      devs.push(okDev);
       const random = seeded(1);
       const wh = new VerifiedWorkload(hungDev.front, { dev: 0, blocks: 1024, concurrency: 4, maxBlocks: 4,
         flushEvery: 8, random });
       const wo = new VerifiedWorkload(okDev.front, { dev: 1, blocks: 1024, concurrency: 4, maxBlocks: 4, flushEvery: 8,
         random });
+      const done = (w: VerifiedWorkload): number => w.writes + w.reads + w.flushes;
       wh.start();
       wo.start();
-      await until('both devices run', () => wh.writes > 10 && wo.writes > 10, 10_000);
-      await b.ffs.ctl('hang stat,open,read,write,fsync 4000 hung.img');
-      await sleep(300);
-      const hungBefore = wh.writes + wh.reads;
-      const okBefore = wo.writes + wo.reads;
-      await sleep(2500);
-      const hungDuring = wh.writes + wh.reads - hungBefore;
-      const okDuring = wo.writes + wo.reads - okBefore;
-      say(`hung image: ${hungDuring} completions on it in 2.5 s, ${okDuring} on its neighbour`);
-      assert.is(hungDuring, 0, 'the hung image completes nothing');
-      assert.ok(okDuring > 20, `the neighbour went on (${okDuring} completions)`);
+      await until('both devices run', () => done(wh) > 10 && done(wo) > 10, 20_000);
+      await b.ffs.ctl('hang stat,open,read,write,fsync 600000 hung.img');
+      // What was past faultfs when the hang began may still complete: wait until nothing has
+      // for a second.
+      let last = done(wh);
+      let quietSince = performance.now();
+      await until('the hung device stops completing', () => {
+        if (done(wh) !== last) [last, quietSince] = [done(wh), performance.now()];
+        return performance.now() - quietSince > 1000;
+      }, 30_000);
+      const hungBefore = done(wh);
+      const okBefore = done(wo);
+      const t0 = performance.now();
+      await until('its neighbour completes 50 requests', () => done(wo) >= okBefore + 50, 60_000);
+      const secs = (performance.now() - t0) / 1000;
+      say(`hung image: ${done(wh) - hungBefore} completions on it while its neighbour did ${done(wo) - okBefore} ` +
+        `(${secs.toFixed(1)} s)`);
+      assert.is(done(wh) - hungBefore, 0, 'the hung image completes nothing');
       assert.ok(b.rig.worker.proc.exitCode === null, 'the supervisor runs');
-      await until('the hung device resumes', () => wh.writes + wh.reads > hungBefore + 10, 15_000);
+      const status = await b.rig.c.tryRead(`${okDev.vbd.backend}/state`);
+      assert.is(status, '4', 'the neighbour stays Connected');
+      await b.ffs.ctl('clear');
+      await until('the hung device resumes', () => done(wh) > hungBefore + 10, 30_000);
       await Promise.all([wh.stop(), wo.stop()]);
       assert.equal([...wh.errors, ...wo.errors], []);
-      for (const d of [hungDev, okDev]) d.guest.close();
     } finally {
+      for (const d of devs) d.guest.close();
       await b.close();
     }
   });

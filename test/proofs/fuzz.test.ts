@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { describeFuzz, runFuzz } from './fuzz';
+import { describeXenStoreFuzz, runXenStoreFuzz } from './fuzz-xenstore';
 
 test('hostile rings: no exception escapes, every request of a sane ring answered once, no I/O outside the image',
   async () => {
@@ -12,6 +13,15 @@ test('hostile rings: no exception escapes, every request of a sane ring answered
   process.stdout.write(`${describeFuzz(f, (Date.now() - t0) / 1000)}\n`);
   assert.equal(f.failures, [], `replay with: npm run fuzz -- --seed ${seed}`);
   assert.ok(f.requests > 5000 && f.indirect > 1000 && f.boundary > 1000, 'the fuzzer reached the paths it aims at');
+});
+
+test('hostile XenStore values and state flapping: a verdict every time, no crash, removal works', async () => {
+  const seed = Date.now() % 1e9;
+  const t0 = Date.now();
+  const f = await runXenStoreFuzz({ seconds: 3, seed });
+  process.stdout.write(`${describeXenStoreFuzz(f, (Date.now() - t0) / 1000)}\n`);
+  assert.equal(f.failures, [], `replay with: npm run fuzz -- --seed ${seed}`);
+  assert.ok(f.rounds >= 5 && f.connected > 0 && f.refused > 0, 'both verdicts reached');
 });
 
 test.run();

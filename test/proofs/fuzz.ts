@@ -10,7 +10,9 @@
 // its own slot with its id; no byte of I/O outside the image; memory stays within a budget.
 // A failure prints the seed that replays it.
 //
-// Run: node build/test/proofs/fuzz.js --seconds N --seed S (npm run fuzz -- ...).
+// Run: node build/test/proofs/fuzz.js --seconds N --seed S (npm run fuzz -- ...); then the
+// frontend's XenStore values for --xenstore-seconds (default a quarter of N, at least 2:
+// test/proofs/fuzz-xenstore.ts); --xenstore-round S replays one such round.
 import minimist from 'minimist';
 import { setImmediate as immediate } from 'node:timers/promises';
 import { type Abi, X86_32, X86_64 } from '../../src/blkif/abi';
@@ -19,6 +21,7 @@ import { BackRing, FrontRing, ringBytes } from '../../src/blkif/ring';
 import type { BlkifRequest, Segment } from '../../src/blkif/request';
 import { Engine } from '../../src/engine/engine';
 import { FakeGrants, MemFile } from '../engine/fixture';
+import { describeXenStoreFuzz, replayXenStoreRound, runXenStoreFuzz } from './fuzz-xenstore';
 import { seeded } from './verified-workload';
 
 export interface FuzzFigures {
@@ -312,17 +315,32 @@ export function describeFuzz(f: FuzzFigures, seconds: number): string {
     `${f.fileOps} file operations; peak RSS ${f.peakRssMiB.toFixed(0)} MiB; failures ${f.failures.length}`;
 }
 
-if (require.main === module) {
+async function main(): Promise<number> {
   const a = minimist(process.argv.slice(2), { default: { seconds: 60, seed: Date.now() % 1e9, 'memory-mib': 512 } });
   const o = { seconds: Number(a.seconds), seed: Number(a.seed),
     say: (l: string) => void process.stdout.write(`${l}\n`), memoryBudgetMiB: Number(a['memory-mib']) };
-  const t0 = Date.now();
-  runFuzz(o).then((f) => {
-    process.stdout.write(`${describeFuzz(f, (Date.now() - t0) / 1000)}\n`);
-    if (f.failures.length) process.stdout.write(`FAILED (replay: --seed ${o.seed}):\n${f.failures.join('\n')}\n`);
-    process.exit(f.failures.length ? 1 : 0);
-  }, (e: Error) => {
-    process.stdout.write(`FAILED (replay: --seed ${o.seed}): ${e.stack}\n`);
+  // The frontend's XenStore values (test/proofs/fuzz-xenstore.ts): a quarter of the time again.
+  const xsSeconds = Number(a['xenstore-seconds'] ?? Math.max(2, o.seconds / 4));
+  if (a['xenstore-round'] !== undefined) {
+    const f = await replayXenStoreRound(Number(a['xenstore-round']));
+    process.stdout.write(`${f.failures.length ? `FAILED: ${f.failures.join('\n')}` : 'the round passes'}\n`);
+    return f.failures.length ? 1 : 0;
+  }
+  o.say(`fuzz: seed ${o.seed} (replay: npm run fuzz -- --seed ${o.seed} --seconds ${o.seconds})`);
+  let t0 = Date.now();
+  const f = await runFuzz(o);
+  o.say(describeFuzz(f, (Date.now() - t0) / 1000));
+  t0 = Date.now();
+  const x = xsSeconds > 0 ? await runXenStoreFuzz({ seconds: xsSeconds, seed: o.seed }) : undefined;
+  if (x) o.say(describeXenStoreFuzz(x, (Date.now() - t0) / 1000));
+  const failures = [...f.failures, ...(x?.failures ?? [])];
+  if (failures.length) o.say(`FAILED (replay: --seed ${o.seed}):\n${failures.join('\n')}`);
+  return failures.length ? 1 : 0;
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (e: Error) => {
+    process.stdout.write(`FAILED: ${e.stack}\n`);
     process.exit(1);
   });
 }

@@ -17,8 +17,9 @@ interface LiveQueue {
   queue: EngineQueue | undefined;
   /** Wakeups in a row that found no request (reset by one that found some). */
   spurious: number;
-  /** req_cons at the last wakeup: requests taken since then answer for this one's event. */
-  consAtEvent: number;
+  /** The ring's req_cons at the previous wakeup: requests consumed since (by the engine's own
+   * final check, before their event arrived) make the next wakeup count as work. */
+  consAtWakeup: number;
   unmaskTimer: NodeJS.Timeout | undefined;
 }
 
@@ -38,6 +39,8 @@ export class Connection {
   /** Event channel wakeups, and those that found no new request (a storm shows here). */
   events = 0;
   spuriousEvents = 0;
+  /** Times a port was left masked for a back-off delay. */
+  backoffs = 0;
 
   private constructor(private readonly platform: Platform, private readonly engine: Engine) {}
 
@@ -59,7 +62,7 @@ export class Connection {
           throw new FrontendError(`cannot map ring ${i} (grant refs ${q.grefs.join(',')}): ${(err as Error).message}`);
         }
         const entry: LiveQueue = {
-          mapping, port: -1, queue: undefined, spurious: 0, consAtEvent: 0, unmaskTimer: undefined,
+          mapping, port: -1, queue: undefined, spurious: 0, consAtWakeup: 0, unmaskTimer: undefined,
         };
         c.live.push(entry);
         const ring = new BackRing(mapping.buffer, params.abi);
@@ -91,16 +94,20 @@ export class Connection {
       });
       const ring = rings[i];
       const unmaskLater = () => c.unmask(entry); // one closure per queue, not per event
-      entry.consAtEvent = ring.reqCons;
+      entry.consAtWakeup = ring.reqCons;
       dispatcher.register(port, () => {
         c.events++;
         // The port stays masked (as /dev/xen/evtchn leaves it) until the work is done: unmasked
         // after the engine's next pump has taken the requests, not before it.
-        // Not spurious either: the engine took requests since the last wakeup (a pump after a
-        // completion looks at the ring too), so this event was for work already under way.
-        const tookSince = ring.reqCons !== entry.consAtEvent;
-        entry.consAtEvent = ring.reqCons;
-        if (ring.unconsumed() !== 0 || tookSince) {
+        // Work is requests waiting, or requests the engine took since the last wakeup: after a
+        // response the engine looks at the ring again and often takes the next request before
+        // its event arrives. Counting that event as spurious backed a busy queue-depth-1 guest
+        // off to a request a second. Linux's xen-blkback judges the same way: an EOI is
+        // spurious only when no request was consumed since the previous one
+        // (drivers/block/xen-blkback/blkback.c, eoi_flags in xen_blkif_schedule).
+        const took = ring.reqCons !== entry.consAtWakeup;
+        entry.consAtWakeup = ring.reqCons;
+        if (ring.unconsumed() !== 0 || took) {
           entry.spurious = 0;
           engine.kick();
           setImmediate(unmaskLater);
@@ -115,6 +122,7 @@ export class Connection {
         }
         const n = entry.spurious - SPURIOUS_FREE - 1;
         const delay = Math.min(SPURIOUS_FIRST_DELAY_MS * 2 ** n, SPURIOUS_MAX_DELAY_MS);
+        c.backoffs++;
         entry.unmaskTimer = setTimeout(() => {
           entry.unmaskTimer = undefined;
           // Requests may have come while masked (their event is latched): look again.

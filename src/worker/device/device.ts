@@ -27,6 +27,7 @@ import { Connection } from './connection';
 import { FrontendError, readFrontend } from './frontend';
 import { DeviceConfigError, imagePathFromParams, parseU32, readOnlyFromMode } from './params';
 import { AFSFILE_ERROR, AFSFILE_STATUS, reportError, reportOpened } from './status';
+import { LogThrottle } from './log-throttle';
 
 const log = createDebug('afsfile:device');
 
@@ -35,6 +36,8 @@ export interface DeviceImage extends BlockFile {
   readonly path: string;
   /** How its I/O reaches the kernel (Image sets it; test wrappers may not). */
   readonly ioPath?: IoPath;
+  /** False: reopen() keeps the open file (a local file system gains nothing from a new one). */
+  readonly reopenNeeded?: boolean;
   close(): void;
 }
 
@@ -55,7 +58,14 @@ export interface DeviceConfig {
   restrictEventChannels?: boolean;
   /** After each look at XenStore: the device's state may have changed (status file). */
   onChange?(): void;
+  /** Lines a frontend causes (bad values, a broken ring): at most this many per interval,
+   * then one "suppressed N" line (defaults GUEST_LOG_BURST per GUEST_LOG_INTERVAL_MS). */
+  guestLog?: { burst: number; intervalMs: number };
 }
+
+/** A guest cycling through bad states gets its first lines logged, then a count per minute. */
+export const GUEST_LOG_BURST = 5;
+export const GUEST_LOG_INTERVAL_MS = 60_000;
 
 export interface DeviceStats {
   backend: string;
@@ -69,6 +79,8 @@ export interface DeviceStats {
   /** Event channel wakeups of the current connection, and those that found no request. */
   events: number;
   spuriousEvents: number;
+  /** Times a port was left masked for a back-off delay (a storm; never for a working guest). */
+  backoffs: number;
   engine: EngineStats | undefined;
   /** "io_uring", or "thread pool (why io_uring was refused)". */
   ioPath: string | undefined;
@@ -92,6 +104,7 @@ export class Device {
   /** The config's limits, then (start) what the backend directory advertised. */
   private limits: ClaimLimits;
   private readonly warnFn: (m: string) => void;
+  private readonly guestLog: LogThrottle;
   private image: DeviceImage | undefined;
   private engine: Engine | undefined;
   private conn: Connection | undefined;
@@ -129,6 +142,12 @@ export class Device {
   ) {
     this.limits = claimLimits(config.limits);
     this.warnFn = config.warn ?? ((m) => process.stderr.write(`afsfile: ${m}\n`));
+    this.guestLog = new LogThrottle({
+      burst: config.guestLog?.burst ?? GUEST_LOG_BURST,
+      intervalMs: config.guestLog?.intervalMs ?? GUEST_LOG_INTERVAL_MS,
+      emit: (m) => this.warn(m),
+      subject: `${backendPath}: frontend`,
+    });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
@@ -208,7 +227,7 @@ export class Device {
    * with the new key. cb gets what the open met; the old descriptor then stays in use.
    */
   reopenImage(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
-    if (!this.image?.reopen) return false;
+    if (!this.image?.reopen || this.image.reopenNeeded === false) return false;
     this.image.reopen(cb);
     return true;
   }
@@ -230,6 +249,7 @@ export class Device {
       connects: this.connects,
       events: this.conn?.events ?? 0,
       spuriousEvents: this.conn?.spuriousEvents ?? 0,
+      backoffs: this.conn?.backoffs ?? 0,
       engine: this.engine?.stats(),
       ioPath: describeIoPath(this.image?.ioPath),
     };
@@ -367,7 +387,8 @@ export class Device {
     } catch (err) {
       conn?.close();
       const msg = err instanceof FrontendError ? `frontend ${fe}: ${err.message}` : `connect failed: ${(err as Error).message}`;
-      this.warn(`${be}: ${msg}`);
+      // The frontend's values caused it: it can do so again at will (throttled).
+      this.guestLog.line(`${be}: ${msg}`);
       await this.reportError(msg);
       await this.writeState(XenbusState.Closing);
     }
@@ -375,7 +396,7 @@ export class Device {
 
   private onBroken(reason: string): void {
     const msg = `frontend ${this.frontend} broke the ring (${reason}); disconnected`;
-    this.warn(`${this.backendPath}: ${msg}`);
+    this.guestLog.line(`${this.backendPath}: ${msg}`);
     this.conn?.close();
     this.conn = undefined;
     void this.reportError(msg)
@@ -430,6 +451,7 @@ export class Device {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.guestLog.summarise();
     this.engine?.close();
     this.conn?.close();
     this.conn = undefined;

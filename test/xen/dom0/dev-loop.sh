@@ -25,6 +25,7 @@ sync_tree() {
   for f in "$src"/dom0/lib.sh "$src"/dom0/run-stages.sh "$src"/dom0/dev-loop.sh; do cp "$f" /xentest/; done
   rm -rf /xentest/stages.new && cp -r "$src/dom0/stages" /xentest/stages.new && rm -rf /xentest/stages && mv /xentest/stages.new /xentest/stages
   cp "$src/stages.txt" /xentest/stages.txt
+  [ -d "$src/dom0/afs" ] && mkdir -p /xentest/afs && cp "$src"/dom0/afs/*.sh /xentest/afs/
   chmod 755 /xentest/*.sh /xentest/stages/*.sh
   if [ -f /share/dist/afsfile ] && ! cmp -s /share/dist/afsfile "$AFSFILE"; then
     # A new file, renamed over the old: a running worker keeps its executable.

@@ -16,6 +16,11 @@ PACKAGES=(
   xz-utils zstd     # to extract the ELF vmlinux from the bzImage, Debian 13 modules
   gcc libc6-dev     # xtio, the static guest I/O tool
   debian-archive-keyring  # the trixie source list of the Xen 4.20 platform (host/apt-private.sh)
+  # The AFS stages (host/build-afs.sh copies these into dom0 and makes the test cell with them):
+  krb5-kdc krb5-admin-server krb5-user   # krb5kdc, kdb5_util, kadmin.local, kinit/klist
+  openafs-client openafs-krb5            # pts, vos, fs, tokens, pagsh, afsd; aklog, akeyconvert
+  keyutils                               # keyctl, request-key (kAFS tokens and its DNS upcall)
+  make                                   # openafs.ko (host/build-openafs-ko.sh, XEN_TEST_AFS_OPENAFS=1)
 )
 
 missing=()

@@ -22,7 +22,7 @@ SECONDS_EACH=$(cmdline_arg xentest.perf_seconds); : "${SECONDS_EACH:=4}"
 VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=$ROUNDS}"
 # The sides (run.mjs --perf-sides): blkback, afsfile, and afsfile with another image I/O path
 # (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads,
-# afsfile-inline = inline-writes, afsfile-ring = uring; afsfile is the default, auto).
+# afsfile-inline = inline-writes; afsfile and afsfile-ring are the default, uring).
 SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
 NSIDES=$(echo $SIDES | wc -w)
 # xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
@@ -74,7 +74,7 @@ worker_for() {
   [ "$1" = "$WORKER_MODE" ] && return 0
   case $1 in
     afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; afsfile-inline) io=inline-writes ;;
-    afsfile-ring) io=uring ;; *) io=auto ;;
+    *) io=uring ;;
   esac
   old=$(cat "$AFSFILE_PIDFILE")
   kill -TERM "$old"

@@ -9,8 +9,8 @@
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
 SEQ_MB=8 BUF_MB=4 RAND_MB=2 RAND_OPS=256
 functional_io
-IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 18))
-img=$AFS_DIR/xt-quota.img
+IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 20 + AFS_MB_BIAS)) # 34 MiB: a size of its own (namei file found by size)
+img=$AFS_DIR/xt-quota-$AFS_CLIENT.img
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 afs_guest_begin xt-quota $img 41
 vos setfields -id "$AFS_VOLUME" -maxquota 1 -localauth || fail "vos setfields failed"

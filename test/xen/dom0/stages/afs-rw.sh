@@ -11,9 +11,9 @@ afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worke
 # rxkad under TCG writes a few MB/s: a short workload.
 SEQ_MB=8 BUF_MB=4 RAND_MB=2 RAND_OPS=256
 functional_io
-IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
+IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16 + AFS_MB_BIAS))
 size=$((IMAGE_MB * 1048576))
-img=$AFS_DIR/xt-rw.img
+img=$AFS_DIR/xt-rw-$AFS_CLIENT.img
 seed=21
 t0=$(now_s)
 afs_admin dd if=/dev/zero of=$img bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>/dev/null || fail "cannot create $img"
@@ -33,7 +33,7 @@ afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTGO" || fail "cannot mark $
 guest_wait xt-afs
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
 
-img=$AFS_DIR/xt-fs.img
+img=$AFS_DIR/xt-fs-$AFS_CLIENT.img
 afs_admin dd if=/dev/zero of=$img bs=1048576 seek=$((IMAGE_MB + 1)) count=1 2>/dev/null || fail "cannot create $img"
 guest_run xt-afsfs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 9 "xt.mode=fs"
 guest_log xt-afsfs | grep -q '^XT FS e2fsck clean' || fail "the guest did not run e2fsck"

@@ -20,6 +20,9 @@ afs_log() { echo "  [afs] $*"; }
 # Start one daemon in the background, pid in $AFS_PIDS/NAME.
 afs_daemon() {
   local name=$1; shift
+  local pid
+  pid=$(cat "$AFS_PIDS/$name" 2>/dev/null) || true
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && return 0 # running (a stage run again)
   mkdir -p "$AFS_PIDS" "$AFS_LOG"
   "$@" > "$AFS_LOG/$name.out" 2>&1 < /dev/null &
   echo $! > "$AFS_PIDS/$name"
@@ -29,7 +32,7 @@ afs_stop() { # afs_stop NAME [SIGNAL]: stop a daemon started by afs_daemon, wait
   local pid n=0
   pid=$(cat "$AFS_PIDS/$1" 2>/dev/null) || return 0
   kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
   rm -f "$AFS_PIDS/$1"
 }
 
@@ -41,9 +44,13 @@ afs_retry() { # afs_retry SECONDS CMD...: until CMD succeeds (its output kept in
   done
 }
 
-afs_address() { # the servers' address, on the loopback device of this network namespace
+afs_address() { # afs_address [lo]: the servers' address, on a dummy device (or on lo)
   ip link set lo up
-  ip addr show dev lo | grep -q "inet $AFS_ADDR/" || ip addr add "$AFS_ADDR/32" dev lo
+  ip addr show | grep -q "inet $AFS_ADDR/" && return 0
+  if [ "${1:-}" != lo ] && { ip link show afs0 > /dev/null 2>&1 || { modprobe dummy && ip link add afs0 type dummy; }; }; then
+    ip link set afs0 up && ip addr add "$AFS_ADDR/32" dev afs0 && return 0
+  fi
+  ip addr add "$AFS_ADDR/32" dev lo
 }
 
 afs_start_kdc() { afs_daemon krb5kdc /usr/sbin/krb5kdc -n; }

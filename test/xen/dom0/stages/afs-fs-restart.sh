@@ -9,16 +9,16 @@
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
 SEQ_MB=24 BUF_MB=4 RAND_MB=2 RAND_OPS=256
 functional_io
-IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 17)) # a size of its own: its namei file is found by size
-img=$AFS_DIR/xt-restart.img
+IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 17 + AFS_MB_BIAS)) # a size of its own: its namei file is found by size
+img=$AFS_DIR/xt-restart-$AFS_CLIENT.img
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 afs_guest_begin xt-restart $img 31
 guest_wait_line xt-restart '^XTIO START' "$GUEST_TIMEOUT"
 sleep 2
 t0=$(now_s)
-afs_stop fileserver TERM
+afs_stop fileserver QUIT
 afs_stop volserver TERM
-xt_step "file server stopped (SIGTERM) while the guest writes"
+xt_step "file server stopped (SIGQUIT, a clean shutdown) while the guest writes"
 sleep 20
 afs_start_fs || { show FileLog "$AFS_LOG/FileLog"; fail "the file server did not come back"; }
 xt_step "file server back after $(($(now_s) - t0))s"

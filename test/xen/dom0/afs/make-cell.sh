@@ -8,7 +8,7 @@ set -e
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 . /xentest/afs/cell.sh
 
-afs_address
+afs_address lo # the host kernel: no dummy module loaded for this
 mkdir -p /etc/krb5kdc /var/lib/krb5kdc /etc/openafs/server /var/lib/openafs/db /var/lib/openafs/local "$AFS_LOG" /vicepa /etc/afsfile /root
 cat > /etc/krb5.conf <<KRB
 [libdefaults]
@@ -70,6 +70,9 @@ vos create "$AFS_ADDR" a root.afs -maxquota 0 -localauth
 vos create "$AFS_ADDR" a root.cell -maxquota 0 -localauth
 vos create "$AFS_ADDR" a "$AFS_VOLUME" -maxquota 0 -localauth
 vos listvol "$AFS_ADDR" a -localauth
-for d in volserver fileserver vlserver ptserver krb5kdc; do afs_stop "$d"; done
+# The fileserver detaches its volumes cleanly on SIGQUIT (as bosserver stops it); after a
+# SIGTERM they need the salvager before they attach again.
+afs_stop volserver; afs_stop fileserver QUIT
+for d in vlserver ptserver krb5kdc; do afs_stop "$d"; done
 for f in "$AFS_LOG"/*.out; do [ -s "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done
 echo "make-cell: done"

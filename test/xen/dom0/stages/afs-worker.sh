@@ -9,15 +9,11 @@ if afsfile_worker_alive; then # the plain worker of afsfile-setup
   kill "$(cat "$AFSFILE_PIDFILE")"
   wait_until 20 sh -c "! kill -0 $(cat "$AFSFILE_PIDFILE") 2>/dev/null" || fail "the plain worker did not stop"
 fi
-img=$AFS_DIR/xt-acl.img
+img=$AFS_DIR/xt-acl-$AFS_CLIENT.img
 afs_admin dd if=/dev/zero of=$img bs=4096 count=1 2>/dev/null || fail "the administrator cannot create $img"
 t0=$(now_s)
-env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV setsid "$AFSFILE" renew \
-  --keytab "$AFS_WORKER_KEYTAB" --cell "$AFS_CELL" ${AFS_RENEW_ARGS:-} -- "$AFSFILE" $AFSFILE_WORKER_ARGS \
-  > "$AFSFILE_LOG" 2>&1 < /dev/null &
-echo $! > "$AFSFILE_PIDFILE"
-renew_ok() { grep -q '"lastSuccess": "' /run/afsfile/status/renew.json 2>/dev/null; }
-wait_until 60 renew_ok || { show afsfile "$AFSFILE_LOG"; show renew.json /run/afsfile/status/renew.json; fail "renew got no token in 60 s"; }
+: > "$AFSFILE_LOG"
+afs_start_renew_worker || fail "renew got no token in 60 s"
 xt_step "renew: tickets and a verified token in $(($(now_s) - t0))s"
 show renew.json /run/afsfile/status/renew.json
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "renew/worker exited"; }

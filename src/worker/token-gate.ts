@@ -1,0 +1,100 @@
+// No store to AFS with an expired token. kAFS of Linux 6.1 dereferences NULL in
+// afs_store_data when it stores with an expired key (the process dies, the dom0 may not
+// recover); its write-back of dirty pages goes the same way as fsync. The OpenAFS cache manager
+// retries a store refused for an expired token as anonymous and then discards the dirty chunks
+// (src/afs/afs_analyze.c). So when renew.json says that a token the worker holds is about to
+// lapse, an image on AFS first stops taking writes (WRITE_MARGIN_MS before expiry: they fail
+// EKEYEXPIRED and the engine holds them) while fsyncs still store what is dirty with the valid
+// key; from FSYNC_MARGIN_MS before expiry fsync is answered EKEYEXPIRED without reaching the
+// kernel, so nothing is dirty and nothing is stored once the key has lapsed. The engine keeps
+// the held data and writes it again through a reopened file once renew has new tokens
+// (src/engine/durability.ts). Images outside AFS are not gated.
+import * as fs from 'node:fs';
+import { type RenewStatusRead, readRenewStatus } from '../renew/status';
+import type { DeviceImage } from './device';
+
+/** statfs f_type of AFS, the same for kAFS and the OpenAFS client (Linux include/uapi/linux/magic.h AFS_FS_MAGIC). */
+export const AFS_FS_MAGIC = 0x6b414653;
+/** The OpenAFS client's f_type (Linux include/uapi/linux/magic.h AFS_SUPER_MAGIC; coreutils stat S_MAGIC_AFS). */
+export const OPENAFS_VFSMAGIC = 0x5346414f;
+/** Writes stop this long before a token lapses: what is dirty then is stored while it is valid. */
+export const WRITE_MARGIN_MS = 30_000;
+/** fsync stops this long before: a store started later may outlast the token. */
+export const FSYNC_MARGIN_MS = 10_000;
+/** renew.json is read at most this often (fsyncs can come per guest FLUSH). */
+const READ_EVERY_MS = 1000;
+
+/** True when `path` is on an AFS file system (either client). */
+export function onAfs(path: string): boolean {
+  try {
+    const t = Number(fs.statfsSync(path).type);
+    return t === AFS_FS_MAGIC || t === OPENAFS_VFSMAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The token that lapses first, if any lapses within `marginMs`: a message, or undefined. A token
+ * counts as lapsed at its own ISO expiry (OpenAFS `tokens`) or, for a kAFS key ("present":
+ * keyctl shows no expiry), at the expiry of the ticket it was made from, which is the key's.
+ * Without renew, or with renew not managing tokens, nothing lapses.
+ */
+export function expiredToken(r: RenewStatusRead, nowMs: number, marginMs = FSYNC_MARGIN_MS): string | undefined {
+  if (r.kind !== 'ok' || !r.status.managed) return undefined;
+  const s = r.status;
+  for (const [cell, exp] of Object.entries(s.tokenExpires ?? {})) {
+    const at = exp === 'expired' ? 0 : Date.parse(exp === 'present' ? s.ticketExpires ?? '' : exp);
+    if (!Number.isFinite(at)) continue;
+    if (at <= nowMs + marginMs) {
+      const when = at === 0 ? 'has expired' : `${at <= nowMs ? 'expired' : 'expires'} at ${new Date(at).toISOString()}`;
+      return `the AFS token for ${cell} ${when}${r.alive ? '' : ' and renew is not running'}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why an operation must not be attempted now, or undefined. */
+export type GateCheck = (op: 'write' | 'fsync') => string | undefined;
+
+/** The check of one worker's run dir, reading renew.json at most once a second. */
+export function renewTokenCheck(runDir: string, now: () => number = Date.now): GateCheck {
+  let readAt = -Infinity;
+  let last: RenewStatusRead = { kind: 'absent' };
+  return (op) => {
+    const t = now();
+    if (t - readAt >= READ_EVERY_MS) {
+      last = readRenewStatus(runDir);
+      readAt = t;
+    }
+    return expiredToken(last, t, op === 'write' ? WRITE_MARGIN_MS : FSYNC_MARGIN_MS);
+  };
+}
+
+function refused(op: 'write' | 'fsync', why: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`${op} not attempted: ${why}`);
+  err.code = 'EKEYEXPIRED';
+  err.syscall = op;
+  return err;
+}
+
+/**
+ * Gates the image's writes and fsync with `check` when it is on AFS (`isAfs`, default statfs);
+ * returns the same image. Reads are not gated: they store nothing.
+ */
+export function gateStores(img: DeviceImage, check: GateCheck, isAfs: (path: string) => boolean = onAfs): DeviceImage {
+  if (img.readOnly || !isAfs(img.path)) return img;
+  const fsync = img.fsync.bind(img);
+  const write = img.write.bind(img);
+  img.fsync = (cb) => {
+    const why = check('fsync');
+    if (why === undefined) return fsync(cb);
+    setImmediate(cb, refused('fsync', why));
+  };
+  img.write = (buf, offset, cb) => {
+    const why = check('write');
+    if (why === undefined) return write(buf, offset, cb);
+    setImmediate(cb, refused('write', why));
+  };
+  return img;
+}

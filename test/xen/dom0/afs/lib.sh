@@ -1,0 +1,147 @@
+# Helpers of the afs-* stages in dom0 (busybox sh): the cell's settings and daemons
+# (cell.sh), the administrator's token, ACLs, the server-side view of a file. Source this file.
+. /xentest/afs/cell.sh
+# The client in use: kAFS, until afs-openafs-client switches this boot to the OpenAFS client.
+AFS_CLIENT=$(cat /run/xentest/afs-client 2>/dev/null); : "${AFS_CLIENT:=kafs}"
+# Where the images volume is: kAFS mounts it at /afs; the OpenAFS client (-dynroot) reaches it
+# through a mount point in root.cell.
+if [ "$AFS_CLIENT" = openafs ]; then AFS_DIR=/afs/$AFS_CELL/$AFS_VOLUME; else AFS_DIR=/afs; fi
+# The stages find an image's namei file on /vicepa by its size: the OpenAFS client's images
+# (same boot, same volume) are 100 MiB larger than kAFS's.
+if [ "$AFS_CLIENT" = openafs ]; then AFS_MB_BIAS=100; else AFS_MB_BIAS=0; fi
+
+# Runs CMD... as the cell's administrator: a new session keyring (kAFS's PAG) with a token
+# from the admin keytab, a private ticket cache; nothing of it outlives the command.
+afs_admin() {
+  local aklog="aklog-kafs \"\$3\"" wrap="keyctl session - sh"
+  # pagsh execs $SHELL with its own arguments: the same `sh -c SCRIPT NAME ARGS...` for both.
+  [ "$AFS_CLIENT" = openafs ] && { aklog="aklog -c \"\$3\""; wrap=pagsh; }
+  KRB5CCNAME=FILE:/run/afs-admin.cc SHELL=/bin/sh $wrap -c "
+    kinit -k -t \"\$1\" \"\$2\" && $aklog || exit 99
+    shift 3; \"\$@\"; rc=\$?; kdestroy 2>/dev/null; exit \$rc
+  " afs_admin "$AFS_ADMIN_KEYTAB" "$AFS_ADMIN" "$AFS_CELL" "$@"
+}
+
+# Runs CMD... with no token at all, in a PAG (or session keyring) of its own.
+afs_anonymous() {
+  if [ "$AFS_CLIENT" = openafs ]; then SHELL=/bin/sh pagsh -c '"$@"' afs_anonymous "$@"; else keyctl session - "$@"; fi
+}
+
+# The kernel client: kAFS (modules, the cell, the volume mounted at /afs) or the OpenAFS
+# client (openafs.ko built on the host, afsd with a memory cache and -dynroot).
+afs_client_start() {
+  if [ "$AFS_CLIENT" = openafs ]; then
+    [ -f /xentest/afs/openafs.ko ] || { afs_log "no openafs.ko in dom0 (prepare with XEN_TEST_AFS_OPENAFS=1)"; return 1; }
+    lsmod | grep -q '^openafs' || insmod /xentest/afs/openafs.ko || return 1
+    mkdir -p /afs /var/cache/openafs
+    echo "/afs:/var/cache/openafs:65536" > /etc/openafs/cacheinfo
+    # No -afsdb: the cell is in /etc/openafs/CellServDB, and nothing may look beyond dom0.
+    afs_daemon afsd /sbin/afsd -memcache -dynroot -fakestat -nosettime
+    afs_retry 60 afs_admin ls "/afs/$AFS_CELL" || return 1
+    # The images volume's mount point in root.cell (admin has every right there), and the l
+    # right on root.cell's root for the worker, which reaches its images through it.
+    afs_admin fs mkmount -dir "$AFS_DIR" -vol "$AFS_VOLUME" -cell "$AFS_CELL" 2>&1 | grep -v 'File exists'
+    afs_admin fs setacl -dir "/afs/$AFS_CELL" -acl "$AFS_WORKER_PTS" l || return 1
+    afs_admin ls -la "$AFS_DIR"
+    return 0
+  fi
+  for m in fcrypt pcbc af_alg algif_hash algif_skcipher dns_resolver rxrpc kafs; do modprobe "$m" || return 1; done
+  # The cell with its VL server's address (no DNS): /proc/net/afs is kAFS's per-namespace
+  # directory (fs/afs/proc.c; /proc/fs/afs links to it).
+  grep -q ' /afs afs ' /proc/mounts && return 0
+  grep -q "$AFS_CELL" /proc/net/afs/cells || echo "add $AFS_CELL $AFS_ADDR" > /proc/net/afs/cells || return 1
+  echo "$AFS_CELL" > /proc/net/afs/rootcell 2>/dev/null || true
+  mkdir -p /afs
+  # Mounted with the administrator's token: the fileserver answers FetchStatus of a directory
+  # only to a caller with the l right (viced/afsfileprocs.c), and the new volume's root grants
+  # system:administrators alone; anonymous mounting would get EACCES.
+  # kAFS's trace points (fs/afs, net/rxrpc): shown if the mount fails.
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+  echo 1 > /sys/kernel/tracing/events/afs/enable 2>/dev/null
+  if ! afs_retry 30 afs_admin mount -t afs "%$AFS_CELL:$AFS_VOLUME." /afs; then
+    afs_kafs_debug
+    return 1
+  fi
+}
+
+# What kAFS knows of the cell and the VL server, and what rxrpc did (a failed mount).
+afs_kafs_debug() {
+  local f
+  for f in /proc/net/afs/cells /proc/net/afs/rootcell /proc/net/afs/servers /proc/net/afs/addr_prefs \
+           "/proc/net/afs/$AFS_CELL/vlservers" "/proc/net/afs/$AFS_CELL/volumes" \
+           /proc/net/rxrpc/peers; do
+    [ -r "$f" ] && { echo "== $f"; cat "$f"; }
+  done
+  echo "== vos"; vos listvol "$AFS_ADDR" a -localauth 2>&1 | head; vos examine "$AFS_VOLUME" -localauth 2>&1 | head -n 20
+  for f in FileLog VolserLog SalvageLog VLLog; do [ -f "$AFS_LOG/$f" ] && { echo "== $f"; tail -n 15 "$AFS_LOG/$f"; }; done
+  echo "== trace"; grep -vE 'afs_(cb_call|make_call|call_state|io_error)' /sys/kernel/tracing/trace 2>/dev/null | tail -n 80
+  echo 0 > /sys/kernel/tracing/events/afs/enable 2>/dev/null
+  echo "== ip addr"; ip addr
+  echo "== dmesg"; dmesg | grep -iE 'afs|rxrpc|dns|key' | tail -n 20
+}
+
+# The worker's identity gets rlidwk on the images volume's root directory.
+afs_grant_worker() {
+  if [ "$AFS_CLIENT" = openafs ]; then
+    afs_admin fs setacl -dir "$AFS_DIR" -acl "$AFS_WORKER_PTS" rlidwk
+    afs_admin fs listacl "$AFS_DIR"
+    return
+  fi
+  # (getfattr would print the value in base64, for its NUL: the value alone, NUL dropped.)
+  afs_admin sh -c "setfattr -n afs.acl -v $(afs_acl_hex "system:administrators 127" "$AFS_WORKER_PTS 63") $AFS_DIR &&
+    getfattr --only-values -n afs.acl $AFS_DIR | tr -d '\\000'"
+}
+
+# An AFS ACL as kAFS's afs.acl attribute takes it (FS.StoreACL text: positive and negative
+# counts, then "name<TAB>rights" lines), hex-encoded for setfattr, with the NUL it needs.
+afs_acl_hex() { # afs_acl_hex "name rights" ...
+  local n=$#
+  { printf '%d\n0\n' "$n"; for e in "$@"; do printf '%s\t%s\n' "${e% *}" "${e#* }"; done; } > /tmp/afs-acl
+  printf '0x%s00' "$(od -An -v -tx1 /tmp/afs-acl | tr -d ' \n')"
+}
+
+# The volume's data file of an AFS file, read on the server side: the namei file under
+# /vicepa/AFSIDat of that exact size (the test volumes hold one file of each image size).
+afs_namei_file() { # afs_namei_file SIZE
+  find /vicepa/AFSIDat -type f | while read -r f; do
+    [ "$(wc -c < "$f")" -eq "$1" ] && echo "$f"
+  done
+}
+
+# The worker's log lines about held or failed I/O since line $1 (errno, which call).
+afs_worker_errors() { # afs_worker_errors FROM-LINE
+  tail -n +"$1" "$AFSFILE_LOG" | grep -E 'retry|transient|fsync|EACCES|EKEY|ENOKEY|EDESTADDRREQ|ETIME|EDQUOT|ENOSPC|EIO|held|hold' | head -n 30
+}
+
+# A guest running the save-mode workload (pattern, FLUSH, wait for the mark) on a new image.
+afs_guest_begin() { # afs_guest_begin NAME IMAGE SEED
+  afs_admin dd if=/dev/zero of="$2" bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>/dev/null || fail "cannot create $2"
+  guest_start "$1" "vdev=xvda,access=rw,script=block-afsfile,target=$2" "$3" "xt.mode=save xt.markwait=900"
+}
+
+# After SAVE-READY: the pattern checked in the server's namei file, the mark, the guest's end.
+afs_guest_end() { # afs_guest_end NAME IMAGE SEED
+  local result nf
+  guest_wait_line "$1" '^XT SAVE-READY' "$GUEST_TIMEOUT"
+  result=$(guest_log "$1" | sed -n 's/^XTIO RESULT //p' | tail -n 1)
+  [ -n "$result" ] && xt_metric "$result"
+  GUEST_RAND_WRITTEN=$(echo "$result" | tr ' ' '\n' | sed -n 's/^rand_write_blocks=//p')
+  nf=$(afs_namei_file $((IMAGE_MB * 1048576)))
+  [ "$(echo "$nf" | grep -c .)" -eq 1 ] || fail "expected one namei file of $IMAGE_MB MiB, found: $nf"
+  verify_image "$nf" "$3"
+  xt_step "after the guest's FLUSH the server holds its pattern ($nf)"
+  afs_admin sh -c ". /xentest/lib.sh; image_mark $2 XTGO" || fail "cannot mark $2"
+  guest_wait "$1"
+}
+
+# `afsfile renew` (the worker's keytab, its cell, $AFS_RENEW_ARGS) running the worker, in the
+# background like afsfile-setup's worker (same pid file and log); waits for a verified token.
+afs_start_renew_worker() {
+  rm -f /run/afsfile/status/renew.json
+  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV setsid "$AFSFILE" renew \
+    --keytab "$AFS_WORKER_KEYTAB" --cell "$AFS_CELL" ${AFS_RENEW_ARGS:-} -- "$AFSFILE" $AFSFILE_WORKER_ARGS \
+    >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  echo $! > "$AFSFILE_PIDFILE"
+  wait_until 60 grep -q '"lastSuccess": "' /run/afsfile/status/renew.json 2>/dev/null || {
+    show afsfile "$AFSFILE_LOG"; show renew.json /run/afsfile/status/renew.json; return 1; }
+}
