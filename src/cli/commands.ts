@@ -29,7 +29,10 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   { name: 'worker', role: 'worker', readsConfig: true, synopsis: 'worker [--platform P]',
     summary: 'serve every vbd whose script is block-afsfile (the long-running backend)',
-    run: async (a, c) => (await import('../worker/main')).workerMain(a, c.env, (await import('./platform')).choosePlatform(a)) },
+    run: async (a, c) => {
+      const { choosePlatform } = await import('./platform');
+      return (await import('../worker/main')).workerMain(a, c.env, choosePlatform(a), choosePlatform);
+    } },
   { name: 'renew', role: 'renew', readsConfig: true, synopsis: 'renew [--keytab F] [--principal P] [--cell C] -- COMMAND...',
     summary: 'keep Kerberos tickets and AFS tokens fresh in a private PAG and run COMMAND inside it',
     run: async (a, c) => (await import('../renew/main')).renewMain(a, c.env) },

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { ConfigError } from './errors';
 import { findOption } from './options';
+import { isIdentityKey, parseIdentityEntry } from './identity-config';
 
 export interface ConfigEntry {
   readonly value: string;
@@ -26,11 +27,23 @@ export function scanConfigText(text: string, source: string): ScannedConfig {
     const where = `${source}:${i + 1}`;
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
     if (!line) return;
-    const m = /^([a-z][a-z0-9-]*)\s*=\s*(.*)$/.exec(line);
+    const m = /^([a-z][a-z0-9-]*(?:\.[^\s=]*)?)\s*=\s*(.*)$/.exec(line);
     if (!m) { problems.push(`${where}: expected "key = value", got "${raw.trim()}"`); return; }
     const key = m[1]!;
     let value = m[2]!.trim();
     if (/^".*"$/.test(value) || /^'.*'$/.test(value)) value = value.slice(1, -1);
+    if (isIdentityKey(key)) {
+      // identity.LABEL = keytab=... domains=... (identity-config.ts), checked here for every role.
+      try {
+        parseIdentityEntry(key, value, where);
+      } catch (e) {
+        problems.push((e as Error).message);
+        return;
+      }
+      if (values.has(key)) { problems.push(`${where}: ${key} is set twice (also ${values.get(key)!.where})`); return; }
+      values.set(key, { value, where });
+      return;
+    }
     const spec = findOption(key);
     if (!spec) { problems.push(`${where}: unknown key "${key}" (the keys are listed in \`afsfile help config\`)`); return; }
     if (!spec.config) { problems.push(`${where}: "${key}" cannot be set in the config file (only as --${key})`); return; }

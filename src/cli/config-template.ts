@@ -56,5 +56,8 @@ export function configTemplate(): string {
   }
   const rest = settable.filter((o) => !seen.has(o.name));
   if (rest.length) { out.push('', '# Other:'); for (const o of rest) out.push('#', ...entry(o)); }
+  out.push('', '# Per-domain Kerberos identities (each in a PAG of its own; renew\'s keys above apply to all):',
+    '# identity.LABEL = keytab=FILE domains=NAME,... [principal=NAME] [cell=CELL,...]',
+    '# identity.web = keytab=/etc/xen/afsfile/web.keytab domains=web1,web2');
   return `${out.join('\n')}\n`;
 }

@@ -30,7 +30,9 @@ export function route(argv0: string, args: string[]): Dispatch {
  * cannot break a device that is running (restarted after a crash, say).
  */
 function isDeviceProcess(command: Command, argv: string[]): boolean {
-  return command.name === 'worker' && argv.some((a) => a === '--device' || a.startsWith('--device='));
+  return command.name === 'worker' &&
+    argv.some((a) => a === '--device' || a.startsWith('--device=') || a === '--spare' || a === '--opener' ||
+      a.startsWith('--opener='));
 }
 
 export async function dispatch(argv0: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

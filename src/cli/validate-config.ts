@@ -4,6 +4,7 @@
 import { readConfigText, scanConfigText } from './config-file';
 import { ConfigError } from './errors';
 import { findOption } from './options';
+import { identitiesFrom, isIdentityKey } from './identity-config';
 import { type OptionValue, ValueError, convertValue } from './values';
 
 export interface ConfigReport {
@@ -27,7 +28,14 @@ export function validateConfigFile(file: string, explicit: boolean): ConfigRepor
   if (text === undefined) return { file, absent: true, keys: 0, problems: [], values: new Map() };
   const { values, problems } = scanConfigText(text, file);
   const converted = new Map<string, OptionValue>();
+  try {
+    identitiesFrom(values);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err.message);
+  }
   for (const [key, entry] of values) {
+    if (isIdentityKey(key)) continue; // checked by the scan and identitiesFrom
     const spec = findOption(key)!;
     try {
       converted.set(key, convertValue(spec, entry.value, entry.where));

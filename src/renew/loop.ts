@@ -30,6 +30,8 @@ export interface RenewerConfig {
   readonly clientHost?: () => ClientHost;
   /** Where administrators read what went wrong (stderr; the journal under systemd). */
   readonly say?: (line: string, level?: Priority) => void;
+  /** The status file under <run-dir>/status (default renew.json; an identity's opener has its own). */
+  readonly statusName?: string;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -180,7 +182,7 @@ export class Renewer {
         failures: this.failures,
         nextAttempt: iso(this.nextAt),
         childPid: this.childPid,
-      });
+      }, this.cfg.statusName);
     } catch (e) {
       debug('cannot write status: %s', (e as Error).message);
     }

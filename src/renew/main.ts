@@ -81,7 +81,7 @@ async function reexecInPag(args: ParsedArgs, command: string[], env: NodeJS.Proc
   return await startChild({ argv: w.argv, env: w.env, forward: [...FORWARDED, 'SIGALRM'] }).exited;
 }
 
-async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
+export async function checkOpenAfsPag(env: NodeJS.ProcessEnv): Promise<void> {
   const status = readFileSync('/proc/self/status', 'utf8');
   const keys = await runTool(['keyctl', 'show', '@s'], { env, timeoutMs: 5000 });
   if (!inOpenAfsPag(status, keys.code === 0 ? keys.stdout : undefined)) {

@@ -55,12 +55,18 @@ export interface RenewStatus {
 
 export type RenewStatusFields = Omit<RenewStatus, 'version' | 'pid' | 'updated'>;
 
-export function renewStatusPath(runDir: string): string {
-  return path.join(runDir, 'status', RENEW_STATUS_NAME);
+/** `name`: renew.json for renew's own identity, identity-LABEL.json for an identity's opener. */
+export function renewStatusPath(runDir: string, name = RENEW_STATUS_NAME): string {
+  return path.join(runDir, 'status', name);
 }
 
-export function writeRenewStatus(runDir: string, fields: RenewStatusFields): void {
-  const file = renewStatusPath(runDir);
+/** The status file of a per-domain identity's opener (DESIGN "Identities and openers"). */
+export function identityStatusName(label: string): string {
+  return `identity-${label}.json`;
+}
+
+export function writeRenewStatus(runDir: string, fields: RenewStatusFields, name = RENEW_STATUS_NAME): void {
+  const file = renewStatusPath(runDir, name);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
   const body: RenewStatus = {
     version: VERSION, pid: process.pid, pidStart: processStart(process.pid),
@@ -81,10 +87,10 @@ export type RenewStatusRead =
  * For `afsfile status` / `afsfile check`: the last status renew wrote, and whether its process
  * still runs (a renew.json whose pid is gone describes tokens nobody renews any more).
  */
-export function readRenewStatus(runDir: string): RenewStatusRead {
+export function readRenewStatus(runDir: string, name = RENEW_STATUS_NAME): RenewStatusRead {
   let text: string;
   try {
-    text = fs.readFileSync(renewStatusPath(runDir), 'utf8');
+    text = fs.readFileSync(renewStatusPath(runDir, name), 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     return err.code === 'ENOENT' ? { kind: 'absent' } : { kind: 'unreadable', reason: err.message };

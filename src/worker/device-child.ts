@@ -2,22 +2,24 @@
 // model). The host of the Device (src/worker/device/: image open, afsfile-status, the xenbus
 // handshake, the ring, removal): it loads the platform cli chose, writes the status file, and turns
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
+import * as fs from 'node:fs';
 import { LATENCY_BUCKETS_MS } from '../engine/stats';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
-import { Device, reportError } from './device';
+import { Device, imagePathFromParams, openFailure, readOnlyFromMode, reportError } from './device';
+import type { FromDevice, ToDevice } from './device-link';
+import { Image } from '../image/image';
 import type { DeviceRetune } from './device-retune';
-import { EXIT_PERMANENT } from './exit-codes';
-import { handedImage, openImageFor } from './handed-image';
+import { EXIT_NOT_OPENED, EXIT_PERMANENT, EXIT_REFUSED } from './exit-codes';
 import type { Priority } from '../util/journal';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
-import { readRenewStatus } from '../renew/status';
+import { identityStatusName, readRenewStatus } from '../renew/status';
 import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
@@ -42,6 +44,20 @@ export interface DeviceChildOptions {
   readonly direct: boolean;
   readonly imageRoots: readonly string[];
   readonly restarts: number;
+  /** To whoever started this process: what it opened, and the verdict on it. */
+  readonly link?: DeviceLink;
+}
+
+export interface DeviceLink {
+  send(m: FromDevice): Promise<void>;
+  /** The exclusivity verdict on what was reported opened (undefined: the parent is gone). */
+  verdict(): Promise<Extract<ToDevice, { t: 'verdict' }> | undefined>;
+}
+
+interface OwnImage {
+  readonly image: Image;
+  readonly path: string;
+  readonly readOnly: boolean;
 }
 
 export class DeviceChild {
@@ -64,11 +80,17 @@ export class DeviceChild {
   private readonly tag: string;
   private readonly tokenCheck: GateCheck;
   private timings: DeviceRetune;
+  /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
+  private readonly identity: string | undefined;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
-    this.tokenCheck = renewTokenCheck(o.runDir);
     this.timings = { holdTimeoutS: o.holdTimeoutS, fsyncIntervalS: o.fsyncIntervalS };
+    const id = o.env.AFSFILE_IDENTITY;
+    this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
+    // The tokens this process uses: its identity's (its opener's status file), else renew's.
+    this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
+      this.identity ? identityStatusName(this.identity) : undefined);
   }
 
   /**
@@ -87,6 +109,12 @@ export class DeviceChild {
     await this.waitForPreviousHolder();
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
+    // The open may hang (a dead file server): a stop meanwhile ends the process all the same.
+    const own = await Promise.race([this.openOwnImage(this.xs), this.finished]);
+    if (typeof own === 'number') {
+      if (!this.stopping) this.xs.close();
+      return own;
+    }
     try {
       this.platform = await this.o.platform.load();
     } catch (e) {
@@ -109,10 +137,15 @@ export class DeviceChild {
         onBusy: () => this.status.changed(),
       },
       direct: this.o.direct,
-      // The supervisor opened the image already (and reported it): use its fd.
+      // Opened above, inside this process's PAG, and let through by the supervisor.
       // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
-      openImage: (path, readOnly) => gateStores(
-        openImageFor(handedImage(this.o.env), path, readOnly, this.o.direct, this.o.imageRoots), this.tokenCheck),
+      openImage: (path, readOnly) => {
+        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck);
+        // params changed in between (a CD-ROM media change): what the backend names now.
+        closeInBackground(own.image);
+        const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
+        return gateStores(Image.open(path, opts), this.tokenCheck);
+      },
       warn: (m) => this.note(m),
       restrictEventChannels: true,
       onChange: () => this.status.changed(),
@@ -127,6 +160,41 @@ export class DeviceChild {
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     void device.closed.then(() => this.end(true));
     return this.finished;
+  }
+
+  /**
+   * Opens the image the backend names, here: this process is in its identity's PAG and does
+   * every I/O of the device (OpenAFS checks the caller's credentials on each). The supervisor
+   * gets (dev, ino, realpath) and answers with the exclusivity verdict; only then is the image
+   * used. A number: the exit status (nothing to serve).
+   */
+  private async openOwnImage(xs: XenStoreClient): Promise<OwnImage | number> {
+    const be = this.o.backend.path;
+    const [params, mode] = await Promise.all([xs.tryRead(`${be}/params`), xs.tryRead(`${be}/mode`)]);
+    let path: string | undefined;
+    let own: OwnImage;
+    try {
+      path = imagePathFromParams(params);
+      const readOnly = readOnlyFromMode(mode);
+      const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
+      own = { path, readOnly, image: await Image.openAsync(path, opts) };
+    } catch (e) {
+      const message = openFailure(e);
+      this.note(message);
+      if (this.o.link) await this.o.link.send({ t: 'open-failed', image: path, message });
+      else await reportError(xs, be, message).catch(() => undefined);
+      return EXIT_NOT_OPENED;
+    }
+    const link = this.o.link;
+    if (!link) return own;
+    const { image } = own;
+    const { dev, ino, realpath } = image;
+    await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable: !own.readOnly });
+    const v = await link.verdict();
+    if (v?.ok) return own;
+    // Refused (the supervisor reported it on the device), or the supervisor is gone.
+    closeInBackground(image);
+    return v ? EXIT_REFUSED : 0;
   }
 
   /** A child of a supervisor that died may still be serving this device: let it leave first
@@ -164,7 +232,8 @@ export class DeviceChild {
 
   /** renew.json's count of successful renewals, when renew manages this worker's tokens. */
   private renewalsNow(): number | undefined {
-    const r = readRenewStatus(this.o.runDir);
+    // A per-domain identity's opener writes its own file (and is the renew to kick: AFSFILE_RENEW_PID).
+    const r = readRenewStatus(this.o.runDir, this.identity ? identityStatusName(this.identity) : undefined);
     return r.kind === 'ok' && r.alive && r.status.managed && typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
   }
 
@@ -219,6 +288,7 @@ export class DeviceChild {
       devid: this.o.backend.devid,
       kind: this.o.backend.kind,
       platform: this.o.platform.name,
+      identity: this.identity ?? 'host',
       image: s?.image,
       readOnly: s?.readOnly,
       state: s?.state,
@@ -253,4 +323,9 @@ export class DeviceChild {
     }
     return JSON.stringify(fields);
   }
+}
+
+/** Closing can wait on the file server (AFS stores dirty data at the last close): not on the loop. */
+function closeInBackground(image: Image): void {
+  fs.close(image.fd, (e) => { if (e) stderrLine(`${image.path}: close: ${e.message}`); });
 }

@@ -6,7 +6,7 @@ export interface DeviceRetune {
   readonly fsyncIntervalS: number;
 }
 
-interface RetuneMessage {
+export interface RetuneMessage {
   readonly retune: DeviceRetune;
 }
 

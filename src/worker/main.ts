@@ -2,21 +2,28 @@
 // Process model, Signals).
 import { FatalError } from '../cli/errors';
 import { optionsFor } from '../cli/options';
-import type { ParsedArgs } from '../cli/parse';
+import { type ParsedArgs, parseArgs } from '../cli/parse';
 import type { PlatformLoader } from '../xen/platform';
 import { isXenStoreError } from '../xen/xenstore';
 import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
-import { DeviceChild } from './device-child';
+import { DeviceChild, type DeviceLink } from './device-child';
+import { type FromDevice, type ToDevice, parseToDevice } from './device-link';
 import { stderrLine } from './log';
 import { MetricsWriter } from './metrics';
 import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
 import { Supervisor, type SupervisorSettings } from './supervisor';
+import type { IdentitySettings } from './identities';
+import { identitiesFrom } from '../cli/identity-config';
+import { readConfigFile } from '../cli/config-file';
 
-/** `platform`: chosen by the caller (cli), the composition root; loaded in device processes. */
-export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader): Promise<number> {
+/** `platform`: chosen by the caller (cli), the composition root; loaded in device processes.
+ * `choose` chooses again for a spare device process, from the options it is assigned. */
+export async function workerMain(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, choose?: (a: ParsedArgs) => PlatformLoader,
+): Promise<number> {
   // Handlers first (contract: every role installs them at the top of its entry point).
   let onStop: (() => void) | undefined;
   let stopRequested = false;
@@ -31,32 +38,26 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   const runDir = args.string('run-dir');
   const device = args.optionalString('device');
 
-  if (device !== undefined) {
-    const b = parseBackendPath(device);
-    if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);
-    const child = new DeviceChild({
-      backend: b, runDir, platform, env,
-      holdTimeoutS: args.number('hold-timeout'),
-      fsyncIntervalS: args.number('fsync-interval'),
-      maxRequests: args.number('max-requests'),
-      maxInflight: args.number('max-inflight'),
-      maxIndirectSegments: args.number('max-indirect-segments'),
-      maxRingPageOrder: args.number('max-ring-page-order'),
-      maxQueues: args.number('max-queues'),
-      direct: args.bool('direct'),
-      imageRoots: imageRoots(args),
-      restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
-    });
-    onStop = () => void child.quiesce();
-    onReload = () => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)');
-    process.on('message', (m) => {
-      const t = parseRetune(m);
-      if (t) child.retune(t);
-    });
-    // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
-    process.on('disconnect', () => void child.quiesce());
-    if (stopRequested) return 0;
-    return await child.run().catch((e: unknown) => failed(e));
+  const hooks = {
+    stop: (fn: () => void): void => { onStop = fn; if (stopRequested) fn(); },
+    reload: (fn: () => void): void => { onReload = fn; },
+  };
+  if (args.bool('spare')) {
+    // Started ahead of need by the supervisor (or an opener): wait for the device to serve.
+    const a = await waitForAssignment(hooks);
+    if (!a) return 0;
+    const deviceArgs = parseArgs('worker', ['--device', a.backend, ...a.args], { env, readConfig: false });
+    const env2 = { ...env, AFSFILE_DEVICE_RESTARTS: String(a.restarts) };
+    return runDevice(deviceArgs, env2, choose ? choose(deviceArgs) : platform, hooks);
+  }
+  if (device !== undefined) return runDevice(args, env, platform, hooks);
+  const opener = args.optionalString('opener');
+  if (opener !== undefined) {
+    const { openerMain } = await import('./opener');
+    return openerMain({
+      label: opener, runDir, env, pag: args.optionalString('opener-pag') === 'pagsh' ? 'pagsh' : 'keyctl',
+      spareArgs: ['--platform', platform.name],
+    }, hooks);
   }
 
   const shared = runDirProblem(runDir);
@@ -78,11 +79,14 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   }
   const domidText = await xs.tryRead('domid').catch(() => undefined);
   const selfDomid = domidText !== undefined && /^\d+$/.test(domidText.trim()) ? Number(domidText) : 0;
-  const sup = new Supervisor({ xs, selfDomid, runDir, env, ...supervisorSettings(args, platform.name) });
+  const sup = new Supervisor({
+    xs, selfDomid, runDir, env, spareArgs: ['--platform', platform.name],
+    ...supervisorSettings(args, platform.name, env),
+  });
   onReload = () => {
     try {
       const now = args.reread();
-      sup.reconfigure(supervisorSettings(now, platform.name));
+      sup.reconfigure(supervisorSettings(now, platform.name, env));
       stderrLine(`SIGHUP: reloaded the settings (hold-timeout ${now.number('hold-timeout')} s, fsync-interval ${now.number('fsync-interval')} s for every device now; the rest for devices claimed from now on)`);
     } catch (e) {
       stderrLine(`SIGHUP: the settings were not reloaded, the old ones stay: ${(e as Error).message}`, 'warning');
@@ -105,19 +109,109 @@ export async function workerMain(args: ParsedArgs, env: NodeJS.ProcessEnv, platf
   return 0;
 }
 
-function supervisorSettings(args: ParsedArgs, platform: string): SupervisorSettings {
+interface Hooks {
+  stop(fn: () => void): void;
+  reload(fn: () => void): void;
+}
+
+/** A spare: says it is ready, then waits for `assign` (undefined: stopped, or the parent left). */
+function waitForAssignment(hooks: Hooks): Promise<Extract<ToDevice, { t: 'assign' }> | undefined> {
+  return new Promise((resolve) => {
+    if (!process.send) throw new FatalError('--spare is for the worker\'s own use');
+    process.on('message', (m) => {
+      const x = parseToDevice(m);
+      if (x?.t === 'assign') resolve(x);
+    });
+    process.on('disconnect', () => resolve(undefined));
+    hooks.stop(() => resolve(undefined));
+    hooks.reload(() => undefined);
+    process.send({ t: 'ready' } satisfies FromDevice);
+  });
+}
+
+/** The IPC link to whoever started this device process, if any (one started by hand has none). */
+function parentLink(): DeviceLink | undefined {
+  const send = process.send?.bind(process);
+  if (!send || !process.connected) return undefined;
+  let waiting: ((v: Extract<ToDevice, { t: 'verdict' }> | undefined) => void) | undefined;
+  process.on('message', (m) => {
+    const x = parseToDevice(m);
+    if (x?.t === 'verdict') waiting?.(x);
+  });
+  process.on('disconnect', () => waiting?.(undefined));
   return {
+    send: (m) => new Promise<void>((resolve) => send(m, undefined, undefined, () => resolve())),
+    verdict: () => new Promise((resolve) => {
+      waiting = resolve;
+      if (!process.connected) resolve(undefined);
+    }),
+  };
+}
+
+async function runDevice(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks,
+): Promise<number> {
+  const device = args.string('device');
+  const b = parseBackendPath(device);
+  if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);
+  const child = new DeviceChild({
+    backend: b, runDir: args.string('run-dir'), platform, env,
+    holdTimeoutS: args.number('hold-timeout'),
+    fsyncIntervalS: args.number('fsync-interval'),
+    maxRequests: args.number('max-requests'),
+    maxInflight: args.number('max-inflight'),
+    maxIndirectSegments: args.number('max-indirect-segments'),
+    maxRingPageOrder: args.number('max-ring-page-order'),
+    maxQueues: args.number('max-queues'),
+    direct: args.bool('direct'),
+    imageRoots: imageRoots(args),
+    restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
+    link: parentLink(),
+  });
+  let stopped = false;
+  hooks.stop(() => { stopped = true; void child.quiesce(); });
+  hooks.reload(() => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)'));
+  process.on('message', (m) => {
+    const t = parseRetune(m);
+    if (t) child.retune(t);
+  });
+  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
+  process.on('disconnect', () => void child.quiesce());
+  if (stopped) return 0;
+  return await child.run().catch((e: unknown) => failed(e));
+}
+
+/** The identities of the config file, and renew's settings they share (renew's view of the file). */
+function identitySettings(args: ParsedArgs, env: NodeJS.ProcessEnv): IdentitySettings {
+  const file = args.string('config');
+  const explicit = args.explicit.has('config') || Boolean(env.AFSFILE_CONFIG);
+  const specs = identitiesFrom(readConfigFile(file, explicit));
+  const r = parseArgs('renew', [`--config=${file}`], { env, readConfig: true });
+  return {
+    specs,
+    fallback: args.string('identity-default') === 'required' ? 'required' : 'host',
+    defaults: {
+      cells: r.list('cell'), lifetimeS: r.number('lifetime'), marginS: r.number('margin'), retryCapS: r.number('retry-cap'),
+      aklog: r.string('aklog'), afsClient: r.string('afs-client'), pagWrapper: r.string('pag-wrapper'),
+    },
+  };
+}
+
+function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.ProcessEnv): SupervisorSettings {
+  return {
+    identities: identitySettings(args, env),
     features: {
       maxIndirectSegments: args.number('max-indirect-segments'),
       maxRingPageOrder: args.number('max-ring-page-order'),
       maxQueues: args.number('max-queues'),
     },
-    direct: args.bool('direct'),
-    imageRoots: imageRoots(args),
     childArgs: [...childArgs(args), '--platform', platform],
     timings: { holdTimeoutS: args.number('hold-timeout'), fsyncIntervalS: args.number('fsync-interval') },
   };
 }
+
+/** Not for device processes: their own role, or the supervisor's business. */
+const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default']);
 
 /** --image-roots (absolute: checked with every value, src/cli/values.ts). */
 function imageRoots(args: ParsedArgs): string[] {
@@ -134,7 +228,7 @@ function childArgs(args: ParsedArgs): string[] {
   const out: string[] = [];
   for (const o of optionsFor('worker')) {
     // The child never reads the config file (src/cli/dispatch.ts): it gets every value here.
-    if (o.name === 'device' || o.name === 'platform' || o.name === 'config' || LIVE.has(o.name) || !args.has(o.name)) continue;
+    if (SUPERVISOR_ONLY.has(o.name) || LIVE.has(o.name) || !args.has(o.name)) continue;
     if (o.type === 'boolean') { if (args.bool(o.name)) out.push(`--${o.name}`); continue; }
     if (o.type === 'list') { for (const v of args.list(o.name)) out.push(`--${o.name}=${v}`); continue; }
     const v = o.type === 'string' ? args.optionalString(o.name) : args.optionalNumber(o.name);

@@ -52,6 +52,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
     recentErrors: (Array.isArray(file.errors) ? file.errors : [])
       .filter((e): e is string => typeof e === 'string').slice(-3),
     ioPath: str(file.ioPath),
+    identity: str(sup.identity) ?? str(file.identity),
   };
 }
 
@@ -77,7 +78,12 @@ export function mergeStatus(runDir: string, names: ReadonlyMap<number, string> =
   // Devices the supervisor knows that have no process of their own (refused, failed, restarting).
   for (const sup of supervisorView.values()) devices.push(deviceView({}, sup, names));
   devices.sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  return { schema: STATUS_SCHEMA, runDir, worker, devices, renew: live(files.get('renew')), skipped };
+  const identities = [...files].filter(([name]) => name.startsWith('identity-')).map(([name, j]) => {
+    const label = name.slice('identity-'.length);
+    const served = devices.filter((d) => d.identity === label).map((d) => `${d.domid}/${d.vdev}`);
+    return { ...j, label, running: pidAlive(j.pid, j.pidStart), devices: served };
+  }).sort((a, b) => a.label.localeCompare(b.label));
+  return { schema: STATUS_SCHEMA, runDir, worker, devices, renew: live(files.get('renew')), identities, skipped };
 }
 
 /** "3 s ago", "2 min ago", "1 h ago". */
@@ -147,6 +153,15 @@ function describe(m: StatusReport, now = Date.now()): string {
   else {
     const failures = num(r.failures) ? `, ${String(r.failures)} failure(s)` : '';
     text += `renew: ${String(r.principal ?? '?')}, ticket until ${String(r.ticketExpires ?? 'none')}${failures}\n`;
+  }
+  for (const i of m.identities) {
+    const tokens = Object.entries(obj(i.tokenExpires)).map(([cell, exp]) => `${cell} until ${String(exp)}`).join(', ');
+    const err = obj(i.lastError);
+    const failing = num(i.failures) ? `; failing (${String(i.failures)}x): ${String(err.message ?? '?')}` : '';
+    const who = String(i.principal ?? 'principal not known yet');
+    text += `identity ${i.label}: ${i.running ? '' : 'not running; '}${who}, ` +
+      `tokens ${tokens || 'none'}, last renewal ${ago(str(i.lastSuccess), now)}${failing}; ` +
+      `devices ${i.devices.join(' ') || 'none'}\n`;
   }
   return text;
 }

@@ -53,6 +53,8 @@ export interface DeviceView {
   /** How its image I/O reaches the kernel: "io_uring", or "thread pool (why io_uring was
    * refused, e.g. io_uring_setup: EPERM)"; null when the device process did not say. */
   readonly ioPath: string | null;
+  /** The identity the device is served with: 'host' (renew's), or an identity.LABEL's label. */
+  readonly identity: string | null;
 }
 
 export interface StatusReport {
@@ -61,6 +63,9 @@ export interface StatusReport {
   readonly worker: (Record<string, unknown> & { running: boolean }) | null;
   readonly devices: readonly DeviceView[];
   readonly renew: (Record<string, unknown> & { running: boolean }) | null;
+  /** Per-domain identities (status/identity-LABEL.json, written by each one's opener): label,
+   * principal, tokens per cell, renewals and failures, and the devices served with it. */
+  readonly identities: ReadonlyArray<Record<string, unknown> & { label: string; running: boolean; devices: string[] }>;
   /** Status files that could not be used, each with why (never a reason to fail). */
   readonly skipped: readonly string[];
 }

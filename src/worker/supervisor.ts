@@ -2,24 +2,24 @@
 // /local/domain/<self>/backend/{vbd,vbd3}, claims the devices whose script is block-afsfile
 // (never touching any other), keeps the exclusivity table, runs one child process per device and
 // restarts crashed ones, and cleans up after guests that died (@releaseDomain).
-import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import createDebug from 'debug';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
-import { Image } from '../image/image';
-import { type ClaimLimits, claimDevice, imagePathFromParams, openFailure, readOnlyFromMode, reportError, reportOpened } from './device';
-import { deviceExec } from './device-privileges';
-import { handedImageEnv } from './handed-image';
+import {
+  type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
+} from './device';
+import type { FromDevice } from './device-link';
 import { type DeviceRetune, retuneMessage } from './device-retune';
 import { EXIT_PERMANENT } from './exit-codes';
 import { ExclusivityTable, conflictMessage } from './exclusivity';
 import { stderrLine } from './log';
 import { isOurScript } from './params';
-import { selfCommand } from './reexec';
 import { RestartPolicy } from './restart-policy';
+import { type DeviceProc, LocalSpawner, type Spawner } from './spawner';
+import { HOST_IDENTITY } from '../cli/identity-config';
+import { Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
 
@@ -29,13 +29,11 @@ const debug = createDebug('afsfile:worker');
  * from then on (a device keeps what it advertised and how its image was opened). */
 export interface SupervisorSettings {
   readonly features: ClaimLimits;
-  /** Open images with O_DIRECT (--direct; the children get the same flag). */
-  readonly direct: boolean;
-  /** --image-roots: images are opened beneath one of these (src/image/open-beneath.ts). */
-  readonly imageRoots: readonly string[];
   /** Options passed on to every child (after `worker --device <path>`), but the timings. */
   readonly childArgs: readonly string[];
   readonly timings: DeviceRetune;
+  /** Per-domain identities: openers start with the worker and on reload, never in an attach. */
+  readonly identities: IdentitySettings;
 }
 
 export interface SupervisorOptions extends SupervisorSettings {
@@ -43,22 +41,32 @@ export interface SupervisorOptions extends SupervisorSettings {
   readonly selfDomid: number;
   readonly runDir: string;
   readonly env: NodeJS.ProcessEnv;
+  /** Options a spare device process starts with (the platform): the rest come with its device. */
+  readonly spareArgs: readonly string[];
   /** Called with the claim latency of each claimed device (ms since the supervisor saw it). */
   readonly onClaim?: (backend: string, ms: number) => void;
 }
+
+/** How long a verdict waits at most for the devices it must follow (firstReportPending). */
+const FIRST_REPORT_WAIT_MS = 10_000;
 
 type Phase = 'running' | 'restarting' | 'refused' | 'failed' | 'closed';
 
 interface Entry {
   readonly b: BackendPath;
   phase: Phase;
-  child: ChildProcess | undefined;
+  /** The domain's name when the disk was attached (xl renames domains while migrating). */
+  domain: string | undefined;
+  /** The identity the device is served with, chosen at attach and kept ('host': renew's). */
+  identity: string;
+  child: DeviceProc | undefined;
   restarts: number;
   readonly policy: RestartPolicy;
   image: string | undefined;
   writable: boolean;
-  /** The image, opened by the supervisor and handed to each device process it starts. */
-  file: Image | undefined;
+  /** A device process of this device has opened its image and was let use it (afsfile-status
+   * was reported opened): a later failure to open is a crash, restarted, not a refusal. */
+  opened: boolean;
   /** The settings the device was claimed with (a restarted process gets the same). */
   readonly settings: SupervisorSettings;
   message: string | undefined;
@@ -80,22 +88,38 @@ export class Supervisor {
   private readonly claimMs: number[] = [];
   private readonly started = new Date().toISOString();
   private settings: SupervisorSettings;
+  /** The host identity's device processes are this process's children. */
+  private readonly spawner: LocalSpawner;
+  private readonly identities: Identities;
+  /** Devices whose process has not yet said what it opened: verdicts may wait for them. */
+  private readonly firstReport = new Map<string, { seq: number; image: string | undefined; adopted: boolean;
+    until: number }>();
+  private readonly reportWaiters: Array<() => void> = [];
+  private admitted = 0;
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = {
-      features: o.features, direct: o.direct, imageRoots: o.imageRoots, childArgs: o.childArgs, timings: o.timings,
-    };
+    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities };
+    this.spawner = new LocalSpawner(o.env, o.spareArgs, 'worker', () => this.writeStatusFile());
+    this.identities = new Identities(o.identities, {
+      env: o.env, runDir: o.runDir, spareArgs: o.spareArgs, onChange: () => this.writeStatusFile(),
+      inUse: (label) => [...this.devices.values()].filter((d) => d.identity === label &&
+        (d.phase === 'running' || d.phase === 'restarting')).length,
+    });
   }
 
   /** SIGHUP: the new settings; running device processes get the new timings at once. */
   reconfigure(s: SupervisorSettings): void {
     this.settings = s;
+    for (const l of this.identities.reconfigure(s.identities)) stderrLine(`SIGHUP: ${l}`);
+    this.writeStatusFile();
     for (const d of this.devices.values()) {
-      if (d.child?.connected) d.child.send(retuneMessage(s.timings), (e) => { if (e) debug('%s: retune not sent: %s', d.b.path, e.message); });
+      d.child?.send(retuneMessage(s.timings));
     }
   }
 
   async start(): Promise<void> {
+    this.spawner.begin();
+    this.identities.begin();
     for (const kind of BACKEND_KINDS) {
       const root = kindRoot(this.o.selfDomid, kind);
       this.watches.push(await this.o.xs.watch(root, (p) => this.onEvent(root, p)));
@@ -208,13 +232,14 @@ export class Supervisor {
           inError ? 'warning' : 'info');
         if (inError) {
           this.devices.set(b.path, {
-            b, phase: 'refused', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-            writable: false, file: undefined, settings: this.settings, message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
+            b, phase: 'refused', domain: undefined, identity: HOST_IDENTITY, child: undefined, restarts: 0,
+            policy: new RestartPolicy(), image: undefined, writable: false, opened: false, settings: this.settings,
+            message: await xs.tryRead(`${b.path}/afsfile-error`), restartTimer: undefined,
           });
           this.writeStatusFile();
           if (online?.trim() === '0' && state === XenbusState.Closing) await xs.write(`${b.path}/state`, String(XenbusState.Closed));
         } else {
-          await this.admit(b, this.settings);
+          await this.admit(b, this.settings, true);
         }
       }
       return;
@@ -226,48 +251,115 @@ export class Supervisor {
   }
 
   /**
-   * Opens the image, takes it in the exclusivity table, starts the device process with the open
-   * fd and reports `opened`. The supervisor opens (it runs in the same PAG) so that the hotplug
-   * script's wait never includes starting a process: under a busy dom0 (xl restore under TCG)
-   * that took longer than libxl lets a hotplug script run.
+   * Starts the device's process (a spare already running, normally), which opens the image
+   * itself and reports what it opened (onMessage); nothing here waits on the image's file
+   * system. The hotplug script's wait is the spare's open and our verdict, never a process start.
    */
-  private async admit(b: BackendPath, settings: SupervisorSettings): Promise<void> {
+  private async admit(b: BackendPath, settings: SupervisorSettings, adopted = false): Promise<void> {
     const xs = this.o.xs;
-    const [params, mode] = await Promise.all([xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`)]);
+    const [params, mode, domain] = await Promise.all([
+      xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`), xs.tryRead(`/local/domain/${b.domid}/name`),
+    ]);
+    const binding = this.identities.bind(domain);
     const d: Entry = {
-      b, phase: 'running', child: undefined, restarts: 0, policy: new RestartPolicy(), image: undefined,
-      writable: true, file: undefined, settings, message: undefined, restartTimer: undefined,
+      b, phase: 'running', domain, identity: 'label' in binding ? binding.label : HOST_IDENTITY, child: undefined,
+      restarts: 0, policy: new RestartPolicy(), image: undefined,
+      // Adopted: served before, so a failed open in its new process is a crash (restarted).
+      writable: false, opened: adopted, settings, message: undefined, restartTimer: undefined,
     };
-    this.devices.set(b.path, d);
-    let file: Image;
     try {
-      d.image = imagePathFromParams(params);
       d.writable = !readOnlyFromMode(mode);
-      const opts = { readOnly: !d.writable, direct: settings.direct, roots: settings.imageRoots };
-      file = await Image.openAsync(d.image, opts);
-    } catch (e) {
-      await this.refuse(d, 'failed', openFailure(e));
+      d.image = imagePathFromParams(params);
+    } catch {
+      // The device process says why (afsfile-error); the status shows no image meanwhile.
+    }
+    if (this.stopping) return;
+    this.devices.set(b.path, d);
+    if ('refused' in binding) {
+      await this.refuse(d, 'failed', binding.refused);
       return;
     }
-    if (this.devices.get(b.path) !== d || this.stopping) {
-      // Removed (or the worker stopping) while the open was in progress.
-      closeInBackground(file);
-      return;
-    }
-    const other = this.table.acquire(
-      { dev: file.dev, ino: file.ino, realpath: file.realpath },
-      { backend: b.path, domid: b.domid, writable: d.writable },
-    );
-    if (other) {
-      closeInBackground(file);
-      await this.refuse(d, 'refused', conflictMessage(d.image, d.writable, other));
-      return;
-    }
-    d.file = file;
-    debug('%s: opened %s (%s)', b.path, d.image, d.writable ? 'rw' : 'ro');
-    // Started first (spawn returns at once) so that whoever sees `opened` also sees the process.
+    this.awaitingReport(b.path, d.image, adopted);
     this.spawnChild(d);
-    await reportOpened(xs, b.path);
+  }
+
+  /**
+   * Verdicts follow the order of attaches, not of the opens' speed: a device's verdict waits
+   * (bounded) while one attached before it with the same image has not reported yet, and while
+   * a device adopted from an earlier supervisor has not (it holds its image already, but the
+   * table learns of it only from its new process). Devices of other images never wait for each
+   * other, so an open that hangs delays nobody else.
+   */
+  private awaitingReport(backend: string, image: string | undefined, adopted: boolean): void {
+    this.firstReport.set(backend, { seq: this.admitted++, image, adopted, until: Date.now() + FIRST_REPORT_WAIT_MS });
+  }
+
+  private reported(backend: string): void {
+    if (!this.firstReport.delete(backend)) return;
+    for (const w of this.reportWaiters.splice(0)) w();
+  }
+
+  private async followEarlier(d: Entry): Promise<void> {
+    const me = this.firstReport.get(d.b.path);
+    this.reported(d.b.path);
+    const blocker = (): number | undefined => {
+      for (const [b, e] of this.firstReport) {
+        if (b === d.b.path || Date.now() >= e.until) continue;
+        if (e.adopted || (me && e.seq < me.seq && e.image !== undefined && e.image === d.image)) return e.until;
+      }
+      return undefined;
+    };
+    for (let until = blocker(); until !== undefined; until = blocker()) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, until - Date.now());
+        this.reportWaiters.push(() => { clearTimeout(t); r(); });
+      });
+    }
+  }
+
+  /** What a device process says about its image: the verdict of the exclusivity table. */
+  private async onMessage(d: Entry, child: DeviceProc, m: FromDevice): Promise<void> {
+    if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
+    if (m.t === 'open-failed') {
+      this.reported(d.b.path);
+      if (d.opened) {
+        // Served before (a restart): its exit is a crash, restarted with back-off.
+        stderrLine(`${d.b.path}: the restarted device process cannot open the image: ${m.message}`);
+        return;
+      }
+      d.image = m.image ?? d.image;
+      if (d.identity === HOST_IDENTITY) {
+        await this.refuse(d, 'failed', m.message);
+        return;
+      }
+      // Guests can read the message: the identity's label, never its principal (the log has it).
+      const who = `domain ${d.domain ?? d.b.domid}, identity ${d.identity}`;
+      stderrLine(`${d.b.path}: ${who} (principal ${this.identities.principal(d.identity) ?? 'unknown'}) ` +
+        `cannot open ${d.image ?? 'its image'}`);
+      await this.refuse(d, 'failed', `${who}: ${m.message}`);
+      return;
+    }
+    if (m.t !== 'opened') return;
+    await this.followEarlier(d);
+    if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
+    const other = this.table.acquire(
+      { dev: m.dev, ino: m.ino, realpath: m.realpath },
+      { backend: d.b.path, domid: d.b.domid, writable: m.writable },
+    );
+    d.image = m.image;
+    d.writable = m.writable;
+    if (other) {
+      const message = conflictMessage(m.image, m.writable, other);
+      await this.refuse(d, 'refused', message);
+      child.send({ t: 'verdict', ok: false, message });
+      return;
+    }
+    debug('%s: opened %s (%s) by process %d', d.b.path, m.image, m.writable ? 'rw' : 'ro', child.pid);
+    child.send({ t: 'verdict', ok: true });
+    if (!d.opened) {
+      d.opened = true;
+      await reportOpened(this.o.xs, d.b.path);
+    }
   }
 
   /** A device that will have no process: say why on the device, in the log and the status. */
@@ -284,36 +376,42 @@ export class Supervisor {
 
   private spawnChild(d: Entry): void {
     if (this.stopping) return;
-    const { command, args } = selfCommand();
-    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', 'ipc'];
-    const handed = d.file && d.image ? { fd: stdio.length, path: d.image, readOnly: !d.writable } : undefined;
-    if (handed) stdio.push(d.file!.fd);
-    const env = handedImageEnv({ ...this.o.env, AFSFILE_DEVICE_RESTARTS: String(d.restarts) }, handed);
     const { holdTimeoutS, fsyncIntervalS } = this.settings.timings;
-    // Without capabilities and renew's ticket cache: the process faces a guest (device-privileges.ts).
-    const run = deviceExec(command, [
-      ...args, 'worker', '--device', d.b.path, ...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`,
-    ], env);
-    const child = spawn(run.command, run.args, { env: run.env, stdio });
+    const args = [...d.settings.childArgs, `--hold-timeout=${holdTimeoutS}`, `--fsync-interval=${fsyncIntervalS}`];
+    const spawner: Spawner | undefined =
+      d.identity === HOST_IDENTITY ? this.spawner : this.identities.opener(d.identity);
+    if (!spawner) {
+      void this.refuse(d, 'failed', `identity ${d.identity} is not configured any more`).catch(() => undefined);
+      return;
+    }
+    const child: DeviceProc = spawner.start(d.b.path, args, d.restarts, {
+      message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
+      exit: (code, signal) => this.onChildExit(d, child, code, signal),
+    });
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
-    child.on('error', (e) => stderrLine(`${d.b.path}: cannot start the device process: ${e.message}`, 'err'));
-    child.once('exit', (code, signal) => this.onChildExit(d, child, code, signal));
     this.writeStatusFile();
   }
 
   /** The device has no process and will get none: its image is free for others. */
   private letGo(d: Entry): void {
+    this.reported(d.b.path);
     this.table.release(d.b.path);
-    if (d.file) closeInBackground(d.file);
-    d.file = undefined;
+    if (d.identity !== HOST_IDENTITY) setImmediate(() => this.identities.released(d.identity));
   }
 
-  private onChildExit(d: Entry, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  private onChildExit(d: Entry, child: DeviceProc, code: number | null, signal: NodeJS.Signals | null): void {
     if (d.child !== child) return;
     d.child = undefined;
     if (this.stopping) return;
+    if (d.phase === 'refused' || d.phase === 'failed') {
+      // Refused (busy) or its image could not be opened: reported on the device; no restart.
+      this.letGo(d);
+      this.writeStatusFile();
+      this.examine(d.b, performance.now());
+      return;
+    }
     if (code === 0) {
       debug('%s: child finished', d.b.path);
       d.phase = 'closed';
@@ -362,7 +460,7 @@ export class Supervisor {
     clearTimeout(d.restartTimer);
     // The child sees the dir go and exits by itself; the signal covers a stuck one.
     const c = d.child;
-    if (c) setTimeout(() => { if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM'); }, 2000).unref();
+    if (c) setTimeout(() => { if (c.running()) c.kill('SIGTERM'); }, 2000).unref();
     removeStatus(this.o.runDir, statusName(d.b));
     this.writeStatusFile();
   }
@@ -383,6 +481,7 @@ export class Supervisor {
   /** SIGTERM/SIGINT: children quiesce (XenStore state stays as it is) and exit; then we do. */
   async stop(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
+    this.spawner.close();
     clearInterval(this.statusTimer);
     // Not awaited: xenstored may be the thing that is gone; closing the client drops them.
     for (const w of this.watches.splice(0)) void w.close().catch(() => undefined);
@@ -390,12 +489,14 @@ export class Supervisor {
       clearTimeout(d.restartTimer);
       return d.child ? [d.child] : [];
     });
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+    await Promise.all(children.map(async (c) => {
+      if (!c.running()) return;
       const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-      c.once('exit', () => { clearTimeout(t); resolve(); });
       c.kill('SIGTERM');
-    })));
+      await c.exited;
+      clearTimeout(t);
+    }));
+    await this.identities.stop();
     removeStatus(this.o.runDir, 'worker');
   }
 
@@ -408,8 +509,11 @@ export class Supervisor {
         selfDomid: this.o.selfDomid,
         xenstore: this.o.xs.endpoint.path,
         claimLatencyMs: summary(this.claimMs),
+        // The device process started ahead of need, which serves the next attach.
+        spare: this.spawner.spareState(),
+        identities: this.identities.status(),
         devices: [...this.devices.values()].map((d) => ({
-          backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind,
+          backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind, domain: d.domain, identity: d.identity,
           image: d.image, writable: d.writable, phase: d.phase, childPid: d.child?.pid,
           restarts: d.restarts, message: d.message,
         })),
@@ -418,11 +522,6 @@ export class Supervisor {
       stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
-}
-
-/** Closing can wait on the file server (AFS writes back on the last close): not on the loop. */
-function closeInBackground(file: Image): void {
-  fs.close(file.fd, (e) => { if (e) stderrLine(`${file.path}: close: ${e.message}`, 'warning'); });
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {

@@ -58,13 +58,13 @@ export function expiredToken(r: RenewStatusRead, nowMs: number, marginMs = FSYNC
 export type GateCheck = (op: 'write' | 'fsync') => string | undefined;
 
 /** The check of one worker's run dir, reading renew.json at most once a second. */
-export function renewTokenCheck(runDir: string, now: () => number = Date.now): GateCheck {
+export function renewTokenCheck(runDir: string, now: () => number = Date.now, statusName?: string): GateCheck {
   let readAt = -Infinity;
   let last: RenewStatusRead = { kind: 'absent' };
   return (op) => {
     const t = now();
     if (t - readAt >= READ_EVERY_MS) {
-      last = readRenewStatus(runDir);
+      last = readRenewStatus(runDir, statusName);
       readAt = t;
     }
     return expiredToken(last, t, op === 'write' ? WRITE_MARGIN_MS : FSYNC_MARGIN_MS);

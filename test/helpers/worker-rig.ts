@@ -30,6 +30,8 @@ export interface WorkerRigOptions {
   /** Run the worker from a copy of dist/afsfile in `dir` (a test may then replace that path). */
   readonly copyExe?: boolean;
   readonly workerArgs?: string[];
+  /** More environment for the worker (e.g. KRB5_CONFIG, a PATH with test tools first). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export function startWorkerRig(prefix: string, o: WorkerRigOptions = {}): Promise<WorkerRig> {
@@ -51,7 +53,7 @@ async function makeRig(prefix: string, o: WorkerRigOptions, undo: (fn: () => unk
   undo(() => xs.stop());
   const c = await connectXenStore({ env: { XENSTORED_PATH: xs.socketPath } });
   undo(() => c.close());
-  const worker = await startWorker(xs.socketPath, runDir, o.workerArgs ?? [], exe);
+  const worker = await startWorker(xs.socketPath, runDir, o.workerArgs ?? [], exe, o.env);
   return {
     xs, c, ts: new Toolstack(c), dir: tmp.dir, runDir, exe, worker,
     close: async (current = worker) => {

@@ -43,9 +43,10 @@ export async function startWorker(
   runDir: string,
   args: string[] = [],
   exe = EXE,
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<RunningWorker> {
   const proc = spawn(exe, ['worker', ...(args.includes('--platform') ? [] : ['--platform', 'sim']), ...args], {
-    env: workerEnv(socketPath, runDir), stdio: ['ignore', 'pipe', 'pipe'],
+    env: workerEnv(socketPath, runDir, extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
   let err = '';

@@ -41,8 +41,9 @@ export interface Bench {
 }
 
 /** A worker whose images live on a fresh faultfs (mounted in this process's namespace). */
-export async function startFaultBench(prefix: string, workerArgs: string[] = []): Promise<Bench> {
-  const rig = await startWorkerRig(prefix, { workerArgs });
+export async function startFaultBench(prefix: string, workerArgs: string[] = [],
+  o: { config?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Bench> {
+  const rig = await startWorkerRig(prefix, { workerArgs, ...o });
   let ffs: Faultfs;
   try {
     ffs = await mountFaultfs(rig.dir);

@@ -135,16 +135,23 @@ async function round(r: () => number, f: XenStoreFuzzFigures): Promise<void> {
   f.rounds++;
 }
 
-export async function runXenStoreFuzz(o: { seconds: number; seed: number }): Promise<XenStoreFuzzFigures> {
+/** `minRounds`: go on past `seconds` until that many rounds ran (a loaded machine still gets a
+ * fair sample), but never past 10 times `seconds`. */
+export async function runXenStoreFuzz(o: { seconds: number; seed: number; minRounds?: number }):
+  Promise<XenStoreFuzzFigures> {
   const f = figures();
   const escaped: unknown[] = [];
   const onEscape = (e: unknown): void => void escaped.push(e);
   process.on('uncaughtException', onEscape);
   process.on('unhandledRejection', onEscape);
-  const end = Date.now() + o.seconds * 1000;
+  const t0 = Date.now();
+  const going = (): boolean => {
+    const t = Date.now() - t0;
+    return t < o.seconds * 1000 || (n < (o.minRounds ?? 0) && t < o.seconds * 10_000);
+  };
   let n = 0;
   const lane = async (): Promise<void> => {
-    while (Date.now() < end && f.failures.length <= 5 && !escaped.length) {
+    while (going() && f.failures.length <= 5 && !escaped.length) {
       // Each round has its own seed derived from the run's: a failing round replays alone.
       const roundSeed = (o.seed * 1_000_003 + n++) >>> 0;
       try {

@@ -1,8 +1,10 @@
-// The supervisor opens the image itself and reports afsfile-status before any device process
-// runs, then hands the open fd to the device process. Proven with a device process that never
-// gets going: the worker runs from a copy of dist/afsfile, and once it is up that path is
-// replaced by a script that records what it was given and sleeps (a dom0 too busy to start a
-// process, as under xl restore on TCG). Real xenstored; the test plays libxl.
+// Who opens the images: each device process its own, inside the PAG it inherited; the
+// supervisor holds none (an exec in a new child would close them, and on AFS or FUSE that close
+// can hang the spawn), and gets (dev, ino, realpath) for its exclusivity verdict. The hotplug
+// wait never includes starting a process: a spare device process started ahead serves the
+// next attach. Proven with a worker running from a copy of dist/afsfile whose path is then
+// replaced by a stand-in that records what it was given and sleeps (a dom0 too busy to start
+// a process, as under xl restore on TCG). Real xenstored; the test plays libxl.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -22,19 +24,8 @@ let nextDomid = 30;
 setup(test, async () => {
   rig = await startWorkerRig('afsfile-handoff-', { copyExe: true });
   ({ c, ts } = rig);
-  const exe = rig.exe;
   marks = path.join(rig.dir, 'marks');
   fs.mkdirSync(marks);
-  // The running supervisor keeps its (now unlinked) image; the next exec of the path gets this.
-  const standIn = `${exe}.new`;
-  fs.writeFileSync(standIn, `#!/bin/sh
-dev=$(echo "$*" | sed 's|.*--device [^ ]*/\\([0-9]*\\)/\\([0-9]*\\).*|\\1-\\2|')
-{ echo "fd=$AFSFILE_IMAGE_FD path=$AFSFILE_IMAGE_PATH access=$AFSFILE_IMAGE_ACCESS"
-  readlink "/proc/self/fd/$AFSFILE_IMAGE_FD"
-  echo "$*"; } > "${marks}/$dev.tmp" && mv "${marks}/$dev.tmp" "${marks}/$dev"
-exec sleep 120
-`, { mode: 0o755 });
-  fs.renameSync(standIn, exe);
 });
 
 teardown(test, () => rig?.close());
@@ -57,47 +48,88 @@ async function status(p: VbdPaths): Promise<{ status: string; error: string | un
   return { status: s, error: await c.tryRead(`${p.backend}/afsfile-error`) };
 }
 
-const mark = (p: VbdPaths): string => path.join(marks, `${p.domid}-${p.devid}`);
+const workerJson = (): { devices?: Entry[]; spare?: { ready: boolean } } =>
+  JSON.parse(fs.readFileSync(path.join(rig.runDir, 'status/worker.json'), 'utf8')) as { devices?: Entry[] };
+type Entry = { backend: string; phase: string; childPid?: number };
+const entries = (): Entry[] => {
+  try {
+    return workerJson().devices ?? [];
+  } catch {
+    return [];
+  }
+};
+const entry = (p: VbdPaths): Entry | undefined => entries().find((e) => e.backend === p.backend);
 
-test('opened is reported before the device process runs; the process gets the open image as fd 4', async () => {
+/** The files a process has open (readlink of /proc/PID/fd/*). */
+function openFiles(pid: number): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try { out.push(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch { /* closed meanwhile */ }
+  }
+  return out;
+}
+
+const cmdline = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+
+const spareReady = (): Promise<unknown> => until('a ready spare', () => {
+  try {
+    return workerJson().spare?.ready;
+  } catch {
+    return false;
+  }
+}, 15_000);
+
+test('the device process opens its image; the supervisor holds none; failures and conflicts are reported', async () => {
+  await spareReady();
   const img = image('a.img');
   const p = await guest(img);
   assert.equal(await status(p), { status: 'opened', error: undefined });
-  const [given, target, argv] = (await until('the stand-in ran', () => fs.existsSync(mark(p)) && fs.readFileSync(mark(p), 'utf8'))).split('\n');
-  assert.is(given, `fd=4 path=${img} access=rw`);
-  assert.is(target, fs.realpathSync(img), 'fd 4 is the image itself');
-  assert.match(argv!, `worker --device ${p.backend}`);
+  const pid = await until('its process', () => entry(p)?.childPid);
+  assert.ok(openFiles(pid).includes(fs.realpathSync(img)), 'the device process has the image open');
+  assert.not.ok(openFiles(rig.worker.proc.pid!).some((f) => f.endsWith('.img')), 'the supervisor has no image open');
+  assert.ok(cmdline(pid).includes('--spare'), `served by a spare started before the attach: ${cmdline(pid).join(' ')}`);
 
-  const ro = image('b.img');
-  const q = await guest(ro, 'ro');
-  assert.equal(await status(q), { status: 'opened', error: undefined });
-  assert.match(await until('the ro stand-in ran', () => fs.existsSync(mark(q)) && fs.readFileSync(mark(q), 'utf8')), `path=${ro} access=ro`);
-});
-
-test('an image that cannot be opened, or is taken: the supervisor reports it and starts no process', async () => {
   const missing = await guest(path.join(rig.dir, 'missing.img'));
   assert.match((await status(missing)).error ?? '', /missing\.img: does not exist/);
-  const busyImg = image('d.img');
-  const first = await guest(busyImg);
-  assert.is((await status(first)).status, 'opened');
-  const second = await guest(busyImg);
+  const second = await guest(img);
   const refused = await status(second);
-  assert.match(refused.error ?? '', new RegExp(`in use read-write by domain ${first.domid}`));
+  assert.match(refused.error ?? '', new RegExp(`in use read-write by domain ${p.domid}`));
   assert.is(refused.status, 'busy', 'a conflict is busy (the script passes it on to xl)');
-  const entries = (JSON.parse(fs.readFileSync(path.join(rig.dir, 'run/status/worker.json'), 'utf8')) as { devices: Array<{ backend: string; phase: string; childPid?: number }> }).devices;
-  const entry = (p: VbdPaths) => entries.find((e) => e.backend === p.backend);
+  await until('the refused and failed devices have no process',
+    () => entry(missing)?.childPid === undefined && entry(second)?.childPid === undefined);
   assert.is(entry(missing)?.phase, 'failed');
-  assert.is(entry(missing)?.childPid, undefined);
   assert.is(entry(second)?.phase, 'refused');
-  assert.is(entry(second)?.childPid, undefined);
-  assert.not.ok(fs.existsSync(mark(missing)), 'no process for the missing image');
-  assert.not.ok(fs.existsSync(mark(second)), 'no process for the refused one');
-  assert.ok(typeof entry(first)?.childPid === 'number');
+  assert.is(entry(p)?.childPid, pid, 'the first device keeps its process');
+  assert.ok(openFiles(pid).includes(fs.realpathSync(img)));
   // libxl removes a device in error: the supervisor answers Closed for it.
   assert.ok((await ts.removeVbd(missing, { timeoutMs: 5000 })).closed);
+  assert.ok((await ts.removeVbd(second, { timeoutMs: 5000 })).closed);
 });
 
-test('SIGTERM: the supervisor stops its device processes (here the stand-ins) and exits 0', async () => {
+test('opened is reported by a process started before the attach, even when no new process can start', async () => {
+  // The next exec of the path gets this stand-in: it never says ready, never opens anything.
+  const standIn = `${rig.exe}.new`;
+  fs.writeFileSync(standIn, `#!/bin/sh
+n=$(date +%s%N)
+echo "$*" > "${marks}/$n.tmp" && mv "${marks}/$n.tmp" "${marks}/$n"
+exec sleep 120
+`, { mode: 0o755 });
+  await spareReady();
+  fs.renameSync(standIn, rig.exe);
+  // The spare started after the last attach ran the real executable: it serves this one.
+  const b = await guest(image('b.img'), 'ro');
+  assert.equal(await status(b), { status: 'opened', error: undefined });
+  // The spare after it is a stand-in, never ready: the next attach starts a process (the stand-in).
+  const marked = (): string[] => fs.readdirSync(marks).map((f) => fs.readFileSync(path.join(marks, f), 'utf8'));
+  await until('a stand-in spare', () => marked().some((t) => t.includes('--spare')));
+  const d = await guest(image('d.img'));
+  const argv = await until('the stand-in ran for the device', () => marked().find((t) => t.includes(`--device ${d.backend}`)));
+  assert.match(argv, /worker --device/);
+  assert.is(await c.tryRead(`${d.backend}/afsfile-status`), undefined,
+    'nobody opened d.img: the supervisor opens nothing');
+});
+
+test('SIGTERM: the supervisor stops its device processes (here the stand-ins too) and exits 0', async () => {
   const t0 = Date.now();
   assert.is(await rig.worker.stop('SIGTERM'), 0);
   assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { deviceOf, parseBackendPath } from '../../src/worker/backend-path';
 import { Image } from '../../src/image/image';
 import { ExclusivityTable, type ImageIdentity } from '../../src/worker/exclusivity';
-import { handedImage, handedImageEnv, openImageFor } from '../../src/worker/handed-image';
+import { parseFromDevice, parseToDevice } from '../../src/worker/device-link';
 import { isOurScript } from '../../src/worker/params';
 import { RestartPolicy } from '../../src/worker/restart-policy';
 import { FrameReader, XsType, encodeFrame } from '../../src/xen/xenstore-client/wire';
@@ -61,45 +61,24 @@ test('exclusivity: rw excludes all, ro+ro shares, same inode or same realpath is
   });
 });
 
-test('handed image: used when it is the file the path names with the same access, else closed and reopened', () => {
-  withTempDir((dir) => {
-    const a = path.join(dir, 'a.img');
-    fs.writeFileSync(a, Buffer.alloc(1024));
-    const fdOpen = (p: string): boolean => { try { fs.fstatSync(Number(p)); return true; } catch { return false; } };
-    const env = handedImageEnv({ AFSFILE_IMAGE_FD: '99', KEEP: '1' });
-    assert.equal(env, { KEEP: '1' }, 'a child with no image gets no stale keys');
-
-    let fd = fs.openSync(a, 'r+');
-    const h = handedImage(handedImageEnv({}, { fd, path: a, readOnly: false }))!;
-    assert.equal(h, { fd, path: a, readOnly: false });
-    const img = openImageFor(h, a, false, false);
-    assert.is(img.fd, fd, 'the handed fd itself');
-    assert.is(img.size, 1024);
-    img.close();
-
-    // The path now names another file (renamed over meanwhile): that file, opened by path.
-    fd = fs.openSync(a, 'r+');
-    const oldIno = fs.fstatSync(fd).ino;
-    fs.writeFileSync(path.join(dir, 'b.img'), Buffer.alloc(2048));
-    fs.renameSync(path.join(dir, 'b.img'), a);
-    const other = openImageFor({ fd, path: a, readOnly: false }, a, false, false);
-    assert.is(other.ino, fs.statSync(a).ino);
-    assert.is.not(other.ino, oldIno);
-    assert.is(other.size, 2048);
-    // Its fd may reuse the number; the old one is closed only if the number now means the new file.
-    assert.ok(other.fd !== fd ? !fdOpen(String(fd)) : fs.fstatSync(fd).ino === other.ino, 'the unused handed fd was closed');
-    other.close();
-
-    // Handed read-only, now wanted read-write (mode changed): opened by path, read-write.
-    fd = fs.openSync(a, 'r');
-    const rw = openImageFor({ fd, path: a, readOnly: true }, a, false, false);
-    assert.not.ok(rw.readOnly);
-    assert.is(fs.writeSync(rw.fd, Buffer.from('x'), 0, 1, 0), 1, 'opened for writing');
-    rw.close();
-
-    assert.is(handedImage({ AFSFILE_IMAGE_FD: '1', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'rw' }), undefined, 'never stdio');
-    assert.is(handedImage({ AFSFILE_IMAGE_FD: '5', AFSFILE_IMAGE_PATH: a, AFSFILE_IMAGE_ACCESS: 'x' }), undefined);
-  });
+test('device link messages: only well-formed ones pass (a device process faces a guest)', () => {
+  const opened = { t: 'opened', dev: 1, ino: 2, realpath: '/x', image: '/x', writable: true };
+  assert.equal(parseFromDevice(opened), opened);
+  assert.equal(parseFromDevice({ t: 'ready' }), { t: 'ready' });
+  for (const bad of [null, 'opened', { ...opened, dev: '1' }, { ...opened, ino: Number.NaN },
+    { ...opened, writable: 1 }, { t: 'open-failed' }, { t: 'open-failed', message: 5 }, { t: 'verdict', ok: true }, { t: 'assign' }]) {
+    assert.is(parseFromDevice(bad), undefined, JSON.stringify(bad));
+  }
+  const long = parseFromDevice({ t: 'open-failed', message: 'x'.repeat(5000) });
+  assert.is(long?.t === 'open-failed' && long.message.length, 1000, 'a message is cut');
+  const no = { t: 'verdict', ok: false, message: 'busy' };
+  assert.equal(parseToDevice(no), no);
+  assert.equal(parseToDevice({ t: 'assign', backend: '/b', args: ['--x'], restarts: 0 }),
+    { t: 'assign', backend: '/b', args: ['--x'], restarts: 0 });
+  for (const bad of [{ t: 'assign', backend: '/b', args: [1], restarts: 0 }, { t: 'verdict', ok: 'yes' },
+    { t: 'ready' }]) {
+    assert.is(parseToDevice(bad), undefined, JSON.stringify(bad));
+  }
 });
 
 test('restart policy: backoff, then give up after too many crashes in the window', () => {

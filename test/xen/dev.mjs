@@ -35,6 +35,7 @@ const { values: opt } = parseArgs({
     'dom0-mem': { type: 'string', default: '1024' },
     'boot-limit': { type: 'string', default: '300' },
     limit: { type: 'string', default: '7200' },
+    idle: { type: 'string', default: '900' },
     build: { type: 'string', default: process.env.XEN_TEST_BUILD ?? join(HERE, '.build') },
     artifacts: { type: 'string', default: join(HERE, 'artifacts') },
     verbose: { type: 'boolean', short: 'v', default: false },
@@ -44,6 +45,7 @@ const { values: opt } = parseArgs({
 if (opt.help) {
   process.stdout.write(`usage: node test/xen/dev.mjs [--xen V] [--groups G|--only A,B] [--runs 'A,B;C'] [-v]
   [--dom0-mem MIB] [--boot-limit SEC] [--limit SEC (QEMU's life, default 7200)] [--build DIR] [--artifacts DIR]
+  [--idle SEC (quit after this long without a request, default 900: the QEMU slot is shared)]
 `);
   process.exit(0);
 }
@@ -106,8 +108,9 @@ say(`dev: booting Xen ${xen} + dom0 once (the repository ${REPO} shared over 9p)
 const qemu = startQemu(args, onLine, { limitS: Number(opt.limit) });
 process.on('exit', killAllQemu);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { killAllQemu(); process.exit(130); });
+let quitting = false; // QUIT sent: dom0 powers off, QEMU's exit is the end, not a failure
 qemu.exited.then((e) => {
-  if (!fatal) fatal = `QEMU exited (code ${e.code}, signal ${e.signal})`;
+  if (!fatal && !quitting) fatal = `QEMU exited (code ${e.code}, signal ${e.signal})`;
   ready();
   if (current) current.finish();
 });
@@ -160,11 +163,17 @@ let last = first;
 let ok = (await runStages(first)).ok;
 const requests = opt.runs != null ? opt.runs.split(';') : null;
 const rl = requests ? null : createInterface({ input: process.stdin });
+const lines = rl ? rl[Symbol.asyncIterator]() : null;
 const ask = async () => {
   if (requests) return requests.length ? requests.shift() : 'q';
   process.stdout.write('\nstages to run (Enter: the same again, q: quit): ');
-  for await (const line of rl) return line;
-  return 'q';
+  // A forgotten session would keep the one QEMU slot of a shared machine: quit when idle.
+  let timer;
+  const idle = new Promise((r) => { timer = setTimeout(() => r({ idle: true }), Number(opt.idle) * 1000); });
+  const next = await Promise.race([lines.next(), idle]);
+  clearTimeout(timer);
+  if (next.idle) { say(`\ndev: no request for ${opt.idle}s; quitting`); return 'q'; }
+  return next.done ? 'q' : next.value;
 };
 for (;;) {
   if (fatal) break;
@@ -177,6 +186,7 @@ for (;;) {
   ok = (await runStages(withRequirements(names))).ok && ok;
 }
 rl?.close();
+quitting = true;
 qemu.send('QUIT\n');
 const t = setTimeout(() => qemu.kill(), 20000);
 await qemu.exited;

@@ -12,12 +12,12 @@ seed=10
 make_image "$img"
 
 # The pid of the live device child of backend BE (its own status file, checked
-# against its command line), or nothing.
+# against its command line: `worker --device BE`, or a spare that was assigned BE), or nothing.
 child_pid() {
   local be=$1 f pid
   f=/run/afsfile/status/dev-$(echo "$be" | awk -F/ '{print $(NF-1) "-" $NF}').json
   pid=$(sed -n 's/^  "pid": \([0-9]*\),*$/\1/p' "$f" 2>/dev/null)
-  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--device $be" && echo "$pid"
+  [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "worker --\(device $be\|spare\)" && echo "$pid"
 }
 new_child() { # new_child BE OLD-PID: true once a live child other than OLD-PID serves BE
   local p

@@ -65,9 +65,12 @@ st=/run/afsfile/status
 for f in "dev-$d-$XVDB.json" "dev-$e-$XVDA.json"; do
   [ -e "$st/$f" ] && guest_fail xt-mix "$k" "afsfile has a status file $f for a blkback device"
 done
-children=$(for c in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$c" 2>/dev/null | grep -o -- '--device [^ ]*'; done)
-echo "$children" | grep -q -- "--device $t\$" || guest_fail xt-mix "$t" "no afsfile device process for $t (${children:-none})"
-echo "$children" | grep -q -- '/backend/vbd/' && guest_fail xt-mix "$k" "an afsfile device process serves a backend/vbd device: $children"
+# The process that wrote it (a spare assigned the device, or one started with --device) runs.
+pid=$(sed -n 's/^  "pid": \([0-9]*\),*$/\1/p' "$st/dev-$d-$XVDA.json")
+tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- 'worker --\(device\|spare\)' ||
+  guest_fail xt-mix "$t" "no afsfile device process for $t (status pid ${pid:-none})"
+grep -l '"backend": "[^"]*/backend/vbd/' "$st"/dev-*.json 2>/dev/null | grep -q . &&
+  guest_fail xt-mix "$k" "an afsfile device process serves a backend/vbd device"
 xt_step "afsfile serves $t only"
 
 guest_wait xt-mix2
