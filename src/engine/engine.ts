@@ -89,6 +89,13 @@ export class Engine {
   private nextQueueId = 0;
   private rr = 0;
   private scheduled = false;
+  /**
+   * The clock, read at most once per take and once per publish, not per request: under Xen a
+   * clock read can be a system call (a PV dom0 without the vDSO clock), and latency buckets
+   * need no finer grain than a pump.
+   */
+  private takeNow = 0;
+  private publishNow = 0;
   /** Inside issue(): a read answered synchronously waits for the copy-out right after it. */
   private issuing = false;
   /** Reads that completed synchronously during this issue(). */
@@ -272,6 +279,7 @@ export class Engine {
   private take(): void {
     const taken = this.taken;
     taken.length = 0;
+    this.takeNow = 0;
     // Requests still waiting for memory mean the budget is spent: leave the rest in the rings.
     if (!this.stopping && this.memWait.length === 0) {
       const nq = this.queues.length;
@@ -349,7 +357,8 @@ export class Engine {
       // The response carries the operation the guest asked for; for INDIRECT that is its
       // indirect_op, as Linux blkback answers and Linux blkfront checks ("wrong operation").
       ctx.operation = req.kind === 'rw' ? req.innerOperation : req.operation;
-      ctx.startedAt = performance.now();
+      if (this.takeNow === 0) this.takeNow = performance.now();
+      ctx.startedAt = this.takeNow;
       ctx.state = WAIT_MEM;
       this.order.push(ctx);
       q.push(ctx);
@@ -673,11 +682,11 @@ export class Engine {
       if (loud) this.warn(msg);
       else log(msg);
     }
-    recordLatency(this.st, performance.now() - ctx.startedAt);
     this.schedule();
   }
 
   private publish(): void {
+    this.publishNow = 0;
     for (let k = 0; k < this.queues.length; k++) this.publishQueue(this.queues[k]);
     // Contexts of dead queues: release in order once done, never touching their ring.
     for (let i = 0; i < this.order.length; i++) {
@@ -714,7 +723,10 @@ export class Engine {
     } else if (ring.unconsumed() > 0 && this.freeList.length > 0) this.schedule();
   }
 
+  /** Answered (or dropped with its ring): the latency is counted here, once per pump's clock. */
   private release(ctx: RequestContext): void {
+    if (this.publishNow === 0) this.publishNow = performance.now();
+    recordLatency(this.st, this.publishNow - ctx.startedAt);
     const i = this.order.indexOf(ctx);
     if (i >= 0) this.order.splice(i, 1);
     ctx.reset();
