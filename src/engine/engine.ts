@@ -96,6 +96,12 @@ export class Engine {
    */
   private takeNow = 0;
   private publishNow = 0;
+  /**
+   * Inside pump(), before publish(): a request finished now is answered by that publish(), so
+   * finish() schedules no pump of its own (which would find nothing to do: one empty pump per
+   * request at queue depth 1).
+   */
+  private pumping = false;
   /** Inside issue(): a read answered synchronously waits for the copy-out right after it. */
   private issuing = false;
   /** Reads that completed synchronously during this issue(). */
@@ -243,26 +249,31 @@ export class Engine {
 
   private pump(): void {
     this.scheduled = false;
-    this.copyOut();
-    this.take();
-    this.issuing = true;
-    this.readsNow = 0;
-    const file = this.file;
-    file.cork?.();
+    this.pumping = true;
     try {
-      this.issue();
-    } finally {
-      // One submission for everything this pump started (io_uring); what completed at once
-      // (page-cache reads) is answered below, in this pump.
+      this.copyOut();
+      this.take();
+      this.issuing = true;
+      this.readsNow = 0;
+      const file = this.file;
+      file.cork?.();
       try {
-        file.uncork?.();
+        this.issue();
       } finally {
-        this.issuing = false;
+        // One submission for everything this pump started (io_uring); what completed at once
+        // (page-cache reads, inline writes) is answered below, in this pump.
+        try {
+          file.uncork?.();
+        } finally {
+          this.issuing = false;
+        }
       }
+      // Reads the page cache answered inline: copied to the guest and answered in this pump,
+      // not the next (one event-loop turn less per request; bench/README.md has the figure).
+      if (this.readsNow > 0) this.copyOut();
+    } finally {
+      this.pumping = false;
     }
-    // Reads the page cache answered inline: copied to the guest and answered in this pump,
-    // not the next (one event-loop turn less per request; bench/README.md has the figure).
-    if (this.readsNow > 0) this.copyOut();
     this.publish();
     this.checkDrained();
   }
@@ -682,7 +693,9 @@ export class Engine {
       if (loud) this.warn(msg);
       else log(msg);
     }
-    this.schedule();
+    // In a pump, publish() comes next; requests waiting for memory may fit now, though, and
+    // allocate() has run already.
+    if (!this.pumping || this.memWait.length > 0) this.schedule();
   }
 
   private publish(): void {
