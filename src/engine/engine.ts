@@ -700,7 +700,18 @@ export class Engine {
 
   private publish(): void {
     this.publishNow = 0;
+    const free = this.freeList.length;
     for (let k = 0; k < this.queues.length; k++) this.publishQueue(this.queues[k]);
+    // Slots came free: requests another ring could not get a slot for are taken next (its own
+    // publishQueue only looks at itself, and finish() in a pump schedules nothing).
+    if (this.freeList.length > free && !this.stopping && !this.scheduled) {
+      for (const q of this.queues) {
+        if (!q.dead && q.ring.unconsumed() > 0) {
+          this.schedule();
+          break;
+        }
+      }
+    }
     // Contexts of dead queues: release in order once done, never touching their ring.
     for (let i = 0; i < this.order.length; i++) {
       const ctx = this.order[i];
