@@ -21,12 +21,13 @@ test.before(async () => {
 });
 test.after(async () => { await kdc?.destroy(); });
 
-function check(conf: string): { status: number | null; findings: Finding[]; stderr: string } {
+type Checked = { status: number | null; findings: Finding[]; stderr: string };
+function check(conf: string, extra: NodeJS.ProcessEnv = {}): Checked {
   const file = path.join(dir, 'afsfile.conf');
   fs.writeFileSync(file, conf);
   const r = run(['check', '--json'], {
     env: { ...kdc.env, AFSFILE_CHECK_ROOT: dir, AFSFILE_CONFIG: file, AFSFILE_RUN_DIR: path.join(dir, 'run'),
-      XENSTORED_PATH: path.join(dir, 'no-xenstored') },
+      XENSTORED_PATH: path.join(dir, 'no-xenstored'), ...extra },
   });
   const findings = (JSON.parse(r.stdout || '{"findings":[]}') as { findings: Finding[] }).findings;
   return { status: r.status, findings, stderr: r.stderr };
@@ -95,6 +96,17 @@ test('shared principals and double bindings: between identities, and with the ho
   const none = r.findings.find((f) => f.check === 'identities')!;
   assert.not.ok(none.ok);
   assert.match(none.detail, 'every disk is refused');
+});
+
+test('identities alone need kinit and aklog too; without klist the keytab cannot be checked', () => {
+  const bin = path.join(dir, 'empty-bin');
+  fs.mkdirSync(bin, { recursive: true });
+  const r = check(`identity.web = keytab=${kt('web')} domains=w1\n`, { PATH: bin });
+  const tools = r.findings.find((f) => f.check === 'kerberos tools')!;
+  assert.not.ok(tools.ok);
+  assert.match(tools.detail, 'a keytab is configured but kinit and aklog are not on PATH');
+  assert.match(identity(r, 'web')!.detail, 'klist is not on PATH (apt-get install krb5-user)');
+  assert.ok(check('').findings.find((f) => f.check === 'kerberos tools')!.ok, 'no keytab, no identity: not needed');
 });
 
 test('with the worker running: each identity must have renewed', () => {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
-import { checkIdentities } from './check-identities';
+import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
@@ -204,7 +204,9 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
     ...(config?.findings ?? []),
     await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
-    worker, checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
+    worker, checkFailedDevices(runDir), checkTokens(runDir, key),
+    checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
+      aklog, env),
     ...identities, await checkUring(), ...checkMetricsFile(metrics),
   ];
 }

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readConfigFile } from '../cli/config-file';
+import { type ConfigValues, readConfigFile } from '../cli/config-file';
 import { type IdentitySpec, isIdentityKey, parseIdentityEntry } from '../cli/identity-config';
 import { parseKeytabPrincipals } from '../renew/klist';
 import { identityStatusName, readRenewStatus } from '../renew/status';
@@ -113,18 +113,31 @@ function renewalState(runDir: string, label: string, now: number): { problem?: s
   return { detail: `ticket valid until ${s.ticketExpires}${cells.length ? `, tokens for ${cells.join(', ')}` : ''}` };
 }
 
-export function checkIdentities(o: IdentityCheckInputs): Finding[] {
+/** The identity lines of a config file that parse (a broken file or line is a config finding). */
+function readSpecs(file: string, explicit: boolean): { specs: IdentitySpec[]; values: ConfigValues } | undefined {
   let values;
   try {
-    values = readConfigFile(o.configFile, o.configExplicit);
+    values = readConfigFile(file, explicit);
   } catch {
-    return []; // the config finding says what is wrong with the file
+    return undefined;
   }
   const specs: IdentitySpec[] = [];
   for (const [key, entry] of values) {
     if (!isIdentityKey(key)) continue;
     try { specs.push(parseIdentityEntry(key, entry.value, entry.where)); } catch { /* a config finding */ }
   }
+  return { specs, values };
+}
+
+/** The keytab of the first identity line: kinit and aklog are needed for it as for renew's. */
+export function firstIdentityKeytab(file: string, explicit: boolean): string | undefined {
+  return readSpecs(file, explicit)?.specs[0]?.keytab;
+}
+
+export function checkIdentities(o: IdentityCheckInputs): Finding[] {
+  const read = readSpecs(o.configFile, o.configExplicit);
+  if (!read) return []; // the config finding says what is wrong with the file
+  const { specs, values } = read;
   const required = values.get('identity-default')?.value.trim() === 'required';
   if (!specs.length) {
     return required

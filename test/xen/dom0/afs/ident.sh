@@ -5,7 +5,10 @@
 # renews every ~90 s and its token can be let expire (afs-ident-expiry) without touching a's.
 # Source this file after /xentest/lib.sh and /xentest/afs/lib.sh.
 IDENT_TENANTS="a b"
-IDENT_ROOT=/afs-ident                # tenant T's volume is mounted at $IDENT_ROOT/T
+IDENT_ROOT=/afs-ident                # kAFS: tenant T's volume is mounted at $IDENT_ROOT/T
+# Guest names: the OpenAFS client's stages (same boot, after the kAFS ones) use names of their
+# own, so that no console log of an earlier guest of that name is read.
+if [ "$AFS_CLIENT" = openafs ]; then IDENT_G=-o; else IDENT_G=; fi
 IDENT_B_LIFETIME=${IDENT_B_LIFETIME:-180}
 IDENT_CONF=/etc/xen/afsfile.conf
 
@@ -14,7 +17,11 @@ ident_pts() { echo "tenant.$1"; }                        # its name in the prote
 ident_keytab() { echo "/etc/afsfile/tenant-$1.keytab"; }
 ident_volume() { echo "tenant$1"; }
 ident_label() { echo "tenant-$1"; }                      # the identity's label in afsfile.conf
-ident_dir() { echo "$IDENT_ROOT/$1"; }
+# kAFS mounts each volume itself; the OpenAFS client (-dynroot) reaches it through a mount point
+# in root.cell.
+ident_dir() {
+  if [ "$AFS_CLIENT" = openafs ]; then echo "/afs/$AFS_CELL/$(ident_volume "$1")"; else echo "$IDENT_ROOT/$1"; fi
+}
 # The JSON status file of identity LABEL, and one of its top-level string/number fields.
 ident_status() { echo "/run/afsfile/status/identity-$1.json"; }
 json_field() { # json_field FILE NAME: the value of "NAME": (string or number) on its own line
@@ -43,6 +50,14 @@ ident_make_tenant() {
 ident_mount_tenant() {
   local t=$1 dir
   dir=$(ident_dir "$t")
+  if [ "$AFS_CLIENT" = openafs ]; then
+    afs_admin fs mkmount -dir "$dir" -vol "$(ident_volume "$t")" -cell "$AFS_CELL" 2>&1 | grep -v 'File exists'
+    # l on root.cell's root: the tenant's identity looks its volume up through it.
+    afs_admin fs setacl -dir "/afs/$AFS_CELL" -acl "$(ident_pts "$t")" l || return 1
+    afs_admin fs setacl -dir "$dir" -acl "$(ident_pts "$t")" rlidwk || return 1
+    afs_admin fs listacl "$dir"
+    return
+  fi
   mkdir -p "$dir"
   grep -q " $dir afs " /proc/mounts ||
     afs_retry 30 afs_admin mount -t afs "%$AFS_CELL:$(ident_volume "$t")." "$dir" || return 1
@@ -55,7 +70,8 @@ ident_config() {
   local t
   sed -i '/^identity\.tenant-/d; /^identity-default/d' "$IDENT_CONF"
   for t in $IDENT_TENANTS; do
-    echo "identity.$(ident_label "$t") = keytab=$(ident_keytab "$t") domains=xt-t$t,xt-t$t-x,xt-t$t-e cell=$AFS_CELL"
+    echo "identity.$(ident_label "$t") = keytab=$(ident_keytab "$t") cell=$AFS_CELL" \
+      "domains=xt-t$t,xt-t$t-x,xt-t$t-e,xt-t$t-o,xt-t$t-x-o,xt-t$t-e-o"
   done >> "$IDENT_CONF"
   echo "identity-default = host" >> "$IDENT_CONF"
 }
@@ -66,8 +82,9 @@ ident_wait_success() { # ident_wait_success LABEL SECONDS [AFTER]
   local f end
   f=$(ident_status "$1") end=$(($(now_s) + $2))
   while :; do
-    s=$(json_field "$f" lastSuccess)
-    [ -n "$s" ] && { [ -z "$3" ] || [ "$s" \> "$3" ]; } && return 0
+    s=$(json_field "$f" lastSuccess) p=$(json_field "$f" pid)
+    # A file left by an earlier worker's identity process (its pid gone) does not count.
+    [ -n "$s" ] && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { [ -z "$3" ] || [ "$s" \> "$3" ]; } && return 0
     [ "$(now_s)" -ge "$end" ] && return 1
     sleep 1
   done

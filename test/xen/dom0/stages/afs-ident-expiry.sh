@@ -25,10 +25,10 @@ for g in a b; do
   afs_admin dd if=/dev/zero of="$img" bs=1048576 seek=$((mb - 1)) count=1 > /run/xentest/ident-dd.out 2>&1 || { show dd /run/xentest/ident-dd.out; fail "cannot create $img"; }
 done
 # Both guests boot and wait for the start mark.
-guest_start xt-ta-e "vdev=xvda,access=rw,script=block-afsfile,target=$img_a" 71 "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
-guest_start xt-tb-e "vdev=xvda,access=rw,script=block-afsfile,target=$img_b" 72 "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
-guest_wait_line xt-ta-e '^XT WAIT-START' "$GUEST_TIMEOUT"
-guest_wait_line xt-tb-e '^XT WAIT-START' "$GUEST_TIMEOUT"
+guest_start xt-ta-e$IDENT_G "vdev=xvda,access=rw,script=block-afsfile,target=$img_a" 71 "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
+guest_start xt-tb-e$IDENT_G "vdev=xvda,access=rw,script=block-afsfile,target=$img_b" 72 "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
+guest_wait_line xt-ta-e$IDENT_G '^XT WAIT-START' "$GUEST_TIMEOUT"
+guest_wait_line xt-tb-e$IDENT_G '^XT WAIT-START' "$GUEST_TIMEOUT"
 
 # Stop b's identity right after a renewal: its token then lives IDENT_B_LIFETIME s at most.
 opener=$(json_field "$fb" pid)
@@ -57,20 +57,20 @@ xt_step "tenant a's guest told to write, $((t_start - exp_s)) s after tenant b's
 
 # a goes on: its workload and FLUSH end, its pattern is on the server, while b is still stopped.
 deadline=$((exp_s + 150))
-until guest_log xt-ta-e | grep -q '^XT SAVE-READY'; do
-  bad=$(guest_disk_error xt-ta-e); [ -n "$bad" ] && fail "tenant a's guest: $bad"
+until guest_log xt-ta-e$IDENT_G | grep -q '^XT SAVE-READY'; do
+  bad=$(guest_disk_error xt-ta-e$IDENT_G); [ -n "$bad" ] && fail "tenant a's guest: $bad"
   [ "$(date +%s)" -ge "$deadline" ] && fail "tenant a's guest did not finish while tenant-b's token was expired"
   sleep 1
 done
 t_a=$(date +%s)
-guest_log xt-tb-e | grep -q '^XT SAVE-READY' && fail "tenant b's guest finished its FLUSHes with its token expired"
+guest_log xt-tb-e$IDENT_G | grep -q '^XT SAVE-READY' && fail "tenant b's guest finished its FLUSHes with its token expired"
 xt_step "tenant a's guest finished its writes and FLUSH $((t_a - t_start)) s after its start ($((t_a - exp_s)) s after b's token lapsed; b still held)"
-IMAGE_MB=$mb_a; afs_guest_end xt-ta-e "$img_a" 71
+IMAGE_MB=$mb_a; afs_guest_end xt-ta-e$IDENT_G "$img_a" 71
 t_a_end=$(date +%s)
 [ "$(date +%s)" -lt $((exp_s + 5)) ] && sleep $((exp_s + 5 - $(date +%s)))
 tail -n +"$from" "$AFSFILE_LOG" > /run/xentest/ident-log
 held_b=$(grep -E 'write held|fsync held' /run/xentest/ident-log | grep -c "$img_b")
-dom_a=$(guest_domid xt-ta-e)
+dom_a=$(guest_domid xt-ta-e$IDENT_G)
 grep -E 'held|fsync failed|retry|transient' /run/xentest/ident-log |
   grep -E "$img_a|vbd/$dom_a/|device $dom_a/" | head -n 5 > /run/xentest/ident-held-a
 grep -E 'write held|fsync held' /run/xentest/ident-log | head -n 3 | sed 's/^/  [afsfile] /'
@@ -84,7 +84,7 @@ xt_step "tenant b's device held its I/O ($held_b held requests logged); tenant a
 t_cont=$(date +%s)
 kill -CONT "$opener"
 xt_step "identity tenant-b continued $((t_cont - exp_s)) s after its token expired"
-IMAGE_MB=$mb_b; afs_guest_end xt-tb-e "$img_b" 72
+IMAGE_MB=$mb_b; afs_guest_end xt-tb-e$IDENT_G "$img_b" 72
 t_end=$(date +%s)
 afs_worker_errors "$from" > /run/xentest/ident-errors
 show "worker: held/failed I/O" /run/xentest/ident-errors

@@ -9,7 +9,10 @@
 . /xentest/afs/lib.sh
 . /xentest/afs/ident.sh
 
-[ "$AFS_CLIENT" = kafs ] || fail "afs-ident runs on kAFS (this boot switched to $AFS_CLIENT)"
+case $XT_STAGE in
+  *openafs*) [ "$AFS_CLIENT" = openafs ] || fail "$XT_STAGE needs the OpenAFS client (afs-openafs-client)" ;;
+  *) [ "$AFS_CLIENT" = kafs ] || fail "$XT_STAGE runs on kAFS (this boot switched to $AFS_CLIENT)" ;;
+esac
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
 t0=$(now_s)
 for t in $IDENT_TENANTS; do
@@ -24,7 +27,7 @@ for t in $IDENT_TENANTS; do
   grep -q "$(ident_pts "$t")" /run/xentest/ident-acl-$t.out || fail "the ACL of $(ident_dir "$t") does not name $(ident_pts "$t")"
 done
 df -m / | sed 's/^/  [df] /'
-xt_step "volumes mounted at $(ident_dir a) and $(ident_dir b), each tenant rlidwk on its own only"
+xt_step "volumes at $(ident_dir a) and $(ident_dir b), each tenant rlidwk on its own only"
 
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 ident_config
