@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
+import { kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
@@ -16,8 +17,6 @@ export interface Finding {
   readonly detail: string;
   readonly fix?: string;
 }
-
-const BLKBACK_MARKERS = ['/sys/module/xen_blkback', '/sys/bus/xen-backend/drivers/vbd'];
 
 async function checkXenstore(env: NodeJS.ProcessEnv, root: string): Promise<Finding> {
   let xs;
@@ -83,7 +82,7 @@ function checkRoute(root: string): Finding {
 }
 
 function checkBlkback(root: string): Finding {
-  const seen = BLKBACK_MARKERS.filter((m) => fs.existsSync(path.join(root, m)));
+  const seen = kernelBlkbackMarkers(root);
   if (!seen.length) return { check: 'xen-blkback', ok: true, detail: 'not loaded' };
   const v = xenVersion(root);
   if (v && atLeast(v, VBD3_SINCE)) {

@@ -20,7 +20,7 @@ import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
-import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
+import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -90,7 +90,7 @@ export class DeviceChild {
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
     this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
-      this.identity ? identityStatusName(this.identity) : undefined);
+      this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
   }
 
   /**

@@ -3,6 +3,7 @@
 // (never touching any other), keeps the exclusivity table, runs one child process per device and
 // restarts crashed ones, and cleans up after guests that died (@releaseDomain).
 import createDebug from 'debug';
+import { BLKBACK_HOLDS_VBD, kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
@@ -198,8 +199,19 @@ export class Supervisor {
       this.foreign.add(b.path);
       return;
     }
-    this.foreign.delete(b.path);
     const state = parseState(stateText);
+    if (!known && b.kind === 'vbd' && (this.foreign.has(b.path) || state === XenbusState.Initialising)
+      && kernelBlkbackMarkers(this.o.env.AFSFILE_CHECK_ROOT ?? '/').length) {
+      // Kernel blkback took this device too: claiming it would only fight over the ring. The
+      // hotplug script passes the reason on to xl; the device stays blkback's.
+      if (!this.foreign.has(b.path) && online?.trim() === '1') {
+        this.foreign.add(b.path);
+        stderrLine(`${b.path}: not served: ${BLKBACK_HOLDS_VBD}`, 'err');
+        await reportError(xs, b.path, BLKBACK_HOLDS_VBD);
+      }
+      return;
+    }
+    this.foreign.delete(b.path);
     const fresh = state === XenbusState.Initialising && online?.trim() === '1';
     // libxl re-creates a dir in one transaction (rm + mkdir), so a reused backend path may never
     // be seen gone: Initialising again means a new device.
