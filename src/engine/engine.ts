@@ -102,6 +102,8 @@ export class Engine {
    * request at queue depth 1).
    */
   private pumping = false;
+  /** Inside pump(), after issue(): a request finished now may let one waiting for order start. */
+  private issued = false;
   /** Inside issue(): a read answered synchronously waits for the copy-out right after it. */
   private issuing = false;
   /** Reads that completed synchronously during this issue(). */
@@ -260,6 +262,7 @@ export class Engine {
       try {
         this.issue();
       } finally {
+        this.issued = true;
         // One submission for everything this pump started (io_uring); what completed at once
         // (page-cache reads, inline writes) is answered below, in this pump.
         try {
@@ -273,6 +276,7 @@ export class Engine {
       if (this.readsNow > 0) this.copyOut();
     } finally {
       this.pumping = false;
+      this.issued = false;
     }
     this.publish();
     this.checkDrained();
@@ -693,9 +697,14 @@ export class Engine {
       if (loud) this.warn(msg);
       else log(msg);
     }
-    // In a pump, publish() comes next; requests waiting for memory may fit now, though, and
-    // allocate() has run already.
-    if (!this.pumping || this.memWait.length > 0) this.schedule();
+    // In a pump, publish() comes next; but requests waiting for memory may fit now (allocate()
+    // has run), and after issue() one waiting for this one (a flush, a barrier) may start.
+    if (!this.pumping || this.memWait.length > 0 || (this.issued && this.waitingForOrder())) this.schedule();
+  }
+
+  private waitingForOrder(): boolean {
+    for (let i = 0; i < this.order.length; i++) if (this.order[i].state === WAIT_ORDER) return true;
+    return false;
   }
 
   private publish(): void {

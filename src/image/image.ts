@@ -108,7 +108,7 @@ export class Image {
   private readonly ring: Uring | null;
   /** Writes through the thread pool even with a ring (AFSFILE_IO=uring-reads). */
   private readonly poolWrites: boolean;
-  /** Writes of a pump with pwrite on this thread (buffered, local file system; see write()). */
+  /** Writes of a pump with pwrite on this thread (AFSFILE_IO=inline-writes; see write()). */
   private readonly inlineWrites: NativeAddon | null;
   /** Inside cork/uncork (an engine pump). */
   private corked = false;
@@ -158,7 +158,7 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
-    const inline = choice === 'uring' && !readOnly && !direct && ring !== null && fsk.local;
+    const inline = choice === 'inline-writes' && !readOnly && !direct && ring !== null && fsk.local;
     this.inlineWrites = inline ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
@@ -347,14 +347,13 @@ export class Image {
 
   /**
    * Writes exactly buf.length bytes at offset: through the ring, or the pool without one.
-   * On a local file system (buffered, with a ring), the writes an engine pump starts are a
-   * pwrite on this thread instead, answered in the same pump as a cached read is: the ring
-   * hands each buffered write to an io-wq thread (ext4 has no non-blocking buffered writes,
-   * io_uring/rw.c; pwritev2(RWF_NOWAIT) answers EOPNOTSUPP), and that hand-off and the eventfd
-   * wake-up back cost more than the copy into the page cache (bench/README.md). Such a write
-   * can still sleep in dirty-page throttling; the device process serves one disk, whose guest
-   * waits for the write either way. Never on AFS, NFS, FUSE: a write there may wait for a
-   * server. Outside a pump, and with AFSFILE_IO=ring-writes: the ring.
+   * With AFSFILE_IO=inline-writes, on a local file system (buffered), the writes an engine
+   * pump starts are a pwrite on this thread instead, answered in the same pump as a cached
+   * read is: the ring hands each buffered write to an io-wq thread (ext4 has no non-blocking
+   * buffered writes, io_uring/rw.c; pwritev2(RWF_NOWAIT) answers EOPNOTSUPP) and the eventfd
+   * wakes the loop again. On the host that hand-off costs more than the copy; in a PV dom0
+   * under Xen the inline write was not faster (bench/README.md), so it is not the default.
+   * Never on AFS, NFS, FUSE: a write there may wait for a server. Outside a pump: the ring.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));

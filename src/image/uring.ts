@@ -283,16 +283,17 @@ function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
 
 /**
  * AFSFILE_IO, for comparing the paths on one machine (bench, the Xen perf A/B). The default
- * (`uring`): io_uring for every operation when the kernel allows it, except that a buffered
- * image on a local file system (local-fs.ts) has the writes of an engine pump done with pwrite
- * on the calling thread (Image.write); `ring-writes`: those writes through the ring too;
- * `uring-reads`: writes through the thread pool; `threadpool`: io_uring off.
+ * (`uring`): io_uring for every operation when the kernel allows it. `inline-writes`: a
+ * buffered image on a local file system (local-fs.ts) has the writes of an engine pump done
+ * with pwrite on the calling thread (in the Xen A/B of bench/README.md no better than the
+ * ring, hence not the default); `uring-reads`: writes through the thread pool; `threadpool`:
+ * io_uring off.
  */
-export type IoChoice = 'uring' | 'threadpool' | 'uring-reads' | 'ring-writes';
+export type IoChoice = 'uring' | 'threadpool' | 'uring-reads' | 'inline-writes';
 
 export function ioChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): IoChoice {
   const v = env.AFSFILE_IO;
-  return v === 'threadpool' || v === 'uring-reads' || v === 'ring-writes' ? v : 'uring';
+  return v === 'threadpool' || v === 'uring-reads' || v === 'inline-writes' ? v : 'uring';
 }
 
 /** Why io_uring cannot be used here (the kernel's refusal), or null: opens and closes a ring. */

@@ -22,7 +22,7 @@ SECONDS_EACH=$(cmdline_arg xentest.perf_seconds); : "${SECONDS_EACH:=4}"
 VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=$ROUNDS}"
 # The sides (run.mjs --perf-sides): blkback, afsfile, and afsfile with another image I/O path
 # (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads,
-# afsfile-ring = ring-writes, every write through io_uring; afsfile is the default, uring).
+# afsfile-inline = inline-writes; afsfile and afsfile-ring are the default, uring).
 SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
 NSIDES=$(echo $SIDES | wc -w)
 # xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
@@ -73,7 +73,7 @@ worker_for() {
   local io old
   [ "$1" = "$WORKER_MODE" ] && return 0
   case $1 in
-    afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; afsfile-ring) io=ring-writes ;;
+    afsfile-pool) io=threadpool ;; afsfile-uring-reads) io=uring-reads ;; afsfile-inline) io=inline-writes ;;
     *) io=uring ;;
   esac
   old=$(cat "$AFSFILE_PIDFILE")
