@@ -45,7 +45,7 @@ export interface EngineOptions {
    * copies would not be aligned.
    */
   keepBytes?: number;
-  /** Retry transient file errors this long before the guest sees an error (default 300 s, as --hold-timeout). */
+  /** Retry transient file errors this long before the guest sees an error (default 120 s, as --hold-timeout). */
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
@@ -60,7 +60,7 @@ export interface EngineOptions {
 export const DEFAULT_MAX_REQUESTS = 32;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 export { DEFAULT_FSYNC_INTERVAL_MS };
-export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
+export const DEFAULT_HOLD_TIMEOUT_MS = 120_000; // --hold-timeout default
 /** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
 const GNTST_OKAY = GNTST.okay;
 /** Names of the I/O steps for messages and isTransient, by STEP_* value. */

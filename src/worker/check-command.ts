@@ -8,6 +8,7 @@ import { kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
+import { checkLocks } from './check-locks';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
 
@@ -193,6 +194,8 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const key = keytab ?? (config?.values.get('keytab') as string | undefined);
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
   const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
+  const rootsValue = config?.values.get('image-roots');
+  const roots = Array.isArray(rootsValue) ? rootsValue.filter((r): r is string => typeof r === 'string') : [];
   const worker = checkWorker(runDir);
   const identities = o.configFile
     ? checkIdentities({
@@ -206,7 +209,7 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
     worker, checkFailedDevices(runDir), checkTokens(runDir, key),
     checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
       aklog, env),
-    ...identities, await checkUring(), ...checkMetricsFile(metrics),
+    ...identities, await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
   ];
 }
 

@@ -20,6 +20,8 @@ import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
+import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
+import type { LockHolder, LockPolicy } from '../image/lock';
 import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
@@ -28,6 +30,10 @@ const RENEWAL_CHECK_MS = 15_000;
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
+
+/** How long a device process whose supervisor is gone keeps its image lock for the next one
+ * (systemd restarts the worker after RestartSec=2; its device processes adopt the lock). */
+const HAND_ON_MS = 60_000;
 
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
@@ -44,6 +50,10 @@ export interface DeviceChildOptions {
   readonly direct: boolean;
   readonly imageRoots: readonly string[];
   readonly restarts: number;
+  /** An image on a file system without working locks: attached with a warning, or refused. */
+  readonly lockPolicy: LockPolicy;
+  /** How long a migration destination waits for the source's lock when its guest connects. */
+  readonly migrationLockWaitS: number;
   /** To whoever started this process: what it opened, and the verdict on it. */
   readonly link?: DeviceLink;
 }
@@ -82,6 +92,10 @@ export class DeviceChild {
   private timings: DeviceRetune;
   /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
   private readonly identity: string | undefined;
+  /** The cell-wide image lock (device-lock.ts). */
+  private readonly lock: DeviceLock;
+  /** Ends the wait for a successor (SIGTERM after the supervisor is gone). */
+  private endHandOn: (() => void) | undefined;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
@@ -91,6 +105,10 @@ export class DeviceChild {
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
     this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
       this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
+    this.lock = new DeviceLock({
+      policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
+      onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
+    });
   }
 
   /**
@@ -106,11 +124,11 @@ export class DeviceChild {
   }
 
   async run(): Promise<number> {
-    await this.waitForPreviousHolder();
+    const predecessor = await this.waitForPreviousHolder();
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
     // The open may hang (a dead file server): a stop meanwhile ends the process all the same.
-    const own = await Promise.race([this.openOwnImage(this.xs), this.finished]);
+    const own = await Promise.race([this.openOwnImage(this.xs, predecessor), this.finished]);
     if (typeof own === 'number') {
       if (!this.stopping) this.xs.close();
       return own;
@@ -147,6 +165,7 @@ export class DeviceChild {
         return gateStores(Image.open(path, opts), this.tokenCheck);
       },
       warn: (m) => this.note(m),
+      connectGate: (poke) => this.lock.gate(poke),
       restrictEventChannels: true,
       onChange: () => this.status.changed(),
     });
@@ -158,7 +177,9 @@ export class DeviceChild {
     this.renewalTimer = setInterval(() => this.reopenAfterRenewal(), RENEWAL_CHECK_MS);
     this.renewalTimer.unref();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
-    void device.closed.then(() => this.end(true));
+    // Not when it closed for a quiesce with the supervisor gone: the process stays, its status
+    // file telling the next one where the image lock is (quiesce).
+    void device.closed.then(() => { if (!this.handingOn) this.end(true); });
     return this.finished;
   }
 
@@ -168,9 +189,11 @@ export class DeviceChild {
    * gets (dev, ino, realpath) and answers with the exclusivity verdict; only then is the image
    * used. A number: the exit status (nothing to serve).
    */
-  private async openOwnImage(xs: XenStoreClient): Promise<OwnImage | number> {
+  private async openOwnImage(xs: XenStoreClient, predecessor: LockHolder | undefined): Promise<OwnImage | number> {
     const be = this.o.backend.path;
-    const [params, mode] = await Promise.all([xs.tryRead(`${be}/params`), xs.tryRead(`${be}/mode`)]);
+    const [params, mode, domain] = await Promise.all([
+      xs.tryRead(`${be}/params`), xs.tryRead(`${be}/mode`), xs.tryRead(`/local/domain/${this.o.backend.domid}/name`),
+    ]);
     let path: string | undefined;
     let own: OwnImage;
     try {
@@ -185,36 +208,91 @@ export class DeviceChild {
       else await reportError(xs, be, message).catch(() => undefined);
       return EXIT_NOT_OPENED;
     }
-    const link = this.o.link;
-    if (!link) return own;
     const { image } = own;
-    const { dev, ino, realpath } = image;
-    await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable: !own.readOnly });
-    const v = await link.verdict();
-    if (v?.ok) return own;
-    // Refused (the supervisor reported it on the device), or the supervisor is gone.
-    closeInBackground(image);
-    return v ? EXIT_REFUSED : 0;
+    const incoming = domain?.endsWith(INCOMING_SUFFIX) === true;
+    const link = this.o.link;
+    if (link) {
+      const { dev, ino, realpath } = image;
+      const writable = !own.readOnly;
+      await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable, incoming });
+      const v = await link.verdict();
+      if (!v?.ok) {
+        // Refused (the supervisor reported it on the device), or the supervisor is gone.
+        closeInBackground(image);
+        return v ? EXIT_REFUSED : 0;
+      }
+    }
+    // After this host's verdict (so that its own devices keep the order of their attaches) and
+    // before afsfile-status: a conflict with another host is refused at once (device-lock.ts).
+    const locked = await this.lock.acquire(image, own.path, !own.readOnly, incoming, predecessor);
+    if (!locked.ok) {
+      this.note(locked.message);
+      closeInBackground(image);
+      if (link) await link.send({ t: 'locked', ok: false, busy: locked.busy, message: locked.message });
+      else await reportError(xs, be, locked.message, locked.busy ? 'busy' : 'error').catch(() => undefined);
+      return locked.busy ? EXIT_REFUSED : EXIT_NOT_OPENED;
+    }
+    if (predecessor) await this.retire(predecessor);
+    if (link) await link.send({ t: 'locked', ok: true });
+    return own;
   }
 
-  /** A child of a supervisor that died may still be serving this device: let it leave first
-   * (it quiesces as soon as it notices its parent is gone). */
-  private async waitForPreviousHolder(): Promise<void> {
-    const prevStatus = readStatusFiles(this.o.runDir).get(statusName(this.o.backend));
-    const prev = prevStatus?.pid;
-    if (prev === process.pid) return;
+  /**
+   * A child of a supervisor that died may still be serving this device: let it leave first
+   * (it quiesces as soon as it notices its parent is gone). One that holds the image lock waits
+   * for us to adopt it: returned, and retired once adopted (retire).
+   */
+  private async waitForPreviousHolder(): Promise<LockHolder | undefined> {
+    const name = statusName(this.o.backend);
     const deadline = Date.now() + 10_000;
-    while (pidAlive(prev, prevStatus?.pidStart) && Date.now() < deadline && !this.stopping) await sleep(50);
+    for (;;) {
+      const prevStatus = readStatusFiles(this.o.runDir).get(name);
+      const prev = prevStatus?.pid;
+      if (prev === process.pid) return undefined;
+      const alive = pidAlive(prev, prevStatus?.pidStart);
+      const holder = lockHolder(prevStatus, alive);
+      if (holder && prevStatus?.handingOn === true) return holder;
+      if (!alive || Date.now() >= deadline || this.stopping) return holder;
+      await sleep(50);
+    }
+  }
+
+  /** The predecessor's lock is ours now: it may go (SIGTERM ends its wait), and must, before we
+   * serve the ring. */
+  private async retire(prev: LockHolder): Promise<void> {
+    if (!pidAlive(prev.pid, prev.pidStart)) return;
+    try {
+      process.kill(prev.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + 10_000;
+    while (pidAlive(prev.pid, prev.pidStart) && Date.now() < deadline && !this.stopping) await sleep(20);
   }
 
   /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is
-   * (Connected stays Connected) so that the next worker re-attaches. */
-  async quiesce(): Promise<void> {
-    if (this.stopping) return;
+   * (Connected stays Connected) so that the next worker re-attaches. With the supervisor gone,
+   * the image lock is kept for the next worker's process (HAND_ON_MS). */
+  async quiesce(parentGone = false): Promise<void> {
+    if (this.stopping) {
+      if (!parentGone) this.endHandOn?.();
+      return;
+    }
     this.stopping = true;
+    this.lock.cancel();
+    this.handingOn = parentGone && this.lock.status()?.fd != null;
     if (this.device) await this.device.quiesce().catch((e: Error) => this.note(`quiesce: ${e.message}`));
+    if (this.handingOn) {
+      const stop = new Promise<void>((r) => (this.endHandOn = r));
+      this.status.writeNow();
+      await this.lock.handOn(HAND_ON_MS, stop);
+      this.handingOn = false;
+    }
     this.end(false);
   }
+
+  /** Waiting, the supervisor gone, for the next worker's process to adopt the image lock. */
+  private handingOn = false;
 
   private end(removed: boolean): void {
     this.stopping = true;
@@ -315,6 +393,8 @@ export class DeviceChild {
       restarts: this.o.restarts,
       holdTimeoutS: this.timings.holdTimeoutS,
       fsyncIntervalS: this.timings.fsyncIntervalS,
+      lock: this.lock.status(),
+      handingOn: this.handingOn,
     };
     try {
       writeStatus(this.o.runDir, statusName(this.o.backend), fields);

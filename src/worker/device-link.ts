@@ -15,12 +15,18 @@ export interface OpenedImage {
   readonly realpath: string;
   readonly image: string;
   readonly writable: boolean;
+  /** The domain is a migration destination (its lock is taken when its guest connects). */
+  readonly incoming?: boolean;
 }
 
 export type FromDevice =
   | { readonly t: 'ready' }
   | ({ readonly t: 'opened' } & OpenedImage)
-  | { readonly t: 'open-failed'; readonly image: string | undefined; readonly message: string };
+  | { readonly t: 'open-failed'; readonly image: string | undefined; readonly message: string }
+  /** After a good verdict, the image lock (src/image/lock.ts): taken (or adopted, or deferred
+   * for a migration destination), or refused (busy: another host holds it). */
+  | { readonly t: 'locked'; readonly ok: true }
+  | { readonly t: 'locked'; readonly ok: false; readonly busy: boolean; readonly message: string };
 
 export type ToDevice =
   | { readonly t: 'assign'; readonly backend: string; readonly args: readonly string[]; readonly restarts: number }
@@ -37,7 +43,14 @@ export function parseFromDevice(m: unknown): FromDevice | undefined {
   if (m.t === 'ready') return { t: 'ready' };
   if (m.t === 'opened' && isNum(m.dev) && isNum(m.ino) && isStr(m.realpath) && isStr(m.image) &&
     typeof m.writable === 'boolean') {
-    return { t: 'opened', dev: m.dev, ino: m.ino, realpath: m.realpath, image: m.image, writable: m.writable };
+    return {
+      t: 'opened', dev: m.dev, ino: m.ino, realpath: m.realpath, image: m.image, writable: m.writable,
+      ...(m.incoming === true ? { incoming: true } : {}),
+    };
+  }
+  if (m.t === 'locked' && m.ok === true) return { t: 'locked', ok: true };
+  if (m.t === 'locked' && m.ok === false && typeof m.busy === 'boolean' && isStr(m.message)) {
+    return { t: 'locked', ok: false, busy: m.busy, message: m.message.slice(0, 1000) };
   }
   if (m.t === 'open-failed' && isStr(m.message) && (m.image === undefined || isStr(m.image))) {
     return { t: 'open-failed', image: m.image, message: m.message.slice(0, 1000) };

@@ -125,7 +125,8 @@ function waitForAssignment(hooks: Hooks): Promise<Extract<ToDevice, { t: 'assign
     process.on('disconnect', () => resolve(undefined));
     hooks.stop(() => resolve(undefined));
     hooks.reload(() => undefined);
-    process.send({ t: 'ready' } satisfies FromDevice);
+    // The parent may be gone already (EPIPE): the disconnect above ends the wait then.
+    process.send({ t: 'ready' } satisfies FromDevice, undefined, undefined, () => undefined);
   });
 }
 
@@ -166,6 +167,8 @@ async function runDevice(
     direct: args.bool('direct'),
     imageRoots: imageRoots(args),
     restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
+    lockPolicy: args.string('lock-unsupported') === 'refuse' ? 'refuse' : 'warn',
+    migrationLockWaitS: args.number('migration-lock-wait'),
     link: parentLink(),
   });
   let stopped = false;
@@ -175,8 +178,9 @@ async function runDevice(
     const t = parseRetune(m);
     if (t) child.retune(t);
   });
-  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
-  process.on('disconnect', () => void child.quiesce());
+  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches
+  // (and adopts the image lock this one keeps meanwhile).
+  process.on('disconnect', () => void child.quiesce(true));
   if (stopped) return 0;
   return await child.run().catch((e: unknown) => failed(e));
 }

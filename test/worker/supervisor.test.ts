@@ -316,15 +316,25 @@ test('SIGTERM: children quiesce, the supervisor exits 0, XenStore state is left;
   assert.match(await afsfileStatus(rival, 'busy'), new RegExp(`domain ${p.domid}`));
 });
 
-test('a supervisor killed outright: its children quiesce, the next one re-attaches', async () => {
+test('a supervisor killed outright: its children quiesce, keep the image lock, and leave once the next one ' +
+  're-attaches', async () => {
   const p = await guest({ target: image('orphan.img') });
   await afsfileStatus(p, 'opened');
   const pid = await childPid(p);
   await worker.stop('SIGKILL');
-  await until('orphaned child leaves', () => gone(pid));
+  const f = path.join(runDir, `status/dev-${p.domid}-${p.devid}.json`);
+  await until('the orphaned child waits for the next one', () => {
+    try {
+      return (JSON.parse(fs.readFileSync(f, 'utf8')) as { handingOn?: boolean }).handingOn === true;
+    } catch {
+      return false; // not written yet, or being replaced
+    }
+  }, 15_000);
+  assert.not.ok(gone(pid), 'it keeps the image lock meanwhile');
   worker = await startWorker(xs.socketPath, runDir);
   const pid2 = await childPid(p);
   assert.is.not(pid2, pid);
+  await until('orphaned child leaves', () => gone(pid), 15_000);
 });
 
 test('xenstored restart: the worker reconnects and claims new devices', async () => {
