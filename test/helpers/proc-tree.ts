@@ -31,6 +31,16 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+/** Whether pid is a living process (signal 0; EPERM cannot happen: the tests run as root). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** SIGKILL to each PID that still lives (a PID that is gone is no error). */
 export function killAll(pids: readonly number[]): void {
   for (const p of pids) {

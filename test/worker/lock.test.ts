@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { VbdPaths } from '../../src/sim/toolstack';
+import { alive } from '../helpers/proc-tree';
 import { setup, teardown } from '../helpers/hooks';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
@@ -62,15 +63,6 @@ function flocks(img: string): string[] {
   return fs.readFileSync('/proc/locks', 'utf8').split('\n')
     .filter((l) => / FLOCK /.test(l) && l.split(/\s+/)[5]?.endsWith(`:${ino}`));
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('a second host\'s rw attach is refused with the hotplug error; after the first detaches it attaches', async () => {
   const img = image('rw.img');

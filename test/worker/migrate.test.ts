@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
 import type { VbdPaths } from '../../src/sim/toolstack';
+import { alive } from '../helpers/proc-tree';
 import { setup, teardown } from '../helpers/hooks';
 import { pattern } from '../helpers/pattern';
 import { until } from '../helpers/wait';
@@ -66,15 +67,6 @@ const devFile = (p: VbdPaths): DevFile | undefined => {
   }
 };
 const lockState = (p: VbdPaths): string | undefined => devFile(p)?.lock?.state;
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 test('the destination attaches without the lock and connects only after the source has closed', async () => {
   const img = image('m.img');
   const src = await domain(60, 'vm1', '/vm/0000-1', img);

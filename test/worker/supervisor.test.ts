@@ -8,6 +8,7 @@ import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
+import { alive } from '../helpers/proc-tree';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
@@ -58,14 +59,7 @@ const deviceEntry = (p: VbdPaths): Record<string, unknown> | undefined => {
   }
 };
 const childPid = (p: VbdPaths): Promise<number> => until(`${p.backend} child`, () => deviceEntry(p)?.childPid as number | undefined, 15_000);
-const gone = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-};
+const gone = (pid: number): boolean => !alive(pid);
 
 /** Waits for afsfile-status=want; resolves with afsfile-error (or 'none'). */
 async function afsfileStatus(p: VbdPaths, want: string): Promise<string> {
