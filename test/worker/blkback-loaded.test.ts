@@ -2,12 +2,11 @@
 // script, so the worker leaves such a device to it and says why (xl shows the hotplug script's
 // hotplug-error); backend/vbd3 devices are served as ever. The real xenstored and dist/afsfile;
 // blkback's presence is its sysfs directory under AFSFILE_CHECK_ROOT (the host's /sys is not ours).
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { VbdPaths } from '../../src/sim/toolstack';
+import { hotplugAdd } from '../helpers/hotplug-add';
 import { until } from '../helpers/wait';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 import { setup, teardown } from '../helpers/hooks';
@@ -35,33 +34,10 @@ function image(name: string): string {
   return p;
 }
 
-/** block-afsfile add, as libxl runs it: the executable under that name, libxl's environment only. */
-function hotplugAdd(p: VbdPaths): Promise<{ status: number | null; output: string }> {
-  const script = path.join(rig.dir, 'block-afsfile');
-  const logger = path.join(rig.dir, 'logger'); // the host's syslog is not the test's
-  if (!fs.existsSync(script)) {
-    fs.symlinkSync(rig.exe, script);
-    fs.writeFileSync(logger, `#!/bin/sh\necho "$@" >> ${path.join(rig.dir, 'syslog')}\n`, { mode: 0o755 });
-  }
-  const env = {
-    XENBUS_TYPE: p.backend.includes('/vbd3/') ? 'vbd3' : 'vbd', XENBUS_BASE_PATH: 'backend',
-    XENBUS_PATH: p.backend.replace(/^\/local\/domain\/0\//, ''), XENSTORED_PATH: rig.xs.socketPath,
-    AFSFILE_HOTPLUG_LOG: path.join(rig.dir, 'xen-hotplug.log'), AFSFILE_HOTPLUG_SYSLOG: logger,
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(script, ['add'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, output }));
-  });
-}
-
 test('backend/vbd while blkback is loaded: left to blkback, hotplug-error says use backendtype=tap', async () => {
   await rig.ts.createDomain(21);
   const vbd = await rig.ts.addVbd({ domid: 21, target: image('vbd.img') });
-  const run = await hotplugAdd(vbd);
+  const run = await hotplugAdd(rig, vbd.backend);
   assert.is(run.status, 1, run.output);
   const err = await rig.c.tryRead(`${vbd.backend}/hotplug-error`);
   assert.match(err ?? '', /xen-blkback is loaded/);
@@ -77,13 +53,13 @@ test('backend/vbd while blkback is loaded: left to blkback, hotplug-error says u
 test('backend/vbd3 beside a loaded blkback is served; backend/vbd again once it is unloaded', async () => {
   await rig.ts.createDomain(22);
   const tap = await rig.ts.addVbd({ domid: 22, target: `aio:${image('tap.img')}`, kind: 'vbd3' });
-  const run = await hotplugAdd(tap);
+  const run = await hotplugAdd(rig, tap.backend);
   assert.is(run.status, 0, run.output);
   assert.is(await rig.c.tryRead(`${tap.backend}/afsfile-status`), 'opened');
   fs.rmSync(blkbackDir(), { recursive: true });
   await rig.ts.createDomain(23);
   const vbd = await rig.ts.addVbd({ domid: 23, target: image('vbd2.img') });
-  assert.is((await hotplugAdd(vbd)).status, 0);
+  assert.is((await hotplugAdd(rig, vbd.backend)).status, 0);
   await until('claimed', async () => (await rig.c.tryRead(`${vbd.backend}/state`)) === '2', 5000);
   await rig.ts.removeVbd(tap, { timeoutMs: 10_000 });
   await rig.ts.removeVbd(vbd, { timeoutMs: 10_000 });
