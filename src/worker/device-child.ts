@@ -9,7 +9,7 @@ import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
-import { Device, imagePathFromParams, openFailure, readOnlyFromMode, reportError } from './device';
+import { Device, type DeviceImage, imagePathFromParams, openFailure, readOnlyFromMode, reportError } from './device';
 import type { FromDevice, ToDevice } from './device-link';
 import { Image } from '../image/image';
 import type { DeviceRetune } from './device-retune';
@@ -21,6 +21,7 @@ import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
 import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
+import { LeaseGuard } from './lease-guard';
 import type { LockHolder, LockPolicy } from '../image/lock';
 import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
@@ -157,12 +158,13 @@ export class DeviceChild {
       direct: this.o.direct,
       // Opened above, inside this process's PAG, and let through by the supervisor.
       // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
+      // Writes stop when the image lock is lost or may have lapsed (lease-guard.ts).
       openImage: (path, readOnly) => {
-        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck);
+        if (path === own.path && readOnly === own.readOnly) return this.guarded(gateStores(own.image, this.tokenCheck));
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
         const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
-        return gateStores(Image.open(path, opts), this.tokenCheck);
+        return this.guarded(gateStores(Image.open(path, opts), this.tokenCheck));
       },
       warn: (m) => this.note(m),
       connectGate: (poke) => this.lock.gate(poke),
@@ -294,9 +296,25 @@ export class DeviceChild {
   /** Waiting, the supervisor gone, for the next worker's process to adopt the image lock. */
   private handingOn = false;
 
+  /** Watches for a lost image lock (lease-guard.ts); one per process, for its writable image. */
+  private guard: LeaseGuard | undefined;
+
+  private guarded(img: DeviceImage): DeviceImage {
+    if (img.readOnly) return img;
+    this.guard ??= new LeaseGuard({
+      lock: () => this.lock.status(),
+      verify: () => this.lock.verify(),
+      lost: (m) => { this.lock.markLost(m); this.note(m, 'err'); },
+      // Only an AFS lock is extended with the token.
+      tokenTrouble: () => (this.lock.status()?.reach === 'afs' ? this.tokenCheck('fsync') : undefined),
+    });
+    return this.guard.wrap(img);
+  }
+
   private end(removed: boolean): void {
     this.stopping = true;
     clearInterval(this.renewalTimer);
+    this.guard?.close();
     if (!removed) this.status.writeNow();
     this.status.close();
     if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));
