@@ -7,8 +7,9 @@
 // lapse is possible half a lease (RISK_MS) after extensions could first have failed.
 //
 // The guard wraps the image's writes, fsync and discard (reads store nothing). It watches for
-// trouble: store errors that mean the file server or the key failed, a token the renewal let
-// lapse (checked while idle too), or this process not running at all (an event loop stall).
+// trouble: I/O errors that mean the file server or the key failed, a token the renewal let
+// lapse (checked while idle too), or this process not running at all (an event loop stall);
+// a completed fsync ends it.
 // A trouble window that reached RISK_MS leaves the lock in doubt; before the next store the lock
 // is checked (verifyLock): gone, or on AFS at all (the file server keeps no owner of a lock:
 // another client's lock is extended and released by anyone's call, so nothing proves it is
@@ -73,11 +74,13 @@ export class LeaseGuard {
     this.timer.unref();
   }
 
-  /** Wraps the image's writes, fsync and discard; returns the same image. */
+  /** Wraps the image's writes, fsync and discard, and watches its reads; returns the same image. */
   wrap(img: DeviceImage): DeviceImage {
+    const read = img.read.bind(img);
     const write = img.write.bind(img);
     const fsync = img.fsync.bind(img);
     const discard = img.discard.bind(img);
+    img.read = (buf, offset, cb) => read(buf, offset, (err) => { if (err) this.failed('read', err); cb(err); });
     img.write = (buf, offset, cb) => this.store('write', cb, (done) => write(buf, offset, done));
     img.fsync = (cb) => this.store('fsync', cb, (done) => fsync(done));
     img.discard = (offset, length, cb) => this.store('discard', cb, (done) => discard(offset, length, done));
@@ -102,10 +105,15 @@ export class LeaseGuard {
       return;
     }
     run((err) => {
-      if (err === null) this.good();
-      else if (err.code !== undefined && TROUBLE.has(err.code)) this.trouble(`${op}: ${err.code}`);
+      // Only a completed fsync shows that the file server took a store with the key: a write
+      // or a read may be served by the client's cache during an outage.
+      if (err === null) { if (op === 'fsync') this.good(); } else this.failed(op, err);
       cb(err);
     });
+  }
+
+  private failed(op: string, err: NodeJS.ErrnoException): void {
+    if (err.code !== undefined && TROUBLE.has(err.code)) this.trouble(`${op}: ${err.code}`);
   }
 
   private trouble(why: string): void {

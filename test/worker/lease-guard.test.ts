@@ -29,6 +29,8 @@ interface Rig {
   lost: string[];
   /** While set, the image's stores fail with this code (the outage). */
   outage: string | undefined;
+  /** While set, only fsync fails (writes land in the client's cache) and reads fail with it. */
+  storeOutage: string | undefined;
   /** What tokenTrouble answers. */
   token: string | undefined;
   write(byte: number): Promise<Err>;
@@ -49,13 +51,15 @@ async function rig(reach?: LockStatus['reach']): Promise<Rig> {
   // The outage: the image's stores answer like a file server that does not (checked per call).
   const realWrite = img.write.bind(img);
   const realFsync = img.fsync.bind(img);
-  const fail = (cb: (e: Err) => void) => {
+  const realRead = img.read.bind(img);
+  const fail = (cb: (e: Err) => void, code: string | undefined) => {
     const e: NodeJS.ErrnoException = new Error('file server down');
-    e.code = self.outage;
+    e.code = code;
     setImmediate(cb, e);
   };
-  img.write = (b, o, cb) => (self.outage ? fail(cb) : realWrite(b, o, cb));
-  img.fsync = (cb) => (self.outage ? fail(cb) : realFsync(cb));
+  img.write = (b, o, cb) => (self.outage ? fail(cb, self.outage) : realWrite(b, o, cb));
+  img.fsync = (cb) => (self.outage ?? self.storeOutage ? fail(cb, self.outage ?? self.storeOutage) : realFsync(cb));
+  img.read = (b, o, cb) => (self.storeOutage ? fail(cb, self.storeOutage) : realRead(b, o, cb));
   const lost: string[] = [];
   const guard = new LeaseGuard({
     lock: () => ({ ...lock.status(), ...(reach ? { reach } : {}) }),
@@ -67,7 +71,7 @@ async function rig(reach?: LockStatus['reach']): Promise<Rig> {
   });
   guard.wrap(img);
   Object.assign(self, {
-    file, img, lock, guard, lost, outage: undefined, token: undefined,
+    file, img, lock, guard, lost, outage: undefined, storeOutage: undefined, token: undefined,
     write: (b: number) => new Promise<Err>((res) => img.write(new Uint8Array(4096).fill(b), 0, res)),
     fsync: () => new Promise<Err>((res) => img.fsync(res)),
     read: () => new Promise<Err>((res) => img.read(new Uint8Array(4096), 0, res)),
@@ -122,6 +126,32 @@ test('on AFS, an outage longer than half the lease: no more writes, reads go on,
     assert.is(r.lock.status().state, 'lost', 'the status file shows it');
   } finally {
     r.close();
+  }
+});
+
+test('on AFS, writes the cache takes do not end an outage, a read error starts one; an fsync ends it', async () => {
+  const r = await rig('afs');
+  const s = await rig('afs');
+  try {
+    r.storeOutage = 'ETIMEDOUT';
+    assert.is((await r.read())?.code, 'ETIMEDOUT', 'a read error: trouble from now');
+    for (let i = 0; i < 3; i++) {
+      assert.is(await r.write(8), null, 'written into the cache');
+      await sleep(RISK / 3);
+    }
+    r.storeOutage = undefined;
+    assert.is((await r.fsync())?.code, 'ENOLCK', 'the outage lasted longer than half the lease');
+    s.storeOutage = 'ETIMEDOUT';
+    assert.is((await s.fsync())?.code, 'ETIMEDOUT');
+    await sleep(RISK / 2);
+    s.storeOutage = undefined;
+    assert.is(await s.fsync(), null, 'a completed fsync ends the outage in time');
+    await sleep(RISK / 2 + 50);
+    assert.is(await s.write(9), null, 'and no doubt comes of it later');
+    assert.equal(s.lost, []);
+  } finally {
+    r.close();
+    s.close();
   }
 });
 
