@@ -17,6 +17,7 @@ first=$(guest_domid xt-mab)
 be1=$(backend_of xt-mab)
 guest_wait_line xt-mab '^XT SAVE-READY' "$GUEST_TIMEOUT"
 pid1=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/afsfile/status/dev-$first-$XVDA.json" | head -n 1)
+lock_watch "$img"
 
 # The destination's config: the same disk, and one that cannot be attached.
 guest_cfg xt-mab "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save" |
@@ -39,9 +40,9 @@ show "afsfile status" /run/xentest/xt-mab.status
 grep -q "ex held .*$img" /run/xentest/xt-mab.status || fail "the source no longer holds the image lock"
 pid2=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "/run/afsfile/status/dev-$first-$XVDA.json" | head -n 1)
 [ "$pid1" = "$pid2" ] || fail "the source's device process changed ($pid1 -> $pid2): its lock was not kept"
-image_mark "$img" XTGO || fail "cannot mark $img"
-guest_wait xt-mab
-verify_image "$img" $seed
-afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
-rm -f "$img"
+lock_watch_stop
+grep -q ' none$' "/run/xentest/locks.$XT_STAGE" && fail "the source's image lock was let go during the aborted migration"
+[ "$(lock_holders)" = "$pid1 " ] || fail "the image lock's holders were '$(lock_holders)', not only the source ($pid1)"
+xt_step "image lock held by the source's process $pid1 throughout"
+guest_mark_verify xt-mab "$img" $seed "the aborted migration"
 exit 0

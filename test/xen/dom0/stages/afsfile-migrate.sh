@@ -25,6 +25,7 @@ guest_start xt-mig "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=sa
 first=$(guest_domid xt-mig)
 be1=$(backend_of xt-mig)
 guest_wait_line xt-mig '^XT DISK' "$GUEST_TIMEOUT"
+lock_watch "$img"
 
 t0=$(now_s)
 xt_step "xl migrate -s '' xt-mig 'xl migrate-receive -e' while the guest writes"
@@ -34,12 +35,9 @@ timeout 300 xl migrate -s "" xt-mig "xl migrate-receive -e" > /run/xentest/xt-mi
   guest_fail xt-mig "$be1" "xl migrate failed"
 }
 show "xl migrate" /run/xentest/xt-mig.migrate
-d=$(xl domid xt-mig) || fail "xl migrate returned but xt-mig is not there"
-[ "$d" != "$first" ] || fail "xt-mig is still domid $first after the migration"
-domid_gone "$first" || fail "the source (domid $first) is still there after xl migrate"
-echo "$d" > /run/xentest/xt-mig.domid
-xt_step "migrated in $(($(now_s) - t0))s: domid $first -> $d"
-wait_until 20 xs_gone "$be1" || fail "the source's backend $be1 not removed 20s after the migration"
+guest_returned xt-mig "xl migrate" "$first"
+guest_left "$first" "$be1" "xl migrate"
+xt_step "migrated in $(($(now_s) - t0))s: domid $first -> $(guest_domid xt-mig)"
 guest_connect xt-mig
 be2=$(backend_of xt-mig)
 "$AFSFILE" status > /run/xentest/xt-mig.status 2>&1
@@ -48,12 +46,16 @@ grep -q "ex held .*$img" /run/xentest/xt-mig.status || fail "the destination doe
 grep -q "migration destination: the image lock was taken" "$AFSFILE_LOG" ||
   fail "the worker did not log the destination taking the lock"
 xt_step "$(grep -m1 'migration destination: the image lock was taken' "$AFSFILE_LOG" | sed 's/.*: //')"
+lock_watch_stop
+holders=$(lock_holders)
+set -- $holders
+[ $# = 2 ] || fail "the image lock's holders were '$holders', not the source's then the destination's device process"
+# The time nobody held the lock: from the source's last close to the destination's flock.
+gap=$(awk '$2 == "none" && seen { t = $1 } $2 != "none" { if (seen && t != "") { printf "%.1f", $1 - t; exit } seen = 1 }' \
+  "/run/xentest/locks.$XT_STAGE")
+xt_step "image lock: process $1 (source), then $2 (destination), never both; unheld for ${gap:-?} s"
+xt_metric "lock_gap_s=${gap:-?} migrate_s=$(($(now_s) - t0))"
 
 guest_wait_line xt-mig '^XT SAVE-READY' "$GUEST_TIMEOUT"
-image_mark "$img" XTGO || fail "cannot mark $img"
-guest_wait xt-mig
-guest_log xt-mig | grep -q '^XTIO MARK XTGO' || fail "the guest did not see dom0's mark after the migration"
-verify_image "$img" $seed
-afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
-rm -f "$img"
+guest_mark_verify xt-mig "$img" $seed "the migration"
 exit 0
