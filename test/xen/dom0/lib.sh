@@ -363,15 +363,17 @@ afsfile_worker_alive() {
 # (HOLDERS: pid:WRITE|READ,... of the granted flocks, or none). lock_watch_stop ends it and
 # fails the stage if two exclusive holders were ever seen at once.
 lock_watch() {
-  local ino out=/run/xentest/locks.$XT_STAGE
-  ino=$(stat -c %i "$1") || fail "cannot stat $1"
+  local id dev out=/run/xentest/locks.$XT_STAGE
+  # /proc/locks names a file MAJOR:MINOR:INODE, the device numbers in hex (fs/locks.c).
+  dev=$(stat -c %d "$1") || fail "cannot stat $1"
+  id=$(printf '%02x:%02x:%s' $(((dev >> 8) & 0xfff)) $(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$(stat -c %i "$1")")
   : > "$out"
   (
     last=x
     while kill -0 $$ 2>/dev/null; do # ends with the stage
       read -r up rest < /proc/uptime
-      cur=$(awk -v ino="$ino" '$0 !~ /->/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9a-f]+:[0-9a-f]+:[0-9]+$/) {
-        split($i, a, ":"); if (a[3] == ino) { printf "%s%s:%s", sep, $(i - 1), $(i - 2); sep = "," } } }' /proc/locks)
+      cur=$(awk -v id="$id" '$0 !~ /->/ { for (i = 3; i <= NF; i++) if ($i == id) {
+        printf "%s%s:%s", sep, $(i - 1), $(i - 2); sep = "," } }' /proc/locks)
       [ -n "$cur" ] || cur=none
       if [ "$cur" != "$last" ]; then echo "$up $cur" >> "$out"; last=$cur; fi
       sleep 0.1
