@@ -15,8 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ImageLock, type LockCheck, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption,
   deferredLock, lockImage, verifyLock } from '../image/lock';
 
-/** What xl calls a domain while it receives a migration (tools/xl/xl_migrate.c migrate_receive). */
-export const INCOMING_SUFFIX = '--incoming';
+export { INCOMING_SUFFIX } from '../xen/migration';
 /** How often a destination tries the source's lock again while it waits. */
 const RETRY_MS = 100;
 

@@ -52,7 +52,8 @@ second() {
 
 # Its network: a veth pair, its end moved into the second host's namespace.
 sleep 0.5
-ip link add xt2h type veth || fail "cannot make a veth pair"
+modprobe veth 2>/dev/null
+ip link add xt2h type veth || fail "cannot make a veth pair (veth module: $(modprobe veth 2>&1))"
 peer=$(ip link show xt2h | sed -n 's/^[0-9]*: xt2h@\([^:]*\):.*/\1/p')
 [ -n "$peer" ] || fail "no peer of xt2h: $(ip link show xt2h)"
 ip link set "$peer" netns "$host2" || fail "cannot move $peer to the second host"

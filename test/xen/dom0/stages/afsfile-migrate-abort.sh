@@ -24,6 +24,8 @@ lock_watch "$img"
 migrate_here_abort xt-mab "vdev=xvdb,access=rw,$AFS_SPEC,target=$IMAGES/missing-mab.img"
 grep -q 'missing-mab' "$MIGRATE_LOG" ||
   fail "the destination did not fail at its second disk: $(create_error "$MIGRATE_LOG")"
+grep -q 'already attached' "$MIGRATE_LOG" &&
+  fail "the destination's attach of the source's image was refused: $(grep -m1 'already attached' "$MIGRATE_LOG")"
 d=$(xl domid xt-mab) || fail "the source xt-mab is gone after the aborted migration"
 [ "$d" = "$first" ] || fail "xt-mab is domid $d, not the source $first"
 wait_until 30 sh -c '! xl domid xt-mab--incoming >/dev/null 2>&1' || fail "the destination is still there"
