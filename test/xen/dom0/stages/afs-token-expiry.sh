@@ -43,7 +43,8 @@ afs_image_create "$img" "$IMAGE_MB"
 guest_start xt-expiry "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $SEED "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
 guest_wait_line xt-expiry '^XT WAIT-START' "$GUEST_TIMEOUT"
 kill -STOP "$renew_pid" || fail "cannot stop renew"
-trap 'kill -CONT "$renew_pid" 2>/dev/null' EXIT # a failing stage leaves renew running
+# A failing stage leaves renew running, and reports what the kernel did with the stores.
+trap 'kill -CONT "$renew_pid" 2>/dev/null; afs_trace_report' EXIT
 # The token's own expiry (OpenAFS `tokens`: it can lapse a minute before the ticket), else, for a
 # kAFS key ("present"), the ticket's.
 exp=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
@@ -55,6 +56,7 @@ exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/nul
 # (or MARGIN s) before (what is dirty is stored while the key is valid) and fsync from 10 s before.
 wait_s=$((exp_s - $(date +%s) - LEAD))
 [ "$wait_s" -gt 0 ] && sleep "$wait_s"
+afs_trace_start
 afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTSTART" || fail "cannot mark $img"
 t_start=$(date +%s)
 xt_step "guest told to write ($((exp_s - t_start)) s before expiry)"
@@ -73,7 +75,9 @@ fi
 t_cont=$(date +%s)
 kill -CONT "$renew_pid"
 xt_step "renew continued $((t_cont - exp_s)) s after expiry"
+tail -n +"$from" "$AFSFILE_LOG" | grep -E 'renewed|reopen|recover|fsync failed|giving up' | head -n 20 > /run/xentest/expiry-reopen
 afs_guest_end xt-expiry "$img" $SEED
+show "worker: renewal, reopen, recovery" /run/xentest/expiry-reopen
 t_end=$(date +%s)
 afs_worker_errors "$from" > /run/xentest/expiry-errors
 show "worker: held/failed I/O" /run/xentest/expiry-errors
