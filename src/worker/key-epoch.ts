@@ -23,18 +23,18 @@ export interface KeyEpochHooks {
 }
 
 export class KeyEpoch {
-  private keyAt: number | undefined;
+  private keyAt: string | undefined;
   private started = false;
   private reopening = false;
 
   /** Construct BEFORE the image is opened: the count then is what its key has at least. */
   constructor(private readonly watch: RenewWatch, private readonly hooks: KeyEpochHooks) {
-    this.keyAt = watch.renewals(true);
+    this.keyAt = watch.renewal(true);
   }
 
   /** A renewal the open file has no key of, or undefined. */
-  private newer(): number | undefined {
-    const n = this.watch.renewals();
+  private newer(): string | undefined {
+    const n = this.watch.renewal();
     return n !== undefined && n !== this.keyAt ? n : undefined;
   }
 
@@ -51,12 +51,12 @@ export class KeyEpoch {
   }
 
   /** Read before an open: pass it to opened() once the open succeeded. */
-  before(): number | undefined {
-    return this.watch.renewals(true);
+  before(): string | undefined {
+    return this.watch.renewal(true);
   }
 
-  opened(renewals: number | undefined): void {
-    this.keyAt = renewals;
+  opened(renewal: string | undefined): void {
+    this.keyAt = renewal;
   }
 
   /** The image is being served: reopens may start (now, if a renewal came meanwhile). */

@@ -103,11 +103,14 @@ export class RenewWatch {
     return this.last;
   }
 
-  /** Successful renewals so far, when a live renew manages the tokens; else undefined. */
-  renewals(fresh = false): number | undefined {
+  /**
+   * The last renewal, as "N, renew pid P": a restarted renew counts from 0 again, and its
+   * renewals are new keys all the same. Undefined when no live renew manages the tokens.
+   */
+  renewal(fresh = false): string | undefined {
     const r = this.read(fresh);
     if (r.kind !== 'ok' || !r.alive || !r.status.managed) return undefined;
-    return typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
+    return typeof r.status.renewals === 'number' ? `${r.status.renewals}, renew pid ${r.status.pid}` : undefined;
   }
 
   /** The token expiry check of the margins (see expiredToken). */

@@ -5,9 +5,12 @@
 # worker must not store with the expired key (kAFS 6.1 oopses in afs_store_data): its token
 # gate answers EKEYEXPIRED to writes from 30 s and to fsync from 10 s before expiry, the engine
 # holds them and keeps the data. 40 s after expiry
-# renew goes on (SIGCONT): new tokens, the image reopened, the kept writes written again, the
-# FLUSH answered. The guest must see no error; its pattern must then be in the namei file on
-# the server; dom0 must still be up. Reports the errors the worker met, the hold, the bytes.
+# renew goes on (SIGCONT): new tokens; from the renewal on, stores wait until the image is open
+# again (with the new key: kAFS 6.12 dropped the stores made through the old open file), the
+# kept writes are written again, the FLUSH answered. The guest must see no error; its pattern
+# must then be in the namei file on the server; dom0 must still be up. Reports the errors the
+# worker met, the hold, the bytes, and (kAFS) the kernel's trace of the stores: failed fs calls
+# and netfs failures with their times.
 #
 # With AFS_EXPIRY_WRITE_MARGIN=10 (afs-openafs-expiry-fsync) the worker's write margin is the
 # fsync margin (AFSFILE_TOKEN_WRITE_MARGIN) and the guest writes from 25 s before expiry, so
