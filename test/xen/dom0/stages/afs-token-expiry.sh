@@ -46,8 +46,15 @@ afs_image_create "$img" "$IMAGE_MB"
 guest_start xt-expiry "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $SEED "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
 guest_wait_line xt-expiry '^XT WAIT-START' "$GUEST_TIMEOUT"
 kill -STOP "$renew_pid" || fail "cannot stop renew"
-# A failing stage leaves renew running, and reports what the kernel did with the stores.
-trap 'kill -CONT "$renew_pid" 2>/dev/null; afs_trace_report' EXIT
+# A failing stage leaves renew running; either way: what the worker did after the renewal and
+# what the kernel did with the stores.
+expiry_exit() {
+  kill -CONT "$renew_pid" 2>/dev/null
+  tail -n +"$from" "$AFSFILE_LOG" | grep -E 'renewed|reopen|recover|fsync failed|giving up' | head -n 20 > /run/xentest/expiry-reopen
+  show "worker: renewal, reopen, recovery" /run/xentest/expiry-reopen
+  afs_trace_report
+}
+trap expiry_exit EXIT
 # The token's own expiry (OpenAFS `tokens`: it can lapse a minute before the ticket), else, for a
 # kAFS key ("present"), the ticket's.
 exp=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
@@ -78,9 +85,7 @@ fi
 t_cont=$(date +%s)
 kill -CONT "$renew_pid"
 xt_step "renew continued $((t_cont - exp_s)) s after expiry"
-tail -n +"$from" "$AFSFILE_LOG" | grep -E 'renewed|reopen|recover|fsync failed|giving up' | head -n 20 > /run/xentest/expiry-reopen
 afs_guest_end xt-expiry "$img" $SEED
-show "worker: renewal, reopen, recovery" /run/xentest/expiry-reopen
 t_end=$(date +%s)
 afs_worker_errors "$from" > /run/xentest/expiry-errors
 show "worker: held/failed I/O" /run/xentest/expiry-errors
