@@ -4,12 +4,12 @@
 // fs/afs/write.c afs_get_writeback_key: the first one still valid, in open order), never with
 // a key made after the last open; a renewal is a new key (the rxrpc key type has no update).
 // Once the old key has lapsed a store has no key at all: Linux 6.1 redirtied the pages and
-// tried again later; Linux 6.12 (netfs write-back) fails the store, the pages end clean, and
-// the worker's next fsync returned 0 (the Xen AFS expiry case lost the writes made through the
-// old open file between the renewal and the reopen). So from the moment renew counts a
-// renewal the open file predates, every write and fsync is held (the token gate answers
-// EKEYEXPIRED; the engine retries) until the image is open again, and the reopen is asked for
-// at once. A reopen records the count read before it: a renewal racing with the open costs
+// tried again later; Linux 6.12 (netfs write-back, fs/netfs/write_collect.c) fails the store
+// and the pages end clean. One Xen AFS expiry run on 6.12 lost the writes made between the
+// renewal and the reopen that way: fsync returned 0, the server had zeros. So from the moment
+// renew counts a renewal the open file predates, every write and fsync is held (the token gate
+// answers EKEYEXPIRED; the engine retries) until the image is open again, and the reopen is
+// asked for at once. A reopen records the count read before it: a renewal racing with the open costs
 // one more reopen, never a stale key taken for a new one.
 import type { RenewWatch } from './token-gate';
 
