@@ -19,8 +19,11 @@ GUEST_MEMORY=128 # what the migration copies
 # the domain appears): the guest's log is both files.
 rm -f "$(guest_console xt-mig--incoming)"
 guest_log() {
-  tr -d '\r' < "$(guest_console "$1")" 2>/dev/null
-  tr -d '\r' < "$(guest_console "$1--incoming")" 2>/dev/null
+  local f
+  for f in "$(guest_console "$1")" "$(guest_console "$1--incoming")"; do
+    [ -f "$f" ] && tr -d '\r' < "$f"
+  done
+  return 0
 }
 guest_start xt-mig "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save"
 first=$(guest_domid xt-mig)
