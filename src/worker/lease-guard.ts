@@ -8,8 +8,8 @@
 //
 // The guard wraps the image's writes, fsync and discard (reads store nothing). It watches for
 // trouble: I/O errors that mean the file server or the key failed, a token the renewal let
-// lapse (checked while idle too), or this process not running at all (an event loop stall);
-// a completed fsync ends it.
+// lapse (checked every 30 s while idle too), or this process not running at all (an event
+// loop stall); a completed fsync ends it.
 // A trouble window that reached RISK_MS leaves the lock in doubt; before the next store the lock
 // is checked (verifyLock): gone, or on AFS at all (the file server keeps no owner of a lock:
 // another client's lock is extended and released by anyone's call, so nothing proves it is
@@ -26,8 +26,23 @@ const log = createDebug('afsfile:device');
 export const LEASE_MS = 300_000;
 /** A trouble window this long leaves the lock in doubt: the client extends at half the lease. */
 export const RISK_MS = LEASE_MS / 2;
-/** How often the guard looks at the token and at its own clock while nothing happens. */
-const TICK_MS = 5_000;
+/** How often the guards look at the token and at the clock while nothing happens: one timer
+ * for all the guards of a process (a host process may serve hundreds of idle disks). */
+const TICK_MS = 30_000;
+const shared = new Set<LeaseGuard>();
+let sharedTimer: NodeJS.Timeout | undefined;
+
+function share(g: LeaseGuard): void {
+  shared.add(g);
+  if (sharedTimer) return;
+  sharedTimer = setInterval(() => { for (const s of shared) s.tick(); }, TICK_MS);
+  sharedTimer.unref();
+}
+
+function unshare(g: LeaseGuard): void {
+  shared.delete(g);
+  if (shared.size === 0 && sharedTimer) { clearInterval(sharedTimer); sharedTimer = undefined; }
+}
 
 /** Store errors that say the file server or the key failed (so the lease may not be extended).
  * Not ENOSPC/EDQUOT (the server answered) nor EINTR. */
@@ -47,7 +62,7 @@ export interface LeaseGuardOptions {
   readonly tokenTrouble?: () => string | undefined;
   /** Default RISK_MS; tests shorten it. */
   readonly riskMs?: number;
-  /** Default TICK_MS. */
+  /** A timer of its own at this period (tests); default: the shared one, TICK_MS. */
   readonly tickMs?: number;
   readonly now?: () => number;
 }
@@ -63,15 +78,19 @@ export class LeaseGuard {
   private lostMessage: string | undefined;
   private checking = false;
   private readonly waiting: Array<() => void> = [];
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
   private lastTick: number;
 
   constructor(private readonly o: LeaseGuardOptions) {
     this.riskMs = o.riskMs ?? RISK_MS;
     this.now = o.now ?? Date.now;
     this.lastTick = this.now();
-    this.timer = setInterval(() => this.tick(), o.tickMs ?? TICK_MS);
-    this.timer.unref();
+    if (o.tickMs === undefined) {
+      share(this);
+    } else {
+      this.timer = setInterval(() => this.tick(), o.tickMs);
+      this.timer.unref();
+    }
   }
 
   /** Wraps the image's writes, fsync and discard, and watches its reads; returns the same image. */
@@ -94,6 +113,7 @@ export class LeaseGuard {
 
   close(): void {
     clearInterval(this.timer);
+    unshare(this);
   }
 
   private store(op: string, cb: IoCallback, run: (done: IoCallback) => void): void {
@@ -137,7 +157,7 @@ export class LeaseGuard {
   }
 
   /** While idle too: the token (a lapsed key extends nothing) and the process's own stalls. */
-  private tick(): void {
+  tick(): void {
     const t = this.now();
     const gap = t - this.lastTick;
     this.lastTick = t;
