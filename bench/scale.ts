@@ -83,6 +83,7 @@ async function waitUntil(what: string, ms: number, pred: () => Promise<boolean> 
   }
 }
 
+/** The pid in each device's status file (a device host's pid once per device it serves). */
 function devicePids(runDir: string): number[] {
   const dir = path.join(runDir, 'status');
   const pids: number[] = [];
@@ -171,6 +172,8 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
     await sleep(o.settleSeconds * 1000);
     let pids: number[] = [];
     await waitUntil('a status file per device', 10_000, () => (pids = devicePids(runDir)).length === disks);
+    // Device hosts serve several devices (isolation): each process once.
+    pids = [...new Set(pids)];
     const supPid = worker.proc.pid!;
     const all = [supPid, ...pids];
     const cpu0 = all.map((p) => sampleCpu(p));
@@ -204,7 +207,7 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
       supervisorWakeupsPerS: d[0]!.wakeups / o.idleSeconds,
     };
   } finally {
-    const pids = fs.existsSync(path.join(runDir, 'status')) ? devicePids(runDir) : [];
+    const pids = fs.existsSync(path.join(runDir, 'status')) ? [...new Set(devicePids(runDir))] : [];
     if (worker && worker.proc.exitCode === null) {
       const stopped = worker.stop('SIGTERM');
       await Promise.race([stopped, sleep(20_000)]);
@@ -252,7 +255,7 @@ const mib = (k: number) => k / 1024;
 const f1 = (n: number) => (Number.isFinite(n) ? (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2)) : '-');
 
 export function scaleTable(points: readonly ScalePoint[], fitted: ScaleFit): string {
-  const head = ['disks', 'procs', 'threads', 'PSS MiB', 'PSS/disk', 'USS/dev', 'anon/dev', 'sup PSS', 'kern MiB', 'host slab Δ', 'idle CPU %', 'wakeups/s', 'sup wk/s'];
+  const head = ['disks', 'procs', 'threads', 'PSS MiB', 'PSS/disk', 'USS/proc', 'anon/proc', 'sup PSS', 'kern MiB', 'host slab Δ', 'idle CPU %', 'wakeups/s', 'sup wk/s'];
   const body = points.map((p) => {
     const med = (f: (m: MemorySample) => number) => summarize(p.devices.map(f)).median;
     return [

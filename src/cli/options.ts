@@ -63,6 +63,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     config: true, placeholder: 'host|required',
     help: 'domains that no identity.LABEL line binds: served with the host identity (renew\'s), or refused ' +
       '(required)' },
+  { name: 'isolation', type: 'string', default: 'identity', choices: ['identity', 'domain', 'disk'], roles: ['worker'],
+    config: true, placeholder: 'identity|domain|disk',
+    help: 'which disks share a device process: every disk of one identity (one process per identity, the least ' +
+      'memory), of one guest domain, or none (a process per disk); a crash of a process restarts all its disks' },
   { name: 'spare', type: 'boolean', default: false, roles: ['worker'], config: false, hidden: true,
     help: '(internal) a device process started ahead of need, waiting to be told its device' },
   { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',

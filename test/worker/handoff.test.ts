@@ -4,7 +4,9 @@
 // wait never includes starting a process: a spare device process started ahead serves the
 // next attach. Proven with a worker running from a copy of dist/afsfile whose path is then
 // replaced by a stand-in that records what it was given and sleeps (a dom0 too busy to start
-// a process, as under xl restore on TCG). Real xenstored; the test plays libxl.
+// a process, as under xl restore on TCG). Real xenstored; the test plays libxl. Every disk has
+// a process of its own here (isolation = disk), so that each attach takes the spare;
+// device-host.test.ts has the attaches a running host serves.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -22,7 +24,7 @@ let marks: string;
 let nextDomid = 30;
 
 setup(test, async () => {
-  rig = await startWorkerRig('afsfile-handoff-', { copyExe: true });
+  rig = await startWorkerRig('afsfile-handoff-', { copyExe: true, workerArgs: ['--isolation=disk'] });
   ({ c, ts } = rig);
   marks = path.join(rig.dir, 'marks');
   fs.mkdirSync(marks);
