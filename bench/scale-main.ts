@@ -6,6 +6,8 @@
 //                           the idle release of the pool and the last periodic fsync)
 //   --idle S                the idle window for CPU and wakeups (default 10)
 //   --burst-mib M           MiB each disk writes before settling (default 0)
+//   --busy N                N disks kept writing while memory is sampled once (default 0)
+//   --busy-seconds S        how long before that sample (default 10)
 //   --exe PATH              the executable to measure (default dist/afsfile)
 //   --json
 import minimist from 'minimist';
@@ -31,6 +33,8 @@ async function main(): Promise<void> {
     settleSeconds: num('settle', 12),
     idleSeconds: num('idle', 10) || 1,
     burstMiB: num('burst-mib', 0),
+    busy: num('busy', 0),
+    busySeconds: num('busy-seconds', 10),
     exe: typeof argv.exe === 'string' ? argv.exe : undefined,
     workerArgs: typeof argv['worker-args'] === 'string' ? argv['worker-args'].split(/\s+/).filter(Boolean) : [],
   };

@@ -28,6 +28,11 @@ export interface ScaleOptions {
   readonly idleSeconds: number;
   /** MiB each disk writes before the settle time (0: only the small verified I/O). */
   readonly burstMiB: number;
+  /** Disks kept busy (128 KiB writes, 16 in flight each) while memory is sampled once, before
+   * the settle time: a dom0 with some busy guests among idle ones (0: none). */
+  readonly busy?: number;
+  /** Seconds of that load before the sample. */
+  readonly busySeconds?: number;
   /** The executable to measure (default dist/afsfile): compare builds in one run. */
   readonly exe?: string;
   readonly workerArgs?: readonly string[];
@@ -38,7 +43,7 @@ export interface ScalePoint {
   exe: string;
   /** The supervisor alone. */
   supervisor: MemorySample;
-  /** Every device process. */
+  /** Every device process (and the spare). */
   devices: MemorySample[];
   /** Sums over all processes, KiB. */
   pssKiB: number;
@@ -53,6 +58,9 @@ export interface ScalePoint {
   idleCpuPct: number;
   wakeupsPerS: number;
   supervisorWakeupsPerS: number;
+  /** With `busy`: the sums over all processes while that many disks were busy, and the MiB/s
+   * they wrote together. */
+  busy?: { disks: number; pssKiB: number; ussKiB: number; kernelKiB: number; writeMiBs: number };
 }
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -97,6 +105,16 @@ function devicePids(runDir: string): number[] {
     }
   }
   return pids;
+}
+
+/** The spare device process's pid (the supervisor's status file). */
+function spareOf(runDir: string): number | undefined {
+  try {
+    const w = JSON.parse(fs.readFileSync(path.join(runDir, 'status/worker.json'), 'utf8')) as { spare?: { pid?: unknown } };
+    return typeof w.spare?.pid === 'number' ? w.spare.pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A busy host can fill xenstored's listen backlog for a moment (EAGAIN): try again. */
@@ -168,12 +186,43 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
         }));
       });
     }
+    let busy: ScalePoint['busy'];
+    const nBusy = Math.min(o.busy ?? 0, disks);
+    if (nBusy > 0) {
+      progress(`scale: ${nBusy} of ${disks} disks busy for ${o.busySeconds ?? 10} s`);
+      const chunk = pattern(128 * 1024, 9);
+      let stop = false;
+      let bytes = 0;
+      const loads = fronts.slice(0, nBusy).map((front, i) => Promise.all(Array.from({ length: 16 }, async (_, k) => {
+        let n = k;
+        while (!stop) {
+          await front.write(((i * 7919 + n++ * 16) * chunk.length % IMAGE_BYTES) / 512, chunk);
+          bytes += chunk.length;
+        }
+      })));
+      const t0 = performance.now();
+      await sleep((o.busySeconds ?? 10) * 1000);
+      const pidsNow = [...new Set(devicePids(runDir))];
+      const mem = [worker.proc.pid!, ...pidsNow].map((p) => sampleMemory(p, simDir))
+        .filter((m): m is MemorySample => !!m);
+      const mibs = bytes / 2 ** 20 / ((performance.now() - t0) / 1000);
+      stop = true;
+      await Promise.all(loads);
+      busy = {
+        disks: nBusy, writeMiBs: mibs,
+        pssKiB: mem.reduce((a, m) => a + m.pssKiB, 0), ussKiB: mem.reduce((a, m) => a + m.ussKiB, 0),
+        kernelKiB: mem.reduce((a, m) => a + m.pteKiB + m.threads * KERNEL_STACK_KIB, 0),
+      };
+      progress(`scale: ${nBusy} busy of ${disks}: PSS ${f1(mib(busy.pssKiB))} MiB, ${f1(mibs)} MiB/s written`);
+    }
     progress(`scale: ${disks} disks attached; settling ${o.settleSeconds} s`);
     await sleep(o.settleSeconds * 1000);
     let pids: number[] = [];
     await waitUntil('a status file per device', 10_000, () => (pids = devicePids(runDir)).length === disks);
-    // Device hosts serve several devices (isolation): each process once.
-    pids = [...new Set(pids)];
+    // Device hosts serve several devices (isolation): each process once. The spare waiting
+    // for the next attach is part of what the worker costs: counted with the device processes.
+    const spare = spareOf(runDir);
+    pids = [...new Set([...pids, ...(spare === undefined ? [] : [spare])])];
     const supPid = worker.proc.pid!;
     const all = [supPid, ...pids];
     const cpu0 = all.map((p) => sampleCpu(p));
@@ -205,6 +254,7 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
       idleCpuPct: (d.reduce((a, x) => a + x.cpuS, 0) / o.idleSeconds) * 100,
       wakeupsPerS: d.reduce((a, x) => a + x.wakeups, 0) / o.idleSeconds,
       supervisorWakeupsPerS: d[0]!.wakeups / o.idleSeconds,
+      busy,
     };
   } finally {
     const pids = fs.existsSync(path.join(runDir, 'status')) ? [...new Set(devicePids(runDir))] : [];
@@ -271,6 +321,9 @@ export function scaleTable(points: readonly ScalePoint[], fitted: ScaleFit): str
     line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), '',
     `slope over N: PSS ${s(fitted.pssMiB, 'MiB')}, USS ${s(fitted.ussMiB, 'MiB')}, page tables + kernel stacks ${s(fitted.kernelMiB, 'MiB')}, ` +
       `threads ${s(fitted.threads, '')}, idle CPU ${s(fitted.idleCpuPct, '%')}, wakeups ${s(fitted.wakeupsPerS, '/s')}`,
+    ...points.filter((p) => p.busy).map((p) => `N=${p.disks} with ${p.busy!.disks} busy: PSS ` +
+      `${f1(mib(p.busy!.pssKiB))} MiB, page tables + stacks ${f1(mib(p.busy!.kernelKiB))} MiB, writing ` +
+      `${f1(p.busy!.writeMiBs)} MiB/s (goal: 200 disks, 20 busy, within 1 GiB)`),
     `goal: <= 1.25 MiB of dom0 memory per idle disk (PSS + kernel slope now ${f1(fitted.pssMiB.slope + fitted.kernelMiB.slope)} MiB), ~0 idle CPU`,
     '(PSS leaves out the mappings of the simulated guests\' memory; "kern" is page tables + 16 KiB per thread; host slab Δ is host-wide and noisy)',
   ].join('\n') + '\n';

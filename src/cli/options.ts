@@ -82,6 +82,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'per-device budget of requests in flight' },
   { name: 'max-inflight', type: 'size', default: '16M', min: 64 * 1024, max: 4 * 1024 ** 3, roles: DATA_PATH, config: true, placeholder: 'BYTES',
     help: 'per-device budget of bytes in flight' },
+  { name: 'max-inflight-process', type: 'size', default: '256M', min: 1024 ** 2, max: 64 * 1024 ** 3, roles: ['worker'],
+    config: true, placeholder: 'BYTES',
+    help: 'budget of bytes in flight of all the disks one device process serves together (isolation), and the ' +
+      'same again for the write data they keep until an fsync covers it' },
   // Bounds: blkif.h (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST 8 pages × 512 descriptors), io/ring.h
   // (XENBUS_MAX_RING_GRANT_ORDER 4); what src/worker/device/claim.ts accepts.
   { name: 'max-indirect-segments', type: 'number', default: 256, min: 0, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',

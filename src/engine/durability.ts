@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { nextRetryDelay } from './backoff';
 import type { BlockFile, IoCallback } from './block-file';
 import { type ArenaMemory, KeepArena } from './keep-arena';
+import type { PoolBudget } from './pool-budget';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -48,6 +49,9 @@ export interface DurabilityOptions {
   keepBytes?: number;
   /** Memory for the kept copies (keep-arena.ts); without it each copy is its own buffer. */
   arena?: ArenaMemory;
+  /** Shared with the other devices of this process: their kept data together stays within it
+   * (a device over it fsyncs to make room before its next write, as at its own bound). */
+  keepBudget?: PoolBudget;
 }
 
 /** One write (or discard, data null) completed since the last good fsync. */
@@ -73,6 +77,8 @@ export class Durability {
   /** Completed writes not yet covered by a good fsync, in completion order (Map keeps it). */
   private readonly kept = new Map<string, Kept>();
   private keptBytes = 0;
+  /** The process's budget of kept bytes (until close, which gives back what is kept). */
+  private keepBudget: PoolBudget | undefined;
   private readonly keepLimit: number;
   private readonly arena: KeepArena | null;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
@@ -99,6 +105,7 @@ export class Durability {
   ) {
     this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
     this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena) : null;
+    this.keepBudget = opts.keepBudget;
     this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
@@ -129,7 +136,8 @@ export class Durability {
    * (at most the engine's in-flight budget).
    */
   admit(bytes: number): boolean {
-    if (this.keepLimit === 0 || this.keptBytes === 0 || this.keptBytes + bytes <= this.keepLimit) return true;
+    if (this.keepLimit === 0 || this.keptBytes === 0) return true;
+    if (this.keptBytes + bytes <= this.keepLimit && (this.keepBudget?.fits(bytes) ?? true)) return true;
     this.roomWanted = true;
     if (!this.roomSync) {
       this.roomSync = true;
@@ -207,6 +215,8 @@ export class Durability {
   /** Stops the periodic fsync timer and any recovery. Does not fsync. */
   close(): void {
     this.closed = true;
+    this.keepBudget?.give(this.keptBytes);
+    this.keepBudget = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -218,12 +228,18 @@ export class Durability {
     if (old) {
       // Re-inserted at the end: replay order stays completion order.
       this.kept.delete(key);
-      this.keptBytes -= old.data?.length ?? 0;
+      this.unkeep(old.data?.length ?? 0);
       if (old.slot >= 0) this.arena!.drop();
     }
     this.kept.set(key, { offset, length, data, gen: this.dirtyGen, slot });
     this.keptBytes += data?.length ?? 0;
+    this.keepBudget?.charge(data?.length ?? 0);
     this.st.keptBytes = this.keptBytes;
+  }
+
+  private unkeep(bytes: number): void {
+    this.keptBytes -= bytes;
+    this.keepBudget?.give(bytes);
   }
 
   private fsyncDone(genAtStart: number): void {
@@ -234,7 +250,7 @@ export class Durability {
     for (const [key, k] of this.kept) {
       if (k.gen > genAtStart) break;
       this.kept.delete(key);
-      this.keptBytes -= k.data?.length ?? 0;
+      this.unkeep(k.data?.length ?? 0);
       if (k.slot >= 0) this.arena!.drop();
     }
     this.st.keptBytes = this.keptBytes;

@@ -4,6 +4,7 @@
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
 import * as fs from 'node:fs';
 import { LATENCY_BUCKETS_MS } from '../engine/stats';
+import type { PoolBudget } from '../engine/pool-budget';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
@@ -17,6 +18,7 @@ import { EXIT_NOT_OPENED, EXIT_PERMANENT, EXIT_REFUSED } from './exit-codes';
 import type { Priority } from '../util/journal';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
+import { SharedTicker } from './shared-ticker';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
@@ -25,6 +27,9 @@ import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
 const RENEWAL_CHECK_MS = 15_000;
+
+/** Every device of this process looks for renewals on the same tick (device hosts). */
+const renewalTicks = new SharedTicker(RENEWAL_CHECK_MS);
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
@@ -44,6 +49,9 @@ export interface DeviceChildOptions {
   readonly direct: boolean;
   readonly imageRoots: readonly string[];
   readonly restarts: number;
+  /** The data-buffer budget of this process, shared by the devices it serves, and the same for
+   * the write data they keep until an fsync. */
+  readonly budget?: { readonly buffers: PoolBudget; readonly kept: PoolBudget };
   /** To whoever started this process: what it opened, and the verdict on it. */
   readonly link?: DeviceLink;
 }
@@ -76,7 +84,8 @@ export class DeviceChild {
     },
     () => this.busy(),
   );
-  private renewalTimer: NodeJS.Timeout | undefined;
+  /** Stops this device's renewal checks (set once it has started). */
+  private renewalTimer: (() => void) | undefined;
   private readonly tag: string;
   private readonly tokenCheck: GateCheck;
   private timings: DeviceRetune;
@@ -131,6 +140,8 @@ export class DeviceChild {
       engine: {
         maxRequests: this.o.maxRequests,
         maxBytes: this.o.maxInflight,
+        budget: this.o.budget?.buffers,
+        keepBudget: this.o.budget?.kept,
         fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
         holdTimeoutMs: this.timings.holdTimeoutS * 1000,
         onTransientError: (code) => { if (TOKEN_ERRORS.has(code)) this.kickRenew(code); },
@@ -155,8 +166,7 @@ export class DeviceChild {
     await device.start();
     this.renewals = this.renewalsNow();
     this.status.writeNow();
-    this.renewalTimer = setInterval(() => this.reopenAfterRenewal(), RENEWAL_CHECK_MS);
-    this.renewalTimer.unref();
+    this.renewalTimer = renewalTicks.add(() => this.reopenAfterRenewal());
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     void device.closed.then(() => this.end(true));
     return this.finished;
@@ -218,7 +228,7 @@ export class DeviceChild {
 
   private end(removed: boolean): void {
     this.stopping = true;
-    clearInterval(this.renewalTimer);
+    this.renewalTimer?.();
     if (!removed) this.status.writeNow();
     this.status.close();
     if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));

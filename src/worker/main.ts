@@ -10,6 +10,7 @@ import { parseBackendPath } from './backend-path';
 import { DeviceChild, type DeviceLink } from './device-child';
 import { type ToDevice, parseToDevice } from './device-link';
 import { hostMain } from './device-host';
+import { PoolBudget } from '../engine/pool-budget';
 import { stderrLine } from './log';
 import { MetricsWriter } from './metrics';
 import { notifyReady } from './sd-notify';
@@ -130,6 +131,9 @@ function parentLink(): DeviceLink | undefined {
   };
 }
 
+/** The data-buffer budget every device of this process shares (the first device's setting). */
+let budget: { buffers: PoolBudget; kept: PoolBudget } | undefined;
+
 /** One device's DeviceChild from its options (`worker --device B ...`). */
 function newDeviceChild(
   args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, restarts: number, link: DeviceLink | undefined,
@@ -150,6 +154,10 @@ function newDeviceChild(
     imageRoots: imageRoots(args),
     restarts,
     link,
+    budget: (budget ??= {
+      buffers: new PoolBudget(args.number('max-inflight-process')),
+      kept: new PoolBudget(args.number('max-inflight-process')),
+    }),
   });
 }
 
