@@ -84,8 +84,11 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'per-device budget of bytes in flight' },
   { name: 'max-inflight-process', type: 'size', default: '256M', min: 1024 ** 2, max: 64 * 1024 ** 3, roles: ['worker'],
     config: true, placeholder: 'BYTES',
-    help: 'budget of bytes in flight of all the disks one device process serves together (isolation), and the ' +
-      'same again for the write data they keep until an fsync covers it' },
+    help: 'budget of bytes in flight of all the disks one device process serves together (isolation)' },
+  { name: 'max-kept-process', type: 'size', default: '128M', min: 1024 ** 2, max: 64 * 1024 ** 3, roles: ['worker'],
+    config: true, placeholder: 'BYTES',
+    help: 'budget of the write data all the disks of one device process keep together until an fsync covers ' +
+      'it (to write it again after a failed fsync; each disk keeps 32M at most): a disk over it fsyncs first' },
   // Bounds: blkif.h (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST 8 pages × 512 descriptors), io/ring.h
   // (XENBUS_MAX_RING_GRANT_ORDER 4); what src/worker/device/claim.ts accepts.
   { name: 'max-indirect-segments', type: 'number', default: 256, min: 0, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',

@@ -156,7 +156,7 @@ function newDeviceChild(
     link,
     budget: (budget ??= {
       buffers: new PoolBudget(args.number('max-inflight-process')),
-      kept: new PoolBudget(args.number('max-inflight-process')),
+      kept: new PoolBudget(args.number('max-kept-process')),
     }),
   });
 }
