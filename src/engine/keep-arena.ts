@@ -39,15 +39,13 @@ export class KeepArena {
       // Wrapped: free is [tail, head) (nothing when they meet).
       if (this.head - this.tail >= n) at = this.tail;
       else return null;
+    } else if (this.size - this.tail >= n) {
+      // Alive is [head, tail): free is [tail, size) and [0, head).
+      at = this.tail;
+    } else if (this.head >= n) {
+      at = 0; // the end stays unused until head wraps too
     } else {
-      // Alive is [head, tail): free is [tail, size) and [0, head). The start is taken rather
-      // than pages never touched (the end stays unused until head wraps too), so that a steady
-      // flow keeps resident only about what is alive at once, not the whole arena.
-      const atEnd = this.size - this.tail >= n;
-      const atStart = this.head >= n;
-      if (atEnd && (this.tail + n <= this.touched || !atStart)) at = this.tail;
-      else if (atStart) at = 0;
-      else return null;
+      return null;
     }
     this.mem ??= this.memory.alloc(this.size);
     const view = this.mem.subarray(at, at + n);

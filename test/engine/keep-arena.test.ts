@@ -62,23 +62,4 @@ test('one let go out of order is reclaimed with the rest; none alive starts at 0
   assert.equal(calls.released, [[0, 90]], 'what was written goes back once nothing is alive');
 });
 
-test('a steady flow wraps within the pages it touched: residency follows what is alive', () => {
-  const { a } = arena(1000);
-  const alive: number[] = [];
-  let highest = 0;
-  for (let i = 0; i < 500; i++) {
-    const c = a.copy(bytes(10, i & 0xff))!;
-    assert.ok(c, `copy ${i}`);
-    highest = Math.max(highest, c[0] + 10);
-    alive.push(c[0]);
-    // An fsync lets the oldest go whenever 4 are kept.
-    if (alive.length === 4) {
-      a.drop();
-      alive.shift();
-      a.advance(alive[0]!);
-    }
-  }
-  assert.ok(highest <= 50, `pages touched up to ${highest} of 1000 with at most 40 bytes alive`);
-});
-
 test.run();
