@@ -148,7 +148,10 @@ export class Engine {
       fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS,
       keepBytes: opts.keepBytes,
       keepBudget: opts.keepBudget,
-      arena: { alloc: (bytes) => grants.allocPool(bytes), release: (mem, at, len) => grants.releasePool(mem, at, len) },
+      arena: {
+        alloc: (bytes) => grants.allocPool(bytes),
+        release: (mem, at, len, busy) => grants.releasePool(mem, at, len, busy),
+      },
     });
   }
 
