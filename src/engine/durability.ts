@@ -79,6 +79,10 @@ export class Durability {
   private keptBytes = 0;
   /** The process's budget of kept bytes (until close, which gives back what is kept). */
   private keepBudget: PoolBudget | undefined;
+  /** What this device counts against it: the kept bytes, or the arena's span if larger (copies
+   * let go out of order, the same range written again, leave holes in the arena's ring that stay
+   * resident until an fsync lets the copies before them go). */
+  private charged = 0;
   private readonly keepLimit: number;
   private readonly arena: KeepArena | null;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
@@ -215,7 +219,7 @@ export class Durability {
   /** Stops the periodic fsync timer and any recovery. Does not fsync. */
   close(): void {
     this.closed = true;
-    this.keepBudget?.give(this.keptBytes);
+    this.keepBudget?.give(this.charged);
     this.keepBudget = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -228,18 +232,23 @@ export class Durability {
     if (old) {
       // Re-inserted at the end: replay order stays completion order.
       this.kept.delete(key);
-      this.unkeep(old.data?.length ?? 0);
+      this.keptBytes -= old.data?.length ?? 0;
       if (old.slot >= 0) this.arena!.drop();
     }
     this.kept.set(key, { offset, length, data, gen: this.dirtyGen, slot });
     this.keptBytes += data?.length ?? 0;
-    this.keepBudget?.charge(data?.length ?? 0);
+    this.recharge();
     this.st.keptBytes = this.keptBytes;
   }
 
-  private unkeep(bytes: number): void {
-    this.keptBytes -= bytes;
-    this.keepBudget?.give(bytes);
+  /** Brings this device's charge against the process's budget up to date. */
+  private recharge(): void {
+    const b = this.keepBudget;
+    if (!b) return;
+    const now = Math.max(this.keptBytes, this.arena?.span() ?? 0);
+    if (now > this.charged) b.charge(now - this.charged);
+    else if (now < this.charged) b.give(this.charged - now);
+    this.charged = now;
   }
 
   private fsyncDone(genAtStart: number): void {
@@ -250,19 +259,23 @@ export class Durability {
     for (const [key, k] of this.kept) {
       if (k.gen > genAtStart) break;
       this.kept.delete(key);
-      this.unkeep(k.data?.length ?? 0);
+      this.keptBytes -= k.data?.length ?? 0;
       if (k.slot >= 0) this.arena!.drop();
     }
     this.st.keptBytes = this.keptBytes;
     const arena = this.arena;
     if (arena !== null) {
       // The oldest copy still kept is where the arena's free space ends.
+      let any = false;
       for (const k of this.kept.values()) {
         if (k.slot < 0) continue;
         arena.advance(k.slot);
+        any = true;
         break;
       }
+      if (!any) arena.emptied();
     }
+    this.recharge();
   }
 
   /** Wait, reopen, write the kept data again, fsync; with back-off until hold-timeout. */

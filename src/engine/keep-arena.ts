@@ -57,6 +57,13 @@ export class KeepArena {
     return [at, view];
   }
 
+  /** Bytes of the ring between the oldest copy that may be alive and the newest: what stays
+   * resident for the copies alive (holes of copies let go out of order included). */
+  span(): number {
+    if (this.live <= 0) return 0;
+    return this.tail > this.head ? this.tail - this.head : this.size - this.head + this.tail;
+  }
+
   /** A copy was let go. */
   drop(): void {
     if (--this.live <= 0) this.clear();
@@ -90,6 +97,15 @@ export class KeepArena {
     this.live = 0;
     this.head = 0;
     this.tail = 0;
+  }
+
+  /** After an fsync let every copy go: the pages written go back (the device is busy, so the
+   * malloc arenas are left alone), as advance() does for a prefix. */
+  emptied(): void {
+    if (this.live > 0 || this.mem === null || this.touched === 0) return;
+    // Nothing is alive: the whole arena may go (the page `touched` ends in included).
+    this.memory.release(this.mem, 0, this.size, true);
+    this.touched = 0;
   }
 
   /** Gives the pages written so far back to the host; only while nothing is alive. */

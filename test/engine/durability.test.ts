@@ -151,6 +151,20 @@ test('devices sharing a process budget of kept data: over it, a device fsyncs be
   assert.is(keepBudget.bytesInUse, 0);
 });
 
+test('the same range written again: the arena span it leaves counts against the process budget', async () => {
+  const keepBudget = new PoolBudget(64 << 10);
+  const file = new MemFile(SIZE);
+  const rig = new Rig(file, { engine: { keepBudget } });
+  // One page kept (each write replaces the last copy), but each copy takes the arena's next 4 KiB.
+  for (let i = 0; i < 40; i++) assert.is(await write(rig, 0, i), 0);
+  const fsyncs = file.log.filter((l) => l === 'fsync').length;
+  assert.ok(fsyncs >= 2, `fsyncs to make room: ${fsyncs} (${file.log.join(' ')})`);
+  assert.ok(keepBudget.bytesInUse <= 64 << 10, `charged ${keepBudget.bytesInUse}`);
+  assert.equal(file.data.subarray(0, 4096), pattern(39));
+  rig.engine.close();
+  assert.is(keepBudget.bytesInUse, 0);
+});
+
 test('keepBytes 0 (O_DIRECT images): no copy kept, EIO from fsync reaches the guest', async () => {
   const file = new MemFile(SIZE);
   const rig = new Rig(file, { engine: { keepBytes: 0, holdTimeoutMs: 5000 } });

@@ -88,6 +88,10 @@ test('a steady flow: the pages of copies let go go back as head moves on, wrappe
   }
   // At most 8 copies of 10 000 bytes alive: 20 pages, and a page at each end of the span.
   assert.ok(peak <= 24, `${peak} pages resident at most, of ${(1 << 20) / PAGE}`);
+  // An fsync that lets every copy go: every page written goes back.
+  while (alive.length) (a.drop(), alive.shift());
+  a.emptied();
+  assert.is(resident.size, 0);
 });
 
 test.run();
