@@ -15,6 +15,11 @@ function exitWith(code: number): void {
   setImmediate(() => process.exit(code));
 }
 
+// A log that cannot be written (a full /var/log file system, a closed journal pipe: ENOSPC,
+// EPIPE) must never take a role down with it: the line is lost, the guests' disks go on. Without
+// a listener, Node throws the stream's 'error' event as an uncaught exception.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
 installJournalPriorities(process.env);
 startCpuProfileFromEnv(process.env, process.argv[2] ?? '');
 dispatch(process.argv0, process.argv.slice(2), process.env).then(

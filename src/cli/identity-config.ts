@@ -93,3 +93,18 @@ export function identityFor(specs: readonly IdentitySpec[], domainName: string):
   const n = bindingName(domainName);
   return specs.find((s) => s.domains.includes(n));
 }
+
+/**
+ * How an error of a domain's identity starts in keys guests can read (afsfile-error, then
+ * hotplug-error): the label, never the principal. The hotplug script finds the label there and
+ * logs the principal in the hotplug log only (identityOfError).
+ */
+export function identityErrorPrefix(domain: string, label: string): string {
+  return `domain ${domain}, identity ${label}`;
+}
+
+/** The label in a message that starts with identityErrorPrefix (after an optional "afsfile: "). */
+export function identityOfError(message: string): string | undefined {
+  const m = /^(?:afsfile: )?domain \S+, identity ([a-z0-9][a-z0-9_-]{0,31}): /.exec(message);
+  return m?.[1] === HOST_IDENTITY ? undefined : m?.[1];
+}

@@ -7,6 +7,7 @@ import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
 import type { XenStore } from '../xen/xenstore';
 import { waitForKey } from '../xen/xenstore-wait';
+import { identityNote } from './identity-note';
 import { HotplugLog } from './log';
 import { SpecError, parseDiskSpec } from './params';
 import { findConflicts } from './sharing';
@@ -43,7 +44,10 @@ export async function hotplugMain(args: ParsedArgs, env: NodeJS.ProcessEnv, conf
         if (action === 'add') return await fail(xs, backend, 'error', `afsfile: ${configError} (\`afsfile check\` lists every problem)`, log);
         log.line(`config file problem, removing with the defaults: ${configError}`);
       }
-      return action === 'add' ? await add(xs, backend, base, waitMs, log) : await remove(xs, backend, waitMs, log);
+      const files = { runDir: args.string('run-dir'), config: args.string('config') };
+      return action === 'add'
+        ? await add(xs, backend, base, waitMs, log, files)
+        : await remove(xs, backend, waitMs, log);
     } finally {
       xs.close();
     }
@@ -69,7 +73,8 @@ async function fail(xs: XenStore, backend: string, status: 'error' | 'busy', mes
   return EXIT_FAILED;
 }
 
-async function add(xs: XenStore, backend: string, base: string, waitMs: number, log: HotplugLog): Promise<number> {
+async function add(xs: XenStore, backend: string, base: string, waitMs: number, log: HotplugLog,
+  files: { runDir: string; config: string }): Promise<number> {
   const params = await xs.tryRead(`${backend}/params`);
   const modeText = await xs.tryRead(`${backend}/mode`);
   let spec;
@@ -99,6 +104,9 @@ async function add(xs: XenStore, backend: string, base: string, waitMs: number, 
       'is afsfile.service running? (systemctl status afsfile; afsfile check)', log);
   if (verdict.value === 'error' || verdict.value === 'busy') {
     const why = (await xs.tryRead(`${backend}/afsfile-error`)) ?? 'the worker could not open the image (no reason given)';
+    // The principal of the domain's identity: for the administrator's log, never for XenStore.
+    const note = identityNote(why, files.runDir, files.config);
+    if (note) log.line(note);
     // busy: the worker's exclusivity table found the image in use (xl then says so).
     return fail(xs, backend, verdict.value, `afsfile: ${why}`, log);
   }

@@ -63,13 +63,19 @@ export function parseKlistCache(out: string): CacheInfo {
 
 /** `klist -k KEYTAB` output → the principal of the first entry (k5start -U's rule). */
 export function parseKeytabFirstPrincipal(out: string): string | undefined {
+  return parseKeytabPrincipals(out)[0];
+}
+
+/** `klist -k KEYTAB` output → every principal it holds keys for, in keytab order, once each. */
+export function parseKeytabPrincipals(out: string): string[] {
   const lines = out.split('\n');
   const rule = lines.findIndex((l) => /^-+\s+-+\s*$/.test(l));
+  const found: string[] = [];
   for (const line of lines.slice(rule + 1)) {
     const m = /^\s*\d+\s+(?:\S+ \S+\s+)?(\S+@\S+)/.exec(line);
-    if (m) return m[1];
+    if (m && !found.includes(m[1]!)) found.push(m[1]!);
   }
-  return undefined;
+  return found;
 }
 
 /**

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
 import { connectXenStore } from '../xen/xenstore-client';
+import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
@@ -193,12 +194,20 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const key = keytab ?? (config?.values.get('keytab') as string | undefined);
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
   const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
+  const worker = checkWorker(runDir);
+  const identities = o.configFile
+    ? checkIdentities({
+      configFile: o.configFile, configExplicit: o.configExplicit ?? false, runDir, env, workerRunning: worker.ok,
+    })
+    : [];
   return [
     ...(config?.findings ?? []),
     await checkXenstore(env, root), ...checkDevices(root), checkRoute(root), checkBlkback(root),
     checkHotplugLink(root), checkRunHotplugScripts(root),
-    checkWorker(runDir), checkFailedDevices(runDir), checkTokens(runDir, key), checkKerberosTools(key, aklog, env),
-    await checkUring(), ...checkMetricsFile(metrics),
+    worker, checkFailedDevices(runDir), checkTokens(runDir, key),
+    checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
+      aklog, env),
+    ...identities, await checkUring(), ...checkMetricsFile(metrics),
   ];
 }
 

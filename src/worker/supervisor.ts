@@ -18,7 +18,7 @@ import { stderrLine } from './log';
 import { isOurScript } from './params';
 import { RestartPolicy } from './restart-policy';
 import { type DeviceProc, LocalSpawner, type Spawner } from './spawner';
-import { HOST_IDENTITY } from '../cli/identity-config';
+import { HOST_IDENTITY, identityErrorPrefix } from '../cli/identity-config';
 import { Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
@@ -346,7 +346,7 @@ export class Supervisor {
         return;
       }
       // Guests can read the message: the identity's label, never its principal (the log has it).
-      const who = `domain ${d.domain ?? d.b.domid}, identity ${d.identity}`;
+      const who = identityErrorPrefix(d.domain ?? String(d.b.domid), d.identity);
       stderrLine(`${d.b.path}: ${who} (principal ${this.identities.principal(d.identity) ?? 'unknown'}) ` +
         `cannot open ${d.image ?? 'its image'}`);
       await this.refuse(d, 'failed', `${who}: ${m.message}`);
