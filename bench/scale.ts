@@ -91,7 +91,7 @@ async function waitUntil(what: string, ms: number, pred: () => Promise<boolean> 
   }
 }
 
-/** The pid in each device's status file (a device host's pid once per device it serves). */
+/** The pid in each device's status file (a process serving several devices once per device). */
 function devicePids(runDir: string): number[] {
   const dir = path.join(runDir, 'status');
   const pids: number[] = [];
@@ -219,8 +219,8 @@ export async function measureScale(disks: number, o: ScaleOptions): Promise<Scal
     await sleep(o.settleSeconds * 1000);
     let pids: number[] = [];
     await waitUntil('a status file per device', 10_000, () => (pids = devicePids(runDir)).length === disks);
-    // Device hosts serve several devices (isolation): each process once. The spare waiting
-    // for the next attach is part of what the worker costs: counted with the device processes.
+    // A process serving several devices is counted once. The spare waiting for the next
+    // attach is part of what the worker costs: counted with the device processes.
     const spare = spareOf(runDir);
     pids = [...new Set([...pids, ...(spare === undefined ? [] : [spare])])];
     const supPid = worker.proc.pid!;

@@ -22,7 +22,7 @@ import { SharedTicker } from './shared-ticker';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
-import { type GateCheck, gateStores, renewTokenCheck } from './token-gate';
+import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -99,7 +99,7 @@ export class DeviceChild {
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
     this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
-      this.identity ? identityStatusName(this.identity) : undefined);
+      this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
   }
 
   /**

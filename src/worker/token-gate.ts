@@ -22,6 +22,24 @@ export const OPENAFS_VFSMAGIC = 0x5346414f;
 export const WRITE_MARGIN_MS = 30_000;
 /** fsync stops this long before: a store started later may outlast the token. */
 export const FSYNC_MARGIN_MS = 10_000;
+/** The margins of one device process; the write margin never below the fsync margin. */
+export interface TokenMargins { readonly writeMs: number; readonly fsyncMs: number }
+/** Environment variable: seconds before expiry from which writes are held (default 30). */
+export const WRITE_MARGIN_ENV = 'AFSFILE_TOKEN_WRITE_MARGIN';
+
+/**
+ * The margins, with AFSFILE_TOKEN_WRITE_MARGIN (whole seconds, from the fsync margin's 10 up to
+ * 3600) replacing the write margin. A smaller one lets writes go on closer to expiry; what is
+ * still dirty when the fsync margin begins is then held by the fsync gate and written again
+ * after the renewal (the Xen AFS expiry stage uses 10 to make that happen). Anything else: the default.
+ */
+export function tokenMargins(env: NodeJS.ProcessEnv): TokenMargins {
+  const v = env[WRITE_MARGIN_ENV];
+  const s = v !== undefined && /^[0-9]{1,4}$/.test(v) ? Number(v) * 1000 : NaN;
+  const writeMs = s >= FSYNC_MARGIN_MS && s <= 3600_000 ? s : WRITE_MARGIN_MS;
+  return { writeMs, fsyncMs: FSYNC_MARGIN_MS };
+}
+
 /** renew.json is read at most this often (fsyncs can come per guest FLUSH). */
 const READ_EVERY_MS = 1000;
 
@@ -64,7 +82,10 @@ export function expiredToken(r: RenewStatusRead, nowMs: number, marginMs = FSYNC
 export type GateCheck = (op: 'write' | 'fsync') => string | undefined;
 
 /** The check of one worker's run dir, reading renew.json at most once a second. */
-export function renewTokenCheck(runDir: string, now: () => number = Date.now, statusName?: string): GateCheck {
+export function renewTokenCheck(
+  runDir: string, now: () => number = Date.now, statusName?: string,
+  margins: TokenMargins = { writeMs: WRITE_MARGIN_MS, fsyncMs: FSYNC_MARGIN_MS },
+): GateCheck {
   let readAt = -Infinity;
   let last: RenewStatusRead = { kind: 'absent' };
   return (op) => {
@@ -73,7 +94,7 @@ export function renewTokenCheck(runDir: string, now: () => number = Date.now, st
       last = readRenewStatus(runDir, statusName);
       readAt = t;
     }
-    return expiredToken(last, t, op === 'write' ? WRITE_MARGIN_MS : FSYNC_MARGIN_MS);
+    return expiredToken(last, t, op === 'write' ? margins.writeMs : margins.fsyncMs);
   };
 }
 

@@ -11,7 +11,7 @@ import { withTicketExpiry } from '../../src/renew/aklog';
 import { type RenewStatusFields, readRenewStatus, writeRenewStatus } from '../../src/renew/status';
 import { Image } from '../../src/image/image';
 import {
-  FSYNC_MARGIN_MS, WRITE_MARGIN_MS, expiredToken, gateStores, onAfs, renewTokenCheck,
+  FSYNC_MARGIN_MS, WRITE_MARGIN_MS, WRITE_MARGIN_ENV, expiredToken, gateStores, onAfs, renewTokenCheck, tokenMargins,
 } from '../../src/worker/token-gate';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-gate-'));
@@ -81,6 +81,26 @@ test('gateStores on AFS: writes stop first, then fsync; renewed, the real calls 
   } finally {
     img.close();
   }
+});
+
+test('tokenMargins: AFSFILE_TOKEN_WRITE_MARGIN in seconds, never below the fsync margin', async () => {
+  const def = { writeMs: WRITE_MARGIN_MS, fsyncMs: FSYNC_MARGIN_MS };
+  assert.equal(tokenMargins({}), def);
+  assert.equal(tokenMargins({ [WRITE_MARGIN_ENV]: '10' }), { writeMs: 10_000, fsyncMs: FSYNC_MARGIN_MS });
+  assert.equal(tokenMargins({ [WRITE_MARGIN_ENV]: '120' }), { writeMs: 120_000, fsyncMs: FSYNC_MARGIN_MS });
+  for (const bad of ['5', '0', '-20', '1e3', '20s', '', '99999', ' 20'])
+    assert.equal(tokenMargins({ [WRITE_MARGIN_ENV]: bad }), def, `"${bad}" keeps the default`);
+  // With a 10 s write margin, a write 20 s before expiry passes (it would be held by default).
+  let clock = Date.now();
+  const exp = clock + 20_000;
+  renew({ tokenExpires: { 't.cell': iso(exp) } });
+  assert.is(renewTokenCheck(dir, () => clock)('write')?.includes('expires at'), true, 'default: held');
+  const check = renewTokenCheck(dir, () => clock, undefined, tokenMargins({ [WRITE_MARGIN_ENV]: '10' }));
+  assert.is(check('write'), undefined, '10 s margin: 20 s before expiry the write passes');
+  clock = exp - 9000;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.is(renewTokenCheck(dir, () => clock, undefined, tokenMargins({ [WRITE_MARGIN_ENV]: '10' }))('write')
+    ?.includes('expires at'), true, 'inside it: held');
 });
 
 test('gateStores: not on AFS (this tmp dir) or read-only: the fsync is the image\'s own', () => {

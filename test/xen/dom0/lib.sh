@@ -67,7 +67,7 @@ fail() {
 
 # Print a file with every line prefixed by "  [TAG] ".
 show() {
-  [ -s "$2" ] && tr -d '\r' < "$2" | sed "s/^/  [$1] /"
+  [ -s "$2" ] && tr -d '\r' < "$2" | sed "s|^|  [$1] |"
   return 0
 }
 
@@ -212,7 +212,7 @@ EOF
 # image_mark FILE TEXT: write TEXT into the last 4 KiB block of an image (outside
 # xtio's layout): a signal to a guest waiting in `xtio waitmark`.
 image_mark() {
-  local blocks=$(($(wc -c < "$1") / 4096 - 1))
+  local blocks=$(($(stat -c %s "$1") / 4096 - 1))
   printf '%s\n' "$2" | dd of="$1" bs=4096 seek=$blocks count=1 conv=notrunc,fsync 2>/dev/null
 }
 

@@ -7,6 +7,7 @@
 #   apt_private_init ROOT SUITE   write ROOT/sources.list etc. (idempotent)
 #   apt_private ROOT apt-get|apt-cache ARGS...   run apt with that configuration
 #   apt_private_update ROOT       apt-get update, at most once a day
+#   deb_download ROOT DIR PKG=VER the .deb of that version in DIR (apt-get download'ed once)
 
 apt_private_init() {
   local root=$1 suite=$2 mirror=${XEN_TEST_MIRROR:-http://deb.debian.org/debian}
@@ -37,4 +38,17 @@ apt_private_update() {
   if [ -z "$(find "$root/state/updated" -mmin -1440 2>/dev/null)" ]; then
     apt_private "$root" apt-get update >&2 && touch "$root/state/updated"
   fi
+}
+
+# Prints the path of PKG's .deb of version VER in DIR, downloading it there first if no .deb of
+# that version is there yet (the file name alone does not tell: epochs are not in it).
+deb_download() { # deb_download ROOT DIR PKG=VER
+  local root=$1 dir=$2 p=${3%%=*} v=${3#*=} f
+  f=$(ls "$dir/${p}_"*.deb 2>/dev/null | while read -r d; do
+        [ "$(dpkg-deb -f "$d" Version)" = "$v" ] && echo "$d"; done | head -n 1)
+  if [ -z "$f" ]; then
+    (cd "$dir" && apt_private "$root" apt-get download "$p=$v" >&2)
+    f=$(ls -t "$dir/${p}_"*.deb | head -n 1)
+  fi
+  echo "$f"
 }

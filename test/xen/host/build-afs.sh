@@ -24,16 +24,7 @@ apt_private_update "$afs_apt"
 afs_policy() { # PKG... -> PKG=CANDIDATE lines
   apt_private "$afs_apt" apt-cache policy "$@" | awk '/^[^ ].*:$/ {p = substr($0, 1, length($0) - 1)} /Candidate:/ {print p "=" $2}'
 }
-afs_download() { # PKG=VER -> the .deb's path (downloaded once)
-  local p=${1%%=*} v=${1#*=} f
-  f=$(ls "$afs_dl/${p}_"*.deb 2>/dev/null | while read -r d; do
-        [ "$(dpkg-deb -f "$d" Version)" = "$v" ] && echo "$d"; done | head -n 1)
-  if [ -z "$f" ]; then
-    (cd "$afs_dl" && apt_private "$afs_apt" apt-get download "$p=$v" >&2)
-    f=$(ls -t "$afs_dl/${p}_"*.deb | head -n 1)
-  fi
-  echo "$f"
-}
+afs_download() { deb_download "$afs_apt" "$afs_dl" "$1"; } # PKG=VER -> the .deb's path (downloaded once)
 
 # 1. The packages the host does not have, unpacked for this build (seconds).
 afs_want=$(afs_policy openafs-dbserver openafs-fileserver kafs-client libkafs-client0 attr)

@@ -77,16 +77,7 @@ $kpkg=$kver_pkg"
 if [ "$xen" = 4.20 ]; then pkgs="$pkgs
 $(sysroot_list)"; fi
 
-download() { # download PKG=VER into $dl (once), print the .deb's path
-  local p=${1%%=*} v=${1#*=} f
-  f=$(ls "$dl/${p}_"*.deb 2>/dev/null | while read -r d; do
-        [ "$(dpkg-deb -f "$d" Version)" = "$v" ] && echo "$d"; done | head -n 1)
-  if [ -z "$f" ]; then
-    (cd "$dl" && apt_private "$apt" apt-get download "$p=$v" >&2)
-    f=$(ls -t "$dl/${p}_"*.deb | head -n 1)
-  fi
-  echo "$f"
-}
+download() { deb_download "$apt" "$dl" "$1"; } # PKG=VER into $dl (once): the .deb's path
 
 build() {
   local out=$1 deb kver

@@ -104,8 +104,39 @@ afs_acl_hex() { # afs_acl_hex "name rights" ...
 # /vicepa/AFSIDat of that exact size (the test volumes hold one file of each image size).
 afs_namei_file() { # afs_namei_file SIZE
   find /vicepa/AFSIDat -type f | while read -r f; do
-    [ "$(wc -c < "$f")" -eq "$1" ] && echo "$f"
+    [ "$(stat -c %s "$f")" -eq "$1" ] && echo "$f"
   done
+}
+
+# What AFS did to the worker's I/O since log line $1 (its afsfile:engine and afsfile:device debug
+# lines and plain warnings), as XENTEST METRIC words: the errnos per call (`write:EACCES:12`:
+# kernel errors the engine retried; `gate-write`/`gate-fsync`: refusals of the token gate),
+# failed fsyncs, recoveries and the bytes they wrote again from the kept copy, and the hold:
+# seconds from the first held or failed call to the last (or to the recovery), by their times
+# (the device and worker processes write the log in their own order).
+afs_io_summary() { # afs_io_summary FROM-LINE PREFIX
+  tail -n +"$1" "$AFSFILE_LOG" | awk -v p="$2" '
+    function t(s,  a) { if (!match(s, /T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+Z/)) return -1
+      a = substr(s, RSTART + 1, RLENGTH - 2); split(a, f, ":"); return f[1] * 3600 + f[2] * 60 + f[3] }
+    function seen(s,  x) { x = t(s); if (x < 0) return; if (first < 0 || x < first) first = x; if (x > last) last = x }
+    BEGIN { first = -1; last = -1 }
+    / of request [^ ]*: E[A-Z]*, retrying/ { o = $0; sub(/.*afsfile:engine /, "", o); sub(/ .*/, "", o)
+      e = $0; sub(/.*: /, "", e); sub(/,.*/, "", e); n[o ":" e]++; seen($0) }
+    /: write held: / { gw++; seen($0) }
+    /: fsync held: / { gf++; seen($0) }
+    # A warning shows three times (engine and device debug lines, a plain line of the worker):
+    # counted once, from the plain line; the times come from the engine line.
+    /afsfile:engine (fsync failed \(|recovered after)/ { seen($0) }
+    /afsfile worker\[.*fsync failed \(E[A-Z]*\)/ { e = $0; sub(/.*fsync failed \(/, "", e); sub(/\).*/, "", e); n["fsync:" e]++; ff++ }
+    /recovery attempt [0-9]*: [a-z]* failed: / { o = $0; sub(/.*recovery attempt [0-9]*: /, "", o); sub(/ .*/, "", o)
+      e = $0; sub(/.* failed: /, "", e); n["replay-" o ":" e]++; seen($0) }
+    /afsfile worker\[.*recovered after [0-9]* attempt/ { r++; b = $0; sub(/.*kept write\(s\) \(/, "", b); sub(/ bytes.*/, "", b); rb += b }
+    /afsfile worker\[.*giving up after/ { gu++ }
+    END {
+      s = ""; for (k in n) s = s (s == "" ? "" : ",") k ":" n[k]
+      printf "%s_errnos=%s %s_gate_write=%d %s_gate_fsync=%d %s_fsync_failed=%d %s_recoveries=%d %s_rewritten_bytes=%d %s_gave_up=%d %s_hold_s=%s\n",
+        p, (s == "" ? "none" : s), p, gw, p, gf, p, ff, p, r, p, rb, p, gu, p, (first < 0 ? 0 : sprintf("%.1f", last - first))
+    }'
 }
 
 # The worker's log lines about held or failed I/O since line $1 (errno, which call).
@@ -113,9 +144,47 @@ afs_worker_errors() { # afs_worker_errors FROM-LINE
   tail -n +"$1" "$AFSFILE_LOG" | grep -E 'retry|transient|fsync|EACCES|EKEY|ENOKEY|EDESTADDRREQ|ETIME|EDQUOT|ENOSPC|EIO|held|hold' | head -n 30
 }
 
+# A new image made by the administrator as an operator would: `afsfile create` (ftruncate, no
+# data written; a leftover of an earlier run removed first). Its size is also its namei file's.
+afs_image_create() { # afs_image_create PATH MIB
+  local t0
+  afs_admin rm -f "$1"
+  t0=$(now_s)
+  afs_admin "$AFSFILE" create "$1" --size $(($2 * 1048576)) > /run/xentest/create.out 2>&1 ||
+    { show "afsfile create" /run/xentest/create.out; fail "cannot create $1"; }
+  xt_step "admin: afsfile create $1 ($2 MiB) in $(($(now_s) - t0))s; /vicepa: $(afs_vicep_used)"
+}
+
+# An image removed after its stage (the server's partition and the volume get the space back).
+afs_image_remove() { afs_admin rm -f "$1" || afs_log "cannot remove $1"; }
+
+# Used and free space of the server partition, and how many KiB of a file are allocated.
+afs_vicep_used() { df -k /vicepa | awk 'NR == 2 {printf "%d KiB used, %d KiB free", $3, $4}'; }
+afs_allocated_kib() { du -k "$1" | cut -f1; }
+
+# The file server's partition on a tmpfs of its own, of AFS_VICEP_MB (the prebuilt cell's
+# /vicepa copied there), before the file server starts: dom0's root is the initramfs, whose
+# free space is half of dom0's memory less the tree, and the file server charges every image's
+# full length against the partition's free space, however sparse the image is.
+AFS_VICEP_MB=${AFS_VICEP_MB:-3072}
+afs_vicep_tmpfs() {
+  grep -q ' /vicepa ' /proc/mounts && return 0
+  rm -rf /vicepa.seed && mv /vicepa /vicepa.seed && mkdir /vicepa &&
+    mount -t tmpfs -o "size=${AFS_VICEP_MB}m,mode=700" tmpfs /vicepa &&
+    cp -a /vicepa.seed/. /vicepa/ && rm -rf /vicepa.seed
+}
+
+# Waits until guest NAME's device has written BYTES (its afsfile status file): the guest's console
+# shows its workload's lines only at its end, so they cannot tell that it is writing.
+afs_wait_written() { # afs_wait_written NAME BYTES
+  local f=/run/afsfile/status/dev-$(guest_domid "$1")-$XVDA.json
+  wait_until "$GUEST_TIMEOUT" sh -c "[ \"\$(sed -n 's/^  \"bytesWritten\": \([0-9]*\),*\$/\1/p' $f 2>/dev/null)\" -ge $2 ] 2>/dev/null" ||
+    guest_fail "$1" "" "the device of $1 did not write $2 bytes within $GUEST_TIMEOUT s"
+}
+
 # A guest running the save-mode workload (pattern, FLUSH, wait for the mark) on a new image.
 afs_guest_begin() { # afs_guest_begin NAME IMAGE SEED
-  afs_admin dd if=/dev/zero of="$2" bs=1048576 seek=$((IMAGE_MB - 1)) count=1 2>/dev/null || fail "cannot create $2"
+  afs_image_create "$2" "$IMAGE_MB"
   guest_start "$1" "vdev=xvda,access=rw,script=block-afsfile,target=$2" "$3" "xt.mode=save xt.markwait=900"
 }
 
@@ -129,7 +198,8 @@ afs_guest_end() { # afs_guest_end NAME IMAGE SEED
   nf=$(afs_namei_file $((IMAGE_MB * 1048576)))
   [ "$(echo "$nf" | grep -c .)" -eq 1 ] || fail "expected one namei file of $IMAGE_MB MiB, found: $nf"
   verify_image "$nf" "$3"
-  xt_step "after the guest's FLUSH the server holds its pattern ($nf)"
+  AFS_VERIFIED_BYTES=$(sed -n 's/.*XTIO VERIFIED .* bytes=\([0-9]*\).*/\1/p' "/run/xentest/verify.$XT_STAGE" | tail -n 1)
+  xt_step "after the guest's FLUSH the server holds its pattern ($nf: ${AFS_VERIFIED_BYTES:-?} bytes verified; $(afs_allocated_kib "$nf") KiB allocated of $((IMAGE_MB * 1024)))"
   afs_admin sh -c ". /xentest/lib.sh; image_mark $2 XTGO" || fail "cannot mark $2"
   guest_wait "$1"
 }
@@ -138,7 +208,7 @@ afs_guest_end() { # afs_guest_end NAME IMAGE SEED
 # background like afsfile-setup's worker (same pid file and log); waits for a verified token.
 afs_start_renew_worker() {
   rm -f /run/afsfile/status/renew.json
-  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew $AFSFILE_WORKER_ENV ${AFS_WORKER_DEBUG:-} setsid "$AFSFILE" renew \
+  env DEBUG=afsfile:worker,afsfile:device,afsfile:renew,afsfile:engine $AFSFILE_WORKER_ENV ${AFS_WORKER_DEBUG:-} setsid "$AFSFILE" renew \
     --keytab "$AFS_WORKER_KEYTAB" --cell "$AFS_CELL" ${AFS_RENEW_ARGS:-} -- "$AFSFILE" $AFSFILE_WORKER_ARGS \
     >> "$AFSFILE_LOG" 2>&1 < /dev/null &
   echo $! > "$AFSFILE_PIDFILE"

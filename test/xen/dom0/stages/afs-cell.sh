@@ -9,11 +9,12 @@
 
 t0=$(now_s)
 afs_address || fail "cannot give the servers $AFS_ADDR"
+afs_vicep_tmpfs || fail "cannot put /vicepa on a tmpfs of its own"
 afs_start_kdc
 afs_start_db || { show ptserver "$AFS_LOG/PtLog"; fail "the database servers did not come up"; }
 xt_step "KDC, ptserver and vlserver up in $(($(now_s) - t0))s"
 afs_start_fs || { show FileLog "$AFS_LOG/FileLog"; fail "the file server did not come up"; }
-xt_step "fileserver and volserver up in $(($(now_s) - t0))s"
+xt_step "fileserver and volserver up in $(($(now_s) - t0))s; /vicepa (tmpfs, ${AFS_VICEP_MB} MiB): $(afs_vicep_used)"
 afs_client_start > /run/xentest/client.out 2>&1 || { show client /run/xentest/client.out; fail "the $AFS_CLIENT client cannot reach $AFS_VOLUME"; }
 show client /run/xentest/client.out
 xt_step "$AFS_CLIENT client up, $AFS_VOLUME at $AFS_DIR, in $(($(now_s) - t0))s"

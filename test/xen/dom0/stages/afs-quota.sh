@@ -17,14 +17,26 @@ vos setfields -id "$AFS_VOLUME" -maxquota 1 -localauth || fail "vos setfields fa
 vos examine "$AFS_VOLUME" -localauth > /run/xentest/quota.vos 2>&1
 show "vos examine" /run/xentest/quota.vos
 xt_step "quota of $AFS_VOLUME set to 1 KB (below its usage)"
-guest_wait_line xt-quota '^XTIO START' "$GUEST_TIMEOUT"
+# The file server charges a file's length, not its blocks: an image made at its full size never
+# grows, so its writes never meet the quota. With AFS_QUOTA_FULL=1 the partition itself fills up
+# too (its tmpfs shrunk to what it holds plus 1 MiB): the server's writes of the guest's data fail.
+if [ "${AFS_QUOTA_FULL:-0}" = 1 ]; then
+  used=$(df -k /vicepa | awk 'NR == 2 {print $3}')
+  mount -o remount,size=$((used + 1024))k /vicepa || fail "cannot shrink /vicepa"
+  xt_step "/vicepa shrunk to ${used} KiB + 1 MiB: $(afs_vicep_used)"
+fi
+afs_wait_written xt-quota $((2 * 1048576))
+xt_step "the guest has written 2 MiB"
 sleep 20
 afs_worker_errors "$from" > /run/xentest/quota-errors
 show "worker while over quota" /run/xentest/quota-errors
 vos setfields -id "$AFS_VOLUME" -maxquota 0 -localauth || fail "vos setfields failed"
-xt_step "quota lifted"
+[ "${AFS_QUOTA_FULL:-0}" = 1 ] && { mount -o remount,size=${AFS_VICEP_MB}m /vicepa || fail "cannot grow /vicepa"; }
+xt_step "quota lifted${AFS_QUOTA_FULL:+, /vicepa back to ${AFS_VICEP_MB} MiB ($(afs_vicep_used))}"
 afs_guest_end xt-quota $img 41
 afs_worker_errors "$from" > /run/xentest/quota-errors
 show "worker: held/failed I/O" /run/xentest/quota-errors
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
+xt_metric "$(afs_io_summary "$from" quota)" "quota_verified_bytes=${AFS_VERIFIED_BYTES:-0}"
+afs_image_remove $img
 exit 0
