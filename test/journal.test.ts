@@ -101,7 +101,7 @@ test('supervisor: serving <6>, an image it cannot open <3>, an image in use by a
         await ts.addVbd({ domid: 11, vdev: 'xvdb', target: img });
         await ts.createDomain(12);
         await ts.addVbd({ domid: 12, target: img });
-        await until('both refusals logged', () => /cannot serve it/.test(text()) && /refused/.test(text()), 15_000);
+        await until('both refusals logged', () => /cannot serve it/.test(text()) && /: refused: /.test(text()), 15_000);
         const lines = text().split('\n').filter(Boolean);
         assert.ok(lines.some((l) => /^<6>afsfile worker\[\d+\]: serving backend\/vbd/.test(l)), text());
         const cannot = /^<3>afsfile worker\[\d+\]: .*\/11\/51712: cannot serve it: .*missing\.img/;

@@ -115,7 +115,9 @@ test('units: sizes and durations', () => {
 
 test('one duration syntax for every time option: 5s, 5m, plain seconds', () => {
   const durations = OPTIONS.filter((o) => o.type === 'duration');
-  assert.equal(durations.map((o) => o.name).sort(), ['fsync-interval', 'hold-timeout', 'hotplug-wait', 'lifetime', 'margin', 'retry-cap', 'seconds']);
+  assert.equal(durations.map((o) => o.name).sort(), [
+    'fsync-interval', 'hold-timeout', 'hotplug-wait', 'lifetime', 'margin', 'migration-lock-wait', 'retry-cap', 'seconds',
+  ]);
   for (const o of durations) {
     const role = o.roles[0]!;
     for (const [text, s] of [['90', 90], ['90s', 90], ['2m', 120]] as const) {

@@ -56,9 +56,10 @@ test('table like xl block-list, DOMID filter, exit 1 with a failed device, one J
     let r = status(runDir);
     assert.is(r.status, 1, 'a device failed');
     const lines = r.stdout.split('\n');
-    assert.match(lines[1]!, /^Domain +Vdev +Mode +State +Reads +Writes +InFlight +Errors +Restarts +LastFsync +Image$/);
-    assert.match(lines[2]!, /^7 +xvda +w +Connected +10 +4 +2 +0 +1 +3 s ago +\/srv\/a\.img$/);
-    assert.match(lines[3]!, /^9 +xvdb +r +failed +0 +0 +0 +0 +5 +- +\/srv\/b\.img$/);
+    assert.match(lines[1]!,
+      /^Domain +Vdev +Mode +State +Reads +Writes +InFlight +Errors +Restarts +LastFsync +Lock +Image$/);
+    assert.match(lines[2]!, /^7 +xvda +w +Connected +10 +4 +2 +0 +1 +3 s ago +- +\/srv\/a\.img$/);
+    assert.match(lines[3]!, /^9 +xvdb +r +failed +0 +0 +0 +0 +5 +- +- +\/srv\/b\.img$/);
     assert.match(r.stdout, /\n  9\/xvdb: gave up after 5 restarts\n/);
     assert.match(r.stdout, /\n  7\/xvda: image I\/O through the thread pool \(io_uring_setup: EPERM\)\n/);
     assert.match(r.stdout,

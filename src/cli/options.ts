@@ -71,8 +71,19 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: '(internal) a device process started ahead of need, waiting to be told its device' },
   { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',
     help: 'fsync a dirty image at least this often' },
-  { name: 'hold-timeout', type: 'duration', default: '5m', min: 0, max: 7 * DAY, roles: ['worker'], config: true, placeholder: 'DURATION',
-    help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them' },
+  // Below the AFS lock lease (300 s, extended at half of it: Linux fs/afs/flock.c): a held write
+  // must fail before a lease that was last extended 150 s before the trouble can lapse.
+  { name: 'hold-timeout', type: 'duration', default: '2m', min: 0, max: 7 * DAY, roles: ['worker'], config: true,
+    placeholder: 'DURATION',
+    help: 'how long transient image errors (EACCES, ETIMEDOUT, ENOSPC, EDQUOT) are retried before the guest sees them ' +
+      '(on AFS keep it below 150 s: the image lock is a 300 s lease, extended every 150 s)' },
+  { name: 'lock-unsupported', type: 'string', default: 'warn', choices: ['warn', 'refuse'], roles: ['worker'], config: true,
+    placeholder: 'warn|refuse',
+    help: 'an image on a file system whose locks do not reach other hosts (NFS nolock, FUSE): attached with a ' +
+      'warning, or refused' },
+  { name: 'migration-lock-wait', type: 'duration', default: '30s', min: 1, max: DAY, roles: ['worker'], config: true,
+    placeholder: 'DURATION',
+    help: 'how long a migration destination waits, when its guest connects, for the source to release the image lock' },
   { name: 'image-roots', type: 'list', roles: ['worker'], config: true, placeholder: 'DIR', absolute: true,
     help: 'directories every image must lie beneath (repeat, or comma-separated): images are opened by openat2 ' +
       'beneath one, so no symlink or ".." in an image path leads outside it (default: anywhere)' },

@@ -64,6 +64,25 @@ interface Kept {
   readonly slot: number;
 }
 
+/** Names one range written (or punched): the same range again replaces the older copy. */
+type KeptKey = number | string;
+
+/**
+ * The key of a write (or a discard) of `length` bytes at `offset`: an exact integer in sectors
+ * when it fits in 2^52 (every write the engine takes), else a string; discards apart from
+ * writes. Not a string per write: building and hashing one was a visible share of a kept
+ * write's cost (bench/README.md).
+ */
+function keptKey(discard: boolean, offset: number, length: number): KeptKey {
+  const sector = offset / 512;
+  const sectors = length / 512;
+  if (Number.isInteger(sector) && Number.isInteger(sectors) && sectors < 0x4000 && sector < 2 ** 38) {
+    const k = sector * 0x4000 + sectors;
+    return discard ? -k - 1 : k;
+  }
+  return `${discard ? 'd' : ''}${offset}:${length}`;
+}
+
 interface Waiter {
   readonly gen: number;
   readonly cb: IoCallback;
@@ -75,7 +94,7 @@ export class Durability {
   private dirtyGen = 0;
   private cleanGen = 0;
   /** Completed writes not yet covered by a good fsync, in completion order (Map keeps it). */
-  private readonly kept = new Map<string, Kept>();
+  private readonly kept = new Map<KeptKey, Kept>();
   private keptBytes = 0;
   /** The process's budget of kept bytes (until close, which gives back what is kept). */
   private keepBudget: PoolBudget | undefined;
@@ -163,16 +182,17 @@ export class Durability {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
     if (this.keepLimit === 0) return;
+    const key = keptKey(false, offset, data.length);
     const copy = this.arena?.copy(data);
-    if (copy) this.keep(`${offset}:${data.length}`, offset, data.length, copy[1], copy[0]);
-    else this.keep(`${offset}:${data.length}`, offset, data.length, data.slice(), -1);
+    if (copy) this.keep(key, offset, data.length, copy[1], copy[0]);
+    else this.keep(key, offset, data.length, data.slice(), -1);
   }
 
   /** A hole was punched: replayed in order, as the writes are. */
   discarded(offset: number, length: number): void {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
-    if (this.keepLimit > 0) this.keep(`d${offset}:${length}`, offset, length, null, -1);
+    if (this.keepLimit > 0) this.keep(keptKey(true, offset, length), offset, length, null, -1);
   }
 
   /**
@@ -227,7 +247,7 @@ export class Durability {
 
   // ------------------------------------------------------------------------------------------
 
-  private keep(key: string, offset: number, length: number, data: Uint8Array | null, slot: number): void {
+  private keep(key: KeptKey, offset: number, length: number, data: Uint8Array | null, slot: number): void {
     const old = this.kept.get(key);
     if (old) {
       // Re-inserted at the end: replay order stays completion order.

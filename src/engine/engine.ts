@@ -46,7 +46,7 @@ export interface EngineOptions {
    * copies would not be aligned.
    */
   keepBytes?: number;
-  /** Retry transient file errors this long before the guest sees an error (default 300 s, as --hold-timeout). */
+  /** Retry transient file errors this long before the guest sees an error (default 120 s, as --hold-timeout). */
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
@@ -65,7 +65,7 @@ export interface EngineOptions {
 export const DEFAULT_MAX_REQUESTS = 32;
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
 export { DEFAULT_FSYNC_INTERVAL_MS };
-export const DEFAULT_HOLD_TIMEOUT_MS = 300_000; // --hold-timeout default
+export const DEFAULT_HOLD_TIMEOUT_MS = 120_000; // --hold-timeout default
 /** Read once: imported constants are accessors in the CommonJS output, and this is per segment. */
 const GNTST_OKAY = GNTST.okay;
 /** Names of the I/O steps for messages and isTransient, by STEP_* value. */
@@ -94,6 +94,21 @@ export class Engine {
   private nextQueueId = 0;
   private rr = 0;
   private scheduled = false;
+  /**
+   * The clock, read at most once per take and once per publish, not per request: under Xen a
+   * clock read can be a system call (a PV dom0 without the vDSO clock), and latency buckets
+   * need no finer grain than a pump.
+   */
+  private takeNow = 0;
+  private publishNow = 0;
+  /**
+   * Inside pump(), before publish(): a request finished now is answered by that publish(), so
+   * finish() schedules no pump of its own (which would find nothing to do: one empty pump per
+   * request at queue depth 1).
+   */
+  private pumping = false;
+  /** Inside pump(), after issue(): a request finished now may let one waiting for order start. */
+  private issued = false;
   /** Inside issue(): a read answered synchronously waits for the copy-out right after it. */
   private issuing = false;
   /** Reads that completed synchronously during this issue(). */
@@ -247,26 +262,33 @@ export class Engine {
 
   private pump(): void {
     this.scheduled = false;
-    this.copyOut();
-    this.take();
-    this.issuing = true;
-    this.readsNow = 0;
-    const file = this.file;
-    file.cork?.();
+    this.pumping = true;
     try {
-      this.issue();
-    } finally {
-      // One submission for everything this pump started (io_uring); what completed at once
-      // (page-cache reads) is answered below, in this pump.
+      this.copyOut();
+      this.take();
+      this.issuing = true;
+      this.readsNow = 0;
+      const file = this.file;
+      file.cork?.();
       try {
-        file.uncork?.();
+        this.issue();
       } finally {
-        this.issuing = false;
+        this.issued = true;
+        // One submission for everything this pump started (io_uring); what completed at once
+        // (page-cache reads, inline writes) is answered below, in this pump.
+        try {
+          file.uncork?.();
+        } finally {
+          this.issuing = false;
+        }
       }
+      // Reads the page cache answered inline: copied to the guest and answered in this pump,
+      // not the next (one event-loop turn less per request; bench/README.md has the figure).
+      if (this.readsNow > 0) this.copyOut();
+    } finally {
+      this.pumping = false;
+      this.issued = false;
     }
-    // Reads the page cache answered inline: copied to the guest and answered in this pump,
-    // not the next (one event-loop turn less per request; bench/README.md has the figure).
-    if (this.readsNow > 0) this.copyOut();
     this.publish();
     this.checkDrained();
   }
@@ -283,6 +305,7 @@ export class Engine {
   private take(): void {
     const taken = this.taken;
     taken.length = 0;
+    this.takeNow = 0;
     // Requests still waiting for memory mean the budget is spent: leave the rest in the rings.
     if (!this.stopping && this.memWait.length === 0) {
       const nq = this.queues.length;
@@ -360,7 +383,8 @@ export class Engine {
       // The response carries the operation the guest asked for; for INDIRECT that is its
       // indirect_op, as Linux blkback answers and Linux blkfront checks ("wrong operation").
       ctx.operation = req.kind === 'rw' ? req.innerOperation : req.operation;
-      ctx.startedAt = performance.now();
+      if (this.takeNow === 0) this.takeNow = performance.now();
+      ctx.startedAt = this.takeNow;
       ctx.state = WAIT_MEM;
       this.order.push(ctx);
       q.push(ctx);
@@ -693,12 +717,30 @@ export class Engine {
       if (loud) this.warn(msg);
       else log(msg);
     }
-    recordLatency(this.st, performance.now() - ctx.startedAt);
-    this.schedule();
+    // In a pump, publish() comes next; but requests waiting for memory may fit now (allocate()
+    // has run), and after issue() one waiting for this one (a flush, a barrier) may start.
+    if (!this.pumping || this.memWait.length > 0 || (this.issued && this.waitingForOrder())) this.schedule();
+  }
+
+  private waitingForOrder(): boolean {
+    for (let i = 0; i < this.order.length; i++) if (this.order[i].state === WAIT_ORDER) return true;
+    return false;
   }
 
   private publish(): void {
+    this.publishNow = 0;
+    const free = this.freeList.length;
     for (let k = 0; k < this.queues.length; k++) this.publishQueue(this.queues[k]);
+    // Slots came free: requests another ring could not get a slot for are taken next (its own
+    // publishQueue only looks at itself, and finish() in a pump schedules nothing).
+    if (this.freeList.length > free && !this.stopping && !this.scheduled) {
+      for (const q of this.queues) {
+        if (!q.dead && q.ring.unconsumed() > 0) {
+          this.schedule();
+          break;
+        }
+      }
+    }
     // Contexts of dead queues: release in order once done, never touching their ring.
     for (let i = 0; i < this.order.length; i++) {
       const ctx = this.order[i];
@@ -734,7 +776,10 @@ export class Engine {
     } else if (ring.unconsumed() > 0 && this.freeList.length > 0) this.schedule();
   }
 
+  /** Answered (or dropped with its ring): the latency is counted here, once per pump's clock. */
   private release(ctx: RequestContext): void {
+    if (this.publishNow === 0) this.publishNow = performance.now();
+    recordLatency(this.st, this.publishNow - ctx.startedAt);
     const i = this.order.indexOf(ctx);
     if (i >= 0) this.order.splice(i, 1);
     ctx.reset();

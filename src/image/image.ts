@@ -13,7 +13,7 @@ import type { IoCallback } from '../engine/block-file';
 import { errnoName, native, withErrnoCode } from '../native/addon';
 import { nameLinuxErrno } from '../util/linux-errno';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type NativeAddon } from '../native/types';
-import { onLocalFs } from './local-fs';
+import { fsKind } from './local-fs';
 import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
@@ -30,15 +30,6 @@ const { EOPNOTSUPP, EINVAL } = os.constants.errno;
  * hit; with it, the cold case is back on par with the pool alone (figures: bench/README.md).
  */
 const MAX_SKIP = 128;
-
-/**
- * File systems on which an image is opened again after new tokens or a failed fsync
- * (<linux/magic.h>): kAFS (AFS_FS_MAGIC) binds the key to the open file (fs/afs/file.c
- * afs_open), and the OpenAFS client (AFS_SUPER_MAGIC) gets the same treatment. Elsewhere a new
- * open file gains nothing, and the device process, which runs without CAP_DAC_OVERRIDE, could
- * not even open an image root does not own through /proc/self/fd.
- */
-const REOPEN_FS_TYPES: ReadonlySet<number> = new Set([0x6b414653, 0x5346414f]);
 
 export interface OpenOptions {
   readonly readOnly: boolean;
@@ -59,7 +50,12 @@ export interface OpenOptions {
    * under one of them (src/image/open-beneath.ts). Empty or absent: anywhere.
    */
   readonly roots?: readonly string[];
-  /** Whether reopen() really opens again: default only on AFS (REOPEN_FS_TYPES); tests force it. */
+  /**
+   * Whether reopen() really opens again: default only on AFS (kAFS binds the key to the open
+   * file, fs/afs/file.c afs_open; the OpenAFS client gets the same treatment). Elsewhere a new
+   * open file gains nothing, and the device process, which runs without CAP_DAC_OVERRIDE, could
+   * not even open an image root does not own through /proc/self/fd. Tests force it.
+   */
   readonly reopen?: boolean;
 }
 
@@ -112,7 +108,7 @@ export class Image {
   private readonly ring: Uring | null;
   /** Writes through the thread pool even with a ring (AFSFILE_IO=uring-reads). */
   private readonly poolWrites: boolean;
-  /** Writes of a pump with pwrite on this thread (AFSFILE_IO=inline-writes, buffered only). */
+  /** Writes of a pump with pwrite on this thread (AFSFILE_IO=inline-writes; see write()). */
   private readonly inlineWrites: NativeAddon | null;
   /** Inside cork/uncork (an engine pump). */
   private corked = false;
@@ -130,7 +126,7 @@ export class Image {
   /** The open file in use: reopen() replaces it. */
   private curFd: number;
   /**
-   * Whether reopen() opens the file again (AFS, see REOPEN_FS_TYPES); else it keeps the open
+   * Whether reopen() opens the file again (AFS, see OpenOptions.reopen); else it keeps the open
    * file and reports success.
    */
   readonly reopenNeeded: boolean;
@@ -153,7 +149,8 @@ export class Image {
     private readonly opts: OpenOptions,
   ) {
     this.curFd = fd;
-    this.reopenNeeded = opts.reopen ?? REOPEN_FS_TYPES.has(fsType(fd));
+    const fsk = fsKind(fd);
+    this.reopenNeeded = opts.reopen ?? fsk.afs;
     const choice = ioChoiceFromEnv();
     const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
     this.ring = ring;
@@ -161,8 +158,8 @@ export class Image {
       if (this.stale.length > 0) this.closeStale();
     });
     this.poolWrites = choice === 'uring-reads';
-    const inline = choice === 'inline-writes' && !readOnly && onLocalFs(fd);
-    this.inlineWrites = inline && ring !== null && !direct ? native() : null;
+    const inline = choice === 'inline-writes' && !readOnly && !direct && ring !== null && fsk.local;
+    this.inlineWrites = inline ? native() : null;
     this.ioPath = ioPath;
     // O_DIRECT reads never come from the page cache: NOWAIT would only add a failed syscall.
     const enabled = nowait && !direct;
@@ -351,10 +348,12 @@ export class Image {
   /**
    * Writes exactly buf.length bytes at offset: through the ring, or the pool without one.
    * With AFSFILE_IO=inline-writes, on a local file system (buffered), the writes an engine
-   * pump starts are a pwrite on this thread instead: the ring hands each to an io-wq thread
-   * (Linux 6.1 ext4 has no non-blocking buffered writes, io_uring/rw.c) and pwritev2
-   * (RWF_NOWAIT) answers EOPNOTSUPP there. Never on AFS, NFS, FUSE: a write there may wait for
-   * a server. Outside a pump: the ring.
+   * pump starts are a pwrite on this thread instead, answered in the same pump as a cached
+   * read is: the ring hands each buffered write to an io-wq thread (ext4 has no non-blocking
+   * buffered writes, io_uring/rw.c; pwritev2(RWF_NOWAIT) answers EOPNOTSUPP) and the eventfd
+   * wakes the loop again. On the host that hand-off costs more than the copy; in a PV dom0
+   * under Xen the inline write was not faster (bench/README.md), so it is not the default.
+   * Never on AFS, NFS, FUSE: a write there may wait for a server. Outside a pump: the ring.
    */
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
     if (this.readOnly) return cb(Object.assign(new Error('image is read-only'), { code: 'EROFS' }));
@@ -427,16 +426,6 @@ export class Image {
     this.ring?.close();
     for (const fd of this.stale.splice(0)) fs.closeSync(fd);
     fs.closeSync(this.curFd);
-  }
-}
-
-/** The file system's magic number (statfs f_type) of an open file; 0 when unknown. */
-function fsType(fd: number): number {
-  try {
-    // statfs follows the magic link to the open file without opening it (no permission needed).
-    return Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
-  } catch {
-    return 0;
   }
 }
 

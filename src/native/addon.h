@@ -41,6 +41,7 @@ int afs_register_fdwatch(napi_env env, napi_value exports);  /* fdwatch.c */
 int afs_register_uring(napi_env env, napi_value exports);    /* uring.c */
 int afs_register_pool(napi_env env, napi_value exports);     /* pool.c */
 int afs_register_openat2(napi_env env, napi_value exports);  /* openat2.c */
+int afs_register_lock(napi_env env, napi_value exports);     /* lock.c */
 
 struct afs_fn { const char *name; napi_callback cb; };
 #define AFS_COUNT(a) (sizeof (a) / sizeof (a)[0])

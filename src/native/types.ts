@@ -46,6 +46,22 @@ export interface NativeAddon {
   readonly RESOLVE_BENEATH: number;
   readonly RESOLVE_NO_MAGICLINKS: number;
 
+  // --- the image lock (src/native/lock.c; used by src/image/lock.ts) ---
+  /** flock(2) on a libuv pool thread (a server call on AFS and NFS): cb(errno), 0 on success. */
+  flockAsync(fd: number, op: number, cb: (errno: number) => void): void;
+  /** fcntl(F_DUPFD_CLOEXEC): another fd on the same open file description (and its lock). */
+  dupCloexec(fd: number): number;
+  /** pidfd_open(2) of a living process. */
+  pidfdOpen(pid: number): number;
+  /** pidfd_getfd(2): a copy, here, of that process's fd (the same open file description). */
+  pidfdGetfd(pidfd: number, fd: number): number;
+  /** prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY): 0, or the errno (EINVAL without Yama). */
+  allowPtraceAny(): number;
+  /** From <sys/file.h>. */
+  readonly LOCK_SH: number;
+  readonly LOCK_EX: number;
+  readonly LOCK_NB: number;
+
   // --- io_uring (src/native/uring.c; driven by src/image/uring.ts) ---
   /**
    * An io_uring of `entries` SQEs with an eventfd registered for asynchronous completions.

@@ -4,9 +4,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ParsedArgs } from '../cli/parse';
+import { kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
+import { checkLocks } from './check-locks';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
 
@@ -16,8 +18,6 @@ export interface Finding {
   readonly detail: string;
   readonly fix?: string;
 }
-
-const BLKBACK_MARKERS = ['/sys/module/xen_blkback', '/sys/bus/xen-backend/drivers/vbd'];
 
 async function checkXenstore(env: NodeJS.ProcessEnv, root: string): Promise<Finding> {
   let xs;
@@ -83,7 +83,7 @@ function checkRoute(root: string): Finding {
 }
 
 function checkBlkback(root: string): Finding {
-  const seen = BLKBACK_MARKERS.filter((m) => fs.existsSync(path.join(root, m)));
+  const seen = kernelBlkbackMarkers(root);
   if (!seen.length) return { check: 'xen-blkback', ok: true, detail: 'not loaded' };
   const v = xenVersion(root);
   if (v && atLeast(v, VBD3_SINCE)) {
@@ -194,6 +194,8 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
   const key = keytab ?? (config?.values.get('keytab') as string | undefined);
   const aklog = (config?.values.get('aklog') as string | undefined) ?? 'aklog';
   const metrics = o.metricsFile ?? (config?.values.get('metrics-file') as string | undefined);
+  const rootsValue = config?.values.get('image-roots');
+  const roots = Array.isArray(rootsValue) ? rootsValue.filter((r): r is string => typeof r === 'string') : [];
   const worker = checkWorker(runDir);
   const identities = o.configFile
     ? checkIdentities({
@@ -207,7 +209,7 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
     worker, checkFailedDevices(runDir), checkTokens(runDir, key),
     checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
       aklog, env),
-    ...identities, await checkUring(), ...checkMetricsFile(metrics),
+    ...identities, await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
   ];
 }
 

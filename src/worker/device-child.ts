@@ -22,6 +22,9 @@ import { SharedTicker } from './shared-ticker';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName, readRenewStatus } from '../renew/status';
+import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
+import { adoptionFile, retireHosted, watchAdoption } from './host-handover';
+import type { LockHolder, LockPolicy } from '../image/lock';
 import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
@@ -33,6 +36,10 @@ const renewalTicks = new SharedTicker(RENEWAL_CHECK_MS);
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
+
+/** How long a device process whose supervisor is gone keeps its image lock for the next one
+ * (systemd restarts the worker after RestartSec=2; its device processes adopt the lock). */
+const HAND_ON_MS = 60_000;
 
 export interface DeviceChildOptions {
   readonly backend: BackendPath;
@@ -52,6 +59,13 @@ export interface DeviceChildOptions {
   /** The data-buffer budget of this process, shared by the devices it serves, and the same for
    * the write data they keep until an fsync. */
   readonly budget?: { readonly buffers: PoolBudget; readonly kept: PoolBudget };
+  /** An image on a file system without working locks: attached with a warning, or refused. */
+  readonly lockPolicy: LockPolicy;
+  /** How long a migration destination waits for the source's lock when its guest connects. */
+  readonly migrationLockWaitS: number;
+  /** Served by a device host among other devices (device-host.ts): a successor that adopted
+   * this device's image lock ends its hand-on by a file, not by a signal to the whole process. */
+  readonly hosted?: boolean;
   /** To whoever started this process: what it opened, and the verdict on it. */
   readonly link?: DeviceLink;
 }
@@ -91,6 +105,10 @@ export class DeviceChild {
   private timings: DeviceRetune;
   /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
   private readonly identity: string | undefined;
+  /** The cell-wide image lock (device-lock.ts). */
+  private readonly lock: DeviceLock;
+  /** Ends the wait for a successor (SIGTERM after the supervisor is gone). */
+  private endHandOn: (() => void) | undefined;
 
   constructor(private readonly o: DeviceChildOptions) {
     this.tag = `device ${o.backend.domid}/${o.backend.devid}`;
@@ -100,6 +118,10 @@ export class DeviceChild {
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
     this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
       this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
+    this.lock = new DeviceLock({
+      policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
+      onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
+    });
   }
 
   /**
@@ -115,13 +137,21 @@ export class DeviceChild {
   }
 
   async run(): Promise<number> {
-    await this.waitForPreviousHolder();
+    const predecessor = await this.waitForPreviousHolder();
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
     // The open may hang (a dead file server): a stop meanwhile ends the process all the same.
-    const own = await Promise.race([this.openOwnImage(this.xs), this.finished]);
+    const opening = this.openOwnImage(this.xs, predecessor);
+    const own = await Promise.race([opening, this.finished]);
     if (typeof own === 'number') {
       if (!this.stopping) this.xs.close();
+      this.lock.release();
+      // Stopped while the open hung: what it opens later is let go (a device host serves on).
+      void opening.then((o) => {
+        if (typeof o === 'number') return;
+        closeInBackground(o.image);
+        this.lock.release();
+      });
       return own;
     }
     try {
@@ -133,6 +163,8 @@ export class DeviceChild {
       this.note(msg, 'err');
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
+      closeInBackground(own.image);
+      this.lock.release();
       return EXIT_PERMANENT;
     }
     const device = new Device(this.xs, this.platform, this.o.backend.path, {
@@ -158,6 +190,7 @@ export class DeviceChild {
         return gateStores(Image.open(path, opts), this.tokenCheck);
       },
       warn: (m) => this.note(m),
+      connectGate: (poke) => this.lock.gate(poke),
       restrictEventChannels: true,
       onChange: () => this.status.changed(),
     });
@@ -168,7 +201,9 @@ export class DeviceChild {
     this.status.writeNow();
     this.renewalTimer = renewalTicks.add(() => this.reopenAfterRenewal());
     // Removal (or the backend dir vanishing) ends the device: the process is done.
-    void device.closed.then(() => this.end(true));
+    // Not when it closed for a quiesce with the supervisor gone: the process stays, its status
+    // file telling the next one where the image lock is (quiesce).
+    void device.closed.then(() => { if (!this.handingOn) this.end(true); });
     return this.finished;
   }
 
@@ -178,9 +213,11 @@ export class DeviceChild {
    * gets (dev, ino, realpath) and answers with the exclusivity verdict; only then is the image
    * used. A number: the exit status (nothing to serve).
    */
-  private async openOwnImage(xs: XenStoreClient): Promise<OwnImage | number> {
+  private async openOwnImage(xs: XenStoreClient, predecessor: LockHolder | undefined): Promise<OwnImage | number> {
     const be = this.o.backend.path;
-    const [params, mode] = await Promise.all([xs.tryRead(`${be}/params`), xs.tryRead(`${be}/mode`)]);
+    const [params, mode, domain] = await Promise.all([
+      xs.tryRead(`${be}/params`), xs.tryRead(`${be}/mode`), xs.tryRead(`/local/domain/${this.o.backend.domid}/name`),
+    ]);
     let path: string | undefined;
     let own: OwnImage;
     try {
@@ -195,40 +232,113 @@ export class DeviceChild {
       else await reportError(xs, be, message).catch(() => undefined);
       return EXIT_NOT_OPENED;
     }
-    const link = this.o.link;
-    if (!link) return own;
     const { image } = own;
-    const { dev, ino, realpath } = image;
-    await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable: !own.readOnly });
-    const v = await link.verdict();
-    if (v?.ok) return own;
-    // Refused (the supervisor reported it on the device), or the supervisor is gone.
-    closeInBackground(image);
-    return v ? EXIT_REFUSED : 0;
+    const incoming = domain?.endsWith(INCOMING_SUFFIX) === true;
+    const link = this.o.link;
+    if (link) {
+      const { dev, ino, realpath } = image;
+      const writable = !own.readOnly;
+      await link.send({ t: 'opened', dev, ino, realpath, image: own.path, writable, incoming });
+      const v = await link.verdict();
+      if (!v?.ok) {
+        // Refused (the supervisor reported it on the device), or the supervisor is gone.
+        closeInBackground(image);
+        return v ? EXIT_REFUSED : 0;
+      }
+    }
+    // After this host's verdict (so that its own devices keep the order of their attaches) and
+    // before afsfile-status: a conflict with another host is refused at once (device-lock.ts).
+    const locked = await this.lock.acquire(image, own.path, !own.readOnly, incoming, predecessor);
+    if (!locked.ok) {
+      this.note(locked.message);
+      closeInBackground(image);
+      if (link) await link.send({ t: 'locked', ok: false, busy: locked.busy, message: locked.message });
+      else await reportError(xs, be, locked.message, locked.busy ? 'busy' : 'error').catch(() => undefined);
+      return locked.busy ? EXIT_REFUSED : EXIT_NOT_OPENED;
+    }
+    if (predecessor) await this.retire(predecessor);
+    if (link) await link.send({ t: 'locked', ok: true });
+    return own;
   }
 
-  /** A child of a supervisor that died may still be serving this device: let it leave first
-   * (it quiesces as soon as it notices its parent is gone). */
-  private async waitForPreviousHolder(): Promise<void> {
-    const prevStatus = readStatusFiles(this.o.runDir).get(statusName(this.o.backend));
-    const prev = prevStatus?.pid;
-    if (prev === process.pid) return;
+  /**
+   * A child of a supervisor that died may still be serving this device: let it leave first
+   * (it quiesces as soon as it notices its parent is gone). One that holds the image lock waits
+   * for us to adopt it: returned, and retired once adopted (retire).
+   */
+  private async waitForPreviousHolder(): Promise<LockHolder | undefined> {
+    const name = statusName(this.o.backend);
     const deadline = Date.now() + 10_000;
-    while (pidAlive(prev, prevStatus?.pidStart) && Date.now() < deadline && !this.stopping) await sleep(50);
+    for (;;) {
+      const prevStatus = readStatusFiles(this.o.runDir).get(name);
+      const prev = prevStatus?.pid;
+      if (prev === process.pid) return undefined;
+      const alive = pidAlive(prev, prevStatus?.pidStart);
+      const holder = lockHolder(prevStatus, alive);
+      this.predecessorHosted = prevStatus?.hosted === true;
+      if (holder && prevStatus?.handingOn === true) return holder;
+      if (!alive || Date.now() >= deadline || this.stopping) return holder;
+      await sleep(50);
+    }
+  }
+
+  /** The predecessor's lock is ours now: it may go (SIGTERM ends its wait), and must, before we
+   * serve the ring. */
+  private async retire(prev: LockHolder): Promise<void> {
+    if (!pidAlive(prev.pid, prev.pidStart)) return;
+    if (this.predecessorHosted) {
+      await retireHosted(this.o.runDir, statusName(this.o.backend), prev, () => this.stopping);
+      return;
+    }
+    try {
+      process.kill(prev.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + 10_000;
+    while (pidAlive(prev.pid, prev.pidStart) && Date.now() < deadline && !this.stopping) await sleep(20);
   }
 
   /** SIGTERM/SIGINT or the supervisor gone: stop, drain, fsync, leave XenStore as it is
-   * (Connected stays Connected) so that the next worker re-attaches. */
-  async quiesce(): Promise<void> {
-    if (this.stopping) return;
+   * (Connected stays Connected) so that the next worker re-attaches. With the supervisor gone,
+   * the image lock is kept for the next worker's process (HAND_ON_MS). */
+  async quiesce(parentGone = false): Promise<void> {
+    if (this.stopping) {
+      if (!parentGone) this.endHandOn?.();
+      return;
+    }
     this.stopping = true;
+    this.lock.cancel();
+    this.handingOn = parentGone && this.lock.status()?.fd != null;
     if (this.device) await this.device.quiesce().catch((e: Error) => this.note(`quiesce: ${e.message}`));
+    if (this.handingOn) {
+      const stop = new Promise<void>((r) => (this.endHandOn = r));
+      this.status.writeNow();
+      // In a device host the successor of this device alone says so (a SIGTERM ends them all).
+      const adopted = this.o.hosted ? watchAdoption(this.o.runDir, statusName(this.o.backend), stop) : undefined;
+      adopted?.then(() => this.endHandOn?.(), () => undefined);
+      await this.lock.handOn(HAND_ON_MS, stop);
+      this.endHandOn?.();
+      this.handingOn = false;
+      this.end(false);
+      // After the last write of this device's status file: its successor writes it from now on.
+      if (adopted) fs.rmSync(adoptionFile(this.o.runDir, statusName(this.o.backend)), { force: true });
+      return;
+    }
     this.end(false);
   }
+
+  /** Waiting, the supervisor gone, for the next worker's process to adopt the image lock. */
+  private handingOn = false;
+  /** The previous process of this device is a device host (its status file says so). */
+  private predecessorHosted = false;
 
   private end(removed: boolean): void {
     this.stopping = true;
     this.renewalTimer?.();
+    // The image is closed (Device's finish): in a device host the process lives on, so the
+    // lock's own descriptor goes now, not at exit (the lock ends with the last of the two).
+    this.lock.release();
     if (!removed) this.status.writeNow();
     this.status.close();
     if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));
@@ -325,6 +435,9 @@ export class DeviceChild {
       restarts: this.o.restarts,
       holdTimeoutS: this.timings.holdTimeoutS,
       fsyncIntervalS: this.timings.fsyncIntervalS,
+      lock: this.lock.status(),
+      handingOn: this.handingOn,
+      ...(this.o.hosted ? { hosted: true } : {}),
     };
     try {
       writeStatus(this.o.runDir, statusName(this.o.backend), fields);

@@ -29,7 +29,7 @@ interface Hosted {
 
 /** Builds one device's DeviceChild from its options (`worker --device B ...`). */
 export type DeviceFactory = (args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, restarts: number,
-  link: DeviceLink | undefined) => DeviceChild;
+  link: DeviceLink | undefined, hosted: boolean) => DeviceChild;
 
 /** Runs until every device assigned has ended and the starter says `exit`, or a stop (SIGTERM,
  * the starter gone) has quiesced them all. */
@@ -71,7 +71,7 @@ export function hostMain(
           if (!process.connected) resolve(undefined);
         }),
       };
-      child = make(args, env, choose(args), a.restarts, link);
+      child = make(args, env, choose(args), a.restarts, link, true);
       (h as { child: DeviceChild }).child = child;
       devices.set(backend, h);
     } catch (e) {
@@ -85,10 +85,11 @@ export function hostMain(
     });
   };
 
-  const stopAll = (): void => {
-    if (stopping) return;
+  /** parentGone: each device keeps its image lock for the next worker's process of it; a stop
+   * (SIGTERM) meanwhile ends those waits. */
+  const stopAll = (parentGone: boolean): void => {
     stopping = true;
-    for (const h of devices.values()) void h.child.quiesce();
+    for (const h of devices.values()) void h.child.quiesce(parentGone);
     maybeDone();
   };
 
@@ -112,9 +113,9 @@ export function hostMain(
   // The starter went away (killed, crashed): quiesce, so that the next one's devices re-attach.
   process.on('disconnect', () => {
     for (const h of devices.values()) { const v = h.verdict; h.verdict = undefined; v?.(undefined); }
-    stopAll();
+    stopAll(true);
   });
-  hooks.stop(stopAll);
+  hooks.stop(() => stopAll(false));
   hooks.reload(() => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)'));
   void tell({ t: 'ready' });
   return finished;

@@ -18,6 +18,8 @@ export interface OpenedImage {
   readonly realpath: string;
   readonly image: string;
   readonly writable: boolean;
+  /** The domain is a migration destination (its lock is taken when its guest connects). */
+  readonly incoming?: boolean;
 }
 
 /** The device a message is about: absent from a process serving one device (`--device`). */
@@ -29,6 +31,10 @@ export type FromDevice =
   | { readonly t: 'ready' }
   | ({ readonly t: 'opened' } & OpenedImage & About)
   | ({ readonly t: 'open-failed'; readonly image: string | undefined; readonly message: string } & About)
+  /** After a good verdict, the image lock (src/image/lock.ts): taken (or adopted, or deferred
+   * for a migration destination), or refused (busy: another host holds it). */
+  | ({ readonly t: 'locked'; readonly ok: true } & About)
+  | ({ readonly t: 'locked'; readonly ok: false; readonly busy: boolean; readonly message: string } & About)
   /** A hosted device finished: `code` as a process serving it alone would have exited. */
   | { readonly t: 'ended'; readonly backend: string; readonly code: number };
 
@@ -60,7 +66,14 @@ export function parseFromDevice(m: unknown): FromDevice | undefined {
   if (!a) return undefined;
   if (m.t === 'opened' && isNum(m.dev) && isNum(m.ino) && isStr(m.realpath) && isStr(m.image) &&
     typeof m.writable === 'boolean') {
-    return { t: 'opened', dev: m.dev, ino: m.ino, realpath: m.realpath, image: m.image, writable: m.writable, ...a };
+    return {
+      t: 'opened', dev: m.dev, ino: m.ino, realpath: m.realpath, image: m.image, writable: m.writable,
+      ...(m.incoming === true ? { incoming: true } : {}), ...a,
+    };
+  }
+  if (m.t === 'locked' && m.ok === true) return { t: 'locked', ok: true, ...a };
+  if (m.t === 'locked' && m.ok === false && typeof m.busy === 'boolean' && isStr(m.message)) {
+    return { t: 'locked', ok: false, busy: m.busy, message: m.message.slice(0, 1000), ...a };
   }
   if (m.t === 'open-failed' && isStr(m.message) && (m.image === undefined || isStr(m.image))) {
     return { t: 'open-failed', image: m.image, message: m.message.slice(0, 1000), ...a };

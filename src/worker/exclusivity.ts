@@ -17,12 +17,14 @@ export interface Holder {
 export class ExclusivityTable {
   private readonly entries = new Map<string, { id: ImageIdentity; holder: Holder }>();
 
-  /** Records the use, or returns the holder it conflicts with. Re-acquiring is a no-op. */
-  acquire(id: ImageIdentity, holder: Holder): Holder | undefined {
+  /** Records the use, or returns the holder it conflicts with. Re-acquiring is a no-op.
+   * `mayShare`: a holder this one may share the image with all the same (a migration's source,
+   * for its destination: the image lock orders the two). */
+  acquire(id: ImageIdentity, holder: Holder, mayShare: (other: Holder) => boolean = () => false): Holder | undefined {
     for (const e of this.entries.values()) {
       if (e.holder.backend === holder.backend) continue;
       const same = (e.id.dev === id.dev && e.id.ino === id.ino) || e.id.realpath === id.realpath;
-      if (same && (e.holder.writable || holder.writable)) return e.holder;
+      if (same && (e.holder.writable || holder.writable) && !mayShare(e.holder)) return e.holder;
     }
     this.entries.set(holder.backend, { id, holder });
     return undefined;

@@ -137,6 +137,7 @@ let budget: { buffers: PoolBudget; kept: PoolBudget } | undefined;
 /** One device's DeviceChild from its options (`worker --device B ...`). */
 function newDeviceChild(
   args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, restarts: number, link: DeviceLink | undefined,
+  hosted = false,
 ): DeviceChild {
   const device = args.string('device');
   const b = parseBackendPath(device);
@@ -153,7 +154,10 @@ function newDeviceChild(
     direct: args.bool('direct'),
     imageRoots: imageRoots(args),
     restarts,
+    lockPolicy: args.string('lock-unsupported') === 'refuse' ? 'refuse' : 'warn',
+    migrationLockWaitS: args.number('migration-lock-wait'),
     link,
+    hosted,
     budget: (budget ??= {
       buffers: new PoolBudget(args.number('max-inflight-process')),
       kept: new PoolBudget(args.number('max-kept-process')),
@@ -172,8 +176,9 @@ async function runDevice(
     const t = parseRetune(m);
     if (t) child.retune(t);
   });
-  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches.
-  process.on('disconnect', () => void child.quiesce());
+  // The supervisor went away (killed, crashed): quiesce so that the next one's child re-attaches
+  // (and adopts the image lock this one keeps meanwhile).
+  process.on('disconnect', () => void child.quiesce(true));
   if (stopped) return 0;
   return await child.run().catch((e: unknown) => failed(e));
 }

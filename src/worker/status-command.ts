@@ -53,7 +53,23 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
       .filter((e): e is string => typeof e === 'string').slice(-3),
     ioPath: str(file.ioPath),
     identity: str(sup.identity) ?? str(file.identity),
+    lock: lockView(file.lock),
   };
+}
+
+function lockView(v: unknown): DeviceView['lock'] {
+  const l = obj(v);
+  const state = str(l.state);
+  if (state === null) return null;
+  return { state, mode: str(l.mode) ?? '?', reach: str(l.reach) ?? '?', since: str(l.since), note: str(l.note) };
+}
+
+/** The Lock column: "ex held", "sh adopted", "ex deferred", "none". */
+function lockCell(d: DeviceView): string {
+  const l = d.lock;
+  if (!l) return '-';
+  if (l.state === 'none') return 'none';
+  return `${l.mode === 'exclusive' ? 'ex' : 'sh'} ${l.state}`;
 }
 
 export function mergeStatus(runDir: string, names: ReadonlyMap<number, string> = new Map()): StatusReport {
@@ -127,21 +143,23 @@ function describe(m: StatusReport, now = Date.now()): string {
   if (!m.devices.length) text += 'devices: none\n';
   else {
     const rows = [['Domain', 'Vdev', 'Mode', 'State', 'Reads', 'Writes', 'InFlight', 'Errors', 'Restarts', 'LastFsync',
-      'Image']];
+      'Lock', 'Image']];
     for (const d of m.devices) {
       rows.push([
         d.domain ? `${d.domain}(${d.domid})` : String(d.domid), d.vdev, d.mode ?? '?',
         `${d.state}${d.failed && d.state !== d.phase ? `/${String(d.phase)}` : ''}` +
           (d.running || d.failed ? '' : ' (no process)'),
         String(d.requests.read), String(d.requests.write), String(d.inFlight), String(d.errors), String(d.restarts),
-        ago(d.lastFsync, now), d.image ?? '?',
+        ago(d.lastFsync, now), lockCell(d), d.image ?? '?',
       ]);
     }
     text += table(rows);
     for (const d of m.devices) {
       // The fallback is worth a line (io_uring, the normal case, is not).
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
-      for (const l of [d.message, io, stallLine(d), heldLine(d), ...d.recentErrors]) {
+      const lock = d.lock && d.lock.state !== 'held' && d.lock.state !== 'adopted' && d.lock.note
+        ? `image lock ${d.lock.state}: ${d.lock.note}` : null;
+      for (const l of [d.message, io, lock, stallLine(d), heldLine(d), ...d.recentErrors]) {
         if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
       }
     }

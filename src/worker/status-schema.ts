@@ -55,6 +55,15 @@ export interface DeviceView {
   readonly ioPath: string | null;
   /** The identity the device is served with: 'host' (renew's), or an identity.LABEL's label. */
   readonly identity: string | null;
+  /** The cell-wide image lock (flock), as its device process holds it: held (taken there),
+   * adopted (from the previous process of the device), none (a file system without working
+   * locks, lock-unsupported=warn), deferred (a migration destination, until its guest
+   * connects); mode exclusive or shared; reach afs, nfs, local, host-only or unknown; since
+   * when; null when the device process did not say. */
+  readonly lock: {
+    readonly state: string; readonly mode: string; readonly reach: string; readonly since: string | null;
+    readonly note: string | null;
+  } | null;
 }
 
 export interface StatusReport {

@@ -3,6 +3,7 @@
 // (never touching any other), keeps the exclusivity table, runs one child process per device and
 // restarts crashed ones, and cleans up after guests that died (@releaseDomain).
 import createDebug from 'debug';
+import { BLKBACK_HOLDS_VBD, kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { XenbusState, parseState, stateName } from '../xen/xenbus-state';
 import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
@@ -22,6 +23,7 @@ import { HOST_IDENTITY, identityErrorPrefix } from '../cli/identity-config';
 import { Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
+import { INCOMING_SUFFIX } from './device-lock';
 
 const debug = createDebug('afsfile:worker');
 
@@ -211,8 +213,19 @@ export class Supervisor {
       this.foreign.add(b.path);
       return;
     }
-    this.foreign.delete(b.path);
     const state = parseState(stateText);
+    if (!known && b.kind === 'vbd' && (this.foreign.has(b.path) || state === XenbusState.Initialising)
+      && kernelBlkbackMarkers(this.o.env.AFSFILE_CHECK_ROOT ?? '/').length) {
+      // Kernel blkback took this device too: claiming it would only fight over the ring. The
+      // hotplug script passes the reason on to xl; the device stays blkback's.
+      if (!this.foreign.has(b.path) && online?.trim() === '1') {
+        this.foreign.add(b.path);
+        stderrLine(`${b.path}: not served: ${BLKBACK_HOLDS_VBD}`, 'err');
+        await reportError(xs, b.path, BLKBACK_HOLDS_VBD);
+      }
+      return;
+    }
+    this.foreign.delete(b.path);
     const fresh = state === XenbusState.Initialising && online?.trim() === '1';
     // libxl re-creates a dir in one transaction (rm + mkdir), so a reused backend path may never
     // be seen gone: Initialising again means a new device.
@@ -352,12 +365,18 @@ export class Supervisor {
       await this.refuse(d, 'failed', `${who}: ${m.message}`);
       return;
     }
+    if (m.t === 'locked') {
+      await this.onLocked(d, m);
+      return;
+    }
     if (m.t !== 'opened') return;
     await this.followEarlier(d);
     if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
+    const source = m.incoming ? await migrationSource(this.o.xs, d.b.domid, d.domain) : undefined;
     const other = this.table.acquire(
       { dev: m.dev, ino: m.ino, realpath: m.realpath },
       { backend: d.b.path, domid: d.b.domid, writable: m.writable },
+      (h) => source?.has(h.domid) === true,
     );
     d.image = m.image;
     d.writable = m.writable;
@@ -368,7 +387,17 @@ export class Supervisor {
       return;
     }
     debug('%s: opened %s (%s) by process %d', d.b.path, m.image, m.writable ? 'rw' : 'ro', child.pid);
+    // The device process now takes the image lock (src/image/lock.ts) and says how it went.
     child.send({ t: 'verdict', ok: true });
+  }
+
+  /** The image lock, after a good verdict: only now is the attach reported opened. */
+  private async onLocked(d: Entry, m: Extract<FromDevice, { t: 'locked' }>): Promise<void> {
+    if (!m.ok) {
+      this.table.release(d.b.path);
+      await this.refuse(d, m.busy ? 'refused' : 'failed', m.message);
+      return;
+    }
     if (!d.opened) {
       d.opened = true;
       await reportOpened(this.o.xs, d.b.path);
@@ -539,6 +568,26 @@ export class Supervisor {
       stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
+}
+
+/**
+ * The domains a migration destination (`<name>--incoming`) may share its images with until its
+ * guest connects: the source, the same VM (its `vm` path in XenStore, libxl's /vm/<uuid>) under
+ * the name, or under the name xl gives it once the stream is sent (`<name>--migratedaway`,
+ * tools/xl/xl_migrate.c).
+ */
+async function migrationSource(xs: XenStoreClient, domid: number, name: string | undefined): Promise<Set<number>> {
+  const found = new Set<number>();
+  if (!name?.endsWith(INCOMING_SUFFIX)) return found;
+  const base = name.slice(0, -INCOMING_SUFFIX.length);
+  const vm = await xs.tryRead(`/local/domain/${domid}/vm`);
+  const doms = await xs.directory('/local/domain').catch(() => [] as string[]);
+  for (const d of doms) {
+    if (!/^\d+$/.test(d) || Number(d) === domid) continue;
+    const [n, v] = await Promise.all([xs.tryRead(`/local/domain/${d}/name`), xs.tryRead(`/local/domain/${d}/vm`)]);
+    if ((n === base || n === `${base}--migratedaway`) && (vm === undefined || v === vm)) found.add(Number(d));
+  }
+  return found;
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {

@@ -91,9 +91,11 @@ test('--only scale --counts 1: one disk attached and measured (PSS per disk, idl
   // A device process is a whole Node: at least a few MiB, and never the guest's memory.
   assert.ok(pss.value.median > 2 && pss.value.median < 200, `PSS per disk ${pss.value.median} MiB`);
   const wk = out.rows.find((r) => r.name === 'N=1: idle wakeups');
-  // The supervisor and one idle device: no per-second timers left (there were ~5 wakeups/s).
+  // The supervisor, one idle device and the spare: no per-second timers left (there were ~5
+  // wakeups/s per device, plus the status file rewrite). Under a loaded 2-core host the kernel's
+  // own accounting adds 0.5-1/s (2.6-2.8/s measured with other test suites running).
   const idle = wk?.value.median ?? NaN;
-  assert.ok(Number.isFinite(idle) && idle >= 0 && idle < 2, `idle wakeups ${idle}/s`);
+  assert.ok(Number.isFinite(idle) && idle >= 0 && idle < 4, `idle wakeups ${idle}/s`);
 });
 
 test.run();

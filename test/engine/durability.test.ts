@@ -165,6 +165,24 @@ test('the same range written again: the arena span it leaves counts against the 
   assert.is(keepBudget.bytesInUse, 0);
 });
 
+test('the same range written again is kept once; another length at the same offset apart', async () => {
+  const file = new MemFile(SIZE);
+  const rig = new Rig(file, { engine: { fsyncIntervalMs: 0 } });
+  assert.is(await write(rig, 3, 1), 0);
+  assert.is(await write(rig, 3, 2), 0);
+  assert.is(rig.engine.stats().keptBytes, 4096, 'the second copy replaced the first');
+  const id = rig.id();
+  rig.submit(rwReq(WRITE, id, 3n * 8n, [rig.grants.grant(pattern(4)), rig.grants.grant(pattern(5))]));
+  const rs = await rig.collect(rig.responses.length + 1, 5000);
+  assert.is(rs[rs.length - 1].status, 0);
+  assert.is(rig.engine.stats().keptBytes, 4096 + 8192, '8 KiB at the same offset is another range');
+  assert.is(await write(rig, 4, 6), 0);
+  assert.is(rig.engine.stats().keptBytes, 4096 + 8192 + 4096);
+  assert.is(await flush(rig), 0);
+  assert.is(rig.engine.stats().keptBytes, 0);
+  rig.engine.close();
+});
+
 test('keepBytes 0 (O_DIRECT images): no copy kept, EIO from fsync reaches the guest', async () => {
   const file = new MemFile(SIZE);
   const rig = new Rig(file, { engine: { keepBytes: 0, holdTimeoutMs: 5000 } });

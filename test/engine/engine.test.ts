@@ -388,6 +388,25 @@ test('two queues share one budget', async () => {
   assert.is(b.responses.length, 6);
 });
 
+test('two queues, one slot, I/O done inline: the ring that found no slot is served next', async () => {
+  const file = new MemFile(1 << 20);
+  file.inline = true;
+  const a = new Rig(file, { engine: { maxRequests: 1 } });
+  const b = new Rig(file, { engineInstance: a.engine, grants: a.grants });
+  a.submit(rwReq(WRITE, 1n, 0n, [a.grants.grant(pattern(1))]));
+  b.submit(rwReq(WRITE, 2n, 8n, [a.grants.grant(pattern(2))]));
+  // One kick each, both before the first pump: whichever ring is served first, the other's
+  // request waits for the slot, with no event to come for it.
+  for (let k = 0; k < 20 && a.responses.length + b.responses.length < 2; k++) {
+    await ticks(2);
+    await a.collect(0);
+    await b.collect(0);
+  }
+  assert.is(a.responses.length, 1);
+  assert.is(b.responses.length, 1);
+  assert.equal(file.data.subarray(4096, 8192), pattern(2));
+});
+
 test('periodic fsync while dirty, none while clean; drain waits for in-flight', async () => {
   const file = new MemFile(1 << 20);
   const rig = new Rig(file, { engine: { fsyncIntervalMs: 20 } });

@@ -65,6 +65,9 @@ export class MemFile implements BlockFile {
   readonly readOnly: boolean;
   canDiscard = true;
   hold = false;
+  /** Complete each operation before the call returns (as Image's page-cache hits and inline
+   * writes do); errors still come later. */
+  inline = false;
   readonly pending: Op[] = [];
   /** Every operation in the order it was started: "write@4096", "fsync", ... */
   readonly log: string[] = [];
@@ -107,7 +110,8 @@ export class MemFile implements BlockFile {
     if (this.hold) {
       this.pending.push({ kind, offset, length, run });
       this.peakPending = Math.max(this.peakPending, this.pending.length);
-    } else setImmediate(run);
+    } else if (this.inline && this.failures.every((f) => f.kind !== kind || f.times === 0)) run();
+    else setImmediate(run);
   }
 
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {

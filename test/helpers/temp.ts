@@ -6,7 +6,8 @@ import * as path from 'node:path';
 /** A fresh temp dir removed by the returned cleanup (for fixtures that outlive one call). */
 export function tempDir(prefix = 'afsfile-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  // maxRetries: ENOTEMPTY while a process the test ended is still writing its last file.
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }) };
 }
 
 /**

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Toolstack } from '../../src/sim/toolstack';
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { EXE } from './exe';
+import { descendants, killAll } from './proc-tree';
 import { tempDir } from './temp';
 import { unwinding } from './hooks';
 import { type RunningWorker, startWorker } from './worker';
@@ -57,7 +58,11 @@ async function makeRig(prefix: string, o: WorkerRigOptions, undo: (fn: () => unk
   return {
     xs, c, ts: new Toolstack(c), dir: tmp.dir, runDir, exe, worker,
     close: async (current = worker) => {
+      // Its device processes outlive a killed worker (they wait for a successor to adopt their
+      // locked images) and would write into the dir being removed: they go too, by PID.
+      const left = current.proc.pid === undefined ? [] : descendants(current.proc.pid);
       if (current.proc.exitCode === null && current.proc.signalCode === null) await current.stop('SIGKILL');
+      killAll(left);
       c.close();
       await xs.stop();
       tmp.cleanup();

@@ -145,10 +145,11 @@ export async function runCrashRestart(o: CrashOptions): Promise<CrashFigures> {
         const s0 = performance.now();
         await worker.stop('SIGKILL');
         f.supervisorKills++;
-        // Its device processes notice and quiesce (they keep nothing without a supervisor).
-        for (const p of before) if (p !== undefined) await until(`orphaned device process ${p} leaves`,
-          () => !alive(p), 10_000);
+        // Its device processes notice and quiesce; they keep the image lock until the next
+        // worker's processes adopt it, then leave.
         worker = await startWorker(rig.xs.socketPath, rig.runDir, [], rig.exe);
+        for (const p of before) if (p !== undefined) await until(`orphaned device process ${p} leaves`,
+          () => !alive(p), 30_000);
         for (let j = 0; j < devs.length; j++) {
           await waitDevicePid(rig, devs[j]!, before[j], 30_000);
           f.adopted++;

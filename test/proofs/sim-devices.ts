@@ -9,6 +9,7 @@ import { SimGuest } from '../../src/sim/guest';
 import type { VbdPaths } from '../../src/sim/toolstack';
 import { until } from '../helpers/wait';
 import type { WorkerRig } from '../helpers/worker-rig';
+import { alive } from '../helpers/proc-tree';
 
 export interface SimDevice {
   readonly domid: number;
@@ -83,14 +84,7 @@ export function devicePid(rig: WorkerRig, d: SimDevice): number | undefined {
   return e?.phase === 'running' ? e.childPid : undefined;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive };
 
 export async function waitDevicePid(rig: WorkerRig, d: SimDevice, not?: number, ms = 20_000): Promise<number> {
   return until(`${d.vbd.backend}: a running device process${not ? ` other than ${not}` : ''}`, () => {

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { EXE, tempDir } from '../helpers/exe';
 import { TestKdc } from '../helpers/kdc';
 import { until } from '../helpers/wait';
+import { alive } from '../helpers/proc-tree';
 
 // kinit as renew finds it on PATH: one line per invocation, then the real one.
 const KINIT = `#!/bin/sh
@@ -179,9 +180,7 @@ export function ppidOf(pid: number): number {
   return Number(/^PPid:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 }
 
-export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
+export { alive };
 
 /** Seconds (float) recorded at the start of each line of a rig log. */
 export function times(lines: string[]): number[] {

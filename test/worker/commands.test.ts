@@ -49,10 +49,11 @@ test('status merges worker.json and the device files; --json is machine-readable
   r = run(['status'], { env: env() });
   assert.is(r.status, 0);
   assert.match(r.stdout, /^worker: running, pid \d+/);
-  assert.match(r.stdout, /\nDomain +Vdev +Mode +State +Reads +Writes +InFlight +Errors +Restarts +LastFsync +Image\n/);
+  assert.match(r.stdout,
+    /\nDomain +Vdev +Mode +State +Reads +Writes +InFlight +Errors +Restarts +LastFsync +Lock +Image\n/);
   // The guest's name comes from XenStore (the toolstack named it), the domid beside it.
   const name = await c.read('/local/domain/4/name');
-  assert.match(r.stdout, new RegExp(`\\n${name}\\(4\\) +xvda +w +InitWait +0 +0 +0 +0 +0 +- +${img}\\n`));
+  assert.match(r.stdout, new RegExp(`\\n${name}\\(4\\) +xvda +w +InitWait +0 +0 +0 +0 +0 +- +ex held +${img}\\n`));
   type Report = { schema: number; devices: Array<{ vdev: string; mode: string }> };
   const j = JSON.parse(run(['status', '--json'], { env: env() }).stdout) as Report;
   assert.is(j.schema, 1);

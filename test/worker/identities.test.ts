@@ -9,7 +9,7 @@
 // token) and `tokens` reads it back per keyring; the file server's refusal of an expired token
 // is faultfs answering EACCES on that identity's image (test/faultfs). The real cell is the
 // Xen stages' (test/xen, group afs).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -17,6 +17,7 @@ import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inPrivateMountNamespace } from '../helpers/faultfs';
 import { EXE } from '../helpers/exe';
+import { hotplugAdd } from '../helpers/hotplug-add';
 import { TestKdc } from '../helpers/kdc';
 import { until } from '../helpers/wait';
 import { type Bench, faultDevice, imagePath, startFaultBench } from '../proofs/faults';
@@ -118,26 +119,6 @@ function keyringOf(c: Ctx, principal: string): string | undefined {
     .at(-1);
 }
 
-/** block-afsfile add as libxl runs it (a link of that name, libxl's environment), on the bench's worker. */
-function runHotplug(b: Bench, backend: string): Promise<{ status: number | null; log: string; stderr: string }> {
-  const link = path.join(b.rig.dir, 'block-afsfile');
-  if (!fs.existsSync(link)) fs.symlinkSync(EXE, link);
-  const log = path.join(b.rig.dir, 'xen-hotplug.log');
-  const env = {
-    XENBUS_TYPE: 'vbd', XENBUS_PATH: backend.replace(/^\/local\/domain\/0\//, ''), XENBUS_BASE_PATH: 'backend',
-    XENSTORED_PATH: b.rig.xs.socketPath, AFSFILE_HOTPLUG_LOG: log, AFSFILE_HOTPLUG_SYSLOG: 'none',
-    AFSFILE_RUN_DIR: b.rig.runDir, AFSFILE_CONFIG: path.join(b.rig.dir, 'afsfile.conf'),
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(link, ['add'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stdout.on('data', (d) => (stderr += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr, log: fs.readFileSync(log, 'utf8') }));
-  });
-}
-
 async function attach(b: Bench, domid: number, name: string): Promise<SimDevice> {
   return faultDevice(b, domid, name, 1 << 20, 20_000);
 }
@@ -236,7 +217,7 @@ if (inPrivateMountNamespace()) {
       assert.not.match(err, /id\/web|TEST\.LOCAL/, 'no principal in a key the guest can read');
       assert.match(b.rig.worker.stderr(), /principal id\/web@TEST\.LOCAL/, 'the principal is in the worker\'s log');
       // The hotplug script, as libxl runs it: the label in hotplug-error, the principal in its log.
-      const hp = await runHotplug(b, p.backend);
+      const hp = await hotplugAdd(b.rig, p.backend);
       say(`hotplug log: ${hp.log.trim().split('\n').join(' | ')}`);
       assert.is(hp.status, 1);
       const shown = (await b.rig.c.tryRead(`${p.backend}/hotplug-error`)) ?? '';

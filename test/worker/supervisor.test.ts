@@ -8,6 +8,7 @@ import { setup, teardown } from '../helpers/hooks';
 import * as assert from 'uvu/assert';
 import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
+import { alive } from '../helpers/proc-tree';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
@@ -58,14 +59,7 @@ const deviceEntry = (p: VbdPaths): Record<string, unknown> | undefined => {
   }
 };
 const childPid = (p: VbdPaths): Promise<number> => until(`${p.backend} child`, () => deviceEntry(p)?.childPid as number | undefined, 15_000);
-const gone = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-};
+const gone = (pid: number): boolean => !alive(pid);
 
 /** Waits for afsfile-status=want; resolves with afsfile-error (or 'none'). */
 async function afsfileStatus(p: VbdPaths, want: string): Promise<string> {
@@ -316,15 +310,25 @@ test('SIGTERM: children quiesce, the supervisor exits 0, XenStore state is left;
   assert.match(await afsfileStatus(rival, 'busy'), new RegExp(`domain ${p.domid}`));
 });
 
-test('a supervisor killed outright: its children quiesce, the next one re-attaches', async () => {
+test('a supervisor killed outright: its children quiesce, keep the image lock, and leave once the next one ' +
+  're-attaches', async () => {
   const p = await guest({ target: image('orphan.img') });
   await afsfileStatus(p, 'opened');
   const pid = await childPid(p);
   await worker.stop('SIGKILL');
-  await until('orphaned child leaves', () => gone(pid));
+  const f = path.join(runDir, `status/dev-${p.domid}-${p.devid}.json`);
+  await until('the orphaned child waits for the next one', () => {
+    try {
+      return (JSON.parse(fs.readFileSync(f, 'utf8')) as { handingOn?: boolean }).handingOn === true;
+    } catch {
+      return false; // not written yet, or being replaced
+    }
+  }, 15_000);
+  assert.not.ok(gone(pid), 'it keeps the image lock meanwhile');
   worker = await startWorker(xs.socketPath, runDir);
   const pid2 = await childPid(p);
   assert.is.not(pid2, pid);
+  await until('orphaned child leaves', () => gone(pid), 15_000);
 });
 
 test('xenstored restart: the worker reconnects and claims new devices', async () => {

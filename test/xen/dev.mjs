@@ -21,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killAllQemu, qemuArgs, startQemu } from './lib/qemu.mjs';
 import { timingTable } from './lib/report.mjs';
-import { applyMarker, bootStages, parseMarker, plan, readStageFile, verdict } from './lib/stages.mjs';
+import {
+  applyMarker, bootStages, parseMarker, plan, readStageFile, requiredOn, verdict,
+} from './lib/stages.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
@@ -152,8 +154,9 @@ function withRequirements(names) {
   const want = new Set(names);
   for (const n of names) {
     const byName = (name) => file.stages.find((x) => x.name === name);
-    for (let s = byName(n); s?.requires; s = byName(s.requires)) {
-      if (!passed.has(s.requires)) want.add(s.requires);
+    const need = (s) => requiredOn(file.stages, s, xen);
+    for (let s = byName(n), r = need(s); r; s = byName(r), r = need(s)) {
+      if (!passed.has(r)) want.add(r);
     }
   }
   return file.stages.filter((s) => want.has(s.name)).map((s) => s.name);

@@ -58,6 +58,9 @@ export interface DeviceConfig {
   restrictEventChannels?: boolean;
   /** After each look at XenStore: the device's state may have changed (status file). */
   onChange?(): void;
+  /** Whether the device may connect now: 'go'; 'wait' (the gate calls poke when that may have
+   * changed: a migration destination waits for the image lock); or why it never may. */
+  connectGate?(poke: () => void): 'go' | 'wait' | { readonly error: string };
   /** Lines a frontend causes (bad values, a broken ring): at most this many per interval,
    * then one "suppressed N" line (defaults GUEST_LOG_BURST per GUEST_LOG_INTERVAL_MS). */
   guestLog?: { burst: number; intervalMs: number };
@@ -318,8 +321,17 @@ export class Device {
     switch (feState) {
       case XenbusState.Initialised:
       case XenbusState.Connected:
-        if (this.conn === undefined && this.imageOk && hotplug?.trim() === 'connected' && online && beState !== XenbusState.Closing && beState !== XenbusState.Closed)
+        if (this.conn === undefined && this.imageOk && hotplug?.trim() === 'connected' && online && beState !== XenbusState.Closing && beState !== XenbusState.Closed) {
+          const gate = this.config.connectGate?.(() => this.poke()) ?? 'go';
+          if (gate === 'wait') return;
+          if (gate !== 'go') {
+            this.warn(`${be}: ${gate.error}`);
+            await this.reportError(gate.error);
+            await this.writeState(XenbusState.Closing);
+            return;
+          }
           await this.connect();
+        }
         return;
       case XenbusState.Closing:
         if (beState !== XenbusState.Closed) await this.writeState(XenbusState.Closing);

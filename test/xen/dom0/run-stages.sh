@@ -39,7 +39,8 @@ while read -r name group xen kind requires timeout desc; do
     echo "XENTEST SKIP $name no afsfile in dom0 ($AFSFILE)"
     continue
   fi
-  if [ "$requires" != - ] && ! echo "$passed" | grep -q " $requires "; then
+  # REQUIRES A|B: alternatives (one per route or Xen version); one of them must have passed.
+  if [ "$requires" != - ] && ! echo "$passed" | grep -q -E " ($requires) "; then
     echo "XENTEST SKIP $name requires $requires, which did not pass"
     continue
   fi

@@ -14,7 +14,7 @@
 #      AFSFILE_WORKER_ENV    NAME=VALUE words added to the worker's environment (default
 #                            none), e.g. "DEBUG=afsfile:*"
 #      AFSFILE_INSTALL_ARGS  arguments given to install.sh in dom0 (default none)
-#      XEN_TEST_AFS          0 leaves AFS out of dom0 (default: in, on 4.17; host/build-afs.sh)
+#      XEN_TEST_AFS          0 leaves AFS out of dom0 (default: in; host/build-afs.sh)
 #      XEN_TEST_AFS_OPENAFS  1 builds openafs.ko (minutes, cached) for the OpenAFS client stages
 #      XEN_TEST_DOM0_COMPRESS gzip|none (default none: gunzip of ~100 MB under
 #                            TCG costs more than QEMU loading it uncompressed)
@@ -74,9 +74,10 @@ cp "$HERE/stages.txt" "$root/xentest/stages.txt"
 mv "$root/xentest/init" "$root/init"
 chmod 755 "$root/init" "$root"/xentest/*.sh "$root"/xentest/stages/*.sh
 
-# AFS (the afs groups, Debian 12's packages and kernel): servers, clients, kAFS modules and
-# the prebuilt test cell (host/build-afs.sh). XEN_TEST_AFS=0 leaves them out.
-if [ "$XEN" = 4.17 ] && [ "${XEN_TEST_AFS:-1}" != 0 ]; then
+# AFS (the afs groups; Debian 12's packages and kernel on 4.17, Debian 13's on 4.20): servers,
+# clients, kAFS modules and the prebuilt test cell (host/build-afs.sh). XEN_TEST_AFS=0 leaves
+# them out.
+if [ "${XEN_TEST_AFS:-1}" != 0 ]; then
   . "$HERE/host/build-afs.sh"
 fi
 

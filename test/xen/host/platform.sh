@@ -58,7 +58,10 @@ kver_pkg=$(candidate "$kpkg")
 
 # dom0's userland on 4.20: these packages and what they depend on, minus what
 # dom0 never runs (python for pygrub, systemd/udev, perl, debconf...).
-SYSROOT_PKGS=(xen-utils-4.20 xen-utils-common xenstore-utils libgcc-s1 libstdc++6 bash util-linux mount e2fsprogs coreutils)
+SYSROOT_PKGS=(xen-utils-4.20 xen-utils-common xenstore-utils libgcc-s1 libstdc++6 bash util-linux mount e2fsprogs coreutils
+  # the AFS stages on Debian 13 (host/build-afs.sh): kAFS's tools, the servers, the KDC
+  kafs-client libkafs-client0 openafs-dbserver openafs-fileserver openafs-client openafs-krb5 attr keyutils
+  krb5-kdc krb5-admin-server krb5-user libverto-libev1t64)
 SYSROOT_SKIP='^(python3.*|libpython3.*|systemd.*|libsystemd-shared|udev|perl.*|debconf|cdebconf|tzdata|ucf|opensysusers|libpam.*|passwd|login.defs|sensible-utils|media-types|netbase|readline-common|procps|init-system-helpers|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|libdebconfclient0|base-passwd)$'
 sysroot_list() {
   local names

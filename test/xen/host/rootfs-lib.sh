@@ -53,7 +53,8 @@ add_libs() {
   fi
   local ld=$SYSROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
   [ -e "$root/lib64/ld-linux-x86-64.so.2" ] || add_file "$root" "$ld" /lib64/ld-linux-x86-64.so.2
-  for lib in $("$ld" --library-path "$SYSROOT/usr/lib/x86_64-linux-gnu:$SYSROOT/lib/x86_64-linux-gnu" --list "$obj" 2>/dev/null |
+  for lib in $("$ld" --library-path "$SYSROOT/usr/lib/x86_64-linux-gnu:$SYSROOT/lib/x86_64-linux-gnu:$SYSROOT/usr/lib" \
+                 --list "$obj" 2>/dev/null |
                grep -o "$SYSROOT/[^ ]*" || true); do
     src=$lib lib=${lib#"$SYSROOT"}
     lib=/usr/lib/x86_64-linux-gnu/$(basename "$lib") # one place, in the glibc default path

@@ -46,8 +46,13 @@ export function readStageFile(path) {
     });
   }
   for (const s of stages) {
-    if (s.requires && !stages.some((r) => r.name === s.requires)) {
-      throw new Error(`${path}: ${s.name} requires unknown stage ${s.requires}`);
+    for (const r of s.requires?.split('|') ?? []) {
+      if (!stages.some((x) => x.name === r)) throw new Error(`${path}: ${s.name} requires unknown stage ${r}`);
+    }
+    for (const v of s.requires ? s.xens : []) {
+      if (!requiredOn(stages, s, v)) {
+        throw new Error(`${path}: ${s.name} runs on Xen ${v}, where none of ${s.requires} runs`);
+      }
     }
   }
   for (const [name, byXen] of Object.entries(selections)) {
@@ -60,6 +65,17 @@ export function readStageFile(path) {
     }
   }
   return { groups, stages, selections };
+}
+
+/**
+ * The stage `stage` requires on Xen `xen`: REQUIRES is a stage, or alternatives
+ * `A|B` of which the first that runs on that version counts (e.g. the AFS
+ * stages: afsfile-setup on the vbd route of 4.17, vbd3-setup on 4.20). Null if
+ * it requires nothing, undefined if no alternative runs there.
+ */
+export function requiredOn(stages, stage, xen) {
+  if (!stage.requires) return null;
+  return stage.requires.split('|').find((r) => stages.find((x) => x.name === r)?.xens.includes(xen));
 }
 
 /** Fresh run-state objects of the stages one boot of Xen `xen` runs (names in order). */
@@ -124,9 +140,8 @@ export function plan(file, { groups = ['core'], xen = ['4.17'], only = null, sel
     const names = new Set(file.stages.filter((s) => wanted(s) && s.xens.includes(v)).map((s) => s.name));
     for (const n of [...names]) { // add what the chosen stages require, transitively
       const byName = (name) => file.stages.find((x) => x.name === name);
-      for (let s = byName(n); s?.requires; s = byName(s.requires)) {
-        names.add(s.requires);
-      }
+      const need = (s) => requiredOn(file.stages, s, v);
+      for (let s = byName(n), r = need(s); r; s = byName(r), r = need(s)) names.add(r);
     }
     const list = file.stages.filter((s) => names.has(s.name)).map((s) => s.name);
     if (list.length) boots[v] = list;

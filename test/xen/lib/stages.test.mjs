@@ -109,6 +109,16 @@ test('plan: groups and Xen versions choose the boots; requirements added; the re
   assert.throws(() => plan(file, { only: ['zz'] }), /unknown stage zz/);
 });
 
+test('plan: REQUIRES A|B takes the alternative that runs on each Xen version', () => {
+  const file = withFile(`${LIST}x afs all afsfile b|v 60 on either route\ny afs all afsfile x 60 next\n`,
+    readStageFile);
+  const p = plan(file, { groups: ['afs'], xen: ['all'] });
+  assert.deepEqual(p.boots, { '4.17': ['a', 'b', 'x', 'y'], '4.20': ['a', 'v', 'x', 'y'] });
+  // an alternative that runs nowhere the stage does is refused
+  assert.throws(() => withFile(`${LIST}q core all afsfile b 60 4.17 only\n`, readStageFile), /none of b runs/);
+  assert.throws(() => withFile(`${LIST}q core all afsfile b|zz 60 d\n`, readStageFile), /unknown stage zz/);
+});
+
 test('stages.txt: bad lines are refused', () => {
   for (const bad of ['group core 600 x\na core 4.18 core - 60 d', 'group core 600 x\na nogroup all core - 60 d',
     'group core 600 x\na core all core zz 60 d', 'group core 600 x\na core all core - 60 d\na core all core - 60 d',

@@ -185,7 +185,7 @@ afs_wait_written() { # afs_wait_written NAME BYTES
 # A guest running the save-mode workload (pattern, FLUSH, wait for the mark) on a new image.
 afs_guest_begin() { # afs_guest_begin NAME IMAGE SEED
   afs_image_create "$2" "$IMAGE_MB"
-  guest_start "$1" "vdev=xvda,access=rw,script=block-afsfile,target=$2" "$3" "xt.mode=save xt.markwait=900"
+  guest_start "$1" "vdev=xvda,access=rw,$AFS_SPEC,target=$2" "$3" "xt.mode=save xt.markwait=900"
 }
 
 # After SAVE-READY: the pattern checked in the server's namei file, the mark, the guest's end.

@@ -17,7 +17,7 @@ img=$AFS_DIR/xt-rw-$AFS_CLIENT.img
 seed=21
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 afs_image_create $img $IMAGE_MB
-guest_start xt-afs "vdev=xvda,access=rw,script=block-afsfile,target=$img" $seed "xt.mode=save"
+guest_start xt-afs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save"
 guest_wait_line xt-afs '^XT SAVE-READY' "$GUEST_TIMEOUT"
 result=$(guest_log xt-afs | sed -n 's/^XTIO RESULT //p' | tail -n 1)
 [ -n "$result" ] && xt_metric "$result"
@@ -39,7 +39,7 @@ afs_image_remove $img
 
 img=$AFS_DIR/xt-fs-$AFS_CLIENT.img
 afs_image_create $img $((IMAGE_MB + 2))
-guest_run xt-afsfs "vdev=xvda,access=rw,script=block-afsfile,target=$img" 9 "xt.mode=fs"
+guest_run xt-afsfs "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 9 "xt.mode=fs"
 guest_log xt-afsfs | grep -q '^XT FS e2fsck clean' || fail "the guest did not run e2fsck"
 nf=$(afs_namei_file $(((IMAGE_MB + 2) * 1048576)))
 [ -n "$nf" ] || fail "no namei file for $img"

@@ -40,7 +40,7 @@ functional_io
 IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + EXTRA_MB + AFS_MB_BIAS)) # a size of its own: its namei file is found by size
 img=$AFS_DIR/xt-expiry$SUFFIX-$AFS_CLIENT.img
 afs_image_create "$img" "$IMAGE_MB"
-guest_start xt-expiry "vdev=xvda,access=rw,script=block-afsfile,target=$img" $SEED "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
+guest_start xt-expiry "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $SEED "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
 guest_wait_line xt-expiry '^XT WAIT-START' "$GUEST_TIMEOUT"
 kill -STOP "$renew_pid" || fail "cannot stop renew"
 trap 'kill -CONT "$renew_pid" 2>/dev/null' EXIT # a failing stage leaves renew running

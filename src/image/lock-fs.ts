@@ -1,0 +1,69 @@
+// How far a whole-file lock (flock) on an image reaches, by the file system it lives on: across
+// every client of an AFS cell or an NFS server, or this host only. On a network or user-space
+// file system whose locks stay on this host (NFS mounted nolock or local_lock=flock|all, FUSE
+// file systems that leave flock to the kernel) a second host is not stopped: that is "a file
+// system without working locks" (the lock-unsupported setting; `afsfile check` reports it).
+import * as fs from 'node:fs';
+
+/**
+ * afs: cell-wide, a lease the file server drops after 300 s without extension; nfs: server-wide
+ * (NLM or NFSv4 locks); local: a file system of this host (only this host can open the file);
+ * host-only: a shared file system whose locks do not leave this host; unknown: none of these.
+ */
+export type LockReach = 'afs' | 'nfs' | 'local' | 'host-only' | 'unknown';
+
+/** statfs f_type values, Linux include/uapi/linux/magic.h (OpenAFS: afs/afs_osi.h AFS_SUPER_MAGIC). */
+const MAGIC: ReadonlyMap<number, LockReach> = new Map([
+  [0x6b414653, 'afs'], // AFS_FS_MAGIC (kAFS)
+  [0x5346414f, 'afs'], // OpenAFS
+  [0x6969, 'nfs'], // NFS_SUPER_MAGIC
+  [0x65735546, 'host-only'], // FUSE_SUPER_MAGIC: flock is the kernel's unless the file system takes it
+  [0x01021997, 'host-only'], // V9FS_MAGIC
+  [0xef53, 'local'], // EXT2/3/4
+  [0x58465342, 'local'], // XFS
+  [0x9123683e, 'local'], // BTRFS
+  [0x01021994, 'local'], // TMPFS
+  [0xf2f52010, 'local'], // F2FS
+  [0x794c7630, 'local'], // OVERLAYFS
+]);
+
+/** The reach of a lock on this open file. */
+export function lockReach(fd: number): LockReach {
+  let type: number;
+  try {
+    // Through the fd's magic link: the file that is open, whatever its name is now.
+    type = Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
+  } catch {
+    return 'unknown';
+  }
+  const reach = MAGIC.get(type) ?? 'unknown';
+  if (reach === 'nfs' && nfsLocksStayLocal(mountOptions(fd))) return 'host-only';
+  return reach;
+}
+
+/** NFS mount options under which flock never reaches the server (nfs(5): nolock, local_lock). */
+export function nfsLocksStayLocal(options: readonly string[]): boolean {
+  return options.includes('nolock') || options.includes('local_lock=flock') || options.includes('local_lock=all');
+}
+
+/** The mount and super options of the mount an fd is on (fdinfo mnt_id, then mountinfo). */
+function mountOptions(fd: number): string[] {
+  try {
+    const id = /^mnt_id:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    if (id === undefined) return [];
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[0] !== id) continue;
+      const sep = f.indexOf('-');
+      return [...(f[5] ?? '').split(','), ...(sep > 0 ? (f[sep + 3] ?? '').split(',') : [])];
+    }
+  } catch {
+    // No /proc: nothing known.
+  }
+  return [];
+}
+
+/** Whether a lock there keeps other hosts out (or no other host can open the file). */
+export function lockWorks(reach: LockReach): boolean {
+  return reach !== 'host-only';
+}

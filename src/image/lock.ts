@@ -1,0 +1,183 @@
+// The cell-wide image lock: flock on the image, exclusive for a read-write device, shared for a
+// read-only one, never waiting (LOCK_NB). It belongs to the open file description, so it is
+// held through a close-on-exec dup kept for the device's whole life (an image reopened after a
+// token renewal gets a new open file; the lock stays with the first), and it ends with the last
+// close of that open file, after the final fsync: never LOCK_UN (in a local migration both
+// sides may share the open file). A restarted device process adopts the held lock from its
+// predecessor, still alive, with pidfd_getfd (the same open file), rather than locking again.
+//
+// On AFS the lock is a lease: the file server drops it 300 s after the last extension, and the
+// client extends it with the key of the file that locked it (kAFS: fs/afs/flock.c, extension
+// at half the lease, AFS_LOCKWAIT). The hold timeout stays below that (src/cli/options.ts).
+import * as fs from 'node:fs';
+import { errnoName, native } from '../native/addon';
+import { processStart } from '../util/proc-identity';
+import { type LockReach, lockReach, lockWorks } from './lock-fs';
+
+export type { LockReach };
+
+/** What to do with an image on a file system without working locks (the lock-unsupported setting). */
+export type LockPolicy = 'refuse' | 'warn';
+
+export type LockMode = 'exclusive' | 'shared';
+
+/** The lock as the status file shows it. */
+export interface LockStatus {
+  /** held: taken here; adopted: taken over from the previous process of the device; none: not
+   * locked (a file system without locks, allowed by lock-unsupported=warn); deferred: a
+   * migration destination, locked when its frontend connects. */
+  readonly state: 'held' | 'adopted' | 'none' | 'deferred';
+  readonly mode: LockMode;
+  readonly reach: LockReach;
+  /** The descriptor holding it in the device process (a successor adopts it from there). */
+  readonly fd: number | null;
+  readonly since: string;
+  readonly note?: string;
+}
+
+export type LockOutcome =
+  | { readonly ok: true; readonly lock: ImageLock }
+  /** busy: someone else holds it (the attach is refused as busy); else an error. */
+  | { readonly ok: false; readonly busy: boolean; readonly message: string };
+
+export class ImageLock {
+  private closed = false;
+
+  constructor(
+    /** The dup holding the lock; null when not locked (state none or deferred). */
+    readonly fd: number | null,
+    private readonly s: Omit<LockStatus, 'fd'>,
+  ) {}
+
+  status(): LockStatus {
+    return { ...this.s, fd: this.closed ? null : this.fd };
+  }
+
+  get state(): LockStatus['state'] {
+    return this.s.state;
+  }
+
+  /**
+   * The last close of the locking open file, after the image's own descriptors are closed
+   * and its final fsync is done: that is what ends the lock. In the background: on AFS the
+   * last close stores dirty data and may wait for the file server.
+   */
+  release(done: () => void = () => undefined): void {
+    if (this.closed || this.fd === null) { done(); return; }
+    this.closed = true;
+    fs.close(this.fd, () => done());
+  }
+}
+
+export function lockMode(writable: boolean): LockMode {
+  return writable ? 'exclusive' : 'shared';
+}
+
+/**
+ * Takes the lock on the open image `fd` (a dup of it holds the lock from then on). Never waits
+ * for another holder: a conflict is an answer at once.
+ */
+export async function lockImage(fd: number, path: string, writable: boolean, policy: LockPolicy): Promise<LockOutcome> {
+  const reach = lockReach(fd);
+  const mode = lockMode(writable);
+  const since = new Date().toISOString();
+  if (!lockWorks(reach)) {
+    const why = `${path} is on a file system whose locks do not reach other hosts (${reach}): ` +
+      'nothing stops another dom0 from attaching it too';
+    if (policy === 'refuse') return { ok: false, busy: false, message: `${why} (lock-unsupported=refuse)` };
+    return { ok: true, lock: new ImageLock(null, { state: 'none', mode, reach, since, note: why }) };
+  }
+  const addon = native();
+  let dup: number;
+  try {
+    dup = addon.dupCloexec(fd);
+  } catch (e) {
+    return { ok: false, busy: false, message: `${path}: cannot keep the lock: ${(e as Error).message}` };
+  }
+  const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
+  const errno = await new Promise<number>((r) => addon.flockAsync(dup, op, r));
+  if (errno === 0) return { ok: true, lock: new ImageLock(dup, { state: 'held', mode, reach, since }) };
+  fs.close(dup, () => undefined);
+  const code = errnoName(errno);
+  if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
+    return { ok: false, busy: true, message: busyMessage(path, writable) };
+  }
+  if (code === 'EACCES' || code === 'EPERM') return { ok: false, busy: false, message: rightsMessage(path, writable) };
+  if (code === 'ENOLCK' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EINVAL') {
+    const why = `${path}: the file system refuses locks (flock: ${code})`;
+    if (policy === 'refuse') return { ok: false, busy: false, message: `${why} (lock-unsupported=refuse)` };
+    return { ok: true, lock: new ImageLock(null, { state: 'none', mode, reach, since, note: why }) };
+  }
+  return { ok: false, busy: false, message: `${path}: cannot lock the image (flock ${mode}: ${code})` };
+}
+
+/** A lock not taken yet: a migration destination takes it when its frontend connects. */
+export function deferredLock(fd: number, writable: boolean, note: string): ImageLock {
+  return new ImageLock(null, {
+    state: 'deferred', mode: lockMode(writable), reach: lockReach(fd), since: new Date().toISOString(), note,
+  });
+}
+
+/** Where a previous process of the device keeps its lock (its status file). */
+export interface LockHolder {
+  readonly pid: number;
+  readonly pidStart: string | undefined;
+  readonly fd: number;
+}
+
+/**
+ * Takes the lock's open file from the previous process of this device, still alive (after a
+ * supervisor restart): the same open file description, so the same lock, never released in
+ * between. The file must be the image opened here (dev, ino). A string: why not.
+ */
+export function adoptLock(
+  from: LockHolder, image: { readonly dev: number; readonly ino: number }, writable: boolean,
+): ImageLock | string {
+  const addon = native();
+  let pidfd: number;
+  try {
+    pidfd = addon.pidfdOpen(from.pid);
+  } catch (e) {
+    return `process ${from.pid} is gone (${(e as Error).message})`;
+  }
+  try {
+    // Opened first, checked after: the pidfd names this process even if the pid is reused later.
+    if (from.pidStart !== undefined && processStart(from.pid) !== from.pidStart) return `process ${from.pid} is gone`;
+    let fd: number;
+    try {
+      fd = addon.pidfdGetfd(pidfd, from.fd);
+    } catch (e) {
+      return `cannot take its lock (${(e as Error).message})`;
+    }
+    const st = fs.fstatSync(fd);
+    if (st.dev !== image.dev || st.ino !== image.ino) {
+      fs.closeSync(fd);
+      return `its descriptor ${from.fd} is not this image`;
+    }
+    return new ImageLock(fd, {
+      state: 'adopted', mode: lockMode(writable), reach: lockReach(fd), since: new Date().toISOString(),
+      note: `adopted from process ${from.pid}`,
+    });
+  } finally {
+    fs.closeSync(pidfd);
+  }
+}
+
+/** Lets any same-uid process take this one's files (Yama ptrace_scope 1 allows ancestors only). */
+export function allowAdoption(): void {
+  native().allowPtraceAny();
+}
+
+function busyMessage(path: string, writable: boolean): string {
+  return `${path} is in use by another host (or another process on this one): its ` +
+    `${writable ? 'exclusive' : 'shared'} lock is refused (flock, held ${writable ? 'by any user' : 'read-write'}). ` +
+    'Find the holder with `afsfile status` on each dom0 (or the inode in /proc/locks); detach it there ' +
+    '(xl block-detach, or shut the guest down), then attach again';
+}
+
+function rightsMessage(path: string, writable: boolean): string {
+  return writable
+    ? `${path}: the lock is refused (EACCES): on AFS an exclusive lock needs the w (write) right in the ACL`
+    : `${path}: the shared lock is refused (EACCES): on AFS it needs the k (lock) right in the ACL ` +
+      '(fs setacl DIR PRINCIPAL rlk)';
+}

@@ -1,0 +1,148 @@
+// The image lock of one device process (src/image/lock.ts does the locking): taken right after
+// the image is opened, before the supervisor's verdict, so that a conflict with another host is
+// refused at once; adopted from the previous process of the device when that one still lives
+// (a supervisor restart); handed on to the next process when the supervisor is gone; and, for a
+// migration destination, deferred to the connect of its frontend.
+//
+// Migration, in libxl's order (tools/libs/light/libxl_create.c, tools/xl/xl_migrate.c): the
+// destination (named `<name>--incoming` while it receives) gets its disks after the whole stream
+// has arrived, while the source is suspended but still holds its disks; xl destroys the source
+// only after the destination has unpaused. So the destination attaches without the lock and
+// takes it when its frontend connects, waiting (bounded) for the source to drain, fsync and
+// close. It serves nothing before: a write the source completes after the guest re-issued it
+// on the destination would corrupt the image. An aborted migration leaves the source as it was.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ImageLock, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption, deferredLock,
+  lockImage } from '../image/lock';
+
+/** What xl calls a domain while it receives a migration (tools/xl/xl_migrate.c migrate_receive). */
+export const INCOMING_SUFFIX = '--incoming';
+/** How often a destination tries the source's lock again while it waits. */
+const RETRY_MS = 100;
+
+export type LockStep = { readonly ok: true } | { readonly ok: false; readonly busy: boolean; readonly message: string };
+
+/** What a connect gate answers (Device's connectGate). */
+export type GateAnswer = 'go' | 'wait' | { readonly error: string };
+
+export interface DeviceLockOptions {
+  readonly policy: LockPolicy;
+  /** How long a destination waits for the source's lock (migration-lock-wait). */
+  readonly migrationWaitMs: number;
+  /** The lock changed: for the status file. */
+  readonly onChange: () => void;
+  readonly note: (m: string) => void;
+}
+
+export class DeviceLock {
+  private lock: ImageLock | undefined;
+  private image: { fd: number; path: string; writable: boolean } | undefined;
+  private waiting: Promise<void> | undefined;
+  private failed: string | undefined;
+  private cancelled = false;
+
+  constructor(private readonly o: DeviceLockOptions) {}
+
+  /** Where the lock is, for the status file (and for a successor that adopts it). */
+  status(): LockStatus | undefined {
+    return this.lock?.status();
+  }
+
+  /**
+   * At open: adopt the predecessor's lock, or (a migration destination) defer it, or take it.
+   * `incoming`: the domain's name says it is receiving a migration.
+   */
+  async acquire(
+    image: { fd: number; dev: number; ino: number }, path: string, writable: boolean, incoming: boolean,
+    predecessor: LockHolder | undefined,
+  ): Promise<LockStep> {
+    this.image = { fd: image.fd, path, writable };
+    if (predecessor) {
+      const adopted = adoptLock(predecessor, image, writable);
+      if (typeof adopted !== 'string') {
+        this.lock = adopted;
+        this.o.note(`the image lock was adopted from process ${predecessor.pid}`);
+        return { ok: true };
+      }
+      this.o.note(`the image lock could not be adopted from process ${predecessor.pid}: ${adopted}; locking again`);
+    }
+    if (incoming) {
+      this.lock = deferredLock(image.fd, writable, 'a migration destination: locked when its guest connects');
+      return { ok: true };
+    }
+    const r = await lockImage(image.fd, path, writable, this.o.policy);
+    if (!r.ok) return r;
+    this.lock = r.lock;
+    if (r.lock.state === 'none') this.o.note(r.lock.status().note ?? 'the image is not locked');
+    return { ok: true };
+  }
+
+  /** Device's connect gate: a deferred lock is taken first (waiting for the migration source). */
+  gate(poke: () => void): GateAnswer {
+    if (this.failed) return { error: this.failed };
+    if (this.lock?.state !== 'deferred') return 'go';
+    this.waiting ??= this.waitForSource().then(() => { this.waiting = undefined; poke(); });
+    return 'wait';
+  }
+
+  private async waitForSource(): Promise<void> {
+    const img = this.image!;
+    const until = Date.now() + this.o.migrationWaitMs;
+    const started = Date.now();
+    for (;;) {
+      if (this.cancelled) return;
+      const r = await lockImage(img.fd, img.path, img.writable, this.o.policy);
+      if (r.ok) {
+        this.lock = r.lock;
+        this.o.note(`migration destination: the image lock was taken after ${Date.now() - started} ms`);
+        this.o.onChange();
+        return;
+      }
+      if (!r.busy || Date.now() >= until) {
+        this.failed = r.busy
+          ? `migration destination: the source still holds the lock on ${img.path} after ` +
+            `${Math.round(this.o.migrationWaitMs / 1000)} s (migration-lock-wait): it did not finish; ` +
+            'the disk is not served here (destroy this domain; the source keeps the image)'
+          : r.message;
+        this.o.note(this.failed);
+        this.o.onChange();
+        return;
+      }
+      await sleep(RETRY_MS);
+    }
+  }
+
+  /**
+   * The supervisor is gone: keep the lock (this process stays) until the next process of the
+   * device has taken it (it then ends this one with SIGTERM: `stop` resolves), or `ms`.
+   */
+  async handOn(ms: number, stop: Promise<void>): Promise<void> {
+    if (this.lock?.fd === null || this.lock === undefined) return;
+    allowAdoption();
+    this.o.note('the supervisor is gone: keeping the image lock for the next worker ' +
+      `(at most ${Math.round(ms / 1000)} s)`);
+    await Promise.race([sleep(ms), stop]);
+  }
+
+  /** No more waiting for a source (the device is going away). */
+  cancel(): void {
+    this.cancelled = true;
+  }
+
+  /** The device is done, its image closed: the lock's descriptor too (a device host lives on;
+   * the lock ends with the last close of its open file). */
+  release(): void {
+    this.cancel();
+    this.lock?.release();
+  }
+}
+
+/** The predecessor's lock, from its status file, if it is still alive and holds one. */
+export function lockHolder(prev: Record<string, unknown> | undefined, alive: boolean): LockHolder | undefined {
+  if (!prev || !alive) return undefined;
+  const lock = prev.lock as Record<string, unknown> | undefined;
+  const fd = lock?.fd;
+  const pid = prev.pid;
+  if (typeof fd !== 'number' || typeof pid !== 'number' || !Number.isInteger(fd) || fd < 0) return undefined;
+  return { pid, pidStart: typeof prev.pidStart === 'string' ? prev.pidStart : undefined, fd };
+}
