@@ -287,6 +287,8 @@ export class DeviceChild {
   private async retire(prev: LockHolder): Promise<void> {
     if (!pidAlive(prev.pid, prev.pidStart)) return;
     if (this.predecessorHosted) {
+      // Not adopted (its hand-on is over): that device has let go already, and its host serves on.
+      if (this.lock.status()?.state !== 'adopted') return;
       await retireHosted(this.o.runDir, statusName(this.o.backend), prev, () => this.stopping);
       return;
     }

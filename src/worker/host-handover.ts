@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LockHolder } from '../image/lock';
-import { pidAlive, readStatusFiles, statusDir } from './status-file';
+import { pidAlive, statusDir } from './status-file';
 
 /** How often a handing-on device host looks for its successor's word (only while handing on). */
 const POLL_MS = 100;
@@ -48,11 +48,8 @@ export async function retireHosted(
   fs.writeFileSync(tmp, String(prev.pid));
   fs.renameSync(tmp, file);
   const deadline = Date.now() + RETIRE_WAIT_MS;
-  const handingOn = (): boolean => {
-    const s = readStatusFiles(runDir).get(name);
-    return s?.pid === prev.pid && s.handingOn === true;
-  };
-  while (fs.existsSync(file) && pidAlive(prev.pid, prev.pidStart) && handingOn() && Date.now() < deadline &&
-    !stopping()) await sleep(20);
+  while (fs.existsSync(file) && pidAlive(prev.pid, prev.pidStart) && Date.now() < deadline && !stopping()) {
+    await sleep(20);
+  }
   fs.rmSync(file, { force: true });
 }

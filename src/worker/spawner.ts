@@ -69,6 +69,8 @@ interface Proc {
   readonly host: boolean;
   /** The group it hosts (while it may be assigned more devices of it). */
   group: string | undefined;
+  /** Messages for a host still starting, sent when it is ready. */
+  readonly queued: object[];
 }
 
 /** Starts device processes as children of this process, with a spare kept ready. */
@@ -115,12 +117,14 @@ export class LocalSpawner implements Spawner {
     let p: Proc;
     if (host && host.child.connected && !host.slots.has(backend)) {
       p = host;
-      host.child.send(assign);
+      this.post(host, assign);
       debug('%s: host %d (%s) serves %s too', this.tag, host.child.pid, group, backend);
-    } else if (s && s.ready && s.child.connected) {
+    } else if (s && s.child.connected && (s.ready || group !== undefined)) {
+      // A spare still starting is taken too when it is to host a group: the devices of a
+      // restarted worker all come at once, and each would otherwise get a process of its own.
       this.spare = undefined;
       p = s;
-      s.child.send(assign);
+      this.post(s, assign);
       if (group !== undefined) {
         s.group = group;
         this.hosts.set(group, s);
@@ -128,6 +132,13 @@ export class LocalSpawner implements Spawner {
       debug('%s: spare %d serves %s', this.tag, s.child.pid, backend);
       // The next spare after this turn: its spawn must not delay this device's messages.
       setImmediate(() => this.ensureSpare());
+    } else if (group !== undefined) {
+      // No spare: a new host for the group, told its devices once it says it is ready.
+      p = this.spawnProc(['worker', '--spare', ...this.spareArgs], {}, true);
+      p.group = group;
+      this.hosts.set(group, p);
+      this.post(p, assign);
+      debug('%s: new host %d (%s) for %s', this.tag, p.child.pid, group, backend);
     } else {
       const env = { AFSFILE_DEVICE_RESTARTS: String(restarts) };
       p = this.spawnProc(['worker', '--device', backend, ...args], env, false);
@@ -140,15 +151,16 @@ export class LocalSpawner implements Spawner {
     return {
       pid: child.pid,
       send: (m) => {
-        if (!slot.alive || !child.connected) return;
+        if (!slot.alive) return;
         // A host routes by backend (a verdict, a retune); one device's process ignores the field.
-        child.send({ ...m, backend }, (e) => { if (e) debug('%s: not sent: %s', backend, e.message); });
+        this.post(p, { ...m, backend });
       },
       kill: (sig) => {
         if (!slot.alive) return;
         // In a host SIGTERM is this device's alone; SIGKILL (a stuck stop) ends the whole process.
-        if (p.host && sig !== 'SIGKILL') {
-          if (child.connected) child.send({ t: 'stop', backend } satisfies ToDevice);
+        // A host still starting serves nothing yet: the signal goes to the process.
+        if (p.host && p.ready && sig !== 'SIGKILL') {
+          this.post(p, { t: 'stop', backend } satisfies ToDevice);
           return;
         }
         try { child.kill(sig); } catch { /* gone */ }
@@ -172,6 +184,13 @@ export class LocalSpawner implements Spawner {
     if (s) try { s.child.kill('SIGTERM'); } catch { /* gone */ }
   }
 
+  /** To a process, once it is ready (a host still starting gets it when it says so). */
+  private post(p: Proc, m: object): void {
+    if (!p.child.connected) return;
+    if (p.host && !p.ready) { p.queued.push(m); return; }
+    p.child.send(m, (e) => { if (e) debug('%s: not sent: %s', p.child.pid, e.message); });
+  }
+
   /** A device of `p` ended: to its owner, as a process's exit. A host left with none exits. */
   private end(p: Proc, backend: string, slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     if (!slot.alive) return;
@@ -182,7 +201,7 @@ export class LocalSpawner implements Spawner {
     if (p.host && p.slots.size === 0 && p.child.exitCode === null && p.child.signalCode === null) {
       if (p.group !== undefined && this.hosts.get(p.group) === p) this.hosts.delete(p.group);
       p.group = undefined;
-      if (p.child.connected) p.child.send({ t: 'exit' } satisfies ToDevice);
+      this.post(p, { t: 'exit' } satisfies ToDevice);
       this.onChange();
     }
   }
@@ -200,7 +219,7 @@ export class LocalSpawner implements Spawner {
     const run = deviceExec(command, [...args, ...argv], { ...this.env, ...extraEnv });
     const child = spawn(run.command, run.args, { env: run.env, stdio });
     const p: Proc = {
-      child, ready: false, slots: new Map(), host, group: undefined,
+      child, ready: false, slots: new Map(), host, group: undefined, queued: [],
       exited: new Promise<void>((r) => child.once('close', () => r())),
     };
     this.procs.add(p);
@@ -211,6 +230,7 @@ export class LocalSpawner implements Spawner {
       if (m.t === 'ready') {
         p.ready = true;
         this.spareFailures = 0;
+        for (const q of p.queued.splice(0)) this.post(p, q);
         this.onChange();
         return;
       }
