@@ -158,7 +158,8 @@ test('kill -9 of the worker: the host hands on each disk\'s lock; the next host 
     clearInterval(sampler);
   }
   assert.is(unlocked, '', 'each lock held throughout');
-  const adoptions = aWorker.stderr().split('\n').filter((l) => l.includes(`the image lock was adopted from process ${old}`));
+  const adoptions = aWorker.stderr().split('\n')
+    .filter((l) => l.includes(`the image lock was adopted from process ${old}`));
   assert.is(adoptions.length, devs.length, `one adoption per disk:\n${adoptions.join('\n')}`);
   assert.equal(fs.readdirSync(path.join(a.runDir, 'status')).filter((n) => n.endsWith('.adopted')), [],
     'no hand-on word left behind');
