@@ -7,7 +7,7 @@
 # (the worker, its spare, its device processes): PSS and USS (smaps_rollup), threads,
 # kernel memory (Slab + KernelStack + PageTables of /proc/meminfo), and over an idle
 # window their CPU time and context switches (wakeups). Each mode is measured at 0 disks,
-# at SCALE_SMALL disks, and (identity only: a process per disk is bounded by dom0's memory
+# at SMALL disks (6), and (identity only: a process per disk is bounded by dom0's memory
 # and, under TCG, by a process start of 5-30 s per attach) at all G x D disks.
 # XENTEST METRIC lines: `scale mode=M disks=N procs= threads= pss_kb= uss_kb= kernel_kb=
 # cpu_pct= wakeups_s=`, then the slopes per disk.
@@ -16,8 +16,8 @@
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 GUESTS=$(cmdline_arg xentest.scale_guests); : "${GUESTS:=4}"
 DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=8}"   # per guest, xvdb.. (at most 15)
-SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=8}"   # disks of the isolation=disk side
-IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=30}"
+SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=6}"   # disks of the isolation=disk side
+IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
 GUEST_MEMORY=${SCALE_GUEST_MEM:-96}
 EXE=$(readlink -f "$AFSFILE")
 LETTERS=bcdefghijklmnop
@@ -53,7 +53,7 @@ kernel_kb() { awk '/^(Slab|KernelStack|PageTables):/ {s += $2} END {print s}' /p
 # CPU time in USER_HZ ticks (100 per second on x86).
 measure() {
   local a b t0 t1 cpu wk kern
-  sleep 10
+  sleep 5
   a=$(totals); t0=$(cut -d' ' -f1 /proc/uptime)
   sleep "$IDLE_S"
   b=$(totals); t1=$(cut -d' ' -f1 /proc/uptime)
