@@ -7,7 +7,7 @@
 # (the worker, its spare, its device processes): PSS and USS (smaps_rollup), threads,
 # kernel memory (Slab + KernelStack + PageTables of /proc/meminfo), and over an idle
 # window their CPU time and context switches (wakeups). Each mode is measured at 0 disks,
-# at SMALL disks (6), and (identity only: a process per disk is bounded by dom0's memory
+# at SMALL disks (4), and (identity only: a process per disk is bounded by dom0's memory
 # and, under TCG, by a process start of 5-30 s per attach) at all G x D disks.
 # XENTEST METRIC lines: `scale mode=M disks=N procs= threads= pss_kb= uss_kb= kernel_kb=
 # cpu_pct= wakeups_s=`, then the slopes per disk.
@@ -15,8 +15,8 @@
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 GUESTS=$(cmdline_arg xentest.scale_guests); : "${GUESTS:=4}"
-DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=8}"   # per guest, xvdb.. (at most 15)
-SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=6}"   # disks of the isolation=disk side
+DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=6}"   # per guest, xvdb.. (at most 15)
+SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=4}"   # disks of the isolation=disk side
 IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
 GUEST_MEMORY=${SCALE_GUEST_MEM:-96}
 EXE=$(readlink -f "$AFSFILE")
@@ -108,30 +108,54 @@ order() {
   for k in $(seq 1 "$DISKS"); do for g in $(seq 1 "$GUESTS"); do echo "$g $k"; done; done
 }
 
-detach_all() { # detach_all COUNT: the first COUNT disks of the order
-  local g k letter
-  order | head -n "$1" > /run/xentest/scale.detach
+# Runs "G K" lines (stdin) through CMD G K, one guest's line at a time: GUESTS consecutive
+# lines of the order are GUESTS different guests, so each batch runs at once (xl block-attach and
+# block-detach of different domains go on in parallel; each hotplug run starts the afsfile
+# executable, seconds under TCG). CMD failing fails the stage (its reason is written).
+batches() { # batches PARALLEL CMD...
+  local par=$1 g k pids= p bad=0 i=0
+  shift
   while read -r g k; do
-    letter=$(echo "$LETTERS" | cut -c"$k")
-    timeout 60 xl block-detach "xt-scale-$g" "xvd$letter" > /dev/null 2>&1 < /dev/null ||
-      fail "xl block-detach xt-scale-$g xvd$letter failed"
-  done < /run/xentest/scale.detach
+    "$@" "$g" "$k" < /dev/null &
+    pids="$pids $!"
+    i=$((i + 1))
+    if [ $i -ge "$par" ]; then
+      for p in $pids; do wait "$p" || bad=1; done
+      pids= i=0
+      [ $bad = 0 ] || exit 1
+    fi
+  done
+  for p in $pids; do wait "$p" || bad=1; done
+  [ $bad = 0 ] || exit 1
+}
+
+detach_one() { # detach_one G K
+  local letter
+  letter=$(echo "$LETTERS" | cut -c"$2")
+  timeout 90 xl block-detach "xt-scale-$1" "xvd$letter" > /dev/null 2>&1 ||
+    fail "xl block-detach xt-scale-$1 xvd$letter failed"
+}
+
+detach_all() { # detach_all COUNT: the first COUNT disks of the order
+  order | head -n "$1" > /run/xentest/scale.detach
+  batches "$GUESTS" detach_one < /run/xentest/scale.detach || exit 1
   wait_until 60 no_devices || { ls /run/afsfile/status; fail "device status files left 60 s after the detaches"; }
 }
 
 # run_mode MODE COUNTS...: the worker with isolation MODE, measured at 0 disks and after
 # attaching up to each COUNT disks of the order.
 run_mode() {
-  local mode=$1 n=0 g k target
+  local mode=$1 n=0 target par
   shift
   restart_worker $AFSFILE_WORKER_ARGS --isolation="$mode"
   measure "$mode" 0
   for target in "$@"; do
     order | sed -n "$((n + 1)),${target}p" > /run/xentest/scale.next
-    while read -r g k; do
-      attach "$mode" "$g" "$k" < /dev/null
-      n=$((n + 1))
-    done < /run/xentest/scale.next
+    # A process per disk: one attach at a time, each after its spare is ready.
+    par=$GUESTS
+    [ "$mode" = disk ] && par=1
+    batches "$par" attach "$mode" < /run/xentest/scale.next || exit 1
+    n=$target
     xt_step "isolation=$mode: $n disks attached and connected; $(afs_pids | wc -l) afsfile processes"
     measure "$mode" "$n"
   done
