@@ -4,7 +4,8 @@
 // Host a serves several disks of simulated guests doing verified I/O in one device process:
 // a conflict on one disk refuses that disk alone; a disk detached lets go of its lock while the
 // process serves on; kill -9 of the worker leaves the device host handing on every disk's lock,
-// and the next worker's host adopts each exactly once, never released in between.
+// and the next worker's host adopts each exactly once, never released in between; kill -9 of
+// the host itself releases them all, and the next host locks each again.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
@@ -172,6 +173,20 @@ test('kill -9 of the worker: the host hands on each disk\'s lock; the next host 
     assert.equal(r.bad.slice(0, 3), [], `disk ${i}: nothing acknowledged is lost`);
   }
   assert.is(await verdict(b, await attach(b, devs[2]!.image)), 'busy', 'the adopted locks keep the other host out');
+});
+
+test('kill -9 of the host: its locks go with it; the next host locks every disk again', async () => {
+  const host = await waitDevicePid(a, devs[0]!);
+  process.kill(host, 'SIGKILL');
+  const next = await waitDevicePid(a, devs[0]!, host, 30_000);
+  for (const d of devs) {
+    await until(`${d.vbd.backend}: locked by the next host`, () => {
+      const f = devFile(a, vbdOf(d));
+      return f?.pid === next && f.lock?.state === 'held';
+    }, 20_000);
+    assert.is(flocks(d.image).length, 1, `${d.image}: one lock`);
+  }
+  assert.is(await verdict(b, await attach(b, devs[0]!.image)), 'busy', 'the other host is kept out again');
 });
 
 test.run();
