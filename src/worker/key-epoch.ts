@@ -8,7 +8,7 @@
 // and the pages end clean. One Xen AFS expiry run on 6.12 lost the writes made between the
 // renewal and the reopen that way: fsync returned 0, the server had zeros. So from the moment
 // renew counts a renewal the open file predates, every write and fsync is held (the token gate
-// answers EKEYEXPIRED; the engine retries) until the image is open again, and the reopen is
+// answers EAGAIN; the engine retries) until the image is open again, and the reopen is
 // asked for at once. A reopen records the count read before it: a renewal racing with the open costs
 // one more reopen, never a stale key taken for a new one.
 import type { RenewWatch } from './token-gate';

@@ -127,9 +127,14 @@ export function renewTokenCheck(
   return new RenewWatch(runDir, now, statusName).check(margins);
 }
 
-function refused(op: 'write' | 'fsync', why: string): NodeJS.ErrnoException {
+/**
+ * EKEYEXPIRED for a lapsing token (the worker asks renew for new tokens); EAGAIN while the image
+ * waits for its reopen after a renewal: tokens are fresh then, and a renewal asked for by that
+ * hold would only start the next reopen (one every 30 s while the guest writes).
+ */
+function refused(op: 'write' | 'fsync', why: string, code: 'EKEYEXPIRED' | 'EAGAIN'): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`${op} not attempted: ${why}`);
-  err.code = 'EKEYEXPIRED';
+  err.code = code;
   err.syscall = op;
   return err;
 }
@@ -158,17 +163,22 @@ export function gateStores(
       });
     };
   }
+  const gate = (op: 'write' | 'fsync'): NodeJS.ErrnoException | undefined => {
+    const reopening = epoch?.check();
+    const why = reopening ?? check(op);
+    if (why === undefined) return undefined;
+    log('%s: %s held: %s', img.path, op, why);
+    return refused(op, why, reopening === undefined ? 'EKEYEXPIRED' : 'EAGAIN');
+  };
   img.fsync = (cb) => {
-    const why = epoch?.check() ?? check('fsync');
-    if (why === undefined) return fsync(cb);
-    log('%s: fsync held: %s', img.path, why);
-    setImmediate(cb, refused('fsync', why));
+    const err = gate('fsync');
+    if (err === undefined) return fsync(cb);
+    setImmediate(cb, err);
   };
   img.write = (buf, offset, cb) => {
-    const why = epoch?.check() ?? check('write');
-    if (why === undefined) return write(buf, offset, cb);
-    log('%s: write held: %s', img.path, why);
-    setImmediate(cb, refused('write', why));
+    const err = gate('write');
+    if (err === undefined) return write(buf, offset, cb);
+    setImmediate(cb, err);
   };
   return img;
 }

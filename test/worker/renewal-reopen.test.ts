@@ -154,6 +154,12 @@ test('KeyEpoch: stale after a renewal until reopened; reopens once at a time; no
   renew(dir, 2, clock + 3600_000);
   clock += 1100;
   assert.match(epoch.check() ?? '', /not yet open again with the tokens of renewal 2/);
+  // Through the gate: EAGAIN, not a key error (which would ask renew for yet another renewal).
+  const file = new KeyedFile(SIZE);
+  const img = gateStores(file as unknown as DeviceImage, () => undefined, () => true, epoch);
+  const err = await new Promise<NodeJS.ErrnoException | null>((r) => img.write(new Uint8Array(4096), 0, r));
+  assert.is(err?.code, 'EAGAIN');
+  assert.match(err?.message ?? '', /write not attempted: the image is not yet open again/);
   await tick(5);
   assert.is(calls.length, 0, 'no reopen before start (the image is not served yet)');
   epoch.start();
