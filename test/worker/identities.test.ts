@@ -130,7 +130,9 @@ if (inPrivateMountNamespace()) {
 
   test('two identities and the default: each device process in its identity\'s keyring, with its token, ' +
     'no credential cache', async () => {
-    const b = await startFaultBench('afsfile-ident-', [], { config: config(c, [WEB(c), DB(c)]), env: c.env });
+    // db asks for tickets of its own lifetime; web takes renew's (60s).
+    const b = await startFaultBench('afsfile-ident-', [], {
+      config: config(c, [WEB(c), `${DB(c)} lifetime=40s margin=5s`]), env: c.env });
     try {
       const web = await attach(b, 41, 'web.img');
       const db = await attach(b, 42, 'db.img');
@@ -156,6 +158,7 @@ if (inPrivateMountNamespace()) {
         const who = l.includes(c.keytabs.web!) ? 'web' : l.includes(c.keytabs.db!) ? 'db' : undefined;
         assert.ok(who, `kinit only for the identities here: ${l}`);
         assert.match(l, `ses=${ses[who]} `, `kinit for ${who} runs in its keyring: ${l}`);
+        assert.match(l, who === 'db' ? ' -l 40s ' : ' -l 60s ', `${who}'s lifetime: its own, else renew's: ${l}`);
       }
       const sup = b.rig.worker.proc.pid!;
       for (const [d, label] of [[web, 'web'], [db, 'db'], [host, 'host']] as const) {
