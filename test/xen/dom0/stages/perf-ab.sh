@@ -4,10 +4,13 @@
 # alternating: one guest boots without a disk and runs `xtio perf` (O_DIRECT 1 MiB
 # sequential write and read, 4 KiB random read and write at queue depth 1 and 16)
 # on xvdb each time dom0 attaches it, PERF_ROUNDS rounds of (blkback, afsfile),
-# the order swapped every round. On Xen 4.17 both backends claim backend/vbd, so
-# xen-blkback is loaded only around its own attach (the afsfile worker leaves
-# script=block disks alone). Then the same with a guest whose blkfront takes
-# max_indirect_segments=256 (1 MiB requests whole; blkfront's default is 32).
+# the order swapped every round. On Xen 4.17 (the vbd route) both backends claim
+# backend/vbd, so xen-blkback is loaded only around its own attach (the afsfile
+# worker leaves script=block disks alone). From Xen 4.19 on (the vbd3 route,
+# backendtype=tap) blkback stays loaded all through and afsfile serves
+# backend/vbd3 beside it: the layout an administrator runs. Then the same with a
+# guest whose blkfront takes max_indirect_segments=256 (1 MiB requests whole;
+# blkfront's default is 32).
 #
 # dom0 CPU per request: Xen's per-domain cpu_time of dom0 (xl list, 0.1 s), taken
 # when each workload's BEGIN and result lines appear on the guest's console
@@ -39,7 +42,12 @@ LOG=/run/xentest/perf.log       # "SIDE ROUND CPU0 XTIO PERF ..." lines
 RESULTS=/run/xentest/perf.results
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
-lsmod | grep -q '^xen_blkback' && fail "xen-blkback is loaded (afsfile-setup unloads it)"
+if [ "$AFS_ROUTE" = vbd3 ]; then
+  lsmod | grep -q '^xen_blkback' || fail "xen-blkback is not loaded (the vbd3 route runs beside it)"
+else
+  lsmod | grep -q '^xen_blkback' && fail "xen-blkback is loaded (afsfile-setup unloads it)"
+fi
+xt_step "route $AFS_ROUTE: afsfile serves backend/$AFS_KIND, blkback backend/vbd"
 
 img_base=$IMAGES/perf-base.img
 img_afs=$IMAGES/perf-afs.img
@@ -87,19 +95,22 @@ worker_for() {
   xt_step "worker restarted with AFSFILE_IO=$io for the $1 side"
 }
 
+# kind_of SIDE: the backend directory SIDE's xvdb lives under.
+kind_of() { if [ "$1" = blkback ]; then echo vbd; else echo "$AFS_KIND"; fi; }
+
 # attach SIDE GUEST: attach xvdb from SIDE's backend and wait until it is connected.
 attach() {
   local spec out=/run/xentest/perf.attach
   [ "$1" = blkback ] || worker_for "$1"
   if [ "$1" = blkback ]; then
-    modprobe xen-blkback || fail "modprobe xen-blkback"
+    [ "$AFS_ROUTE" = vbd3 ] || modprobe xen-blkback || fail "modprobe xen-blkback"
     spec="vdev=xvdb,access=rw,target=$img_base"
   else
-    spec="vdev=xvdb,access=rw,script=block-afsfile,target=$img_afs"
+    spec="vdev=xvdb,access=rw,$AFS_SPEC,target=$img_afs"
   fi
   timeout 120 xl block-attach "$2" "$spec" > "$out" 2>&1 || {
     show "xl block-attach" "$out"
-    guest_fail "$2" "$(backend_of "$2" $XVDB)" "xl block-attach ($1) failed: $(create_error "$out")"
+    guest_fail "$2" "$(backend_of "$2" $XVDB "$(kind_of "$1")")" "xl block-attach ($1) failed: $(create_error "$out")"
   }
   guest_connect "$2" $XVDB
 }
@@ -107,12 +118,12 @@ attach() {
 # detach SIDE GUEST: detach xvdb, wait for its backend to go; unload blkback after its turn.
 detach() {
   local be out=/run/xentest/perf.detach
-  be=$(backend_of "$2" $XVDB)
+  be=$(backend_of "$2" $XVDB "$(kind_of "$1")")
   timeout 120 xl block-detach "$2" xvdb > "$out" 2>&1 || { show "xl block-detach" "$out"; guest_fail "$2" "$be" "xl block-detach ($1) failed"; }
   wait_until 60 xs_gone "$be" || guest_fail "$2" "$be" "backend $be still there 60s after xl block-detach"
   if [ "$1" = blkback ]; then
     wait_until 30 sh -c "! /usr/sbin/losetup -a | grep -q '$img_base'" || fail "a loop device still holds $img_base"
-    rmmod xen-blkback || fail "cannot unload xen-blkback after its turn"
+    [ "$AFS_ROUTE" = vbd3 ] || rmmod xen-blkback || fail "cannot unload xen-blkback after its turn"
   fi
 }
 
