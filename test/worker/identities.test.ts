@@ -22,7 +22,7 @@ import { startWorker } from '../helpers/worker';
 import { TestKdc } from '../helpers/kdc';
 import { until } from '../helpers/wait';
 import { type Bench, faultDevice, imagePath, startFaultBench } from '../proofs/faults';
-import type { SimDevice } from '../proofs/sim-devices';
+import { type SimDevice, attachSimDevice } from '../proofs/sim-devices';
 import { BLOCK } from '../proofs/verified-workload';
 
 const say = (l: string): void => void process.stdout.write(`${l}\n`);
@@ -364,7 +364,8 @@ if (inPrivateMountNamespace()) {
     const b = await startFaultBench('afsfile-ident-', [], { config: config(c, [WEB(c), DB(c)]), env: c.env });
     let next: Awaited<ReturnType<typeof startWorker>> | undefined;
     try {
-      const web = await attach(b, 41, 'web.img');
+      // On the rig's local file system, where flock is a real lock (faultfs's stays host-only).
+      const web = await attachSimDevice(b.rig, { domid: 41, size: 1 << 20, timeoutMs: 20_000 });
       const data = new Uint8Array(BLOCK).fill(7);
       await web.front.write(0, data);
       await web.front.flush();
@@ -374,6 +375,8 @@ if (inPrivateMountNamespace()) {
       fs.writeFileSync(path.join(b.rig.dir, 'afsfile.conf'), config(c, [
         `identity.web = keytab=${c.keytabs.web} domains=guest44`,
         `identity.db = keytab=${c.keytabs.db} domains=guest42,guest41`]));
+      const devFile = (): Json | undefined => readJson(path.join(b.rig.runDir, 'status/dev-41-51712.json'));
+      assert.is((devFile()?.lock as Json | undefined)?.state, 'held');
       await b.rig.worker.stop('SIGKILL');
       next = await startWorker(b.rig.xs.socketPath, b.rig.runDir, [], b.rig.exe, c.env);
       const w = next;
@@ -384,6 +387,13 @@ if (inPrivateMountNamespace()) {
         return p !== undefined && p !== oldPid && fs.existsSync(`/proc/${p}`) ? p : undefined;
       }, 30_000);
       assert.is(entryOf(b, web)?.identity, 'web', 'pinned: the identity it was served with');
+      // Its old process kept the image lock for the new one (its opener left it alone), as the
+      // host identity's devices do when the supervisor dies.
+      const lock = await until('the new process\'s lock', () => {
+        const f = devFile();
+        return f?.pid === pid ? f.lock as Json | undefined : undefined;
+      }, 10_000);
+      assert.is(lock.state, 'adopted', `the lock handed on, not taken anew: ${JSON.stringify(lock)}`);
       await until('the new worker\'s web opener', () => openerPid(b, 'web'), 10_000);
       assert.is(ppidOf(pid), openerPid(b, 'web'), 'its process is the new web opener\'s child');
       assert.match(w.stderr(), /adopted with identity web, which served it before \(the bindings say db/);
