@@ -12,6 +12,13 @@
 // back-off until hold-timeout; then the waiting FLUSHes fail, the data stays kept, and the next
 // fsync starts the same recovery again.
 //
+// New tokens (refresh()) take the same path without a failed fsync: on AFS the image is opened
+// again (kAFS writes back with the keys of the open files, fs/afs/file.c), and what was kept
+// since the last good fsync is written again through the new open file before the fsync that
+// releases it. A store the kernel dropped without telling (Linux 6.12's kAFS marks the pages of
+// a store that had no valid key clean; the next fsync returns 0) is so written again while it
+// is still kept, whatever open file's fsync the error went to.
+//
 // Also: dirty generations (what a given fsync covered), the periodic fsync while dirty, flush().
 import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
@@ -99,6 +106,9 @@ export class Durability {
   /** Bumped by every failed fsync: an fsync that started before a failure proves nothing. */
   private failures = 0;
   private recovering = false;
+  /** refresh() calls so far, and the count the last successful attempt had reopened for. */
+  private refreshes = 0;
+  private refreshed = 0;
   private waiters: Waiter[] = [];
   /** Writes wait for room: the fsync started to make it is running. */
   private roomSync = false;
@@ -219,6 +229,17 @@ export class Durability {
     });
   }
 
+  /**
+   * New tokens: reopen the image, write what is kept again through it, fsync; no other I/O
+   * starts meanwhile. cb(null) once done; cb(err) when that failed until hold-timeout (the
+   * data stays kept, as after a recovery that gave up).
+   */
+  refresh(cb: IoCallback): void {
+    this.refreshes++;
+    this.waiters.push({ gen: this.dirtyGen, cb, until: performance.now() + this.holdMs });
+    this.recover();
+  }
+
   /** sync() as a promise: resolves when the file is clean as of the call. */
   flush(deadlineMs?: number): Promise<void> {
     return new Promise((resolve, reject) => this.sync((err) => (err ? reject(err) : resolve()), deadlineMs));
@@ -306,7 +327,8 @@ export class Durability {
     const attempt = () => {
       if (this.closed) return end(Object.assign(new Error('image closed'), { code: 'EBADF' }));
       attempts++;
-      this.reopen(() => this.replay([...this.kept.values()], 0, (err) => {
+      const asked = this.refreshes;
+      this.reopen(asked !== this.refreshed, () => this.replay([...this.kept.values()], 0, (err) => {
         if (err) return failed(err, 'write');
         const gen = this.dirtyGen;
         this.file.fsync((ferr) => {
@@ -314,14 +336,23 @@ export class Durability {
           if (ferr) {
             this.st.fsyncErrors++;
             this.failures++;
+            this.damaged = true;
             return failed(ferr, 'fsync');
           }
           const bytes = this.keptBytes;
           const n = this.kept.size;
+          const wasDamaged = this.damaged;
           this.damaged = false;
-          this.st.recoveries++;
           this.fsyncDone(gen);
-          if (this.keepLimit > 0) this.hooks.warn(`recovered after ${attempts} attempt(s): wrote ${n} kept write(s) (${bytes} bytes) again and fsynced`);
+          this.refreshed = asked;
+          if (wasDamaged) {
+            this.st.recoveries++;
+            if (this.keepLimit > 0) this.hooks.warn(`recovered after ${attempts} attempt(s): wrote ${n} kept write(s) (${bytes} bytes) again and fsynced`);
+          } else if (n > 0) {
+            this.hooks.warn(`reopened for new tokens: wrote ${n} kept write(s) (${bytes} bytes) again and fsynced`);
+          }
+          // Tokens renewed again while this attempt ran: once more, through a newer open file.
+          if (this.refreshes !== asked) return void setTimeout(attempt, 0);
           end(null);
         });
       }));
@@ -330,9 +361,12 @@ export class Durability {
     this.hooks.quiet(() => setTimeout(attempt, delay));
   }
 
-  /** Reopens the image if it can be (kAFS binds the key to the open file); failure is no stop. */
-  private reopen(next: () => void): void {
-    if (!this.file.reopen || this.keepLimit === 0) return next();
+  /**
+   * Reopens the image if it can be (kAFS binds the key to the open file); failure is no stop.
+   * Without kept data (keepBytes 0) only for new tokens: a replay needs none.
+   */
+  private reopen(forTokens: boolean, next: () => void): void {
+    if (!this.file.reopen || (this.keepLimit === 0 && !forTokens)) return next();
     this.file.reopen((err) => {
       if (err) log('reopen failed: %s; writing again through the open file', err.code ?? err.message);
       next();

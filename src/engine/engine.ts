@@ -221,6 +221,14 @@ export class Engine {
     return this.dur.flush(deadlineMs);
   }
 
+  /**
+   * New tokens: the image is opened again and the kept writes written again through it and
+   * fsynced before any other I/O starts (durability.ts refresh). cb as Durability's.
+   */
+  refresh(cb: (err: NodeJS.ErrnoException | null) => void): void {
+    this.dur.refresh(cb);
+  }
+
   /** Stops the periodic fsync timer; the engine takes nothing more. Does not fsync. */
   close(): void {
     this.closed = true;

@@ -19,10 +19,11 @@ import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
-import { identityStatusName, readRenewStatus } from '../renew/status';
+import { identityStatusName } from '../renew/status';
 import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
 import type { LockHolder, LockPolicy } from '../image/lock';
-import { type GateCheck, gateStores, renewTokenCheck, tokenMargins } from './token-gate';
+import { type GateCheck, RenewWatch, gateStores, tokenMargins } from './token-gate';
+import { KeyEpoch } from './key-epoch';
 
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
@@ -81,7 +82,7 @@ export class DeviceChild {
   /** Status file written on change, at most every few seconds while busy, never when idle. */
   private readonly status = new StatusCadence(
     () => {
-      this.reopenAfterRenewal();
+      this.epoch.poke();
       return this.writeStatusFile();
     },
     () => this.busy(),
@@ -89,6 +90,8 @@ export class DeviceChild {
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly tag: string;
   private readonly tokenCheck: GateCheck;
+  /** Which renewal the image's open file has its key from: stores wait for a reopen after one. */
+  private readonly epoch: KeyEpoch;
   private timings: DeviceRetune;
   /** The per-domain identity this process serves with (its opener's PAG), if not the host's. */
   private readonly identity: string | undefined;
@@ -103,8 +106,13 @@ export class DeviceChild {
     const id = o.env.AFSFILE_IDENTITY;
     this.identity = id && /^[a-z0-9][a-z0-9_-]{0,31}$/.test(id) ? id : undefined;
     // The tokens this process uses: its identity's (its opener's status file), else renew's.
-    this.tokenCheck = renewTokenCheck(o.runDir, Date.now,
-      this.identity ? identityStatusName(this.identity) : undefined, tokenMargins(o.env));
+    const watch = new RenewWatch(o.runDir, Date.now, this.identity ? identityStatusName(this.identity) : undefined);
+    this.tokenCheck = watch.check(tokenMargins(o.env));
+    // Before the image is opened (the count then is what its key has at least).
+    this.epoch = new KeyEpoch(watch, {
+      reopen: (cb) => this.device?.reopenImage(cb) ?? false,
+      note: (m, level) => this.note(m, level),
+    });
     this.lock = new DeviceLock({
       policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
       onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
@@ -158,11 +166,11 @@ export class DeviceChild {
       // Opened above, inside this process's PAG, and let through by the supervisor.
       // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
       openImage: (path, readOnly) => {
-        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck);
+        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck, undefined, this.epoch);
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
         const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
-        return gateStores(Image.open(path, opts), this.tokenCheck);
+        return gateStores(Image.open(path, opts), this.tokenCheck, undefined, this.epoch);
       },
       warn: (m) => this.note(m),
       connectGate: (poke) => this.lock.gate(poke),
@@ -172,10 +180,12 @@ export class DeviceChild {
     this.device = device;
     if (this.stopping) return this.finished;
     await device.start();
-    this.renewals = this.renewalsNow();
     this.status.writeNow();
-    this.renewalTimer = setInterval(() => this.reopenAfterRenewal(), RENEWAL_CHECK_MS);
+    // After each renewal the image is opened again (key-epoch.ts): asked by the token gate
+    // when a store comes, and here for an idle device.
+    this.renewalTimer = setInterval(() => this.epoch.poke(), RENEWAL_CHECK_MS);
     this.renewalTimer.unref();
+    this.epoch.start();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     // Not when it closed for a quiesce with the supervisor gone: the process stays, its status
     // file telling the next one where the image lock is (quiesce).
@@ -306,30 +316,6 @@ export class DeviceChild {
   }
 
   private lastKick = 0;
-  private renewals: number | undefined;
-
-  /** renew.json's count of successful renewals, when renew manages this worker's tokens. */
-  private renewalsNow(): number | undefined {
-    // A per-domain identity's opener writes its own file (and is the renew to kick: AFSFILE_RENEW_PID).
-    const r = readRenewStatus(this.o.runDir, this.identity ? identityStatusName(this.identity) : undefined);
-    return r.kind === 'ok' && r.alive && r.status.managed && typeof r.status.renewals === 'number' ? r.status.renewals : undefined;
-  }
-
-  /**
-   * After each renewal the image is opened again: kAFS binds the key to the open file and a
-   * renewal makes a new key (DESIGN "Durability"). Checked every RENEWAL_CHECK_MS and at each status write; renew
-   * renews well before expiry, so the old key is still valid for what it already holds.
-   */
-  private reopenAfterRenewal(): void {
-    if (!this.renewalTimer) return; // not started: the count at start is not taken yet
-    const now = this.renewalsNow();
-    if (now === undefined || now === this.renewals) return;
-    this.renewals = now;
-    this.device?.reopenImage((err) => this.note(err
-      ? `tokens renewed, but reopening the image failed (the old descriptor stays): ${err.code ?? err.message}`
-      : `tokens renewed (renewal ${now}): image reopened`, err ? 'warning' : 'info'));
-  }
-
   /** EACCES (or a kAFS key error) from AFS usually means the token expired: ask renew (DESIGN
    * contracts, Signals) to refresh now, as k5start does on SIGALRM; coalesced so a burst of
    * errors sends one. */

@@ -11,8 +11,10 @@
 // (src/engine/durability.ts). Images outside AFS are not gated.
 import * as fs from 'node:fs';
 import createDebug from 'debug';
+import { isTransient } from '../engine/transient';
 import { type RenewStatusRead, readRenewStatus } from '../renew/status';
 import type { DeviceImage } from './device';
+import type { KeyEpoch } from './key-epoch';
 
 /** statfs f_type of AFS, the same for kAFS and the OpenAFS client (Linux include/uapi/linux/magic.h AFS_FS_MAGIC). */
 export const AFS_FS_MAGIC = 0x6b414653;
@@ -81,49 +83,102 @@ export function expiredToken(r: RenewStatusRead, nowMs: number, marginMs = FSYNC
 /** Why an operation must not be attempted now, or undefined. */
 export type GateCheck = (op: 'write' | 'fsync') => string | undefined;
 
+/** renew.json (or an identity's status file) read at most once a second, or now when asked. */
+export class RenewWatch {
+  private readAt = -Infinity;
+  private last: RenewStatusRead = { kind: 'absent' };
+
+  constructor(
+    private readonly runDir: string,
+    private readonly now: () => number = Date.now,
+    private readonly statusName?: string,
+  ) {}
+
+  read(fresh = false): RenewStatusRead {
+    const t = this.now();
+    if (fresh || t - this.readAt >= READ_EVERY_MS) {
+      this.last = readRenewStatus(this.runDir, this.statusName);
+      this.readAt = t;
+    }
+    return this.last;
+  }
+
+  /**
+   * The last renewal, as "N, renew pid P": a restarted renew counts from 0 again, and its
+   * renewals are new keys all the same. Undefined when no live renew manages the tokens.
+   */
+  renewal(fresh = false): string | undefined {
+    const r = this.read(fresh);
+    if (r.kind !== 'ok' || !r.alive || !r.status.managed) return undefined;
+    return typeof r.status.renewals === 'number' ? `${r.status.renewals}, renew pid ${r.status.pid}` : undefined;
+  }
+
+  /** The token expiry check of the margins (see expiredToken). */
+  check(margins: TokenMargins = { writeMs: WRITE_MARGIN_MS, fsyncMs: FSYNC_MARGIN_MS }): GateCheck {
+    return (op) => expiredToken(this.read(), this.now(), op === 'write' ? margins.writeMs : margins.fsyncMs);
+  }
+}
+
 /** The check of one worker's run dir, reading renew.json at most once a second. */
 export function renewTokenCheck(
   runDir: string, now: () => number = Date.now, statusName?: string,
   margins: TokenMargins = { writeMs: WRITE_MARGIN_MS, fsyncMs: FSYNC_MARGIN_MS },
 ): GateCheck {
-  let readAt = -Infinity;
-  let last: RenewStatusRead = { kind: 'absent' };
-  return (op) => {
-    const t = now();
-    if (t - readAt >= READ_EVERY_MS) {
-      last = readRenewStatus(runDir, statusName);
-      readAt = t;
-    }
-    return expiredToken(last, t, op === 'write' ? margins.writeMs : margins.fsyncMs);
-  };
+  return new RenewWatch(runDir, now, statusName).check(margins);
 }
 
-function refused(op: 'write' | 'fsync', why: string): NodeJS.ErrnoException {
+/**
+ * EKEYEXPIRED for a lapsing token (the worker asks renew for new tokens); EAGAIN while the image
+ * waits for its reopen after a renewal: tokens are fresh then, and a renewal asked for by that
+ * hold would only start the next reopen (one every 30 s while the guest writes).
+ */
+function refused(op: 'write' | 'fsync', why: string, code: 'EKEYEXPIRED' | 'EAGAIN'): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`${op} not attempted: ${why}`);
-  err.code = 'EKEYEXPIRED';
+  err.code = code;
   err.syscall = op;
   return err;
 }
 
 /**
- * Gates the image's writes and fsync with `check` when it is on AFS (`isAfs`, default statfs);
- * returns the same image. Reads are not gated: they store nothing.
+ * Gates the image's writes and fsync with `check` when it is on AFS (`isAfs`, default statfs),
+ * and with `epoch` (a renewal the open file predates); returns the same image, whose reopen()
+ * then tells the epoch. Reads are not gated: they store nothing.
  */
-export function gateStores(img: DeviceImage, check: GateCheck, isAfs: (path: string) => boolean = onAfs): DeviceImage {
+export function gateStores(
+  img: DeviceImage, check: GateCheck, isAfs: (path: string) => boolean = onAfs, epoch?: KeyEpoch,
+): DeviceImage {
   if (img.readOnly || !isAfs(img.path)) return img;
   const fsync = img.fsync.bind(img);
   const write = img.write.bind(img);
+  const reopen = img.reopen?.bind(img);
+  if (epoch && reopen) {
+    img.reopen = (cb) => {
+      const n = epoch.before();
+      reopen((err) => {
+        // A reopen that cannot work (not a token or server problem): the old open file stays,
+        // as it did before renewals were gated; a transient failure is tried again.
+        if (!err || !isTransient(err.code, 'write')) epoch.opened(n);
+        if (err) log('%s: reopen failed: %s', img.path, err.code ?? err.message);
+        cb(err);
+      });
+    };
+  }
+  const gate = (op: 'write' | 'fsync'): NodeJS.ErrnoException | undefined => {
+    const reopening = epoch?.check();
+    const why = reopening ?? check(op);
+    if (why === undefined) return undefined;
+    log('%s: %s held: %s', img.path, op, why);
+    return refused(op, why, reopening === undefined ? 'EKEYEXPIRED' : 'EAGAIN');
+  };
   img.fsync = (cb) => {
-    const why = check('fsync');
-    if (why === undefined) return fsync(cb);
-    log('%s: fsync held: %s', img.path, why);
-    setImmediate(cb, refused('fsync', why));
+    const err = gate('fsync');
+    if (err === undefined) return fsync(cb);
+    setImmediate(cb, err);
   };
   img.write = (buf, offset, cb) => {
-    const why = check('write');
-    if (why === undefined) return write(buf, offset, cb);
-    log('%s: write held: %s', img.path, why);
-    setImmediate(cb, refused('write', why));
+    const err = gate('write');
+    if (err === undefined) return write(buf, offset, cb);
+    setImmediate(cb, err);
   };
   return img;
 }

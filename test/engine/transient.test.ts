@@ -23,7 +23,8 @@ test('kAFS key errnos and ETIME get their Linux names; named and unlisted ones s
 });
 
 test('held (transient) on both clients: tokens, servers down, quota; EIO only for reads and writes', () => {
-  for (const code of ['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED', 'EDESTADDRREQ', 'ETIME', 'ETIMEDOUT', 'EDQUOT', 'ENOSPC']) {
+  const network = ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH'];
+  for (const code of ['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED', 'EDESTADDRREQ', 'ETIME', 'ETIMEDOUT', 'EDQUOT', 'ENOSPC', ...network]) {
     for (const op of ['read', 'write', 'fsync'] as const) assert.ok(isTransient(code, op), `${code} at ${op}`);
   }
   assert.ok(isTransient('EIO', 'write'));

@@ -42,7 +42,7 @@ const HELP = `usage: node test/xen/run.mjs [options]
   --guest-boot-timeout SEC  dom0 fails a guest whose blkfront is not up by then (120)
   --connect-timeout SEC  dom0 fails a disk not connected this long after blkfront is (30)
   --guest-timeout SEC    dom0 fails a guest still running after this (180)
-  --seq-mb N --buf-mb N --rand-mb N --rand-ops N --rand-seconds N
+  --seq-mb N --buf-mb N --rand-mb N --rand-ops N --rand-seconds N --loop-mb N (case 5's sequential MiB)
                          guest workload (32, 8, 4, 1024, 10): see tools/xtio.c
   --perf-rounds N --perf-seconds N --perf-variant-rounds N (0: no 256-segment guest)
   --perf-sides A,B       the perf-ab stage (5, 4, as rounds; blkback,afsfile): sides are
@@ -76,6 +76,7 @@ const { values: opt } = parseArgs({
     'connect-timeout': { type: 'string' },
     'guest-timeout': { type: 'string' },
     'seq-mb': { type: 'string' },
+    'loop-mb': { type: 'string' },
     'buf-mb': { type: 'string' },
     'rand-mb': { type: 'string' },
     'rand-ops': { type: 'string' },
@@ -137,7 +138,7 @@ const dom0Mem = numberOpt('dom0-mem');
 const commonArgs = [];
 for (const [k, name] of [
   ['guest-boot-timeout', 'boot_timeout'], ['connect-timeout', 'connect_timeout'], ['guest-timeout', 'guest_timeout'],
-  ['seq-mb', 'seq_mb'], ['buf-mb', 'buf_mb'], ['rand-mb', 'rand_mb'], ['rand-ops', 'rand_ops'],
+  ['seq-mb', 'seq_mb'], ['loop-mb', 'loop_mb'], ['buf-mb', 'buf_mb'], ['rand-mb', 'rand_mb'], ['rand-ops', 'rand_ops'],
   ['rand-seconds', 'rand_seconds'], ['perf-rounds', 'perf_rounds'], ['perf-seconds', 'perf_seconds'],
   ['perf-variant-rounds', 'perf_variant_rounds'],
   ['guest-mem', 'guest_mem']]) {

@@ -227,11 +227,14 @@ export class Device {
 
   /**
    * New tokens (renew.json's renewals grew): the image is opened again so that kAFS writes back
-   * with the new key. cb gets what the open met; the old descriptor then stays in use.
+   * with the new key. While connected the engine does it, holding other I/O, and writes what it
+   * kept since the last good fsync again through the new open file (Engine.refresh); cb gets
+   * the outcome. False: nothing to reopen (no image, or not on AFS).
    */
   reopenImage(cb: (err: NodeJS.ErrnoException | null) => void): boolean {
     if (!this.image?.reopen || this.image.reopenNeeded === false) return false;
-    this.image.reopen(cb);
+    if (this.engine) this.engine.refresh(cb);
+    else this.image.reopen(cb);
     return true;
   }
 

@@ -132,10 +132,11 @@ afs_io_summary() { # afs_io_summary FROM-LINE PREFIX
       e = $0; sub(/.* failed: /, "", e); n["replay-" o ":" e]++; seen($0) }
     /afsfile worker\[.*recovered after [0-9]* attempt/ { r++; b = $0; sub(/.*kept write\(s\) \(/, "", b); sub(/ bytes.*/, "", b); rb += b }
     /afsfile worker\[.*giving up after/ { gu++ }
+    /afsfile worker\[.*reopened for new tokens: wrote [0-9]* kept/ { fr++; b = $0; sub(/.*kept write\(s\) \(/, "", b); sub(/ bytes.*/, "", b); frb += b }
     END {
       s = ""; for (k in n) s = s (s == "" ? "" : ",") k ":" n[k]
-      printf "%s_errnos=%s %s_gate_write=%d %s_gate_fsync=%d %s_fsync_failed=%d %s_recoveries=%d %s_rewritten_bytes=%d %s_gave_up=%d %s_hold_s=%s\n",
-        p, (s == "" ? "none" : s), p, gw, p, gf, p, ff, p, r, p, rb, p, gu, p, (first < 0 ? 0 : sprintf("%.1f", last - first))
+      printf "%s_errnos=%s %s_gate_write=%d %s_gate_fsync=%d %s_fsync_failed=%d %s_recoveries=%d %s_rewritten_bytes=%d %s_gave_up=%d %s_hold_s=%s %s_reopen_rewritten_bytes=%d\n",
+        p, (s == "" ? "none" : s), p, gw, p, gf, p, ff, p, r, p, rb, p, gu, p, (first < 0 ? 0 : sprintf("%.1f", last - first)), p, frb
     }'
 }
 
@@ -214,4 +215,56 @@ afs_start_renew_worker() {
   echo $! > "$AFSFILE_PIDFILE"
   wait_until 60 grep -q '"lastSuccess": "' /run/afsfile/status/renew.json 2>/dev/null || {
     show afsfile "$AFSFILE_LOG"; show renew.json /run/afsfile/status/renew.json; return 1; }
+}
+
+# kAFS's stores as the kernel saw them (netfs and afs trace points, Linux
+# include/trace/events/netfs.h and afs.h): started before a fault case, reported after it, so
+# that a store that failed inside the kernel (netfs_failure, an fs call answered with an error)
+# is shown with its time even when no call of the worker returned an error. kAFS only.
+AFS_TRACE=/sys/kernel/tracing
+afs_trace_start() {
+  [ "$AFS_CLIENT" = kafs ] || return 0
+  [ -d "$AFS_TRACE/events" ] || mount -t tracefs nodev "$AFS_TRACE" 2>/dev/null
+  [ -d "$AFS_TRACE/events/netfs" ] || { afs_log "no netfs trace events: no kernel trace"; return 0; }
+  echo 0 > "$AFS_TRACE/tracing_on"
+  echo 0 > "$AFS_TRACE/events/enable"
+  echo 16384 > "$AFS_TRACE/buffer_size_kb"
+  echo > "$AFS_TRACE/trace"
+  for e in netfs/netfs_failure netfs/netfs_write netfs/netfs_rreq afs/afs_make_fs_call afs/afs_call_done \
+           afs/afs_file_error afs/afs_io_error; do
+    echo 1 > "$AFS_TRACE/events/$e/enable" 2>/dev/null || afs_log "no trace event $e"
+  done
+  echo "$(date -u +%H:%M:%S) uptime $(cut -d' ' -f1 /proc/uptime)" > /run/xentest/trace-t0
+  echo 1 > "$AFS_TRACE/tracing_on"
+}
+
+# Stops the trace; prints the failures (with the wall-clock time), the fs calls that failed and
+# what they were, and counts; the whole trace stays in /run/xentest/trace.STAGE.
+afs_trace_report() {
+  [ "$AFS_CLIENT" = kafs ] && [ -s /run/xentest/trace-t0 ] || return 0
+  local out=/run/xentest/trace.$XT_STAGE t0
+  echo 0 > "$AFS_TRACE/tracing_on"
+  grep -v '^#' "$AFS_TRACE/trace" > "$out"
+  t0=$(cat /run/xentest/trace-t0); rm -f /run/xentest/trace-t0
+  echo "0" > "$AFS_TRACE/events/enable"
+  awk -v t0="$t0" '
+    function wall(s,  up, w, h, m, x) { split(t0, w, " "); split(w[1], h, ":"); up = w[3]
+      x = h[1] * 3600 + h[2] * 60 + h[3] + (s - up); if (x < 0) x += 86400
+      return sprintf("%02d:%02d:%04.1f", int(x / 3600) % 24, int(x / 60) % 60, x - int(x / 60) * 60) }
+    function ts(  i) { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) return substr($i, 1, length($i) - 1); return 0 }
+    function callid(  i) { for (i = 1; i <= NF; i++) if ($i ~ /^c=/) return substr($i, 3); return "" }
+    /afs_make_fs_call:/ { c = callid(); op[c] = $NF; nops[$NF]++
+      if ($NF ~ /StoreData/) { b = int(ts() / 10); if (b0 == "") b0 = b; sb[b - b0]++; if (b - b0 > nb) nb = b - b0 }
+      next }
+    /afs_call_done:/ { c = callid(); if ($0 ~ /ret=-[0-9]/ || $0 ~ /ab=[1-9]/) {
+        bad++; if (bad <= 40) printf "%s fs call %s (%s) %s\n", wall(ts()), c, (c in op ? op[c] : "?"), $0 ~ /ret=/ ? substr($0, index($0, "ret=")) : "" } ; next }
+    /netfs_failure:|afs_file_error:|afs_io_error:/ { f++; if (f <= 40) { l = $0; sub(/^.*: (netfs_failure|afs_file_error|afs_io_error): /, "", l)
+        ev = $0; sub(/: .*/, "", ev); sub(/.* /, "", ev); printf "%s %s\n", wall(ts()), substr($0, index($0, ev)) } ; next }
+    /netfs_write:|netfs_rreq:/ { n[$0 ~ /netfs_write:/ ? "netfs_write" : "netfs_rreq"]++ }
+    END { if (b0 != "") { l = ""; for (i = 0; i <= nb; i++) l = l " " (sb[i] + 0)
+        printf "StoreData calls per 10 s from %s:%s\n", wall(b0 * 10), l }
+      s = ""; for (k in nops) s = s " " k "=" nops[k]; printf "counts:%s netfs_write=%d failures=%d failed_calls=%d\n", s, n["netfs_write"], f, bad }
+  ' "$out" > /run/xentest/trace-summary
+  show "kernel trace (from $t0)" /run/xentest/trace-summary
+  xt_metric "trace_$(tail -n 1 /run/xentest/trace-summary | sed 's/^counts: *//; s/ / trace_/g')"
 }

@@ -5,9 +5,12 @@
 # worker must not store with the expired key (kAFS 6.1 oopses in afs_store_data): its token
 # gate answers EKEYEXPIRED to writes from 30 s and to fsync from 10 s before expiry, the engine
 # holds them and keeps the data. 40 s after expiry
-# renew goes on (SIGCONT): new tokens, the image reopened, the kept writes written again, the
-# FLUSH answered. The guest must see no error; its pattern must then be in the namei file on
-# the server; dom0 must still be up. Reports the errors the worker met, the hold, the bytes.
+# renew goes on (SIGCONT): new tokens; from the renewal on, stores wait until the image is open
+# again (with the new key: kAFS 6.12 dropped the stores made through the old open file), the
+# kept writes are written again, the FLUSH answered. The guest must see no error; its pattern
+# must then be in the namei file on the server; dom0 must still be up. Reports the errors the
+# worker met, the hold, the bytes, and (kAFS) the kernel's trace of the stores: failed fs calls
+# and netfs failures with their times.
 #
 # With AFS_EXPIRY_WRITE_MARGIN=10 (afs-openafs-expiry-fsync) the worker's write margin is the
 # fsync margin (AFSFILE_TOKEN_WRITE_MARGIN) and the guest writes from 25 s before expiry, so
@@ -43,7 +46,15 @@ afs_image_create "$img" "$IMAGE_MB"
 guest_start xt-expiry "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $SEED "xt.mode=save xt.startmark=XTSTART xt.markwait=900"
 guest_wait_line xt-expiry '^XT WAIT-START' "$GUEST_TIMEOUT"
 kill -STOP "$renew_pid" || fail "cannot stop renew"
-trap 'kill -CONT "$renew_pid" 2>/dev/null' EXIT # a failing stage leaves renew running
+# A failing stage leaves renew running; either way: what the worker did after the renewal and
+# what the kernel did with the stores.
+expiry_exit() {
+  kill -CONT "$renew_pid" 2>/dev/null
+  tail -n +"$from" "$AFSFILE_LOG" | grep -E 'renewed|reopen|recover|fsync failed|giving up' | head -n 20 > /run/xentest/expiry-reopen
+  show "worker: renewal, reopen, recovery" /run/xentest/expiry-reopen
+  afs_trace_report
+}
+trap expiry_exit EXIT
 # The token's own expiry (OpenAFS `tokens`: it can lapse a minute before the ticket), else, for a
 # kAFS key ("present"), the ticket's.
 exp=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
@@ -55,6 +66,7 @@ exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/nul
 # (or MARGIN s) before (what is dirty is stored while the key is valid) and fsync from 10 s before.
 wait_s=$((exp_s - $(date +%s) - LEAD))
 [ "$wait_s" -gt 0 ] && sleep "$wait_s"
+afs_trace_start
 afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTSTART" || fail "cannot mark $img"
 t_start=$(date +%s)
 xt_step "guest told to write ($((exp_s - t_start)) s before expiry)"
