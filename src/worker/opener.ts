@@ -83,6 +83,8 @@ export async function openerMain(o: OpenerOptions, hooks: {
     for (const p of running) p.kill('SIGTERM');
     await Promise.all(running.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))])));
     for (const p of running) if (p.running()) p.kill('SIGKILL');
+    // Device hosts exit a moment after their last device ended.
+    await Promise.race([spawner.allEnded(), new Promise((r) => setTimeout(r, 5000).unref())]);
     await renewer?.stop();
     finish(0);
   };
@@ -111,7 +113,7 @@ export async function openerMain(o: OpenerOptions, hooks: {
           if (procs.get(backend) === p) procs.delete(backend);
           tell({ t: 'exit', backend, code, signal });
         },
-      });
+      }, m.group);
       procs.set(backend, p);
       tell({ t: 'started', backend, pid: p.pid });
       return;

@@ -36,6 +36,17 @@ export interface SupervisorSettings {
   readonly timings: DeviceRetune;
   /** Per-domain identities: openers start with the worker and on reload, never in an attach. */
   readonly identities: IdentitySettings;
+  /** Which devices share a device process (besides sharing its identity's PAG). */
+  readonly isolation: Isolation;
+}
+
+export type Isolation = 'identity' | 'domain' | 'disk';
+
+/** The device host group of a device within its identity's spawner (spawner.ts). */
+export function isolationGroup(isolation: Isolation, b: BackendPath): string {
+  if (isolation === 'identity') return 'identity';
+  if (isolation === 'domain') return `domain ${b.domid}`;
+  return `disk ${b.path}`;
 }
 
 export interface SupervisorOptions extends SupervisorSettings {
@@ -100,7 +111,9 @@ export class Supervisor {
   private admitted = 0;
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities };
+    this.settings = {
+      features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities, isolation: o.isolation,
+    };
     this.spawner = new LocalSpawner(o.env, o.spareArgs, 'worker', () => this.writeStatusFile());
     this.identities = new Identities(o.identities, {
       env: o.env, runDir: o.runDir, spareArgs: o.spareArgs, onChange: () => this.writeStatusFile(),
@@ -435,7 +448,7 @@ export class Supervisor {
     const child: DeviceProc = spawner.start(d.b.path, args, d.restarts, {
       message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
       exit: (code, signal) => this.onChildExit(d, child, code, signal),
-    });
+    }, isolationGroup(d.settings.isolation, d.b));
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
@@ -544,6 +557,8 @@ export class Supervisor {
       await c.exited;
       clearTimeout(t);
     }));
+    // Device hosts exit once their last device has ended (a moment after its `ended`).
+    await Promise.race([this.spawner.allEnded(), new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.identities.stop();
     removeStatus(this.o.runDir, 'worker');
   }
@@ -559,6 +574,8 @@ export class Supervisor {
         claimLatencyMs: summary(this.claimMs),
         // The device process started ahead of need, which serves the next attach.
         spare: this.spawner.spareState(),
+        // Processes serving several devices (isolation identity or domain): the host identity's.
+        hosts: this.spawner.hostState(),
         identities: this.identities.status(),
         devices: [...this.devices.values()].map((d) => ({
           backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind, domain: d.domain, identity: d.identity,
