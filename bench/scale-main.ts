@@ -9,11 +9,16 @@
 //   --busy N                N disks kept writing while memory is sampled once (default 0)
 //   --busy-seconds S        how long before that sample (default 10)
 //   --exe PATH              the executable to measure (default dist/afsfile)
+//   --worker-args 'ARGS'    more worker options (e.g. --isolation=disk)
+//   --sides A,B --rounds R  compare settings or builds in R alternating rounds (scale-sides.ts):
+//                           NAME=WORKER-ARGS or NAME@EXE each, e.g.
+//                           hosts=--isolation=identity,procs=--isolation=disk
 //   --json
 import minimist from 'minimist';
 import * as os from 'node:os';
 import { progress } from './report';
 import { benchScale, scaleTable } from './scale';
+import { benchScaleSides, parseSides } from './scale-sides';
 
 export function scaleCounts(list: unknown): number[] {
   const counts = String(list ?? '1,4,16,32,64').split(',').map(Number);
@@ -22,7 +27,9 @@ export function scaleCounts(list: unknown): number[] {
 }
 
 async function main(): Promise<void> {
-  const argv = minimist(process.argv.slice(2), { boolean: ['json'], string: ['counts', 'exe', 'worker-args'] });
+  const argv = minimist(process.argv.slice(2), {
+    boolean: ['json'], string: ['counts', 'exe', 'worker-args', 'sides'],
+  });
   const num = (name: string, dflt: number): number => {
     const v = argv[name] === undefined ? dflt : Number(argv[name]);
     if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a number >= 0`);
@@ -39,6 +46,14 @@ async function main(): Promise<void> {
     workerArgs: typeof argv['worker-args'] === 'string' ? argv['worker-args'].split(/\s+/).filter(Boolean) : [],
   };
   const started = Date.now();
+  if (typeof argv.sides === 'string') {
+    const table = await benchScaleSides(o, parseSides(argv.sides), num('rounds', 3) || 1);
+    const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+    progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    process.stdout.write(`${table}${os.cpus().length} CPUs, load ${load}; settle ${o.settleSeconds} s, idle window ` +
+      `${o.idleSeconds} s\n`);
+    return;
+  }
   const r = await benchScale(o);
   const machine = { cpus: os.cpus().length, load: os.loadavg(), memGiB: os.totalmem() / 2 ** 30, node: process.version };
   progress(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -63,6 +63,10 @@ export const OPTIONS: readonly OptionSpec[] = [
     config: true, placeholder: 'host|required',
     help: 'domains that no identity.LABEL line binds: served with the host identity (renew\'s), or refused ' +
       '(required)' },
+  { name: 'isolation', type: 'string', default: 'identity', choices: ['identity', 'domain', 'disk'], roles: ['worker'],
+    config: true, placeholder: 'identity|domain|disk',
+    help: 'which disks share a device process: every disk of one identity (one process per identity, the least ' +
+      'memory), of one guest domain, or none (a process per disk); a crash of a process restarts all its disks' },
   { name: 'spare', type: 'boolean', default: false, roles: ['worker'], config: false, hidden: true,
     help: '(internal) a device process started ahead of need, waiting to be told its device' },
   { name: 'fsync-interval', type: 'duration', default: '5s', min: 0.1, max: DAY, roles: DATA_PATH, config: true, placeholder: 'DURATION',
@@ -89,6 +93,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'per-device budget of requests in flight' },
   { name: 'max-inflight', type: 'size', default: '16M', min: 64 * 1024, max: 4 * 1024 ** 3, roles: DATA_PATH, config: true, placeholder: 'BYTES',
     help: 'per-device budget of bytes in flight' },
+  { name: 'max-inflight-process', type: 'size', default: '256M', min: 1024 ** 2, max: 64 * 1024 ** 3, roles: ['worker'],
+    config: true, placeholder: 'BYTES',
+    help: 'budget of bytes in flight of all the disks one device process serves together (isolation)' },
+  { name: 'max-kept-process', type: 'size', default: '128M', min: 1024 ** 2, max: 64 * 1024 ** 3, roles: ['worker'],
+    config: true, placeholder: 'BYTES',
+    help: 'budget of the write data all the disks of one device process keep together until an fsync covers ' +
+      'it (to write it again after a failed fsync; each disk keeps 32M at most): a disk over it fsyncs first' },
   // Bounds: blkif.h (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST 8 pages × 512 descriptors), io/ring.h
   // (XENBUS_MAX_RING_GRANT_ORDER 4); what src/worker/device/claim.ts accepts.
   { name: 'max-indirect-segments', type: 'number', default: 256, min: 0, max: 4096, integer: true, roles: DATA_PATH, config: true, placeholder: 'N',

@@ -25,6 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { nextRetryDelay } from './backoff';
 import type { BlockFile, IoCallback } from './block-file';
 import { type ArenaMemory, KeepArena } from './keep-arena';
+import type { PoolBudget } from './pool-budget';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
 
@@ -55,6 +56,9 @@ export interface DurabilityOptions {
   keepBytes?: number;
   /** Memory for the kept copies (keep-arena.ts); without it each copy is its own buffer. */
   arena?: ArenaMemory;
+  /** Shared with the other devices of this process: their kept data together stays within it
+   * (a device over it fsyncs to make room before its next write, as at its own bound). */
+  keepBudget?: PoolBudget;
 }
 
 /** One write (or discard, data null) completed since the last good fsync. */
@@ -99,6 +103,12 @@ export class Durability {
   /** Completed writes not yet covered by a good fsync, in completion order (Map keeps it). */
   private readonly kept = new Map<KeptKey, Kept>();
   private keptBytes = 0;
+  /** The process's budget of kept bytes (until close, which gives back what is kept). */
+  private keepBudget: PoolBudget | undefined;
+  /** What this device counts against it: the kept bytes, or the arena's span if larger (copies
+   * let go out of order, the same range written again, leave holes in the arena's ring that stay
+   * resident until an fsync lets the copies before them go). */
+  private charged = 0;
   private readonly keepLimit: number;
   private readonly arena: KeepArena | null;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
@@ -128,6 +138,7 @@ export class Durability {
   ) {
     this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
     this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena) : null;
+    this.keepBudget = opts.keepBudget;
     this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
 
@@ -158,7 +169,8 @@ export class Durability {
    * (at most the engine's in-flight budget).
    */
   admit(bytes: number): boolean {
-    if (this.keepLimit === 0 || this.keptBytes === 0 || this.keptBytes + bytes <= this.keepLimit) return true;
+    if (this.keepLimit === 0 || this.keptBytes === 0) return true;
+    if (this.keptBytes + bytes <= this.keepLimit && (this.keepBudget?.fits(bytes) ?? true)) return true;
     this.roomWanted = true;
     if (!this.roomSync) {
       this.roomSync = true;
@@ -248,6 +260,8 @@ export class Durability {
   /** Stops the periodic fsync timer and any recovery. Does not fsync. */
   close(): void {
     this.closed = true;
+    this.keepBudget?.give(this.charged);
+    this.keepBudget = undefined;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -264,7 +278,18 @@ export class Durability {
     }
     this.kept.set(key, { offset, length, data, gen: this.dirtyGen, slot });
     this.keptBytes += data?.length ?? 0;
+    this.recharge();
     this.st.keptBytes = this.keptBytes;
+  }
+
+  /** Brings this device's charge against the process's budget up to date. */
+  private recharge(): void {
+    const b = this.keepBudget;
+    if (!b) return;
+    const now = Math.max(this.keptBytes, this.arena?.span() ?? 0);
+    if (now > this.charged) b.charge(now - this.charged);
+    else if (now < this.charged) b.give(this.charged - now);
+    this.charged = now;
   }
 
   private fsyncDone(genAtStart: number): void {
@@ -282,12 +307,16 @@ export class Durability {
     const arena = this.arena;
     if (arena !== null) {
       // The oldest copy still kept is where the arena's free space ends.
+      let any = false;
       for (const k of this.kept.values()) {
         if (k.slot < 0) continue;
         arena.advance(k.slot);
+        any = true;
         break;
       }
+      if (!any) arena.emptied();
     }
+    this.recharge();
   }
 
   /** Wait, reopen, write the kept data again, fsync; with back-off until hold-timeout. */

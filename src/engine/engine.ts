@@ -23,6 +23,7 @@ import {
   STEPS_FLUSH_WRITE, STEPS_FSYNC, STEPS_READ, STEPS_WRITE, WAIT_MEM, WAIT_ORDER,
 } from './context';
 import { PagePool } from './pool';
+import type { PoolBudget } from './pool-budget';
 import { PoolMemory } from './pool-memory';
 import { EngineQueue, type QueueHooks } from './queue';
 import { nextRetryDelay } from './backoff';
@@ -49,6 +50,10 @@ export interface EngineOptions {
   holdTimeoutMs?: number;
   /** Called on every transient error (the worker kicks renew on EACCES). */
   onTransientError?(code: string, op: string): void;
+  /** Shared with the other devices of this process: their data buffers together stay within it. */
+  budget?: PoolBudget;
+  /** Likewise for the write data kept until an fsync covers it (durability.ts). */
+  keepBudget?: PoolBudget;
   /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
   poolReleaseIdleMs?: number;
   /** The engine took a request while none was in flight (the status file is due). */
@@ -119,6 +124,8 @@ export class Engine {
   /** Contexts whose read/write waits for Durability (a recovery, or room for kept data). */
   private held: RequestContext[] = [];
   private readonly pumpBound = () => this.pump();
+  /** Woken by the process budget when memory was given back. */
+  private readonly budgetWake = () => this.schedule();
 
   constructor(
     private readonly file: BlockFile,
@@ -155,7 +162,11 @@ export class Engine {
     }, {
       fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS,
       keepBytes: opts.keepBytes,
-      arena: { alloc: (bytes) => grants.allocPool(bytes), release: (mem, at, len) => grants.releasePool(mem, at, len) },
+      keepBudget: opts.keepBudget,
+      arena: {
+        alloc: (bytes) => grants.allocPool(bytes),
+        release: (mem, at, len, busy) => grants.releasePool(mem, at, len, busy),
+      },
     });
   }
 
@@ -447,8 +458,16 @@ export class Engine {
         this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
         continue;
       }
+      const budget = this.opts.budget;
+      const bytes = ctx.dataPages * PAGE_SIZE;
+      if (budget && !budget.take(bytes)) {
+        this.countMemoryStalls(i);
+        budget.wait(this.budgetWake);
+        break;
+      }
       const off = this.pages.alloc(ctx.dataPages);
       if (off < 0) {
+        budget?.give(bytes);
         this.countMemoryStalls(i);
         break;
       }
@@ -696,6 +715,7 @@ export class Engine {
     ctx.state = DONE;
     if (ctx.dataOffset >= 0) {
       this.pages.free(ctx.dataOffset, ctx.dataPages);
+      this.opts.budget?.give(ctx.dataPages * PAGE_SIZE);
       ctx.dataOffset = -1;
       ctx.buf = null;
     }

@@ -14,8 +14,9 @@ export type ArenaSlot = number;
 export interface ArenaMemory {
   /** Zeroed memory of `bytes`, mapped lazily (GrantTable.allocPool on Linux). */
   alloc(bytes: number): Uint8Array;
-  /** Gives the pages of [offset, offset + length) back to the host. */
-  release(mem: Uint8Array, offset: number, length: number): void;
+  /** Gives the whole pages of [offset, offset + length) back to the host; `busy`: while other
+   * copies are alive (a cheaper release). */
+  release(mem: Uint8Array, offset: number, length: number, busy?: boolean): void;
 }
 
 export class KeepArena {
@@ -56,14 +57,39 @@ export class KeepArena {
     return [at, view];
   }
 
+  /** Bytes of the ring between the oldest copy that may be alive and the newest: what stays
+   * resident for the copies alive (holes of copies let go out of order included). */
+  span(): number {
+    if (this.live <= 0) return 0;
+    return this.tail > this.head ? this.tail - this.head : this.size - this.head + this.tail;
+  }
+
   /** A copy was let go. */
   drop(): void {
     if (--this.live <= 0) this.clear();
   }
 
-  /** After letting go a prefix: the oldest copy still alive starts at `slot`. */
+  /**
+   * After letting go a prefix: the oldest copy still alive starts at `slot`. The pages the
+   * prefix held go back to the host at once (one madvise per fsync), so the arena's resident
+   * part follows what is kept (bounded by the process's kept-data budget), not the whole ring
+   * a steady flow walks through.
+   */
   advance(slot: ArenaSlot): void {
-    if (this.live > 0) this.head = slot;
+    if (this.live <= 0) return;
+    this.head = slot;
+    const mem = this.mem;
+    if (mem === null) return;
+    // Everything outside what is alive is free (whole pages only go back: a page shared with
+    // a copy alive stays).
+    if (this.tail > slot) {
+      // Alive is [slot, tail).
+      if (slot > 0) this.memory.release(mem, 0, slot, true);
+      if (this.touched > this.tail) this.memory.release(mem, this.tail, this.touched - this.tail, true);
+    } else if (slot > this.tail) {
+      // Wrapped: alive is [slot, end) and [0, tail).
+      this.memory.release(mem, this.tail, slot - this.tail, true);
+    }
   }
 
   /** Nothing is alive: start again at 0. */
@@ -71,6 +97,15 @@ export class KeepArena {
     this.live = 0;
     this.head = 0;
     this.tail = 0;
+  }
+
+  /** After an fsync let every copy go: the pages written go back (the device is busy, so the
+   * malloc arenas are left alone), as advance() does for a prefix. */
+  emptied(): void {
+    if (this.live > 0 || this.mem === null || this.touched === 0) return;
+    // Nothing is alive: the whole arena may go (the page `touched` ends in included).
+    this.memory.release(this.mem, 0, this.size, true);
+    this.touched = 0;
   }
 
   /** Gives the pages written so far back to the host; only while nothing is alive. */

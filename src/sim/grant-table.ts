@@ -52,8 +52,8 @@ export class SimGrantTable implements GrantTable {
     return new Uint8Array(native().mapPool(Math.max(PAGE_SIZE, Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE)), 0, bytes);
   }
 
-  releasePool(pool: Uint8Array, offset: number, length: number): void {
-    releaseWholePages(pool, offset, length);
+  releasePool(pool: Uint8Array, offset: number, length: number, busy = false): void {
+    releaseWholePages(pool, offset, length, undefined, !busy);
   }
 
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {

@@ -4,6 +4,7 @@
 // SIGTERM or the supervisor's death into a quiesce that leaves XenStore as it is.
 import * as fs from 'node:fs';
 import { LATENCY_BUCKETS_MS } from '../engine/stats';
+import type { PoolBudget } from '../engine/pool-budget';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
@@ -17,10 +18,12 @@ import { EXIT_NOT_OPENED, EXIT_PERMANENT, EXIT_REFUSED } from './exit-codes';
 import type { Priority } from '../util/journal';
 import { stderrLine } from './log';
 import { signalRenew } from './renew-signal';
+import { SharedTicker } from './shared-ticker';
 import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName } from '../renew/status';
 import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
+import { adoptionFile, retireHosted, watchAdoption } from './host-handover';
 import type { LockHolder, LockPolicy } from '../image/lock';
 import { type GateCheck, RenewWatch, gateStores, tokenMargins } from './token-gate';
 import { KeyEpoch } from './key-epoch';
@@ -28,6 +31,9 @@ import { KeyEpoch } from './key-epoch';
 /** How often an idle device looks for a token renewal (renew.json); a busy one also looks at
  * each status write. Renewals come at half a token's lifetime, hours before expiry. */
 const RENEWAL_CHECK_MS = 15_000;
+
+/** Every device of this process looks for renewals on the same tick (device hosts). */
+const renewalTicks = new SharedTicker(RENEWAL_CHECK_MS);
 
 /** Errors that mean "the token is gone" (OpenAFS: EACCES; kAFS: the key errnos): renew is asked to refresh. */
 const TOKEN_ERRORS = new Set(['EACCES', 'EKEYEXPIRED', 'ENOKEY', 'EKEYREJECTED', 'EKEYREVOKED']);
@@ -51,10 +57,16 @@ export interface DeviceChildOptions {
   readonly direct: boolean;
   readonly imageRoots: readonly string[];
   readonly restarts: number;
+  /** The data-buffer budget of this process, shared by the devices it serves, and the same for
+   * the write data they keep until an fsync. */
+  readonly budget?: { readonly buffers: PoolBudget; readonly kept: PoolBudget };
   /** An image on a file system without working locks: attached with a warning, or refused. */
   readonly lockPolicy: LockPolicy;
   /** How long a migration destination waits for the source's lock when its guest connects. */
   readonly migrationLockWaitS: number;
+  /** Served by a device host among other devices (device-host.ts): a successor that adopted
+   * this device's image lock ends its hand-on by a file, not by a signal to the whole process. */
+  readonly hosted?: boolean;
   /** To whoever started this process: what it opened, and the verdict on it. */
   readonly link?: DeviceLink;
 }
@@ -87,7 +99,8 @@ export class DeviceChild {
     },
     () => this.busy(),
   );
-  private renewalTimer: NodeJS.Timeout | undefined;
+  /** Stops this device's renewal checks (set once it has started). */
+  private renewalTimer: (() => void) | undefined;
   private readonly tag: string;
   private readonly tokenCheck: GateCheck;
   /** Which renewal the image's open file has its key from: stores wait for a reopen after one. */
@@ -136,9 +149,17 @@ export class DeviceChild {
     if (this.stopping) return 0;
     this.xs = await connectXenStore({ env: this.o.env, log: (l) => stderrLine(`${this.tag}: ${l}`) });
     // The open may hang (a dead file server): a stop meanwhile ends the process all the same.
-    const own = await Promise.race([this.openOwnImage(this.xs, predecessor), this.finished]);
+    const opening = this.openOwnImage(this.xs, predecessor);
+    const own = await Promise.race([opening, this.finished]);
     if (typeof own === 'number') {
       if (!this.stopping) this.xs.close();
+      this.lock.release();
+      // Stopped while the open hung: what it opens later is let go (a device host serves on).
+      void opening.then((o) => {
+        if (typeof o === 'number') return;
+        closeInBackground(o.image);
+        this.lock.release();
+      });
       return own;
     }
     try {
@@ -150,6 +171,8 @@ export class DeviceChild {
       this.note(msg, 'err');
       await reportError(this.xs, this.o.backend.path, msg).catch(() => undefined);
       this.xs.close();
+      closeInBackground(own.image);
+      this.lock.release();
       return EXIT_PERMANENT;
     }
     const device = new Device(this.xs, this.platform, this.o.backend.path, {
@@ -157,6 +180,8 @@ export class DeviceChild {
       engine: {
         maxRequests: this.o.maxRequests,
         maxBytes: this.o.maxInflight,
+        budget: this.o.budget?.buffers,
+        keepBudget: this.o.budget?.kept,
         fsyncIntervalMs: this.timings.fsyncIntervalS * 1000,
         holdTimeoutMs: this.timings.holdTimeoutS * 1000,
         onTransientError: (code) => { if (TOKEN_ERRORS.has(code)) this.kickRenew(code); },
@@ -182,9 +207,8 @@ export class DeviceChild {
     await device.start();
     this.status.writeNow();
     // After each renewal the image is opened again (key-epoch.ts): asked by the token gate
-    // when a store comes, and here for an idle device.
-    this.renewalTimer = setInterval(() => this.epoch.poke(), RENEWAL_CHECK_MS);
-    this.renewalTimer.unref();
+    // when a store comes, and here for an idle device (one timer for all devices of a host).
+    this.renewalTimer = renewalTicks.add(() => this.epoch.poke());
     this.epoch.start();
     // Removal (or the backend dir vanishing) ends the device: the process is done.
     // Not when it closed for a quiesce with the supervisor gone: the process stays, its status
@@ -261,6 +285,7 @@ export class DeviceChild {
       if (prev === process.pid) return undefined;
       const alive = pidAlive(prev, prevStatus?.pidStart);
       const holder = lockHolder(prevStatus, alive);
+      this.predecessorHosted = prevStatus?.hosted === true;
       if (holder && prevStatus?.handingOn === true) return holder;
       if (!alive || Date.now() >= deadline || this.stopping) return holder;
       await sleep(50);
@@ -271,6 +296,12 @@ export class DeviceChild {
    * serve the ring. */
   private async retire(prev: LockHolder): Promise<void> {
     if (!pidAlive(prev.pid, prev.pidStart)) return;
+    if (this.predecessorHosted) {
+      // Not adopted (its hand-on is over): that device has let go already, and its host serves on.
+      if (this.lock.status()?.state !== 'adopted') return;
+      await retireHosted(this.o.runDir, statusName(this.o.backend), prev, () => this.stopping);
+      return;
+    }
     try {
       process.kill(prev.pid, 'SIGTERM');
     } catch {
@@ -295,18 +326,31 @@ export class DeviceChild {
     if (this.handingOn) {
       const stop = new Promise<void>((r) => (this.endHandOn = r));
       this.status.writeNow();
+      // In a device host the successor of this device alone says so (a SIGTERM ends them all).
+      const adopted = this.o.hosted ? watchAdoption(this.o.runDir, statusName(this.o.backend), stop) : undefined;
+      adopted?.then(() => this.endHandOn?.(), () => undefined);
       await this.lock.handOn(HAND_ON_MS, stop);
+      this.endHandOn?.();
       this.handingOn = false;
+      this.end(false);
+      // After the last write of this device's status file: its successor writes it from now on.
+      if (adopted) fs.rmSync(adoptionFile(this.o.runDir, statusName(this.o.backend)), { force: true });
+      return;
     }
     this.end(false);
   }
 
   /** Waiting, the supervisor gone, for the next worker's process to adopt the image lock. */
   private handingOn = false;
+  /** The previous process of this device is a device host (its status file says so). */
+  private predecessorHosted = false;
 
   private end(removed: boolean): void {
     this.stopping = true;
-    clearInterval(this.renewalTimer);
+    this.renewalTimer?.();
+    // The image is closed (Device's finish): in a device host the process lives on, so the
+    // lock's own descriptor goes now, not at exit (the lock ends with the last of the two).
+    this.lock.release();
     if (!removed) this.status.writeNow();
     this.status.close();
     if (removed) removeStatus(this.o.runDir, statusName(this.o.backend));
@@ -381,6 +425,7 @@ export class DeviceChild {
       fsyncIntervalS: this.timings.fsyncIntervalS,
       lock: this.lock.status(),
       handingOn: this.handingOn,
+      ...(this.o.hosted ? { hosted: true } : {}),
     };
     try {
       writeStatus(this.o.runDir, statusName(this.o.backend), fields);

@@ -128,6 +128,13 @@ export class DeviceLock {
   cancel(): void {
     this.cancelled = true;
   }
+
+  /** The device is done, its image closed: the lock's descriptor too (a device host lives on;
+   * the lock ends with the last close of its open file). */
+  release(): void {
+    this.cancel();
+    this.lock?.release();
+  }
 }
 
 /** The predecessor's lock, from its status file, if it is still alive and holds one. */

@@ -8,13 +8,15 @@ import { isXenStoreError } from '../xen/xenstore';
 import { connectXenStore } from '../xen/xenstore-client';
 import { parseBackendPath } from './backend-path';
 import { DeviceChild, type DeviceLink } from './device-child';
-import { type FromDevice, type ToDevice, parseToDevice } from './device-link';
+import { type ToDevice, parseToDevice } from './device-link';
+import { hostMain } from './device-host';
+import { PoolBudget } from '../engine/pool-budget';
 import { stderrLine } from './log';
 import { MetricsWriter } from './metrics';
 import { notifyReady } from './sd-notify';
 import { pidAlive, readStatusFiles, runDirProblem } from './status-file';
 import { parseRetune } from './device-retune';
-import { Supervisor, type SupervisorSettings } from './supervisor';
+import { type Isolation, Supervisor, type SupervisorSettings } from './supervisor';
 import type { IdentitySettings } from './identities';
 import { identitiesFrom } from '../cli/identity-config';
 import { readConfigFile } from '../cli/config-file';
@@ -43,12 +45,8 @@ export async function workerMain(
     reload: (fn: () => void): void => { onReload = fn; },
   };
   if (args.bool('spare')) {
-    // Started ahead of need by the supervisor (or an opener): wait for the device to serve.
-    const a = await waitForAssignment(hooks);
-    if (!a) return 0;
-    const deviceArgs = parseArgs('worker', ['--device', a.backend, ...a.args], { env, readConfig: false });
-    const env2 = { ...env, AFSFILE_DEVICE_RESTARTS: String(a.restarts) };
-    return runDevice(deviceArgs, env2, choose ? choose(deviceArgs) : platform, hooks);
+    // Started ahead of need by the supervisor (or an opener): serves the devices it is assigned.
+    return hostMain(env, choose ?? (() => platform), hooks, newDeviceChild, failed);
   }
   if (device !== undefined) return runDevice(args, env, platform, hooks);
   const opener = args.optionalString('opener');
@@ -114,22 +112,6 @@ interface Hooks {
   reload(fn: () => void): void;
 }
 
-/** A spare: says it is ready, then waits for `assign` (undefined: stopped, or the parent left). */
-function waitForAssignment(hooks: Hooks): Promise<Extract<ToDevice, { t: 'assign' }> | undefined> {
-  return new Promise((resolve) => {
-    if (!process.send) throw new FatalError('--spare is for the worker\'s own use');
-    process.on('message', (m) => {
-      const x = parseToDevice(m);
-      if (x?.t === 'assign') resolve(x);
-    });
-    process.on('disconnect', () => resolve(undefined));
-    hooks.stop(() => resolve(undefined));
-    hooks.reload(() => undefined);
-    // The parent may be gone already (EPIPE): the disconnect above ends the wait then.
-    process.send({ t: 'ready' } satisfies FromDevice, undefined, undefined, () => undefined);
-  });
-}
-
 /** The IPC link to whoever started this device process, if any (one started by hand has none). */
 function parentLink(): DeviceLink | undefined {
   const send = process.send?.bind(process);
@@ -149,13 +131,18 @@ function parentLink(): DeviceLink | undefined {
   };
 }
 
-async function runDevice(
-  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks,
-): Promise<number> {
+/** The data-buffer budget every device of this process shares (the first device's setting). */
+let budget: { buffers: PoolBudget; kept: PoolBudget } | undefined;
+
+/** One device's DeviceChild from its options (`worker --device B ...`). */
+function newDeviceChild(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, restarts: number, link: DeviceLink | undefined,
+  hosted = false,
+): DeviceChild {
   const device = args.string('device');
   const b = parseBackendPath(device);
   if (!b) throw new FatalError(`--device ${device}: expected /local/domain/<N>/backend/vbd|vbd3/<domid>/<devid>`);
-  const child = new DeviceChild({
+  return new DeviceChild({
     backend: b, runDir: args.string('run-dir'), platform, env,
     holdTimeoutS: args.number('hold-timeout'),
     fsyncIntervalS: args.number('fsync-interval'),
@@ -166,11 +153,22 @@ async function runDevice(
     maxQueues: args.number('max-queues'),
     direct: args.bool('direct'),
     imageRoots: imageRoots(args),
-    restarts: Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0,
+    restarts,
     lockPolicy: args.string('lock-unsupported') === 'refuse' ? 'refuse' : 'warn',
     migrationLockWaitS: args.number('migration-lock-wait'),
-    link: parentLink(),
+    link,
+    hosted,
+    budget: (budget ??= {
+      buffers: new PoolBudget(args.number('max-inflight-process')),
+      kept: new PoolBudget(args.number('max-kept-process')),
+    }),
   });
+}
+
+async function runDevice(
+  args: ParsedArgs, env: NodeJS.ProcessEnv, platform: PlatformLoader, hooks: Hooks,
+): Promise<number> {
+  const child = newDeviceChild(args, env, platform, Number(env.AFSFILE_DEVICE_RESTARTS ?? 0) || 0, parentLink());
   let stopped = false;
   hooks.stop(() => { stopped = true; void child.quiesce(); });
   hooks.reload(() => stderrLine('SIGHUP: a device process takes its settings from the supervisor (send SIGHUP there)'));
@@ -211,11 +209,13 @@ function supervisorSettings(args: ParsedArgs, platform: string, env: NodeJS.Proc
     },
     childArgs: [...childArgs(args), '--platform', platform],
     timings: { holdTimeoutS: args.number('hold-timeout'), fsyncIntervalS: args.number('fsync-interval') },
+    isolation: args.string('isolation') as Isolation,
   };
 }
 
 /** Not for device processes: their own role, or the supervisor's business. */
-const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default']);
+const SUPERVISOR_ONLY = new Set(['device', 'platform', 'config', 'spare', 'opener', 'opener-pag', 'identity-default',
+  'isolation']);
 
 /** --image-roots (absolute: checked with every value, src/cli/values.ts). */
 function imageRoots(args: ParsedArgs): string[] {

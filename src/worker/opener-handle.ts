@@ -28,7 +28,7 @@ export interface OpenerHandleOptions {
 interface Remote {
   readonly ev: DeviceEvents;
   /** Not sent yet: the opener is starting (again). */
-  pending: { args: string[]; restarts: number } | undefined;
+  pending: { args: string[]; restarts: number; group: string | undefined } | undefined;
   pid: number | undefined;
   alive: boolean;
   readonly exited: Promise<void>;
@@ -60,12 +60,12 @@ export class OpenerHandle implements Spawner {
     this.send({ t: 'config', config });
   }
 
-  start(backend: string, args: readonly string[], restarts: number, ev: DeviceEvents): DeviceProc {
+  start(backend: string, args: readonly string[], restarts: number, ev: DeviceEvents, group?: string): DeviceProc {
     const old = this.devices.get(backend);
     if (old?.alive) this.ended(backend, old, null, 'SIGKILL');
     let resolveExited!: () => void;
     const exited = new Promise<void>((r) => (resolveExited = r));
-    const pending = { args: [...args], restarts };
+    const pending = { args: [...args], restarts, group };
     const r: Remote = { ev, pid: undefined, alive: true, exited, resolveExited, pending };
     this.devices.set(backend, r);
     // No opener right now (starting again after it ended): sent when it runs.
@@ -102,7 +102,8 @@ export class OpenerHandle implements Spawner {
     const s = r.pending;
     if (!s) return;
     r.pending = undefined;
-    this.send({ t: 'start', backend, args: s.args, restarts: s.restarts });
+    const group = s.group === undefined ? {} : { group: s.group };
+    this.send({ t: 'start', backend, args: s.args, restarts: s.restarts, ...group });
   }
 
   private send(m: ToOpener): void {

@@ -21,7 +21,9 @@ export interface OpenerConfig {
 
 export type ToOpener =
   | { readonly t: 'config'; readonly config: OpenerConfig }
-  | { readonly t: 'start'; readonly backend: string; readonly args: readonly string[]; readonly restarts: number }
+  | { readonly t: 'start'; readonly backend: string; readonly args: readonly string[]; readonly restarts: number;
+    /** The device host group (spawner.ts); none: a process of its own. */
+    readonly group?: string }
   | { readonly t: 'to-device'; readonly backend: string; readonly m: ToDevice | RetuneMessage }
   | { readonly t: 'kill'; readonly backend: string; readonly signal: 'SIGTERM' | 'SIGKILL' };
 
@@ -50,8 +52,10 @@ export function parseToOpener(m: unknown): ToOpener | undefined {
     return config ? { t: 'config', config } : undefined;
   }
   if (!isStr(m.backend)) return undefined;
-  if (m.t === 'start' && Array.isArray(m.args) && m.args.every(isStr) && isNum(m.restarts)) {
-    return { t: 'start', backend: m.backend, args: m.args, restarts: m.restarts };
+  if (m.t === 'start' && Array.isArray(m.args) && m.args.every(isStr) && isNum(m.restarts) &&
+    (m.group === undefined || isStr(m.group))) {
+    const group = isStr(m.group) ? { group: m.group } : {};
+    return { t: 'start', backend: m.backend, args: m.args, restarts: m.restarts, ...group };
   }
   if (m.t === 'to-device') {
     const retune = parseRetune(m.m);

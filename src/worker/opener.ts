@@ -83,13 +83,23 @@ export async function openerMain(o: OpenerOptions, hooks: {
     for (const p of running) p.kill('SIGTERM');
     await Promise.all(running.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(r, 15_000))])));
     for (const p of running) if (p.running()) p.kill('SIGKILL');
+    // Device hosts exit a moment after their last device ended.
+    await Promise.race([spawner.allEnded(), new Promise((r) => setTimeout(r, 5000).unref())]);
     await renewer?.stop();
     finish(0);
   };
   hooks.stop(() => void stop());
   hooks.reload(() => undefined); // the supervisor sends the identity's settings
-  // The supervisor went away: devices quiesce so that the next worker re-attaches them.
-  process.on('disconnect', () => void stop());
+  // The supervisor went away (killed, crashed): this process leaves without signalling its device
+  // processes. Each then sees its own parent go and quiesces as the host identity's do when the
+  // supervisor dies: it keeps its image lock and status file for the next worker's process, which
+  // adopts the lock (src/image/lock.ts), instead of closing the image and locking it anew.
+  process.on('disconnect', () => {
+    if (stopping) return;
+    stopping = true;
+    spawner.close();
+    void (renewer?.stop() ?? Promise.resolve()).finally(() => finish(0));
+  });
 
   process.on('message', (raw) => {
     const m = parseToOpener(raw);
@@ -103,7 +113,7 @@ export async function openerMain(o: OpenerOptions, hooks: {
           if (procs.get(backend) === p) procs.delete(backend);
           tell({ t: 'exit', backend, code, signal });
         },
-      });
+      }, m.group);
       procs.set(backend, p);
       tell({ t: 'started', backend, pid: p.pid });
       return;

@@ -9,7 +9,7 @@ import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
 import {
-  type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
+  AFSFILE_IDENTITY, type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
 } from './device';
 import type { FromDevice } from './device-link';
 import { type DeviceRetune, retuneMessage } from './device-retune';
@@ -20,7 +20,7 @@ import { isOurScript } from './params';
 import { RestartPolicy } from './restart-policy';
 import { type DeviceProc, LocalSpawner, type Spawner } from './spawner';
 import { HOST_IDENTITY, identityErrorPrefix } from '../cli/identity-config';
-import { Identities, type IdentitySettings } from './identities';
+import { type Binding, Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
 import { INCOMING_SUFFIX } from './device-lock';
@@ -36,6 +36,17 @@ export interface SupervisorSettings {
   readonly timings: DeviceRetune;
   /** Per-domain identities: openers start with the worker and on reload, never in an attach. */
   readonly identities: IdentitySettings;
+  /** Which devices share a device process (besides sharing its identity's PAG). */
+  readonly isolation: Isolation;
+}
+
+export type Isolation = 'identity' | 'domain' | 'disk';
+
+/** The device host group of a device within its identity's spawner (spawner.ts). */
+export function isolationGroup(isolation: Isolation, b: BackendPath): string {
+  if (isolation === 'identity') return 'identity';
+  if (isolation === 'domain') return `domain ${b.domid}`;
+  return `disk ${b.path}`;
 }
 
 export interface SupervisorOptions extends SupervisorSettings {
@@ -100,7 +111,9 @@ export class Supervisor {
   private admitted = 0;
 
   constructor(private readonly o: SupervisorOptions) {
-    this.settings = { features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities };
+    this.settings = {
+      features: o.features, childArgs: o.childArgs, timings: o.timings, identities: o.identities, isolation: o.isolation,
+    };
     this.spawner = new LocalSpawner(o.env, o.spareArgs, 'worker', () => this.writeStatusFile());
     this.identities = new Identities(o.identities, {
       env: o.env, runDir: o.runDir, spareArgs: o.spareArgs, onChange: () => this.writeStatusFile(),
@@ -270,10 +283,11 @@ export class Supervisor {
    */
   private async admit(b: BackendPath, settings: SupervisorSettings, adopted = false): Promise<void> {
     const xs = this.o.xs;
-    const [params, mode, domain] = await Promise.all([
+    const [params, mode, domain, was] = await Promise.all([
       xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`), xs.tryRead(`/local/domain/${b.domid}/name`),
+      adopted ? xs.tryRead(`${b.path}/${AFSFILE_IDENTITY}`) : undefined,
     ]);
-    const binding = this.identities.bind(domain);
+    const binding = adopted ? this.adoptedBinding(b, domain, was) : this.identities.bind(domain);
     const d: Entry = {
       b, phase: 'running', domain, identity: 'label' in binding ? binding.label : HOST_IDENTITY, child: undefined,
       restarts: 0, policy: new RestartPolicy(), image: undefined,
@@ -294,6 +308,24 @@ export class Supervisor {
     }
     this.awaitingReport(b.path, d.image, adopted);
     this.spawnChild(d);
+  }
+
+  /**
+   * A device adopted after a worker restart keeps the identity it was served with (afsfile-identity
+   * in its backend dir, written with its first `opened`), as long as that identity is still configured: a device's identity is
+   * pinned for its life, even if the domain was renamed or the bindings changed meanwhile.
+   */
+  private adoptedBinding(b: BackendPath, domain: string | undefined, was: string | undefined): Binding {
+    const now = this.identities.bind(domain);
+    if (was === undefined || ('label' in now && now.label === was)) return now;
+    if (was === HOST_IDENTITY || this.identities.opener(was)) {
+      stderrLine(`${b.path}: adopted with identity ${was}, which served it before (the bindings say ` +
+        `${'label' in now ? now.label : 'none'} for domain ${domain ?? b.domid}: its next disks get that)`);
+      return { label: was };
+    }
+    stderrLine(`${b.path}: served with identity ${was} before, which is not configured any more: ` +
+      `adopted with ${'label' in now ? `identity ${now.label}` : 'no identity'}`, 'warning');
+    return now;
   }
 
   /**
@@ -387,7 +419,7 @@ export class Supervisor {
     }
     if (!d.opened) {
       d.opened = true;
-      await reportOpened(this.o.xs, d.b.path);
+      await reportOpened(this.o.xs, d.b.path, d.identity);
     }
   }
 
@@ -416,7 +448,7 @@ export class Supervisor {
     const child: DeviceProc = spawner.start(d.b.path, args, d.restarts, {
       message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
       exit: (code, signal) => this.onChildExit(d, child, code, signal),
-    });
+    }, isolationGroup(d.settings.isolation, d.b));
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
@@ -525,6 +557,8 @@ export class Supervisor {
       await c.exited;
       clearTimeout(t);
     }));
+    // Device hosts exit once their last device has ended (a moment after its `ended`).
+    await Promise.race([this.spawner.allEnded(), new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.identities.stop();
     removeStatus(this.o.runDir, 'worker');
   }
@@ -540,6 +574,8 @@ export class Supervisor {
         claimLatencyMs: summary(this.claimMs),
         // The device process started ahead of need, which serves the next attach.
         spare: this.spawner.spareState(),
+        // Processes serving several devices (isolation identity or domain): the host identity's.
+        hosts: this.spawner.hostState(),
         identities: this.identities.status(),
         devices: [...this.devices.values()].map((d) => ({
           backend: d.b.path, domid: d.b.domid, devid: d.b.devid, kind: d.b.kind, domain: d.domain, identity: d.identity,

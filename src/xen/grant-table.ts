@@ -89,9 +89,10 @@ export interface GrantTable {
   allocPool(bytes: number): Uint8Array;
   /**
    * Gives the whole pages of pool[offset, offset + length) back to the host (nothing of them
-   * may be in use); they read as zero afterwards.
+   * may be in use); they read as zero afterwards. `busy`: the device is not idle (part of a
+   * pool in use is given back), so the malloc arenas are left as they are.
    */
-  releasePool(pool: Uint8Array, offset: number, length: number): void;
+  releasePool(pool: Uint8Array, offset: number, length: number, busy?: boolean): void;
   /**
    * Performs every segment of the batch against `pool` (which came from allocPool) and fills
    * batch.status. A bad gref fails only its own segment. Throws only when the whole call failed

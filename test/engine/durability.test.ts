@@ -7,6 +7,7 @@ import { BlkifOp } from '../../src/blkif/constants';
 import { Image } from '../../src/image/image';
 import { MemFile, Rig, pattern, rwReq, tick } from './fixture';
 import { LossyFile } from './lossy-file';
+import { PoolBudget } from '../../src/engine/pool-budget';
 
 const { READ, WRITE, FLUSH_DISKCACHE } = BlkifOp;
 const dir = LossyFile.tempDir();
@@ -127,6 +128,41 @@ test('kept data is bounded: when full, the next write waits for an fsync', async
   assert.ok(peak <= 8192 + 2 * 4096, `peak kept ${peak}`);
   assert.ok(file2.log.filter((l) => l === 'fsync').length >= 2, file2.log.join(' '));
   for (let i = 0; i < 8; i++) assert.equal(file2.data.subarray((64 + i * 8) * 512, (64 + i * 8) * 512 + 4096), pattern(i));
+});
+
+test('devices sharing a process budget of kept data: over it, a device fsyncs before its next write', async () => {
+  const keepBudget = new PoolBudget(8192);
+  const a = new MemFile(SIZE);
+  const b = new MemFile(SIZE);
+  const ra = new Rig(a, { engine: { keepBudget } });
+  const rb = new Rig(b, { engine: { keepBudget } });
+  // Each device alone may keep 32 MiB; together they may keep 8 KiB (plus one write each).
+  assert.is(await write(ra, 0, 1), 0);
+  assert.is(await write(rb, 0, 2), 0);
+  assert.is(keepBudget.bytesInUse, 8192);
+  assert.is(await write(ra, 1, 3), 0);
+  assert.equal(a.log, ['write@0', 'fsync', 'write@4096'], 'device a made room for its write');
+  assert.is(await write(rb, 1, 4), 0);
+  assert.equal(b.log, ['write@0', 'fsync', 'write@4096']);
+  assert.is(keepBudget.bytesInUse, 8192);
+  ra.engine.close();
+  assert.is(keepBudget.bytesInUse, 4096, 'a closed device gives back what it kept');
+  rb.engine.close();
+  assert.is(keepBudget.bytesInUse, 0);
+});
+
+test('the same range written again: the arena span it leaves counts against the process budget', async () => {
+  const keepBudget = new PoolBudget(64 << 10);
+  const file = new MemFile(SIZE);
+  const rig = new Rig(file, { engine: { keepBudget } });
+  // One page kept (each write replaces the last copy), but each copy takes the arena's next 4 KiB.
+  for (let i = 0; i < 40; i++) assert.is(await write(rig, 0, i), 0);
+  const fsyncs = file.log.filter((l) => l === 'fsync').length;
+  assert.ok(fsyncs >= 2, `fsyncs to make room: ${fsyncs} (${file.log.join(' ')})`);
+  assert.ok(keepBudget.bytesInUse <= 64 << 10, `charged ${keepBudget.bytesInUse}`);
+  assert.equal(file.data.subarray(0, 4096), pattern(39));
+  rig.engine.close();
+  assert.is(keepBudget.bytesInUse, 0);
 });
 
 test('the same range written again is kept once; another length at the same offset apart', async () => {

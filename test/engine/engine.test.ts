@@ -9,6 +9,7 @@ import { BackRing, FrontRing } from '../../src/blkif/ring';
 import type { BlkifRequest } from '../../src/blkif/request';
 import { LIMITS, MemFile, Rig, pattern, rwReq, tick, ticks } from './fixture';
 import { DEFAULT_KEEP_BYTES } from '../../src/engine/durability';
+import { PoolBudget } from '../../src/engine/pool-budget';
 
 const { READ, WRITE, FLUSH_DISKCACHE, WRITE_BARRIER, DISCARD, INDIRECT } = BlkifOp;
 
@@ -145,6 +146,47 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(st.stalls.slot, 408);
   assert.ok(st.stalls.memory >= 24 && st.stalls.memory < 440 - 16, `memory stalls ${st.stalls.memory}`);
   assert.is(st.held, 0);
+});
+
+test('devices sharing a process budget hold no more than it together; each finishes', async () => {
+  // Three devices, each allowed 16 MiB, in one process whose budget is 4 MiB: 1 MiB writes.
+  const budget = new PoolBudget(4 << 20);
+  const limits = { ...LIMITS, sectors: BigInt((16 << 20) / 512) };
+  const rigs = [0, 1, 2].map(() => {
+    const file = new MemFile(16 << 20);
+    file.hold = true;
+    return new Rig(file, { order: 4, limits, engine: { budget } });
+  });
+  for (const rig of rigs) {
+    const desc = new Uint8Array(4096);
+    for (let i = 0; i < 256; i++) writeSegment(desc, i * 8, { gref: rig.grants.grant(), firstSect: 0, lastSect: 7 });
+    const dg = rig.grants.grant(desc);
+    for (let i = 0; i < 6; i++) {
+      rig.submit({ kind: 'rw', operation: INDIRECT, innerOperation: WRITE, nrSegments: 256, handle: 0, id: BigInt(i),
+        sectorNumber: BigInt(i * 2048), segments: [], indirectGrefs: [dg] });
+    }
+  }
+  let answered = 0;
+  let peak = 0;
+  for (let round = 0; answered < 18 && round < 5000; round++) {
+    await ticks(2);
+    const total = rigs.reduce((a, r) => a + r.engine.stats().inFlightBytes, 0);
+    assert.ok(total <= 4 << 20, `${total} bytes in flight together`);
+    assert.is(budget.bytesInUse, total);
+    peak = Math.max(peak, total);
+    // Complete the I/O of one device at a time, round robin, so all must take turns.
+    const r = rigs[round % 3]!;
+    if ((r.file as MemFile).pending.length) (r.file as MemFile).release(0);
+    for (const x of rigs) {
+      while (x.front.unconsumedResponses() > 0) (x.responses.push(x.front.takeResponse()), answered++);
+      x.front.finalCheckForResponses();
+    }
+  }
+  assert.is(answered, 18, 'every request of every device was answered');
+  assert.is(peak, 4 << 20, 'the budget was used fully');
+  assert.ok(rigs.every((r) => r.responses.every((x) => x.status === 0)));
+  assert.ok(rigs.reduce((a, r) => a + r.engine.stats().stalls.memory, 0) > 0, 'waits counted as memory stalls');
+  assert.is(budget.bytesInUse, 0);
 });
 
 test('no stalls while the budget suffices; a request in a transient retry counts as held', async () => {

@@ -62,4 +62,36 @@ test('one let go out of order is reclaimed with the rest; none alive starts at 0
   assert.equal(calls.released, [[0, 90]], 'what was written goes back once nothing is alive');
 });
 
+test('a steady flow: the pages of copies let go go back as head moves on, wrapped or not', () => {
+  const PAGE = 4096;
+  const resident = new Set<number>();
+  const a = new KeepArena(1 << 20, {
+    alloc: (n) => new Uint8Array(n),
+    release: (_mem, at, len, busy) => {
+      assert.ok(busy, 'a release behind head is a busy one (no malloc trim)');
+      for (let p = Math.ceil(at / PAGE); (p + 1) * PAGE <= at + len; p++) resident.delete(p);
+    },
+  });
+  const alive: number[] = [];
+  let peak = 0;
+  for (let i = 0; i < 2000; i++) {
+    const c = a.copy(bytes(10_000, i & 0xff))!;
+    assert.ok(c, `copy ${i}`);
+    for (let p = Math.floor(c[0] / PAGE); p * PAGE < c[0] + 10_000; p++) resident.add(p);
+    alive.push(c[0]);
+    if (alive.length === 8) {
+      // An fsync lets the oldest 6 go.
+      for (let k = 0; k < 6; k++) (a.drop(), alive.shift());
+      a.advance(alive[0]!);
+    }
+    peak = Math.max(peak, resident.size);
+  }
+  // At most 8 copies of 10 000 bytes alive: 20 pages, and a page at each end of the span.
+  assert.ok(peak <= 24, `${peak} pages resident at most, of ${(1 << 20) / PAGE}`);
+  // An fsync that lets every copy go: every page written goes back.
+  while (alive.length) (a.drop(), alive.shift());
+  a.emptied();
+  assert.is(resident.size, 0);
+});
+
 test.run();

@@ -32,7 +32,8 @@ export interface CrashFigures {
   restartsSurvived: number;
   supervisorKills: number;
   adopted: number;
-  /** Kill -> the supervisor reports a new running device process. */
+  /** Kill -> the supervisor reports a new running device process (for every device the killed
+   * process served). */
   reattachMs: number[];
   /** Kill -> the guest's next completed request on that device. */
   resumeMs: number[];
@@ -105,29 +106,36 @@ export async function runCrashRestart(o: CrashOptions): Promise<CrashFigures> {
       if (guestErrors().length) break;
       await sleep(o.gapMs[0] + random() * (o.gapMs[1] - o.gapMs[0]));
       let now = Date.now();
-      // A device whose restart policy has room (the supervisor gives up after 5 a minute).
-      const eligible = () => killTimes
-        .map((t, i) => ({ i, n: t.filter((x) => x > Date.now() - POLICY_WINDOW_MS).length }))
-        .filter((x) => x.n < POLICY_CRASHES);
+      // A device whose restart policy has room (the supervisor gives up after 5 a minute), and
+      // that of every device sharing its process (isolation: a kill crashes them all).
+      const sharing = (i: number): number[] => {
+        const p = devicePid(rig, devs[i]!);
+        return devs.flatMap((d, j) => (j === i || (p !== undefined && devicePid(rig, d) === p) ? [j] : []));
+      };
+      const room = (j: number): boolean => killTimes[j]!.filter((x) => x > Date.now() - POLICY_WINDOW_MS).length <
+        POLICY_CRASHES;
+      const eligible = () => devs.map((_, i) => i).filter((i) => sharing(i).every(room));
       while (!eligible().length) await sleep(200);
       const choices = eligible();
-      const i = choices[Math.floor(random() * choices.length)]!.i;
+      const i = choices[Math.floor(random() * choices.length)]!;
       const pid = await waitDevicePid(rig, devs[i]!);
+      const hit = sharing(i);
       now = Date.now();
       const t0 = performance.now();
       process.kill(pid, 'SIGKILL');
-      killTimes[i]!.push(now);
+      for (const j of hit) killTimes[j]!.push(now);
       f.kills++;
       await until(`device process ${pid} gone`, () => !alive(pid), 5000);
-      checkImage(i, false);
-      const pid2 = await waitDevicePid(rig, devs[i]!, pid, 30_000);
+      for (const j of hit) checkImage(j, false);
+      let pid2 = 0;
+      for (const j of hit) pid2 = await waitDevicePid(rig, devs[j]!, pid, 30_000);
       f.reattachMs.push(performance.now() - t0);
       // Responses the dead process had written may still be arriving here: the first
       // completion once the new process runs is what counts.
-      const t1 = await within(loads[i]!.nextCompletion(), 30_000);
-      if (t1 === undefined) throw new Error(`device ${i}: no request completed within 30 s of killing ${pid} (new ` +
-        `process ${pid2})`);
-      f.resumeMs.push(t1 - t0);
+      const t1 = await within(Promise.all(hit.map((j) => loads[j]!.nextCompletion())), 30_000);
+      if (t1 === undefined) throw new Error(`devices ${hit.join(', ')}: no request completed within 30 s of killing ` +
+        `${pid} (new process ${pid2})`);
+      f.resumeMs.push(Math.max(...t1) - t0);
       f.restartsSurvived++;
       if ((k + 1) % 10 === 0) o.say(`  ${k + 1} kills: re-attach median ${quantile(f.reattachMs, 0.5).toFixed(0)} ` +
         `ms, max ${Math.max(...f.reattachMs).toFixed(0)} ms; writes ${loads.reduce((s, w) => s + w.writes, 0)}`);

@@ -144,11 +144,11 @@ export class LinuxGrantTable implements GrantTable {
     return new Uint8Array(ab, 0, bytes);
   }
 
-  releasePool(pool: Uint8Array, offset: number, length: number): void {
+  releasePool(pool: Uint8Array, offset: number, length: number, busy = false): void {
     if (!this.pools.has(pool.buffer as ArrayBuffer)) {
       throw new TypeError('GrantTable.releasePool: the pool was not allocated by allocPool');
     }
-    releaseWholePages(pool, offset, length, this.addon);
+    releaseWholePages(pool, offset, length, this.addon, !busy);
   }
 
   copy(batch: GrantCopyBatch, pool: Uint8Array): void {

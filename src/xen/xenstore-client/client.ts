@@ -55,6 +55,9 @@ interface WatchEntry {
   closed: boolean;
 }
 
+/** How long a connect is tried again while xenstored's backlog is full (EAGAIN). */
+const CONNECT_RETRY_MS = 10_000;
+
 export async function connectXenStore(opts: XenStoreClientOptions = {}): Promise<XenStoreClient> {
   const c = new XenStoreClient(opts);
   await c.connect();
@@ -83,7 +86,19 @@ export class XenStoreClient implements XenStore {
 
   /** Opens the first connection; rejects with a message naming the path and the fix. */
   async connect(): Promise<void> {
-    await this.open();
+    // A full listen backlog answers a unix-socket connect with EAGAIN: seen against Debian's
+    // xenstored when a device host starts its many disks at once (a restarted worker): a
+    // moment later there is room.
+    const deadline = Date.now() + CONNECT_RETRY_MS;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
+      try {
+        await this.open();
+        return;
+      } catch (e) {
+        if (!isXenStoreError(e, 'EAGAIN') || Date.now() >= deadline) throw e;
+        await sleep(delay * (1 + Math.random()));
+      }
+    }
   }
 
   private async open(): Promise<void> {

@@ -1,0 +1,203 @@
+#!/bin/sh
+# Issue 21 on real Xen: what an idle attached disk costs dom0, with device hosts
+# (isolation=identity, the default: one process serves every disk) and with a process per
+# disk (isolation=disk), side by side in one boot. Small guests boot without a disk and
+# wait (the guest's init polls for an xvda that never comes); dom0 hot-attaches D disks to
+# each (xl block-attach, each connected by blkfront), then measures every afsfile process
+# (the worker, its spare, its device processes): PSS and USS (smaps_rollup), threads,
+# kernel memory (Slab + KernelStack + PageTables of /proc/meminfo), and over an idle
+# window their CPU time and context switches (wakeups). Each mode is measured at 0 disks,
+# at SMALL disks (4), and (identity only: a process per disk is bounded by dom0's memory
+# and, under TCG, by a process start of 5-30 s per attach) at all G x D disks.
+# XENTEST METRIC lines: `scale mode=M disks=N procs= threads= pss_kb= uss_kb= kernel_kb=
+# cpu_pct= wakeups_s=`, then the slopes per disk.
+. /xentest/lib.sh
+
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
+GUESTS=$(cmdline_arg xentest.scale_guests); : "${GUESTS:=4}"
+DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=6}"   # per guest, xvdb.. (at most 15)
+SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=4}"   # disks of the isolation=disk side
+IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
+GUEST_MEMORY=${SCALE_GUEST_MEM:-96}
+EXE=$(readlink -f "$AFSFILE")
+LETTERS=bcdefghijklmnop
+
+# The pids of every afsfile process (by executable: device processes are exec'd from it too).
+afs_pids() {
+  local d
+  for d in /proc/[0-9]*; do
+    [ "$(readlink "$d/exe" 2>/dev/null)" = "$EXE" ] && echo "${d#/proc/}"
+  done
+}
+
+# One line of totals over the afsfile processes: procs threads pss_kb uss_kb ticks switches.
+totals() {
+  local p procs=0 threads=0 pss=0 uss=0 ticks=0 sw=0 v
+  for p in $(afs_pids); do
+    procs=$((procs + 1))
+    v=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$p/status" 2>/dev/null); threads=$((threads + ${v:-0}))
+    v=$(awk '/^Pss:/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null); pss=$((pss + ${v:-0}))
+    v=$(awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null)
+    uss=$((uss + ${v:-0}))
+    # utime + stime (fields 14, 15), counted after the ")" that ends the command name.
+    v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}'); ticks=$((ticks + ${v:-0}))
+    v=$(cat /proc/$p/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')
+    sw=$((sw + ${v:-0}))
+  done
+  echo "$procs $threads $pss $uss $ticks $sw"
+}
+
+kernel_kb() { awk '/^(Slab|KernelStack|PageTables):/ {s += $2} END {print s}' /proc/meminfo; }
+
+# measure MODE DISKS: settle, then totals before and after an idle window; one METRIC line.
+# CPU time in USER_HZ ticks (100 per second on x86).
+measure() {
+  local a b t0 t1 cpu wk kern
+  sleep 5
+  a=$(totals); t0=$(cut -d' ' -f1 /proc/uptime)
+  sleep "$IDLE_S"
+  b=$(totals); t1=$(cut -d' ' -f1 /proc/uptime)
+  kern=$(kernel_kb)
+  set -- "$1" "$2" $a $b
+  # Before: $3 procs, $4 threads, $5 pss, $6 uss, $7 ticks, $8 switches; after: $9 .. ${14}.
+  cpu=$(awk -v d="$((${13} - $7))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", d / (b - a)}')
+  wk=$(awk -v d="$((${14} - $8))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", d / (b - a)}')
+  xt_metric "scale mode=$1 disks=$2 procs=$9 threads=${10} pss_kb=${11} uss_kb=${12} kernel_kb=$kern" \
+    "cpu_pct=$cpu wakeups_s=$wk"
+  echo "$1 $2 ${11} ${12} $kern $cpu $wk $9 ${10}" >> /run/xentest/scale.tsv
+}
+
+spare_ready() { grep -A3 '"spare"' /run/afsfile/status/worker.json 2>/dev/null | grep -q '"ready": true'; }
+no_afs() { [ -z "$(afs_pids)" ]; }
+no_devices() { ! ls /run/afsfile/status/dev-*.json > /dev/null 2>&1; }
+
+# Stops the running worker (it serves no disk then) and starts it with ARGS.
+restart_worker() {
+  local old
+  if afsfile_worker_alive; then
+    old=$(cat "$AFSFILE_PIDFILE")
+    kill -TERM "$old"
+    wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || kill -KILL "$old"
+  fi
+  # Its device processes (the spare, hosts ending after their last disk) go with it.
+  wait_until 30 no_afs || fail "afsfile processes left 30 s after the worker stopped: $(afs_pids | tr '\n' ' ')"
+  env $AFSFILE_WORKER_ENV setsid "$AFSFILE" "$@" >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  echo $! > "$AFSFILE_PIDFILE"
+  sleep 2
+  afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile $* exited at start"; }
+  wait_until 120 spare_ready || { show afsfile "$AFSFILE_LOG"; fail "no spare ready 120 s after starting $*"; }
+  xt_step "afsfile $* started, pid $(cat "$AFSFILE_PIDFILE"), its spare ready"
+}
+
+# attach MODE G K: disk K (1-based) of guest G, connected; with a process per disk the
+# spare must be ready first (a process start under TCG can exceed libxl's hotplug wait).
+attach() {
+  local name=xt-scale-$2 letter devid out
+  letter=$(echo "$LETTERS" | cut -c"$3")
+  devid=$((51712 + 16 * $3))
+  [ "$1" = disk ] && { wait_until 120 spare_ready || fail "no spare ready for disk $2/$3"; }
+  out=/run/xentest/$name.attach
+  timeout 90 xl block-attach "$name" "vdev=xvd$letter,access=rw,$AFS_SPEC,target=$IMAGES/scale-$2-$3.img" \
+    > "$out" 2>&1 || { show "xl block-attach" "$out"; guest_fail "$name" "" "xl block-attach $name xvd$letter failed"; }
+  guest_connect "$name" "$devid"
+}
+
+# The attach order, "G K" a line: disk 1 of each guest, then disk 2 of each...
+order() {
+  local g k
+  for k in $(seq 1 "$DISKS"); do for g in $(seq 1 "$GUESTS"); do echo "$g $k"; done; done
+}
+
+# Runs "G K" lines (stdin) through CMD G K, one guest's line at a time: GUESTS consecutive
+# lines of the order are GUESTS different guests, so each batch runs at once (xl block-attach and
+# block-detach of different domains go on in parallel; each hotplug run starts the afsfile
+# executable, seconds under TCG). CMD failing fails the stage (its reason is written).
+batches() { # batches PARALLEL CMD...
+  local par=$1 g k pids= p bad=0 i=0
+  shift
+  while read -r g k; do
+    "$@" "$g" "$k" < /dev/null &
+    pids="$pids $!"
+    i=$((i + 1))
+    if [ $i -ge "$par" ]; then
+      for p in $pids; do wait "$p" || bad=1; done
+      pids= i=0
+      [ $bad = 0 ] || exit 1
+    fi
+  done
+  for p in $pids; do wait "$p" || bad=1; done
+  [ $bad = 0 ] || exit 1
+}
+
+detach_one() { # detach_one G K
+  local letter
+  letter=$(echo "$LETTERS" | cut -c"$2")
+  timeout 90 xl block-detach "xt-scale-$1" "xvd$letter" > /dev/null 2>&1 ||
+    fail "xl block-detach xt-scale-$1 xvd$letter failed"
+}
+
+detach_all() { # detach_all COUNT: the first COUNT disks of the order
+  order | head -n "$1" > /run/xentest/scale.detach
+  batches "$GUESTS" detach_one < /run/xentest/scale.detach || exit 1
+  wait_until 60 no_devices || { ls /run/afsfile/status; fail "device status files left 60 s after the detaches"; }
+}
+
+# run_mode MODE COUNTS...: the worker with isolation MODE, measured at 0 disks and after
+# attaching up to each COUNT disks of the order.
+run_mode() {
+  local mode=$1 n=0 target par
+  shift
+  restart_worker $AFSFILE_WORKER_ARGS --isolation="$mode"
+  measure "$mode" 0
+  for target in "$@"; do
+    order | sed -n "$((n + 1)),${target}p" > /run/xentest/scale.next
+    # A process per disk: one attach at a time, each after its spare is ready.
+    par=$GUESTS
+    [ "$mode" = disk ] && par=1
+    batches "$par" attach "$mode" < /run/xentest/scale.next || exit 1
+    n=$target
+    xt_step "isolation=$mode: $n disks attached and connected; $(afs_pids | wc -l) afsfile processes"
+    measure "$mode" "$n"
+  done
+  detach_all "$n"
+}
+
+[ "$DISKS" -le 15 ] || fail "at most 15 disks per guest (xvdb..xvdp)"
+rm -f /run/xentest/scale.tsv
+for g in $(seq 1 "$GUESTS"); do
+  for k in $(seq 1 "$DISKS"); do
+    dd if=/dev/zero of="$IMAGES/scale-$g-$k.img" bs=1M count=1 2>/dev/null || fail "cannot create the images"
+  done
+done
+GUEST_CONNECT=no
+for g in $(seq 1 "$GUESTS"); do
+  # No disk at boot: the guest polls for xvda (never attached) until dom0 destroys it.
+  guest_start "xt-scale-$g" "" "$g" "xt.wait=1500"
+done
+for g in $(seq 1 "$GUESTS"); do guest_wait_line "xt-scale-$g" '^XT BOOT' "$BOOT_TIMEOUT"; done
+xt_step "$GUESTS guests of ${GUEST_MEMORY} MiB up, waiting"
+
+ALL=$((GUESTS * DISKS))
+[ "$SMALL" -gt "$ALL" ] && SMALL=$ALL
+run_mode identity "$SMALL" "$ALL"
+run_mode disk "$SMALL"
+
+for g in $(seq 1 "$GUESTS"); do timeout 30 xl destroy "xt-scale-$g" 2>/dev/null; done
+stop_console
+rm -f "$IMAGES"/scale-*.img
+# The worker as afsfile-setup started it, for the stages after this one.
+restart_worker $AFSFILE_WORKER_ARGS
+
+echo "  [scale] mode disks pss_kb uss_kb kernel_kb cpu_pct wakeups_s procs threads"
+sed 's/^/  [scale] /' /run/xentest/scale.tsv
+# Slopes per disk from 0 to the largest count of each mode (MiB, % CPU, wakeups/s).
+for mode in identity disk; do
+  awk -v m="$mode" '$1 == m { if ($2 == 0) { p0 = $3; u0 = $4; k0 = $5; c0 = $6; w0 = $7 } else if ($2 >= n) {
+      n = $2; p = $3; u = $4; k = $5; c = $6; w = $7 } }
+    END { if (n > 0) printf "XENTEST METRIC '"$XT_STAGE"' scale-slope mode=%s disks=%d pss_mib_per_disk=%.3f " \
+      "uss_mib_per_disk=%.3f kernel_mib_per_disk=%.3f cpu_pct_per_disk=%.4f wakeups_s_per_disk=%.2f\n",
+      m, n, (p - p0) / n / 1024, (u - u0) / n / 1024, (k - k0) / n / 1024, (c - c0) / n, (w - w0) / n }' \
+    /run/xentest/scale.tsv
+done
+afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
+exit 0
