@@ -23,7 +23,7 @@ import { HOST_IDENTITY, identityErrorPrefix } from '../cli/identity-config';
 import { type Binding, Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
-import { INCOMING_SUFFIX } from './device-lock';
+import { migrationSources } from '../xen/migration';
 
 const debug = createDebug('afsfile:worker');
 
@@ -391,7 +391,7 @@ export class Supervisor {
     if (m.t !== 'opened') return;
     await this.followEarlier(d);
     if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
-    const source = m.incoming ? await migrationSource(this.o.xs, d.b.domid, d.domain) : undefined;
+    const source = m.incoming ? await migrationSources(this.o.xs, d.b.domid, d.domain) : undefined;
     const other = this.table.acquire(
       { dev: m.dev, ino: m.ino, realpath: m.realpath },
       { backend: d.b.path, domid: d.b.domid, writable: m.writable },
@@ -587,26 +587,6 @@ export class Supervisor {
       stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
-}
-
-/**
- * The domains a migration destination (`<name>--incoming`) may share its images with until its
- * guest connects: the source, the same VM (its `vm` path in XenStore, libxl's /vm/<uuid>) under
- * the name, or under the name xl gives it once the stream is sent (`<name>--migratedaway`,
- * tools/xl/xl_migrate.c).
- */
-async function migrationSource(xs: XenStoreClient, domid: number, name: string | undefined): Promise<Set<number>> {
-  const found = new Set<number>();
-  if (!name?.endsWith(INCOMING_SUFFIX)) return found;
-  const base = name.slice(0, -INCOMING_SUFFIX.length);
-  const vm = await xs.tryRead(`/local/domain/${domid}/vm`);
-  const doms = await xs.directory('/local/domain').catch(() => [] as string[]);
-  for (const d of doms) {
-    if (!/^\d+$/.test(d) || Number(d) === domid) continue;
-    const [n, v] = await Promise.all([xs.tryRead(`/local/domain/${d}/name`), xs.tryRead(`/local/domain/${d}/vm`)]);
-    if ((n === base || n === `${base}--migratedaway`) && (vm === undefined || v === vm)) found.add(Number(d));
-  }
-  return found;
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {
