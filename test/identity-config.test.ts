@@ -23,6 +23,27 @@ test('identity.LABEL lines: keytab, domains, optional principal and cells', () =
   assert.is(identityFor(ids, 'db1--migratedaway')?.label, 'db_2');
   assert.is(identityFor(ids, 'web3'), undefined);
   assert.is(bindingName('a--incoming--incoming'), 'a--incoming');
+  assert.equal([ids[0]!.lifetimeS, ids[0]!.marginS, ids[0]!.retryCapS], [undefined, undefined, undefined],
+    'without its own, an identity takes renew\'s lifetime, margin and retry-cap');
+});
+
+test('identity lines: lifetime=, margin=, retry-cap= of their own, with renew\'s syntax and bounds', () => {
+  const { values, problems } = scanConfigText(
+    'identity.batch = keytab=/k/b.keytab domains=b1 lifetime=1d margin=30m retry-cap=90', 'f');
+  assert.equal(problems, []);
+  const [b] = identitiesFrom(values);
+  assert.equal([b!.lifetimeS, b!.marginS, b!.retryCapS], [86_400, 1800, 90]);
+  const bad: Array<[string, RegExp]> = [
+    ['lifetime=8d', /f:1: identity\.a: lifetime= expects a duration .*from 1 s to 7 d; got "8d"/],
+    ['margin=soon', /f:1: identity\.a: margin= expects a duration/],
+    ['retry-cap=0', /f:1: identity\.a: retry-cap= expects a duration .*from 1 s/],
+    ['lifetime=1h lifetime=2h', /lifetime= given twice/],
+  ];
+  for (const [words, want] of bad) {
+    const { problems: p } = scanConfigText(`identity.a = keytab=/k domains=a ${words}`, 'f');
+    assert.is(p.length, 1, words);
+    assert.match(p[0]!, want);
+  }
 });
 
 test('identity lines: each mistake named with file and line, for every role', () => {

@@ -56,8 +56,11 @@ export function configTemplate(): string {
   }
   const rest = settable.filter((o) => !seen.has(o.name));
   if (rest.length) { out.push('', '# Other:'); for (const o of rest) out.push('#', ...entry(o)); }
-  out.push('', '# Per-domain Kerberos identities (each in a PAG of its own; renew\'s keys above apply to all):',
-    '# identity.LABEL = keytab=FILE domains=NAME,... [principal=NAME] [cell=CELL,...]',
-    '# identity.web = keytab=/etc/xen/afsfile/web.keytab domains=web1,web2');
+  out.push('', '# Per-domain Kerberos identities (each in a PAG of its own; renew\'s keys above apply to all,',
+    '# except where a line gives cell=, lifetime=, margin= or retry-cap= of its own):',
+    '# identity.LABEL = keytab=FILE domains=NAME,... [principal=NAME] [cell=CELL,...] [lifetime=D] [margin=D] ' +
+      '[retry-cap=D]',
+    '# identity.web = keytab=/etc/xen/afsfile/web.keytab domains=web1,web2',
+    '# identity.batch = keytab=/etc/xen/afsfile/batch.keytab domains=batch1 lifetime=1d margin=30m');
   return `${out.join('\n')}\n`;
 }

@@ -3,6 +3,10 @@
 //   identity.web = keytab=/etc/xen/afsfile/web.keytab domains=web1,web2
 //   identity.db  = keytab=/etc/xen/afsfile/db.keytab principal=afsfile/db@EXAMPLE.ORG domains=db1 cell=example.org
 //   identity-default = host        # domains bound to no identity: host (renew's), or required (refused)
+//   identity.batch = keytab=/etc/xen/afsfile/batch.keytab domains=b1 lifetime=1d margin=30m
+//
+// lifetime=, margin= and retry-cap= override renew's keys of those names for one identity (same
+// syntax and bounds, the one validation of values.ts); without them the identity uses renew's.
 //
 // The label (after `identity.`) is what keys guests can read name (hotplug-error); the principal
 // never appears there. A domain is bound by its name, read when its disk is attached: xl names
@@ -10,6 +14,8 @@
 // (tools/xl/xl_migrate.c), which bind as NAME.
 import { ConfigError } from './errors';
 import type { ConfigValues } from './config-file';
+import { findOption } from './options';
+import { ValueError, convertValue } from './values';
 
 export const IDENTITY_PREFIX = 'identity.';
 /** The label of renew's own identity (the worker's PAG): not usable for a configured one. */
@@ -23,6 +29,10 @@ export interface IdentitySpec {
   readonly domains: readonly string[];
   /** Default: the `cell` setting (renew's). */
   readonly cells: readonly string[] | undefined;
+  /** Seconds; default: renew's `lifetime`, `margin`, `retry-cap`. */
+  readonly lifetimeS?: number | undefined;
+  readonly marginS?: number | undefined;
+  readonly retryCapS?: number | undefined;
   /** file:line, for messages. */
   readonly where: string;
 }
@@ -30,7 +40,10 @@ export interface IdentitySpec {
 const LABEL = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 /** xl accepts most names; these characters keep the config syntax unambiguous. */
 const DOMAIN = /^[A-Za-z0-9_.:@+-]{1,64}$/;
-const FIELDS = new Set(['keytab', 'principal', 'domains', 'cell']);
+/** renew's duration keys an identity line may override. */
+const RENEW_KEYS = ['lifetime', 'margin', 'retry-cap'] as const;
+const FIELDS = new Set<string>(['keytab', 'principal', 'domains', 'cell', ...RENEW_KEYS]);
+const USAGE = 'keytab=FILE domains=NAME,... [principal=NAME] [cell=CELL,...] [lifetime=D] [margin=D] [retry-cap=D]';
 
 export function isIdentityKey(key: string): boolean {
   return key.startsWith(IDENTITY_PREFIX);
@@ -47,7 +60,7 @@ export function parseIdentityEntry(key: string, value: string, where: string): I
     const eq = word.indexOf('=');
     const name = eq > 0 ? word.slice(0, eq) : '';
     if (!FIELDS.has(name)) {
-      throw bad(`expected keytab=FILE domains=NAME,... [principal=NAME] [cell=CELL,...], got "${word}"`);
+      throw bad(`expected ${USAGE}, got "${word}"`);
     }
     if (fields.has(name)) throw bad(`${name}= given twice`);
     fields.set(name, word.slice(eq + 1));
@@ -60,7 +73,22 @@ export function parseIdentityEntry(key: string, value: string, where: string): I
   const cellText = fields.get('cell');
   const cells = cellText === undefined ? undefined : cellText.split(',').filter(Boolean);
   const principal = fields.get('principal') || undefined;
-  return { label, keytab, principal, domains, cells, where };
+  const [lifetimeS, marginS, retryCapS] = RENEW_KEYS.map((name) => renewKey(fields, name, key, where));
+  return { label, keytab, principal, domains, cells, lifetimeS, marginS, retryCapS, where };
+}
+
+/** An identity's own value of one of renew's duration keys, checked as renew checks its own. */
+function renewKey(fields: ReadonlyMap<string, string>, name: string, key: string, where: string): number | undefined {
+  const raw = fields.get(name);
+  if (raw === undefined) return undefined;
+  const spec = findOption(name);
+  if (!spec) throw new Error(`no option ${name}`);
+  try {
+    return convertValue(spec, raw, where, `${key}: ${name}=`) as number;
+  } catch (e) {
+    if (e instanceof ValueError) throw new ConfigError(e.message);
+    throw e;
+  }
 }
 
 /** Every identity of a scanned config; a domain bound twice is an error. */

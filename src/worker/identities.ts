@@ -12,7 +12,8 @@ import type { OpenerConfig } from './opener-link';
 import { OpenerHandle } from './opener-handle';
 import { stderrLine } from './log';
 
-/** renew's settings that every identity shares unless its line says otherwise (cell). */
+/** renew's settings that every identity shares unless its line says otherwise (cell, lifetime, margin,
+ * retry-cap). */
 export interface IdentityDefaults extends Omit<OpenerConfig, 'label' | 'keytab' | 'principal'> {
   readonly pagWrapper: string;
 }
@@ -106,7 +107,8 @@ export class Identities {
     const d = this.settings.defaults;
     return {
       label: spec.label, keytab: spec.keytab, principal: spec.principal, cells: spec.cells ?? d.cells,
-      lifetimeS: d.lifetimeS, marginS: d.marginS, retryCapS: d.retryCapS, aklog: d.aklog, afsClient: d.afsClient,
+      lifetimeS: spec.lifetimeS ?? d.lifetimeS, marginS: spec.marginS ?? d.marginS,
+      retryCapS: spec.retryCapS ?? d.retryCapS, aklog: d.aklog, afsClient: d.afsClient,
     };
   }
 

@@ -90,8 +90,16 @@ export async function openerMain(o: OpenerOptions, hooks: {
   };
   hooks.stop(() => void stop());
   hooks.reload(() => undefined); // the supervisor sends the identity's settings
-  // The supervisor went away: devices quiesce so that the next worker re-attaches them.
-  process.on('disconnect', () => void stop());
+  // The supervisor went away (killed, crashed): this process leaves without signalling its device
+  // processes. Each then sees its own parent go and quiesces as the host identity's do when the
+  // supervisor dies: it keeps its image lock and status file for the next worker's process, which
+  // adopts the lock (src/image/lock.ts), instead of closing the image and locking it anew.
+  process.on('disconnect', () => {
+    if (stopping) return;
+    stopping = true;
+    spawner.close();
+    void (renewer?.stop() ?? Promise.resolve()).finally(() => finish(0));
+  });
 
   process.on('message', (raw) => {
     const m = parseToOpener(raw);

@@ -9,7 +9,7 @@ import { isXenStoreError, type Watch } from '../xen/xenstore';
 import type { XenStoreClient } from '../xen/xenstore-client';
 import { BACKEND_KINDS, type BackendPath, deviceOf, kindRoot, parseBackendPath, statusName } from './backend-path';
 import {
-  type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
+  AFSFILE_IDENTITY, type ClaimLimits, claimDevice, imagePathFromParams, readOnlyFromMode, reportError, reportOpened,
 } from './device';
 import type { FromDevice } from './device-link';
 import { type DeviceRetune, retuneMessage } from './device-retune';
@@ -20,10 +20,10 @@ import { isOurScript } from './params';
 import { RestartPolicy } from './restart-policy';
 import { type DeviceProc, LocalSpawner, type Spawner } from './spawner';
 import { HOST_IDENTITY, identityErrorPrefix } from '../cli/identity-config';
-import { Identities, type IdentitySettings } from './identities';
+import { type Binding, Identities, type IdentitySettings } from './identities';
 import { removeStatus, writeStatus } from './status-file';
 import { Rerun } from '../util/rerun';
-import { INCOMING_SUFFIX } from './device-lock';
+import { migrationSources } from '../xen/migration';
 
 const debug = createDebug('afsfile:worker');
 
@@ -300,10 +300,11 @@ export class Supervisor {
    */
   private async admit(b: BackendPath, settings: SupervisorSettings, adopted = false): Promise<void> {
     const xs = this.o.xs;
-    const [params, mode, domain] = await Promise.all([
+    const [params, mode, domain, was] = await Promise.all([
       xs.tryRead(`${b.path}/params`), xs.tryRead(`${b.path}/mode`), xs.tryRead(`/local/domain/${b.domid}/name`),
+      adopted ? xs.tryRead(`${b.path}/${AFSFILE_IDENTITY}`) : undefined,
     ]);
-    const binding = this.identities.bind(domain);
+    const binding = adopted ? this.adoptedBinding(b, domain, was) : this.identities.bind(domain);
     const d: Entry = {
       b, phase: 'running', domain, identity: 'label' in binding ? binding.label : HOST_IDENTITY, child: undefined,
       restarts: 0, policy: new RestartPolicy(), image: undefined,
@@ -324,6 +325,24 @@ export class Supervisor {
     }
     this.awaitingReport(b.path, d.image, adopted);
     this.spawnChild(d);
+  }
+
+  /**
+   * A device adopted after a worker restart keeps the identity it was served with (afsfile-identity
+   * in its backend dir, written with its first `opened`), as long as that identity is still configured: a device's identity is
+   * pinned for its life, even if the domain was renamed or the bindings changed meanwhile.
+   */
+  private adoptedBinding(b: BackendPath, domain: string | undefined, was: string | undefined): Binding {
+    const now = this.identities.bind(domain);
+    if (was === undefined || ('label' in now && now.label === was)) return now;
+    if (was === HOST_IDENTITY || this.identities.opener(was)) {
+      stderrLine(`${b.path}: adopted with identity ${was}, which served it before (the bindings say ` +
+        `${'label' in now ? now.label : 'none'} for domain ${domain ?? b.domid}: its next disks get that)`);
+      return { label: was };
+    }
+    stderrLine(`${b.path}: served with identity ${was} before, which is not configured any more: ` +
+      `adopted with ${'label' in now ? `identity ${now.label}` : 'no identity'}`, 'warning');
+    return now;
   }
 
   /**
@@ -389,7 +408,7 @@ export class Supervisor {
     if (m.t !== 'opened') return;
     await this.followEarlier(d);
     if (d.child !== child || this.devices.get(d.b.path) !== d || this.stopping) return;
-    const source = m.incoming ? await migrationSource(this.o.xs, d.b.domid, d.domain) : undefined;
+    const source = m.incoming ? await migrationSources(this.o.xs, d.b.domid, d.domain) : undefined;
     const other = this.table.acquire(
       { dev: m.dev, ino: m.ino, realpath: m.realpath },
       { backend: d.b.path, domid: d.b.domid, writable: m.writable },
@@ -417,7 +436,7 @@ export class Supervisor {
     }
     if (!d.opened) {
       d.opened = true;
-      await reportOpened(this.o.xs, d.b.path);
+      await reportOpened(this.o.xs, d.b.path, d.identity);
     }
   }
 
@@ -592,26 +611,6 @@ export class Supervisor {
       stderrLine(`cannot write the status file: ${(e as Error).message}`, 'warning');
     }
   }
-}
-
-/**
- * The domains a migration destination (`<name>--incoming`) may share its images with until its
- * guest connects: the source, the same VM (its `vm` path in XenStore, libxl's /vm/<uuid>) under
- * the name, or under the name xl gives it once the stream is sent (`<name>--migratedaway`,
- * tools/xl/xl_migrate.c).
- */
-async function migrationSource(xs: XenStoreClient, domid: number, name: string | undefined): Promise<Set<number>> {
-  const found = new Set<number>();
-  if (!name?.endsWith(INCOMING_SUFFIX)) return found;
-  const base = name.slice(0, -INCOMING_SUFFIX.length);
-  const vm = await xs.tryRead(`/local/domain/${domid}/vm`);
-  const doms = await xs.directory('/local/domain').catch(() => [] as string[]);
-  for (const d of doms) {
-    if (!/^\d+$/.test(d) || Number(d) === domid) continue;
-    const [n, v] = await Promise.all([xs.tryRead(`/local/domain/${d}/name`), xs.tryRead(`/local/domain/${d}/vm`)]);
-    if ((n === base || n === `${base}--migratedaway`) && (vm === undefined || v === vm)) found.add(Number(d));
-  }
-  return found;
 }
 
 function summary(v: readonly number[]): { count: number; median: number; p99: number; max: number } | undefined {

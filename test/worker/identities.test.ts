@@ -18,10 +18,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { inPrivateMountNamespace } from '../helpers/faultfs';
 import { EXE } from '../helpers/exe';
 import { hotplugAdd } from '../helpers/hotplug-add';
+import { startWorker } from '../helpers/worker';
 import { TestKdc } from '../helpers/kdc';
 import { until } from '../helpers/wait';
 import { type Bench, faultDevice, imagePath, startFaultBench } from '../proofs/faults';
-import type { SimDevice } from '../proofs/sim-devices';
+import { type SimDevice, attachSimDevice } from '../proofs/sim-devices';
 import { BLOCK } from '../proofs/verified-workload';
 
 const say = (l: string): void => void process.stdout.write(`${l}\n`);
@@ -130,7 +131,9 @@ if (inPrivateMountNamespace()) {
 
   test('two identities and the default: each device process in its identity\'s keyring, with its token, ' +
     'no credential cache', async () => {
-    const b = await startFaultBench('afsfile-ident-', [], { config: config(c, [WEB(c), DB(c)]), env: c.env });
+    // db asks for tickets of its own lifetime; web takes renew's (60s).
+    const b = await startFaultBench('afsfile-ident-', [], {
+      config: config(c, [WEB(c), `${DB(c)} lifetime=40s margin=5s`]), env: c.env });
     try {
       const web = await attach(b, 41, 'web.img');
       const db = await attach(b, 42, 'db.img');
@@ -156,6 +159,7 @@ if (inPrivateMountNamespace()) {
         const who = l.includes(c.keytabs.web!) ? 'web' : l.includes(c.keytabs.db!) ? 'db' : undefined;
         assert.ok(who, `kinit only for the identities here: ${l}`);
         assert.match(l, `ses=${ses[who]} `, `kinit for ${who} runs in its keyring: ${l}`);
+        assert.match(l, who === 'db' ? ' -l 40s ' : ' -l 60s ', `${who}'s lifetime: its own, else renew's: ${l}`);
       }
       const sup = b.rig.worker.proc.pid!;
       for (const [d, label] of [[web, 'web'], [db, 'db'], [host, 'host']] as const) {
@@ -351,6 +355,61 @@ if (inPrivateMountNamespace()) {
       assert.is(await pidOf(b, db), dbPid, 'db\'s device process was not touched');
       for (const d of [web, db]) d.guest.close();
     } finally {
+      await b.close();
+    }
+  });
+
+  test('a worker restart: an adopted device keeps the identity it was served with; new disks follow the new ' +
+    'bindings', async () => {
+    const b = await startFaultBench('afsfile-ident-', [], { config: config(c, [WEB(c), DB(c)]), env: c.env });
+    let next: Awaited<ReturnType<typeof startWorker>> | undefined;
+    try {
+      // On the rig's local file system, where flock is a real lock (faultfs's stays host-only).
+      const web = await attachSimDevice(b.rig, { domid: 41, size: 1 << 20, timeoutMs: 20_000 });
+      const data = new Uint8Array(BLOCK).fill(7);
+      await web.front.write(0, data);
+      await web.front.flush();
+      const oldPid = await pidOf(b, web);
+      assert.is(await b.rig.c.tryRead(`${web.vbd.backend}/afsfile-identity`), 'web', 'the label, kept in XenStore');
+      // While the worker is down, guest41 moves to db's binding.
+      fs.writeFileSync(path.join(b.rig.dir, 'afsfile.conf'), config(c, [
+        `identity.web = keytab=${c.keytabs.web} domains=guest44`,
+        `identity.db = keytab=${c.keytabs.db} domains=guest42,guest41`]));
+      const devFile = (): Json | undefined => readJson(path.join(b.rig.runDir, 'status/dev-41-51712.json'));
+      assert.is((devFile()?.lock as Json | undefined)?.state, 'held');
+      await b.rig.worker.stop('SIGKILL');
+      next = await startWorker(b.rig.xs.socketPath, b.rig.runDir, [], b.rig.exe, c.env);
+      const w = next;
+      const pid = await until('web adopted by a new process', () => {
+        const e = ((readJson(path.join(b.rig.runDir, 'status/worker.json'))?.devices ?? []) as Json[])
+          .find((x) => x.backend === web.vbd.backend);
+        const p = e?.childPid as number | undefined;
+        return p !== undefined && p !== oldPid && fs.existsSync(`/proc/${p}`) ? p : undefined;
+      }, 30_000);
+      assert.is(entryOf(b, web)?.identity, 'web', 'pinned: the identity it was served with');
+      // Its old process kept the image lock for the new one (its opener left it alone), as the
+      // host identity's devices do when the supervisor dies.
+      const lock = await until('the new process\'s lock', () => {
+        const f = devFile();
+        return f?.pid === pid ? f.lock as Json | undefined : undefined;
+      }, 10_000);
+      assert.is(lock.state, 'adopted', `the lock handed on, not taken anew: ${JSON.stringify(lock)}`);
+      await until('the new worker\'s web opener', () => openerPid(b, 'web'), 10_000);
+      assert.is(ppidOf(pid), openerPid(b, 'web'), 'its process is the new web opener\'s child');
+      assert.match(w.stderr(), /adopted with identity web, which served it before \(the bindings say db/);
+      assert.equal(await web.front.read(0, BLOCK), data, 'the guest goes on where it was');
+      // guest41's next disk follows the bindings as they are now (no frontend needed: the verdict).
+      const backing = imagePath(b.ffs.backing, 'second.img');
+      fs.mkdirSync(path.dirname(backing), { recursive: true });
+      fs.writeFileSync(backing, Buffer.alloc(1 << 20));
+      const second = await b.rig.ts.addVbd({ domid: 41, vdev: 'xvdb', target: imagePath(b.ffs.mount, 'second.img') });
+      assert.is(await until('xvdb opened', () => b.rig.c.tryRead(`${second.backend}/afsfile-status`), 20_000),
+        'opened');
+      const e2 = ((workerJson(b).devices ?? []) as Json[]).find((x) => x.backend === second.backend);
+      assert.is(e2?.identity, 'db', 'a new disk of guest41: db, as bound now');
+      web.guest.close();
+    } finally {
+      if (next) await next.stop('SIGTERM');
       await b.close();
     }
   });

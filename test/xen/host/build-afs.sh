@@ -117,8 +117,9 @@ CONF
 ) > "$root/etc/kafs/client.d/afstest.conf"
 chmod 755 "$root/xentest/afs/make-cell.sh"
 
-# 3. kAFS and what rxkad and aklog-kafs need of the kernel; dummy for the servers' address.
-add_modules "$root" "$PLATFORM/linux" "$kver" kafs rxrpc dns_resolver fcrypt pcbc af_alg algif_hash algif_skcipher dummy
+# 3. kAFS and what rxkad and aklog-kafs need of the kernel; dummy for the servers' address;
+# veth for afs-lock-second-client's second client (a network namespace of its own).
+add_modules "$root" "$PLATFORM/linux" "$kver" kafs rxrpc dns_resolver fcrypt pcbc af_alg algif_hash algif_skcipher dummy veth
 
 # 4. The cell (cache kind afs-cell).
 afs_make_cell() { # afs_make_cell DIR TREE: run make-cell.sh in TREE, keep its state as DIR/cell.tar
