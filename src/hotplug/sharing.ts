@@ -8,6 +8,7 @@
 // and a stat of another guest's image on a file server that is down blocks past libxl's 40 s.
 // Two names of one file are caught by the supervisor, whose refusal also reaches xl as busy.
 import * as path from 'node:path';
+import { migrationSources } from '../xen/migration';
 import type { XenStoreOps } from '../xen/xenstore';
 import { imagePath } from './params';
 
@@ -34,6 +35,14 @@ async function children(xs: XenStoreOps, p: string): Promise<string[]> {
 /** Other devices using `image` in a way that conflicts with `mode`. */
 export async function findConflicts(xs: XenStoreOps, backendBase: string, self: string, image: string, mode: 'r' | 'w'): Promise<Conflict[]> {
   const found: Conflict[] = [];
+  // A migration to this host: the destination shares its source's images until its guest
+  // connects (the worker then takes the image lock, after the source let go).
+  const selfDomid = Number(self.split('/').at(-2));
+  let sources: Set<number> | undefined;
+  const isSource = async (domid: string): Promise<boolean> => {
+    sources ??= await migrationSources(xs, selfDomid, await xs.tryRead(`/local/domain/${selfDomid}/name`));
+    return sources.has(Number(domid));
+  };
   for (const kind of KINDS) {
     for (const domid of await children(xs, `${backendBase}/${kind}`)) {
       for (const devid of await children(xs, `${backendBase}/${kind}/${domid}`)) {
@@ -53,7 +62,9 @@ export async function findConflicts(xs: XenStoreOps, backendBase: string, self: 
           (await xs.tryRead(`${be}/afsfile-status`)) === 'opened' ||
           (await xs.tryRead(`${be}/physical-device`)) !== undefined;
         if (!holds) continue;
-        if (mode === 'w' || otherMode !== 'r') found.push({ backendPath: be, domid, mode: otherMode });
+        if (mode !== 'w' && otherMode === 'r') continue;
+        if (await isSource(domid)) continue;
+        found.push({ backendPath: be, domid, mode: otherMode });
       }
     }
   }

@@ -25,8 +25,9 @@ export type LockMode = 'exclusive' | 'shared';
 export interface LockStatus {
   /** held: taken here; adopted: taken over from the previous process of the device; none: not
    * locked (a file system without locks, allowed by lock-unsupported=warn); deferred: a
-   * migration destination, locked when its frontend connects. */
-  readonly state: 'held' | 'adopted' | 'none' | 'deferred';
+   * migration destination, locked when its frontend connects; lost: found gone or in doubt
+   * after the lease could have lapsed (the device writes no more, lease-guard.ts). */
+  readonly state: 'held' | 'adopted' | 'none' | 'deferred' | 'lost';
   readonly mode: LockMode;
   readonly reach: LockReach;
   /** The descriptor holding it in the device process (a successor adopts it from there). */
@@ -46,8 +47,13 @@ export class ImageLock {
   constructor(
     /** The dup holding the lock; null when not locked (state none or deferred). */
     readonly fd: number | null,
-    private readonly s: Omit<LockStatus, 'fd'>,
+    private s: Omit<LockStatus, 'fd'>,
   ) {}
+
+  /** The lock is gone, or can no longer be trusted: the device writes no more. */
+  markLost(note: string): void {
+    this.s = { ...this.s, state: 'lost', since: new Date().toISOString(), note };
+  }
 
   status(): LockStatus {
     return { ...this.s, fd: this.closed ? null : this.fd };
@@ -109,6 +115,40 @@ export async function lockImage(fd: number, path: string, writable: boolean, pol
     return { ok: true, lock: new ImageLock(null, { state: 'none', mode, reach, since, note: why }) };
   }
   return { ok: false, busy: false, message: `${path}: cannot lock the image (flock ${mode}: ${code})` };
+}
+
+/** What a recheck of a held lock found (verifyLock). */
+export type LockCheck = { readonly held: true } | { readonly held: false; readonly message: string };
+
+/**
+ * Checks, without disturbing it, that this host still holds the lock: a new open file of the
+ * image asks for an exclusive lock without waiting, which must be refused while ours stands
+ * (EWOULDBLOCK); granted, nobody holds it any more (the probe's lock ends with its close at
+ * once). It sees what this host's kernel believes: a lease the file server dropped on its own
+ * stays invisible here (AFS: the client keeps extending, and the server keeps no owner), which
+ * is why the caller treats a possible lapse on AFS as a loss (lease-guard.ts).
+ */
+export async function verifyLock(lock: ImageLock, path: string): Promise<LockCheck> {
+  const fd = lock.status().fd;
+  if (fd === null) return { held: true }; // nothing taken (none, deferred): nothing to lose
+  const addon = native();
+  // Through the holder's magic link: the same file, whatever its name is now; a new open file
+  // (libuv adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
+  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r', (e, f) => r(e ?? f)));
+  if (typeof opened !== 'number') {
+    return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
+  }
+  const probe = opened;
+  const errno = await new Promise<number>((r) => addon.flockAsync(probe, addon.LOCK_EX | addon.LOCK_NB, r));
+  fs.close(probe, () => undefined);
+  const code = errno === 0 ? 'granted' : errnoName(errno);
+  if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return { held: true };
+  return {
+    held: false,
+    message: code === 'granted'
+      ? `${path}: nobody holds the image lock any more (a test lock was granted): it was lost`
+      : `${path}: the image lock cannot be checked (flock: ${code})`,
+  };
 }
 
 /** A lock not taken yet: a migration destination takes it when its frontend connects. */

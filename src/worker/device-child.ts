@@ -10,7 +10,7 @@ import { isXenStoreError } from '../xen/xenstore';
 import type { Platform, PlatformLoader } from '../xen/platform';
 import { type XenStoreClient, connectXenStore } from '../xen/xenstore-client';
 import { type BackendPath, statusName } from './backend-path';
-import { Device, imagePathFromParams, openFailure, readOnlyFromMode, reportError } from './device';
+import { Device, type DeviceImage, imagePathFromParams, openFailure, readOnlyFromMode, reportError } from './device';
 import type { FromDevice, ToDevice } from './device-link';
 import { Image } from '../image/image';
 import type { DeviceRetune } from './device-retune';
@@ -23,6 +23,7 @@ import { StatusCadence } from './status-cadence';
 import { pidAlive, readStatusFiles, removeStatus, writeStatus } from './status-file';
 import { identityStatusName } from '../renew/status';
 import { DeviceLock, INCOMING_SUFFIX, lockHolder } from './device-lock';
+import { LeaseGuard } from './lease-guard';
 import { adoptionFile, retireHosted, watchAdoption } from './host-handover';
 import type { LockHolder, LockPolicy } from '../image/lock';
 import { type GateCheck, RenewWatch, gateStores, tokenMargins } from './token-gate';
@@ -190,12 +191,15 @@ export class DeviceChild {
       direct: this.o.direct,
       // Opened above, inside this process's PAG, and let through by the supervisor.
       // Gated on AFS: no store with an expired token (token-gate.ts); held as EKEYEXPIRED instead.
+      // Writes stop when the image lock is lost or may have lapsed (lease-guard.ts).
       openImage: (path, readOnly) => {
-        if (path === own.path && readOnly === own.readOnly) return gateStores(own.image, this.tokenCheck, undefined, this.epoch);
+        if (path === own.path && readOnly === own.readOnly) {
+          return this.guarded(gateStores(own.image, this.tokenCheck, undefined, this.epoch));
+        }
         // params changed in between (a CD-ROM media change): what the backend names now.
         closeInBackground(own.image);
         const opts = { readOnly, direct: this.o.direct, roots: this.o.imageRoots };
-        return gateStores(Image.open(path, opts), this.tokenCheck, undefined, this.epoch);
+        return this.guarded(gateStores(Image.open(path, opts), this.tokenCheck, undefined, this.epoch));
       },
       warn: (m) => this.note(m),
       connectGate: (poke) => this.lock.gate(poke),
@@ -345,9 +349,25 @@ export class DeviceChild {
   /** The previous process of this device is a device host (its status file says so). */
   private predecessorHosted = false;
 
+  /** Watches for a lost image lock (lease-guard.ts); one per process, for its writable image. */
+  private guard: LeaseGuard | undefined;
+
+  private guarded(img: DeviceImage): DeviceImage {
+    if (img.readOnly) return img;
+    this.guard ??= new LeaseGuard({
+      lock: () => this.lock.status(),
+      verify: () => this.lock.verify(),
+      lost: (m) => { this.lock.markLost(m); this.note(m, 'err'); },
+      // Only an AFS lock is extended with the token.
+      tokenTrouble: () => (this.lock.status()?.reach === 'afs' ? this.tokenCheck('fsync') : undefined),
+    });
+    return this.guard.wrap(img);
+  }
+
   private end(removed: boolean): void {
     this.stopping = true;
     this.renewalTimer?.();
+    this.guard?.close();
     // The image is closed (Device's finish): in a device host the process lives on, so the
     // lock's own descriptor goes now, not at exit (the lock ends with the last of the two).
     this.lock.release();

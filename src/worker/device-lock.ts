@@ -12,11 +12,10 @@
 // close. It serves nothing before: a write the source completes after the guest re-issued it
 // on the destination would corrupt the image. An aborted migration leaves the source as it was.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ImageLock, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption, deferredLock,
-  lockImage } from '../image/lock';
+import { type ImageLock, type LockCheck, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption,
+  deferredLock, lockImage, verifyLock } from '../image/lock';
 
-/** What xl calls a domain while it receives a migration (tools/xl/xl_migrate.c migrate_receive). */
-export const INCOMING_SUFFIX = '--incoming';
+export { INCOMING_SUFFIX } from '../xen/migration';
 /** How often a destination tries the source's lock again while it waits. */
 const RETRY_MS = 100;
 
@@ -122,6 +121,19 @@ export class DeviceLock {
     this.o.note('the supervisor is gone: keeping the image lock for the next worker ' +
       `(at most ${Math.round(ms / 1000)} s)`);
     await Promise.race([sleep(ms), stop]);
+  }
+
+  /** Checks, without disturbing it, that the lock is still held here (lease-guard.ts). */
+  verify(): Promise<LockCheck> {
+    const img = this.image;
+    if (!this.lock || !img) return Promise.resolve({ held: true });
+    return verifyLock(this.lock, img.path);
+  }
+
+  /** The lock is lost or cannot be trusted any more: the status file says so. */
+  markLost(message: string): void {
+    this.lock?.markLost(message);
+    this.o.onChange();
   }
 
   /** No more waiting for a source (the device is going away). */

@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { SimBlkfront } from '../../src/sim/blkfront';
 import { SimGuest } from '../../src/sim/guest';
 import type { VbdPaths } from '../../src/sim/toolstack';
+import { hotplugAdd } from '../helpers/hotplug-add';
 import { alive } from '../helpers/proc-tree';
 import { setup, teardown } from '../helpers/hooks';
 import { pattern } from '../helpers/pattern';
@@ -51,10 +52,11 @@ async function domain(domid: number, name: string, vm: string, img: string): Pro
   return { p, g };
 }
 
+/** The real block-afsfile add (its own sharing check first, then the worker's verdict). */
 async function opened(p: VbdPaths): Promise<string> {
-  const s = await until('afsfile-status', () => rig.c.tryRead(`${p.backend}/afsfile-status`), 15_000);
-  if (s === 'opened') await rig.c.write(`${p.backend}/hotplug-status`, 'connected'); // block-afsfile add
-  return s;
+  const r = await hotplugAdd(rig, p.backend);
+  if (r.status === 0) return (await rig.c.tryRead(`${p.backend}/afsfile-status`)) ?? 'no afsfile-status';
+  return `${(await rig.c.tryRead(`${p.backend}/hotplug-status`)) ?? '?'}: ${r.output}`;
 }
 
 type DevFile = { pid: number; lock?: { state: string } };
@@ -136,6 +138,17 @@ test('a source that never lets go fails the destination\'s connect; the aborted 
   await fs1.flush();
   assert.equal(await fs1.read(0, 8192), pattern(8192, 4));
   assert.equal(await fs1.read(16, 8192), pattern(8192, 5));
+  assert.ok((await rig.ts.removeVbd(src.p, { timeoutMs: 10_000 })).closed);
+});
+
+test('not a migration: an --incoming domain of another VM is refused by the hotplug script', async () => {
+  const img = image('n.img');
+  const src = await domain(80, 'vm3', '/vm/0000-3', img);
+  assert.is(await opened(src.p), 'opened');
+  const other = await domain(81, 'vm3--incoming', '/vm/0000-4', img);
+  const refused = await opened(other.p);
+  assert.match(refused, /^busy: [\s\S]*already attached read-write to domain 80/, refused);
+  assert.ok((await rig.ts.removeVbd(other.p, { timeoutMs: 10_000 })).closed);
   assert.ok((await rig.ts.removeVbd(src.p, { timeoutMs: 10_000 })).closed);
 });
 

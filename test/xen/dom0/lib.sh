@@ -357,3 +357,76 @@ verify_image() {
 afsfile_worker_alive() {
   [ -f "$AFSFILE_PIDFILE" ] && kill -0 "$(cat "$AFSFILE_PIDFILE")" 2>/dev/null
 }
+
+# lock_watch IMAGE: in the background, sample /proc/locks every 0.1 s for IMAGE's inode and
+# append a line "UPTIME HOLDERS" to /run/xentest/locks.$XT_STAGE each time the holders change
+# (HOLDERS: PID/FD+FD:WRITE|READ,... of the granted flocks, or none). lock_watch_stop ends it and
+# fails the stage if two exclusive holders were ever seen at once.
+lock_watch() {
+  local id dev out=/run/xentest/locks.$XT_STAGE
+  # /proc/locks names a file MAJOR:MINOR:INODE, the device numbers in hex (fs/locks.c).
+  dev=$(stat -c %d "$1") || fail "cannot stat $1"
+  id=$(printf '%02x:%02x:%s' $(((dev >> 8) & 0xfff)) $(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$(stat -c %i "$1")")
+  : > "$out"
+  (
+    last=x
+    while kill -0 $$ 2>/dev/null; do # ends with the stage
+      read -r up rest < /proc/uptime
+      held=$(awk -v id="$id" '$0 !~ /->/ { for (i = 3; i <= NF; i++) if ($i == id) {
+        printf "%s%s:%s", sep, $(i - 1), $(i - 2); sep = " " } }' /proc/locks)
+      # Each holder as PID/FDS (the descriptors of its open file): a device host serves several
+      # devices, a migration's source and destination too, in one process.
+      cur=
+      for h in $held; do
+        p=${h%%:*}
+        fds=$(grep -l " $id " /proc/"$p"/fdinfo/* 2>/dev/null | sed 's|.*/||' | sort -n | tr '\n' '+')
+        cur="$cur${cur:+,}$p/${fds%+}:${h#*:}"
+      done
+      [ -n "$cur" ] || cur=none
+      if [ "$cur" != "$last" ]; then echo "$up $cur" >> "$out"; last=$cur; fi
+      sleep 0.1
+    done
+  ) &
+  echo $! > "/run/xentest/lockwatch.$XT_STAGE.pid"
+}
+lock_watch_stop() {
+  local out=/run/xentest/locks.$XT_STAGE pidfile=/run/xentest/lockwatch.$XT_STAGE.pid
+  [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
+  rm -f "$pidfile"
+  show locks "$out"
+  if grep -q ',.*WRITE\|WRITE.*,' "$out"; then fail "two holders of an exclusive image lock at once: $(grep -m1 , "$out")"; fi
+  return 0
+}
+# lock_holders: the distinct holders (PID/FDS) lock_watch saw, in order (none left out).
+lock_holders() {
+  awk '$2 != "none" { split($2, a, ":"); if (a[1] != last) { printf "%s ", a[1]; last = a[1] } }' \
+    "/run/xentest/locks.$XT_STAGE"
+}
+
+# After xl save or xl migrate: the old domain OLD-DOMID and its backend OLD-BACKEND are gone
+# (the backend within 20 s: the device let go of the image). WHAT names the operation.
+guest_left() { # guest_left OLD-DOMID OLD-BACKEND WHAT
+  domid_gone "$1" || fail "domain $1 is still there after $3"
+  wait_until 20 xs_gone "$2" || fail "backend $2 not removed 20s after $3"
+}
+
+# After xl restore or xl migrate: guest NAME runs again as a new domain (not OLD-DOMID, if
+# given); its domid is recorded for the guest_* helpers.
+guest_returned() { # guest_returned NAME WHAT [OLD-DOMID]
+  local d
+  d=$(xl domid "$1") || fail "$2 returned but $1 is not there"
+  [ "$d" != "${3:-}" ] || fail "$1 is still domid $d after $2"
+  echo "$d" > "/run/xentest/$1.domid"
+}
+
+# The end of a save-mode guest (xt.mode=save) after its domain moved: dom0 marks the image,
+# the guest (still polling its disk) sees the mark and powers off; its pattern is verified and
+# the image removed.
+guest_mark_verify() { # guest_mark_verify NAME IMAGE SEED WHAT
+  image_mark "$2" XTGO || fail "cannot mark $2"
+  guest_wait "$1"
+  guest_log "$1" | grep -q '^XTIO MARK XTGO' || fail "the guest did not see dom0's mark after $4"
+  verify_image "$2" "$3"
+  afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
+  rm -f "$2"
+}

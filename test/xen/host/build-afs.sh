@@ -57,7 +57,7 @@ for b in setfattr getfattr; do
   add_file "$root" "$afs_pkgroot/usr/bin/$b" "/usr/bin/$b"
   add_libs "$root" "$afs_pkgroot/usr/bin/$b"
 done
-for b in /usr/sbin/akeyconvert /usr/sbin/asetkey /usr/bin/pts /usr/bin/vos /usr/bin/fs /usr/bin/tokens \
+for b in /usr/sbin/akeyconvert /usr/sbin/asetkey /usr/bin/pts /usr/bin/vos /usr/bin/fs /usr/bin/tokens /usr/bin/unlog \
          /usr/bin/aklog /usr/bin/udebug /usr/bin/rxdebug /usr/bin/pagsh.openafs \
          /usr/sbin/krb5kdc /usr/sbin/kdb5_util /usr/sbin/kadmin.local /usr/bin/kinit /usr/bin/klist \
          /usr/bin/kdestroy /bin/keyctl /sbin/afsd; do
@@ -117,8 +117,9 @@ CONF
 ) > "$root/etc/kafs/client.d/afstest.conf"
 chmod 755 "$root/xentest/afs/make-cell.sh"
 
-# 3. kAFS and what rxkad and aklog-kafs need of the kernel; dummy for the servers' address.
-add_modules "$root" "$PLATFORM/linux" "$kver" kafs rxrpc dns_resolver fcrypt pcbc af_alg algif_hash algif_skcipher dummy
+# 3. kAFS and what rxkad and aklog-kafs need of the kernel; dummy for the servers' address;
+# veth for afs-lock-second-client's second client (a network namespace of its own).
+add_modules "$root" "$PLATFORM/linux" "$kver" kafs rxrpc dns_resolver fcrypt pcbc af_alg algif_hash algif_skcipher dummy veth
 
 # 4. The cell (cache kind afs-cell).
 afs_make_cell() { # afs_make_cell DIR TREE: run make-cell.sh in TREE, keep its state as DIR/cell.tar

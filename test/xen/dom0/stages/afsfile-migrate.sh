@@ -1,12 +1,13 @@
 #!/bin/sh
-# xl migrate of a running guest with an afsfile disk to this same host (`xl migrate -s ""`:
-# the receiver runs here, no ssh), in libxl's order: the destination (xt-mig--incoming)
-# attaches the image while the suspended source still holds its lock, and takes the lock
-# when its guest connects, after xl has destroyed the source. The guest writes (xtio run's
-# phases) while the migration starts, then verifies what it wrote, then polls its disk for
-# dom0's mark and verifies again after the migration; dom0 verifies the image. Zero guest
-# I/O errors.
+# xl migrate of a running guest with an afsfile disk to this same host, in libxl's order (or,
+# where the hypervisor cannot migrate live, the same steps without the live phase: migrate.sh):
+# the destination (xt-mig--incoming) attaches the image while the suspended source still holds
+# its lock, and takes the lock when its guest connects, after the source is destroyed. The guest
+# writes (xtio run's phases) while the migration starts, then verifies what it wrote, then polls
+# its disk for dom0's mark and verifies again after the migration; dom0 verifies the image. Zero
+# guest I/O errors; /proc/locks sampled throughout: never two holders of the image's lock.
 . /xentest/lib.sh
+. /xentest/migrate.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 functional_io
@@ -18,28 +19,23 @@ GUEST_MEMORY=128 # what the migration copies
 # the domain appears): the guest's log is both files.
 rm -f "$(guest_console xt-mig--incoming)"
 guest_log() {
-  tr -d '\r' < "$(guest_console "$1")" 2>/dev/null
-  tr -d '\r' < "$(guest_console "$1--incoming")" 2>/dev/null
+  local f
+  for f in "$(guest_console "$1")" "$(guest_console "$1--incoming")"; do
+    [ -f "$f" ] && tr -d '\r' < "$f"
+  done
+  return 0
 }
 guest_start xt-mig "vdev=xvda,access=rw,$AFS_SPEC,target=$img" $seed "xt.mode=save"
 first=$(guest_domid xt-mig)
 be1=$(backend_of xt-mig)
 guest_wait_line xt-mig '^XT DISK' "$GUEST_TIMEOUT"
+lock_watch "$img"
 
 t0=$(now_s)
-xt_step "xl migrate -s '' xt-mig 'xl migrate-receive -e' while the guest writes"
-timeout 300 xl migrate -s "" xt-mig "xl migrate-receive -e" > /run/xentest/xt-mig.migrate 2>&1 || {
-  show "xl migrate" /run/xentest/xt-mig.migrate
-  show afsfile "$AFSFILE_LOG"
-  guest_fail xt-mig "$be1" "xl migrate failed"
-}
-show "xl migrate" /run/xentest/xt-mig.migrate
-d=$(xl domid xt-mig) || fail "xl migrate returned but xt-mig is not there"
-[ "$d" != "$first" ] || fail "xt-mig is still domid $first after the migration"
-domid_gone "$first" || fail "the source (domid $first) is still there after xl migrate"
-echo "$d" > /run/xentest/xt-mig.domid
-xt_step "migrated in $(($(now_s) - t0))s: domid $first -> $d"
-wait_until 20 xs_gone "$be1" || fail "the source's backend $be1 not removed 20s after the migration"
+migrate_here xt-mig
+guest_returned xt-mig "the migration" "$first"
+guest_left "$first" "$be1" "the migration"
+xt_step "migrated ($MIGRATE_HOW) in $(($(now_s) - t0))s: domid $first -> $(guest_domid xt-mig)"
 guest_connect xt-mig
 be2=$(backend_of xt-mig)
 "$AFSFILE" status > /run/xentest/xt-mig.status 2>&1
@@ -48,12 +44,21 @@ grep -q "ex held .*$img" /run/xentest/xt-mig.status || fail "the destination doe
 grep -q "migration destination: the image lock was taken" "$AFSFILE_LOG" ||
   fail "the worker did not log the destination taking the lock"
 xt_step "$(grep -m1 'migration destination: the image lock was taken' "$AFSFILE_LOG" | sed 's/.*: //')"
+lock_watch_stop
+holders=$(lock_holders)
+set -- $holders
+[ $# = 2 ] || fail "the image lock's holders were '$holders', not the source's then the destination's open file"
+# The time nobody held the lock: from the source's last close to the destination's flock.
+gap=$(awk '$2 == "none" && seen { t = $1 } $2 != "none" { if (seen && t != "") { printf "%.1f", $1 - t; exit } seen = 1 }' \
+  "/run/xentest/locks.$XT_STAGE")
+xt_step "image lock: $1 (source: pid/fds), then $2 (destination), never both; unheld for ${gap:-?} s"
+# From the source's destroy (where this stage does it) to the destination's lock.
+taken=$(awk -v p="$2:" 'index($2, p) == 1 { print $1; exit }' "/run/xentest/locks.$XT_STAGE")
+after=
+[ -n "$MIGRATE_DESTROYED" ] && [ -n "$taken" ] && after=$(awk -v a="$MIGRATE_DESTROYED" -v b="$taken" 'BEGIN { printf "%.1f", b - a }')
+[ -n "$after" ] && xt_step "the destination held the lock ${after} s after the source's destroy began"
+xt_metric "lock_gap_s=${gap:-?} destroy_to_lock_s=${after:-?} migrate_s=$(($(now_s) - t0))"
 
 guest_wait_line xt-mig '^XT SAVE-READY' "$GUEST_TIMEOUT"
-image_mark "$img" XTGO || fail "cannot mark $img"
-guest_wait xt-mig
-guest_log xt-mig | grep -q '^XTIO MARK XTGO' || fail "the guest did not see dom0's mark after the migration"
-verify_image "$img" $seed
-afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
-rm -f "$img"
+guest_mark_verify xt-mig "$img" $seed "the migration"
 exit 0

@@ -24,8 +24,7 @@ timeout 120 xl save xt-save "$chk" > /run/xentest/xt-save.save 2>&1 || {
   guest_fail xt-save "$be1" "xl save failed"
 }
 show "xl save" /run/xentest/xt-save.save
-domid_gone "$first" || fail "domain $first still there after xl save"
-wait_until 20 xs_gone "$be1" || fail "backend $be1 not removed 20s after xl save"
+guest_left "$first" "$be1" "xl save"
 xt_step "saved in $(($(now_s) - t0))s ($(($(wc -c < "$chk") / 1048576)) MiB), $be1 removed"
 
 t0=$(now_s)
@@ -37,14 +36,8 @@ timeout 120 xl restore "$chk" > /run/xentest/xt-save.restore 2>&1 || {
 }
 show "xl restore" /run/xentest/xt-save.restore
 rm -f "$chk"
-d=$(xl domid xt-save) || fail "xl restore returned but xt-save is not there"
-echo "$d" > /run/xentest/xt-save.domid
-xt_step "restored in $(($(now_s) - t0))s as domid $d"
+guest_returned xt-save "xl restore"
+xt_step "restored in $(($(now_s) - t0))s as domid $(guest_domid xt-save)"
 guest_connect xt-save
-image_mark "$img" XTGO || fail "cannot mark $img"
-guest_wait xt-save
-guest_log xt-save | grep -q '^XTIO MARK XTGO' || fail "the guest did not see dom0's mark after the restore"
-verify_image "$img" $seed
-afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died during the stage"; }
-rm -f "$img"
+guest_mark_verify xt-save "$img" $seed "the restore"
 exit 0
