@@ -360,7 +360,7 @@ afsfile_worker_alive() {
 
 # lock_watch IMAGE: in the background, sample /proc/locks every 0.1 s for IMAGE's inode and
 # append a line "UPTIME HOLDERS" to /run/xentest/locks.$XT_STAGE each time the holders change
-# (HOLDERS: pid:WRITE|READ,... of the granted flocks, or none). lock_watch_stop ends it and
+# (HOLDERS: PID/FD+FD:WRITE|READ,... of the granted flocks, or none). lock_watch_stop ends it and
 # fails the stage if two exclusive holders were ever seen at once.
 lock_watch() {
   local id dev out=/run/xentest/locks.$XT_STAGE
@@ -372,8 +372,16 @@ lock_watch() {
     last=x
     while kill -0 $$ 2>/dev/null; do # ends with the stage
       read -r up rest < /proc/uptime
-      cur=$(awk -v id="$id" '$0 !~ /->/ { for (i = 3; i <= NF; i++) if ($i == id) {
-        printf "%s%s:%s", sep, $(i - 1), $(i - 2); sep = "," } }' /proc/locks)
+      held=$(awk -v id="$id" '$0 !~ /->/ { for (i = 3; i <= NF; i++) if ($i == id) {
+        printf "%s%s:%s", sep, $(i - 1), $(i - 2); sep = " " } }' /proc/locks)
+      # Each holder as PID/FDS (the descriptors of its open file): a device host serves several
+      # devices, a migration's source and destination too, in one process.
+      cur=
+      for h in $held; do
+        p=${h%%:*}
+        fds=$(grep -l " $id " /proc/"$p"/fdinfo/* 2>/dev/null | sed 's|.*/||' | sort -n | tr '\n' '+')
+        cur="$cur${cur:+,}$p/${fds%+}:${h#*:}"
+      done
       [ -n "$cur" ] || cur=none
       if [ "$cur" != "$last" ]; then echo "$up $cur" >> "$out"; last=$cur; fi
       sleep 0.1
@@ -389,7 +397,7 @@ lock_watch_stop() {
   if grep -q ',.*WRITE\|WRITE.*,' "$out"; then fail "two holders of an exclusive image lock at once: $(grep -m1 , "$out")"; fi
   return 0
 }
-# lock_holders: the distinct holder pids lock_watch saw, in order (none left out).
+# lock_holders: the distinct holders (PID/FDS) lock_watch saw, in order (none left out).
 lock_holders() {
   awk '$2 != "none" { split($2, a, ":"); if (a[1] != last) { printf "%s ", a[1]; last = a[1] } }' \
     "/run/xentest/locks.$XT_STAGE"

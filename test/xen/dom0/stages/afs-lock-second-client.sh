@@ -65,7 +65,7 @@ second 30 "ip link set lo up && ip link set $peer name xt2 && ip addr add $NET2.
 # Its kAFS client: the cell in its namespace's /proc/net/afs, the images volume at /afs2.
 t0=$(now_s)
 if ! second 90 "echo 'add $AFS_CELL $AFS_ADDR' > /proc/net/afs/cells && mkdir -p /afs2 &&
-  afs_retry 60 afs_admin mount -t afs '%$AFS_CELL:$AFS_VOLUME.' /afs2 && ls -la /afs2"; then
+  afs_retry 60 afs_admin mount -t afs '%$AFS_CELL:$AFS_VOLUME.' /afs2 && afs_admin ls -la /afs2"; then
   second 30 "cat /proc/net/afs/cells /proc/net/afs/servers 2>&1; dmesg | tail -n 20"
   tail -n 40 /sys/kernel/tracing/trace 2>/dev/null | sed 's/^/  [trace] /'
   fail "the second kAFS client (its own network namespace) cannot mount the images volume"

@@ -47,11 +47,11 @@ xt_step "$(grep -m1 'migration destination: the image lock was taken' "$AFSFILE_
 lock_watch_stop
 holders=$(lock_holders)
 set -- $holders
-[ $# = 2 ] || fail "the image lock's holders were '$holders', not the source's then the destination's device process"
+[ $# = 2 ] || fail "the image lock's holders were '$holders', not the source's then the destination's open file"
 # The time nobody held the lock: from the source's last close to the destination's flock.
 gap=$(awk '$2 == "none" && seen { t = $1 } $2 != "none" { if (seen && t != "") { printf "%.1f", $1 - t; exit } seen = 1 }' \
   "/run/xentest/locks.$XT_STAGE")
-xt_step "image lock: process $1 (source), then $2 (destination), never both; unheld for ${gap:-?} s"
+xt_step "image lock: $1 (source: pid/fds), then $2 (destination), never both; unheld for ${gap:-?} s"
 # From the source's destroy (where this stage does it) to the destination's lock.
 taken=$(awk -v p="$2:" 'index($2, p) == 1 { print $1; exit }' "/run/xentest/locks.$XT_STAGE")
 after=
