@@ -111,12 +111,12 @@ export class OpenerHandle implements Spawner {
     if (p?.connected) p.send(m, (e) => { if (e) debug('identity %s: not sent: %s', this.label, e.message); });
   }
 
-  private ended(backend: string, r: Remote, code: number | null, signal: string | null): void {
+  private ended(backend: string, r: Remote, code: number | null, signal: string | null, shared = false): void {
     if (!r.alive) return;
     r.alive = false;
     r.resolveExited();
     if (this.devices.get(backend) === r) this.devices.delete(backend);
-    r.ev.exit(code, signal as NodeJS.Signals | null);
+    r.ev.exit(code, signal as NodeJS.Signals | null, shared);
   }
 
   private launch(): void {
@@ -149,7 +149,7 @@ export class OpenerHandle implements Spawner {
       if (!m || !r || !r.alive) return;
       if (m.t === 'started') { r.pid = m.pid; this.o.onChange(); }
       else if (m.t === 'from-device') r.ev.message(m.m);
-      else this.ended(m.backend, r, m.code, m.signal);
+      else this.ended(m.backend, r, m.code, m.signal, m.shared === true);
     });
     p.once('close', (code, signal) => this.onExit(p, code, signal));
     this.send({ t: 'config', config: this.config });

@@ -30,7 +30,9 @@ export type ToOpener =
 export type FromOpener =
   | { readonly t: 'started'; readonly backend: string; readonly pid: number | undefined }
   | { readonly t: 'from-device'; readonly backend: string; readonly m: FromDevice }
-  | { readonly t: 'exit'; readonly backend: string; readonly code: number | null; readonly signal: string | null };
+  | { readonly t: 'exit'; readonly backend: string; readonly code: number | null; readonly signal: string | null;
+    /** The process served other devices too (spawner.ts DeviceEvents). */
+    readonly shared?: boolean };
 
 const isObj = (m: unknown): m is Record<string, unknown> => typeof m === 'object' && m !== null;
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -79,7 +81,8 @@ export function parseFromOpener(m: unknown): FromOpener | undefined {
     return d ? { t: 'from-device', backend: m.backend, m: d } : undefined;
   }
   if (m.t === 'exit' && (m.code === null || isNum(m.code)) && (m.signal === null || isStr(m.signal))) {
-    return { t: 'exit', backend: m.backend, code: m.code, signal: m.signal };
+    const shared = m.shared === true ? { shared: true } : {};
+    return { t: 'exit', backend: m.backend, code: m.code, signal: m.signal, ...shared };
   }
   return undefined;
 }

@@ -109,9 +109,9 @@ export async function openerMain(o: OpenerOptions, hooks: {
       const backend = m.backend;
       const p: DeviceProc = spawner.start(backend, m.args, m.restarts, {
         message: (dm) => tell({ t: 'from-device', backend, m: dm }),
-        exit: (code, signal) => {
+        exit: (code, signal, shared) => {
           if (procs.get(backend) === p) procs.delete(backend);
-          tell({ t: 'exit', backend, code, signal });
+          tell({ t: 'exit', backend, code, signal, ...(shared ? { shared } : {}) });
         },
       }, m.group);
       procs.set(backend, p);

@@ -26,7 +26,8 @@ const debug = createDebug('afsfile:worker');
 
 export interface DeviceEvents {
   message(m: FromDevice): void;
-  exit(code: number | null, signal: NodeJS.Signals | null): void;
+  /** shared: the process ended (crashed) while it served other devices too: no one device's doing. */
+  exit(code: number | null, signal: NodeJS.Signals | null, shared?: boolean): void;
 }
 
 /** One device process, wherever it runs (here, or under an opener). */
@@ -192,12 +193,14 @@ export class LocalSpawner implements Spawner {
   }
 
   /** A device of `p` ended: to its owner, as a process's exit. A host left with none exits. */
-  private end(p: Proc, backend: string, slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+  private end(
+    p: Proc, backend: string, slot: Slot, code: number | null, signal: NodeJS.Signals | null, shared = false,
+  ): void {
     if (!slot.alive) return;
     slot.alive = false;
     if (p.slots.get(backend) === slot) p.slots.delete(backend);
     slot.resolveExited();
-    slot.ev.exit(code, signal);
+    slot.ev.exit(code, signal, shared);
     if (p.host && p.slots.size === 0 && p.child.exitCode === null && p.child.signalCode === null) {
       if (p.group !== undefined && this.hosts.get(p.group) === p) this.hosts.delete(p.group);
       p.group = undefined;
@@ -245,7 +248,8 @@ export class LocalSpawner implements Spawner {
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
       if (p.group !== undefined && this.hosts.get(p.group) === p) this.hosts.delete(p.group);
       const served = p.slots.size > 0;
-      for (const [backend, slot] of [...p.slots]) this.end(p, backend, slot, code, signal);
+      const shared = p.slots.size > 1;
+      for (const [backend, slot] of [...p.slots]) this.end(p, backend, slot, code, signal, shared);
       if (served || p !== this.spare) return;
       // A spare that ended unused: another one, later and later if they keep ending.
       this.spare = undefined;

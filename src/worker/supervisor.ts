@@ -43,10 +43,25 @@ export interface SupervisorSettings {
 export type Isolation = 'identity' | 'domain' | 'disk';
 
 /** The device host group of a device within its identity's spawner (spawner.ts). */
-export function isolationGroup(isolation: Isolation, b: BackendPath): string {
-  if (isolation === 'identity') return 'identity';
-  if (isolation === 'domain') return `domain ${b.domid}`;
-  return `disk ${b.path}`;
+export function isolationGroup(isolation: Isolation, b: BackendPath, splits = 0): string {
+  const base = isolation === 'identity' ? 'identity' : isolation === 'domain' ? `domain ${b.domid}` : `disk ${b.path}`;
+  return splits > 0 ? `${base} / ${splitBits(b.path, splits)}` : base;
+}
+
+/**
+ * How many times a device's host may crash with other devices in it before such crashes count
+ * against its restart limit: each crash splits the group in two (by one more bit of a hash of
+ * the backend path), so that repeated crashes caused by one device leave it alone in its
+ * process after about log2(devices) of them, where its crashes are its own (2^8 groups: a
+ * device shares its bits with another one of 200 in about half the cases).
+ */
+export const MAX_SPLITS = 8;
+
+/** The low `n` bits of the FNV-1a hash of `path`, as a string of 0 and 1. */
+export function splitBits(path: string, n: number): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193) >>> 0;
+  return (h & ((1 << n) - 1)).toString(2).padStart(n, '0');
 }
 
 export interface SupervisorOptions extends SupervisorSettings {
@@ -84,6 +99,8 @@ interface Entry {
   readonly settings: SupervisorSettings;
   message: string | undefined;
   restartTimer: NodeJS.Timeout | undefined;
+  /** Crashes of a device host it was in with others (splitGroup): each halves its group. */
+  splits?: number;
 }
 
 export class Supervisor {
@@ -447,8 +464,8 @@ export class Supervisor {
     }
     const child: DeviceProc = spawner.start(d.b.path, args, d.restarts, {
       message: (m) => void this.onMessage(d, child, m).catch((e: Error) => stderrLine(`${d.b.path}: ${e.message}`)),
-      exit: (code, signal) => this.onChildExit(d, child, code, signal),
-    }, isolationGroup(d.settings.isolation, d.b));
+      exit: (code, signal, shared) => this.onChildExit(d, child, code, signal, shared === true),
+    }, isolationGroup(d.settings.isolation, d.b, d.splits));
     d.child = child;
     d.phase = 'running';
     debug('%s: child %d started', d.b.path, child.pid);
@@ -462,7 +479,9 @@ export class Supervisor {
     if (d.identity !== HOST_IDENTITY) setImmediate(() => this.identities.released(d.identity));
   }
 
-  private onChildExit(d: Entry, child: DeviceProc, code: number | null, signal: NodeJS.Signals | null): void {
+  private onChildExit(
+    d: Entry, child: DeviceProc, code: number | null, signal: NodeJS.Signals | null, shared = false,
+  ): void {
     if (d.child !== child) return;
     d.child = undefined;
     if (this.stopping) return;
@@ -493,7 +512,11 @@ export class Supervisor {
       this.examine(d.b, performance.now());
       return;
     }
-    const delay = d.policy.crashed();
+    // A device host that crashed with others in it: no one device's doing yet, so it does not
+    // count against this device's limit; its group is split instead (MAX_SPLITS).
+    const split = shared && (d.splits ?? 0) < MAX_SPLITS;
+    if (split) d.splits = (d.splits ?? 0) + 1;
+    const delay = split ? d.policy.firstDelayMs : d.policy.crashed();
     if (delay === undefined) {
       d.phase = 'failed';
       d.message = `the device process crashed ${d.policy.maxCrashes + 1} times within ${d.policy.windowMs / 1000} s (last: ${how}); see the worker's log`;
@@ -505,8 +528,9 @@ export class Supervisor {
     }
     d.restarts++;
     d.phase = 'restarting';
-    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ${d.restarts})`,
-      'warning');
+    const where = split ? `; its process served other disks too: restarting in a smaller group (split ${d.splits})` : '';
+    stderrLine(`${d.b.path}: device process ${child.pid} ended with ${how}; restarting in ${delay} ms (restart ` +
+      `${d.restarts}${where})`, 'warning');
     d.restartTimer = setTimeout(() => {
       d.restartTimer = undefined;
       if (this.devices.get(d.b.path) === d && !this.stopping) this.spawnChild(d);

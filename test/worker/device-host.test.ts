@@ -92,7 +92,9 @@ test('kill -9 of the host under load: every disk re-attaches to its live ring, n
   }));
   const resumed = await Promise.all(loads.map((w) => w.nextCompletion(t0)));
   const pids = new Set(devs.map((d) => devicePid(rig, d)));
-  assert.is(pids.size, 1, `one new process serves them all: ${[...pids].join(', ')}`);
+  // The crash was shared by all of them, so no one's: the group is split in two (supervisor.ts,
+  // MAX_SPLITS), each half in a new host.
+  assert.ok(pids.size >= 1 && pids.size <= 2, `at most two new processes serve them: ${[...pids].join(', ')}`);
   process.stdout.write(`kill -9 of a host with ${devs.length} busy disks: re-attached after median ` +
     `${quantile(reattach, 0.5).toFixed(0)} ms, last ${Math.max(...reattach).toFixed(0)} ms; guest I/O resumed after ` +
     `${Math.max(...resumed.map((t) => t - t0)).toFixed(0)} ms at most\n`);
