@@ -93,9 +93,11 @@ test('--only scale --counts 1: one disk attached and measured (PSS per disk, idl
   const wk = out.rows.find((r) => r.name === 'N=1: idle wakeups');
   // The supervisor, one idle device and the spare: no per-second timers left (there were ~5
   // wakeups/s per device, plus the status file rewrite). Under a loaded 2-core host the kernel's
-  // own accounting adds 0.5-1/s (2.6-2.8/s measured with other test suites running).
+  // own accounting adds more: a preempted thread starts a new timeslice, which schedstat counts
+  // like a wake-up (2.6-2.8/s, once 5/s, measured with other test suites and QEMU running). The
+  // old timers gave 10/s or more for the supervisor, one device and the spare.
   const idle = wk?.value.median ?? NaN;
-  assert.ok(Number.isFinite(idle) && idle >= 0 && idle < 4, `idle wakeups ${idle}/s`);
+  assert.ok(Number.isFinite(idle) && idle >= 0 && idle < 8, `idle wakeups ${idle}/s`);
 });
 
 test.run();
