@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { VbdPaths } from '../../src/sim/toolstack';
 import { setup, teardown } from '../helpers/hooks';
+import { devFile, flocks } from '../helpers/lock-probe';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
@@ -54,23 +55,6 @@ async function attach(rig: WorkerRig, target: string): Promise<VbdPaths> {
 
 async function verdict(rig: WorkerRig, p: VbdPaths): Promise<string> {
   return until(`${p.backend}/afsfile-status`, () => rig.c.tryRead(`${p.backend}/afsfile-status`), 15_000);
-}
-
-type DevFile = { pid: number; hosted?: boolean; handingOn?: boolean; lock?: { state: string; fd: number | null } };
-function devFile(rig: WorkerRig, p: { domid: number; devid: number }): DevFile | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(rig.runDir, `status/dev-${p.domid}-${p.devid}.json`), 'utf8')) as
-      DevFile;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The flock locks on the image's inode (/proc/locks). */
-function flocks(img: string): string[] {
-  const ino = fs.statSync(img).ino;
-  return fs.readFileSync('/proc/locks', 'utf8').split('\n')
-    .filter((l) => / FLOCK /.test(l) && l.split(/\s+/)[5]?.endsWith(`:${ino}`));
 }
 
 async function busyDisk(): Promise<void> {

@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import type { VbdPaths } from '../../src/sim/toolstack';
 import { alive } from '../helpers/proc-tree';
 import { setup, teardown } from '../helpers/hooks';
+import { devFile, flocks } from '../helpers/lock-probe';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
@@ -45,23 +46,6 @@ async function attach(rig: WorkerRig, target: string, access: 'rw' | 'ro' = 'rw'
 async function verdict(rig: WorkerRig, p: VbdPaths): Promise<{ status: string; error: string | undefined }> {
   const s = await until(`${p.backend}/afsfile-status`, () => rig.c.tryRead(`${p.backend}/afsfile-status`), 15_000);
   return { status: s, error: await rig.c.tryRead(`${p.backend}/afsfile-error`) };
-}
-
-type DevFile = { pid: number; lock?: { state: string; mode: string; fd: number | null }; handingOn?: boolean };
-function devFile(rig: WorkerRig, p: VbdPaths): DevFile | undefined {
-  try {
-    const file = path.join(rig.runDir, `status/dev-${p.domid}-${p.devid}.json`);
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as DevFile;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The flock locks on the image's inode (/proc/locks: "1: FLOCK ADVISORY WRITE pid maj:min:ino ..."). */
-function flocks(img: string): string[] {
-  const ino = fs.statSync(img).ino;
-  return fs.readFileSync('/proc/locks', 'utf8').split('\n')
-    .filter((l) => / FLOCK /.test(l) && l.split(/\s+/)[5]?.endsWith(`:${ino}`));
 }
 
 test('a second host\'s rw attach is refused with the hotplug error; after the first detaches it attaches', async () => {
