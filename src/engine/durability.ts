@@ -19,6 +19,12 @@
 // a store that had no valid key clean; the next fsync returns 0) is so written again while it
 // is still kept, whatever open file's fsync the error went to.
 //
+// Reads are answered with the kept data laid over what the file gave (overlay()): a read in
+// flight while an fsync fails may have read the file after its client dropped the writes and
+// before the engine heard of the failure (nothing starts once it has), and a background
+// store that fails drops pages with nobody told until the next fsync. The kept data is what
+// the guest was last acknowledged, so laying it over is right whether or not the file lost it.
+//
 // Also: dirty generations (what a given fsync covered), the periodic fsync while dirty, flush().
 import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
@@ -71,6 +77,10 @@ interface Kept {
   readonly slot: number;
 }
 
+/** Kept ranges are indexed by the 1 MiB chunks they touch (a read looks at its own chunks). */
+const CHUNK_SHIFT = 20;
+const CHUNK = 2 ** CHUNK_SHIFT;
+
 /** Names one range written (or punched): the same range again replaces the older copy. */
 type KeptKey = number | string;
 
@@ -90,6 +100,8 @@ function keptKey(discard: boolean, offset: number, length: number): KeptKey {
   return `${discard ? 'd' : ''}${offset}:${length}`;
 }
 
+const byGen = (a: Kept, b: Kept): number => a.gen - b.gen;
+
 interface Waiter {
   readonly gen: number;
   readonly cb: IoCallback;
@@ -102,6 +114,8 @@ export class Durability {
   private cleanGen = 0;
   /** Completed writes not yet covered by a good fsync, in completion order (Map keeps it). */
   private readonly kept = new Map<KeptKey, Kept>();
+  /** The kept ranges touching each 1 MiB chunk of the image, for overlay(). */
+  private readonly keptByChunk = new Map<number, Set<Kept>>();
   private keptBytes = 0;
   /** The process's budget of kept bytes (until close, which gives back what is kept). */
   private keepBudget: PoolBudget | undefined;
@@ -198,6 +212,40 @@ export class Durability {
     else this.keep(key, offset, data.length, data.slice(), -1);
   }
 
+  /**
+   * Lays the kept data over `buf`, just read from `offset`: in completion order, punched
+   * ranges as zeros. Nothing to do (one Map size check) while nothing is kept.
+   */
+  overlay(offset: number, buf: Uint8Array): void {
+    if (this.kept.size === 0 || buf.length === 0) return;
+    const end = offset + buf.length;
+    let hits: Kept[] | null = null;
+    let single: Set<Kept> | undefined;
+    const first = Math.floor(offset / CHUNK);
+    const last = Math.floor((end - 1) / CHUNK);
+    for (let c = first; c <= last; c++) {
+      const set = this.keptByChunk.get(c);
+      if (set === undefined) continue;
+      if (single === undefined && hits === null) {
+        single = set;
+        continue;
+      }
+      hits ??= [...single!];
+      for (const k of set) hits.push(k);
+    }
+    if (single === undefined) return;
+    let list: Iterable<Kept>;
+    if (hits === null) list = [...single].sort(byGen);
+    else list = [...new Set(hits)].sort(byGen);
+    for (const k of list) {
+      const from = Math.max(offset, k.offset);
+      const to = Math.min(end, k.offset + k.length);
+      if (from >= to) continue;
+      if (k.data === null) buf.fill(0, from - offset, to - offset);
+      else buf.set(k.data.subarray(from - k.offset, to - k.offset), from - offset);
+    }
+  }
+
   /** A hole was punched: replayed in order, as the writes are. */
   discarded(offset: number, length: number): void {
     this.dirtyGen++;
@@ -273,13 +321,35 @@ export class Durability {
     if (old) {
       // Re-inserted at the end: replay order stays completion order.
       this.kept.delete(key);
+      this.unindex(old);
       this.keptBytes -= old.data?.length ?? 0;
       if (old.slot >= 0) this.arena!.drop();
     }
-    this.kept.set(key, { offset, length, data, gen: this.dirtyGen, slot });
+    const k: Kept = { offset, length, data, gen: this.dirtyGen, slot };
+    this.kept.set(key, k);
+    this.index(k);
     this.keptBytes += data?.length ?? 0;
     this.recharge();
     this.st.keptBytes = this.keptBytes;
+  }
+
+  private index(k: Kept): void {
+    const last = Math.floor((k.offset + k.length - 1) / CHUNK);
+    for (let c = Math.floor(k.offset / CHUNK); c <= last; c++) {
+      const set = this.keptByChunk.get(c);
+      if (set === undefined) this.keptByChunk.set(c, new Set([k]));
+      else set.add(k);
+    }
+  }
+
+  private unindex(k: Kept): void {
+    const last = Math.floor((k.offset + k.length - 1) / CHUNK);
+    for (let c = Math.floor(k.offset / CHUNK); c <= last; c++) {
+      const set = this.keptByChunk.get(c);
+      if (set === undefined) continue;
+      set.delete(k);
+      if (set.size === 0) this.keptByChunk.delete(c);
+    }
   }
 
   /** Brings this device's charge against the process's budget up to date. */
@@ -300,6 +370,7 @@ export class Durability {
     for (const [key, k] of this.kept) {
       if (k.gen > genAtStart) break;
       this.kept.delete(key);
+      this.unindex(k);
       this.keptBytes -= k.data?.length ?? 0;
       if (k.slot >= 0) this.arena!.drop();
     }

@@ -671,7 +671,11 @@ export class Engine {
     } else if (step === STEP_DISCARD && plan.kind === 'discard') {
       this.dur.discarded(plan.fileOffset, plan.bytes);
       this.st.bytesDiscarded += plan.bytes;
-    } else if (step === STEP_READ && plan.kind === 'read') this.st.bytesRead += plan.bytes;
+    } else if (step === STEP_READ && plan.kind === 'read') {
+      // What the file gave may predate a store its client dropped (durability.ts).
+      this.dur.overlay(plan.fileOffset, ctx.buf!);
+      this.st.bytesRead += plan.bytes;
+    }
     ctx.stepIdx++;
     if (ctx.stepIdx < ctx.steps.length) return this.runStep(ctx);
     if (step === STEP_READ) {

@@ -8,6 +8,8 @@ import { Image } from '../../src/image/image';
 import { MemFile, Rig, pattern, rwReq, tick } from './fixture';
 import { LossyFile } from './lossy-file';
 import { PoolBudget } from '../../src/engine/pool-budget';
+import { Durability } from '../../src/engine/durability';
+import { emptyStats } from '../../src/engine/stats';
 
 const { READ, WRITE, FLUSH_DISKCACHE } = BlkifOp;
 const dir = LossyFile.tempDir();
@@ -88,6 +90,59 @@ test('reads wait for the recovery: never the dropped (older) data', async () => 
   assert.equal(storedPage(file, 2), pattern(9));
   rig.engine.close();
   file.close();
+});
+
+test('a read in flight while an fsync fails and drops the writes: answered with the kept data', async () => {
+  const file = new LossyFile(dir, SIZE);
+  const rig = new Rig(file, { engine: { holdTimeoutMs: 5000, fsyncIntervalMs: 0 } });
+  assert.is(await write(rig, 2, 1), 0);
+  assert.is(await flush(rig), 0);
+  assert.is(await write(rig, 2, 9), 0);
+  assert.is(await write(rig, 3, 4), 0);
+  // The read has started but not yet read the file when the fsync drops the writes (the
+  // client's cache now holds the older data again); it reads the file after the drop.
+  file.pausedReads = [];
+  const g = rig.grants.grant();
+  const g3 = rig.grants.grant();
+  rig.submit(rwReq(READ, rig.id(), 16n, [g, g3]));
+  for (let i = 0; i < 200 && file.pausedReads.length === 0; i++) await tick(1);
+  assert.is(file.pausedReads.length, 1, 'the read is in flight');
+  file.failFsync.push('EACCES');
+  const flushed = rig.engine.flush();
+  for (let i = 0; i < 200 && file.failFsync.length > 0; i++) await tick(1);
+  assert.equal(file.current().subarray(2 * 4096, 3 * 4096), Buffer.from(pattern(1)), 'the file dropped the write');
+  file.releaseReads();
+  const rs = await rig.collect(rig.responses.length + 1, 5000);
+  assert.is(rs[rs.length - 1].status, 0);
+  assert.equal(rig.grants.page(g), pattern(9), 'the read saw what the guest wrote last, not the dropped data');
+  assert.equal(rig.grants.page(g3), pattern(4));
+  await flushed;
+  assert.equal(storedPage(file, 2), pattern(9));
+  assert.equal(storedPage(file, 3), pattern(4));
+  rig.engine.close();
+  file.close();
+});
+
+test('overlay: the kept writes and holes over a read, newest last, across a 1 MiB chunk edge', () => {
+  const noFile = new MemFile(4 << 20);
+  const hooks = { warn: () => {}, quiet: (cb: () => void) => cb(), resume: () => {} };
+  const dur = new Durability(noFile, emptyStats(), 1000, hooks, { fsyncIntervalMs: 0 });
+  const MiB = 1 << 20;
+  dur.wrote(MiB - 4096, new Uint8Array(8192).fill(1));
+  dur.wrote(MiB, new Uint8Array(4096).fill(2));
+  dur.discarded(MiB - 512, 512);
+  dur.wrote(3 * MiB, new Uint8Array(512).fill(3));
+  const buf = new Uint8Array(16384).fill(7);
+  dur.overlay(MiB - 8192, buf);
+  const want = new Uint8Array(16384).fill(7);
+  want.fill(1, 4096, 8192 - 512);
+  want.fill(0, 8192 - 512, 8192);
+  want.fill(2, 8192, 12288);
+  assert.equal(buf, want);
+  const far = new Uint8Array(4096).fill(7);
+  dur.overlay(2 * MiB, far);
+  assert.equal(far, new Uint8Array(4096).fill(7), 'nothing kept there');
+  dur.close();
 });
 
 test('recovery failing past hold-timeout: FLUSH fails, the data stays kept, a later FLUSH stores it', async () => {

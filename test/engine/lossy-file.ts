@@ -38,9 +38,20 @@ export class LossyFile implements BlockFile {
     return fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-lossy-'));
   }
 
+  /** While set, reads started wait here before they read the file (releaseReads()). */
+  pausedReads: (() => void)[] | null = null;
+
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
     this.log.push(`read@${offset}`);
-    fs.read(this.fd, buf, 0, buf.length, offset, (err, n) => cb(err ?? (n === buf.length ? null : Object.assign(new Error('short read'), { code: 'EIO' }))));
+    const go = (): void => fs.read(this.fd, buf, 0, buf.length, offset, (err, n) => cb(err ?? (n === buf.length ? null : Object.assign(new Error('short read'), { code: 'EIO' }))));
+    if (this.pausedReads) this.pausedReads.push(go);
+    else go();
+  }
+
+  releaseReads(): void {
+    const reads = this.pausedReads ?? [];
+    this.pausedReads = null;
+    for (const go of reads) go();
   }
 
   write(buf: Uint8Array, offset: number, cb: IoCallback): void {
