@@ -17,6 +17,7 @@ import { fsKind } from './local-fs';
 import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
+import { closeOnThread } from './thread-io';
 
 export { ImageError };
 
@@ -113,6 +114,8 @@ export class Image {
   /** Inside cork/uncork (an engine pump). */
   private corked = false;
   readonly ioPath: IoPath;
+  /** statfs f_type of the image's file system (0: unknown): the lock's reach (lock-fs.ts). */
+  readonly fsMagic: number;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
@@ -147,9 +150,12 @@ export class Image {
     readonly realpath: string,
     nowait: boolean,
     private readonly opts: OpenOptions,
+    /** statfs f_type when the open already asked (openAsync); else asked here. */
+    fsMagic?: number,
   ) {
     this.curFd = fd;
-    const fsk = fsKind(fd);
+    const fsk = fsKind(fd, fsMagic);
+    this.fsMagic = fsk.magic;
     this.reopenNeeded = opts.reopen ?? fsk.afs;
     const choice = ioChoiceFromEnv();
     const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
@@ -190,22 +196,28 @@ export class Image {
   /**
    * Image.open without blocking the event loop: the supervisor opens images of every guest,
    * and an open on a hung file server must stall only that device's hotplug, not the others.
+   * Everything asked of the file (stat, fstat, statfs, the hole-punch probe) is asked on the
+   * open's own thread (open-beneath.ts): nothing here waits for the file system.
    */
   static async openAsync(path: string, opts: OpenOptions): Promise<Image> {
-    const roots = opts.roots ?? [];
-    try {
-      if (roots.length === 0) checkStat(path, await fs.promises.stat(path));
-    } catch (err) {
-      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
-    }
     let opened;
     try {
       // A bare fd (not a FileHandle, which would close it on garbage collection).
-      opened = await openImageFileAsync(path, openFlags(opts), roots);
+      opened = await openImageFileAsync(path, openFlags(opts), opts.roots ?? [], !opts.readOnly);
     } catch (err) {
-      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'open');
+      const e = err as NodeJS.ErrnoException;
+      throw err instanceof ImageError ? err : explain(path, e, e.syscall === 'stat' ? 'stat' : 'open');
     }
-    return Image.adopt(opened.fd, path, opened.real, opts);
+    const f = opened.facts;
+    if (!f) return Image.adopt(opened.fd, path, opened.real, opts);
+    try {
+      checkSize(path, f.size);
+    } catch (err) {
+      closeOnThread(opened.fd);
+      throw err;
+    }
+    return new Image(path, opened.fd, f.size, opts.readOnly, opts.direct === true, f.canPunch && !opts.readOnly, f.dev,
+      f.ino, opened.real, opts.nowait !== false, opts, f.fsMagic);
   }
 
   /**
@@ -422,10 +434,23 @@ export class Image {
     cb(err);
   }
 
-  close(): void {
+  /**
+   * Closes the image's descriptors, each on a thread of its own (thread-io.ts): a close is a
+   * call to the file server on AFS (OpenAFS stores dirty data at every close) and on FUSE, and
+   * must not stall the loop that serves other disks. `done` gets the first error, once all
+   * are closed.
+   */
+  close(done: (err: NodeJS.ErrnoException | null) => void = () => undefined): void {
     this.ring?.close();
-    for (const fd of this.stale.splice(0)) fs.closeSync(fd);
-    fs.closeSync(this.curFd);
+    const fds = [...this.stale.splice(0), this.curFd];
+    let left = fds.length;
+    let first: NodeJS.ErrnoException | null = null;
+    for (const fd of fds) {
+      closeOnThread(fd, (err) => {
+        first ??= err;
+        if (--left === 0) done(first);
+      });
+    }
   }
 }
 
@@ -437,8 +462,12 @@ function openFlags(opts: OpenOptions): number {
 function checkStat(path: string, st: fs.Stats): void {
   if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
   if (!st.isFile()) throw notRegular(path, st);
-  if (st.size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
-  if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
+  checkSize(path, st.size);
+}
+
+function checkSize(path: string, size: number): void {
+  if (size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
+  if (size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
 }
 
 function explain(path: string, err: NodeJS.ErrnoException, op: string): ImageError {
