@@ -89,7 +89,9 @@ show "afsfile status after the held write failed" /run/xentest/holdto-status
 [ "$st" = 0 ] || fail "afsfile status exited $st (a failed device?)"
 grep -q "$why" /run/xentest/holdto-status ||
   fail "afsfile status does not say why the write failed (the hold and the token)"
-errors=$(awk '$1 ~ /^xt-holdto/ {print $8}' /run/xentest/holdto-status)
+# The device's line: "xt-holdto(DOMID)", or the domid alone when status found no name; Errors is column 8.
+domid=$(guest_domid xt-holdto)
+errors=$(awk -v d="$domid" '$1 == d || $1 == "xt-holdto(" d ")" {print $8}' /run/xentest/holdto-status)
 [ "${errors:-0}" -ge 1 ] 2>/dev/null || fail "afsfile status counts no error for the device (Errors: ${errors:-none})"
 # Every request the worker failed was one it had held until hold-timeout (by the engine's retries,
 # or waiting for a recovery from a failed fsync that gave up).
