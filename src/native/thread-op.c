@@ -54,8 +54,9 @@ struct op {
   char real[PATH_MAX];
 };
 
-/* One per Node environment. `threads` and `done` are shared with the threads (under mu);
- * `live` (calls not yet answered, for the loop's reference) is the loop thread's alone. */
+/* One per Node environment, kept as the addon's instance data (no other file uses it).
+ * `threads` and `done` are shared with the threads (under mu); `live` (calls not yet
+ * answered, for the loop's reference) is the loop thread's alone. */
 struct ctx {
   napi_env env;
   uv_async_t async;
