@@ -17,7 +17,7 @@ import { fsKind } from './local-fs';
 import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
-import { closeOnThread } from './thread-io';
+import { closeOnThread, openOnThread } from './thread-io';
 
 export { ImageError };
 
@@ -267,21 +267,15 @@ export class Image {
   reopen(cb: IoCallback): void {
     if (!this.reopenNeeded) return cb(null);
     const flags = openFlags(this.opts); // the magic link is followed: it is our own open file
-    fs.open(`/proc/self/fd/${this.curFd}`, flags, (err, fd) => {
-      if (err) return cb(err);
-      let ok = false;
-      try {
-        const st = fs.fstatSync(fd);
-        ok = st.dev === this.dev && st.ino === this.ino;
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        fs.closeSync(fd);
+    // On a thread of its own, as the first open (thread-io.ts): the file server may hang.
+    void openOnThread(`/proc/self/fd/${this.curFd}`, flags).then((r) => {
+      if (r instanceof Error) return cb(r);
+      if (r.dev !== this.dev || r.ino !== this.ino) {
+        closeOnThread(r.fd);
         return cb(Object.assign(new Error(`${this.path}: reopened a different file`), { code: 'ESTALE' }));
       }
       this.stale.push(this.curFd);
-      this.curFd = fd;
+      this.curFd = r.fd;
       this.closeStale();
       cb(null);
     });
@@ -289,7 +283,7 @@ export class Image {
 
   private closeStale(): void {
     if (this.busy > 0 || (this.ring !== null && this.ring.pending > 0)) return;
-    for (const fd of this.stale.splice(0)) fs.close(fd, () => undefined);
+    for (const fd of this.stale.splice(0)) closeOnThread(fd);
   }
 
   /** Wraps cb to count the call in flight (reopen closes replaced fds only when none is). */

@@ -139,10 +139,10 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
   // (the addon adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
   const opened = await openOnThread(`/proc/self/fd/${fd}`, fs.constants.O_RDONLY);
-  if (typeof opened !== 'number') {
+  if (opened instanceof Error) {
     return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
   }
-  const probe = opened;
+  const probe = opened.fd;
   const errno = await flockOnThread(probe, addon.LOCK_EX | addon.LOCK_NB);
   closeOnThread(probe);
   const code = errno === 0 ? 'granted' : errnoName(errno);

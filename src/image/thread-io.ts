@@ -28,12 +28,19 @@ export function flockOnThread(fd: number, op: number): Promise<number> {
   return new Promise((resolve) => native().threadFlock(fd, op, resolve));
 }
 
-/** open(2) of a path (magic links followed: /proc/self/fd/N) on a thread of its own: the fd,
- * or the error. */
-export function openOnThread(path: string, flags: number): Promise<number | NodeJS.ErrnoException> {
-  return new Promise((resolve) => native().threadOpen(null, path, flags, 0, 0, (errno, syscall, fd) => {
+/** A regular file opened by openOnThread, with its identity. */
+export interface ThreadOpened {
+  readonly fd: number;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/** open(2) of a regular file's path (magic links followed: /proc/self/fd/N) on a thread of its
+ * own: the fd with its dev and ino, or the error. */
+export function openOnThread(path: string, flags: number): Promise<ThreadOpened | NodeJS.ErrnoException> {
+  return new Promise((resolve) => native().threadOpen(null, path, flags, 0, 0, (errno, syscall, fd, info) => {
     if (errno !== 0) resolve(errnoError(errno, syscall === 'openat2' ? 'open' : syscall));
     else if (fd < 0) resolve(errnoError(os.constants.errno.EINVAL, 'open'));
-    else resolve(fd);
+    else resolve({ fd, dev: info[0] ?? 0, ino: info[1] ?? 0 });
   }));
 }
