@@ -13,11 +13,20 @@
 // on the destination would corrupt the image. An aborted migration leaves the source as it was.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ImageLock, type LockCheck, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption,
-  deferredLock, lockImage, verifyLock } from '../image/lock';
+  deferredLock, lockImage, relockImage, verifyLock } from '../image/lock';
+
+import { LEASE_MS } from './lease-guard';
 
 export { INCOMING_SUFFIX } from '../xen/migration';
 /** How often a destination tries the source's lock again while it waits. */
 const RETRY_MS = 100;
+/**
+ * How long a lock released to be taken again with a renewed key may stay refused: the AFS lease
+ * and a margin. Only a release the file server did not take (its key already lapsed, the server
+ * unreachable) makes it wait that long, until the server drops the old lock itself; past it,
+ * another host has the image.
+ */
+const RELOCK_WAIT_MS = LEASE_MS + 30_000;
 
 export type LockStep = { readonly ok: true } | { readonly ok: false; readonly busy: boolean; readonly message: string };
 
@@ -31,6 +40,8 @@ export interface DeviceLockOptions {
   /** The lock changed: for the status file. */
   readonly onChange: () => void;
   readonly note: (m: string) => void;
+  /** Default RELOCK_WAIT_MS; tests shorten it. */
+  readonly relockWaitMs?: number;
 }
 
 export class DeviceLock {
@@ -121,6 +132,30 @@ export class DeviceLock {
     this.o.note('the supervisor is gone: keeping the image lock for the next worker ' +
       `(at most ${Math.round(ms / 1000)} s)`);
     await Promise.race([sleep(ms), stop]);
+  }
+
+  /**
+   * After a token renewal, on AFS: the lock is taken again through a new open file, so that it is
+   * extended with the renewed key (relockImage). Resolves to why the lock is lost, or undefined
+   * (moved, or nothing to move). The caller stores nothing meanwhile (LeaseGuard.hold).
+   */
+  async rekey(): Promise<string | undefined> {
+    const img = this.image;
+    const lock = this.lock;
+    if (!img || !lock || lock.fd === null || (lock.state !== 'held' && lock.state !== 'adopted')) return undefined;
+    const r = await relockImage(lock, img.path, img.writable, {
+      waitMs: this.o.relockWaitMs ?? RELOCK_WAIT_MS, retryMs: RETRY_MS, cancelled: () => this.cancelled,
+    });
+    if (r.ok && this.cancelled) { r.lock.release(); return undefined; }
+    if (r.ok) {
+      this.lock = r.lock;
+      this.o.note(`the image lock was taken again with the renewed key (${r.lock.status().note ?? ''})`);
+      this.o.onChange();
+      return undefined;
+    }
+    if (this.cancelled) return undefined;
+    this.o.onChange();
+    return r.message;
   }
 
   /** Checks, without disturbing it, that the lock is still held here (lease-guard.ts). */
