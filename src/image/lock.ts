@@ -200,14 +200,16 @@ export async function relockImage(
         ok: true,
         lock: new ImageLock(fresh, {
           state: 'held', mode: old.mode, reach: old.reach, since: new Date().toISOString(),
-          note: `taken again through an open file with the renewed key after ${Date.now() - started} ms`,
+          note: `taken again with the renewed key after ${Date.now() - started} ms`,
         }),
       };
     }
     code = errnoName(errno);
     if ((code !== 'EWOULDBLOCK' && code !== 'EAGAIN') || Date.now() - started >= w.waitMs) break;
     await new Promise<number>((r) => addon.flockAsync(fresh, addon.GETLK, r));
-    await sleep(w.retryMs);
+    // Often at first (a release under way), then once a second (a lapse awaited: each try
+    // costs the file server a status call).
+    await sleep(Date.now() - started < 2000 ? w.retryMs : Math.max(w.retryMs, 1000));
   }
   fs.close(fresh, () => undefined);
   if (w.cancelled()) {

@@ -131,6 +131,7 @@ export class DeviceChild {
     this.lock = new DeviceLock({
       policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
       onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
+      keyExpiry: () => watch.expiry(),
     });
   }
 
@@ -372,7 +373,8 @@ export class DeviceChild {
   private rekeyLock(): void {
     if (this.stopping || this.lock.status()?.reach !== 'afs') return;
     const lost = (m: string | undefined) => { if (m !== undefined) { this.lock.markLost(m); this.note(m, 'err'); } };
-    if (this.guard) void this.guard.hold(() => this.lock.rekey());
+    // Its key lapsed already: the file server keeps the old lock a while; writes go on until then.
+    if (this.guard) void this.guard.hold(() => this.lock.rekey(), this.lock.staleKeyHorizon());
     else void this.lock.rekey().then(lost); // read-only: nothing to hold
   }
 

@@ -27,6 +27,12 @@ const RETRY_MS = 100;
  * another host has the image.
  */
 const RELOCK_WAIT_MS = LEASE_MS + 30_000;
+/**
+ * How long after its key lapsed a lock surely still stands on the file server: it was extended
+ * every half lease while the key was valid, so the last extension is less than half a lease
+ * older than the lapse, and the server keeps it a whole lease after that. A margin off.
+ */
+const STALE_KEY_HELD_MS = LEASE_MS / 2 - 20_000;
 
 export type LockStep = { readonly ok: true } | { readonly ok: false; readonly busy: boolean; readonly message: string };
 
@@ -42,6 +48,8 @@ export interface DeviceLockOptions {
   readonly note: (m: string) => void;
   /** Default RELOCK_WAIT_MS; tests shorten it. */
   readonly relockWaitMs?: number;
+  /** When the key an image opened now gets lapses (the tokens in force), if known. */
+  readonly keyExpiry?: () => number | undefined;
 }
 
 export class DeviceLock {
@@ -50,6 +58,8 @@ export class DeviceLock {
   private waiting: Promise<void> | undefined;
   private failed: string | undefined;
   private cancelled = false;
+  /** When the key of the lock's open file lapses (read when it was opened), if known. */
+  private keyExpires: number | undefined;
 
   constructor(private readonly o: DeviceLockOptions) {}
 
@@ -67,10 +77,12 @@ export class DeviceLock {
     predecessor: LockHolder | undefined,
   ): Promise<LockStep> {
     this.image = { fd: image.fd, path, writable };
+    this.keyExpires = this.o.keyExpiry?.();
     if (predecessor) {
       const adopted = adoptLock(predecessor, image, writable);
       if (typeof adopted !== 'string') {
         this.lock = adopted;
+        this.keyExpires = undefined; // the predecessor's key: unknown
         this.o.note(`the image lock was adopted from process ${predecessor.pid}`);
         return { ok: true };
       }
@@ -143,19 +155,32 @@ export class DeviceLock {
     const img = this.image;
     const lock = this.lock;
     if (!img || !lock || lock.fd === null || (lock.state !== 'held' && lock.state !== 'adopted')) return undefined;
+    const expires = this.o.keyExpiry?.(); // read before the new open file: its key is at least this one
     const r = await relockImage(lock, img.path, img.writable, {
       waitMs: this.o.relockWaitMs ?? RELOCK_WAIT_MS, retryMs: RETRY_MS, cancelled: () => this.cancelled,
     });
     if (r.ok && this.cancelled) { r.lock.release(); return undefined; }
     if (r.ok) {
       this.lock = r.lock;
-      this.o.note(`the image lock was taken again with the renewed key (${r.lock.status().note ?? ''})`);
+      this.keyExpires = expires;
+      this.o.note(`the image lock was ${r.lock.status().note ?? 'taken again with the renewed key'}`);
       this.o.onChange();
       return undefined;
     }
     if (this.cancelled) return undefined;
     this.o.onChange();
     return r.message;
+  }
+
+  /**
+   * For rekey: when the lock's key has lapsed already, its release cannot reach the file server,
+   * which keeps the old lock (and everyone else out) for a while yet: until when, so that the
+   * device may write on meanwhile. Undefined: the release works (or nothing is known), the
+   * lock is gone from the moment it is released.
+   */
+  staleKeyHorizon(now = Date.now()): number | undefined {
+    const e = this.keyExpires;
+    return e !== undefined && e <= now ? e + STALE_KEY_HELD_MS : undefined;
   }
 
   /** Checks, without disturbing it, that the lock is still held here (lease-guard.ts). */

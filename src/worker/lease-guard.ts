@@ -125,16 +125,22 @@ export class LeaseGuard {
 
   /**
    * Runs `work` with no store under way: the stores under way end first, new ones wait until it
-   * is done (reads go on). `work` answers why the lock is lost, or undefined.
+   * is done (reads go on). With `storesUntil` (a time) stores go on until then, and wait from
+   * then on if `work` is not done. `work` answers why the lock is lost, or undefined.
    */
-  async hold(work: () => Promise<string | undefined>): Promise<void> {
-    this.held++;
+  async hold(work: () => Promise<string | undefined>, storesUntil?: number): Promise<void> {
+    let blocked = false;
+    const block = () => { blocked = true; this.held++; };
+    const delay = storesUntil === undefined ? 0 : storesUntil - this.now();
+    const timer = delay > 0 ? setTimeout(block, delay) : undefined;
+    if (timer === undefined) block();
     let lost: string | undefined;
     try {
-      if (this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
+      if (blocked && this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
       lost = await work().catch((e: Error) => `the image lock could not be taken again: ${e.message}`);
     } finally {
-      this.held--;
+      clearTimeout(timer);
+      if (blocked) this.held--;
     }
     if (lost !== undefined && this.lostMessage === undefined) {
       this.lostMessage = lost;

@@ -33,7 +33,7 @@ interface Rig {
   close(): void;
 }
 
-async function rig(relockWaitMs = 5000): Promise<Rig> {
+async function rig(relockWaitMs = 5000, keyExpiry?: () => number | undefined): Promise<Rig> {
   const file = path.join(dir, `img${n++}`);
   fs.writeFileSync(file, Buffer.alloc(1 << 20));
   // reopen: true, as on AFS: a renewal opens the image again (key-epoch.ts).
@@ -41,6 +41,7 @@ async function rig(relockWaitMs = 5000): Promise<Rig> {
   const notes: string[] = [];
   const lock = new DeviceLock({
     policy: 'refuse', migrationWaitMs: 1000, onChange: () => undefined, note: (m) => notes.push(m), relockWaitMs,
+    keyExpiry,
   });
   const step = await lock.acquire({ fd: image.fd, dev: image.dev, ino: image.ino }, file, true, false, undefined);
   if (!step.ok) throw new Error(step.message);
@@ -89,8 +90,10 @@ test('after a renewal the lock moves to a new open file: the old one lapsing lea
     assert.not.ok(otherHostLocks(r.file), 'the other host is refused');
     assert.match(r.notes.join('\n'), /taken again with the renewed key/);
     assert.is(await r.write(2), null, 'writes go on');
-    r.lock.release();
-    assert.ok(otherHostLocks(r.file), 'it ends with the close of its new open file');
+    r.lock.release(); // the close is in the background
+    let free = false;
+    for (let i = 0; i < 40 && !free; i++) { await sleep(50); free = otherHostLocks(r.file); }
+    assert.ok(free, 'it ends with the close of its new open file');
   } finally {
     r.close();
   }
@@ -162,6 +165,42 @@ test('a device going away while its lock is taken again keeps nothing', async ()
   } finally {
     k.kill();
     r.close();
+  }
+});
+
+test('a lock whose key lapsed already: writes go on while the file server still keeps it, then wait', async () => {
+  // The key of the lock's open file lapsed 150 s ago: the file server keeps the old lock for at
+  // most ~130 s more (its release cannot reach the server: it ends with the lease).
+  let expiry: number | undefined = Date.now() + 60_000;
+  const r = await rig(5000, () => expiry);
+  assert.is(r.lock.staleKeyHorizon(), undefined, 'a valid key: released at once, nothing to wait for');
+  expiry = Date.now() - 10_000; // the renewal came after the lapse
+  // Rebuilt with that key: acquire reads the expiry of the key it locks with.
+  const s = await rig(5000, () => expiry);
+  const horizon = s.lock.staleKeyHorizon();
+  assert.ok(horizon !== undefined && horizon > Date.now() + 100_000, 'kept on the server for a while yet');
+  const k = keeper(s.lock.status()!.fd!, 900);
+  try {
+    await sleep(100);
+    assert.is(await s.reopen(), null);
+    expiry = Date.now() + 60_000; // the renewed key
+    const t0 = Date.now();
+    let rekeyed = 0;
+    const held = s.guard.hold(() => s.lock.rekey(), t0 + 300).then(() => { rekeyed = Date.now(); });
+    assert.is(await s.write(5), null, 'written at once, before the horizon');
+    assert.ok(Date.now() - t0 < 300 && rekeyed === 0, 'while the lock is not taken again yet');
+    await sleep(Math.max(0, t0 + 350 - Date.now()));
+    let wrote = 0;
+    const w = s.write(6).then((e) => { wrote = Date.now(); return e; });
+    await held;
+    assert.is(await w, null);
+    assert.ok(wrote >= rekeyed, 'past the horizon the write waited for the lock');
+    assert.is(s.lock.staleKeyHorizon(), undefined, 'the new lock has the renewed key');
+    assert.equal(s.lost, []);
+  } finally {
+    k.kill();
+    r.close();
+    s.close();
   }
 });
 
