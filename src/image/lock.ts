@@ -135,7 +135,9 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   const addon = native();
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
   // (libuv adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
-  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r', (e, f) => r(e ?? f)));
+  // Read-write: NFS emulates flock with a whole-file POSIX lock, so an exclusive one needs a file
+  // open for writing (flock(2), "NFS details"; EBADF otherwise).
+  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r+', (e, f) => r(e ?? f)));
   if (typeof opened !== 'number') {
     return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
   }
