@@ -58,6 +58,8 @@ export class DeviceLock {
   private waiting: Promise<void> | undefined;
   private failed: string | undefined;
   private cancelled = false;
+  /** A rekey under way. */
+  private moving: Promise<string | undefined> | undefined;
   /** When the key of the lock's open file lapses (read when it was opened), if known. */
   private keyExpires: number | undefined;
 
@@ -151,7 +153,15 @@ export class DeviceLock {
    * extended with the renewed key (relockImage). Resolves to why the lock is lost, or undefined
    * (moved, or nothing to move). The caller stores nothing meanwhile (LeaseGuard.hold).
    */
-  async rekey(): Promise<string | undefined> {
+  rekey(): Promise<string | undefined> {
+    // One at a time: a renewal during a move moves the lock again, after it.
+    const next = (this.moving ?? Promise.resolve(undefined)).then((lost) => lost ?? this.move());
+    this.moving = next;
+    void next.finally(() => { if (this.moving === next) this.moving = undefined; });
+    return next;
+  }
+
+  private async move(): Promise<string | undefined> {
     const img = this.image;
     const lock = this.lock;
     if (!img || !lock || lock.fd === null || (lock.state !== 'held' && lock.state !== 'adopted')) return undefined;

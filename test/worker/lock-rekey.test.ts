@@ -99,6 +99,23 @@ test('after a renewal the lock moves to a new open file: the old one lapsing lea
   }
 });
 
+test('two renewals close together: the lock moves twice, one move after the other', async () => {
+  const r = await rig();
+  try {
+    assert.is(await r.reopen(), null);
+    const a = r.lock.rekey();
+    const b = r.lock.rekey();
+    assert.equal([await a, await b], [undefined, undefined], 'neither lost the lock');
+    const last = r.lock.status()!;
+    assert.is(last.state, 'held');
+    assert.ok(last.fd !== null);
+    assert.is(r.notes.filter((n) => /taken again/.test(n)).length, 2);
+    assert.not.ok(otherHostLocks(r.file));
+  } finally {
+    r.close();
+  }
+});
+
 test('stores wait while the lock is taken again; the release is awaited, the data lands', async () => {
   const r = await rig();
   // The old open file lives on in another process for a while (a slow release on the file
