@@ -112,8 +112,9 @@ ms=$(sed -n 's/.*after \([0-9]*\) ms.*/\1/p' "$B.rekeys" | tr '\n' ' ')
 xt_step "the image lock was taken again after each of $rekeys renewals, writes held for: $ms ms"
 runs=$(guest_count xt-lease '^XT SOAK-RUN')
 xt_step "the guest wrote and checked its disk $runs times meanwhile"
-if [ -s "$T/trace" ]; then
-  grep -v '^#' "$T/trace" > "$B.trace"
+# (tracefs files have no size: copied first)
+grep -v '^#' "$T/trace" > "$B.trace" 2>/dev/null
+if [ -s "$B.trace" ]; then
   for f in "$AFS_DIR/$ctl" "$img"; do
     v=$(printf '%x' "$(stat -c %i "$f")")
     xt_step "kAFS lock events on $(basename "$f") (vnode $v): $(grep -c ":$v:" "$B.trace") in all, $(grep ":$v:" "$B.trace" | grep -c -i 'fail') failures"
