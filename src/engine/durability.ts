@@ -65,6 +65,8 @@ export interface DurabilityOptions {
   /** Shared with the other devices of this process: their kept data together stays within it
    * (a device over it fsyncs to make room before its next write, as at its own bound). */
   keepBudget?: PoolBudget;
+  /** reserve() gives slots and the arena keeps its pages warm (EngineOptions.keepInPlace). */
+  keepInPlace?: boolean;
 }
 
 /** One write (or discard, data null) completed since the last good fsync. */
@@ -125,6 +127,7 @@ export class Durability {
   private charged = 0;
   private readonly keepLimit: number;
   private readonly arena: KeepArena | null;
+  private readonly inPlace: boolean;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
   private damaged = false;
   /** Bumped by every failed fsync: an fsync that started before a failure proves nothing. */
@@ -151,7 +154,8 @@ export class Durability {
     opts: DurabilityOptions = {},
   ) {
     this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
-    this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena) : null;
+    this.inPlace = opts.keepInPlace !== false;
+    this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena, this.inPlace) : null;
     this.keepBudget = opts.keepBudget;
     this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
@@ -209,7 +213,7 @@ export class Durability {
    * goes back through wrote() or unreserve().
    */
   reserve(bytes: number): ArenaSlot | null {
-    if (this.arena === null || this.closed || !(this.keepBudget?.fits(bytes) ?? true)) return null;
+    if (this.arena === null || !this.inPlace || this.closed || !(this.keepBudget?.fits(bytes) ?? true)) return null;
     const slot = this.arena.reserve(bytes);
     if (slot) this.recharge();
     return slot;

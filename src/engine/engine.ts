@@ -54,6 +54,12 @@ export interface EngineOptions {
   budget?: PoolBudget;
   /** Likewise for the write data kept until an fsync covers it (durability.ts). */
   keepBudget?: PoolBudget;
+  /**
+   * Write data grant-copied straight into the kept-data arena, whose pages stay warm (default
+   * true; false: into the pool, copied to the arena when the write completes, the arena's pages
+   * given back at every fsync, as before; AFSFILE_KEEP=copy, for comparing the two in one boot).
+   */
+  keepInPlace?: boolean;
   /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
   poolReleaseIdleMs?: number;
   /** The engine took a request while none was in flight (the status file is due). */
@@ -167,6 +173,7 @@ export class Engine {
       fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS,
       keepBytes: opts.keepBytes,
       keepBudget: opts.keepBudget,
+      keepInPlace: opts.keepInPlace ?? process.env.AFSFILE_KEEP !== 'copy',
       arena: {
         alloc: (bytes) => grants.allocPool(bytes),
         release: (mem, at, len, busy) => grants.releasePool(mem, at, len, busy),

@@ -55,7 +55,8 @@ export class KeepArena {
   private peak = 0;
   private lastPeak = 0;
 
-  constructor(readonly size: number, private readonly memory: ArenaMemory) {}
+  /** keepWarm false: every free page goes back at trim() (as before the warm part existed). */
+  constructor(readonly size: number, private readonly memory: ArenaMemory, private readonly keepWarm = true) {}
 
   /** Bytes at the start of the arena kept resident while busy. */
   get warmBytes(): number {
@@ -149,7 +150,7 @@ export class KeepArena {
    * by the process's kept-data budget) plus the warm part, not the whole ring a flow walks through.
    */
   trim(): void {
-    const warm = Math.max(this.peak, this.lastPeak);
+    const warm = this.keepWarm ? Math.max(this.peak, this.lastPeak) : 0;
     this.warm = warm;
     this.lastPeak = this.peak;
     this.peak = this.tail;

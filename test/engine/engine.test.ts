@@ -185,6 +185,24 @@ test('writes are copied straight into the kept-data arena: no pool memory; a fai
   rig.engine.close();
 });
 
+test('keepInPlace false (AFSFILE_KEEP=copy): write data in the pool, copied to be kept when done', async () => {
+  const file = new MemFile(1 << 20);
+  file.hold = true;
+  const rig = new Rig(file, { engine: { keepInPlace: false } });
+  for (let i = 0; i < 2; i++) rig.submit(rwReq(WRITE, BigInt(i), BigInt(i * 8), [rig.grants.grant(pattern(20 + i))]));
+  await ticks(4);
+  assert.is(rig.engine.stats().inFlightBytes, 2 * 4096, 'the pool holds the data in flight');
+  file.releaseAll();
+  assert.equal((await rig.collect(2)).map((r) => r.status), [0, 0]);
+  assert.is(rig.engine.stats().keptBytes, 2 * 4096);
+  file.hold = false;
+  const g = rig.grants.grant();
+  rig.submit(rwReq(READ, 5n, 8n, [g]));
+  assert.is((await rig.collect(3))[2].status, 0);
+  assert.equal(rig.grants.page(g), pattern(21));
+  rig.engine.close();
+});
+
 test('devices sharing a process budget hold no more than it together; each finishes', async () => {
   // Three devices, each allowed 16 MiB, in one process whose budget is 4 MiB: 1 MiB writes.
   const budget = new PoolBudget(4 << 20);
