@@ -77,6 +77,16 @@ const GNTST_OKAY = GNTST.okay;
 /** Names of the I/O steps for messages and isTransient, by STEP_* value. */
 const OP_NAMES = ['read', 'write', 'fsync', 'discard'] as const;
 
+/** Why a request failed, for the log and `afsfile status`: how long it was held (heldMs < 0: it
+ * was not) and the error's own message when it says more than its code (the token gate's names
+ * the token and when it lapsed). */
+function failReason(op: string, err: NodeJS.ErrnoException, heldMs: number): string {
+  const code = err.code ?? err.message;
+  const more = err.code !== undefined && err.message && !err.message.startsWith(err.code) ? ` (${err.message})` : '';
+  const held = heldMs >= 0 ? ` after ${Math.round(heldMs / 1000)} s held (hold-timeout)` : '';
+  return `${op} failed${held}: ${code}${more}`;
+}
+
 export class Engine {
   readonly maxRequests: number;
   readonly maxBytes: number;
@@ -696,7 +706,8 @@ export class Engine {
           return;
         }
       }
-      this.finish(ctx, BlkifStatus.ERROR, `${opName} failed: ${err.code ?? err.message}`, true);
+      const heldMs = ctx.retryDelayMs > 0 ? now - ctx.firstErrorAt : -1;
+      this.finish(ctx, BlkifStatus.ERROR, failReason(opName, err, heldMs), true);
       return;
     }
     ctx.firstErrorAt = 0;

@@ -407,6 +407,23 @@ test('transient errors are retried (hook called), then succeed; persistent ones 
   assert.ok(rig.engine.stats().retries >= 3);
 });
 
+test('a request held past hold-timeout fails with why: the hold and the error\'s own message', async () => {
+  const file = new MemFile(1 << 20);
+  const warnings: string[] = [];
+  const rig = new Rig(file, { engine: { holdTimeoutMs: 200, warn: (m) => warnings.push(m) } });
+  const g = rig.grants.grant(pattern(4));
+  file.failNext('write', 'EKEYEXPIRED', 1000);
+  rig.submit(rwReq(WRITE, 1n, 0n, [g]));
+  const rs = await rig.collect(1, 3000);
+  assert.is(rs[0].status, -1);
+  const why = /write failed after \d+ s held \(hold-timeout\): EKEYEXPIRED \(write: EKEYEXPIRED\)/;
+  assert.match(warnings.join('\n'), why);
+  file.failNext('read', 'EINVAL', 1);
+  rig.submit(rwReq(READ, 2n, 0n, [g]));
+  await rig.collect(2);
+  assert.match(warnings.at(-1) ?? '', /read failed: EINVAL \(read: EINVAL\)$/, 'not held: no hold in the reason');
+});
+
 test('req_prod more than a ring ahead: that ring is disconnected, others keep working', async () => {
   const file = new MemFile(1 << 20);
   const a = new Rig(file);
