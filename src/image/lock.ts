@@ -10,6 +10,7 @@
 // client extends it with the key of the file that locked it (kAFS: fs/afs/flock.c, extension
 // at half the lease, AFS_LOCKWAIT). The hold timeout stays below that (src/cli/options.ts).
 import * as fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
 import { processStart } from '../util/proc-identity';
 import { type LockReach, lockReach, lockWorks } from './lock-fs';
@@ -134,13 +135,16 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   const addon = native();
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
   // (libuv adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
-  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r', (e, f) => r(e ?? f)));
+  // Read-write: NFS emulates flock with a whole-file POSIX lock, so an exclusive one needs a file
+  // open for writing (flock(2), "NFS details"; EBADF otherwise).
+  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r+', (e, f) => r(e ?? f)));
   if (typeof opened !== 'number') {
     return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
   }
   const probe = opened;
   const errno = await new Promise<number>((r) => addon.flockAsync(probe, addon.LOCK_EX | addon.LOCK_NB, r));
-  fs.close(probe, () => undefined);
+  // Closed before the answer: a granted probe's lock must be gone when the caller looks again.
+  await new Promise<void>((r) => fs.close(probe, () => r()));
   const code = errno === 0 ? 'granted' : errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return { held: true };
   return {
@@ -148,6 +152,79 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
     message: code === 'granted'
       ? `${path}: nobody holds the image lock any more (a test lock was granted): it was lost`
       : `${path}: the image lock cannot be checked (flock: ${code})`,
+  };
+}
+
+/** How relockImage waits for its lock: at most waitMs, trying again every retryMs. */
+export interface RelockWait {
+  readonly waitMs: number;
+  readonly retryMs: number;
+  /** True once the device is going away: stop, take nothing. */
+  readonly cancelled: () => boolean;
+}
+
+/**
+ * Moves the lock to a new open file of the image, opened now (with the key of the tokens in
+ * force now), after a token renewal. kAFS extends a lock with the key of the file that first
+ * took it, and a renewal is a new key, never an update of the old one (fs/afs/flock.c
+ * afs_lock_work: vnode->lock_key; a failed extension is only retried, every 10 s, while the
+ * VFS lock stays granted): once that key lapses the file server drops the lock 300 s after the
+ * last extension, and another client may take it while this one goes on writing. The key of a
+ * held lock is replaced only by taking the lock again: so the old open file is closed (its
+ * last close releases the lock with the old key, still valid), and the new one takes it
+ * without waiting, again until granted or `w.waitMs` (another client may be first: the caller
+ * stores nothing meanwhile). A refused try first asks for the lock's state with F_GETLK, which
+ * on kAFS refreshes the lock count it refuses on without asking the server (afs_do_getlk).
+ * Either way `lock` is closed; a failure is the lock lost.
+ */
+export async function relockImage(
+  lock: ImageLock, path: string, writable: boolean, w: RelockWait,
+): Promise<LockOutcome> {
+  const old = lock.status();
+  const addon = native();
+  const opened = old.fd === null
+    ? new Error('no descriptor holds it')
+    : await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${old.fd}`, 'r', (e, f) => r(e ?? f)));
+  await new Promise<void>((r) => lock.release(r));
+  if (typeof opened !== 'number') {
+    return { ok: false, busy: false, message: `${path}: cannot open the image again for its lock (${opened.message})` };
+  }
+  const fresh = opened;
+  const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
+  const started = Date.now();
+  let code = '';
+  for (;;) {
+    if (w.cancelled()) break;
+    const errno = await new Promise<number>((r) => addon.flockAsync(fresh, op, r));
+    if (errno === 0) {
+      if (w.cancelled()) break;
+      return {
+        ok: true,
+        lock: new ImageLock(fresh, {
+          state: 'held', mode: old.mode, reach: old.reach, since: new Date().toISOString(),
+          note: `taken again with the renewed key after ${Date.now() - started} ms`,
+        }),
+      };
+    }
+    code = errnoName(errno);
+    if ((code !== 'EWOULDBLOCK' && code !== 'EAGAIN') || Date.now() - started >= w.waitMs) break;
+    await new Promise<number>((r) => addon.flockAsync(fresh, addon.GETLK, r));
+    // Often at first (a release under way), then once a second (a lapse awaited: each try
+    // costs the file server a status call).
+    await sleep(Date.now() - started < 2000 ? w.retryMs : Math.max(w.retryMs, 1000));
+  }
+  fs.close(fresh, () => undefined);
+  if (w.cancelled()) {
+    return { ok: false, busy: false, message: `${path}: the device went away while its lock was moved` };
+  }
+  const busy = code === 'EWOULDBLOCK' || code === 'EAGAIN';
+  return {
+    ok: false,
+    busy,
+    message: busy
+      ? `${path}: the image lock, released to be taken again with the renewed key, was still refused after ` +
+        `${Math.round(w.waitMs / 1000)} s: another host holds it now`
+      : `${path}: the image lock cannot be taken again with the renewed key (flock: ${code})`,
   };
 }
 

@@ -61,6 +61,9 @@ export interface NativeAddon {
   readonly LOCK_SH: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;
+  /** flockAsync's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
+   * fresh status from the file server). */
+  readonly GETLK: number;
 
   // --- io_uring (src/native/uring.c; driven by src/image/uring.ts) ---
   /**
