@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
+import { closeOnThread, flockOnThread, openOnThread } from './thread-io';
 import { processStart } from '../util/proc-identity';
 import { type LockReach, lockReach, lockWorks } from './lock-fs';
 
@@ -72,7 +73,7 @@ export class ImageLock {
   release(done: () => void = () => undefined): void {
     if (this.closed || this.fd === null) { done(); return; }
     this.closed = true;
-    fs.close(this.fd, () => done());
+    closeOnThread(this.fd, () => done());
   }
 }
 
@@ -84,8 +85,9 @@ export function lockMode(writable: boolean): LockMode {
  * Takes the lock on the open image `fd` (a dup of it holds the lock from then on). Never waits
  * for another holder: a conflict is an answer at once.
  */
-export async function lockImage(fd: number, path: string, writable: boolean, policy: LockPolicy): Promise<LockOutcome> {
-  const reach = lockReach(fd);
+export async function lockImage(fd: number, path: string, writable: boolean, policy: LockPolicy,
+  fsMagic?: number): Promise<LockOutcome> {
+  const reach = lockReach(fd, fsMagic);
   const mode = lockMode(writable);
   const since = new Date().toISOString();
   if (!lockWorks(reach)) {
@@ -102,9 +104,11 @@ export async function lockImage(fd: number, path: string, writable: boolean, pol
     return { ok: false, busy: false, message: `${path}: cannot keep the lock: ${(e as Error).message}` };
   }
   const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
-  const errno = await new Promise<number>((r) => addon.flockAsync(dup, op, r));
+  // On threads of their own (thread-io.ts): a lock or close on a hung file server holds no
+  // thread another disk needs.
+  const errno = await flockOnThread(dup, op);
   if (errno === 0) return { ok: true, lock: new ImageLock(dup, { state: 'held', mode, reach, since }) };
-  fs.close(dup, () => undefined);
+  closeOnThread(dup);
   const code = errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
     return { ok: false, busy: true, message: busyMessage(path, writable) };
@@ -134,17 +138,17 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   if (fd === null) return { held: true }; // nothing taken (none, deferred): nothing to lose
   const addon = native();
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
-  // (libuv adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
-  // Read-write: NFS emulates flock with a whole-file POSIX lock, so an exclusive one needs a file
-  // open for writing (flock(2), "NFS details"; EBADF otherwise).
-  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r+', (e, f) => r(e ?? f)));
-  if (typeof opened !== 'number') {
+  // (the addon adds O_CLOEXEC). Not on the loop, nor on the pool (thread-io.ts): an open on AFS
+  // may wait for the file server. Read-write: NFS emulates flock with a whole-file POSIX lock,
+  // so an exclusive one needs a file open for writing (flock(2), "NFS details"; EBADF otherwise).
+  const opened = await openOnThread(`/proc/self/fd/${fd}`, fs.constants.O_RDWR);
+  if (opened instanceof Error) {
     return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
   }
-  const probe = opened;
-  const errno = await new Promise<number>((r) => addon.flockAsync(probe, addon.LOCK_EX | addon.LOCK_NB, r));
+  const probe = opened.fd;
+  const errno = await flockOnThread(probe, addon.LOCK_EX | addon.LOCK_NB);
   // Closed before the answer: a granted probe's lock must be gone when the caller looks again.
-  await new Promise<void>((r) => fs.close(probe, () => r()));
+  await new Promise<void>((r) => closeOnThread(probe, () => r()));
   const code = errno === 0 ? 'granted' : errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return { held: true };
   return {
@@ -229,9 +233,9 @@ export async function relockImage(
 }
 
 /** A lock not taken yet: a migration destination takes it when its frontend connects. */
-export function deferredLock(fd: number, writable: boolean, note: string): ImageLock {
+export function deferredLock(fd: number, writable: boolean, note: string, fsMagic?: number): ImageLock {
   return new ImageLock(null, {
-    state: 'deferred', mode: lockMode(writable), reach: lockReach(fd), since: new Date().toISOString(), note,
+    state: 'deferred', mode: lockMode(writable), reach: lockReach(fd, fsMagic), since: new Date().toISOString(), note,
   });
 }
 

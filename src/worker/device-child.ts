@@ -470,7 +470,8 @@ export class DeviceChild {
   }
 }
 
-/** Closing can wait on the file server (AFS stores dirty data at the last close): not on the loop. */
+/** Closing can wait on the file server (AFS stores dirty data at the last close): not on the
+ * loop, nor on the thread pool the other disks of a device host share (Image.close). */
 function closeInBackground(image: Image): void {
-  fs.close(image.fd, (e) => { if (e) stderrLine(`${image.path}: close: ${e.message}`); });
+  image.close((e) => { if (e) stderrLine(`${image.path}: close: ${e.message}`); });
 }

@@ -54,7 +54,7 @@ export interface DeviceLockOptions {
 
 export class DeviceLock {
   private lock: ImageLock | undefined;
-  private image: { fd: number; path: string; writable: boolean } | undefined;
+  private image: { fd: number; path: string; writable: boolean; fsMagic?: number } | undefined;
   private waiting: Promise<void> | undefined;
   private failed: string | undefined;
   private cancelled = false;
@@ -75,10 +75,10 @@ export class DeviceLock {
    * `incoming`: the domain's name says it is receiving a migration.
    */
   async acquire(
-    image: { fd: number; dev: number; ino: number }, path: string, writable: boolean, incoming: boolean,
-    predecessor: LockHolder | undefined,
+    image: { fd: number; dev: number; ino: number; fsMagic?: number }, path: string, writable: boolean,
+    incoming: boolean, predecessor: LockHolder | undefined,
   ): Promise<LockStep> {
-    this.image = { fd: image.fd, path, writable };
+    this.image = { fd: image.fd, path, writable, fsMagic: image.fsMagic };
     this.keyExpires = this.o.keyExpiry?.();
     if (predecessor) {
       const adopted = adoptLock(predecessor, image, writable);
@@ -91,10 +91,11 @@ export class DeviceLock {
       this.o.note(`the image lock could not be adopted from process ${predecessor.pid}: ${adopted}; locking again`);
     }
     if (incoming) {
-      this.lock = deferredLock(image.fd, writable, 'a migration destination: locked when its guest connects');
+      this.lock = deferredLock(image.fd, writable, 'a migration destination: locked when its guest connects',
+        image.fsMagic);
       return { ok: true };
     }
-    const r = await lockImage(image.fd, path, writable, this.o.policy);
+    const r = await lockImage(image.fd, path, writable, this.o.policy, image.fsMagic);
     if (!r.ok) return r;
     this.lock = r.lock;
     if (r.lock.state === 'none') this.o.note(r.lock.status().note ?? 'the image is not locked');
@@ -115,7 +116,7 @@ export class DeviceLock {
     const started = Date.now();
     for (;;) {
       if (this.cancelled) return;
-      const r = await lockImage(img.fd, img.path, img.writable, this.o.policy);
+      const r = await lockImage(img.fd, img.path, img.writable, this.o.policy, img.fsMagic);
       if (r.ok) {
         this.lock = r.lock;
         this.o.note(`migration destination: the image lock was taken after ${Date.now() - started} ms`);
