@@ -32,6 +32,30 @@ test('vdev names and "ago"', () => {
   assert.is(ago(new Date(1_000_000 - 600_000).toISOString(), 1_000_000), '10 min ago');
 });
 
+test('an AFS image lock: when the lease was last taken', () => {
+  withTempDir((dir) => {
+    const runDir = path.join(dir, 'run');
+    worker(runDir, [
+      { backend: '/local/domain/0/backend/vbd/7/51712', domid: 7, devid: 51712, image: '/afs/c/a.img', writable: true,
+        phase: 'running', restarts: 0 },
+      { backend: '/local/domain/0/backend/vbd/8/51712', domid: 8, devid: 51712, image: '/srv/b.img', writable: true,
+        phase: 'running', restarts: 0 },
+    ]);
+    const dev = (domid: number, image: string, reach: string) => writeStatus(runDir, `dev-${domid}-51712`, {
+      backend: `/local/domain/0/backend/vbd/${domid}/51712`, domid, devid: 51712, image, readOnly: false,
+      state: 'Connected', inFlight: 0, requests: { read: 0, write: 0, flush: 0, barrier: 0, discard: 0, indirect: 0 },
+      lock: { state: 'held', mode: 'exclusive', reach, fd: 9, since: new Date(Date.now() - 40_000).toISOString() },
+    });
+    dev(7, '/afs/c/a.img', 'afs');
+    dev(8, '/srv/b.img', 'local');
+    const r = status(runDir);
+    assert.match(r.stdout, /\n7 +xvda .* ex held +\/afs\/c\/a\.img\n/);
+    assert.match(r.stdout,
+      /\n  7\/xvda: image lock: an AFS lease, taken 4\d s ago \(extended every 150 s with the key/);
+    assert.not.match(r.stdout, /8\/xvda: image lock/, 'a local lock is no lease');
+  });
+});
+
 test('table like xl block-list, DOMID filter, exit 1 with a failed device, one JSON shape', () => {
   withTempDir((dir) => {
     const runDir = path.join(dir, 'run');

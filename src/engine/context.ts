@@ -4,6 +4,7 @@
 import type { Plan } from '../blkif/validate';
 import type { RwRequest } from '../blkif/request';
 import type { IoCallback } from './block-file';
+import type { ArenaSlot } from './keep-arena';
 import type { EngineQueue } from './queue';
 
 /** Life of a context: FREE → (INDIRECT →) WAIT_MEM → WAIT_ORDER → IO → (COPY_OUT →) DONE → FREE. */
@@ -44,6 +45,8 @@ export class RequestContext {
   dataOffset = -1;
   dataPages = 0;
   buf: Uint8Array | null = null;
+  /** A write's data in the kept-data arena (Durability.reserve) instead of the pool; null when none. */
+  keepSlot: ArenaSlot | null = null;
   steps: readonly number[] = STEPS_NONE;
   stepIdx = 0;
   /** Writes a later barrier/flush must wait for (WRITE, DISCARD, FLUSH with data, BARRIER). */
@@ -82,6 +85,7 @@ export class RequestContext {
     this.dataOffset = -1;
     this.dataPages = 0;
     this.buf = null;
+    this.keepSlot = null;
     this.steps = STEPS_NONE;
     this.stepIdx = 0;
     this.isWrite = false;

@@ -30,7 +30,7 @@ import createDebug from 'debug';
 import { performance } from 'node:perf_hooks';
 import { nextRetryDelay } from './backoff';
 import type { BlockFile, IoCallback } from './block-file';
-import { type ArenaMemory, KeepArena } from './keep-arena';
+import { type ArenaMemory, type ArenaSlot, KeepArena } from './keep-arena';
 import type { PoolBudget } from './pool-budget';
 import type { EngineStats } from './stats';
 import { isTransient } from './transient';
@@ -65,6 +65,8 @@ export interface DurabilityOptions {
   /** Shared with the other devices of this process: their kept data together stays within it
    * (a device over it fsyncs to make room before its next write, as at its own bound). */
   keepBudget?: PoolBudget;
+  /** reserve() gives slots and the arena keeps its pages warm (EngineOptions.keepInPlace). */
+  keepInPlace?: boolean;
 }
 
 /** One write (or discard, data null) completed since the last good fsync. */
@@ -73,8 +75,8 @@ interface Kept {
   readonly length: number;
   readonly data: Uint8Array | null;
   readonly gen: number;
-  /** Where data lives in the arena; -1 when not there (a discard, or kept on the heap). */
-  readonly slot: number;
+  /** Where data lives in the arena; null when not there (a discard, or kept on the heap). */
+  readonly slot: ArenaSlot | null;
 }
 
 /** Kept ranges are indexed by the 1 MiB chunks they touch (a read looks at its own chunks). */
@@ -125,6 +127,7 @@ export class Durability {
   private charged = 0;
   private readonly keepLimit: number;
   private readonly arena: KeepArena | null;
+  private readonly inPlace: boolean;
   /** A failed fsync may have dropped data: the next fsync must come after a replay. */
   private damaged = false;
   /** Bumped by every failed fsync: an fsync that started before a failure proves nothing. */
@@ -151,7 +154,8 @@ export class Durability {
     opts: DurabilityOptions = {},
   ) {
     this.keepLimit = Math.max(0, opts.keepBytes ?? DEFAULT_KEEP_BYTES);
-    this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena) : null;
+    this.inPlace = opts.keepInPlace !== false;
+    this.arena = this.keepLimit > 0 && opts.arena ? new KeepArena(this.keepLimit, opts.arena, this.inPlace) : null;
     this.keepBudget = opts.keepBudget;
     this.startTimer(opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS);
   }
@@ -182,9 +186,10 @@ export class Durability {
    * bound starts when nothing is kept. The bound may be passed by what is in flight meanwhile
    * (at most the engine's in-flight budget).
    */
-  admit(bytes: number): boolean {
+  admit(bytes: number, reserved = false): boolean {
     if (this.keepLimit === 0 || this.keptBytes === 0) return true;
-    if (this.keptBytes + bytes <= this.keepLimit && (this.keepBudget?.fits(bytes) ?? true)) return true;
+    // A write with its room reserved is charged to the process budget already.
+    if (this.keptBytes + bytes <= this.keepLimit && (reserved || (this.keepBudget?.fits(bytes) ?? true))) return true;
     this.roomWanted = true;
     if (!this.roomSync) {
       this.roomSync = true;
@@ -201,15 +206,46 @@ export class Durability {
     return false;
   }
 
-  /** A write completed (acknowledged to the guest next): keep a copy until an fsync covers it. */
-  wrote(offset: number, data: Uint8Array): void {
+  /**
+   * Room in the arena for the data of a write about to start (the engine grant-copies it there):
+   * when it completes, wrote() keeps it where it is, with no copy. Null when there is no arena or
+   * no room now (the write then uses the engine's buffers, and wrote() copies). Every slot given
+   * goes back through wrote() or unreserve().
+   */
+  reserve(bytes: number): ArenaSlot | null {
+    if (this.arena === null || !this.inPlace || this.closed || !(this.keepBudget?.fits(bytes) ?? true)) return null;
+    const slot = this.arena.reserve(bytes);
+    if (slot) this.recharge();
+    return slot;
+  }
+
+  /** A slot from reserve() whose write did not complete: let it go. */
+  unreserve(slot: ArenaSlot): void {
+    this.arena!.free(slot);
+    this.recharge();
+  }
+
+  /** The memory reserve()'s slots live in. */
+  arenaMemory(): Uint8Array {
+    return this.arena!.memoryOf();
+  }
+
+  /**
+   * A write completed (acknowledged to the guest next): keep a copy until an fsync covers it.
+   * `slot`: data is that slot of reserve(), kept as it is.
+   */
+  wrote(offset: number, data: Uint8Array, slot: ArenaSlot | null = null): void {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
-    if (this.keepLimit === 0) return;
+    if (this.keepLimit === 0) {
+      if (slot) this.unreserve(slot);
+      return;
+    }
     const key = keptKey(false, offset, data.length);
+    if (slot) return this.keep(key, offset, data.length, slot.view, slot);
     const copy = this.arena?.copy(data);
-    if (copy) this.keep(key, offset, data.length, copy[1], copy[0]);
-    else this.keep(key, offset, data.length, data.slice(), -1);
+    if (copy) this.keep(key, offset, data.length, copy.view, copy);
+    else this.keep(key, offset, data.length, data.slice(), null);
   }
 
   /**
@@ -250,7 +286,7 @@ export class Durability {
   discarded(offset: number, length: number): void {
     this.dirtyGen++;
     if (!this.timer) this.startTimer(this.intervalMs);
-    if (this.keepLimit > 0) this.keep(keptKey(true, offset, length), offset, length, null, -1);
+    if (this.keepLimit > 0) this.keep(keptKey(true, offset, length), offset, length, null, null);
   }
 
   /**
@@ -316,14 +352,14 @@ export class Durability {
 
   // ------------------------------------------------------------------------------------------
 
-  private keep(key: KeptKey, offset: number, length: number, data: Uint8Array | null, slot: number): void {
+  private keep(key: KeptKey, offset: number, length: number, data: Uint8Array | null, slot: ArenaSlot | null): void {
     const old = this.kept.get(key);
     if (old) {
       // Re-inserted at the end: replay order stays completion order.
       this.kept.delete(key);
       this.unindex(old);
       this.keptBytes -= old.data?.length ?? 0;
-      if (old.slot >= 0) this.arena!.drop();
+      if (old.slot) this.arena!.free(old.slot);
     }
     const k: Kept = { offset, length, data, gen: this.dirtyGen, slot };
     this.kept.set(key, k);
@@ -372,21 +408,11 @@ export class Durability {
       this.kept.delete(key);
       this.unindex(k);
       this.keptBytes -= k.data?.length ?? 0;
-      if (k.slot >= 0) this.arena!.drop();
+      if (k.slot) this.arena!.free(k.slot);
     }
     this.st.keptBytes = this.keptBytes;
-    const arena = this.arena;
-    if (arena !== null) {
-      // The oldest copy still kept is where the arena's free space ends.
-      let any = false;
-      for (const k of this.kept.values()) {
-        if (k.slot < 0) continue;
-        arena.advance(k.slot);
-        any = true;
-        break;
-      }
-      if (!any) arena.emptied();
-    }
+    // The pages let go past the arena's warm part go back (one madvise or two per fsync).
+    this.arena?.trim();
     this.recharge();
   }
 

@@ -54,6 +54,12 @@ export interface EngineOptions {
   budget?: PoolBudget;
   /** Likewise for the write data kept until an fsync covers it (durability.ts). */
   keepBudget?: PoolBudget;
+  /**
+   * Write data grant-copied straight into the kept-data arena, whose pages stay warm (default
+   * true; false: into the pool, copied to the arena when the write completes, the arena's pages
+   * given back at every fsync, as before; AFSFILE_KEEP=copy, for comparing the two in one boot).
+   */
+  keepInPlace?: boolean;
   /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
   poolReleaseIdleMs?: number;
   /** The engine took a request while none was in flight (the status file is due). */
@@ -99,6 +105,9 @@ export class Engine {
   private readonly batch: GrantCopyBatch;
   /** Contexts of the batch being built (reused array). */
   private readonly batched: RequestContext[] = [];
+  /** Write data copied straight into the kept-data arena (Durability.reserve), and its contexts. */
+  private readonly keepBatch: GrantCopyBatch;
+  private readonly keepBatched: RequestContext[] = [];
   private readonly taken: RequestContext[] = [];
   private readonly st: EngineStats = emptyStats();
   private nextQueueId = 0;
@@ -164,6 +173,7 @@ export class Engine {
     this.freeList = this.contexts.slice().reverse();
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
+    this.keepBatch = new GrantCopyBatch(this.maxRequests * perRequest);
     this.dur = new Durability(file, this.st, this.holdMs, {
       onTransientError: opts.onTransientError,
       warn: (m) => this.warn(m),
@@ -173,6 +183,7 @@ export class Engine {
       fsyncIntervalMs: opts.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS,
       keepBytes: opts.keepBytes,
       keepBudget: opts.keepBudget,
+      keepInPlace: opts.keepInPlace ?? process.env.AFSFILE_KEEP !== 'copy',
       arena: {
         alloc: (bytes) => grants.allocPool(bytes),
         release: (mem, at, len, busy) => grants.releasePool(mem, at, len, busy),
@@ -364,7 +375,7 @@ export class Engine {
       ctx.batchCount = grefs.length;
       this.batched.push(ctx);
     }
-    this.runBatch(this.indirectCopied);
+    this.runBatch(batch, this.batched, this.pool, this.indirectCopied);
   }
 
   /** After the indirect pages of ctx were copied (status: the first bad segment's, or okay). */
@@ -454,9 +465,15 @@ export class Engine {
     }
   }
 
-  /** Gives memory to waiting contexts in FIFO order; copies all new write data in one batch. */
+  /**
+   * Gives memory to waiting contexts in FIFO order; copies all new write data in one batch (two
+   * when some goes to the pool and some straight into the kept-data arena).
+   */
   private allocate(): void {
     const batch = this.beginBatch();
+    const keepBatch = this.keepBatch;
+    keepBatch.reset();
+    this.keepBatched.length = 0;
     let i = 0;
     for (; i < this.memWait.length; i++) {
       const ctx = this.memWait[i];
@@ -467,6 +484,18 @@ export class Engine {
         // Its ring is gone: nobody will read the answer, and its grants may be gone too.
         this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
         continue;
+      }
+      if (plan.kind === 'write') {
+        // Where the data will be kept until an fsync covers it, if there is room: no pool
+        // memory, and no copy when the write completes.
+        const slot = this.dur.reserve(plan.bytes);
+        if (slot !== null) {
+          ctx.keepSlot = slot;
+          ctx.buf = slot.view;
+          this.addWriteData(keepBatch, ctx, slot.at);
+          this.keepBatched.push(ctx);
+          continue;
+        }
       }
       const budget = this.opts.budget;
       const bytes = ctx.dataPages * PAGE_SIZE;
@@ -485,18 +514,30 @@ export class Engine {
       ctx.buf = this.pool.subarray(off, off + plan.bytes);
       if (this.pages.bytesInUse > this.st.peakInFlightBytes) this.st.peakInFlightBytes = this.pages.bytesInUse;
       if (plan.kind === 'write') {
-        ctx.batchStart = batch.count;
-        const domid = ctx.queue!.domid;
-        for (const s of plan.segments) batch.add(false, domid, s.gref, s.offsetInPage, s.length, off + (s.fileOffset - plan.fileOffset));
-        ctx.batchCount = plan.segments.length;
+        this.addWriteData(batch, ctx, off);
         this.batched.push(ctx);
-        ctx.state = IO; // not startable until its data is here
       } else {
         ctx.state = WAIT_ORDER;
       }
     }
     this.memWait.splice(0, i);
-    this.runBatch(this.writeDataCopied);
+    this.runBatch(this.batch, this.batched, this.pool, this.writeDataCopied);
+    if (this.keepBatched.length > 0) {
+      this.runBatch(keepBatch, this.keepBatched, this.dur.arenaMemory(), this.writeDataCopied);
+    }
+  }
+
+  /** The segments of write ctx into `batch`, its data going to `at` of the batch's memory. */
+  private addWriteData(batch: GrantCopyBatch, ctx: RequestContext, at: number): void {
+    const plan = ctx.plan!;
+    if (plan.kind !== 'write') return;
+    ctx.batchStart = batch.count;
+    const domid = ctx.queue!.domid;
+    for (const s of plan.segments) {
+      batch.add(false, domid, s.gref, s.offsetInPage, s.length, at + (s.fileOffset - plan.fileOffset));
+    }
+    ctx.batchCount = plan.segments.length;
+    ctx.state = IO; // not startable until its data is here
   }
 
   /** The buffer memory is spent: the requests from memWait[from] on wait for it. */
@@ -523,26 +564,19 @@ export class Engine {
     return this.batch;
   }
 
-  /** One grant-copy call for the batch; then done(ctx, status) per context in it. */
-  private runBatch(done: (ctx: RequestContext, status: number) => void): void {
-    const batched = this.batched;
+  /** One grant-copy call for the batch against `mem`; then done(ctx, status) per context in it. */
+  private runBatch(
+    batch: GrantCopyBatch, batched: RequestContext[], mem: Uint8Array, done: (ctx: RequestContext, status: number) => void,
+  ): void {
     if (batched.length === 0) return;
     let ok = true;
     try {
-      this.grants.copy(this.batch, this.pool);
+      this.grants.copy(batch, mem);
     } catch (err) {
-      this.warn(`grant copy of ${this.batch.count} segments failed: ${(err as Error).message}`);
+      this.warn(`grant copy of ${batch.count} segments failed: ${(err as Error).message}`);
       ok = false;
     }
-    for (let i = 0; i < batched.length; i++) done(batched[i], ok ? this.badSegment(batched[i]) : GNTST.general_error);
-  }
-
-  /** The first non-okay status among ctx's segments of the batch, or okay. */
-  private badSegment(ctx: RequestContext): number {
-    const status = this.batch.status;
-    const end = ctx.batchStart + ctx.batchCount;
-    for (let i = ctx.batchStart; i < end; i++) if (status[i] !== GNTST_OKAY) return status[i];
-    return GNTST_OKAY;
+    for (let i = 0; i < batched.length; i++) done(batched[i], ok ? badSegment(batch, batched[i]) : GNTST.general_error);
   }
 
   // --- 3. ordering and I/O -----------------------------------------------------------------
@@ -602,7 +636,9 @@ export class Engine {
         return;
       case STEP_WRITE:
         if (plan.kind !== 'write') return;
-        if (this.dur.holding || !this.dur.admit(plan.bytes)) return void this.held.push(ctx);
+        if (this.dur.holding || !this.dur.admit(plan.bytes, ctx.keepSlot !== null)) {
+          return void this.held.push(ctx);
+        }
         this.fileOps++;
         this.file.write(ctx.buf!, plan.fileOffset, ctx.onIo);
         return;
@@ -677,7 +713,9 @@ export class Engine {
     ctx.firstErrorAt = 0;
     const plan = ctx.plan!;
     if (step === STEP_WRITE && plan.kind === 'write') {
-      this.dur.wrote(plan.fileOffset, ctx.buf!);
+      const slot = ctx.keepSlot;
+      ctx.keepSlot = null; // kept from now on (or let go) by Durability
+      this.dur.wrote(plan.fileOffset, ctx.buf!, slot);
       this.st.bytesWritten += plan.bytes;
     } else if (step === STEP_DISCARD && plan.kind === 'discard') {
       this.dur.discarded(plan.fileOffset, plan.bytes);
@@ -715,7 +753,7 @@ export class Engine {
       ctx.batchCount = plan.segments.length;
       this.batched.push(ctx);
     }
-    this.runBatch(this.readDataCopied);
+    this.runBatch(batch, this.batched, this.pool, this.readDataCopied);
   }
 
   private readonly readDataCopied = (ctx: RequestContext, status: number): void => {
@@ -732,6 +770,11 @@ export class Engine {
       this.pages.free(ctx.dataOffset, ctx.dataPages);
       this.opts.budget?.give(ctx.dataPages * PAGE_SIZE);
       ctx.dataOffset = -1;
+      ctx.buf = null;
+    }
+    if (ctx.keepSlot !== null) {
+      this.dur.unreserve(ctx.keepSlot);
+      ctx.keepSlot = null;
       ctx.buf = null;
     }
     if (status !== BlkifStatus.OKAY) {
@@ -838,3 +881,10 @@ export class Engine {
   }
 }
 
+/** The first non-okay status among ctx's segments of the batch, or okay. */
+function badSegment(batch: GrantCopyBatch, ctx: RequestContext): number {
+  const status = batch.status;
+  const end = ctx.batchStart + ctx.batchCount;
+  for (let i = ctx.batchStart; i < end; i++) if (status[i] !== GNTST_OKAY) return status[i];
+  return GNTST_OKAY;
+}

@@ -17,6 +17,7 @@ import { fsKind } from './local-fs';
 import { ioChoiceFromEnv, Uring } from './uring';
 import { ImageError } from './image-error';
 import { notRegular, openImageFile, openImageFileAsync } from './open-beneath';
+import { closeOnThread, openOnThread } from './thread-io';
 
 export { ImageError };
 
@@ -113,6 +114,8 @@ export class Image {
   /** Inside cork/uncork (an engine pump). */
   private corked = false;
   readonly ioPath: IoPath;
+  /** statfs f_type of the image's file system (0: unknown): the lock's reach (lock-fs.ts). */
+  readonly fsMagic: number;
   /** Reads left to send straight to the pool, and the next such run's length (MAX_SKIP). */
   private skipLeft = 0;
   private skipNext = 1;
@@ -147,9 +150,12 @@ export class Image {
     readonly realpath: string,
     nowait: boolean,
     private readonly opts: OpenOptions,
+    /** statfs f_type when the open already asked (openAsync); else asked here. */
+    fsMagic?: number,
   ) {
     this.curFd = fd;
-    const fsk = fsKind(fd);
+    const fsk = fsKind(fd, fsMagic);
+    this.fsMagic = fsk.magic;
     this.reopenNeeded = opts.reopen ?? fsk.afs;
     const choice = ioChoiceFromEnv();
     const { ring, path: ioPath } = openRing(opts.uring !== false && choice !== 'threadpool');
@@ -190,22 +196,28 @@ export class Image {
   /**
    * Image.open without blocking the event loop: the supervisor opens images of every guest,
    * and an open on a hung file server must stall only that device's hotplug, not the others.
+   * Everything asked of the file (stat, fstat, statfs, the hole-punch probe) is asked on the
+   * open's own thread (open-beneath.ts): nothing here waits for the file system.
    */
   static async openAsync(path: string, opts: OpenOptions): Promise<Image> {
-    const roots = opts.roots ?? [];
-    try {
-      if (roots.length === 0) checkStat(path, await fs.promises.stat(path));
-    } catch (err) {
-      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'stat');
-    }
     let opened;
     try {
       // A bare fd (not a FileHandle, which would close it on garbage collection).
-      opened = await openImageFileAsync(path, openFlags(opts), roots);
+      opened = await openImageFileAsync(path, openFlags(opts), opts.roots ?? [], !opts.readOnly);
     } catch (err) {
-      throw err instanceof ImageError ? err : explain(path, err as NodeJS.ErrnoException, 'open');
+      const e = err as NodeJS.ErrnoException;
+      throw err instanceof ImageError ? err : explain(path, e, e.syscall === 'stat' ? 'stat' : 'open');
     }
-    return Image.adopt(opened.fd, path, opened.real, opts);
+    const f = opened.facts;
+    if (!f) return Image.adopt(opened.fd, path, opened.real, opts);
+    try {
+      checkSize(path, f.size);
+    } catch (err) {
+      closeOnThread(opened.fd);
+      throw err;
+    }
+    return new Image(path, opened.fd, f.size, opts.readOnly, opts.direct === true, f.canPunch && !opts.readOnly, f.dev,
+      f.ino, opened.real, opts.nowait !== false, opts, f.fsMagic);
   }
 
   /**
@@ -255,21 +267,15 @@ export class Image {
   reopen(cb: IoCallback): void {
     if (!this.reopenNeeded) return cb(null);
     const flags = openFlags(this.opts); // the magic link is followed: it is our own open file
-    fs.open(`/proc/self/fd/${this.curFd}`, flags, (err, fd) => {
-      if (err) return cb(err);
-      let ok = false;
-      try {
-        const st = fs.fstatSync(fd);
-        ok = st.dev === this.dev && st.ino === this.ino;
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        fs.closeSync(fd);
+    // On a thread of its own, as the first open (thread-io.ts): the file server may hang.
+    void openOnThread(`/proc/self/fd/${this.curFd}`, flags).then((r) => {
+      if (r instanceof Error) return cb(r);
+      if (r.dev !== this.dev || r.ino !== this.ino) {
+        closeOnThread(r.fd);
         return cb(Object.assign(new Error(`${this.path}: reopened a different file`), { code: 'ESTALE' }));
       }
       this.stale.push(this.curFd);
-      this.curFd = fd;
+      this.curFd = r.fd;
       this.closeStale();
       cb(null);
     });
@@ -277,7 +283,7 @@ export class Image {
 
   private closeStale(): void {
     if (this.busy > 0 || (this.ring !== null && this.ring.pending > 0)) return;
-    for (const fd of this.stale.splice(0)) fs.close(fd, () => undefined);
+    for (const fd of this.stale.splice(0)) closeOnThread(fd);
   }
 
   /** Wraps cb to count the call in flight (reopen closes replaced fds only when none is). */
@@ -422,10 +428,23 @@ export class Image {
     cb(err);
   }
 
-  close(): void {
+  /**
+   * Closes the image's descriptors, each on a thread of its own (thread-io.ts): a close is a
+   * call to the file server on AFS (OpenAFS stores dirty data at every close) and on FUSE, and
+   * must not stall the loop that serves other disks. `done` gets the first error, once all
+   * are closed.
+   */
+  close(done: (err: NodeJS.ErrnoException | null) => void = () => undefined): void {
     this.ring?.close();
-    for (const fd of this.stale.splice(0)) fs.closeSync(fd);
-    fs.closeSync(this.curFd);
+    const fds = [...this.stale.splice(0), this.curFd];
+    let left = fds.length;
+    let first: NodeJS.ErrnoException | null = null;
+    for (const fd of fds) {
+      closeOnThread(fd, (err) => {
+        first ??= err;
+        if (--left === 0) done(first);
+      });
+    }
   }
 }
 
@@ -437,8 +456,12 @@ function openFlags(opts: OpenOptions): number {
 function checkStat(path: string, st: fs.Stats): void {
   if (st.isDirectory()) throw new ImageError(path, 'is a directory, not an image file', 'EISDIR');
   if (!st.isFile()) throw notRegular(path, st);
-  if (st.size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${st.size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
-  if (st.size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
+  checkSize(path, st.size);
+}
+
+function checkSize(path: string, size: number): void {
+  if (size % SECTOR_SIZE !== 0) throw new ImageError(path, `size ${size} is not a multiple of ${SECTOR_SIZE} bytes; pad it (truncate -s %512 FILE)`, 'EINVAL');
+  if (size === 0) throw new ImageError(path, 'is empty; make one with `afsfile create PATH --size N`', 'EINVAL');
 }
 
 function explain(path: string, err: NodeJS.ErrnoException, op: string): ImageError {

@@ -23,9 +23,11 @@ export interface FsKind {
   readonly afs: boolean;
 }
 
-/** The file system of an open file; unknown (neither local nor AFS) when statfs fails. */
-export function fsKind(fd: number): FsKind {
-  let magic = 0;
+/** The file system of an open file; unknown (neither local nor AFS) when statfs fails.
+ * `known`: its statfs f_type, asked already where the file was opened. */
+export function fsKind(fd: number, known?: number): FsKind {
+  let magic = known ?? 0;
+  if (known !== undefined) return { magic, local: LOCAL_MAGIC.has(magic), afs: AFS_MAGIC.has(magic) };
   try {
     // Through the fd's magic link: the file that is open, whatever its name is now; statfs
     // follows the link without opening it (no permission needed).

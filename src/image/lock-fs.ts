@@ -27,12 +27,13 @@ const MAGIC: ReadonlyMap<number, LockReach> = new Map([
   [0x794c7630, 'local'], // OVERLAYFS
 ]);
 
-/** The reach of a lock on this open file. */
-export function lockReach(fd: number): LockReach {
+/** The reach of a lock on this open file. `fsMagic`: its statfs f_type when known already
+ * (asked where the image was opened, not on the loop: statfs is a server call on AFS). */
+export function lockReach(fd: number, fsMagic?: number): LockReach {
   let type: number;
   try {
     // Through the fd's magic link: the file that is open, whatever its name is now.
-    type = Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
+    type = fsMagic || Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
   } catch {
     return 'unknown';
   }

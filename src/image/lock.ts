@@ -10,7 +10,9 @@
 // client extends it with the key of the file that locked it (kAFS: fs/afs/flock.c, extension
 // at half the lease, AFS_LOCKWAIT). The hold timeout stays below that (src/cli/options.ts).
 import * as fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
+import { closeOnThread, flockOnThread, openOnThread } from './thread-io';
 import { processStart } from '../util/proc-identity';
 import { type LockReach, lockReach, lockWorks } from './lock-fs';
 
@@ -71,7 +73,7 @@ export class ImageLock {
   release(done: () => void = () => undefined): void {
     if (this.closed || this.fd === null) { done(); return; }
     this.closed = true;
-    fs.close(this.fd, () => done());
+    closeOnThread(this.fd, () => done());
   }
 }
 
@@ -83,8 +85,9 @@ export function lockMode(writable: boolean): LockMode {
  * Takes the lock on the open image `fd` (a dup of it holds the lock from then on). Never waits
  * for another holder: a conflict is an answer at once.
  */
-export async function lockImage(fd: number, path: string, writable: boolean, policy: LockPolicy): Promise<LockOutcome> {
-  const reach = lockReach(fd);
+export async function lockImage(fd: number, path: string, writable: boolean, policy: LockPolicy,
+  fsMagic?: number): Promise<LockOutcome> {
+  const reach = lockReach(fd, fsMagic);
   const mode = lockMode(writable);
   const since = new Date().toISOString();
   if (!lockWorks(reach)) {
@@ -101,9 +104,11 @@ export async function lockImage(fd: number, path: string, writable: boolean, pol
     return { ok: false, busy: false, message: `${path}: cannot keep the lock: ${(e as Error).message}` };
   }
   const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
-  const errno = await new Promise<number>((r) => addon.flockAsync(dup, op, r));
+  // On threads of their own (thread-io.ts): a lock or close on a hung file server holds no
+  // thread another disk needs.
+  const errno = await flockOnThread(dup, op);
   if (errno === 0) return { ok: true, lock: new ImageLock(dup, { state: 'held', mode, reach, since }) };
-  fs.close(dup, () => undefined);
+  closeOnThread(dup);
   const code = errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
     return { ok: false, busy: true, message: busyMessage(path, writable) };
@@ -133,14 +138,17 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   if (fd === null) return { held: true }; // nothing taken (none, deferred): nothing to lose
   const addon = native();
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
-  // (libuv adds O_CLOEXEC). Not on the loop: an open on AFS may wait for the file server.
-  const opened = await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${fd}`, 'r', (e, f) => r(e ?? f)));
-  if (typeof opened !== 'number') {
+  // (the addon adds O_CLOEXEC). Not on the loop, nor on the pool (thread-io.ts): an open on AFS
+  // may wait for the file server. Read-write: NFS emulates flock with a whole-file POSIX lock,
+  // so an exclusive one needs a file open for writing (flock(2), "NFS details"; EBADF otherwise).
+  const opened = await openOnThread(`/proc/self/fd/${fd}`, fs.constants.O_RDWR);
+  if (opened instanceof Error) {
     return { held: false, message: `${path}: the descriptor holding the image lock is unusable (${opened.message})` };
   }
-  const probe = opened;
-  const errno = await new Promise<number>((r) => addon.flockAsync(probe, addon.LOCK_EX | addon.LOCK_NB, r));
-  fs.close(probe, () => undefined);
+  const probe = opened.fd;
+  const errno = await flockOnThread(probe, addon.LOCK_EX | addon.LOCK_NB);
+  // Closed before the answer: a granted probe's lock must be gone when the caller looks again.
+  await new Promise<void>((r) => closeOnThread(probe, () => r()));
   const code = errno === 0 ? 'granted' : errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return { held: true };
   return {
@@ -151,10 +159,83 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
   };
 }
 
+/** How relockImage waits for its lock: at most waitMs, trying again every retryMs. */
+export interface RelockWait {
+  readonly waitMs: number;
+  readonly retryMs: number;
+  /** True once the device is going away: stop, take nothing. */
+  readonly cancelled: () => boolean;
+}
+
+/**
+ * Moves the lock to a new open file of the image, opened now (with the key of the tokens in
+ * force now), after a token renewal. kAFS extends a lock with the key of the file that first
+ * took it, and a renewal is a new key, never an update of the old one (fs/afs/flock.c
+ * afs_lock_work: vnode->lock_key; a failed extension is only retried, every 10 s, while the
+ * VFS lock stays granted): once that key lapses the file server drops the lock 300 s after the
+ * last extension, and another client may take it while this one goes on writing. The key of a
+ * held lock is replaced only by taking the lock again: so the old open file is closed (its
+ * last close releases the lock with the old key, still valid), and the new one takes it
+ * without waiting, again until granted or `w.waitMs` (another client may be first: the caller
+ * stores nothing meanwhile). A refused try first asks for the lock's state with F_GETLK, which
+ * on kAFS refreshes the lock count it refuses on without asking the server (afs_do_getlk).
+ * Either way `lock` is closed; a failure is the lock lost.
+ */
+export async function relockImage(
+  lock: ImageLock, path: string, writable: boolean, w: RelockWait,
+): Promise<LockOutcome> {
+  const old = lock.status();
+  const addon = native();
+  const opened = old.fd === null
+    ? new Error('no descriptor holds it')
+    : await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${old.fd}`, 'r', (e, f) => r(e ?? f)));
+  await new Promise<void>((r) => lock.release(r));
+  if (typeof opened !== 'number') {
+    return { ok: false, busy: false, message: `${path}: cannot open the image again for its lock (${opened.message})` };
+  }
+  const fresh = opened;
+  const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
+  const started = Date.now();
+  let code = '';
+  for (;;) {
+    if (w.cancelled()) break;
+    const errno = await new Promise<number>((r) => addon.flockAsync(fresh, op, r));
+    if (errno === 0) {
+      if (w.cancelled()) break;
+      return {
+        ok: true,
+        lock: new ImageLock(fresh, {
+          state: 'held', mode: old.mode, reach: old.reach, since: new Date().toISOString(),
+          note: `taken again with the renewed key after ${Date.now() - started} ms`,
+        }),
+      };
+    }
+    code = errnoName(errno);
+    if ((code !== 'EWOULDBLOCK' && code !== 'EAGAIN') || Date.now() - started >= w.waitMs) break;
+    await new Promise<number>((r) => addon.flockAsync(fresh, addon.GETLK, r));
+    // Often at first (a release under way), then once a second (a lapse awaited: each try
+    // costs the file server a status call).
+    await sleep(Date.now() - started < 2000 ? w.retryMs : Math.max(w.retryMs, 1000));
+  }
+  fs.close(fresh, () => undefined);
+  if (w.cancelled()) {
+    return { ok: false, busy: false, message: `${path}: the device went away while its lock was moved` };
+  }
+  const busy = code === 'EWOULDBLOCK' || code === 'EAGAIN';
+  return {
+    ok: false,
+    busy,
+    message: busy
+      ? `${path}: the image lock, released to be taken again with the renewed key, was still refused after ` +
+        `${Math.round(w.waitMs / 1000)} s: another host holds it now`
+      : `${path}: the image lock cannot be taken again with the renewed key (flock: ${code})`,
+  };
+}
+
 /** A lock not taken yet: a migration destination takes it when its frontend connects. */
-export function deferredLock(fd: number, writable: boolean, note: string): ImageLock {
+export function deferredLock(fd: number, writable: boolean, note: string, fsMagic?: number): ImageLock {
   return new ImageLock(null, {
-    state: 'deferred', mode: lockMode(writable), reach: lockReach(fd), since: new Date().toISOString(), note,
+    state: 'deferred', mode: lockMode(writable), reach: lockReach(fd, fsMagic), since: new Date().toISOString(), note,
   });
 }
 

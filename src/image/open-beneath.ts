@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { native } from '../native/addon';
 import { ImageError } from './image-error';
+import { errnoError } from './thread-io';
 
 /** Flags every image open adds (O_CLOEXEC comes from the addon). */
 const OPEN_EXTRA = fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
@@ -23,6 +24,20 @@ export interface OpenedFile {
   readonly fd: number;
   /** Where the open file is (/proc/self/fd), for telling two names of one image apart. */
   readonly real: string;
+  /** What the open's own thread learnt of the file (openImageFileAsync), so that nothing on
+   * the loop asks the file system again; absent after the other opens. */
+  readonly facts?: FileFacts;
+}
+
+/** Of an open regular file: fstat, fstatfs and the hole-punch probe, made where it was opened. */
+export interface FileFacts {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  /** statfs f_type (0: unknown). */
+  readonly fsMagic: number;
+  /** Holes can be punched (probed for writable opens only; false otherwise). */
+  readonly canPunch: boolean;
 }
 
 interface Located {
@@ -94,28 +109,56 @@ export function openImageFile(path: string, flags: number, roots: readonly strin
   return fallbackSync(path, flags, at);
 }
 
-/** openImageFile without blocking the event loop (an open on a hung file server). */
-export async function openImageFileAsync(path: string, flags: number, roots: readonly string[]): Promise<OpenedFile> {
-  const reals = await Promise.all(roots.map((r) => fs.promises.realpath(r).catch(() => undefined)));
-  const at = locate(path, roots, reals);
+/**
+ * openImageFile without blocking the event loop, and without libuv's thread pool: the open and
+ * everything asked of the new file run on a thread of their own (src/native/thread-op.c), so a
+ * hung file server stalls this open alone. Without roots the path is stat'ed first on that
+ * thread (a device node or FIFO is refused before any open). `writable`: probe hole punching.
+ */
+export async function openImageFileAsync(path: string, flags: number, roots: readonly string[],
+  writable = false): Promise<OpenedFile> {
+  const at = await locateAsync(path, roots);
   if (openat2Usable) {
-    const r = await new Promise<{ fd: number; errno: number; syscall: string }>((resolve) => {
-      native().openBeneathAsync(at.root, at.rel, flags | OPEN_EXTRA, resolveFlags(at.root),
-        (errno, fd, syscall) => resolve({ errno, fd, syscall }));
-    });
-    if (r.errno === 0) return finish(path, r.fd, at, false);
+    const a = native();
+    const how = (at.root === null && roots.length === 0 ? a.OPEN_STAT_FIRST : 0) | (writable ? a.OPEN_PUNCH_PROBE : 0);
+    const r = await new Promise<{ errno: number; syscall: string; fd: number; info: number[]; real: string }>(
+      (resolve) => a.threadOpen(at.root, at.rel, flags | OPEN_EXTRA, resolveFlags(at.root), how,
+        (errno, syscall, fd, info, real) => resolve({ errno, syscall, fd, info, real })));
+    const [dev = 0, ino = 0, size = 0, mode = 0, fsMagic = 0, punch = 0] = r.info;
+    if (r.errno === 0 && r.fd < 0) throw notRegularMode(path, mode);
+    if (r.errno === 0) {
+      return { fd: r.fd, real: r.real || path, facts: { dev, ino, size, fsMagic, canPunch: punch === 1 } };
+    }
+    if (r.syscall === 'stat') throw errnoError(r.errno, 'stat');
     if (r.errno !== ENOSYS || r.syscall !== 'openat2') throw beneathError(path, at, errnoError(r.errno, r.syscall));
   }
-  // The fallback's calls are each quick or themselves asynchronous where a file server is met.
+  // Without openat2 (a kernel before 5.6): the fallback's calls go through the pool, and its
+  // checks need the root resolved.
+  const fat = at.root !== null && at.realRoot === undefined
+    ? { ...at, realRoot: await fs.promises.realpath(at.root).catch(() => undefined) } : at;
   const real = await fs.promises.realpath(path).catch((e: NodeJS.ErrnoException) => {
-    throw beneathError(path, at, e);
+    throw beneathError(path, fat, e);
   });
-  checkUnderRoot(path, real, at);
+  checkUnderRoot(path, real, fat);
   const fd = await new Promise<number>((resolve, reject) => fs.open(real, fallbackFlags(flags), (e, n) => {
-    if (e) reject(beneathError(path, at, e));
+    if (e) reject(beneathError(path, fat, e));
     else resolve(n);
   }));
-  return finish(path, fd, at, true);
+  return finish(path, fd, fat, true);
+}
+
+/**
+ * Which root the path is beneath, resolving the roots (realpath, a walk on the file system)
+ * only when the path names none of them as configured: an attach normally walks nothing here.
+ */
+async function locateAsync(path: string, roots: readonly string[]): Promise<Located> {
+  try {
+    return locate(path, roots, roots.map(() => undefined));
+  } catch (e) {
+    if (!(e instanceof ImageError) || e.code !== 'EACCES') throw e;
+  }
+  const reals = await Promise.all(roots.map((r) => fs.promises.realpath(r).catch(() => undefined)));
+  return locate(path, roots, reals);
 }
 
 const { ENOSYS } = os.constants.errno;
@@ -172,8 +215,21 @@ function finish(path: string, fd: number, at: Located, verify: boolean): OpenedF
   }
 }
 
+/** notRegular from a stat's st_mode. */
+function notRegularMode(path: string, mode: number): ImageError {
+  const t = mode & fs.constants.S_IFMT;
+  const c = fs.constants;
+  const is = (k: number) => (): boolean => t === k;
+  return notRegular(path, {
+    isDirectory: is(c.S_IFDIR), isFIFO: is(c.S_IFIFO), isCharacterDevice: is(c.S_IFCHR),
+    isBlockDevice: is(c.S_IFBLK), isSocket: is(c.S_IFSOCK),
+  });
+}
+
+type Kind = Pick<fs.Stats, 'isDirectory' | 'isFIFO' | 'isCharacterDevice' | 'isBlockDevice' | 'isSocket'>;
+
 /** What a non-regular file is, for the administrator. */
-export function notRegular(path: string, st: fs.Stats): ImageError {
+export function notRegular(path: string, st: Kind): ImageError {
   if (st.isDirectory()) return new ImageError(path, 'is a directory, not an image file', 'EISDIR');
   const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice()
     ? 'a block device' : st.isSocket() ? 'a socket' : 'an unknown kind of file';
@@ -205,11 +261,6 @@ function beneathError(path: string, at: Located, e: NodeJS.ErrnoException): Erro
 function codeOf(errno: number): string | undefined {
   for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
   return undefined;
-}
-
-function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
-  const code = codeOf(errno);
-  return Object.assign(new Error(`${syscall}: ${code ?? errno}`), { errno, syscall, code });
 }
 
 export const forTests = { locate };

@@ -186,7 +186,7 @@ static napi_value init(napi_env env, napi_value exports) {
   /* A missing export fails loudly at load, not at first use. */
   if (afs_register_file(env, exports) || afs_register_xen(env, exports) || afs_register_fdwatch(env, exports) ||
       afs_register_uring(env, exports) || afs_register_pool(env, exports) || afs_register_openat2(env, exports) ||
-      afs_register_lock(env, exports) ||
+      afs_register_lock(env, exports) || afs_register_thread_op(env, exports) ||
       afs_set_i32(env, exports, "abiVersion", 1)) return NULL;
   return exports;
 }

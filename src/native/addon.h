@@ -33,6 +33,14 @@ napi_value afs_make_bool(napi_env env, int v);
  * pending. */
 int afs_mmap_args(napi_env env, const napi_value *argv, void **addr, size_t *len);
 
+/* openat2.c: opens `rel` beneath the directory `root` (NULL: from the working directory) with
+ * RESOLVE_* bits: the fd, or a negative errno; *step says which call failed (0 opening the
+ * root, 1 openat2). And its JS arguments (root | null, rel, flags, resolve) read from argv[0..3]:
+ * 0 with both strings malloc'ed, else a TypeError is pending. */
+int afs_open_beneath(const char *root, const char *rel, int flags, uint64_t resolve, int *step);
+int afs_read_open_args(napi_env env, const napi_value *argv, char **root, char **rel, uint32_t *flags,
+                       uint32_t *resolve);
+
 /* Registration of each file's functions into the exports object, one per .c file: 0, else an
  * error is pending. */
 int afs_register_file(napi_env env, napi_value exports);     /* file.c */
@@ -42,6 +50,7 @@ int afs_register_uring(napi_env env, napi_value exports);    /* uring.c */
 int afs_register_pool(napi_env env, napi_value exports);     /* pool.c */
 int afs_register_openat2(napi_env env, napi_value exports);  /* openat2.c */
 int afs_register_lock(napi_env env, napi_value exports);     /* lock.c */
+int afs_register_thread_op(napi_env env, napi_value exports); /* thread-op.c */
 
 struct afs_fn { const char *name; napi_callback cb; };
 #define AFS_COUNT(a) (sizeof (a) / sizeof (a)[0])

@@ -25,6 +25,11 @@
 #define PR_SET_PTRACER_ANY ((unsigned long)-1)
 #endif
 
+/* flockAsync's op for fcntl(F_GETLK) on the whole file instead of flock(2): kAFS answers it from a
+ * fresh FetchStatus (fs/afs/flock.c afs_do_getlk), which refreshes the lock count a
+ * non-blocking flock is refused on without asking the server (afs_do_setlk). */
+#define AFS_OP_GETLK 0x1000
+
 struct flock_work {
   napi_async_work work;
   napi_ref cb;
@@ -35,6 +40,12 @@ static void flock_execute(napi_env env, void *data) {
   (void)env;
   struct flock_work *w = data;
   int r;
+  if (w->op & AFS_OP_GETLK) {
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+    do r = fcntl(w->fd, F_GETLK, &fl); while (r < 0 && errno == EINTR);
+    w->err = r < 0 ? errno : fl.l_type == F_UNLCK ? 0 : EAGAIN;
+    return;
+  }
   do r = flock(w->fd, w->op); while (r < 0 && errno == EINTR);
   w->err = r < 0 ? errno : 0;
 }
@@ -52,7 +63,8 @@ static void flock_complete(napi_env env, napi_status status, void *data) {
   free(w);
 }
 
-/* flockAsync(fd, op, cb(errno)): op as <sys/file.h> (LOCK_SH/LOCK_EX | LOCK_NB). */
+/* flockAsync(fd, op, cb(errno)): op as <sys/file.h> (LOCK_SH/LOCK_EX | LOCK_NB), or GETLK: 0 when
+ * fcntl(F_GETLK) sees no lock, EAGAIN when it sees one, else its errno. */
 static napi_value js_flock_async(napi_env env, napi_callback_info info) {
   napi_value argv[3], name;
   int64_t fd;
@@ -121,5 +133,6 @@ int afs_register_lock(napi_env env, napi_value exports) {
     { "pidfdGetfd", js_pidfd_getfd }, { "allowPtraceAny", js_allow_ptrace_any },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) || afs_set_i32(env, exports, "LOCK_SH", LOCK_SH) ||
-         afs_set_i32(env, exports, "LOCK_EX", LOCK_EX) || afs_set_i32(env, exports, "LOCK_NB", LOCK_NB) ? -1 : 0;
+         afs_set_i32(env, exports, "LOCK_EX", LOCK_EX) || afs_set_i32(env, exports, "LOCK_NB", LOCK_NB) ||
+         afs_set_i32(env, exports, "GETLK", AFS_OP_GETLK) ? -1 : 0;
 }

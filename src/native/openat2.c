@@ -19,7 +19,7 @@
 /* Opens `root` (a directory, symlinks followed: the administrator named it), then `rel` beneath
  * it with openat2; root NULL: `rel` from the working directory. The fd, or a negative errno;
  * *step says which call failed (0 the root, 1 openat2). */
-static int open_beneath(const char *root, const char *rel, int flags, uint64_t resolve, int *step) {
+int afs_open_beneath(const char *root, const char *rel, int flags, uint64_t resolve, int *step) {
   int dir = AT_FDCWD;
   *step = 0;
   if (root) {
@@ -40,7 +40,7 @@ static int open_beneath(const char *root, const char *rel, int flags, uint64_t r
 
 /* Reads (root | null, rel, flags, resolve) from argv; 0, else a TypeError is pending. The
  * strings are malloc'ed: free both. */
-static int read_open_args(napi_env env, const napi_value *argv, char **root, char **rel, uint32_t *flags,
+int afs_read_open_args(napi_env env, const napi_value *argv, char **root, char **rel, uint32_t *flags,
                           uint32_t *resolve) {
   *root = *rel = NULL;
   napi_valuetype t;
@@ -82,9 +82,9 @@ static napi_value js_open_beneath(napi_env env, napi_callback_info info) {
   char *root, *rel;
   uint32_t flags, resolve;
   if (afs_args(env, info, 4, argv, "openBeneath(root, rel, flags, resolve)") ||
-      read_open_args(env, argv, &root, &rel, &flags, &resolve)) return NULL;
+      afs_read_open_args(env, argv, &root, &rel, &flags, &resolve)) return NULL;
   int step;
-  int fd = open_beneath(root, rel, (int)flags, resolve, &step);
+  int fd = afs_open_beneath(root, rel, (int)flags, resolve, &step);
   free(root);
   free(rel);
   if (fd < 0) return open_error(env, step, -fd);
@@ -103,7 +103,7 @@ struct open_work {
 static void open_execute(napi_env env, void *data) {
   (void)env;
   struct open_work *w = data;
-  w->fd = open_beneath(w->root, w->rel, (int)w->flags, w->resolve, &w->step);
+  w->fd = afs_open_beneath(w->root, w->rel, (int)w->flags, w->resolve, &w->step);
 }
 
 /* cb(errno, fd): errno 0 with the fd, else the errno and the failed step's name as a third
@@ -132,7 +132,7 @@ static napi_value js_open_beneath_async(napi_env env, napi_callback_info info) {
   struct open_work *w = calloc(1, sizeof *w);
   if (!w) return afs_throw_errno(env, "openBeneathAsync", ENOMEM);
   if (afs_args(env, info, 5, argv, "openBeneathAsync(root, rel, flags, resolve, cb)") ||
-      read_open_args(env, argv, &w->root, &w->rel, &w->flags, &w->resolve)) {
+      afs_read_open_args(env, argv, &w->root, &w->rel, &w->flags, &w->resolve)) {
     free(w);
     return NULL;
   }

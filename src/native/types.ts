@@ -46,6 +46,23 @@ export interface NativeAddon {
   readonly RESOLVE_BENEATH: number;
   readonly RESOLVE_NO_MAGICLINKS: number;
 
+  // --- an image's open, lock and close on threads of their own (src/native/thread-op.c) ---
+  /**
+   * On a new thread: stat(rel) first with OPEN_STAT_FIRST (root null), openBeneath, fstat,
+   * O_NONBLOCK cleared, readlink of /proc/self/fd/N, fstatfs, and with OPEN_PUNCH_PROBE the
+   * canPunchHole probe. cb(errno, syscall, fd, [dev, ino, size, mode, fsMagic, canPunch], real):
+   * errno 0 with fd -1 is a file that is not regular (mode says what it is); real is '' when
+   * /proc could not say.
+   */
+  threadOpen(root: string | null, rel: string, flags: number, resolve: number, how: number,
+    cb: (errno: number, syscall: string, fd: number, info: number[], real: string) => void): void;
+  /** flock(2) on a new thread: cb(errno), 0 on success. */
+  threadFlock(fd: number, op: number, cb: (errno: number) => void): void;
+  /** close(2) on a new thread (on AFS the last close stores dirty data): cb(errno). */
+  threadClose(fd: number, cb: (errno: number) => void): void;
+  readonly OPEN_STAT_FIRST: number;
+  readonly OPEN_PUNCH_PROBE: number;
+
   // --- the image lock (src/native/lock.c; used by src/image/lock.ts) ---
   /** flock(2) on a libuv pool thread (a server call on AFS and NFS): cb(errno), 0 on success. */
   flockAsync(fd: number, op: number, cb: (errno: number) => void): void;
@@ -61,6 +78,9 @@ export interface NativeAddon {
   readonly LOCK_SH: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;
+  /** flockAsync's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
+   * fresh status from the file server). */
+  readonly GETLK: number;
 
   // --- io_uring (src/native/uring.c; driven by src/image/uring.ts) ---
   /**

@@ -124,12 +124,14 @@ export class DeviceChild {
     this.tokenCheck = watch.check(tokenMargins(o.env));
     // Before the image is opened (the count then is what its key has at least).
     this.epoch = new KeyEpoch(watch, {
-      reopen: (cb) => this.device?.reopenImage(cb) ?? false,
+      // The lock follows the key: taken again through a new open file (device-lock.ts rekey).
+      reopen: (cb) => this.device?.reopenImage((err) => { cb(err); if (!err) this.rekeyLock(); }) ?? false,
       note: (m, level) => this.note(m, level),
     });
     this.lock = new DeviceLock({
       policy: o.lockPolicy, migrationWaitMs: o.migrationLockWaitS * 1000,
       onChange: () => this.status.changed(), note: (m) => this.note(m, 'info'),
+      keyExpiry: () => watch.expiry(),
     });
   }
 
@@ -364,6 +366,18 @@ export class DeviceChild {
     return this.guard.wrap(img);
   }
 
+  /**
+   * After a reopen for renewed tokens, on AFS: the lock is taken again with the new key, stores
+   * held meanwhile; if another host got it in between, the device writes no more.
+   */
+  private rekeyLock(): void {
+    if (this.stopping || this.lock.status()?.reach !== 'afs') return;
+    const lost = (m: string | undefined) => { if (m !== undefined) { this.lock.markLost(m); this.note(m, 'err'); } };
+    // Its key lapsed already: the file server keeps the old lock a while; writes go on until then.
+    if (this.guard) void this.guard.hold(() => this.lock.rekey(), this.lock.staleKeyHorizon());
+    else void this.lock.rekey().then(lost); // read-only: nothing to hold
+  }
+
   private end(removed: boolean): void {
     this.stopping = true;
     this.renewalTimer?.();
@@ -456,7 +470,8 @@ export class DeviceChild {
   }
 }
 
-/** Closing can wait on the file server (AFS stores dirty data at the last close): not on the loop. */
+/** Closing can wait on the file server (AFS stores dirty data at the last close): not on the
+ * loop, nor on the thread pool the other disks of a device host share (Image.close). */
 function closeInBackground(image: Image): void {
-  fs.close(image.fd, (e) => { if (e) stderrLine(`${image.path}: close: ${e.message}`); });
+  image.close((e) => { if (e) stderrLine(`${image.path}: close: ${e.message}`); });
 }

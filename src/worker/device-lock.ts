@@ -13,11 +13,26 @@
 // on the destination would corrupt the image. An aborted migration leaves the source as it was.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ImageLock, type LockCheck, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption,
-  deferredLock, lockImage, verifyLock } from '../image/lock';
+  deferredLock, lockImage, relockImage, verifyLock } from '../image/lock';
+
+import { LEASE_MS } from './lease-guard';
 
 export { INCOMING_SUFFIX } from '../xen/migration';
 /** How often a destination tries the source's lock again while it waits. */
 const RETRY_MS = 100;
+/**
+ * How long a lock released to be taken again with a renewed key may stay refused: the AFS lease
+ * and a margin. Only a release the file server did not take (its key already lapsed, the server
+ * unreachable) makes it wait that long, until the server drops the old lock itself; past it,
+ * another host has the image.
+ */
+const RELOCK_WAIT_MS = LEASE_MS + 30_000;
+/**
+ * How long after its key lapsed a lock surely still stands on the file server: it was extended
+ * every half lease while the key was valid, so the last extension is less than half a lease
+ * older than the lapse, and the server keeps it a whole lease after that. A margin off.
+ */
+const STALE_KEY_HELD_MS = LEASE_MS / 2 - 20_000;
 
 export type LockStep = { readonly ok: true } | { readonly ok: false; readonly busy: boolean; readonly message: string };
 
@@ -31,14 +46,22 @@ export interface DeviceLockOptions {
   /** The lock changed: for the status file. */
   readonly onChange: () => void;
   readonly note: (m: string) => void;
+  /** Default RELOCK_WAIT_MS; tests shorten it. */
+  readonly relockWaitMs?: number;
+  /** When the key an image opened now gets lapses (the tokens in force), if known. */
+  readonly keyExpiry?: () => number | undefined;
 }
 
 export class DeviceLock {
   private lock: ImageLock | undefined;
-  private image: { fd: number; path: string; writable: boolean } | undefined;
+  private image: { fd: number; path: string; writable: boolean; fsMagic?: number } | undefined;
   private waiting: Promise<void> | undefined;
   private failed: string | undefined;
   private cancelled = false;
+  /** A rekey under way. */
+  private moving: Promise<string | undefined> | undefined;
+  /** When the key of the lock's open file lapses (read when it was opened), if known. */
+  private keyExpires: number | undefined;
 
   constructor(private readonly o: DeviceLockOptions) {}
 
@@ -52,24 +75,27 @@ export class DeviceLock {
    * `incoming`: the domain's name says it is receiving a migration.
    */
   async acquire(
-    image: { fd: number; dev: number; ino: number }, path: string, writable: boolean, incoming: boolean,
-    predecessor: LockHolder | undefined,
+    image: { fd: number; dev: number; ino: number; fsMagic?: number }, path: string, writable: boolean,
+    incoming: boolean, predecessor: LockHolder | undefined,
   ): Promise<LockStep> {
-    this.image = { fd: image.fd, path, writable };
+    this.image = { fd: image.fd, path, writable, fsMagic: image.fsMagic };
+    this.keyExpires = this.o.keyExpiry?.();
     if (predecessor) {
       const adopted = adoptLock(predecessor, image, writable);
       if (typeof adopted !== 'string') {
         this.lock = adopted;
+        this.keyExpires = undefined; // the predecessor's key: unknown
         this.o.note(`the image lock was adopted from process ${predecessor.pid}`);
         return { ok: true };
       }
       this.o.note(`the image lock could not be adopted from process ${predecessor.pid}: ${adopted}; locking again`);
     }
     if (incoming) {
-      this.lock = deferredLock(image.fd, writable, 'a migration destination: locked when its guest connects');
+      this.lock = deferredLock(image.fd, writable, 'a migration destination: locked when its guest connects',
+        image.fsMagic);
       return { ok: true };
     }
-    const r = await lockImage(image.fd, path, writable, this.o.policy);
+    const r = await lockImage(image.fd, path, writable, this.o.policy, image.fsMagic);
     if (!r.ok) return r;
     this.lock = r.lock;
     if (r.lock.state === 'none') this.o.note(r.lock.status().note ?? 'the image is not locked');
@@ -90,7 +116,7 @@ export class DeviceLock {
     const started = Date.now();
     for (;;) {
       if (this.cancelled) return;
-      const r = await lockImage(img.fd, img.path, img.writable, this.o.policy);
+      const r = await lockImage(img.fd, img.path, img.writable, this.o.policy, img.fsMagic);
       if (r.ok) {
         this.lock = r.lock;
         this.o.note(`migration destination: the image lock was taken after ${Date.now() - started} ms`);
@@ -121,6 +147,51 @@ export class DeviceLock {
     this.o.note('the supervisor is gone: keeping the image lock for the next worker ' +
       `(at most ${Math.round(ms / 1000)} s)`);
     await Promise.race([sleep(ms), stop]);
+  }
+
+  /**
+   * After a token renewal, on AFS: the lock is taken again through a new open file, so that it is
+   * extended with the renewed key (relockImage). Resolves to why the lock is lost, or undefined
+   * (moved, or nothing to move). The caller stores nothing meanwhile (LeaseGuard.hold).
+   */
+  rekey(): Promise<string | undefined> {
+    // One at a time: a renewal during a move moves the lock again, after it.
+    const next = (this.moving ?? Promise.resolve(undefined)).then((lost) => lost ?? this.move());
+    this.moving = next;
+    void next.finally(() => { if (this.moving === next) this.moving = undefined; });
+    return next;
+  }
+
+  private async move(): Promise<string | undefined> {
+    const img = this.image;
+    const lock = this.lock;
+    if (!img || !lock || lock.fd === null || (lock.state !== 'held' && lock.state !== 'adopted')) return undefined;
+    const expires = this.o.keyExpiry?.(); // read before the new open file: its key is at least this one
+    const r = await relockImage(lock, img.path, img.writable, {
+      waitMs: this.o.relockWaitMs ?? RELOCK_WAIT_MS, retryMs: RETRY_MS, cancelled: () => this.cancelled,
+    });
+    if (r.ok && this.cancelled) { r.lock.release(); return undefined; }
+    if (r.ok) {
+      this.lock = r.lock;
+      this.keyExpires = expires;
+      this.o.note(`the image lock was ${r.lock.status().note ?? 'taken again with the renewed key'}`);
+      this.o.onChange();
+      return undefined;
+    }
+    if (this.cancelled) return undefined;
+    this.o.onChange();
+    return r.message;
+  }
+
+  /**
+   * For rekey: when the lock's key has lapsed already, its release cannot reach the file server,
+   * which keeps the old lock (and everyone else out) for a while yet: until when, so that the
+   * device may write on meanwhile. Undefined: the release works (or nothing is known), the
+   * lock is gone from the moment it is released.
+   */
+  staleKeyHorizon(now = Date.now()): number | undefined {
+    const e = this.keyExpires;
+    return e !== undefined && e <= now ? e + STALE_KEY_HELD_MS : undefined;
   }
 
   /** Checks, without disturbing it, that the lock is still held here (lease-guard.ts). */

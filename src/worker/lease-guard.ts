@@ -15,6 +15,8 @@
 // another client's lock is extended and released by anyone's call, so nothing proves it is
 // still ours), the lock counts as lost. Then every store fails with ENOLCK (not retried: the
 // guest sees the error at once), reads go on, and the administrator is told to re-attach.
+// hold() stops the stores while the lock is taken again with a renewed key (device-lock.ts
+// rekey): between the release and the new grant this host holds nothing.
 import createDebug from 'debug';
 import type { IoCallback } from '../engine/block-file';
 import type { LockCheck, LockStatus } from '../image/lock';
@@ -77,6 +79,11 @@ export class LeaseGuard {
   private doubt: string | undefined;
   private lostMessage: string | undefined;
   private checking = false;
+  /** hold() runs: stores wait (a lock being taken again). */
+  private held = 0;
+  /** Stores under way, and who waits for them to end (hold). */
+  private inflight = 0;
+  private drained: Array<() => void> = [];
   private readonly waiting: Array<() => void> = [];
   private readonly timer: NodeJS.Timeout | undefined;
   private lastTick: number;
@@ -116,18 +123,47 @@ export class LeaseGuard {
     unshare(this);
   }
 
+  /**
+   * Runs `work` with no store under way: the stores under way end first, new ones wait until it
+   * is done (reads go on). With `storesUntil` (a time) stores go on until then, and wait from
+   * then on if `work` is not done. `work` answers why the lock is lost, or undefined.
+   */
+  async hold(work: () => Promise<string | undefined>, storesUntil?: number): Promise<void> {
+    let blocked = false;
+    const block = () => { blocked = true; this.held++; };
+    const delay = storesUntil === undefined ? 0 : storesUntil - this.now();
+    const timer = delay > 0 ? setTimeout(block, delay) : undefined;
+    if (timer === undefined) block();
+    let lost: string | undefined;
+    try {
+      if (blocked && this.inflight > 0) await new Promise<void>((r) => this.drained.push(r));
+      lost = await work().catch((e: Error) => `the image lock could not be taken again: ${e.message}`);
+    } finally {
+      clearTimeout(timer);
+      if (blocked) this.held--;
+    }
+    if (lost !== undefined && this.lostMessage === undefined) {
+      this.lostMessage = lost;
+      this.o.lost(lost);
+    }
+    if (this.held === 0 && !this.checking) for (const go of this.waiting.splice(0)) go();
+  }
+
   private store(op: string, cb: IoCallback, run: (done: IoCallback) => void): void {
     if (this.lostMessage !== undefined) { setImmediate(cb, refusal(op, this.lostMessage)); return; }
+    if (this.held > 0) { this.waiting.push(() => this.store(op, cb, run)); return; }
     this.assess();
     if (this.doubt !== undefined || this.checking) {
       this.waiting.push(() => this.store(op, cb, run));
       this.recheck();
       return;
     }
+    this.inflight++;
     run((err) => {
       // Only a completed fsync shows that the file server took a store with the key: a write
       // or a read may be served by the client's cache during an outage.
       if (err === null) { if (op === 'fsync') this.good(); } else this.failed(op, err);
+      if (--this.inflight === 0) for (const go of this.drained.splice(0)) go();
       cb(err);
     });
   }
@@ -184,7 +220,7 @@ export class LeaseGuard {
       } else {
         log('lease guard: %s; the lock is still held here', doubt);
       }
-      for (const go of this.waiting.splice(0)) go();
+      if (this.held === 0) for (const go of this.waiting.splice(0)) go();
     });
   }
 

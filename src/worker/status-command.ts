@@ -64,6 +64,18 @@ function lockView(v: unknown): DeviceView['lock'] {
   return { state, mode: str(l.mode) ?? '?', reach: str(l.reach) ?? '?', since: str(l.since), note: str(l.note) };
 }
 
+/**
+ * An AFS lock is a lease the kernel extends every 150 s with the key of the open file that took
+ * it (extensions are not visible from here): when it was last taken, which the device does
+ * again after each token renewal.
+ */
+function leaseLine(d: DeviceView, now: number): string | null {
+  const l = d.lock;
+  if (!l || l.reach !== 'afs' || (l.state !== 'held' && l.state !== 'adopted') || !l.since) return null;
+  return `image lock: an AFS lease, ${l.state === 'held' ? 'taken' : 'adopted'} ${ago(l.since, now)} ` +
+    '(extended every 150 s with the key it was taken with; taken again after each token renewal)';
+}
+
 /** The Lock column: "ex held", "sh adopted", "ex deferred", "none". */
 function lockCell(d: DeviceView): string {
   const l = d.lock;
@@ -159,7 +171,7 @@ function describe(m: StatusReport, now = Date.now()): string {
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
       const lock = d.lock && d.lock.state !== 'held' && d.lock.state !== 'adopted' && d.lock.note
         ? `image lock ${d.lock.state}: ${d.lock.note}` : null;
-      for (const l of [d.message, io, lock, stallLine(d), heldLine(d), ...d.recentErrors]) {
+      for (const l of [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), ...d.recentErrors]) {
         if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
       }
     }

@@ -80,6 +80,18 @@ export function expiredToken(r: RenewStatusRead, nowMs: number, marginMs = FSYNC
   return undefined;
 }
 
+/** When the first of the tokens lapses (ms), as expiredToken reads them; undefined: none known. */
+export function tokenExpiry(r: RenewStatusRead): number | undefined {
+  if (r.kind !== 'ok' || !r.status.managed) return undefined;
+  const s = r.status;
+  let first: number | undefined;
+  for (const exp of Object.values(s.tokenExpires ?? {})) {
+    const at = exp === 'expired' ? 0 : Date.parse(exp === 'present' ? s.ticketExpires ?? '' : exp);
+    if (Number.isFinite(at) && (first === undefined || at < first)) first = at;
+  }
+  return first;
+}
+
 /** Why an operation must not be attempted now, or undefined. */
 export type GateCheck = (op: 'write' | 'fsync') => string | undefined;
 
@@ -111,6 +123,11 @@ export class RenewWatch {
     const r = this.read(fresh);
     if (r.kind !== 'ok' || !r.alive || !r.status.managed) return undefined;
     return typeof r.status.renewals === 'number' ? `${r.status.renewals}, renew pid ${r.status.pid}` : undefined;
+  }
+
+  /** When the tokens in force now lapse (tokenExpiry). */
+  expiry(): number | undefined {
+    return tokenExpiry(this.read(true));
   }
 
   /** The token expiry check of the margins (see expiredToken). */

@@ -210,10 +210,12 @@ test('the same range written again: the arena span it leaves counts against the 
   const keepBudget = new PoolBudget(64 << 10);
   const file = new MemFile(SIZE);
   const rig = new Rig(file, { engine: { keepBudget } });
-  // One page kept (each write replaces the last copy), but each copy takes the arena's next 4 KiB.
+  // Two pages kept (each write to page 0 replaces its last copy), but each copy takes the arena's
+  // next 4 KiB: the one of page 1, written first and kept, holds the ring's head.
+  assert.is(await write(rig, 1, 99), 0);
   for (let i = 0; i < 40; i++) assert.is(await write(rig, 0, i), 0);
   const fsyncs = file.log.filter((l) => l === 'fsync').length;
-  assert.ok(fsyncs >= 2, `fsyncs to make room: ${fsyncs} (${file.log.join(' ')})`);
+  assert.ok(fsyncs >= 1, `an fsync to make room, though 8 KiB are kept: ${fsyncs} (${file.log.join(' ')})`);
   assert.ok(keepBudget.bytesInUse <= 64 << 10, `charged ${keepBudget.bytesInUse}`);
   assert.equal(file.data.subarray(0, 4096), pattern(39));
   rig.engine.close();

@@ -109,7 +109,8 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   const file = new MemFile(64 << 20);
   file.hold = true;
   const limits = { ...LIMITS, sectors: BigInt((64 << 20) / 512) };
-  const rig = new Rig(file, { order: 4, limits });
+  // Nothing kept: the writes' data goes to the pool, not to the kept-data arena (tested below).
+  const rig = new Rig(file, { order: 4, limits, engine: { keepBytes: 0 } });
   const pagesPer = 256; // 1 MiB indirect requests: the byte budget binds first (16 of them)
   const data = Array.from({ length: pagesPer }, () => rig.grants.grant());
   const desc = new Uint8Array(4096);
@@ -135,9 +136,9 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(st.peakInFlightBytes, 16 << 20, 'the byte budget was used fully');
   assert.is(st.peakInFlight, 32, 'the request budget was used fully');
   assert.ok(maxPending <= 32);
-  // The data and indirect pool, and the arena of kept write data (durability.ts), once each.
-  const once = (16 << 20) + 32 * 8 * 4096 + DEFAULT_KEEP_BYTES;
-  assert.is(rig.grants.poolBytes, once, 'one pool and one arena, allocated once');
+  // The data and indirect pool, once.
+  const once = (16 << 20) + 32 * 8 * 4096;
+  assert.is(rig.grants.poolBytes, once, 'one pool, allocated once');
   assert.is(st.requests.write, 40);
   assert.is(st.requests.read, 400);
   // Budget stalls (blkback's oo_req): the 408 requests beyond the first 32 waited in the ring for
@@ -148,6 +149,60 @@ test('a flood never exceeds 32 requests / 16 MiB in flight; the ring is the queu
   assert.is(st.held, 0);
 });
 
+test('writes are copied straight into the kept-data arena: no pool memory; a failed one lets its room go', async () => {
+  const keepBudget = new PoolBudget(64 << 20);
+  const file = new MemFile(1 << 20);
+  file.hold = true;
+  const rig = new Rig(file, { engine: { keepBudget } });
+  for (let i = 0; i < 4; i++) rig.submit(rwReq(WRITE, BigInt(i), BigInt(i * 8), [rig.grants.grant(pattern(10 + i))]));
+  // And one whose data cannot be copied (a gref never granted): answered with an error at once.
+  rig.submit(rwReq(WRITE, 4n, 64n, [4242]));
+  await ticks(4);
+  let st = rig.engine.stats();
+  assert.is(file.pending.length, 4);
+  assert.is(st.inFlightBytes, 0, 'no pool memory for the writes');
+  assert.is(keepBudget.bytesInUse, 4 * 4096, 'their room in the arena is charged while in flight');
+  file.failNext('write', 'EROFS'); // the first write fails for good
+  file.releaseAll();
+  const rs = await rig.collect(5);
+  assert.equal(rs.map((r) => r.status), [0, 0, 0, 0, 0].map((_, i) => (i === 0 || i === 4 ? BlkifStatus.ERROR : 0)));
+  st = rig.engine.stats();
+  assert.is(st.keptBytes, 3 * 4096, 'the three written are kept');
+  assert.is(keepBudget.bytesInUse, 3 * 4096, 'the failed write\'s room went back');
+  for (let i = 1; i < 4; i++) assert.equal(file.data.subarray(i * 4096, (i + 1) * 4096), pattern(10 + i));
+  // A read sees what was written (the kept copy laid over the file is the same data).
+  file.hold = false;
+  const g = rig.grants.grant();
+  rig.submit(rwReq(READ, 9n, 16n, [g]));
+  const [r] = (await rig.collect(6)).slice(5);
+  assert.is(r.status, 0);
+  assert.equal(rig.grants.page(g), pattern(12));
+  rig.submit(rwReq(FLUSH_DISKCACHE, 10n, 0n, []));
+  assert.is((await rig.collect(7))[6].status, 0);
+  assert.is(rig.engine.stats().keptBytes, 0);
+  assert.is(keepBudget.bytesInUse, 0);
+  assert.is(rig.grants.poolBytes, (16 << 20) + 32 * 8 * 4096 + DEFAULT_KEEP_BYTES, 'one pool and one arena');
+  rig.engine.close();
+});
+
+test('keepInPlace false (AFSFILE_KEEP=copy): write data in the pool, copied to be kept when done', async () => {
+  const file = new MemFile(1 << 20);
+  file.hold = true;
+  const rig = new Rig(file, { engine: { keepInPlace: false } });
+  for (let i = 0; i < 2; i++) rig.submit(rwReq(WRITE, BigInt(i), BigInt(i * 8), [rig.grants.grant(pattern(20 + i))]));
+  await ticks(4);
+  assert.is(rig.engine.stats().inFlightBytes, 2 * 4096, 'the pool holds the data in flight');
+  file.releaseAll();
+  assert.equal((await rig.collect(2)).map((r) => r.status), [0, 0]);
+  assert.is(rig.engine.stats().keptBytes, 2 * 4096);
+  file.hold = false;
+  const g = rig.grants.grant();
+  rig.submit(rwReq(READ, 5n, 8n, [g]));
+  assert.is((await rig.collect(3))[2].status, 0);
+  assert.equal(rig.grants.page(g), pattern(21));
+  rig.engine.close();
+});
+
 test('devices sharing a process budget hold no more than it together; each finishes', async () => {
   // Three devices, each allowed 16 MiB, in one process whose budget is 4 MiB: 1 MiB writes.
   const budget = new PoolBudget(4 << 20);
@@ -155,7 +210,7 @@ test('devices sharing a process budget hold no more than it together; each finis
   const rigs = [0, 1, 2].map(() => {
     const file = new MemFile(16 << 20);
     file.hold = true;
-    return new Rig(file, { order: 4, limits, engine: { budget } });
+    return new Rig(file, { order: 4, limits, engine: { budget, keepBytes: 0 } });
   });
   for (const rig of rigs) {
     const desc = new Uint8Array(4096);

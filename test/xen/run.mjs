@@ -48,7 +48,8 @@ const HELP = `usage: node test/xen/run.mjs [options]
   --perf-sides A,B       the perf-ab stage (5, 4, as rounds; blkback,afsfile): sides are
                          blkback, afsfile, afsfile-pool (AFSFILE_IO=threadpool),
                          afsfile-uring-reads (AFSFILE_IO=uring-reads), afsfile-inline
-                         (AFSFILE_IO=inline-writes), afsfile-ring (AFSFILE_IO=uring)
+                         (AFSFILE_IO=inline-writes), afsfile-ring (AFSFILE_IO=uring),
+                         afsfile-copy (AFSFILE_KEEP=copy)
   --perf-profile         perf-ab's afsfile sides with a CPU profile and the timing split
                          (AFSFILE_CPU_PROFILE, DEBUG=afsfile:timing): summaries in its output
   --build DIR            this clone's prepared images (default test/xen/.build, or XEN_TEST_BUILD)
@@ -147,7 +148,7 @@ for (const [k, name] of [
 }
 if (opt['perf-sides'] != null) {
   const sides = list(opt['perf-sides']);
-  const known = ['blkback', 'afsfile', 'afsfile-pool', 'afsfile-uring-reads', 'afsfile-inline', 'afsfile-ring'];
+  const known = ['blkback', 'afsfile', 'afsfile-pool', 'afsfile-uring-reads', 'afsfile-inline', 'afsfile-ring', 'afsfile-copy'];
   const bad = sides.filter((x) => !known.includes(x));
   if (bad.length || sides.length < 2) die(`--perf-sides: two or more of ${known.join(', ')}`);
   commonArgs.push(`xentest.perf_sides=${sides.join(',')}`);

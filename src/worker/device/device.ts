@@ -38,7 +38,9 @@ export interface DeviceImage extends BlockFile {
   readonly ioPath?: IoPath;
   /** False: reopen() keeps the open file (a local file system gains nothing from a new one). */
   readonly reopenNeeded?: boolean;
-  close(): void;
+  /** Closes in the background (Image: each descriptor on a thread of its own); done gets the
+   * first error. */
+  close(done?: (err: NodeJS.ErrnoException | null) => void): void;
 }
 
 export interface DeviceConfig {
@@ -471,7 +473,7 @@ export class Device {
     this.conn?.close();
     this.conn = undefined;
     try {
-      this.image?.close();
+      this.image?.close((err) => { if (err) this.warn(`${this.backendPath}: close: ${err.message}`); });
     } catch (err) {
       this.warn(`${this.backendPath}: close: ${(err as Error).message}`);
     }

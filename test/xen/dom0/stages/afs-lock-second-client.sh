@@ -2,13 +2,10 @@
 # Issue 18, the AFS part: a second AFS client is refused the image lock the first one holds, and
 # the first is refused while the second holds it. Two workers on one client would be arbitrated
 # by the local VFS and prove nothing about the file server. The second client is kAFS again, in
-# a network namespace of its own: kAFS keeps one client per network namespace (Linux fs/afs
-# main.c afs_net_init: its own rxrpc endpoint, UUID, cells and superblocks), which reaches the
-# file server over a veth pair, so the file server sees two hosts and arbitrates the lock itself
-# (SetLock/ReleaseLock). The second host is a shell in new network and mount namespaces that
-# runs the commands dom0 writes for it, as the cell's administrator.
+# a network namespace of its own (afs/second.sh), so the file server arbitrates the lock itself.
 . /xentest/lib.sh
 . /xentest/afs/lib.sh
+. /xentest/afs/second.sh
 
 [ "$AFS_CLIENT" = kafs ] || fail "needs kAFS (openafs.ko and kafs cannot be loaded together: both are 'afs')"
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
@@ -17,60 +14,8 @@ SEQ_MB=4 BUF_MB=2 RAND_MB=1 RAND_OPS=64
 IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 16))
 name=xt-lock-kafs.img
 img=$AFS_DIR/$name
-B=/run/xentest/second
-NET2=10.99.2 # the veth pair's subnet (dom0 .1, the second host .2)
-rm -rf "$B" && mkdir -p "$B"
-
-# The second host: runs $B/cmd.N (N = 1, 2, ...) in turn, output in $B/out.N, status in $B/rc.N.
-cat > "$B/host.sh" <<EOF
-n=0
-while :; do
-  n=\$((n + 1))
-  while [ ! -f $B/cmd.\$n ]; do sleep 0.2; done
-  sh $B/cmd.\$n > $B/out.\$n 2>&1
-  echo \$? > $B/rc.\$n
-done
-EOF
-unshare -n -m --propagation private sh "$B/host.sh" > "$B/host.log" 2>&1 &
-host2=$!
-cleanup() {
-  [ -f "$B/holder.pid" ] && kill "$(cat "$B/holder.pid")" 2>/dev/null
-  kill "$host2" 2>/dev/null
-  ip link del xt2h 2>/dev/null
-}
-trap cleanup EXIT
-N=0
-# second SECONDS SCRIPT: run SCRIPT on the second host (with lib.sh and afs/lib.sh), wait for it;
-# its output is shown, its exit status returned.
-second() {
-  N=$((N + 1))
-  printf '. /xentest/lib.sh; . /xentest/afs/lib.sh; %s\n' "$2" > "$B/tmp.$N" && mv "$B/tmp.$N" "$B/cmd.$N"
-  wait_until "$1" test -f "$B/rc.$N" || { show "second host" "$B/out.$N"; fail "the second host did not finish: $2"; }
-  show "second host" "$B/out.$N"
-  return "$(cat "$B/rc.$N")"
-}
-
-# Its network: a veth pair, its end moved into the second host's namespace.
-sleep 0.5
-modprobe veth 2>/dev/null
-ip link add xt2h type veth || fail "cannot make a veth pair (veth module: $(modprobe veth 2>&1))"
-peer=$(ip link show xt2h | sed -n 's/^[0-9]*: xt2h@\([^:]*\):.*/\1/p')
-[ -n "$peer" ] || fail "no peer of xt2h: $(ip link show xt2h)"
-ip link set "$peer" netns "$host2" || fail "cannot move $peer to the second host"
-ip addr add "$NET2.1/24" dev xt2h && ip link set xt2h up || fail "cannot set up xt2h"
-second 30 "ip link set lo up && ip link set $peer name xt2 && ip addr add $NET2.2/24 dev xt2 &&
-  ip link set xt2 up && ip route add default via $NET2.1 && ping -c 1 -W 5 $AFS_ADDR" ||
-  fail "the second host cannot reach the file server's address $AFS_ADDR"
-
-# Its kAFS client: the cell in its namespace's /proc/net/afs, the images volume at /afs2.
-t0=$(now_s)
-if ! second 90 "echo 'add $AFS_CELL $AFS_ADDR' > /proc/net/afs/cells && mkdir -p /afs2 &&
-  afs_retry 60 afs_admin mount -t afs '%$AFS_CELL:$AFS_VOLUME.' /afs2 && afs_admin ls -la /afs2"; then
-  second 30 "cat /proc/net/afs/cells /proc/net/afs/servers 2>&1; dmesg | tail -n 20"
-  tail -n 40 /sys/kernel/tracing/trace 2>/dev/null | sed 's/^/  [trace] /'
-  fail "the second kAFS client (its own network namespace) cannot mount the images volume"
-fi
-xt_step "second kAFS client (network namespace, $NET2.2) mounted $AFS_VOLUME at /afs2 in $(($(now_s) - t0))s"
+B=$SECOND_DIR
+second_start
 
 # 1. dom0's worker holds the lock of a running guest's image: the second client is refused.
 afs_image_create "$img" "$IMAGE_MB"
@@ -79,8 +24,8 @@ guest_start xt-lk "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 27 "xt.mode=save x
 grep -q "ex held .*$name" "$B/status1" || { show status "$B/status1"; fail "the worker does not hold the lock of $img"; }
 second 60 "afs_admin flock -n -x /afs2/$name true; echo \"exclusive rc=\$?\";
   afs_admin flock -n -s /afs2/$name true; echo \"shared rc=\$?\""
-grep -q '^exclusive rc=1$' "$B/out.$N" || fail "the second client was not refused the exclusive lock: $(cat "$B/out.$N")"
-grep -q '^shared rc=1$' "$B/out.$N" || fail "the second client was not refused a shared lock: $(cat "$B/out.$N")"
+grep -q '^exclusive rc=1$' "$B/out.$SECOND_N" || fail "the second client was not refused the exclusive lock: $(cat "$B/out.$SECOND_N")"
+grep -q '^shared rc=1$' "$B/out.$SECOND_N" || fail "the second client was not refused a shared lock: $(cat "$B/out.$SECOND_N")"
 xt_step "while dom0's worker holds $name, the second client is refused an exclusive and a shared lock"
 
 # 2. The guest ends, its device closes the image: the second client gets the lock (the file

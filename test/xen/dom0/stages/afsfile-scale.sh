@@ -9,15 +9,22 @@
 # window their CPU time and context switches (wakeups). Each mode is measured at 0 disks,
 # at SMALL disks (4), and (identity only: a process per disk is bounded by dom0's memory
 # and, under TCG, by a process start of 5-30 s per attach) at all G x D disks.
+# Then, with every idle disk still attached to the host, BUSY more guests get a disk each
+# (xvda, which their init waits for) and run `xtio perf` on it (O_DIRECT: 1 MiB sequential
+# write and read, 4 KiB random read and write at depth 1 and 16, BUSY_S seconds each): the
+# same totals are taken while they run (mode identity-busy), and their throughput reported.
 # XENTEST METRIC lines: `scale mode=M disks=N procs= threads= pss_kb= uss_kb= kernel_kb=
-# cpu_pct= wakeups_s=`, then the slopes per disk.
+# cpu_pct= wakeups_s= dom0_cpu_pct=` (dom0_cpu_pct: all of dom0's CPU time, in % of one CPU),
+# `scale-busy guest=B NAME ops= seconds= iops= MBps=`, then the slopes per disk.
 . /xentest/lib.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
-GUESTS=$(cmdline_arg xentest.scale_guests); : "${GUESTS:=4}"
-DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=6}"   # per guest, xvdb.. (at most 15)
+GUESTS=$(cmdline_arg xentest.scale_guests); : "${GUESTS:=6}"
+DISKS=$(cmdline_arg xentest.scale_disks);   : "${DISKS:=4}"   # per guest, xvdb.. (at most 15)
 SMALL=$(cmdline_arg xentest.scale_small);   : "${SMALL:=4}"   # disks of the isolation=disk side
 IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
+BUSY=$(cmdline_arg xentest.scale_busy);     : "${BUSY:=2}"    # guests doing I/O, a disk each
+BUSY_S=$(cmdline_arg xentest.scale_busy_s); : "${BUSY_S:=15}" # seconds of each xtio perf workload
 GUEST_MEMORY=${SCALE_GUEST_MEM:-96}
 EXE=$(readlink -f "$AFSFILE")
 LETTERS=bcdefghijklmnop
@@ -48,23 +55,26 @@ totals() {
 }
 
 kernel_kb() { awk '/^(Slab|KernelStack|PageTables):/ {s += $2} END {print s}' /proc/meminfo; }
+# dom0's CPU ticks not idle (all CPUs, /proc/stat: user nice system idle iowait irq softirq steal).
+dom0_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 
 # measure MODE DISKS: settle, then totals before and after an idle window; one METRIC line.
 # CPU time in USER_HZ ticks (100 per second on x86).
 measure() {
-  local a b t0 t1 cpu wk kern
+  local a b t0 t1 cpu wk kern d0 d1 dcpu
   sleep 10
-  a=$(totals); t0=$(cut -d' ' -f1 /proc/uptime)
+  a=$(totals); t0=$(cut -d' ' -f1 /proc/uptime); d0=$(dom0_ticks)
   sleep "$IDLE_S"
-  b=$(totals); t1=$(cut -d' ' -f1 /proc/uptime)
+  b=$(totals); t1=$(cut -d' ' -f1 /proc/uptime); d1=$(dom0_ticks)
   kern=$(kernel_kb)
+  dcpu=$(awk -v d="$((d1 - d0))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", d / (b - a)}')
   set -- "$1" "$2" $a $b
   # Before: $3 procs, $4 threads, $5 pss, $6 uss, $7 ticks, $8 switches; after: $9 .. ${14}.
   cpu=$(awk -v d="$((${13} - $7))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", d / (b - a)}')
   wk=$(awk -v d="$((${14} - $8))" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", d / (b - a)}')
   xt_metric "scale mode=$1 disks=$2 procs=$9 threads=${10} pss_kb=${11} uss_kb=${12} kernel_kb=$kern" \
-    "cpu_pct=$cpu wakeups_s=$wk"
-  echo "$1 $2 ${11} ${12} $kern $cpu $wk $9 ${10}" >> /run/xentest/scale.tsv
+    "cpu_pct=$cpu wakeups_s=$wk dom0_cpu_pct=$dcpu"
+  echo "$1 $2 ${11} ${12} $kern $cpu $wk $9 ${10} $dcpu" >> /run/xentest/scale.tsv
 }
 
 spare_ready() { grep -A3 '"spare"' /run/afsfile/status/worker.json 2>/dev/null | grep -q '"ready": true'; }
@@ -159,7 +169,32 @@ run_mode() {
     xt_step "isolation=$mode: $n disks attached and connected; $(afs_pids | wc -l) afsfile processes"
     measure "$mode" "$n"
   done
+  [ "$mode" = identity ] && [ "$BUSY" -gt 0 ] && busy_phase "$n"
   detach_all "$n"
+}
+
+# busy_phase IDLE: the busy guests get their disk (in the same host as the IDLE idle ones),
+# are measured while `xtio perf` runs, and report its figures; they power off when done.
+busy_phase() {
+  local b name out
+  for b in $(seq 1 "$BUSY"); do
+    name=xt-scale-busy-$b out=/run/xentest/$name.attach
+    timeout 90 xl block-attach "$name" "vdev=xvda,access=rw,$AFS_SPEC,target=$IMAGES/scale-busy-$b.img" \
+      > "$out" 2>&1 || { show "xl block-attach" "$out"; guest_fail "$name" "" "xl block-attach $name xvda failed"; }
+    guest_connect "$name" "$XVDA"
+  done
+  for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-scale-busy-$b" '^XTIO PERF BEGIN' 120; done
+  xt_step "$BUSY busy guests running xtio perf beside $1 idle disks; $(afs_pids | wc -l) afsfile processes"
+  measure identity-busy "$(($1 + BUSY))"
+  for b in $(seq 1 "$BUSY"); do
+    name=xt-scale-busy-$b
+    guest_wait_line "$name" '^XT (OK|FAIL)' $((BUSY_S * 12 + 180))
+    guest_log "$name" | grep -q '^XT OK' || guest_fail "$name" "" "xtio perf on the busy guest failed"
+    guest_log "$name" | tr -d '\r' | sed -n 's/^XTIO PERF \([^B]\)/\1/p' |
+      while read -r line; do xt_metric "scale-busy guest=$b $line"; done
+  done
+  # Powered off: their disks went with them.
+  for b in $(seq 1 "$BUSY"); do wait_until 60 sh -c "! xl domid xt-scale-busy-$b > /dev/null 2>&1"; done
 }
 
 [ "$DISKS" -le 15 ] || fail "at most 15 disks per guest (xvdb..xvdp)"
@@ -169,13 +204,21 @@ for g in $(seq 1 "$GUESTS"); do
     dd if=/dev/zero of="$IMAGES/scale-$g-$k.img" bs=1M count=1 2>/dev/null || fail "cannot create the images"
   done
 done
+for b in $(seq 1 "$BUSY"); do
+  truncate -s 64M "$IMAGES/scale-busy-$b.img" || fail "cannot create the busy guests' images"
+done
 GUEST_CONNECT=no
 for g in $(seq 1 "$GUESTS"); do
   # No disk at boot: the guest polls for xvda (never attached) until dom0 destroys it.
   guest_start "xt-scale-$g" "" "$g" "xt.wait=1500"
 done
+for b in $(seq 1 "$BUSY"); do
+  guest_start "xt-scale-busy-$b" "" "$((100 + b))" \
+    "xt.wait=1500 xt.mode=perf xt.rounds=1 xt.perf_seconds=$BUSY_S xt.perf_qd=16"
+done
 for g in $(seq 1 "$GUESTS"); do guest_wait_line "xt-scale-$g" '^XT BOOT' "$BOOT_TIMEOUT"; done
-xt_step "$GUESTS guests of ${GUEST_MEMORY} MiB up, waiting"
+for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-scale-busy-$b" '^XT BOOT' "$BOOT_TIMEOUT"; done
+xt_step "$GUESTS + $BUSY guests of ${GUEST_MEMORY} MiB up, waiting"
 
 ALL=$((GUESTS * DISKS))
 [ "$SMALL" -gt "$ALL" ] && SMALL=$ALL
@@ -183,12 +226,13 @@ run_mode identity "$SMALL" "$ALL"
 run_mode disk "$SMALL"
 
 for g in $(seq 1 "$GUESTS"); do timeout 30 xl destroy "xt-scale-$g" 2>/dev/null; done
+for b in $(seq 1 "$BUSY"); do timeout 30 xl destroy "xt-scale-busy-$b" 2>/dev/null; done
 stop_console
 rm -f "$IMAGES"/scale-*.img
 # The worker as afsfile-setup started it, for the stages after this one.
 restart_worker $AFSFILE_WORKER_ARGS
 
-echo "  [scale] mode disks pss_kb uss_kb kernel_kb cpu_pct wakeups_s procs threads"
+echo "  [scale] mode disks pss_kb uss_kb kernel_kb cpu_pct wakeups_s procs threads dom0_cpu_pct"
 sed 's/^/  [scale] /' /run/xentest/scale.tsv
 # Slopes per disk from 0 to the largest count of each mode (MiB, % CPU, wakeups/s).
 for mode in identity disk; do

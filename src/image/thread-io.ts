@@ -1,0 +1,46 @@
+// An image's open, lock and close on threads of their own (src/native/thread-op.c), not on
+// libuv's thread pool: on a hung file server each such call waits as long as the server does,
+// and a few hung images would hold every pool thread, leaving the other disks of a device host
+// without opens and closes. A thread per call holds only itself.
+import * as os from 'node:os';
+import * as fs from 'node:fs';
+import { errnoName, native } from '../native/addon';
+
+const { ENOMEM } = os.constants.errno;
+
+/** An errno error as Node's fs makes them (errno, code, syscall). */
+export function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {
+  const code = errnoName(errno);
+  return Object.assign(new Error(`${syscall}: ${code}`), { errno, syscall, code });
+}
+
+/** close(2) on a thread of its own; `done` gets close's error (on AFS, a failed store). */
+export function closeOnThread(fd: number, done: (err: NodeJS.ErrnoException | null) => void = () => undefined): void {
+  native().threadClose(fd, (errno) => {
+    // ENOMEM: no thread could be made (close itself never says it): the pool does it then.
+    if (errno === ENOMEM) return fs.close(fd, (e) => done(e));
+    done(errno === 0 ? null : errnoError(errno, 'close'));
+  });
+}
+
+/** flock(2) on a thread of its own: 0, or the errno. */
+export function flockOnThread(fd: number, op: number): Promise<number> {
+  return new Promise((resolve) => native().threadFlock(fd, op, resolve));
+}
+
+/** A regular file opened by openOnThread, with its identity. */
+export interface ThreadOpened {
+  readonly fd: number;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/** open(2) of a regular file's path (magic links followed: /proc/self/fd/N) on a thread of its
+ * own: the fd with its dev and ino, or the error. */
+export function openOnThread(path: string, flags: number): Promise<ThreadOpened | NodeJS.ErrnoException> {
+  return new Promise((resolve) => native().threadOpen(null, path, flags, 0, 0, (errno, syscall, fd, info) => {
+    if (errno !== 0) resolve(errnoError(errno, syscall === 'openat2' ? 'open' : syscall));
+    else if (fd < 0) resolve(errnoError(os.constants.errno.EINVAL, 'open'));
+    else resolve({ fd, dev: info[0] ?? 0, ino: info[1] ?? 0 });
+  }));
+}

@@ -1,0 +1,364 @@
+/* The calls of an image's open, lock and close, each on a thread of its own: a detached pthread
+ * per call, its result handed to the loop through one uv_async_t. On AFS or NFS each of these
+ * can wait for a file server for minutes; on libuv's thread pool (4 threads by default) a few
+ * hung images would hold every pool thread, and a device host's other disks would wait for
+ * their opens and closes behind them. Detached threads are never joined: Node's exit joins the
+ * pool's threads (uv_library_shutdown), not these, so a hung call does not keep the process
+ * from ending (the kernel may still hold a thread that waits uninterruptibly, as FUSE does once
+ * its daemon took the request: fs/fuse/dev.c request_wait_answer).
+ *
+ * The open does everything the worker needs of the new file on that thread, so nothing after it
+ * walks a path or asks the file system on the loop: stat of the path first when no image root
+ * confines it (a device node or FIFO is refused before any open), openat2 (openat2.c), fstat
+ * (a regular file only), O_NONBLOCK cleared, where the file is (/proc/self/fd), fstatfs (the
+ * file system's magic) and, for a writable image, the hole-punch probe (as canPunchHole). */
+#include "addon.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <uv.h>
+
+enum { OP_OPEN, OP_FLOCK, OP_CLOSE };
+/* threadOpen's `how` bits. */
+enum { HOW_STAT_FIRST = 1, HOW_PUNCH_PROBE = 2 };
+#define THREAD_STACK (256 * 1024)
+
+struct ctx;
+
+struct op {
+  struct op *next;
+  struct ctx *ctx;
+  int kind;
+  napi_ref cb;
+  napi_async_context actx;
+  /* in */
+  char *root, *rel;
+  uint32_t flags, resolve, how;
+  int fd, arg;
+  /* out */
+  int err;
+  const char *syscall;
+  int out_fd;
+  struct stat st;
+  int64_t magic;
+  int punch;
+  char real[PATH_MAX];
+};
+
+/* One per Node environment, kept as the addon's instance data (no other file uses it).
+ * `threads` and `done` are shared with the threads (under mu); `live` (calls not yet
+ * answered, for the loop's reference) is the loop thread's alone. */
+struct ctx {
+  napi_env env;
+  uv_async_t async;
+  pthread_mutex_t mu;
+  struct op *done;
+  int threads;
+  int gone;         /* the environment is being torn down: threads free their op */
+  int closed;       /* uv_close's callback ran: the last thread frees ctx */
+  int live;
+};
+
+static void free_op(napi_env env, struct op *o) {
+  if (env) {
+    if (o->cb) napi_delete_reference(env, o->cb);
+    if (o->actx) napi_async_destroy(env, o->actx);
+  }
+  free(o->root);
+  free(o->rel);
+  free(o);
+}
+
+static void run_open(struct op *o) {
+  o->out_fd = -1;
+  if (o->how & HOW_STAT_FIRST) {
+    int r;
+    do r = stat(o->rel, &o->st); while (r < 0 && errno == EINTR);
+    if (r < 0) { o->err = errno; o->syscall = "stat"; return; }
+    if (!S_ISREG(o->st.st_mode)) return; /* err 0, no fd: not a regular file (st_mode says what) */
+  }
+  int step;
+  int fd = afs_open_beneath(o->root, o->rel, (int)o->flags, o->resolve, &step);
+  if (fd < 0) { o->err = -fd; o->syscall = step == 0 ? "open(root)" : "openat2"; return; }
+  if (fstat(fd, &o->st) < 0) { o->err = errno; o->syscall = "fstat"; close(fd); return; }
+  if (!S_ISREG(o->st.st_mode)) { close(fd); return; }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
+    o->err = errno;
+    o->syscall = "fcntl(F_SETFL)";
+    close(fd);
+    return;
+  }
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, o->real, sizeof o->real - 1);
+  o->real[n > 0 ? n : 0] = '\0'; /* empty: no /proc, the caller keeps the name it gave */
+  struct statfs sf;
+  o->magic = fstatfs(fd, &sf) == 0 ? (int64_t)(unsigned long)sf.f_type : 0;
+  if (o->how & HOW_PUNCH_PROBE) {
+    /* A hole past the end changes nothing where holes can be punched (file.c canPunchHole). */
+    off_t at = (o->st.st_size + 4095) & ~(off_t)4095;
+    o->punch = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at + 4096, 4096) == 0;
+  }
+  o->out_fd = fd;
+}
+
+static void *thread_main(void *arg) {
+  struct op *o = arg;
+  int r;
+  switch (o->kind) {
+    case OP_OPEN: run_open(o); break;
+    case OP_FLOCK:
+      do r = flock(o->fd, o->arg); while (r < 0 && errno == EINTR);
+      o->err = r < 0 ? errno : 0;
+      break;
+    default:
+      /* No retry on EINTR: the descriptor is gone either way (close(2), Linux). */
+      o->err = close(o->fd) < 0 && errno != EINTR ? errno : 0;
+  }
+  struct ctx *c = o->ctx;
+  pthread_mutex_lock(&c->mu);
+  c->threads--;
+  if (c->gone) {
+    int last = c->closed && c->threads == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (o->kind == OP_OPEN && o->out_fd >= 0) close(o->out_fd);
+    free_op(NULL, o);
+    if (last) {
+      pthread_mutex_destroy(&c->mu);
+      free(c);
+    }
+    return NULL;
+  }
+  o->next = c->done;
+  c->done = o;
+  uv_async_send(&c->async); /* under mu: the handle is closed only after gone is set */
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+static napi_value open_info(napi_env env, struct op *o) {
+  /* [dev, ino, size, mode, fs magic, can punch holes] */
+  double v[6] = { (double)o->st.st_dev, (double)o->st.st_ino, (double)o->st.st_size, (double)o->st.st_mode,
+                  (double)o->magic, (double)o->punch };
+  napi_value arr, x;
+  if (napi_create_array_with_length(env, 6, &arr) != napi_ok) return NULL;
+  for (uint32_t i = 0; i < 6; i++) {
+    if (napi_create_double(env, v[i], &x) != napi_ok || napi_set_element(env, arr, i, x) != napi_ok) return NULL;
+  }
+  return arr;
+}
+
+/* Answers one call: open cb(errno, syscall, fd, info, real); flock and close cb(errno). */
+static void deliver(napi_env env, struct op *o) {
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok)
+    napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
+  napi_value args[5], cb, recv;
+  size_t argc = o->kind == OP_OPEN ? 5 : 1;
+  int ok = napi_create_int32(env, o->err, &args[0]) == napi_ok &&
+           napi_get_reference_value(env, o->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok;
+  if (ok && o->kind == OP_OPEN) {
+    ok = napi_create_string_utf8(env, o->syscall ? o->syscall : "", NAPI_AUTO_LENGTH, &args[1]) == napi_ok &&
+         napi_create_int32(env, o->out_fd, &args[2]) == napi_ok && (args[3] = open_info(env, o)) != NULL &&
+         napi_create_string_utf8(env, o->real, NAPI_AUTO_LENGTH, &args[4]) == napi_ok;
+  }
+  if (!ok) {
+    /* The answer would be lost and the device would wait for ever. */
+    napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)",
+                     NAPI_AUTO_LENGTH);
+  }
+  if (napi_make_callback(env, o->actx, recv, cb, argc, args, NULL) == napi_pending_exception) {
+    napi_value e;
+    if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_async(uv_async_t *h) {
+  struct ctx *c = h->data;
+  pthread_mutex_lock(&c->mu);
+  struct op *list = c->done;
+  c->done = NULL;
+  pthread_mutex_unlock(&c->mu);
+  struct op *fifo = NULL; /* the list is newest first */
+  while (list) {
+    struct op *n = list->next;
+    list->next = fifo;
+    fifo = list;
+    list = n;
+  }
+  while (fifo) {
+    struct op *o = fifo;
+    fifo = o->next;
+    if (--c->live == 0) uv_unref((uv_handle_t *)&c->async);
+    deliver(c->env, o);
+    free_op(c->env, o);
+  }
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct ctx *c = h->data;
+  pthread_mutex_lock(&c->mu);
+  c->closed = 1;
+  int last = c->threads == 0;
+  pthread_mutex_unlock(&c->mu);
+  if (last) {
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+  }
+}
+
+static void cleanup_hook(void *arg) {
+  struct ctx *c = arg;
+  pthread_mutex_lock(&c->mu);
+  c->gone = 1;
+  struct op *list = c->done;
+  c->done = NULL;
+  pthread_mutex_unlock(&c->mu);
+  while (list) {
+    struct op *n = list->next;
+    if (list->kind == OP_OPEN && list->out_fd >= 0) close(list->out_fd);
+    free_op(c->env, list);
+    list = n;
+  }
+  uv_close((uv_handle_t *)&c->async, on_closed);
+}
+
+static struct ctx *get_ctx(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) == napi_ok && data) return data;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return NULL;
+  struct ctx *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->env = env;
+  if (pthread_mutex_init(&c->mu, NULL) != 0) { free(c); return NULL; }
+  if (uv_async_init(loop, &c->async, on_async) < 0) {
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    return NULL;
+  }
+  c->async.data = c;
+  uv_unref((uv_handle_t *)&c->async);
+  if (napi_set_instance_data(env, c, NULL, NULL) != napi_ok ||
+      napi_add_env_cleanup_hook(env, cleanup_hook, c) != napi_ok) {
+    uv_close((uv_handle_t *)&c->async, on_closed); /* no thread yet: on_closed frees it */
+    return NULL;
+  }
+  return c;
+}
+
+/* Starts o (its kind and inputs set) with its callback argv_cb; NULL with an error pending, or
+ * undefined. A thread that cannot be created answers ENOMEM through the same path, an errno
+ * neither close(2) nor flock(2) gives (EAGAIN would read as a lock held elsewhere). */
+static napi_value start(napi_env env, struct op *o, napi_value argv_cb, const char *what) {
+  napi_valuetype t;
+  napi_value name;
+  struct ctx *c = get_ctx(env);
+  if (!c) {
+    free_op(NULL, o);
+    return afs_throw_errno(env, what, ENOMEM);
+  }
+  if (napi_typeof(env, argv_cb, &t) != napi_ok || t != napi_function) {
+    free_op(NULL, o);
+    return afs_throw_type(env, "the last argument must be a callback");
+  }
+  if (napi_create_reference(env, argv_cb, 1, &o->cb) != napi_ok ||
+      napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &o->actx) != napi_ok) {
+    free_op(env, o);
+    return afs_throw_errno(env, what, ENOMEM);
+  }
+  o->ctx = c;
+  o->out_fd = -1;
+  if (c->live++ == 0) uv_ref((uv_handle_t *)&c->async);
+  pthread_attr_t attr;
+  pthread_t th;
+  sigset_t all, old;
+  int r = pthread_attr_init(&attr);
+  if (r == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, THREAD_STACK);
+    /* Signals stay with the loop's thread: the new one starts with all of them blocked. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_mutex_lock(&c->mu);
+    c->threads++;
+    pthread_mutex_unlock(&c->mu);
+    r = pthread_create(&th, &attr, thread_main, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+  }
+  if (r != 0) {
+    pthread_mutex_lock(&c->mu);
+    c->threads--;
+    o->err = ENOMEM;
+    o->syscall = "pthread_create";
+    o->next = c->done;
+    c->done = o;
+    uv_async_send(&c->async);
+    pthread_mutex_unlock(&c->mu);
+  }
+  return afs_undefined(env);
+}
+
+/* threadOpen(root | null, rel, flags, resolve, how, cb(errno, syscall, fd, info, real)). */
+static napi_value js_thread_open(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (afs_args(env, info, 6, argv, "threadOpen(root, rel, flags, resolve, how, cb)")) return NULL;
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadOpen", ENOMEM);
+  o->kind = OP_OPEN;
+  if (afs_read_open_args(env, argv, &o->root, &o->rel, &o->flags, &o->resolve) ||
+      afs_arg_u32(env, argv[4], &o->how)) {
+    free_op(NULL, o);
+    return NULL;
+  }
+  return start(env, o, argv[5], "afsfile:threadOpen");
+}
+
+/* threadFlock(fd, op, cb(errno)): op as <sys/file.h>. */
+static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd;
+  uint32_t op;
+  if (afs_args(env, info, 3, argv, "threadFlock(fd, op, cb)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_u32(env, argv[1], &op)) return NULL;
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadFlock", ENOMEM);
+  o->kind = OP_FLOCK;
+  o->fd = (int)fd;
+  o->arg = (int)op;
+  return start(env, o, argv[2], "afsfile:threadFlock");
+}
+
+/* threadClose(fd, cb(errno)). */
+static napi_value js_thread_close(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  if (afs_args(env, info, 2, argv, "threadClose(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadClose", ENOMEM);
+  o->kind = OP_CLOSE;
+  o->fd = (int)fd;
+  return start(env, o, argv[1], "afsfile:threadClose");
+}
+
+int afs_register_thread_op(napi_env env, napi_value exports) {
+  static const struct afs_fn fns[] = {
+    { "threadOpen", js_thread_open }, { "threadFlock", js_thread_flock }, { "threadClose", js_thread_close },
+  };
+  return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) ||
+         afs_set_i32(env, exports, "OPEN_STAT_FIRST", HOW_STAT_FIRST) ||
+         afs_set_i32(env, exports, "OPEN_PUNCH_PROBE", HOW_PUNCH_PROBE) ? -1 : 0;
+}
