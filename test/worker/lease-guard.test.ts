@@ -37,7 +37,8 @@ interface Rig {
   write(byte: number): Promise<Err>;
   fsync(): Promise<Err>;
   read(): Promise<Err>;
-  close(): void;
+  /** Resolves once the lock's open file is closed (the close runs on a thread of its own). */
+  close(): Promise<void>;
 }
 
 async function rig(reach?: LockStatus['reach']): Promise<Rig> {
@@ -76,7 +77,11 @@ async function rig(reach?: LockStatus['reach']): Promise<Rig> {
     write: (b: number) => new Promise<Err>((res) => img.write(new Uint8Array(4096).fill(b), 0, res)),
     fsync: () => new Promise<Err>((res) => img.fsync(res)),
     read: () => new Promise<Err>((res) => img.read(new Uint8Array(4096), 0, res)),
-    close: () => { guard.close(); lock.release(); fs.closeSync(image.fd); },
+    close: () => new Promise<void>((res) => {
+      guard.close();
+      fs.closeSync(image.fd);
+      lock.release(res);
+    }),
   });
   return self;
 }
@@ -101,7 +106,7 @@ test('a short outage: writes go on, the lock is not questioned', async () => {
     assert.equal(r.lost, []);
     assert.is(r.lock.status().state, 'held');
   } finally {
-    r.close();
+    await r.close();
   }
 });
 
@@ -126,7 +131,7 @@ test('on AFS, an outage longer than half the lease: no more writes, reads go on,
     assert.match(r.lost[0]!, /half the AFS lock lease \(300 s\).*detach the disk and attach it again/);
     assert.is(r.lock.status().state, 'lost', 'the status file shows it');
   } finally {
-    r.close();
+    await r.close();
   }
 });
 
@@ -151,8 +156,8 @@ test('on AFS, writes the cache takes do not end an outage, a read error starts o
     assert.is(await s.write(9), null, 'and no doubt comes of it later');
     assert.equal(s.lost, []);
   } finally {
-    r.close();
-    s.close();
+    await r.close();
+    await s.close();
   }
 });
 
@@ -169,7 +174,7 @@ test('on a local file system after a long outage: the lock is checked, still our
     assert.not.ok(otherHostLocks(r.file), 'the check left the lock in place');
     assert.equal(r.lost, []);
   } finally {
-    r.close();
+    await r.close();
   }
 });
 
@@ -182,7 +187,7 @@ test('a lock that is gone is found by the check; the check keeps no lock of its 
   try {
     assert.equal(await verifyLock(r.lock, r.file), { held: true }, 'the real lock is seen as held');
     assert.equal(await verifyLock(gone, r.file), { held: true }, 'while the real one stands, no check can tell');
-    r.close(); // the real lock ends with the last close of its open file
+    await r.close(); // the real lock ends with the last close of its open file
     const v = await verifyLock(gone, r.file);
     assert.is(v.held, false);
     assert.match(v.held ? '' : v.message, /nobody holds the image lock any more/);
@@ -203,7 +208,7 @@ test('on AFS, a token that lapsed while the device was idle: the next write is r
     assert.is(w?.code, 'ENOLCK');
     assert.match(w?.message ?? '', /the AFS token for t\.cell has expired/);
   } finally {
-    r.close();
+    await r.close();
   }
 });
 
@@ -219,8 +224,8 @@ test('a stalled process (no run for longer than half the lease): checked before 
     assert.is((await afs.write(7))?.code, 'ENOLCK', 'AFS: the lease may have lapsed');
     assert.match(afs.lost[0] ?? '', /did not run for \d+ s/);
   } finally {
-    local.close();
-    afs.close();
+    await local.close();
+    await afs.close();
   }
 });
 
