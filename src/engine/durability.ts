@@ -80,8 +80,7 @@ interface Kept {
 }
 
 /** Kept ranges are indexed by the 1 MiB chunks they touch (a read looks at its own chunks). */
-const CHUNK_SHIFT = 20;
-const CHUNK = 2 ** CHUNK_SHIFT;
+const CHUNK = 1 << 20;
 
 /** Names one range written (or punched): the same range again replaces the older copy. */
 type KeptKey = number | string;
@@ -255,25 +254,16 @@ export class Durability {
   overlay(offset: number, buf: Uint8Array): void {
     if (this.kept.size === 0 || buf.length === 0) return;
     const end = offset + buf.length;
-    let hits: Kept[] | null = null;
-    let single: Set<Kept> | undefined;
-    const first = Math.floor(offset / CHUNK);
+    let hits: Set<Kept> | null = null;
     const last = Math.floor((end - 1) / CHUNK);
-    for (let c = first; c <= last; c++) {
+    for (let c = Math.floor(offset / CHUNK); c <= last; c++) {
       const set = this.keptByChunk.get(c);
       if (set === undefined) continue;
-      if (single === undefined && hits === null) {
-        single = set;
-        continue;
-      }
-      hits ??= [...single!];
-      for (const k of set) hits.push(k);
+      if (hits === null) hits = new Set(set);
+      else for (const k of set) hits.add(k); // a range over a chunk edge is in both
     }
-    if (single === undefined) return;
-    let list: Iterable<Kept>;
-    if (hits === null) list = [...single].sort(byGen);
-    else list = [...new Set(hits)].sort(byGen);
-    for (const k of list) {
+    if (hits === null) return;
+    for (const k of [...hits].sort(byGen)) {
       const from = Math.max(offset, k.offset);
       const to = Math.min(end, k.offset + k.length);
       if (from >= to) continue;
