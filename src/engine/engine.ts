@@ -30,6 +30,7 @@ import { nextRetryDelay } from './backoff';
 import { DEFAULT_FSYNC_INTERVAL_MS, Durability } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
 import { isTransient } from './transient';
+import { PersistentGrants, persistentFromEnv, type PersistentBudget } from './persistent-grants';
 
 const log = createDebug('afsfile:engine');
 
@@ -60,6 +61,13 @@ export interface EngineOptions {
    * given back at every fsync, as before; AFSFILE_KEEP=copy, for comparing the two in one boot).
    */
   keepInPlace?: boolean;
+  /**
+   * Grants kept mapped per device when the frontend negotiated feature-persistent (0: the
+   * feature is not offered; default AFSFILE_PERSISTENT, off; persistent-grants.ts).
+   */
+  persistentGrants?: number;
+  /** The process's bound on kept mappings (default: one shared by the process's devices). */
+  persistentBudget?: PersistentBudget;
   /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
   poolReleaseIdleMs?: number;
   /** The engine took a request while none was in flight (the status file is due). */
@@ -145,6 +153,8 @@ export class Engine {
   private readonly pumpBound = () => this.pump();
   /** Woken by the process budget when memory was given back. */
   private readonly budgetWake = () => this.schedule();
+  /** Kept grant mappings (null: feature-persistent not offered). */
+  private readonly pgrants: PersistentGrants | null;
 
   constructor(
     private readonly file: BlockFile,
@@ -174,6 +184,8 @@ export class Engine {
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
     this.keepBatch = new GrantCopyBatch(this.maxRequests * perRequest);
+    const pg = new PersistentGrants(grants, opts.persistentGrants ?? persistentFromEnv(), opts.persistentBudget);
+    this.pgrants = pg.supported ? pg : null;
     this.dur = new Durability(file, this.st, this.holdMs, {
       onTransientError: opts.onTransientError,
       warn: (m) => this.warn(m),
@@ -197,10 +209,20 @@ export class Engine {
     this.dur.retune(t);
   }
 
-  /** Adds a ring (a queue); returns the handle to kick when its event channel fires. */
-  addQueue(ring: BackRing, domid: number, hooks: QueueHooks): EngineQueue {
+  /** Whether to advertise feature-persistent (the setting is on and the platform can map grants). */
+  get offersPersistentGrants(): boolean {
+    return this.pgrants !== null;
+  }
+
+  /**
+   * Adds a ring (a queue); returns the handle to kick when its event channel fires.
+   * `persistent`: the frontend negotiated feature-persistent (blkif.h): its grants are kept
+   * mapped (if offersPersistentGrants) until its last ring is removed.
+   */
+  addQueue(ring: BackRing, domid: number, hooks: QueueHooks, persistent = false): EngineQueue {
     const q = new EngineQueue(this.nextQueueId++, ring, domid, hooks, this.maxRequests);
     this.queues.push(q);
+    if (persistent && this.pgrants) this.pgrants.enable(domid);
     this.schedule();
     return q;
   }
@@ -213,6 +235,8 @@ export class Engine {
     q.dead = true;
     const i = this.queues.indexOf(q);
     if (i >= 0) this.queues.splice(i, 1);
+    // Nothing copies for a dead ring any more (every copy checks queue.dead first).
+    if (this.queues.length === 0) this.pgrants?.release();
     this.schedule();
   }
 
@@ -269,6 +293,7 @@ export class Engine {
     this.poolMemory.close();
     for (const q of this.queues) q.dead = true;
     this.queues.length = 0;
+    this.pgrants?.release();
   }
 
   stats(): EngineStats {
@@ -278,7 +303,9 @@ export class Engine {
     let held = this.held.length;
     for (const ctx of this.order) if (ctx.state === IO && ctx.firstErrorAt !== 0) held++; // transient retry
     this.st.held = held;
-    return { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice(), stalls: { ...this.st.stalls } };
+    const out: EngineStats = { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice(), stalls: { ...this.st.stalls } };
+    if (this.pgrants) out.persistentGrants = { ...this.pgrants.st };
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -571,7 +598,9 @@ export class Engine {
     if (batched.length === 0) return;
     let ok = true;
     try {
-      this.grants.copy(batch, mem);
+      const pg = this.pgrants;
+      if (pg !== null && pg.active) pg.copy(batch, mem);
+      else this.grants.copy(batch, mem);
     } catch (err) {
       this.warn(`grant copy of ${batch.count} segments failed: ${(err as Error).message}`);
       ok = false;
