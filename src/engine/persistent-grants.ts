@@ -132,7 +132,8 @@ export class PersistentGrants {
       const page = batch.domid[i] === domid ? this.pages.get(gref) ?? this.map(gref) : undefined;
       if (page === undefined) {
         restIndex[rest.count] = i;
-        rest.add(batch.toGuest[i] === 1, batch.domid[i], gref, batch.guestOffset[i], batch.length[i], batch.poolOffset[i]);
+        const toGuest = batch.toGuest[i] === 1;
+        rest.add(toGuest, batch.domid[i], gref, batch.guestOffset[i], batch.length[i], batch.poolOffset[i]);
         continue;
       }
       // The checks GNTTABOP_copy makes (xen/common/grant_table.c), with the same statuses.

@@ -13,7 +13,8 @@
 //   data pages granted per request (read-only for writes, as blkfront) and ended at
 //   completion, or, with persistent grants (both sides' feature-persistent), pages granted
 //   writable once and reused from a LIFO free list (get_free_grant / blkif_completion), the
-//   data copied into and out of them, ended only at disconnect (blkif_free); flush as FLUSH_DISKCACHE (or WRITE_BARRIER; nothing when neither is offered);
+//   data copied into and out of them, ended only at disconnect (blkif_free); flush as
+//   FLUSH_DISKCACHE (or WRITE_BARRIER; nothing when neither is offered);
 //   discard when feature-discard. EOPNOTSUPP disables the feature as blkfront does.
 // * close and reconnect: Closing → Closed → Initialising → (backend InitWait) → handshake
 //   again, re-issuing anything still in flight on the new rings (blkif_recover).
@@ -513,7 +514,9 @@ export class SimBlkfront {
     }
   }
 
-  private build(u: Unit, q: BlkfrontQueue, id: bigint, take: (readonly: boolean) => Granted, putBack: () => void): void {
+  private build(
+    u: Unit, q: BlkfrontQueue, id: bigint, take: (readonly: boolean) => Granted, putBack: () => void,
+  ): void {
     const guest = this.opts.guest;
     let req: BlkifRequest;
     const dataPages: Array<{ page: number; first: number; last: number; at: number }> = [];

@@ -7,16 +7,28 @@ import * as fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlkifOp } from '../../src/blkif/constants';
+import { Device } from '../../src/worker/device/device';
 import { PersistentBudget, persistentFromEnv, DEFAULT_MAX_PERSISTENT_GRANTS } from '../../src/engine/persistent-grants';
 import { pattern } from '../helpers/pattern';
-import { rig, type RigOptions } from '../helpers/sim-rig';
+import { rig, type Rig, type RigOptions } from '../helpers/sim-rig';
 import { until } from '../helpers/wait';
 
 function persistentRig(max = DEFAULT_MAX_PERSISTENT_GRANTS, more: RigOptions = {}, budget?: PersistentBudget) {
   return rig({
     ...more,
-    device: { engine: { fsyncIntervalMs: 0, persistentGrants: max, ...(budget ? { persistentBudget: budget } : {}) }, ...more.device },
+    device: {
+      engine: { fsyncIntervalMs: 0, persistentGrants: max, ...(budget ? { persistentBudget: budget } : {}) },
+      ...more.device,
+    },
   });
+}
+
+/** A one-page WRITE request with gref at sector. */
+function write1(id: bigint, sector: number, gref: number) {
+  return {
+    kind: 'rw' as const, operation: BlkifOp.WRITE, innerOperation: BlkifOp.WRITE, handle: 0, id, nrSegments: 1,
+    sectorNumber: BigInt(sector), segments: [{ gref, firstSect: 0, lastSect: 7 }], indirectGrefs: [],
+  };
 }
 
 test('AFSFILE_PERSISTENT: off unless a positive number; 1 is blkback\'s limit', () => {
@@ -50,7 +62,10 @@ test('on: negotiated, data right both ways, each grant mapped once and reused', 
   const copiedBefore = g.segmentsCopied;
   for (let round = 0; round < 4; round++) {
     const data = pattern(256 * 1024, 10 + round);
-    await Promise.all([r.front.write(round * 1024, data.subarray(0, 128 * 1024)), r.front.write(round * 1024 + 256, data.subarray(128 * 1024))]);
+    await Promise.all([
+      r.front.write(round * 1024, data.subarray(0, 128 * 1024)),
+      r.front.write(round * 1024 + 256, data.subarray(128 * 1024)),
+    ]);
     assert.equal(await r.front.read(round * 1024, data.length), data);
     const file = fs.readFileSync(r.imagePath).subarray(round * 1024 * 512, round * 1024 * 512 + data.length);
     assert.equal(new Uint8Array(file), data, `round ${round}: in the image`);
@@ -94,7 +109,7 @@ test('the process budget is shared and strict; given back at disconnect', async 
   assert.is(budget.pagesInUse, 0);
 });
 
-test('a hostile frontend: ever new grefs stay within the limit; read-only and bad grants copy or fail alone', async () => {
+test('a hostile frontend: new grefs stay within the limit; read-only, bad grants copy or fail alone', async () => {
   const r = await persistentRig(16);
   const g = r.platform.grants;
   const q = r.front.raw;
@@ -102,16 +117,14 @@ test('a hostile frontend: ever new grefs stay within the limit; read-only and ba
   let id = 5000n;
   for (let i = 0; i < 40; i++) {
     const page = q.grantPage(i % 2 === 0, pattern(4096, 100 + i));
-    q.putRequest({ kind: 'rw', operation: BlkifOp.WRITE, innerOperation: BlkifOp.WRITE, handle: 0, id: id++, nrSegments: 1,
-      sectorNumber: BigInt(i * 8), segments: [{ gref: page.gref, firstSect: 0, lastSect: 7 }], indirectGrefs: [] });
+    q.putRequest(write1(id++, i * 8, page.gref));
     if (i % 8 === 7) {
       q.push();
       await until(`answers up to ${i}`, () => q.unmatched().length >= i + 1, 3000);
     }
   }
   // A grant that does not exist: its request fails, nothing else.
-  q.putRequest({ kind: 'rw', operation: BlkifOp.WRITE, innerOperation: BlkifOp.WRITE, handle: 0, id: id++, nrSegments: 1,
-    sectorNumber: 0n, segments: [{ gref: 4000, firstSect: 0, lastSect: 7 }], indirectGrefs: [] });
+  q.putRequest(write1(id++, 0, 4000));
   q.push();
   await until('every answer', () => q.unmatched().length >= 41, 3000);
   const answers = q.unmatched();
@@ -119,7 +132,9 @@ test('a hostile frontend: ever new grefs stay within the limit; read-only and ba
   assert.equal(answers.map((a) => a.id), Array.from({ length: 41 }, (_, i) => 5000n + BigInt(i)));
   assert.is(answers[40].status, -1);
   const img = fs.readFileSync(r.imagePath);
-  for (let i = 0; i < 40; i++) assert.equal(new Uint8Array(img.subarray(i * 4096, (i + 1) * 4096)), pattern(4096, 100 + i), `page ${i}`);
+  for (let i = 0; i < 40; i++) {
+    assert.equal(new Uint8Array(img.subarray(i * 4096, (i + 1) * 4096)), pattern(4096, 100 + i), `page ${i}`);
+  }
   const st = r.device.stats().engine!.persistentGrants!;
   assert.ok(st.mapped <= 16 && g.grantsMapped <= 16, `mapped ${st.mapped}`);
   // Half the grants are read-only: refused (not mapped) until the writable half fills the limit.
@@ -155,6 +170,68 @@ test('a frontend that does not offer it: the backend offers, nothing is mapped',
   assert.equal(await r.front.read(0, data.length), data);
   assert.is(r.platform.grants.grantMaps, 0);
   await r.close();
+});
+
+/** A new worker adopts the Connected device (quiesce, new platform), with `max` persistent grants. */
+async function restart(r: Rig, max: number) {
+  r.files[0].readHang = true;
+  const d = pattern(8192, 5);
+  const pending = r.front.read(16, 8192);
+  await until('read in flight', () => (r.device.stats().engine?.inFlight ?? 0) > 0, 3000);
+  await r.device.quiesce();
+  assert.is(await r.dom0.read(`${r.paths.backend}/state`), '4');
+  assert.is(r.platform.grants.grantsMapped, 0, 'the old worker unmapped at quiesce');
+  r.platform.close();
+  const platform2 = r.hv.platform();
+  const dev2 = new Device(r.dom0, platform2, r.paths.backend, {
+    engine: { fsyncIntervalMs: 0, persistentGrants: max },
+    warn: () => undefined,
+  });
+  await dev2.start();
+  assert.equal(await pending, d, 'the unanswered read was replayed by the new worker');
+  const e = pattern(64 * 1024, 6);
+  await r.front.write(100, e);
+  assert.equal(await r.front.read(100, e.length), e);
+  return {
+    platform2, dev2,
+    close: async () => {
+      await r.front.close();
+      await dev2.quiesce();
+      platform2.close();
+      r.hv.close();
+      fs.rmSync(r.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+test('worker restart, persistent then off: the frontend\'s mode is kept (copied, not mapped), replayed', async () => {
+  const r = await persistentRig(1056, { device: { closeDeadlineMs: 200 } });
+  await r.front.write(16, pattern(8192, 5));
+  assert.ok(r.front.info.persistent);
+  const s = await restart(r, 0);
+  assert.is(await r.dom0.read(`${r.paths.backend}/feature-persistent`), '1', 'what the frontend saw stays');
+  assert.is(s.platform2.grants.grantMaps, 0);
+  await s.close();
+});
+
+test('worker restart, off then persistent: no mapping of grants the frontend ends per request', async () => {
+  const r = await rig({ device: { closeDeadlineMs: 200, engine: { fsyncIntervalMs: 0 } } });
+  await r.front.write(16, pattern(8192, 5));
+  assert.not.ok(r.front.info.persistent);
+  const s = await restart(r, 1056);
+  assert.is(await r.dom0.tryRead(`${r.paths.backend}/feature-persistent`), undefined);
+  assert.is(s.platform2.grants.grantMaps, 0, 'nothing mapped');
+  assert.ok(s.platform2.grants.segmentsCopied > 0);
+  await s.close();
+});
+
+test('worker restart, persistent both times: mapped again by the new worker, replayed', async () => {
+  const r = await persistentRig(1056, { device: { closeDeadlineMs: 200 } });
+  await r.front.write(16, pattern(8192, 5));
+  const s = await restart(r, 1056);
+  assert.ok(s.platform2.grants.grantMaps > 0);
+  await s.close();
+  assert.is(s.platform2.grants.grantsMapped, 0);
 });
 
 test.run();

@@ -381,7 +381,9 @@ export class Device {
       const offer = adopting ? beOffered?.trim() === '1' : engine.offersPersistentGrants;
       const persistent = offer && params.persistent && engine.offersPersistentGrants;
       engine.resume();
-      conn = await Connection.open(this.platform, engine, this.frontendId, params, (reason) => this.onBroken(reason), persistent);
+      conn = await Connection.open(
+        this.platform, engine, this.frontendId, params, (reason) => this.onBroken(reason), persistent,
+      );
       const sectors = Math.floor(img.size / SECTOR_SIZE);
       let info = this.readOnly ? VDISK_READONLY : 0;
       if (deviceType?.trim() === 'cdrom') info |= VDISK_CDROM | VDISK_REMOVABLE;
@@ -412,8 +414,8 @@ export class Device {
       this.conn = conn;
       this.state = XenbusState.Connected;
       this.connects++;
-      log('%s: connected (%d queue(s), order %d, %s%s)', be, params.queues.length, params.ringPageOrder, params.abi.name,
-        persistent ? ', persistent grants' : '');
+      log('%s: connected (%d queue(s), order %d, %s%s)', be, params.queues.length, params.ringPageOrder,
+        params.abi.name, persistent ? ', persistent grants' : '');
     } catch (err) {
       conn?.close();
       const msg = err instanceof FrontendError ? `frontend ${fe}: ${err.message}` : `connect failed: ${(err as Error).message}`;

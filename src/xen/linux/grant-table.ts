@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import createDebug from 'debug';
 import { native } from '../../native/addon';
 import type { NativeAddon } from '../../native/types';
-import { GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantPage, type GrantTable, type RingMapping } from '../grant-table';
+import {
+  GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantPage, type GrantTable, type RingMapping,
+} from '../grant-table';
 import { openDevice, xenError } from './errors';
 import { processTiming } from './evtchn-timing';
 import { GrantCopyEncoder, type PinnedBytes } from './grant-copy';
@@ -50,7 +52,10 @@ export class LinuxGrantTable implements GrantTable {
   /** DEBUG=afsfile:timing: the copies' share of each round trip. */
   private readonly timing = processTiming();
   private closed = false;
-  readonly stats: GntdevStats = { copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0, grantsMapped: 0, grantMapFailures: 0 };
+  readonly stats: GntdevStats = {
+    copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0,
+    grantsMapped: 0, grantMapFailures: 0,
+  };
 
   /** Takes ownership of fd; probes grant copy (throws with a clear message when missing). */
   constructor(readonly fd: number, private readonly path = GNTDEV_DEVICE, private readonly addon: NativeAddon = native()) {
