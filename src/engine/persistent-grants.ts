@@ -4,14 +4,17 @@
 // xen_blkbk_map with persistent_gnts). A segment whose grant is kept mapped is then copied
 // with memcpy against the mapping: no grant-copy hypercall, no page pinning per segment.
 // Everything else (no mapping yet and no room for one, a grant that cannot be mapped) is
-// grant-copied as before, in one call for the rest of the batch.
+// grant-copied as before, in one call for the rest of the batch. A read whose every page is
+// kept mapped can be read from the file straight into them (views(): one copy instead of two).
 //
 // Bounds, so that a frontend cannot exhaust dom0 by offering ever new grefs: at most
 // `maxPerDevice` mappings per device (blkback's max_pgrants default, 1056), all devices of the
 // process together at most their PersistentBudget (4 KiB each; one mmap each, so this also
 // bounds the process's VMAs), and after `MAX_MAP_FAILURES` refused maps none is tried again
 // until the next connection. Mappings are never replaced: once full, new grefs are copied.
-// Everything is unmapped when the device's last ring goes (disconnect) or the engine closes.
+// Everything is unmapped when the device's last ring goes (disconnect) or the engine closes,
+// but never while a read into the mappings is in flight (the engine defers unmapAll until
+// then: an unmapped range could be mapped again by something else before the kernel writes).
 import { GNTST, PAGE_SIZE, GrantCopyBatch, type GrantPage, type GrantTable } from '../xen/grant-table';
 
 /** Linux blkback's max_pgrants default (xen_blkif_max_pgrants, drivers/block/xen-blkback/blkback.c). */
@@ -62,6 +65,13 @@ export function persistentFromEnv(value = process.env.AFSFILE_PERSISTENT): numbe
   return n === 1 ? DEFAULT_MAX_PERSISTENT_GRANTS : n;
 }
 
+/** What views() needs of a planned segment (blkif/validate.ts). */
+interface SegmentRef {
+  readonly gref: number;
+  readonly offsetInPage: number;
+  readonly length: number;
+}
+
 export interface PersistentStats {
   /** Grants mapped now. */
   mapped: number;
@@ -71,6 +81,8 @@ export interface PersistentStats {
   mapFailures: number;
   /** Maps not tried: the device's or the process's limit was reached. */
   overLimit: number;
+  /** Reads done straight into kept mappings (no pool, no copy to the guest). */
+  direct: number;
 }
 
 export class PersistentGrants {
@@ -80,7 +92,7 @@ export class PersistentGrants {
   /** The segments left for grant copy, and their index in the caller's batch. */
   private rest: GrantCopyBatch | undefined;
   private restIndex: Int32Array | undefined;
-  readonly st: PersistentStats = { mapped: 0, hits: 0, mapFailures: 0, overLimit: 0 };
+  readonly st: PersistentStats = { mapped: 0, hits: 0, mapFailures: 0, overLimit: 0, direct: 0 };
 
   constructor(
     private readonly grants: GrantTable,
@@ -93,24 +105,50 @@ export class PersistentGrants {
     return this.maxPerDevice > 0 && typeof this.grants.mapGrant === 'function';
   }
 
-  /** The frontend of domain `domid` negotiated persistent grants (a new connection). */
+  /** The frontend of domain `domid` negotiated persistent grants (a new connection). Callers
+   * unmap another domain's mappings first (unmapAll). */
   enable(domid: number): void {
-    if (this.domid !== domid) this.release();
+    if (this.domid !== domid && this.pages.size > 0) throw new Error('persistent grants: another domain\'s are mapped');
     this.domid = domid;
+  }
+
+  /** No more use of the mappings (they stay until unmapAll). */
+  disable(): void {
+    this.domid = -1;
+  }
+
+  /** Whether anything is mapped. */
+  get mappedCount(): number {
+    return this.pages.size;
   }
 
   get active(): boolean {
     return this.domid >= 0;
   }
 
-  /** Unmaps every kept grant and forgets the frontend (its last ring went away). */
-  release(): void {
+  /** Unmaps every kept grant (nothing may be reading into them) and forgets the frontend. */
+  unmapAll(): void {
     for (const page of this.pages.values()) page.unmap();
     this.budget.give(this.pages.size);
     this.pages.clear();
     this.st.mapped = 0;
-    this.domid = -1;
     this.failures = 0;
+  }
+
+  /**
+   * The pieces of guest memory a request's segments name, in order, when every one is (or
+   * can now be) kept mapped; null otherwise (the request goes through the pool).
+   */
+  views(domid: number, segments: readonly SegmentRef[]): Uint8Array[] | null {
+    if (domid !== this.domid) return null;
+    const out: Uint8Array[] = [];
+    for (const s of segments) {
+      const page = this.pages.get(s.gref) ?? this.map(s.gref);
+      if (page === undefined || s.offsetInPage + s.length > PAGE_SIZE) return null;
+      out.push(page.bytes.subarray(s.offsetInPage, s.offsetInPage + s.length));
+    }
+    this.st.direct++;
+    return out;
   }
 
   /**

@@ -8,6 +8,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlkifOp } from '../../src/blkif/constants';
 import { Device } from '../../src/worker/device/device';
+import type { IoCallback } from '../../src/engine/block-file';
+import { Image } from '../../src/image/image';
 import { PersistentBudget, persistentFromEnv, DEFAULT_MAX_PERSISTENT_GRANTS } from '../../src/engine/persistent-grants';
 import { pattern } from '../helpers/pattern';
 import { rig, type Rig, type RigOptions } from '../helpers/sim-rig';
@@ -74,6 +76,7 @@ test('on: negotiated, data right both ways, each grant mapped once and reused', 
   assert.ok(r.files[0].fsyncs >= 1, 'FLUSH still reaches fsync');
   const st = r.device.stats().engine!.persistentGrants!;
   assert.ok(st.hits > 0, 'segments went through kept mappings');
+  assert.ok(st.direct >= 4, 'reads went straight into the mapped pages');
   assert.is(g.segmentsCopied, copiedBefore, 'no grant copy at all');
   // Every grant the frontend ever made is mapped at most once.
   assert.is(g.grantMaps, r.front.stats.persistentGrants);
@@ -161,6 +164,53 @@ test('reconnect: unmapped with the old rings, negotiated again, data right', asy
   assert.is(g.grantsMapped, 0);
 });
 
+test('a read into the mappings in flight at disconnect: unmapped only once it is done', async () => {
+  let held: Array<() => void> | null = null;
+  const r = await persistentRig(1056, {
+    device: {
+      closeDeadlineMs: 200,
+      openImage: (p: string, ro: boolean) => {
+        const img = Image.open(p, { readOnly: ro });
+        const f = {
+          path: img.path, size: img.size, readOnly: img.readOnly, canDiscard: img.canDiscard,
+          read: (b: Uint8Array, o: number, cb: IoCallback) => img.read(b, o, cb),
+          readv: (v: Uint8Array[], o: number, cb: IoCallback) => {
+            if (held) held.push(() => img.readv(v, o, cb));
+            else img.readv(v, o, cb);
+          },
+          write: (b: Uint8Array, o: number, cb: IoCallback) => img.write(b, o, cb),
+          fsync: (cb: IoCallback) => img.fsync(cb),
+          discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
+          close: () => img.close(),
+        };
+        return f;
+      },
+    },
+  });
+  const g = r.platform.grants;
+  const a = pattern(32 * 1024, 51);
+  await r.front.write(64, a);
+  assert.equal(await r.front.read(64, a.length), a);
+  assert.ok((r.device.stats().engine!.persistentGrants!.direct) > 0);
+  held = [];
+  const pending = r.front.read(64, a.length);
+  await until('a read into the mappings is held', () => held!.length > 0, 3000);
+  const reconnected = r.front.reconnect();
+  await until('the old rings are gone', () => r.device.stats().queues === 0 || r.device.stats().connects > 1, 5000);
+  assert.ok(g.grantsMapped > 0, 'still mapped while the read is in flight');
+  const release = held;
+  held = null;
+  for (const go of release) go();
+  await reconnected;
+  assert.equal(await pending, a, 'the read was issued again on the new rings');
+  const b = pattern(32 * 1024, 52);
+  await r.front.write(200, b);
+  assert.equal(await r.front.read(200, b.length), b);
+  assert.ok(r.device.stats().engine!.persistentGrants!.mapped <= r.front.stats.persistentGrants);
+  await r.close();
+  assert.is(g.grantsMapped, 0);
+});
+
 test('a frontend that does not offer it: the backend offers, nothing is mapped', async () => {
   const r = await persistentRig(1056, { front: { persistent: false } });
   assert.is(await r.dom0.read(`${r.paths.backend}/feature-persistent`), '1');
@@ -180,7 +230,6 @@ async function restart(r: Rig, max: number) {
   await until('read in flight', () => (r.device.stats().engine?.inFlight ?? 0) > 0, 3000);
   await r.device.quiesce();
   assert.is(await r.dom0.read(`${r.paths.backend}/state`), '4');
-  assert.is(r.platform.grants.grantsMapped, 0, 'the old worker unmapped at quiesce');
   r.platform.close();
   const platform2 = r.hv.platform();
   const dev2 = new Device(r.dom0, platform2, r.paths.backend, {

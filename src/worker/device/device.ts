@@ -185,7 +185,8 @@ export class Device {
       this.engine = new Engine(this.image, this.platform.grants, this.deviceLimits(this.image), {
         ...this.config.engine,
         // O_DIRECT: kept copies would not be aligned for writing them again (durability.ts).
-        ...(this.config.direct ? { keepBytes: 0 } : {}),
+        // Nor may reads go straight into the guest's mapped pages (persistent grants).
+        ...(this.config.direct ? { keepBytes: 0, foreignIo: false } : {}),
         warn: (m) => this.warn(m),
       });
       this.imageOk = true;
