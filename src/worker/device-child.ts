@@ -451,6 +451,7 @@ export class DeviceChild {
         : undefined,
       stalls: e?.stalls,
       held: e?.held ?? 0,
+      persistentGrants: e?.persistentGrants,
       dirty: e?.dirty ?? false,
       ioPath: s?.ioPath,
       errors: this.errors,
