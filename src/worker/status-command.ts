@@ -184,7 +184,8 @@ function describe(m: StatusReport, now = Date.now()): string {
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
       const lock = d.lock && d.lock.state !== 'held' && d.lock.state !== 'adopted' && d.lock.note
         ? `image lock ${d.lock.state}: ${d.lock.note}` : null;
-      for (const l of [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), persistentLine(d), ...d.recentErrors]) {
+      const more = [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), persistentLine(d)];
+      for (const l of [...more, ...d.recentErrors]) {
         if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
       }
     }

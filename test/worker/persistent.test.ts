@@ -83,7 +83,8 @@ test('AFSFILE_PERSISTENT=1: negotiated, verified I/O, child killed under I/O and
   const disk = fs.readFileSync(image);
   for (let i = 0; i < 8; i++) {
     const off = (10_000 + i * 64) * 512;
-    assert.ok(Buffer.from(pattern(32768, 50 + i)).equals(disk.subarray(off, off + 32768)), `the image holds write ${i}`);
+    const want = Buffer.from(pattern(32768, 50 + i));
+    assert.ok(want.equals(disk.subarray(off, off + 32768)), `the image holds write ${i}`);
   }
   const after = await until('the new process maps again', () => {
     const s = read();
