@@ -211,6 +211,41 @@ test('a read into the mappings in flight at disconnect: unmapped only once it is
   assert.is(g.grantsMapped, 0);
 });
 
+test('hold-and-retry: a read straight into the mappings that fails EACCES twice is retried, then right', async () => {
+  let failures = 0;
+  const r = await persistentRig(1056, {
+    device: {
+      openImage: (p: string, ro: boolean) => {
+        const img = Image.open(p, { readOnly: ro });
+        return {
+          path: img.path, size: img.size, readOnly: img.readOnly, canDiscard: img.canDiscard,
+          read: (b: Uint8Array, o: number, cb: IoCallback) => img.read(b, o, cb),
+          readv: (v: Uint8Array[], o: number, cb: IoCallback) => {
+            if (failures > 0) {
+              failures--;
+              v[0].fill(0xee); // what a failed read may leave behind
+              return setImmediate(() => cb(Object.assign(new Error('EACCES'), { code: 'EACCES' })));
+            }
+            img.readv(v, o, cb);
+          },
+          write: (b: Uint8Array, o: number, cb: IoCallback) => img.write(b, o, cb),
+          fsync: (cb: IoCallback) => img.fsync(cb),
+          discard: (o: number, l: number, cb: IoCallback) => img.discard(o, l, cb),
+          close: () => img.close(),
+        };
+      },
+    },
+  });
+  const a = pattern(16 * 1024, 61);
+  await r.front.write(8, a);
+  assert.equal(await r.front.read(8, a.length), a);
+  failures = 2;
+  assert.equal(await r.front.read(8, a.length), a, 'held, retried, then the right data');
+  assert.is(failures, 0);
+  assert.ok(r.device.stats().engine!.retries >= 2);
+  await r.close();
+});
+
 test('a frontend that does not offer it: the backend offers, nothing is mapped', async () => {
   const r = await persistentRig(1056, { front: { persistent: false } });
   assert.is(await r.dom0.read(`${r.paths.backend}/feature-persistent`), '1');
