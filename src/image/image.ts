@@ -346,6 +346,31 @@ export class Image {
     this.io(false, buf, 0, buf.length, offset, cb);
   }
 
+  /**
+   * Reads views.length buffers in order from offset, as one READV (the pages of one request,
+   * each mapped on its own: persistent grants). Errors only through cb, never synchronously.
+   * The caller never passes foreign pages to an O_DIRECT image (direct I/O into them is unsafe).
+   */
+  readv(views: Uint8Array[], offset: number, cb: IoCallback): void {
+    if (this.ring !== null) return this.ring.readv(this.curFd, views, offset, cb);
+    this.busy++;
+    let total = 0;
+    for (const v of views) total += v.length;
+    fs.readv(this.curFd, views, offset, (err, n) => {
+      if (--this.busy === 0 && this.stale.length > 0) this.closeStale();
+      if (err) return cb(nameLinuxErrno(err));
+      if (n === total) return cb(null);
+      if (n === 0) return cb(Object.assign(new Error(`short read at ${offset}`), { code: 'EIO' }));
+      // A short read: the rest from where it stopped.
+      let skip = n;
+      let i = 0;
+      while (skip >= views[i].length) skip -= views[i++].length;
+      const rest = views.slice(i);
+      rest[0] = rest[0].subarray(skip);
+      this.readv(rest, offset + n, cb);
+    });
+  }
+
   /** How buffered reads went so far (a copy). */
   get nowaitStats(): NowaitStats {
     return { ...this.nowait };

@@ -94,6 +94,9 @@ export interface NativeAddon {
   /** Queues one SQE (no system call); false when the SQ is full: submit, then queue again. */
   uringRead(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
   uringWrite(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
+  /** One READV into `views` in order; the struct iovec array goes into `iov` (16 bytes a view,
+   * 8-byte aligned), which must stay alive until the completion. */
+  uringReadv(ring: RingHandle, fd: number, views: Uint8Array[], iov: Uint8Array, offset: number, tag: number): boolean;
   uringFsync(ring: RingHandle, fd: number, datasync: boolean, tag: number): boolean;
   uringFallocate(ring: RingHandle, fd: number, mode: number, offset: number, length: number, tag: number): boolean;
   /** io_uring_enter for every queued SQE: how many the kernel took, or a NEGATIVE errno. */

@@ -459,6 +459,7 @@ export class DeviceChild {
         : undefined,
       stalls: e?.stalls,
       held: e?.held ?? 0,
+      persistentGrants: e?.persistentGrants,
       dirty: e?.dirty ?? false,
       ioPath: s?.ioPath,
       errors: this.errors,

@@ -19,6 +19,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
   const req = obj(file.requests);
   const lat = obj(file.latency);
   const stalls = obj(file.stalls);
+  const pg = file.persistentGrants === undefined ? null : obj(file.persistentGrants);
   const phase = str(sup.phase);
   const running = pidAlive(file.pid, file.pidStart);
   const state = str(file.state) ?? phase ?? '?';
@@ -48,6 +49,10 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
       : null,
     stalls: { slot: num(stalls.slot), memory: num(stalls.memory) },
     held: num(file.held),
+    persistentGrants: pg === null ? null : {
+      mapped: num(pg.mapped), hits: num(pg.hits), direct: num(pg.direct),
+      mapFailures: num(pg.mapFailures), overLimit: num(pg.overLimit),
+    },
     message: str(sup.message),
     recentErrors: (Array.isArray(file.errors) ? file.errors : [])
       .filter((e): e is string => typeof e === 'string').slice(-3),
@@ -139,6 +144,14 @@ function stallLine(d: DeviceView): string | null {
     `${memory} for buffer memory (max-inflight)`;
 }
 
+/** Only for a device that offers persistent grants (AFSFILE_PERSISTENT). */
+function persistentLine(d: DeviceView): string | null {
+  const p = d.persistentGrants;
+  if (p === null) return null;
+  return `persistent grants: ${p.mapped} mapped, ${p.hits} segment(s) copied by memcpy, ${p.direct} read(s) ` +
+    `straight into guest pages, ${p.mapFailures} map(s) refused, ${p.overLimit} past the limit`;
+}
+
 function heldLine(d: DeviceView): string | null {
   return d.held ? `${d.held} request(s) held: a transient image error is being retried (hold-timeout)` : null;
 }
@@ -171,7 +184,8 @@ function describe(m: StatusReport, now = Date.now()): string {
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
       const lock = d.lock && d.lock.state !== 'held' && d.lock.state !== 'adopted' && d.lock.note
         ? `image lock ${d.lock.state}: ${d.lock.note}` : null;
-      for (const l of [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), ...d.recentErrors]) {
+      const more = [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), persistentLine(d)];
+      for (const l of [...more, ...d.recentErrors]) {
         if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
       }
     }
