@@ -85,7 +85,7 @@ export class DeviceLock {
     this.keyExpires = this.o.keyExpiry?.();
     this.follows = lockFollowsKey(image.fd, image.fsMagic);
     if (predecessor) {
-      const adopted = adoptLock(predecessor, image, writable);
+      const adopted = await adoptLock(predecessor, image, writable);
       if (typeof adopted !== 'string') {
         this.lock = adopted;
         this.keyExpires = undefined; // the predecessor's key: unknown
