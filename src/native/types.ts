@@ -57,16 +57,16 @@ export interface NativeAddon {
    */
   threadOpen(root: string | null, rel: string, flags: number, resolve: number, how: number,
     cb: (errno: number, syscall: string, fd: number, info: number[], real: string) => void): void;
-  /** flock(2) on a new thread: cb(errno), 0 on success. */
+  /** flock(2) on a new thread: cb(errno), 0 on success; op GETLK: fcntl(F_GETLK) instead. */
   threadFlock(fd: number, op: number, cb: (errno: number) => void): void;
+  /** fstat and fstatfs on a new thread: cb(errno, [dev, ino, size, mode, fsMagic, 0]). */
+  threadFstat(fd: number, cb: (errno: number, info: number[]) => void): void;
   /** close(2) on a new thread (on AFS the last close stores dirty data): cb(errno). */
   threadClose(fd: number, cb: (errno: number) => void): void;
   readonly OPEN_STAT_FIRST: number;
   readonly OPEN_PUNCH_PROBE: number;
 
   // --- the image lock (src/native/lock.c; used by src/image/lock.ts) ---
-  /** flock(2) on a libuv pool thread (a server call on AFS and NFS): cb(errno), 0 on success. */
-  flockAsync(fd: number, op: number, cb: (errno: number) => void): void;
   /** fcntl(F_DUPFD_CLOEXEC): another fd on the same open file description (and its lock). */
   dupCloexec(fd: number): number;
   /** pidfd_open(2) of a living process. */
@@ -79,7 +79,7 @@ export interface NativeAddon {
   readonly LOCK_SH: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;
-  /** flockAsync's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
+  /** threadFlock's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
    * fresh status from the file server). */
   readonly GETLK: number;
 
