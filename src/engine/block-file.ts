@@ -13,6 +13,11 @@ export interface BlockFile {
    * null: errors always come later. The engine relies on neither order.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void;
+  /**
+   * Optional: reads into several buffers in order from offset (one READV). Never called with
+   * foreign (guest-mapped) pages on an O_DIRECT file. Errors only through cb.
+   */
+  readv?(views: Uint8Array[], offset: number, cb: IoCallback): void;
   write(buf: Uint8Array, offset: number, cb: IoCallback): void;
   fsync(cb: IoCallback): void;
   /**

@@ -45,6 +45,8 @@ export class RequestContext {
   dataOffset = -1;
   dataPages = 0;
   buf: Uint8Array | null = null;
+  /** A read straight into the guest's kept-mapped pages (persistent grants), in file order; null when none. */
+  iov: Uint8Array[] | null = null;
   /** A write's data in the kept-data arena (Durability.reserve) instead of the pool; null when none. */
   keepSlot: ArenaSlot | null = null;
   steps: readonly number[] = STEPS_NONE;
@@ -85,6 +87,7 @@ export class RequestContext {
     this.dataOffset = -1;
     this.dataPages = 0;
     this.buf = null;
+    this.iov = null;
     this.keepSlot = null;
     this.steps = STEPS_NONE;
     this.stepIdx = 0;

@@ -30,6 +30,7 @@ import { nextRetryDelay } from './backoff';
 import { DEFAULT_FSYNC_INTERVAL_MS, Durability } from './durability';
 import { emptyStats, recordLatency, type EngineStats } from './stats';
 import { isTransient } from './transient';
+import { PersistentGrants, persistentFromEnv, type PersistentBudget } from './persistent-grants';
 
 const log = createDebug('afsfile:engine');
 
@@ -60,6 +61,18 @@ export interface EngineOptions {
    * given back at every fsync, as before; AFSFILE_KEEP=copy, for comparing the two in one boot).
    */
   keepInPlace?: boolean;
+  /**
+   * Grants kept mapped per device when the frontend negotiated feature-persistent (0: the
+   * feature is not offered; default AFSFILE_PERSISTENT, off; persistent-grants.ts).
+   */
+  persistentGrants?: number;
+  /** The process's bound on kept mappings (default: one shared by the process's devices). */
+  persistentBudget?: PersistentBudget;
+  /**
+   * Buffered reads may go from the file straight into kept-mapped guest pages (default true).
+   * False for O_DIRECT images: direct I/O into foreign pages is unsafe (they go through the pool).
+   */
+  foreignIo?: boolean;
   /** Idle time after which the buffer pool's memory goes back to the host (default 3000 ms; 0: never). */
   poolReleaseIdleMs?: number;
   /** The engine took a request while none was in flight (the status file is due). */
@@ -145,6 +158,14 @@ export class Engine {
   private readonly pumpBound = () => this.pump();
   /** Woken by the process budget when memory was given back. */
   private readonly budgetWake = () => this.schedule();
+  /** Kept grant mappings (null: feature-persistent not offered). */
+  private readonly pgrants: PersistentGrants | null;
+  /** Reads into kept mappings in flight: nothing is unmapped until they are done. */
+  private foreignOps = 0;
+  /** The mappings are to go once foreignOps is 0; then persistence for this domain (or -1). */
+  private unmapWanted = false;
+  private enableAfterUnmap = -1;
+  private readonly directReads: boolean;
 
   constructor(
     private readonly file: BlockFile,
@@ -174,6 +195,10 @@ export class Engine {
     const perRequest = Math.max(MAX_SEGMENTS_PER_REQUEST, limits.maxIndirectSegments, MAX_INDIRECT_PAGES_PER_REQUEST);
     this.batch = new GrantCopyBatch(this.maxRequests * perRequest);
     this.keepBatch = new GrantCopyBatch(this.maxRequests * perRequest);
+    const pg = new PersistentGrants(grants, opts.persistentGrants ?? persistentFromEnv(), opts.persistentBudget);
+    this.pgrants = pg.supported ? pg : null;
+    this.directReads = this.pgrants !== null && opts.foreignIo !== false && typeof file.readv === 'function' &&
+      (file as { direct?: boolean }).direct !== true;
     this.dur = new Durability(file, this.st, this.holdMs, {
       onTransientError: opts.onTransientError,
       warn: (m) => this.warn(m),
@@ -197,10 +222,27 @@ export class Engine {
     this.dur.retune(t);
   }
 
-  /** Adds a ring (a queue); returns the handle to kick when its event channel fires. */
-  addQueue(ring: BackRing, domid: number, hooks: QueueHooks): EngineQueue {
+  /** Whether to advertise feature-persistent (the setting is on and the platform can map grants). */
+  get offersPersistentGrants(): boolean {
+    return this.pgrants !== null;
+  }
+
+  /**
+   * Adds a ring (a queue); returns the handle to kick when its event channel fires.
+   * `persistent`: the frontend negotiated feature-persistent (blkif.h): its grants are kept
+   * mapped (if offersPersistentGrants) until its last ring is removed.
+   */
+  addQueue(ring: BackRing, domid: number, hooks: QueueHooks, persistent = false): EngineQueue {
     const q = new EngineQueue(this.nextQueueId++, ring, domid, hooks, this.maxRequests);
     this.queues.push(q);
+    if (persistent && this.pgrants) {
+      // Another connection's mappings still wait for reads into them: grant copy until then.
+      if (this.unmapWanted) this.enableAfterUnmap = domid;
+      else if (this.pgrants.mappedCount > 0 && !this.pgrants.active) {
+        this.pgrants.unmapAll(); // nothing reads into them (foreignOps is 0)
+        this.pgrants.enable(domid);
+      } else this.pgrants.enable(domid);
+    }
     this.schedule();
     return q;
   }
@@ -213,7 +255,19 @@ export class Engine {
     q.dead = true;
     const i = this.queues.indexOf(q);
     if (i >= 0) this.queues.splice(i, 1);
+    // Nothing copies for a dead ring any more (every copy checks queue.dead first).
+    if (this.queues.length === 0) this.releaseMappings();
     this.schedule();
+  }
+
+  /** The last ring went: no more use of the mappings; unmapped once no read goes into them. */
+  private releaseMappings(): void {
+    const pg = this.pgrants;
+    if (pg === null) return;
+    pg.disable();
+    this.enableAfterUnmap = -1;
+    if (this.foreignOps === 0) pg.unmapAll();
+    else this.unmapWanted = true;
   }
 
   /** The ring has new requests (its event channel fired). */
@@ -269,6 +323,7 @@ export class Engine {
     this.poolMemory.close();
     for (const q of this.queues) q.dead = true;
     this.queues.length = 0;
+    this.releaseMappings();
   }
 
   stats(): EngineStats {
@@ -278,7 +333,9 @@ export class Engine {
     let held = this.held.length;
     for (const ctx of this.order) if (ctx.state === IO && ctx.firstErrorAt !== 0) held++; // transient retry
     this.st.held = held;
-    return { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice(), stalls: { ...this.st.stalls } };
+    const out: EngineStats = { ...this.st, requests: { ...this.st.requests }, latency: this.st.latency.slice(), stalls: { ...this.st.stalls } };
+    if (this.pgrants) out.persistentGrants = { ...this.pgrants.st };
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -485,6 +542,15 @@ export class Engine {
         this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
         continue;
       }
+      if (plan.kind === 'read' && this.directReads) {
+        // Every page kept mapped: the file is read straight into them, no pool, no copy-out.
+        const views = this.pgrants!.views(ctx.queue.domid, plan.segments);
+        if (views !== null) {
+          ctx.iov = views;
+          ctx.state = WAIT_ORDER;
+          continue;
+        }
+      }
       if (plan.kind === 'write') {
         // Where the data will be kept until an fsync covers it, if there is room: no pool
         // memory, and no copy when the write completes.
@@ -571,7 +637,9 @@ export class Engine {
     if (batched.length === 0) return;
     let ok = true;
     try {
-      this.grants.copy(batch, mem);
+      const pg = this.pgrants;
+      if (pg !== null && pg.active) pg.copy(batch, mem);
+      else this.grants.copy(batch, mem);
     } catch (err) {
       this.warn(`grant copy of ${batch.count} segments failed: ${(err as Error).message}`);
       ok = false;
@@ -632,7 +700,10 @@ export class Engine {
         if (plan.kind !== 'read') return;
         if (this.dur.holding) return void this.held.push(ctx);
         this.fileOps++;
-        this.file.read(ctx.buf!, plan.fileOffset, ctx.onIo);
+        if (ctx.iov !== null) {
+          this.foreignOps++;
+          this.file.readv!(ctx.iov, plan.fileOffset, ctx.onIo);
+        } else this.file.read(ctx.buf!, plan.fileOffset, ctx.onIo);
         return;
       case STEP_WRITE:
         if (plan.kind !== 'write') return;
@@ -679,6 +750,7 @@ export class Engine {
       this.quietWaiters = [];
       for (const w of waiters) w();
     }
+    if (step === STEP_READ && ctx.iov !== null && --this.foreignOps === 0 && this.unmapWanted) this.unmapNow();
     if (ctx.state !== IO) return;
     const opName = OP_NAMES[step];
     if (err) {
@@ -722,11 +794,18 @@ export class Engine {
       this.st.bytesDiscarded += plan.bytes;
     } else if (step === STEP_READ && plan.kind === 'read') {
       // What the file gave may predate a store its client dropped (durability.ts).
-      this.dur.overlay(plan.fileOffset, ctx.buf!);
+      const iov = ctx.iov;
+      if (iov === null) this.dur.overlay(plan.fileOffset, ctx.buf!);
+      else for (let k = 0; k < iov.length; k++) this.dur.overlay(plan.segments[k].fileOffset, iov[k]);
       this.st.bytesRead += plan.bytes;
     }
     ctx.stepIdx++;
     if (ctx.stepIdx < ctx.steps.length) return this.runStep(ctx);
+    // Read straight into the guest's pages: nothing to copy, answered now (if its ring lives).
+    if (step === STEP_READ && ctx.iov !== null) {
+      const dead = ctx.queue === null || ctx.queue.dead;
+      return this.finish(ctx, dead ? BlkifStatus.ERROR : BlkifStatus.OKAY, dead ? 'ring disconnected' : undefined);
+    }
     if (step === STEP_READ) {
       ctx.state = COPY_OUT;
       if (this.issuing) this.readsNow++;
@@ -734,6 +813,16 @@ export class Engine {
       return;
     }
     this.finish(ctx, BlkifStatus.OKAY);
+  }
+
+  /** No read goes into the mappings any more: unmap them, then serve a new connection's. */
+  private unmapNow(): void {
+    const pg = this.pgrants!;
+    this.unmapWanted = false;
+    pg.unmapAll();
+    const domid = this.enableAfterUnmap;
+    this.enableAfterUnmap = -1;
+    if (domid >= 0) pg.enable(domid);
   }
 
   // --- 1. read data to the guests ------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Per-device counters a person can read in `afsfile status` (mirage blkback and Linux blkback
 // keep similar ones): requests by operation, bytes, errors, in-flight, fsyncs, latency buckets.
 
+import type { PersistentStats } from './persistent-grants';
+
 /** Upper bounds (ms) of the latency buckets; the last bucket is everything slower. */
 export const LATENCY_BUCKETS_MS = [0.1, 0.5, 1, 5, 10, 50, 100, 500, 1000, 5000] as const;
 
@@ -40,6 +42,8 @@ export interface EngineStats {
   /** Requests held now: waiting for a transient image error to clear or for Durability (a
    * recovery, or room for kept data), within hold-timeout. Set by Engine.stats(). */
   held: number;
+  /** Persistent grants (persistent-grants.ts), when the device offers them. */
+  persistentGrants?: PersistentStats;
 }
 
 export function emptyStats(): EngineStats {

@@ -12,9 +12,11 @@ import * as fs from 'node:fs';
  */
 export type LockReach = 'afs' | 'nfs' | 'local' | 'host-only' | 'unknown';
 
+/** AFS_FS_MAGIC, Linux include/uapi/linux/magic.h: kAFS. */
+const KAFS_MAGIC = 0x6b414653;
 /** statfs f_type values, Linux include/uapi/linux/magic.h (OpenAFS: afs/afs_osi.h AFS_SUPER_MAGIC). */
 const MAGIC: ReadonlyMap<number, LockReach> = new Map([
-  [0x6b414653, 'afs'], // AFS_FS_MAGIC (kAFS)
+  [KAFS_MAGIC, 'afs'],
   [0x5346414f, 'afs'], // OpenAFS
   [0x6969, 'nfs'], // NFS_SUPER_MAGIC
   [0x65735546, 'host-only'], // FUSE_SUPER_MAGIC: flock is the kernel's unless the file system takes it
@@ -30,16 +32,35 @@ const MAGIC: ReadonlyMap<number, LockReach> = new Map([
 /** The reach of a lock on this open file. `fsMagic`: its statfs f_type when known already
  * (asked where the image was opened, not on the loop: statfs is a server call on AFS). */
 export function lockReach(fd: number, fsMagic?: number): LockReach {
-  let type: number;
-  try {
-    // Through the fd's magic link: the file that is open, whatever its name is now.
-    type = fsMagic || Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
-  } catch {
-    return 'unknown';
-  }
-  const reach = MAGIC.get(type) ?? 'unknown';
+  const type = fsType(fd, fsMagic);
+  const reach = type === undefined ? 'unknown' : MAGIC.get(type) ?? 'unknown';
   if (reach === 'nfs' && nfsLocksStayLocal(mountOptions(fd))) return 'host-only';
   return reach;
+}
+
+/**
+ * Whether the lock on this open file must follow the key of each token renewal: on kAFS only.
+ * kAFS extends a lock with the key of the open file that took it (fs/afs/flock.c
+ * afs_lock_work, vnode->lock_key), which lapses with its token. The OpenAFS client extends
+ * every flock it holds once a minute with its own daemon's credentials, whatever the tokens
+ * of the process that locked (src/afs/afs_daemons.c afs_Daemon -> afs_vcache.c
+ * afs_FlushActiveVcaches(1), afs_osi_credp), and the file server checks no right on an
+ * extension (viced/afsfileprocs.c SAFSS_ExtendLock, DONTCHECK): there the lock stays on its
+ * open file. Moving it would only open a gap (release, then set) another client could take.
+ */
+export function lockFollowsKey(fd: number, fsMagic?: number): boolean {
+  return fsType(fd, fsMagic) === KAFS_MAGIC;
+}
+
+/** statfs f_type of an open file (given, or asked through its magic link), if it can be had. */
+function fsType(fd: number, fsMagic?: number): number | undefined {
+  if (fsMagic) return fsMagic;
+  try {
+    // Through the fd's magic link: the file that is open, whatever its name is now.
+    return Number(fs.statfsSync(`/proc/self/fd/${fd}`).type);
+  } catch {
+    return undefined;
+  }
 }
 
 /** NFS mount options under which flock never reaches the server (nfs(5): nolock, local_lock). */

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
-import { closeOnThread, flockOnThread, openOnThread } from './thread-io';
+import { closeOnThread, flockOnThread, fstatOnThread, getlkOnThread, openOnThread } from './thread-io';
 import { processStart } from '../util/proc-identity';
 import { type LockReach, lockReach, lockWorks } from './lock-fs';
 
@@ -186,20 +186,22 @@ export async function relockImage(
 ): Promise<LockOutcome> {
   const old = lock.status();
   const addon = native();
+  // Each call on a thread of its own (thread-io.ts): on AFS the open, the lock, F_GETLK and the
+  // close each wait for the file server, and must hold neither the loop nor the pool.
   const opened = old.fd === null
     ? new Error('no descriptor holds it')
-    : await new Promise<number | Error>((r) => fs.open(`/proc/self/fd/${old.fd}`, 'r', (e, f) => r(e ?? f)));
+    : await openOnThread(`/proc/self/fd/${old.fd}`, fs.constants.O_RDONLY);
   await new Promise<void>((r) => lock.release(r));
-  if (typeof opened !== 'number') {
+  if (opened instanceof Error) {
     return { ok: false, busy: false, message: `${path}: cannot open the image again for its lock (${opened.message})` };
   }
-  const fresh = opened;
+  const fresh = opened.fd;
   const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
   const started = Date.now();
   let code = '';
   for (;;) {
     if (w.cancelled()) break;
-    const errno = await new Promise<number>((r) => addon.flockAsync(fresh, op, r));
+    const errno = await flockOnThread(fresh, op);
     if (errno === 0) {
       if (w.cancelled()) break;
       return {
@@ -212,12 +214,12 @@ export async function relockImage(
     }
     code = errnoName(errno);
     if ((code !== 'EWOULDBLOCK' && code !== 'EAGAIN') || Date.now() - started >= w.waitMs) break;
-    await new Promise<number>((r) => addon.flockAsync(fresh, addon.GETLK, r));
+    await getlkOnThread(fresh);
     // Often at first (a release under way), then once a second (a lapse awaited: each try
     // costs the file server a status call).
     await sleep(Date.now() - started < 2000 ? w.retryMs : Math.max(w.retryMs, 1000));
   }
-  fs.close(fresh, () => undefined);
+  closeOnThread(fresh);
   if (w.cancelled()) {
     return { ok: false, busy: false, message: `${path}: the device went away while its lock was moved` };
   }
@@ -249,11 +251,13 @@ export interface LockHolder {
 /**
  * Takes the lock's open file from the previous process of this device, still alive (after a
  * supervisor restart): the same open file description, so the same lock, never released in
- * between. The file must be the image opened here (dev, ino). A string: why not.
+ * between. The file must be the image opened here (dev, ino), asked on a thread of its own
+ * (fstat on AFS may wait for the file server). A string: why not.
  */
-export function adoptLock(
-  from: LockHolder, image: { readonly dev: number; readonly ino: number }, writable: boolean,
-): ImageLock | string {
+export async function adoptLock(
+  from: LockHolder, image: { readonly dev: number; readonly ino: number; readonly fsMagic?: number },
+  writable: boolean,
+): Promise<ImageLock | string> {
   const addon = native();
   let pidfd: number;
   try {
@@ -270,14 +274,16 @@ export function adoptLock(
     } catch (e) {
       return `cannot take its lock (${(e as Error).message})`;
     }
-    const st = fs.fstatSync(fd);
-    if (st.dev !== image.dev || st.ino !== image.ino) {
-      fs.closeSync(fd);
-      return `its descriptor ${from.fd} is not this image`;
+    const st = await fstatOnThread(fd);
+    if (st instanceof Error || st.dev !== image.dev || st.ino !== image.ino) {
+      // Closed on a thread too: this open file holds the predecessor's lock.
+      closeOnThread(fd);
+      return st instanceof Error ? `cannot check its descriptor ${from.fd} (${st.message})`
+        : `its descriptor ${from.fd} is not this image`;
     }
     return new ImageLock(fd, {
-      state: 'adopted', mode: lockMode(writable), reach: lockReach(fd), since: new Date().toISOString(),
-      note: `adopted from process ${from.pid}`,
+      state: 'adopted', mode: lockMode(writable), reach: lockReach(fd, image.fsMagic || st.fsMagic),
+      since: new Date().toISOString(), note: `adopted from process ${from.pid}`,
     });
   } finally {
     fs.closeSync(pidfd);

@@ -1,4 +1,4 @@
-// An image's open, lock and close on threads of their own (src/native/thread-op.c), not on
+// An image's open, lock, fstat and close on threads of their own (src/native/thread-op.c), not on
 // libuv's thread pool: on a hung file server each such call waits as long as the server does,
 // and a few hung images would hold every pool thread, leaving the other disks of a device host
 // without opens and closes. A thread per call holds only itself.
@@ -26,6 +26,28 @@ export function closeOnThread(fd: number, done: (err: NodeJS.ErrnoException | nu
 /** flock(2) on a thread of its own: 0, or the errno. */
 export function flockOnThread(fd: number, op: number): Promise<number> {
   return new Promise((resolve) => native().threadFlock(fd, op, resolve));
+}
+
+/** fcntl(F_GETLK) for a whole-file write lock on a thread of its own: 0 when no lock is seen,
+ * EAGAIN when one is, else the errno (on kAFS a fresh status from the file server). */
+export function getlkOnThread(fd: number): Promise<number> {
+  return flockOnThread(fd, native().GETLK);
+}
+
+/** What fstatOnThread says of an open file. */
+export interface ThreadStat {
+  readonly dev: number;
+  readonly ino: number;
+  /** statfs f_type of its file system (0: unknown). */
+  readonly fsMagic: number;
+}
+
+/** fstat and fstatfs of an open file on a thread of its own (on AFS statfs asks the server). */
+export function fstatOnThread(fd: number): Promise<ThreadStat | NodeJS.ErrnoException> {
+  return new Promise((resolve) => native().threadFstat(fd, (errno, info) => {
+    if (errno !== 0) resolve(errnoError(errno, 'fstat'));
+    else resolve({ dev: info[0] ?? 0, ino: info[1] ?? 0, fsMagic: info[4] ?? 0 });
+  }));
 }
 
 /** A regular file opened by openOnThread, with its identity. */

@@ -22,7 +22,10 @@ const OP_READ = 0;
 const OP_WRITE = 1;
 const OP_FSYNC = 2;
 const OP_FALLOCATE = 3;
-const OP_NAMES = ['read', 'write', 'fdatasync', 'fallocate'];
+const OP_READV = 4;
+const OP_NAMES = ['read', 'write', 'fdatasync', 'fallocate', 'read'];
+/** struct iovec: two 64-bit words. */
+const IOVEC_SIZE = 16;
 /** Completions taken per uringReap call. */
 const REAP_MAX = 64;
 const { EINTR, EAGAIN, EBUSY } = os.constants.errno;
@@ -32,7 +35,11 @@ class Op {
   code = OP_READ;
   fd = -1;
   buf: Uint8Array | null = null;
-  /** Bytes of buf done so far (a short read or write goes on from here). */
+  /** readv: the buffers, in file order, their total length, and the iovec array (kept per op). */
+  views: Uint8Array[] | null = null;
+  total = 0;
+  iov: Uint8Array | null = null;
+  /** Bytes of buf (or views) done so far (a short read or write goes on from here). */
   done = 0;
   offset = 0;
   /** fallocate's mode and length. */
@@ -84,6 +91,13 @@ export class Uring {
     this.start(OP_WRITE, fd, buf, offset, 0, 0, cb);
   }
 
+  /** One READV filling `views` in order from offset (each a page of a request). */
+  readv(fd: number, views: Uint8Array[], offset: number, cb: IoCallback): void {
+    let total = 0;
+    for (let i = 0; i < views.length; i++) total += views[i].length;
+    this.start(OP_READV, fd, null, offset, 0, total, cb, views);
+  }
+
   fdatasync(fd: number, cb: IoCallback): void {
     this.start(OP_FSYNC, fd, null, 0, 0, 0, cb);
   }
@@ -123,6 +137,7 @@ export class Uring {
 
   private start(
     code: number, fd: number, buf: Uint8Array | null, offset: number, mode: number, length: number, cb: IoCallback,
+    views: Uint8Array[] | null = null,
   ): void {
     if (this.closed) return cb(Object.assign(new Error('image closed'), { code: 'EBADF' }));
     const op = this.free.pop() ?? this.newOp();
@@ -134,6 +149,13 @@ export class Uring {
     op.mode = mode;
     op.length = length;
     op.cb = cb;
+    op.views = views;
+    if (views !== null) {
+      op.total = length;
+      if (op.iov === null || op.iov.length < views.length * IOVEC_SIZE) {
+        op.iov = new Uint8Array(new BigUint64Array(Math.max(views.length, 64) * 2).buffer);
+      }
+    }
     this.inFlight++;
     if (!this.referenced) {
       // Something in flight keeps the process alive, as a thread-pool request would.
@@ -159,6 +181,7 @@ export class Uring {
         case OP_READ: ok = a.uringRead(r, op.fd, rest(op), op.offset + op.done, op.tag); break;
         case OP_WRITE: ok = a.uringWrite(r, op.fd, rest(op), op.offset + op.done, op.tag); break;
         case OP_FSYNC: ok = a.uringFsync(r, op.fd, true, op.tag); break;
+        case OP_READV: ok = a.uringReadv(r, op.fd, restViews(op), op.iov!, op.offset + op.done, op.tag); break;
         default: ok = a.uringFallocate(r, op.fd, op.mode, op.offset, op.length, op.tag);
       }
       if (ok) break;
@@ -241,8 +264,8 @@ export class Uring {
   }
 
   private complete(op: Op, res: number): void {
-    if (res >= 0 && (op.code === OP_READ || op.code === OP_WRITE)) {
-      const want = op.buf!.length - op.done;
+    if (res >= 0 && (op.code === OP_READ || op.code === OP_WRITE || op.code === OP_READV)) {
+      const want = (op.code === OP_READV ? op.total : op.buf!.length) - op.done;
       if (res < want) {
         const at = op.offset + op.done;
         const short = `short ${OP_NAMES[op.code]} at ${at}`;
@@ -258,6 +281,7 @@ export class Uring {
     const cb = op.cb!;
     op.cb = null;
     op.buf = null;
+    op.views = null;
     this.free.push(op);
     if (--this.inFlight === 0) this.idle?.();
     cb(err);
@@ -269,6 +293,18 @@ export class Uring {
 /** What is left of op's buffer (all of it unless a short transfer went before). */
 function rest(op: Op): Uint8Array {
   return op.done === 0 ? op.buf! : op.buf!.subarray(op.done);
+}
+
+/** What is left of op's views after a short read: the rest of the view it stopped in, and after. */
+function restViews(op: Op): Uint8Array[] {
+  const views = op.views!;
+  if (op.done === 0) return views;
+  let skip = op.done;
+  let i = 0;
+  while (skip >= views[i].length) skip -= views[i++].length;
+  const out = views.slice(i);
+  out[0] = out[0].subarray(skip);
+  return out;
 }
 
 function errnoError(errno: number, syscall: string): NodeJS.ErrnoException {

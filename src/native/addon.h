@@ -52,6 +52,12 @@ int afs_register_openat2(napi_env env, napi_value exports);  /* openat2.c */
 int afs_register_lock(napi_env env, napi_value exports);     /* lock.c */
 int afs_register_thread_op(napi_env env, napi_value exports); /* thread-op.c */
 
+/* threadFlock's op for fcntl(F_GETLK) on the whole file instead of flock(2) (exported as GETLK by
+ * lock.c): kAFS answers it from a fresh FetchStatus (fs/afs/flock.c afs_do_getlk), which
+ * refreshes the lock count a non-blocking flock is refused on without asking the server
+ * (afs_do_setlk). */
+#define AFS_OP_GETLK 0x1000
+
 struct afs_fn { const char *name; napi_callback cb; };
 #define AFS_COUNT(a) (sizeof (a) / sizeof (a)[0])
 /* exports[name] = a function calling cb, for each; or an int32 constant. 0, else an error is pending. */

@@ -1,12 +1,11 @@
-/* The cell-wide image lock (src/image/lock.ts): flock(2) on a pool thread (on AFS and NFS it is
- * a call to the server, which may hang), a close-on-exec dup (the lock belongs to the open file
- * description, which the dup keeps alive), and taking an open file from another living process
- * with pidfd_getfd(2) (Linux >= 5.6), so that a restarted worker adopts a held lock rather than
- * locking again. */
+/* The cell-wide image lock (src/image/lock.ts): a close-on-exec dup (the lock belongs to the open
+ * file description, which the dup keeps alive), and taking an open file from another living
+ * process with pidfd_getfd(2) (Linux >= 5.6), so that a restarted worker adopts a held lock
+ * rather than locking again. flock(2) and F_GETLK, calls to the server on AFS and NFS which may
+ * hang, run on threads of their own (thread-op.c). */
 #include "addon.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -24,66 +23,6 @@
 #ifndef PR_SET_PTRACER_ANY
 #define PR_SET_PTRACER_ANY ((unsigned long)-1)
 #endif
-
-/* flockAsync's op for fcntl(F_GETLK) on the whole file instead of flock(2): kAFS answers it from a
- * fresh FetchStatus (fs/afs/flock.c afs_do_getlk), which refreshes the lock count a
- * non-blocking flock is refused on without asking the server (afs_do_setlk). */
-#define AFS_OP_GETLK 0x1000
-
-struct flock_work {
-  napi_async_work work;
-  napi_ref cb;
-  int fd, op, err;
-};
-
-static void flock_execute(napi_env env, void *data) {
-  (void)env;
-  struct flock_work *w = data;
-  int r;
-  if (w->op & AFS_OP_GETLK) {
-    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
-    do r = fcntl(w->fd, F_GETLK, &fl); while (r < 0 && errno == EINTR);
-    w->err = r < 0 ? errno : fl.l_type == F_UNLCK ? 0 : EAGAIN;
-    return;
-  }
-  do r = flock(w->fd, w->op); while (r < 0 && errno == EINTR);
-  w->err = r < 0 ? errno : 0;
-}
-
-static void flock_complete(napi_env env, napi_status status, void *data) {
-  struct flock_work *w = data;
-  napi_value cb, global, arg;
-  int err = status == napi_ok ? w->err : ECANCELED;
-  if (napi_get_reference_value(env, w->cb, &cb) == napi_ok && napi_get_global(env, &global) == napi_ok &&
-      napi_create_int32(env, err, &arg) == napi_ok) {
-    napi_call_function(env, global, cb, 1, &arg, NULL);
-  }
-  napi_delete_reference(env, w->cb);
-  napi_delete_async_work(env, w->work);
-  free(w);
-}
-
-/* flockAsync(fd, op, cb(errno)): op as <sys/file.h> (LOCK_SH/LOCK_EX | LOCK_NB), or GETLK: 0 when
- * fcntl(F_GETLK) sees no lock, EAGAIN when it sees one, else its errno. */
-static napi_value js_flock_async(napi_env env, napi_callback_info info) {
-  napi_value argv[3], name;
-  int64_t fd;
-  uint32_t op;
-  if (afs_args(env, info, 3, argv, "flockAsync(fd, op, cb)") || afs_arg_fd(env, argv[0], &fd) ||
-      afs_arg_u32(env, argv[1], &op)) return NULL;
-  struct flock_work *w = calloc(1, sizeof *w);
-  if (!w) return afs_throw_errno(env, "flockAsync", ENOMEM);
-  w->fd = (int)fd;
-  w->op = (int)op;
-  if (napi_create_reference(env, argv[2], 1, &w->cb) != napi_ok ||
-      napi_create_string_utf8(env, "afsfile:flock", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, flock_execute, flock_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
-    free(w);
-    return afs_throw_type(env, "flockAsync: cannot queue the call");
-  }
-  return afs_undefined(env);
-}
 
 /* dupCloexec(fd) -> a new fd on the same open file description, close-on-exec. */
 static napi_value js_dup_cloexec(napi_env env, napi_callback_info info) {
@@ -129,7 +68,7 @@ static napi_value js_allow_ptrace_any(napi_env env, napi_callback_info info) {
 
 int afs_register_lock(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
-    { "flockAsync", js_flock_async }, { "dupCloexec", js_dup_cloexec }, { "pidfdOpen", js_pidfd_open },
+    { "dupCloexec", js_dup_cloexec }, { "pidfdOpen", js_pidfd_open },
     { "pidfdGetfd", js_pidfd_getfd }, { "allowPtraceAny", js_allow_ptrace_any },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) || afs_set_i32(env, exports, "LOCK_SH", LOCK_SH) ||

@@ -1,4 +1,4 @@
-/* The calls of an image's open, lock and close, each on a thread of its own: a detached pthread
+/* The calls of an image's open, lock (flock, F_GETLK), fstat and close, each on a thread of its own: a detached pthread
  * per call, its result handed to the loop through one uv_async_t. On AFS or NFS each of these
  * can wait for a file server for minutes; on libuv's thread pool (4 threads by default) a few
  * hung images would hold every pool thread, and a device host's other disks would wait for
@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-enum { OP_OPEN, OP_FLOCK, OP_CLOSE };
+enum { OP_OPEN, OP_FLOCK, OP_FSTAT, OP_CLOSE };
 /* threadOpen's `how` bits. */
 enum { HOW_STAT_FIRST = 1, HOW_PUNCH_PROBE = 2 };
 #define THREAD_STACK (256 * 1024)
@@ -118,9 +118,23 @@ static void *thread_main(void *arg) {
   switch (o->kind) {
     case OP_OPEN: run_open(o); break;
     case OP_FLOCK:
+      if (o->arg & AFS_OP_GETLK) {
+        /* 0 when no lock is seen, EAGAIN when one is (a write lock asked for, whole file). */
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+        do r = fcntl(o->fd, F_GETLK, &fl); while (r < 0 && errno == EINTR);
+        o->err = r < 0 ? errno : fl.l_type == F_UNLCK ? 0 : EAGAIN;
+        break;
+      }
       do r = flock(o->fd, o->arg); while (r < 0 && errno == EINTR);
       o->err = r < 0 ? errno : 0;
       break;
+    case OP_FSTAT: {
+      /* On AFS, fstatfs asks the volume's server (kAFS afs_statfs). */
+      struct statfs sf;
+      if (fstat(o->fd, &o->st) < 0) { o->err = errno; o->syscall = "fstat"; break; }
+      o->magic = fstatfs(o->fd, &sf) == 0 ? (int64_t)(unsigned long)sf.f_type : 0;
+      break;
+    }
     default:
       /* No retry on EINTR: the descriptor is gone either way (close(2), Linux). */
       o->err = close(o->fd) < 0 && errno != EINTR ? errno : 0;
@@ -158,13 +172,14 @@ static napi_value open_info(napi_env env, struct op *o) {
   return arr;
 }
 
-/* Answers one call: open cb(errno, syscall, fd, info, real); flock and close cb(errno). */
+/* Answers one call: open cb(errno, syscall, fd, info, real); fstat cb(errno, info); flock and
+ * close cb(errno). */
 static void deliver(napi_env env, struct op *o) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok)
     napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
   napi_value args[5], cb, recv;
-  size_t argc = o->kind == OP_OPEN ? 5 : 1;
+  size_t argc = o->kind == OP_OPEN ? 5 : o->kind == OP_FSTAT ? 2 : 1;
   int ok = napi_create_int32(env, o->err, &args[0]) == napi_ok &&
            napi_get_reference_value(env, o->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok;
   if (ok && o->kind == OP_OPEN) {
@@ -172,6 +187,7 @@ static void deliver(napi_env env, struct op *o) {
          napi_create_int32(env, o->out_fd, &args[2]) == napi_ok && (args[3] = open_info(env, o)) != NULL &&
          napi_create_string_utf8(env, o->real, NAPI_AUTO_LENGTH, &args[4]) == napi_ok;
   }
+  if (ok && o->kind == OP_FSTAT) ok = (args[1] = open_info(env, o)) != NULL;
   if (!ok) {
     /* The answer would be lost and the device would wait for ever. */
     napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)",
@@ -327,7 +343,7 @@ static napi_value js_thread_open(napi_env env, napi_callback_info info) {
   return start(env, o, argv[5], "afsfile:threadOpen");
 }
 
-/* threadFlock(fd, op, cb(errno)): op as <sys/file.h>. */
+/* threadFlock(fd, op, cb(errno)): op as <sys/file.h>, or GETLK (fcntl F_GETLK). */
 static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int64_t fd;
@@ -340,6 +356,18 @@ static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
   o->fd = (int)fd;
   o->arg = (int)op;
   return start(env, o, argv[2], "afsfile:threadFlock");
+}
+
+/* threadFstat(fd, cb(errno, info)): fstat and fstatfs, info as threadOpen's. */
+static napi_value js_thread_fstat(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  if (afs_args(env, info, 2, argv, "threadFstat(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadFstat", ENOMEM);
+  o->kind = OP_FSTAT;
+  o->fd = (int)fd;
+  return start(env, o, argv[1], "afsfile:threadFstat");
 }
 
 /* threadClose(fd, cb(errno)). */
@@ -356,7 +384,8 @@ static napi_value js_thread_close(napi_env env, napi_callback_info info) {
 
 int afs_register_thread_op(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
-    { "threadOpen", js_thread_open }, { "threadFlock", js_thread_flock }, { "threadClose", js_thread_close },
+    { "threadOpen", js_thread_open }, { "threadFlock", js_thread_flock }, { "threadFstat", js_thread_fstat },
+    { "threadClose", js_thread_close },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) ||
          afs_set_i32(env, exports, "OPEN_STAT_FIRST", HOW_STAT_FIRST) ||

@@ -20,11 +20,12 @@ export interface NativeAddon {
   /** malloc_trim(0): free memory of every malloc arena back to the kernel; whether any was. */
   trimMalloc(): boolean;
   /**
-   * preadv2(2) of buf.length bytes at offset: the bytes read (0 at end of file, fewer than
-   * asked for when only part is in the page cache under RWF_NOWAIT), or a NEGATIVE errno.
+   * preadv2(2) of buf.length bytes (or into 1..256 views in order) at offset: the bytes read
+   * (0 at end of file, fewer than asked for when only part is in the page cache under
+   * RWF_NOWAIT), or a NEGATIVE errno.
    * Does not throw for a failed call (EAGAIN under RWF_NOWAIT is common and must be cheap).
    */
-  preadv2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
+  preadv2(fd: number, buf: Uint8Array | Uint8Array[], offset: number, flags: number): number;
   /** pwritev2(2), returning as preadv2 does. */
   pwritev2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
   /** RWF_NOWAIT from the headers the addon was built with (checked there against <linux/fs.h>). */
@@ -56,16 +57,16 @@ export interface NativeAddon {
    */
   threadOpen(root: string | null, rel: string, flags: number, resolve: number, how: number,
     cb: (errno: number, syscall: string, fd: number, info: number[], real: string) => void): void;
-  /** flock(2) on a new thread: cb(errno), 0 on success. */
+  /** flock(2) on a new thread: cb(errno), 0 on success; op GETLK: fcntl(F_GETLK) instead. */
   threadFlock(fd: number, op: number, cb: (errno: number) => void): void;
+  /** fstat and fstatfs on a new thread: cb(errno, [dev, ino, size, mode, fsMagic, 0]). */
+  threadFstat(fd: number, cb: (errno: number, info: number[]) => void): void;
   /** close(2) on a new thread (on AFS the last close stores dirty data): cb(errno). */
   threadClose(fd: number, cb: (errno: number) => void): void;
   readonly OPEN_STAT_FIRST: number;
   readonly OPEN_PUNCH_PROBE: number;
 
   // --- the image lock (src/native/lock.c; used by src/image/lock.ts) ---
-  /** flock(2) on a libuv pool thread (a server call on AFS and NFS): cb(errno), 0 on success. */
-  flockAsync(fd: number, op: number, cb: (errno: number) => void): void;
   /** fcntl(F_DUPFD_CLOEXEC): another fd on the same open file description (and its lock). */
   dupCloexec(fd: number): number;
   /** pidfd_open(2) of a living process. */
@@ -78,7 +79,7 @@ export interface NativeAddon {
   readonly LOCK_SH: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;
-  /** flockAsync's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
+  /** threadFlock's op for fcntl(F_GETLK) on the whole file: 0 unlocked, EAGAIN locked (on kAFS a
    * fresh status from the file server). */
   readonly GETLK: number;
 
@@ -94,6 +95,9 @@ export interface NativeAddon {
   /** Queues one SQE (no system call); false when the SQ is full: submit, then queue again. */
   uringRead(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
   uringWrite(ring: RingHandle, fd: number, buf: Uint8Array, offset: number, tag: number): boolean;
+  /** One READV into `views` in order; the struct iovec array goes into `iov` (16 bytes a view,
+   * 8-byte aligned), which must stay alive until the completion. */
+  uringReadv(ring: RingHandle, fd: number, views: Uint8Array[], iov: Uint8Array, offset: number, tag: number): boolean;
   uringFsync(ring: RingHandle, fd: number, datasync: boolean, tag: number): boolean;
   uringFallocate(ring: RingHandle, fd: number, mode: number, offset: number, length: number, tag: number): boolean;
   /** io_uring_enter for every queued SQE: how many the kernel took, or a NEGATIVE errno. */

@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define RING_MAGIC 0x75726e67u /* "urng": tells a ring handle from another external */
@@ -78,7 +79,7 @@ static void ring_close(struct ring *r) {
  * returns 0, or the name of the first one missing. */
 static const char *missing_op(int fd) {
   static const struct { int op; const char *name; } need[] = {
-    { IORING_OP_READ, "READ" }, { IORING_OP_WRITE, "WRITE" },
+    { IORING_OP_READ, "READ" }, { IORING_OP_WRITE, "WRITE" }, { IORING_OP_READV, "READV" },
     { IORING_OP_FSYNC, "FSYNC" }, { IORING_OP_FALLOCATE, "FALLOCATE" },
   };
   size_t len = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
@@ -272,6 +273,47 @@ static napi_value rw(napi_env env, napi_callback_info info, int write) {
 static napi_value js_uring_read(napi_env env, napi_callback_info info) { return rw(env, info, 0); }
 static napi_value js_uring_write(napi_env env, napi_callback_info info) { return rw(env, info, 1); }
 
+/* uringReadv(ring, fd, views: Uint8Array[], iov: Uint8Array, offset, tag) → false when the SQ
+ * is full. One READV into several buffers (a request's pages, each its own mapping); the
+ * struct iovec array is written into `iov`, which the caller keeps until the completion (the
+ * kernel may read it when the request goes async). */
+static napi_value js_uring_readv(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  struct ring *r;
+  int64_t fd, off;
+  uint32_t tag, count;
+  void *iovmem;
+  size_t iovlen;
+  bool is;
+  if (afs_args(env, info, 6, argv, "uringReadv(ring, fd, views, iov, offset, tag)") ||
+      !(r = get_ring(env, argv[0])) || afs_arg_fd(env, argv[1], &fd) ||
+      afs_arg_bytes(env, argv[3], &iovmem, &iovlen) || afs_arg_i64(env, argv[4], &off) ||
+      afs_arg_u32(env, argv[5], &tag)) return NULL;
+  if (napi_is_array(env, argv[2], &is) != napi_ok || !is || napi_get_array_length(env, argv[2], &count) != napi_ok)
+    return afs_throw_type(env, "uringReadv: views must be an array of Uint8Array");
+  if (off < 0 || count == 0 || count > 1024 || (size_t)count * sizeof(struct iovec) > iovlen ||
+      ((uintptr_t)iovmem % _Alignof(struct iovec)) != 0)
+    return afs_throw_type(env, "uringReadv: offset negative, 1..1024 views, or iov too small or unaligned");
+  struct iovec *iov = iovmem;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || afs_arg_bytes(env, v, &data, &len)) return NULL;
+    iov[i].iov_base = data;
+    iov[i].iov_len = len;
+  }
+  struct io_uring_sqe *sqe = next_sqe(r);
+  if (!sqe) return afs_make_bool(env, 0);
+  sqe->opcode = IORING_OP_READV;
+  sqe->fd = (int)fd;
+  sqe->addr = (uint64_t)(uintptr_t)iov;
+  sqe->len = count;
+  sqe->off = (uint64_t)off;
+  sqe->user_data = tag;
+  return afs_make_bool(env, 1);
+}
+
 /* uringFsync(ring, fd, datasync, tag) → false when the SQ is full. */
 static napi_value js_uring_fsync(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -360,7 +402,8 @@ static napi_value js_uring_close(napi_env env, napi_callback_info info) {
 int afs_register_uring(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
     { "uringOpen", js_uring_open }, { "uringEventFd", js_uring_event_fd }, { "uringRead", js_uring_read },
-    { "uringWrite", js_uring_write }, { "uringFsync", js_uring_fsync }, { "uringFallocate", js_uring_fallocate },
+    { "uringWrite", js_uring_write }, { "uringReadv", js_uring_readv }, { "uringFsync", js_uring_fsync },
+    { "uringFallocate", js_uring_fallocate },
     { "uringSubmit", js_uring_submit }, { "uringReap", js_uring_reap }, { "uringClose", js_uring_close },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns));

@@ -11,7 +11,10 @@
 // * I/O with a queue depth: read/write split into direct requests (<= 11 segments) or, when
 //   the backend advertises it, indirect ones (<= min(frontend max, backend max) segments);
 //   data pages granted per request (read-only for writes, as blkfront) and ended at
-//   completion; flush as FLUSH_DISKCACHE (or WRITE_BARRIER; nothing when neither is offered);
+//   completion, or, with persistent grants (both sides' feature-persistent), pages granted
+//   writable once and reused from a LIFO free list (get_free_grant / blkif_completion), the
+//   data copied into and out of them, ended only at disconnect (blkif_free); flush as
+//   FLUSH_DISKCACHE (or WRITE_BARRIER; nothing when neither is offered);
 //   discard when feature-discard. EOPNOTSUPP disables the feature as blkfront does.
 // * close and reconnect: Closing → Closed → Initialising → (backend InitWait) → handshake
 //   again, re-issuing anything still in flight on the new rings (blkif_recover).
@@ -62,6 +65,8 @@ export interface BlkfrontOptions {
   readonly retries?: number;
   /** Handshake steps give up after this long. Default 10 s. */
   readonly timeoutMs?: number;
+  /** Offer persistent grants (Linux module param feature_persistent, default true). */
+  readonly persistent?: boolean;
 }
 
 export interface BlkfrontInfo {
@@ -78,6 +83,8 @@ export interface BlkfrontInfo {
   readonly ringPageOrder: number;
   readonly queues: number;
   readonly protocol: string;
+  /** Persistent grants in use (both sides offered feature-persistent). */
+  readonly persistent: boolean;
 }
 
 export interface IoOptions {
@@ -130,8 +137,13 @@ export class SimBlkfront {
   private stateWatch: Watch | undefined;
   private closing: Promise<void> | undefined;
   private shutDown = false;
+  /** Persistent grants negotiated for this connection, and the free ones (LIFO, as rinfo->grants). */
+  private persistent = false;
+  private readonly freeGrants: Granted[] = [];
+  /** Every persistent grant made (free or in use), ended at disconnect. */
+  private allGrants = 0;
   /** Counts, for tests and the demo. */
-  readonly stats = { requests: 0, indirect: 0, retries: 0, notifies: 0, reconnects: 0 };
+  readonly stats = { requests: 0, indirect: 0, retries: 0, notifies: 0, reconnects: 0, persistentGrants: 0 };
 
   constructor(readonly opts: BlkfrontOptions) {
     this.frontend = `/local/domain/${opts.guest.domid}/device/vbd/${opts.devid}`;
@@ -222,7 +234,7 @@ export class SimBlkfront {
         await t.write(`${dir}/event-channel`, String(q.port));
       }
       if (this.opts.protocol !== null) await t.write(`${f}/protocol`, protocol);
-      await t.write(`${f}/feature-persistent`, '1');
+      await t.write(`${f}/feature-persistent`, this.opts.persistent === false ? '0' : '1');
     });
     await this.xs.write(`${f}/state`, String(XenbusState.Initialised));
     log('%s: %d queue(s) of order %d, protocol %s; Initialised', f, nq, order, protocol);
@@ -239,6 +251,8 @@ export class SimBlkfront {
       return Number(v);
     };
     const flag = async (key: string) => (await this.xs.tryRead(`${b}/${key}`)) === '1';
+    // blkfront_gather_backend_features: persistent only when both offered it.
+    this.persistent = this.opts.persistent !== false && (await flag('feature-persistent'));
     const sectors = await must('sectors');
     const info = await must('info');
     const sectorSize = await must('sector-size');
@@ -266,6 +280,7 @@ export class SimBlkfront {
       ringPageOrder: this.queues[0]?.order ?? 0,
       queues: this.queues.length,
       protocol: this.abi.name,
+      persistent: this.persistent,
     };
   }
 
@@ -310,9 +325,11 @@ export class SimBlkfront {
     for (const q of this.queues) q.close();
     this.queues = [];
     await this.xs.write(`${this.frontend}/state`, String(XenbusState.Initialising));
+    // Re-issued requests return their grants below; the free ones are ended with the rings.
     this.stats.reconnects++;
     // Requests answered by nobody are re-issued (their grants were ended with the old ring).
     for (const [, p] of pending) p.complete({ id: 0n, operation: 0xff, status: RECOVER });
+    this.endPersistentGrants();
     return this.connect();
   }
 
@@ -332,6 +349,7 @@ export class SimBlkfront {
     }
     for (const q of this.queues) q.close();
     this.queues = [];
+    this.endPersistentGrants();
     for (const u of this.waiting.splice(0)) u.reject(new Error('blkfront closed'));
   }
 
@@ -443,31 +461,62 @@ export class SimBlkfront {
     return this.freePages.pop() ?? this.opts.guest.allocPages(1);
   }
 
+  /** blkif_free: the persistent grants not in use are ended and their pages freed. */
+  private endPersistentGrants(): void {
+    for (const g of this.freeGrants.splice(0)) {
+      this.opts.guest.endGrant(g.gref);
+      this.freePages.push(g.page);
+      this.allGrants--;
+    }
+    this.persistent = false;
+  }
+
   private start(u: Unit, q: BlkfrontQueue): void {
     const guest = this.opts.guest;
     const id = this.nextId++;
     const granted: Granted[] = [];
     const taken: number[] = [];
-    const grant = (page: number, readonly: boolean) => {
+    const persistent = this.persistent;
+    // A data or indirect page with its grant: a fresh one (read-only when the backend only
+    // reads it), or with persistent grants a reused writable one (get_free_grant).
+    const take = (readonly: boolean): Granted => {
+      if (persistent) {
+        let g = this.freeGrants.pop();
+        if (g === undefined) {
+          const page = this.takePage();
+          g = { page, gref: guest.grant(page, false) };
+          this.allGrants++;
+          this.stats.persistentGrants = Math.max(this.stats.persistentGrants, this.allGrants);
+        }
+        granted.push(g);
+        return g;
+      }
+      const page = this.takePage();
+      taken.push(page);
       const g = { page, gref: guest.grant(page, readonly) };
       granted.push(g);
-      return g.gref;
+      return g;
     };
-    const takePage = () => {
-      const p = this.takePage();
-      taken.push(p);
-      return p;
+    const putBack = () => {
+      if (persistent) {
+        // blkif_completion: back at the head of the free list.
+        for (let i = granted.length - 1; i >= 0; i--) this.freeGrants.push(granted[i]!);
+        return;
+      }
+      for (const g of granted) guest.endGrant(g.gref);
+      for (const g of granted) this.freePages.push(g.page);
     };
     try {
-      return this.build(u, q, id, granted, grant, takePage);
+      return this.build(u, q, id, take, putBack);
     } catch (err) {
-      for (const g of granted) guest.endGrant(g.gref);
-      this.freePages.push(...taken);
+      putBack();
       throw err;
     }
   }
 
-  private build(u: Unit, q: BlkfrontQueue, id: bigint, granted: Granted[], grant: (page: number, readonly: boolean) => number, takePage: () => number): void {
+  private build(
+    u: Unit, q: BlkfrontQueue, id: bigint, take: (readonly: boolean) => Granted, putBack: () => void,
+  ): void {
     const guest = this.opts.guest;
     let req: BlkifRequest;
     const dataPages: Array<{ page: number; first: number; last: number; at: number }> = [];
@@ -478,11 +527,11 @@ export class SimBlkfront {
       let at = 0;
       while (left > 0) {
         const n = Math.min(left, SECTORS_PER_PAGE - fs);
-        const page = takePage();
+        // Data pages: read-only for writes (the backend only reads them), as blkfront grants them.
+        const { page, gref } = take(u.op === BlkifOp.WRITE);
         const bytes = guest.page(page);
         if (u.op === BlkifOp.WRITE) bytes.set(u.data!.subarray(at, at + n * SECTOR_SIZE), fs * SECTOR_SIZE);
-        // Data pages: read-only for writes (the backend only reads them), as blkfront grants them.
-        segments.push({ gref: grant(page, u.op === BlkifOp.WRITE), firstSect: fs, lastSect: fs + n - 1 });
+        segments.push({ gref, firstSect: fs, lastSect: fs + n - 1 });
         dataPages.push({ page, first: fs, last: fs + n - 1, at });
         at += n * SECTOR_SIZE;
         left -= n;
@@ -494,12 +543,12 @@ export class SimBlkfront {
         const nPages = Math.ceil(segments.length / SEGMENTS_PER_INDIRECT_PAGE);
         const indirectGrefs: number[] = [];
         for (let p = 0; p < nPages; p++) {
-          const page = takePage();
+          const { page, gref } = take(true);
           const bytes = guest.page(page);
           bytes.fill(0);
           const slice = segments.slice(p * SEGMENTS_PER_INDIRECT_PAGE, (p + 1) * SEGMENTS_PER_INDIRECT_PAGE);
           slice.forEach((s, i) => writeSegment(bytes, i * SEGMENT_SIZE, s));
-          indirectGrefs.push(grant(page, true));
+          indirectGrefs.push(gref);
         }
         req = { kind: 'rw', operation: BlkifOp.INDIRECT, innerOperation: u.op, nrSegments: segments.length, handle: this.opts.devid & 0xffff, id, sectorNumber: BigInt(u.sector), segments: [], indirectGrefs };
         this.stats.indirect++;
@@ -515,13 +564,13 @@ export class SimBlkfront {
     q.submit(req, {
       complete: (rsp) => {
         this.inFlight--;
-        // blkif_completion: the backend is done with the pages; end access before reuse.
-        for (const g of granted) guest.endGrant(g.gref);
         if (rsp.status === BlkifStatus.OKAY && u.op === BlkifOp.READ) {
           for (const d of dataPages)
             u.data!.set(guest.page(d.page).subarray(d.first * SECTOR_SIZE, (d.last + 1) * SECTOR_SIZE), d.at);
         }
-        for (const g of granted) this.freePages.push(g.page);
+        // blkif_completion: the backend is done with the pages; end access before reuse (or,
+        // persistent, put the grants back for the next request).
+        putBack();
         this.finish(u, rsp);
       },
     });

@@ -1,7 +1,7 @@
 // The backend's grant table in the simulator: ring pages mapped as a second mapping of the
 // guest's memory file (same bytes, no copy), data moved by grant copy with the per-segment
 // GNTST status Xen's GNTTABOP_copy reports.
-import { GNTST, type GrantCopyBatch, type GrantTable, PAGE_SIZE, type RingMapping } from '../xen/grant-table';
+import { GNTST, type GrantCopyBatch, type GrantPage, type GrantTable, PAGE_SIZE, type RingMapping } from '../xen/grant-table';
 import { native } from '../native/addon';
 import { releaseWholePages } from '../xen/pool-pages';
 import type { GuestMemoryView } from './guest-memory';
@@ -10,6 +10,10 @@ export class SimGrantTable implements GrantTable {
   /** Segments copied and batches (copy calls) made, for tests and stats. */
   segmentsCopied = 0;
   batches = 0;
+  /** Single grants mapped now (persistent grants), maps made in all, maps refused. */
+  grantsMapped = 0;
+  grantMaps = 0;
+  grantMapFailures = 0;
 
   constructor(
     /** Attaches to a guest (in-process or across processes). */
@@ -42,6 +46,28 @@ export class SimGrantTable implements GrantTable {
       // our reference is all unmapping can do from JS.
       unmap: () => {
         buffer = undefined;
+      },
+    };
+  }
+
+  /** As gntdev: the grant must be valid for us and writable (mapped read-write); only an attached guest. */
+  mapGrant(domid: number, gref: number): GrantPage | null {
+    const mem = this.attached(domid);
+    const e = mem?.lookupGrant(gref, this.selfDomid);
+    if (!mem || !e || e.readonly) {
+      this.grantMapFailures++;
+      return null;
+    }
+    // The view of the attached guest's memory: the same bytes a mapping would show.
+    let mapped = true;
+    this.grantsMapped++;
+    this.grantMaps++;
+    return {
+      bytes: mem.page(e.page),
+      unmap: () => {
+        if (!mapped) return;
+        mapped = false;
+        this.grantsMapped--;
       },
     };
   }

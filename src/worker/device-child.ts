@@ -111,6 +111,8 @@ export class DeviceChild {
   private readonly identity: string | undefined;
   /** The cell-wide image lock (device-lock.ts). */
   private readonly lock: DeviceLock;
+  /** Said once: on OpenAFS a renewal leaves the lock where it is. */
+  private keptLockNoted = false;
   /** Ends the wait for a successor (SIGTERM after the supervisor is gone). */
   private endHandOn: (() => void) | undefined;
 
@@ -367,11 +369,17 @@ export class DeviceChild {
   }
 
   /**
-   * After a reopen for renewed tokens, on AFS: the lock is taken again with the new key, stores
+   * After a reopen for renewed tokens, on kAFS: the lock is taken again with the new key, stores
    * held meanwhile; if another host got it in between, the device writes no more.
    */
   private rekeyLock(): void {
     if (this.stopping || this.lock.status()?.reach !== 'afs') return;
+    if (!this.lock.followsKey) {
+      // OpenAFS: its daemon extends the lock whatever the tokens (lock-fs.ts lockFollowsKey).
+      if (!this.keptLockNoted) this.note('the image lock stays on its open file: the OpenAFS client extends it', 'info');
+      this.keptLockNoted = true;
+      return;
+    }
     const lost = (m: string | undefined) => { if (m !== undefined) { this.lock.markLost(m); this.note(m, 'err'); } };
     // Its key lapsed already: the file server keeps the old lock a while; writes go on until then.
     if (this.guard) void this.guard.hold(() => this.lock.rekey(), this.lock.staleKeyHorizon());
@@ -451,6 +459,7 @@ export class DeviceChild {
         : undefined,
       stalls: e?.stalls,
       held: e?.held ?? 0,
+      persistentGrants: e?.persistentGrants,
       dirty: e?.dirty ?? false,
       ioPath: s?.ioPath,
       errors: this.errors,

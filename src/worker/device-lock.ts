@@ -14,6 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ImageLock, type LockCheck, type LockHolder, type LockPolicy, type LockStatus, adoptLock, allowAdoption,
   deferredLock, lockImage, relockImage, verifyLock } from '../image/lock';
+import { lockFollowsKey } from '../image/lock-fs';
 
 import { LEASE_MS } from './lease-guard';
 
@@ -62,6 +63,8 @@ export class DeviceLock {
   private moving: Promise<string | undefined> | undefined;
   /** When the key of the lock's open file lapses (read when it was opened), if known. */
   private keyExpires: number | undefined;
+  /** Whether the lock must follow each renewed key (kAFS; not OpenAFS: lockFollowsKey). */
+  private follows = false;
 
   constructor(private readonly o: DeviceLockOptions) {}
 
@@ -80,8 +83,9 @@ export class DeviceLock {
   ): Promise<LockStep> {
     this.image = { fd: image.fd, path, writable, fsMagic: image.fsMagic };
     this.keyExpires = this.o.keyExpiry?.();
+    this.follows = lockFollowsKey(image.fd, image.fsMagic);
     if (predecessor) {
-      const adopted = adoptLock(predecessor, image, writable);
+      const adopted = await adoptLock(predecessor, image, writable);
       if (typeof adopted !== 'string') {
         this.lock = adopted;
         this.keyExpires = undefined; // the predecessor's key: unknown
@@ -150,8 +154,16 @@ export class DeviceLock {
   }
 
   /**
-   * After a token renewal, on AFS: the lock is taken again through a new open file, so that it is
-   * extended with the renewed key (relockImage). Resolves to why the lock is lost, or undefined
+   * Whether a token renewal moves the lock (rekey): on kAFS, whose extensions use the key of the
+   * lock's open file; not on OpenAFS, which extends its locks itself (lockFollowsKey).
+   */
+  get followsKey(): boolean {
+    return this.follows;
+  }
+
+  /**
+   * After a token renewal, on kAFS: the lock is taken again through a new open file, so that it
+   * is extended with the renewed key (relockImage). Resolves to why the lock is lost, or undefined
    * (moved, or nothing to move). The caller stores nothing meanwhile (LeaseGuard.hold).
    */
   rekey(): Promise<string | undefined> {
@@ -166,6 +178,7 @@ export class DeviceLock {
     const img = this.image;
     const lock = this.lock;
     if (!img || !lock || lock.fd === null || (lock.state !== 'held' && lock.state !== 'adopted')) return undefined;
+    if (!this.follows) return undefined;
     const expires = this.o.keyExpiry?.(); // read before the new open file: its key is at least this one
     const r = await relockImage(lock, img.path, img.writable, {
       waitMs: this.o.relockWaitMs ?? RELOCK_WAIT_MS, retryMs: RETRY_MS, cancelled: () => this.cancelled,

@@ -19,6 +19,7 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
   const req = obj(file.requests);
   const lat = obj(file.latency);
   const stalls = obj(file.stalls);
+  const pg = file.persistentGrants === undefined ? null : obj(file.persistentGrants);
   const phase = str(sup.phase);
   const running = pidAlive(file.pid, file.pidStart);
   const state = str(file.state) ?? phase ?? '?';
@@ -48,6 +49,10 @@ function deviceView(file: Json, sup: Json, names: ReadonlyMap<number, string>): 
       : null,
     stalls: { slot: num(stalls.slot), memory: num(stalls.memory) },
     held: num(file.held),
+    persistentGrants: pg === null ? null : {
+      mapped: num(pg.mapped), hits: num(pg.hits), direct: num(pg.direct),
+      mapFailures: num(pg.mapFailures), overLimit: num(pg.overLimit),
+    },
     message: str(sup.message),
     recentErrors: (Array.isArray(file.errors) ? file.errors : [])
       .filter((e): e is string => typeof e === 'string').slice(-3),
@@ -65,15 +70,17 @@ function lockView(v: unknown): DeviceView['lock'] {
 }
 
 /**
- * An AFS lock is a lease the kernel extends every 150 s with the key of the open file that took
- * it (extensions are not visible from here): when it was last taken, which the device does
- * again after each token renewal.
+ * An AFS lock is a lease the client extends (extensions are not visible from here): kAFS every
+ * 150 s with the key of the open file that took it, so the device takes it again after each
+ * token renewal; the OpenAFS client every minute with its own credentials (lock-fs.ts
+ * lockFollowsKey). When it was last taken.
  */
 function leaseLine(d: DeviceView, now: number): string | null {
   const l = d.lock;
   if (!l || l.reach !== 'afs' || (l.state !== 'held' && l.state !== 'adopted') || !l.since) return null;
   return `image lock: an AFS lease, ${l.state === 'held' ? 'taken' : 'adopted'} ${ago(l.since, now)} ` +
-    '(extended every 150 s with the key it was taken with; taken again after each token renewal)';
+    '(extended by the client: kAFS with the key it was taken with, so it is taken again after each token ' +
+    'renewal; OpenAFS with its own credentials)';
 }
 
 /** The Lock column: "ex held", "sh adopted", "ex deferred", "none". */
@@ -139,6 +146,14 @@ function stallLine(d: DeviceView): string | null {
     `${memory} for buffer memory (max-inflight)`;
 }
 
+/** Only for a device that offers persistent grants (AFSFILE_PERSISTENT). */
+function persistentLine(d: DeviceView): string | null {
+  const p = d.persistentGrants;
+  if (p === null) return null;
+  return `persistent grants: ${p.mapped} mapped, ${p.hits} segment(s) copied by memcpy, ${p.direct} read(s) ` +
+    `straight into guest pages, ${p.mapFailures} map(s) refused, ${p.overLimit} past the limit`;
+}
+
 function heldLine(d: DeviceView): string | null {
   return d.held ? `${d.held} request(s) held: a transient image error is being retried (hold-timeout)` : null;
 }
@@ -171,7 +186,8 @@ function describe(m: StatusReport, now = Date.now()): string {
       const io = d.ioPath !== null && d.ioPath !== 'io_uring' ? `image I/O through the ${d.ioPath}` : null;
       const lock = d.lock && d.lock.state !== 'held' && d.lock.state !== 'adopted' && d.lock.note
         ? `image lock ${d.lock.state}: ${d.lock.note}` : null;
-      for (const l of [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), ...d.recentErrors]) {
+      const more = [d.message, io, lock, leaseLine(d, now), stallLine(d), heldLine(d), persistentLine(d)];
+      for (const l of [...more, ...d.recentErrors]) {
         if (l) text += `  ${d.domid}/${d.vdev}: ${l}\n`;
       }
     }

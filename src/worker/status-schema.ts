@@ -47,6 +47,11 @@ export interface DeviceView {
   readonly stalls: { readonly slot: number; readonly memory: number };
   /** Requests held now (a transient image error being retried, within hold-timeout). */
   readonly held: number;
+  /** Persistent grants (engine/persistent-grants.ts), when the device offers them. */
+  readonly persistentGrants: {
+    readonly mapped: number; readonly hits: number; readonly direct: number;
+    readonly mapFailures: number; readonly overLimit: number;
+  } | null;
   readonly message: string | null;
   /** The last error lines of the device. */
   readonly recentErrors: readonly string[];

@@ -1,9 +1,10 @@
 // Grant tables: map the frontend's ring pages; copy request data with batched grant copies.
 // Implemented on Linux over /dev/xen/gntdev (xen/linux) and by the simulator (sim/).
 //
-// Data is never accessed through grant mappings: each ring drain builds one GrantCopyBatch and
-// hands it to copy() once (one IOCTL_GNTDEV_GRANT_COPY), as QEMU does
-// (qemu hw/block/dataplane/xen-block.c) and tapdisk (blktap).
+// Data moves by grant copy: each ring drain builds one GrantCopyBatch and hands it to copy()
+// once (one IOCTL_GNTDEV_GRANT_COPY), as QEMU does (qemu hw/block/dataplane/xen-block.c) and
+// tapdisk (blktap). With persistent grants negotiated (engine/persistent-grants.ts) the
+// segments whose grant is kept mapped are copied with memcpy instead, as Linux blkback does.
 
 /** XEN_PAGE_SIZE: grant pages are 4 KiB whatever the dom0 page size. The one definition. */
 export const PAGE_SIZE = 4096;
@@ -78,6 +79,14 @@ export class GrantCopyBatch {
   }
 }
 
+/** One foreign page mapped until unmap() (a persistent grant, blkif.h "feature-persistent"). */
+export interface GrantPage {
+  /** The page's 4096 bytes, shared with the frontend. */
+  readonly bytes: Uint8Array;
+  /** Idempotent. */
+  unmap(): void;
+}
+
 export interface GrantTable {
   /** Maps the frontend's pages (a multi-page ring) as one contiguous, writable buffer. */
   mapRing(domid: number, grefs: readonly number[]): Promise<RingMapping>;
@@ -99,5 +108,12 @@ export interface GrantTable {
    * (then no status is meaningful).
    */
   copy(batch: GrantCopyBatch, pool: Uint8Array): void;
+  /**
+   * Maps one grant writable, synchronously, for as long as the frontend keeps reusing it
+   * (persistent grants, as Linux blkback keeps them: drivers/block/xen-blkback/blkback.c).
+   * Null when the grant cannot be mapped now (bad or read-only grant, a paged-out page): the
+   * caller grant-copies that segment instead. Absent where the platform cannot map grants.
+   */
+  mapGrant?(domid: number, gref: number): GrantPage | null;
   close(): void;
 }

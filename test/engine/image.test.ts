@@ -86,5 +86,26 @@ test('discard punches a hole: fewer blocks, same size, zeros; refused when not a
   img.close();
 });
 
+test('readv: several buffers in file order in one call; past the end a short read goes on, then EIO', async () => {
+  const img = image('readv.img');
+  // A counter per 32-bit word: no two places of the 12 KiB alike (order mistakes show).
+  const data = new Uint8Array(Uint32Array.from({ length: 3072 }, (_, i) => 0x5a000000 + i).buffer);
+  await new Promise<void>((res, rej) => img.write(data, SIZE - 12288, (e) => (e ? rej(e) : res())));
+  const views = [new Uint8Array(4096), new Uint8Array(1024), new Uint8Array(7168)];
+  const readv = (v: Uint8Array[], at: number) =>
+    new Promise<NodeJS.ErrnoException | null>((res) => img.readv(v, at, res));
+  assert.is(await readv(views, SIZE - 12288), null);
+  assert.equal(views[0], data.subarray(0, 4096));
+  assert.equal(views[1], data.subarray(4096, 5120));
+  assert.equal(views[2], data.subarray(5120));
+  // 8 KiB before the end, 12 KiB asked: the first 8 KiB arrive (across the views), then EIO.
+  const late = [new Uint8Array(6144), new Uint8Array(6144)];
+  const err = await readv(late, SIZE - 8192);
+  assert.is(err?.code, 'EIO');
+  assert.equal(late[0], data.subarray(4096, 10240));
+  assert.equal(late[1].subarray(0, 2048), data.subarray(10240));
+  img.close();
+});
+
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 test.run();

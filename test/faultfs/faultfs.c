@@ -10,8 +10,9 @@
  * Usage: faultfs BACKING_DIR MOUNTPOINT CONTROL_SOCKET [fuse options, e.g. -f -o max_threads=64]
  *
  * Control (one line per connection on the unix socket, answered with one line):
- *   fail OPS ERRNO MS [SUBSTRING]   OPS: comma list of stat,open,read,write,fsync (fsync covers
- *                                   the stores at flush and release too); ERRNO: EACCES, ETIMEDOUT,
+ *   fail OPS ERRNO MS [SUBSTRING]   OPS: comma list of stat,open,read,write,fsync,close (fsync covers
+ *                                   the stores at flush and release too; close is every close(2),
+ *                                   FUSE's flush, data or not); ERRNO: EACCES, ETIMEDOUT,
  *                                   EDQUOT, ENOSPC, EIO; only paths containing SUBSTRING
  *   hang OPS MS [SUBSTRING]         those operations block until the window ends (or clear)
  *   drop on|off                     a failed store drops the file's buffered data
@@ -42,7 +43,7 @@
 #define BUCKETS 4096
 #define MAX_FAULTS 32
 
-enum { OP_OPEN = 1, OP_READ = 2, OP_WRITE = 4, OP_FSYNC = 8, OP_STAT = 16 };
+enum { OP_OPEN = 1, OP_READ = 2, OP_WRITE = 4, OP_FSYNC = 8, OP_STAT = 16, OP_CLOSE = 32 };
 
 struct page {
     uint64_t index;
@@ -360,8 +361,11 @@ static int ff_flush(const char *path, struct fuse_file_info *fi)
 {
     (void)fi;
     pthread_mutex_lock(&lock);
+    /* A close(2) that waits for the server whether or not there is data to store. */
+    int r = fault_check(OP_CLOSE, path);
     struct file *f = find_file(path);
-    int r = f && f->dirty ? store(f, path) : 0;
+    if (!r)
+        r = f && f->dirty ? store(f, path) : 0;
     pthread_mutex_unlock(&lock);
     return r;
 }
@@ -420,6 +424,7 @@ static int parse_ops(const char *s)
     if (strstr(s, "write")) ops |= OP_WRITE;
     if (strstr(s, "fsync")) ops |= OP_FSYNC;
     if (strstr(s, "stat")) ops |= OP_STAT;
+    if (strstr(s, "close")) ops |= OP_CLOSE;
     return ops;
 }
 

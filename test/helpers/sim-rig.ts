@@ -59,6 +59,9 @@ export function controlled(img: Image, ctl: FileControl): DeviceImage {
     read: (b: Uint8Array, o: number, cb: IoCallback) => {
       if (!ctl.readHang) img.read(b, o, cb);
     },
+    readv: (v: Uint8Array[], o: number, cb: IoCallback) => {
+      if (!ctl.readHang) img.readv(v, o, cb);
+    },
     write: (b: Uint8Array, o: number, cb: IoCallback) => img.write(b, o, cb),
     fsync: (cb: IoCallback) => {
       ctl.fsyncs++;

@@ -27,3 +27,11 @@ export function withTempDir<T>(fn: (dir: string) => T, prefix?: string): T {
   cleanup();
   return r;
 }
+
+/** A sparse file of `size` bytes at dir/name (an empty image for attach tests); returns its path. */
+export function sparseFile(dir: string, name: string, size = 1 << 20): string {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, Buffer.alloc(0));
+  fs.truncateSync(p, size);
+  return p;
+}

@@ -16,6 +16,7 @@ import { Toolstack, type VbdConfig, type VbdPaths } from '../../src/sim/toolstac
 import { type XenStoreClient, connectXenStore } from '../../src/xen/xenstore-client';
 import { EXE, tempDir } from '../helpers/exe';
 import { until } from '../helpers/wait';
+import { sparseFile } from '../helpers/temp';
 import { workerEnv } from '../helpers/worker';
 import { type Xenstored, startXenstored } from '../helpers/xenstored';
 
@@ -80,9 +81,7 @@ function hotplug(action: 'add' | 'remove', p: VbdPaths, envKind: 'empty' | 'inhe
 }
 
 function image(name: string, size = 1 << 20, mode = 0o600, dir = path.join(tmp.dir, 'images')): string {
-  const p = path.join(dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, size);
+  const p = sparseFile(dir, name, size);
   fs.chmodSync(p, mode);
   return p;
 }

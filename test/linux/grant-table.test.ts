@@ -22,6 +22,8 @@ interface Kernel {
   copyStatus: (call: number, slot: number, ref: number) => number;
   copies: { count: number; refs: number[]; virts: bigint[] }[];
   mappedAt?: bigint;
+  /** mmapShared fails with this errno. */
+  mmapErrno?: number;
 }
 
 function rig(): { gt: LinuxGrantTable; k: Kernel; file: string; done(): void } {
@@ -41,8 +43,12 @@ function rig(): { gt: LinuxGrantTable; k: Kernel; file: string; done(): void } {
       return ab;
     },
     mmapShared(fd, len, off, w) {
+      if (k.mmapErrno !== undefined) {
+        k.log.push('mmap failed');
+        throw Object.assign(new Error('mmap: failed'), { errno: k.mmapErrno });
+      }
       mapped = real.mmapShared(fd, len, off, w);
-      k.log.push(`mmap ${len}@${off}`);
+      k.log.push(`mmap ${len}@${off}${w ? ' rw' : ''}`);
       return mapped;
     },
     munmapShared(ab) {
@@ -85,7 +91,7 @@ function rig(): { gt: LinuxGrantTable; k: Kernel; file: string; done(): void } {
           v!.setUint32(16, mapped!.byteLength / 4096, true);
           return 0;
         case IOCTL.GNTDEV_UNMAP_GRANT_REF:
-          assert.is(mapped?.byteLength, 0, 'UNMAP_GRANT_REF only after munmap');
+          assert.ok(mapped === undefined || mapped.byteLength === 0, 'UNMAP_GRANT_REF only after munmap (or none)');
           k.log.push(`  index ${v!.getBigUint64(0, true)} count ${v!.getUint32(8, true)}`);
           return 0;
         default:
@@ -120,12 +126,47 @@ test('mapRing: MAP_GRANT_REF then mmap of 4096*count at the index; unmap: GET_OF
     m.unmap();
     m.unmap();
     assert.equal(r.k.log.slice(1), [
-      'GNTDEV_MAP_GRANT_REF', 'mmap 8192@4096',
+      'GNTDEV_MAP_GRANT_REF', 'mmap 8192@4096 rw',
       'GNTDEV_GET_OFFSET_FOR_VADDR', 'munmap', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 2',
     ]);
     assert.is(m.buffer.byteLength, 0, 'detached: no access after unmap');
     await r.gt.mapRing(1, []).then(() => assert.unreachable(), (e: Error) => assert.instance(e, RangeError));
     await r.gt.mapRing(1, [-1]).then(() => assert.unreachable(), (e: Error) => assert.instance(e, RangeError));
+  } finally {
+    r.done();
+  }
+});
+
+test('mapGrant: one ref, mmap of one page writable; unmap: munmap then UNMAP_GRANT_REF of that index', () => {
+  const r = rig();
+  try {
+    const p = r.gt.mapGrant(5, 77)!;
+    assert.ok(p);
+    assert.is(p.bytes.length, 4096);
+    p.bytes[10] = 0xab;
+    assert.is(fs.readFileSync(r.file)[4096 + 10], 0xab, 'the page is the device memory at the index');
+    assert.is(r.gt.stats.grantsMapped, 1);
+    p.unmap();
+    p.unmap();
+    assert.equal(r.k.log.slice(1), [
+      'GNTDEV_MAP_GRANT_REF', 'mmap 4096@4096 rw', 'munmap', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 1',
+    ]);
+    assert.is(r.gt.stats.grantsMapped, 0);
+    assert.is(r.gt.mapGrant(5, -1), null);
+    assert.is(r.gt.mapGrant(70000, 1), null);
+  } finally {
+    r.done();
+  }
+});
+
+test('mapGrant: a failed mmap gives the index back and returns null (the caller copies)', () => {
+  const r = rig();
+  try {
+    r.k.mmapErrno = 11; // EAGAIN: a paged-out page; no retry on the data path
+    assert.is(r.gt.mapGrant(5, 77), null);
+    assert.equal(r.k.log.slice(1), ['GNTDEV_MAP_GRANT_REF', 'mmap failed', 'GNTDEV_UNMAP_GRANT_REF', '  index 4096 count 1']);
+    assert.is(r.gt.stats.grantMapFailures, 1);
+    assert.is(r.gt.stats.grantsMapped, 0);
   } finally {
     r.done();
   }
@@ -163,7 +204,10 @@ test('copy: all segments in ONE ioctl, per-segment status back, a bad gref fails
     assert.is(r.k.copies[0].count, 16);
     assert.equal(r.k.copies[0].refs, Array.from({ length: 16 }, (_, i) => 200 + i));
     assert.equal([...b.status.subarray(0, 16)], Array.from({ length: 16 }, (_, i) => (i === 5 ? GNTST.bad_gntref : GNTST.okay)));
-    assert.equal(r.gt.stats, { copyIoctls: 1, segments: 16, refusedSegments: 0, failedSegments: 1, eagainRetries: 0, ringsMapped: 0 });
+    assert.equal(r.gt.stats, {
+      copyIoctls: 1, segments: 16, refusedSegments: 0, failedSegments: 1, eagainRetries: 0, ringsMapped: 0,
+      grantsMapped: 0, grantMapFailures: 0,
+    });
   } finally {
     r.done();
   }

@@ -10,7 +10,7 @@ import { hotplugAdd } from '../helpers/hotplug-add';
 import { until } from '../helpers/wait';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 import { setup, teardown } from '../helpers/hooks';
-import { tempDir } from '../helpers/temp';
+import { sparseFile, tempDir } from '../helpers/temp';
 
 let rig: WorkerRig;
 let sysRoot: { dir: string; cleanup: () => void };
@@ -28,10 +28,7 @@ teardown(test, async () => {
 });
 
 function image(name: string): string {
-  const p = path.join(rig.dir, name);
-  fs.writeFileSync(p, '');
-  fs.truncateSync(p, 1 << 20);
-  return p;
+  return sparseFile(rig.dir, name);
 }
 
 test('backend/vbd while blkback is loaded: left to blkback, hotplug-error says use backendtype=tap', async () => {

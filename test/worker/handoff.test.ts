@@ -16,6 +16,7 @@ import type { Toolstack, VbdPaths } from '../../src/sim/toolstack';
 import type { XenStoreClient } from '../../src/xen/xenstore-client';
 import { until } from '../helpers/wait';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import { sparseFile } from '../helpers/temp';
 
 let rig: WorkerRig;
 let c: XenStoreClient;
@@ -33,10 +34,7 @@ setup(test, async () => {
 teardown(test, () => rig?.close());
 
 function image(name: string): string {
-  const p = path.join(rig.dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, 1 << 20);
-  return p;
+  return sparseFile(rig.dir, name);
 }
 
 async function guest(target: string, access: 'rw' | 'ro' = 'rw'): Promise<VbdPaths> {

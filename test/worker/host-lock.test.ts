@@ -16,6 +16,7 @@ import { devFile, flocks } from '../helpers/lock-probe';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import { sparseFile } from '../helpers/temp';
 import { type SimDevice, alive, attachSimDevice, waitDevicePid } from '../proofs/sim-devices';
 import { BLOCK, VerifiedWorkload, seeded } from '../proofs/verified-workload';
 
@@ -41,10 +42,7 @@ teardown(test, async () => {
 });
 
 function image(name: string): string {
-  const p = path.join(a.dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, 1 << 20);
-  return p;
+  return sparseFile(a.dir, name);
 }
 
 async function attach(rig: WorkerRig, target: string): Promise<VbdPaths> {

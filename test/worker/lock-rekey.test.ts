@@ -33,7 +33,11 @@ interface Rig {
   close(): void;
 }
 
-async function rig(relockWaitMs = 5000, keyExpiry?: () => number | undefined): Promise<Rig> {
+/** statfs f_type of kAFS and of OpenAFS (lock-fs.ts): the lock is on a local file, its client played. */
+const KAFS = 0x6b414653;
+const OPENAFS = 0x5346414f;
+
+async function rig(relockWaitMs = 5000, keyExpiry?: () => number | undefined, fsMagic = KAFS): Promise<Rig> {
   const file = path.join(dir, `img${n++}`);
   fs.writeFileSync(file, Buffer.alloc(1 << 20));
   // reopen: true, as on AFS: a renewal opens the image again (key-epoch.ts).
@@ -43,7 +47,8 @@ async function rig(relockWaitMs = 5000, keyExpiry?: () => number | undefined): P
     policy: 'refuse', migrationWaitMs: 1000, onChange: () => undefined, note: (m) => notes.push(m), relockWaitMs,
     keyExpiry,
   });
-  const step = await lock.acquire({ fd: image.fd, dev: image.dev, ino: image.ino }, file, true, false, undefined);
+  const step = await lock.acquire({ fd: image.fd, dev: image.dev, ino: image.ino, fsMagic }, file, true, false,
+    undefined);
   if (!step.ok) throw new Error(step.message);
   const lost: string[] = [];
   const guard = new LeaseGuard({
@@ -221,6 +226,33 @@ test('a lock whose key lapsed already: writes go on while the file server still 
     k.kill();
     r.close();
     s.close();
+  }
+});
+
+test('on OpenAFS a renewal leaves the lock on its open file (the client extends it itself)', async () => {
+  const r = await rig(5000, undefined, OPENAFS);
+  try {
+    assert.is(r.lock.status()?.reach, 'afs');
+    assert.not.ok(r.lock.followsKey, 'OpenAFS extends with its own credentials, not the key of the file');
+    const before = r.lock.status()!.fd!;
+    assert.is(await r.reopen(), null);
+    assert.is(await r.lock.rekey(), undefined, 'nothing lost');
+    assert.is(r.lock.status()?.fd, before, 'the same open file holds it: no gap where another client could take it');
+    assert.not.ok(r.notes.some((n) => /taken again/.test(n)), 'not taken again');
+    assert.is(fs.fstatSync(before).ino, r.image.ino);
+    assert.not.ok(otherHostLocks(r.file), 'the other host is refused');
+    assert.is(await r.write(9), null, 'writes go on');
+  } finally {
+    r.close();
+  }
+});
+
+test('on kAFS it follows the key', async () => {
+  const r = await rig();
+  try {
+    assert.ok(r.lock.followsKey);
+  } finally {
+    r.close();
   }
 });
 

@@ -2,8 +2,6 @@
 // and run dir, attach one image, a file both can open (a local file stands for a shared file
 // system: flock between the two is the kernel's, as between two clients of one NFS or AFS
 // server it is the server's). The test plays libxl on both.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { VbdPaths } from '../../src/sim/toolstack';
@@ -13,6 +11,7 @@ import { devFile, flocks } from '../helpers/lock-probe';
 import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import { sparseFile } from '../helpers/temp';
 
 let a: WorkerRig;
 let b: WorkerRig;
@@ -31,10 +30,7 @@ teardown(test, async () => {
 });
 
 function image(name: string): string {
-  const p = path.join(a.dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, 1 << 20);
-  return p;
+  return sparseFile(a.dir, name);
 }
 
 async function attach(rig: WorkerRig, target: string, access: 'rw' | 'ro' = 'rw'): Promise<VbdPaths> {

@@ -19,6 +19,7 @@ import { setup, teardown } from '../helpers/hooks';
 import { pattern } from '../helpers/pattern';
 import { until } from '../helpers/wait';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
+import { sparseFile } from '../helpers/temp';
 
 let rig: WorkerRig;
 const guests: SimGuest[] = [];
@@ -35,10 +36,7 @@ teardown(test, async () => {
 });
 
 function image(name: string): string {
-  const p = path.join(rig.dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, 8 << 20);
-  return p;
+  return sparseFile(rig.dir, name, 8 << 20);
 }
 
 /** A domain as libxl makes it, with its VM path, a simulated guest, and a disk. */

@@ -13,6 +13,7 @@ import { until } from '../helpers/wait';
 import { type RunningWorker, startWorker } from '../helpers/worker';
 import { type WorkerRig, startWorkerRig } from '../helpers/worker-rig';
 import type { Xenstored } from '../helpers/xenstored';
+import { sparseFile } from '../helpers/temp';
 
 let xs: Xenstored;
 let c: XenStoreClient;
@@ -23,10 +24,7 @@ let worker: RunningWorker;
 let nextDomid = 10;
 
 function image(name: string, size = 1 << 20): string {
-  const p = path.join(rig.dir, name);
-  fs.writeFileSync(p, Buffer.alloc(0));
-  fs.truncateSync(p, size);
-  return p;
+  return sparseFile(rig.dir, name, size);
 }
 
 /** Devices each test made, removed after it (so that later tests, and a restarted worker

@@ -49,7 +49,7 @@ const HELP = `usage: node test/xen/run.mjs [options]
                          blkback, afsfile, afsfile-pool (AFSFILE_IO=threadpool),
                          afsfile-uring-reads (AFSFILE_IO=uring-reads), afsfile-inline
                          (AFSFILE_IO=inline-writes), afsfile-ring (AFSFILE_IO=uring),
-                         afsfile-copy (AFSFILE_KEEP=copy)
+                         afsfile-copy (AFSFILE_KEEP=copy), afsfile-pgnt (AFSFILE_PERSISTENT=1)
   --perf-profile         perf-ab's afsfile sides with a CPU profile and the timing split
                          (AFSFILE_CPU_PROFILE, DEBUG=afsfile:timing): summaries in its output
   --build DIR            this clone's prepared images (default test/xen/.build, or XEN_TEST_BUILD)
@@ -148,7 +148,7 @@ for (const [k, name] of [
 }
 if (opt['perf-sides'] != null) {
   const sides = list(opt['perf-sides']);
-  const known = ['blkback', 'afsfile', 'afsfile-pool', 'afsfile-uring-reads', 'afsfile-inline', 'afsfile-ring', 'afsfile-copy'];
+  const known = ['blkback', 'afsfile', 'afsfile-pool', 'afsfile-uring-reads', 'afsfile-inline', 'afsfile-ring', 'afsfile-copy', 'afsfile-pgnt'];
   const bad = sides.filter((x) => !known.includes(x));
   if (bad.length || sides.length < 2) die(`--perf-sides: two or more of ${known.join(', ')}`);
   commonArgs.push(`xentest.perf_sides=${sides.join(',')}`);

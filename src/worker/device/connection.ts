@@ -49,7 +49,10 @@ export class Connection {
    * worker are replayed), binds every event channel and starts serving. On any failure,
    * undoes what was done and throws a FrontendError.
    */
-  static async open(platform: Platform, engine: Engine, domid: number, params: FrontendParams, onBroken: (reason: string) => void): Promise<Connection> {
+  static async open(
+    platform: Platform, engine: Engine, domid: number, params: FrontendParams, onBroken: (reason: string) => void,
+    persistent = false,
+  ): Promise<Connection> {
     const c = new Connection(platform, engine);
     const rings: BackRing[] = [];
     try {
@@ -91,7 +94,7 @@ export class Connection {
           }
         },
         broken: onBroken,
-      });
+      }, persistent);
       const ring = rings[i];
       const unmaskLater = () => c.unmask(entry); // one closure per queue, not per event
       entry.consAtWakeup = ring.reqCons;

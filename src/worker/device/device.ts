@@ -185,7 +185,8 @@ export class Device {
       this.engine = new Engine(this.image, this.platform.grants, this.deviceLimits(this.image), {
         ...this.config.engine,
         // O_DIRECT: kept copies would not be aligned for writing them again (durability.ts).
-        ...(this.config.direct ? { keepBytes: 0 } : {}),
+        // Nor may reads go straight into the guest's mapped pages (persistent grants).
+        ...(this.config.direct ? { keepBytes: 0, foreignIo: false } : {}),
         warn: (m) => this.warn(m),
       });
       this.imageOk = true;
@@ -370,8 +371,20 @@ export class Device {
       const params = await readFrontend(this.xs, fe, this.limits);
       const discard = this.discard;
       const deviceType = await this.xs.tryRead(`${be}/device-type`);
+      // Persistent grants (blkif.h feature-persistent): offered at connect as Linux blkback does
+      // (drivers/block/xen-blkback/xenbus.c). A frontend already Connected (a new worker adopts
+      // the device) chose its mode from what the backend said then: keep that, whatever this
+      // worker's setting, or grants it ends after each request would still be mapped.
+      const [beStateText, beOffered] = await Promise.all([
+        this.xs.tryRead(`${be}/state`), this.xs.tryRead(`${be}/feature-persistent`),
+      ]);
+      const adopting = parseState(beStateText ?? '') === XenbusState.Connected;
+      const offer = adopting ? beOffered?.trim() === '1' : engine.offersPersistentGrants;
+      const persistent = offer && params.persistent && engine.offersPersistentGrants;
       engine.resume();
-      conn = await Connection.open(this.platform, engine, this.frontendId, params, (reason) => this.onBroken(reason));
+      conn = await Connection.open(
+        this.platform, engine, this.frontendId, params, (reason) => this.onBroken(reason), persistent,
+      );
       const sectors = Math.floor(img.size / SECTOR_SIZE);
       let info = this.readOnly ? VDISK_READONLY : 0;
       if (deviceType?.trim() === 'cdrom') info |= VDISK_CDROM | VDISK_REMOVABLE;
@@ -382,6 +395,8 @@ export class Device {
         await tx.write(`${be}/info`, String(info));
         await tx.write(`${be}/feature-flush-cache`, '1');
         await tx.write(`${be}/feature-barrier`, '1');
+        if (offer) await tx.write(`${be}/feature-persistent`, '1');
+        else await tx.rm(`${be}/feature-persistent`);
         if (discard) {
           await tx.write(`${be}/feature-discard`, '1');
           await tx.write(`${be}/discard-granularity`, '4096');
@@ -400,7 +415,8 @@ export class Device {
       this.conn = conn;
       this.state = XenbusState.Connected;
       this.connects++;
-      log('%s: connected (%d queue(s), order %d, %s)', be, params.queues.length, params.ringPageOrder, params.abi.name);
+      log('%s: connected (%d queue(s), order %d, %s%s)', be, params.queues.length, params.ringPageOrder,
+        params.abi.name, persistent ? ', persistent grants' : '');
     } catch (err) {
       conn?.close();
       const msg = err instanceof FrontendError ? `frontend ${fe}: ${err.message}` : `connect failed: ${(err as Error).message}`;

@@ -25,6 +25,8 @@ export interface FrontendParams {
   readonly abi: Abi;
   readonly ringPageOrder: number;
   readonly queues: QueueParams[];
+  /** feature-persistent: the frontend reuses its grants if the backend offers it too (blkif.h). */
+  readonly persistent: boolean;
 }
 
 export async function readFrontend(xs: XenStoreOps, fe: string, limits: ClaimLimits): Promise<FrontendParams> {
@@ -59,7 +61,9 @@ export async function readFrontend(xs: XenStoreOps, fe: string, limits: ClaimLim
     const dir = nq === 1 ? fe : `${fe}/queue-${q}`;
     queues.push(await readQueue(xs, dir, order, multiPage));
   }
-  return { abi, ringPageOrder: order, queues };
+  // As Linux blkback's connect_ring: anything but a number other than 0 means no.
+  const persistent = (parseU32((await xs.tryRead(`${fe}/feature-persistent`)) ?? '0') ?? 0) !== 0;
+  return { abi, ringPageOrder: order, queues, persistent };
 }
 
 async function readQueue(xs: XenStoreOps, dir: string, order: number, multiPage: boolean): Promise<QueueParams> {

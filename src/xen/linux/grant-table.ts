@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import createDebug from 'debug';
 import { native } from '../../native/addon';
 import type { NativeAddon } from '../../native/types';
-import { GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantTable, type RingMapping } from '../grant-table';
+import {
+  GNTST, PAGE_SIZE, type GrantCopyBatch, type GrantPage, type GrantTable, type RingMapping,
+} from '../grant-table';
 import { openDevice, xenError } from './errors';
 import { processTiming } from './evtchn-timing';
 import { GrantCopyEncoder, type PinnedBytes } from './grant-copy';
@@ -36,6 +38,9 @@ export interface GntdevStats {
   failedSegments: number;
   eagainRetries: number;
   ringsMapped: number;
+  /** Single grants kept mapped (persistent grants) now, and maps refused. */
+  grantsMapped: number;
+  grantMapFailures: number;
 }
 
 export class LinuxGrantTable implements GrantTable {
@@ -47,7 +52,10 @@ export class LinuxGrantTable implements GrantTable {
   /** DEBUG=afsfile:timing: the copies' share of each round trip. */
   private readonly timing = processTiming();
   private closed = false;
-  readonly stats: GntdevStats = { copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0 };
+  readonly stats: GntdevStats = {
+    copyIoctls: 0, segments: 0, refusedSegments: 0, failedSegments: 0, eagainRetries: 0, ringsMapped: 0,
+    grantsMapped: 0, grantMapFailures: 0,
+  };
 
   /** Takes ownership of fd; probes grant copy (throws with a clear message when missing). */
   constructor(readonly fd: number, private readonly path = GNTDEV_DEVICE, private readonly addon: NativeAddon = native()) {
@@ -133,6 +141,59 @@ export class LinuxGrantTable implements GrantTable {
     }
     this.ioctl('IOCTL_GNTDEV_UNMAP_GRANT_REF', IOCTL.GNTDEV_UNMAP_GRANT_REF, encodeUnmapGrantRef(offset, count));
     debug('unmapped index %s (%d pages)', offset, count);
+  }
+
+  /**
+   * One grant, writable (Linux blkfront grants its persistent pages writable): MAP_GRANT_REF of
+   * one ref, then mmap, once; no retry on EAGAIN (a paged-out page), the caller copies instead.
+   */
+  mapGrant(domid: number, gref: number): GrantPage | null {
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) return null;
+    if (!Number.isInteger(gref) || gref < 0 || gref > 0xffff_ffff) return null;
+    if (this.closed) return null;
+    const arg = encodeMapGrantRef(domid, [gref]);
+    try {
+      this.addon.ioctl(this.fd, IOCTL.GNTDEV_MAP_GRANT_REF, arg);
+    } catch (err) {
+      this.stats.grantMapFailures++;
+      debug('MAP_GRANT_REF domain %d gref %d: %s', domid, gref, (err as Error).message);
+      return null;
+    }
+    const index = decodeMapIndex(arg);
+    let buffer: ArrayBuffer;
+    try {
+      buffer = this.addon.mmapShared(this.fd, PAGE_SIZE, index, true);
+    } catch (err) {
+      this.stats.grantMapFailures++;
+      debug('mmap of domain %d gref %d: %s', domid, gref, (err as Error).message);
+      this.releaseIndex(index, 1);
+      return null;
+    }
+    this.stats.grantsMapped++;
+    let done = false;
+    return {
+      bytes: new Uint8Array(buffer),
+      unmap: () => {
+        if (done) return;
+        done = true;
+        this.stats.grantsMapped--;
+        try {
+          this.addon.munmapShared(buffer);
+        } catch (err) {
+          debug('munmap of domain %d gref %d: %s', domid, gref, (err as Error).message);
+        }
+        // The index is ours (no GET_OFFSET_FOR_VADDR needed); after close the fd took it.
+        if (!this.closed) this.releaseIndex(index, 1);
+      },
+    };
+  }
+
+  private releaseIndex(index: bigint, count: number): void {
+    try {
+      this.addon.ioctl(this.fd, IOCTL.GNTDEV_UNMAP_GRANT_REF, encodeUnmapGrantRef(index, count));
+    } catch (e) {
+      debug('UNMAP_GRANT_REF index %s: %s', index, (e as Error).message);
+    }
   }
 
   /** Lazily mapped anonymous memory (src/native/pool.c): the kernel resolves each grant-copy

@@ -58,7 +58,7 @@ for b in setfattr getfattr; do
   add_libs "$root" "$afs_pkgroot/usr/bin/$b"
 done
 for b in /usr/sbin/akeyconvert /usr/sbin/asetkey /usr/bin/pts /usr/bin/vos /usr/bin/fs /usr/bin/tokens /usr/bin/unlog \
-         /usr/bin/aklog /usr/bin/udebug /usr/bin/rxdebug /usr/bin/pagsh.openafs \
+         /usr/bin/aklog /usr/bin/udebug /usr/bin/rxdebug /usr/bin/pagsh.openafs /usr/bin/afsio \
          /usr/sbin/krb5kdc /usr/sbin/kdb5_util /usr/sbin/kadmin.local /usr/bin/kinit /usr/bin/klist \
          /usr/bin/kdestroy /bin/keyctl /sbin/afsd; do
   # Debian 13 ships MIT's kinit, klist, kdestroy as NAME.mit behind an alternative that

@@ -26,7 +26,8 @@ VARIANT_ROUNDS=$(cmdline_arg xentest.perf_variant_rounds); : "${VARIANT_ROUNDS:=
 # The sides (run.mjs --perf-sides): blkback, afsfile, and afsfile with another image I/O path
 # (the worker is restarted with AFSFILE_IO set: afsfile-pool = threadpool, afsfile-uring-reads,
 # afsfile-inline = inline-writes; afsfile and afsfile-ring are the default, uring), or with
-# AFSFILE_KEEP=copy (afsfile-copy: write data copied into the kept-data arena at completion).
+# AFSFILE_KEEP=copy (afsfile-copy: write data copied into the kept-data arena at completion),
+# AFSFILE_PERSISTENT=1 (afsfile-pgnt: persistent grants offered, kept mapped, memcpy'd).
 SIDES=$(cmdline_arg xentest.perf_sides | tr ',' ' '); : "${SIDES:=blkback afsfile}"
 NSIDES=$(echo $SIDES | wc -w)
 # xentest.perf_profile=1 (run.mjs --perf-profile): the afsfile sides' worker profiles itself
@@ -86,15 +87,16 @@ worker_for() {
     *) io=uring ;;
   esac
   keep=; [ "$1" = afsfile-copy ] && keep=copy
+  pgnt=; [ "$1" = afsfile-pgnt ] && pgnt=1
   old=$(cat "$AFSFILE_PIDFILE")
   kill -TERM "$old"
   wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the worker (pid $old) did not stop for the $1 side"
-  env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV $PROFILE_ENV AFSFILE_IO=$io AFSFILE_KEEP=$keep setsid "$AFSFILE" $AFSFILE_WORKER_ARGS >> "$AFSFILE_LOG" 2>&1 < /dev/null &
+  env DEBUG=afsfile:worker,afsfile:device $AFSFILE_WORKER_ENV $PROFILE_ENV AFSFILE_IO=$io AFSFILE_KEEP=$keep AFSFILE_PERSISTENT=$pgnt setsid "$AFSFILE" $AFSFILE_WORKER_ARGS >> "$AFSFILE_LOG" 2>&1 < /dev/null &
   echo $! > "$AFSFILE_PIDFILE"
   WORKER_MODE=$1
   sleep 2
   afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "the worker did not start for the $1 side"; }
-  xt_step "worker restarted with AFSFILE_IO=$io AFSFILE_KEEP=$keep for the $1 side"
+  xt_step "worker restarted with AFSFILE_IO=$io AFSFILE_KEEP=$keep AFSFILE_PERSISTENT=$pgnt for the $1 side"
 }
 
 # kind_of SIDE: the backend directory SIDE's xvdb lives under.
@@ -171,6 +173,8 @@ run_variant() {
       cpu = (key in begin && f["ops"] > 0) ? ($3 - begin[key]) * 1e6 / f["ops"] : -1
       printf "%s %s %s %s %s %s %.0f\n", v, $1, $2, $6, f[unit], unit, cpu
     }' "$LOG" >> "$RESULTS"
+  # Printed per variant: a boot cut short still leaves the finished variant's rounds.
+  grep "^$name " "$RESULTS" | sed 's/^/  [perf] /'
 }
 
 run_variant xt-perf "$ROUNDS" ""
@@ -182,7 +186,6 @@ for img in "$img_base" "$img_afs"; do
 done
 xt_step "dom0 verified the pattern in both images"
 
-sed 's/^/  [perf] /' "$RESULTS"
 # Per variant, workload and side other than blkback: median and quartiles of the per-round
 # ratios side/blkback, each side's median dom0 CPU per request (us), the rounds that had both.
 awk -v sides="$SIDES" '
