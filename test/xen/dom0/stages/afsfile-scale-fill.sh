@@ -25,7 +25,7 @@ MEM=$(cmdline_arg xentest.fill_guest_mem);  : "${MEM:=96}"   # MiB per guest
 DISKS=$(cmdline_arg xentest.fill_disks);    : "${DISKS:=6}"   # per idle guest, xvda.. (at most 16)
 PIPE=$(cmdline_arg xentest.fill_pipe);      : "${PIPE:=2}"    # idle guests booting at once
 MAX=$(cmdline_arg xentest.fill_max);        : "${MAX:=48}"    # idle guests at most
-FILL_S=$(cmdline_arg xentest.fill_seconds); : "${FILL_S:=600}" # no new guest after this (stage clock)
+FILL_S=$(cmdline_arg xentest.fill_seconds); : "${FILL_S:=540}" # no new guest after this (stage clock)
 BUSY=$(cmdline_arg xentest.fill_busy);      : "${BUSY:=2}"
 AT=$(cmdline_arg xentest.fill_at);          : "${AT:=1,2,4,8,12,16,24,32}" # guest counts measured at
 IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
