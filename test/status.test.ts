@@ -51,7 +51,7 @@ test('an AFS image lock: when the lease was last taken', () => {
     const r = status(runDir);
     assert.match(r.stdout, /\n7 +xvda .* ex held +\/afs\/c\/a\.img\n/);
     assert.match(r.stdout,
-      /\n  7\/xvda: image lock: an AFS lease, taken 4\d s ago \(extended every 150 s with the key/);
+      /\n  7\/xvda: image lock: an AFS lease, taken 4\d s ago \(extended by the client: kAFS with the key/);
     assert.not.match(r.stdout, /8\/xvda: image lock/, 'a local lock is no lease');
   });
 });

@@ -699,6 +699,10 @@ export class Engine {
       case STEP_READ:
         if (plan.kind !== 'read') return;
         if (this.dur.holding) return void this.held.push(ctx);
+        if (ctx.iov !== null && (ctx.queue === null || ctx.queue.dead)) {
+          // Its ring went while it waited (a retry, a hold): its pages may be unmapped by now.
+          return this.finish(ctx, BlkifStatus.ERROR, 'ring disconnected');
+        }
         this.fileOps++;
         if (ctx.iov !== null) {
           this.foreignOps++;

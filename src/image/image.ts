@@ -305,45 +305,54 @@ export class Image {
    * every failure goes through the ring or the pool path.
    */
   read(buf: Uint8Array, offset: number, cb: IoCallback): void {
-    const addon = this.addon;
-    const ring = this.ring;
-    if (addon !== null && this.nowait.enabled && (ring === null || this.inlineLeft > 0)) {
-      if (ring !== null) this.inlineLeft--;
-      if (this.skipLeft > 0) {
-        this.skipLeft--;
-        this.nowait.skipped++;
-      } else {
-        const len = buf.length;
-        const n = addon.preadv2(this.curFd, buf, offset, this.rwfNowait);
-        if (n === len) {
-          this.nowait.hits++;
-          if (this.skipNext > 1) this.skipNext >>= 1;
-          return cb(null);
-        }
-        // Not (all) cached: the next reads likely are not either (see MAX_SKIP).
-        this.skipLeft = this.skipNext;
-        this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
-        if (n > 0) {
-          // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
-          this.nowait.partial++;
-          if (ring !== null) return ring.read(this.curFd, buf.subarray(n), offset + n, cb);
-          return this.io(false, buf, n, len - n, offset + n, cb);
-        }
-        this.nowait.misses++;
-        if (n === -EOPNOTSUPP || n === -EINVAL) {
-          // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
-          this.nowait.enabled = false;
-          const rest = ring ? 'ring' : 'thread pool';
-          log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, rest);
-        }
-        // EAGAIN (not cached), 0 (at EOF) or any other error: the ring or the pool does the read
-        // and reports what it meets, exactly as without this step (retries of transient errors included).
-      }
-    }
+    const len = buf.length;
+    const n = this.readInline(buf, len, offset);
+    if (n === len) return cb(null);
+    // Only the start was cached: the ring or the pool reads the rest (and reports EOF as before).
     // Ring calls count as busy too (Uring.pending, no wrapper per call): an SQE names the fd,
     // which reopen must not close before the kernel has taken it.
-    if (ring !== null) return ring.read(this.curFd, buf, offset, cb);
-    this.io(false, buf, 0, buf.length, offset, cb);
+    if (this.ring !== null) return this.ring.read(this.curFd, n > 0 ? buf.subarray(n) : buf, offset + n, cb);
+    this.io(false, buf, n, len - n, offset + n, cb);
+  }
+
+  /**
+   * The page-cache step of a buffered read: preadv2(RWF_NOWAIT) on this thread when it is worth
+   * trying (the first read of a pump with a ring, every read without one); the bytes it read,
+   * 0 when it read none or did not try. EAGAIN (not cached), 0 (at EOF) or any other error:
+   * the ring or the pool does the read and reports what it meets, exactly as without this step
+   * (retries of transient errors included).
+   */
+  private readInline(target: Uint8Array | Uint8Array[], len: number, offset: number): number {
+    const addon = this.addon;
+    const ring = this.ring;
+    if (addon === null || !this.nowait.enabled || (ring !== null && this.inlineLeft <= 0)) return 0;
+    if (ring !== null) this.inlineLeft--;
+    if (this.skipLeft > 0) {
+      this.skipLeft--;
+      this.nowait.skipped++;
+      return 0;
+    }
+    const n = addon.preadv2(this.curFd, target, offset, this.rwfNowait);
+    if (n === len) {
+      this.nowait.hits++;
+      if (this.skipNext > 1) this.skipNext >>= 1;
+      return n;
+    }
+    // Not (all) cached: the next reads likely are not either (see MAX_SKIP).
+    this.skipLeft = this.skipNext;
+    this.skipNext = Math.min(this.skipNext * 2, MAX_SKIP);
+    if (n > 0) {
+      this.nowait.partial++;
+      return n;
+    }
+    this.nowait.misses++;
+    if (n === -EOPNOTSUPP || n === -EINVAL) {
+      // The file system has no NOWAIT reads (OpenAFS, tmpfs here): stop asking, for good.
+      this.nowait.enabled = false;
+      const rest = ring ? 'ring' : 'thread pool';
+      log('%s: preadv2(RWF_NOWAIT) refused (errno %d): every read goes to the %s', this.path, -n, rest);
+    }
+    return 0;
   }
 
   /**
@@ -352,6 +361,16 @@ export class Image {
    * The caller never passes foreign pages to an O_DIRECT image (direct I/O into them is unsafe).
    */
   readv(views: Uint8Array[], offset: number, cb: IoCallback): void {
+    if (views.length === 1) return this.read(views[0], offset, cb);
+    let total = 0;
+    for (const v of views) total += v.length;
+    // The page-cache step as for read(): a cached request costs one preadv2.
+    const n = views.length <= 256 ? this.readInline(views, total, offset) : 0;
+    if (n === total) return cb(null);
+    this.readvRest(n > 0 ? viewsAfter(views, n) : views, offset + n, cb);
+  }
+
+  private readvRest(views: Uint8Array[], offset: number, cb: IoCallback): void {
     if (this.ring !== null) return this.ring.readv(this.curFd, views, offset, cb);
     this.busy++;
     let total = 0;
@@ -361,13 +380,7 @@ export class Image {
       if (err) return cb(nameLinuxErrno(err));
       if (n === total) return cb(null);
       if (n === 0) return cb(Object.assign(new Error(`short read at ${offset}`), { code: 'EIO' }));
-      // A short read: the rest from where it stopped.
-      let skip = n;
-      let i = 0;
-      while (skip >= views[i].length) skip -= views[i++].length;
-      const rest = views.slice(i);
-      rest[0] = rest[0].subarray(skip);
-      this.readv(rest, offset + n, cb);
+      this.readvRest(viewsAfter(views, n), offset + n, cb); // a short read: the rest from there
     });
   }
 
@@ -498,4 +511,14 @@ function explain(path: string, err: NodeJS.ErrnoException, op: string): ImageErr
     case 'ETIMEDOUT': return new ImageError(path, 'timed out (file server unreachable?)', err.code);
     default: return new ImageError(path, `${op} failed: ${err.message}`, err.code);
   }
+}
+
+/** What is left of views after the first n bytes (n less than their total). */
+function viewsAfter(views: Uint8Array[], n: number): Uint8Array[] {
+  let skip = n;
+  let i = 0;
+  while (skip >= views[i].length) skip -= views[i++].length;
+  const rest = views.slice(i);
+  rest[0] = rest[0].subarray(skip);
+  return rest;
 }

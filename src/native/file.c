@@ -81,10 +81,27 @@ static napi_value rw_v2(napi_env env, napi_callback_info info, int write) {
   uint32_t flags;
   void *data;
   size_t len;
+  bool is_array = false;
   if (afs_args(env, info, 4, argv, write ? "pwritev2(fd, buf, offset, flags)" : "preadv2(fd, buf, offset, flags)") ||
-      afs_arg_fd(env, argv[0], &fd) || afs_arg_bytes(env, argv[1], &data, &len) ||
-      afs_arg_i64(env, argv[2], &off) || afs_arg_u32(env, argv[3], &flags)) return NULL;
+      afs_arg_fd(env, argv[0], &fd) || afs_arg_i64(env, argv[2], &off) || afs_arg_u32(env, argv[3], &flags))
+    return NULL;
   if (off < 0) return afs_throw_type(env, "offset must not be negative");
+  /* preadv2(fd, views: Uint8Array[], ...): several buffers in order (the pages of a request). */
+  if (!write && napi_is_array(env, argv[1], &is_array) == napi_ok && is_array) {
+    uint32_t n;
+    struct iovec iovs[256];
+    if (napi_get_array_length(env, argv[1], &n) != napi_ok || n == 0 || n > 256)
+      return afs_throw_type(env, "preadv2: 1..256 views");
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value v;
+      if (napi_get_element(env, argv[1], i, &v) != napi_ok || afs_arg_bytes(env, v, &data, &len)) return NULL;
+      iovs[i].iov_base = data;
+      iovs[i].iov_len = len;
+    }
+    ssize_t r = preadv2((int)fd, iovs, (int)n, off, (int)flags);
+    return afs_make_i64(env, r < 0 ? -(int64_t)errno : (int64_t)r);
+  }
+  if (afs_arg_bytes(env, argv[1], &data, &len)) return NULL;
   struct iovec iov = { data, len };
   ssize_t r = write ? pwritev2((int)fd, &iov, 1, off, (int)flags) : preadv2((int)fd, &iov, 1, off, (int)flags);
   return afs_make_i64(env, r < 0 ? -(int64_t)errno : (int64_t)r);

@@ -20,11 +20,12 @@ export interface NativeAddon {
   /** malloc_trim(0): free memory of every malloc arena back to the kernel; whether any was. */
   trimMalloc(): boolean;
   /**
-   * preadv2(2) of buf.length bytes at offset: the bytes read (0 at end of file, fewer than
-   * asked for when only part is in the page cache under RWF_NOWAIT), or a NEGATIVE errno.
+   * preadv2(2) of buf.length bytes (or into 1..256 views in order) at offset: the bytes read
+   * (0 at end of file, fewer than asked for when only part is in the page cache under
+   * RWF_NOWAIT), or a NEGATIVE errno.
    * Does not throw for a failed call (EAGAIN under RWF_NOWAIT is common and must be cheap).
    */
-  preadv2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
+  preadv2(fd: number, buf: Uint8Array | Uint8Array[], offset: number, flags: number): number;
   /** pwritev2(2), returning as preadv2 does. */
   pwritev2(fd: number, buf: Uint8Array, offset: number, flags: number): number;
   /** RWF_NOWAIT from the headers the addon was built with (checked there against <linux/fs.h>). */

@@ -70,15 +70,17 @@ function lockView(v: unknown): DeviceView['lock'] {
 }
 
 /**
- * An AFS lock is a lease the kernel extends every 150 s with the key of the open file that took
- * it (extensions are not visible from here): when it was last taken, which the device does
- * again after each token renewal.
+ * An AFS lock is a lease the client extends (extensions are not visible from here): kAFS every
+ * 150 s with the key of the open file that took it, so the device takes it again after each
+ * token renewal; the OpenAFS client every minute with its own credentials (lock-fs.ts
+ * lockFollowsKey). When it was last taken.
  */
 function leaseLine(d: DeviceView, now: number): string | null {
   const l = d.lock;
   if (!l || l.reach !== 'afs' || (l.state !== 'held' && l.state !== 'adopted') || !l.since) return null;
   return `image lock: an AFS lease, ${l.state === 'held' ? 'taken' : 'adopted'} ${ago(l.since, now)} ` +
-    '(extended every 150 s with the key it was taken with; taken again after each token renewal)';
+    '(extended by the client: kAFS with the key it was taken with, so it is taken again after each token ' +
+    'renewal; OpenAFS with its own credentials)';
 }
 
 /** The Lock column: "ex held", "sh adopted", "ex deferred", "none". */

@@ -217,6 +217,35 @@ afs_start_renew_worker() {
     show afsfile "$AFSFILE_LOG"; show renew.json /run/afsfile/status/renew.json; return 1; }
 }
 
+# The renew loop's pid in RENEW_PID: renew re-executes itself inside a new PAG, so the process
+# afs_start_renew_worker started only waits for it; renew.json names the loop.
+afs_renew_pid() {
+  RENEW_PID=$(sed -n 's/^  "pid": \([0-9]*\),$/\1/p' /run/afsfile/status/renew.json)
+  [ -n "$RENEW_PID" ] && kill -0 "$RENEW_PID" || { afs_log "no renew loop pid in renew.json"; return 1; }
+}
+
+# The token's expiry in AFS_TOKEN_EXP (as renew.json has it) and AFS_TOKEN_EXP_S (epoch s): the
+# cell's token (OpenAFS `tokens`: it can lapse a minute before the ticket), else, for a kAFS key
+# ("present"), the ticket's. Read it with renew stopped, or a renewal may move it.
+afs_token_expiry() {
+  AFS_TOKEN_EXP=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
+  [ -n "$AFS_TOKEN_EXP" ] ||
+    AFS_TOKEN_EXP=$(sed -n 's/.*"ticketExpires": "\([^"]*\)".*/\1/p' /run/afsfile/status/renew.json)
+  AFS_TOKEN_EXP_S=$(date -d "$(echo "$AFS_TOKEN_EXP" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/null)
+  [ -n "$AFS_TOKEN_EXP_S" ] || { afs_log "cannot read the token expiry '$AFS_TOKEN_EXP'"; return 1; }
+}
+
+# Tells the guest of IMAGE (waiting in xt.startmark=XTSTART) to start LEAD s before EXPIRY-S,
+# the kernel trace already running (kAFS), so that what the client does at the token's expiry
+# is seen.
+afs_start_before_expiry() { # afs_start_before_expiry EXPIRY-S LEAD IMAGE
+  local wait_s=$(($1 - $(date +%s) - $2))
+  [ "$wait_s" -gt 0 ] && sleep "$wait_s"
+  afs_trace_start
+  afs_admin sh -c ". /xentest/lib.sh; image_mark $3 XTSTART" || fail "cannot mark $3"
+  xt_step "guest told to write ($(($1 - $(date +%s))) s before expiry)"
+}
+
 # kAFS's stores as the kernel saw them (netfs and afs trace points, Linux
 # include/trace/events/netfs.h and afs.h): started before a fault case, reported after it, so
 # that a store that failed inside the kernel (netfs_failure, an fs call answered with an error)

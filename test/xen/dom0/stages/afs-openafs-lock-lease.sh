@@ -59,7 +59,7 @@ second_lock() {
     break
   done
   case $rc in
-    0) grep -q . "$B/out.$N" && return 2
+    0) grep -q '^afsio:' "$B/out.$N" && return 2
        afsio_run fidunlock -fid "$1" >> "$B/out.$N" 2>&1
        return 0 ;;
     124|143) return 1 ;; # timeout (coreutils 124, busybox: killed by SIGTERM)

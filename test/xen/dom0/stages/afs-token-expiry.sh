@@ -34,10 +34,8 @@ wait_until 30 sh -c "! kill -0 $old 2>/dev/null" || fail "the previous renew/wor
 from=$(($(wc -l < "$AFSFILE_LOG") + 1))
 AFS_WORKER_DEBUG=${MARGIN:+AFSFILE_TOKEN_WRITE_MARGIN=$MARGIN} \
   AFS_RENEW_ARGS="--lifetime ${LIFETIME}s --margin 5s" afs_start_renew_worker || fail "renew got no token"
-# The renew loop: renew re-executes itself inside a new PAG (keyctl session), so the process
-# started above only waits for it; renew.json names the loop's pid.
-renew_pid=$(sed -n 's/^  "pid": \([0-9]*\),$/\1/p' /run/afsfile/status/renew.json)
-[ -n "$renew_pid" ] && kill -0 "$renew_pid" || fail "no renew loop pid in renew.json"
+afs_renew_pid || fail "no renew loop"
+renew_pid=$RENEW_PID
 xt_step "renew (pid $renew_pid) with a ${LIFETIME} s ticket lifetime${MARGIN:+, the worker's write margin ${MARGIN} s}"
 
 SEQ_MB=24 BUF_MB=4 RAND_MB=2 RAND_OPS=256
@@ -57,21 +55,12 @@ expiry_exit() {
   afs_trace_report
 }
 trap expiry_exit EXIT
-# The token's own expiry (OpenAFS `tokens`: it can lapse a minute before the ticket), else, for a
-# kAFS key ("present"), the ticket's.
-exp=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
-[ -n "$exp" ] || exp=$(sed -n 's/.*"ticketExpires": "\([^"]*\)".*/\1/p' /run/afsfile/status/renew.json)
+afs_token_expiry || fail "no token expiry in renew.json"
+exp=$AFS_TOKEN_EXP exp_s=$AFS_TOKEN_EXP_S
 xt_step "renew stopped (SIGSTOP): the token is not renewed; it expires at $exp"
-exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/null)
-[ -n "$exp_s" ] || fail "cannot read the ticket expiry $exp"
 # Writes start LEAD s before the token lapses: the worker's token gate holds writes from 30 s
 # (or MARGIN s) before (what is dirty is stored while the key is valid) and fsync from 10 s before.
-wait_s=$((exp_s - $(date +%s) - LEAD))
-[ "$wait_s" -gt 0 ] && sleep "$wait_s"
-afs_trace_start
-afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTSTART" || fail "cannot mark $img"
-t_start=$(date +%s)
-xt_step "guest told to write ($((exp_s - t_start)) s before expiry)"
+afs_start_before_expiry "$exp_s" $LEAD "$img"
 left=$((exp_s + 40 - $(date +%s)))
 [ "$left" -gt 0 ] && sleep "$left"
 afs_worker_errors "$from" > /run/xentest/expiry-held

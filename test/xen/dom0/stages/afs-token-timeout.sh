@@ -29,18 +29,16 @@ AFSFILE_WORKER_ARGS="$worker_args --hold-timeout ${HOLD}s"
 AFS_RENEW_ARGS="--lifetime ${LIFETIME}s --margin 5s"
 afs_start_renew_worker || fail "renew got no token"
 AFSFILE_WORKER_ARGS=$worker_args AFS_RENEW_ARGS=
-renew_pid=$(sed -n 's/^  "pid": \([0-9]*\),$/\1/p' /run/afsfile/status/renew.json)
-[ -n "$renew_pid" ] && kill -0 "$renew_pid" || fail "no renew loop pid in renew.json"
+afs_renew_pid || fail "no renew loop"
+renew_pid=$RENEW_PID
 kill -STOP "$renew_pid" || fail "cannot stop renew"
 restore() {
   kill -CONT "$renew_pid" 2>/dev/null
   afs_trace_report
 }
 trap restore EXIT
-exp=$(sed -n "s/.*\"$AFS_CELL\": \"\(20[^\"]*\)\".*/\1/p" /run/afsfile/status/renew.json)
-[ -n "$exp" ] || exp=$(sed -n 's/.*"ticketExpires": "\([^"]*\)".*/\1/p' /run/afsfile/status/renew.json)
-exp_s=$(date -d "$(echo "$exp" | sed 's/T/ /; s/\..*//; s/Z$//')" +%s 2>/dev/null)
-[ -n "$exp_s" ] || fail "cannot read the token expiry $exp"
+afs_token_expiry || fail "no token expiry in renew.json"
+exp=$AFS_TOKEN_EXP exp_s=$AFS_TOKEN_EXP_S
 xt_step "worker with --hold-timeout ${HOLD}s; renew (pid $renew_pid) stopped;" \
   "the token expires at $exp ($((exp_s - $(date +%s))) s from now)"
 
@@ -62,12 +60,7 @@ GUEST_RAND_WRITTEN=$(echo "$result" | tr ' ' '\n' | sed -n 's/^rand_write_blocks
 nf=$(afs_namei_file $((IMAGE_MB * 1048576)))
 [ "$(echo "$nf" | grep -c .)" -eq 1 ] || fail "expected one namei file of $IMAGE_MB MiB, found: $nf"
 
-wait_s=$((exp_s - $(date +%s) - LEAD))
-[ "$wait_s" -gt 0 ] && sleep "$wait_s"
-afs_trace_start
-afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTSTART" || fail "cannot mark $img"
-t_start=$(date +%s)
-xt_step "guest told to write ($((exp_s - t_start)) s before expiry)"
+afs_start_before_expiry "$exp_s" $LEAD "$img"
 guest_wait_line xt-holdto '^XT HELD-WRITE' $((HOLD + 90))
 t_failed=$(date +%s)
 line=$(guest_log xt-holdto | grep -m1 '^XT HELD-WRITE')

@@ -173,6 +173,8 @@ run_variant() {
       cpu = (key in begin && f["ops"] > 0) ? ($3 - begin[key]) * 1e6 / f["ops"] : -1
       printf "%s %s %s %s %s %s %.0f\n", v, $1, $2, $6, f[unit], unit, cpu
     }' "$LOG" >> "$RESULTS"
+  # Printed per variant: a boot cut short still leaves the finished variant's rounds.
+  grep "^$name " "$RESULTS" | sed 's/^/  [perf] /'
 }
 
 run_variant xt-perf "$ROUNDS" ""
@@ -184,7 +186,6 @@ for img in "$img_base" "$img_afs"; do
 done
 xt_step "dom0 verified the pattern in both images"
 
-sed 's/^/  [perf] /' "$RESULTS"
 # Per variant, workload and side other than blkback: median and quartiles of the per-round
 # ratios side/blkback, each side's median dom0 CPU per request (us), the rounds that had both.
 awk -v sides="$SIDES" '
