@@ -7,30 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BLOCK } from './verified-workload';
 import { inPrivateMountNamespace } from '../helpers/faultfs';
 import { until } from '../helpers/wait';
-import { type SimDevice, devicePid, waitDevicePid, workerStatus } from './sim-devices';
+import { type SimDevice, waitDevicePid, workerStatus } from './sim-devices';
 import { faultDevice, imagePath, startFaultBench } from './faults';
-
-const say = (l: string): void => void process.stdout.write(`${l}\n`);
-/** The device host's thread pool, set so the test knows it (src/engine/threadpool-size.ts). */
-const POOL = 4;
-/** Hung opens: more than the pool has threads. */
-const HUNG = POOL + 2;
-/** Long enough that nothing in the test can be explained by the hang ending. */
-const HANG_MS = 150_000;
-/** An attach or a removal within this is prompt: the hang is many times longer. */
-const PROMPT_MS = 25_000;
-
-/** The state letter of a process (/proc/PID/stat), undefined once it is reaped. */
-function procState(pid: number): string | undefined {
-  try {
-    return /^\d+ \(.*\) (\S)/s.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
+import { HANG_MS, HUNG, POOL, assertHostEnds, assertPrompt, neighbourCycle, say } from './hung-host';
 
 if (inPrivateMountNamespace()) {
   test(`${HUNG} hung opens in one device host (pool of ${POOL}): a neighbour attaches, detaches and attaches ` +
@@ -56,45 +37,13 @@ if (inPrivateMountNamespace()) {
       const hosts = (workerStatus(b.rig) as { hosts?: Array<{ pid?: number; devices: number }> }).hosts ?? [];
       assert.equal(hosts.map((h) => h.pid), [host], 'one device host serves them all');
 
-      let t0 = performance.now();
-      const n = await faultDevice(b, 90, 'neighbour.img', 1 << 20, PROMPT_MS);
-      devs.push(n);
-      const attachMs = performance.now() - t0;
-      assert.is(devicePid(b.rig, n), host, 'the neighbour is served by the same process');
-      await n.front.write(0, new Uint8Array(BLOCK).fill(5));
-      assert.equal(await n.front.read(0, BLOCK), new Uint8Array(BLOCK).fill(5));
-
-      t0 = performance.now();
-      const removed = await b.rig.ts.removeVbd(n.vbd, { timeoutMs: PROMPT_MS });
-      const detachMs = performance.now() - t0;
-      assert.ok(removed.closed, 'the neighbour reached Closed');
-      n.guest.close();
-      // The same image again: its lock (the close of the old one's descriptors) must be gone.
-      t0 = performance.now();
-      const again = await faultDevice(b, 91, 'neighbour.img', 1 << 20, PROMPT_MS);
-      devs.push(again);
-      const reattachMs = performance.now() - t0;
-      await again.front.write(0, new Uint8Array(BLOCK).fill(6));
-      assert.equal(await again.front.read(0, BLOCK), new Uint8Array(BLOCK).fill(6));
+      const { attachMs, detachMs, reattachMs } = await neighbourCycle(b, host, devs);
       const hung = (await b.ffs.stats()).hung ?? 0;
       say(`${hung} faultfs requests hung; the neighbour attached in ${attachMs.toFixed(0)} ms, reached Closed in ` +
         `${detachMs.toFixed(0)} ms, attached again in ${reattachMs.toFixed(0)} ms`);
       assert.ok(hung >= HUNG, `every hung image holds its own thread (${hung} hung)`);
-      for (const [what, ms] of [['attach', attachMs], ['detach', detachMs], ['attach again', reattachMs]] as const) {
-        assert.ok(ms < PROMPT_MS, `${what} took ${ms.toFixed(0)} ms`);
-      }
-
-      // The host ends while its opens hang: no thread of the process waits for them. (The hung
-      // threads themselves wait in the kernel for faultfs's answer: the process is a zombie
-      // until then, but its main thread has exited.)
-      t0 = performance.now();
-      process.kill(host, 'SIGTERM');
-      const state = await until('the device host ends', () => {
-        const s = procState(host);
-        return s === undefined || s === 'Z' || s === 'X' ? s ?? 'reaped' : undefined;
-      }, PROMPT_MS).catch(() => `still ${procState(host)}`);
-      say(`the host ended (${state}) ${(performance.now() - t0).toFixed(0)} ms after SIGTERM, its opens still hung`);
-      assert.ok(state === 'reaped' || state === 'Z' || state === 'X', `the host did not end: ${state}`);
+      assertPrompt([['attach', attachMs], ['detach', detachMs], ['attach again', reattachMs]]);
+      await assertHostEnds(host, 'opens');
     } finally {
       await b.ffs.ctl('clear').catch(() => undefined);
       for (const d of devs) d.guest.close();
