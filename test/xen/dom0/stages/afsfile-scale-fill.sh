@@ -2,7 +2,9 @@
 # Issue 21 on real Xen, as many guests as fit: small guests with DISKS afsfile disks each
 # (given at xl create) are created one after another until `xl create` fails for want of
 # memory (or MAX guests, or FILL_S seconds from the start: what stopped it is reported), all in
-# one device host (isolation=identity, the worker afsfile-setup/vbd3-setup started); then up to
+# one device host (isolation=identity, the worker afsfile-setup/vbd3-setup started). If Xen has
+# then less free memory than the BUSY guests need, the last BUSY idle guests are destroyed to
+# make room for them (Xen is full: that is what the fill proved). Then up to
 # EXTRA more disks each are hot-attached, one at a time, until EXTRA_UNTIL s. Only DISKS at
 # create: libxl runs the hotplug scripts of one xl create at once and gives each 40 s, and six
 # afsfile executables starting at once under TCG took longer. Every afsfile process is measured
@@ -11,8 +13,9 @@
 # An idle guest runs a small verified `xtio run` on xvda and on xvdb at boot, then holds (no
 # I/O) until dom0 detaches its xvda; then it reads xvdb again and compares, and powers off:
 # so every idle guest proves at the end that its disks still work after the crash below.
-# BUSY guests (created first, without a disk, so their memory is kept) then get a disk each
-# and write and check it again and again (xt.mode=soak), measured beside the idle ones; the
+# BUSY guests (created after the fill with their disk: a guest booted early and left waiting
+# for its disk while the fill ran starved and crashed in its own kernel) then write and check
+# it again and again (xt.mode=soak), measured beside the idle ones; the
 # device host serving every disk is killed with SIGKILL under that load: each disk must be
 # served again by a new process (the time is measured), the busy guests must go on writing, no
 # guest may see an I/O error, and dom0 checks the busy guests' images at the end.
@@ -23,14 +26,17 @@
 . /xentest/scale.sh
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
-# 96 MiB: the guest kernel (Debian's, 50 MB loaded) and its initramfs leave too little of 64.
-MEM=$(cmdline_arg xentest.fill_guest_mem);  : "${MEM:=96}"   # MiB per guest
+# 96 MiB at least: the guest kernel (Debian's, 50 MB loaded) and its initramfs leave too little
+# of 64. 144 by default: under TCG a guest takes ~50 s to create and boot, and the ~1.5 GiB Xen
+# has for guests (about ten such guests) must be full (xl create refused) well within the
+# stage's time, the crash phase after it.
+MEM=$(cmdline_arg xentest.fill_guest_mem);  : "${MEM:=144}"   # MiB per guest
 DISKS=$(cmdline_arg xentest.fill_disks);    : "${DISKS:=2}"   # per idle guest at create, xvda..
-EXTRA=$(cmdline_arg xentest.fill_extra);    : "${EXTRA:=4}"   # hot-attached afterwards, per guest
-EXTRA_UNTIL=$(cmdline_arg xentest.fill_extra_until); : "${EXTRA_UNTIL:=720}" # no new attach after (stage clock)
+EXTRA=$(cmdline_arg xentest.fill_extra);    : "${EXTRA:=3}"   # hot-attached afterwards, per guest
+EXTRA_UNTIL=$(cmdline_arg xentest.fill_extra_until); : "${EXTRA_UNTIL:=860}" # no new attach after (stage clock)
 PIPE=$(cmdline_arg xentest.fill_pipe);      : "${PIPE:=2}"    # idle guests booting at once
 MAX=$(cmdline_arg xentest.fill_max);        : "${MAX:=48}"    # idle guests at most
-FILL_S=$(cmdline_arg xentest.fill_seconds); : "${FILL_S:=520}" # no new guest after this (stage clock)
+FILL_S=$(cmdline_arg xentest.fill_seconds); : "${FILL_S:=760}" # no new guest after this (stage clock)
 BUSY=$(cmdline_arg xentest.fill_busy);      : "${BUSY:=2}"
 AT=$(cmdline_arg xentest.fill_at);          : "${AT:=1,4,8,16,24,32}" # guest counts measured at
 IDLE_S=$(cmdline_arg xentest.scale_idle);   : "${IDLE_S:=20}"
@@ -124,17 +130,16 @@ no_guest_errors() {
   return 0
 }
 
-# dom0 first: its weight above the guests' (as a dom0 serving disks is usually set up), so that
-# guests booting under TCG leave the hotplug scripts and the backends their CPU.
-xl sched-credit2 -d 0 -w 1024 > /dev/null 2>&1 || xl sched-credit -d 0 -w 1024 > /dev/null 2>&1 ||
-  xt_step "note: dom0's scheduler weight could not be raised"
+# dom0_weight W: credit2 (or credit) weight of dom0; the guests keep the default 256.
+dom0_weight() {
+  xl sched-credit2 -d 0 -w "$1" > /dev/null 2>&1 || xl sched-credit -d 0 -w "$1" > /dev/null 2>&1 ||
+    xt_step "note: dom0's scheduler weight could not be set to $1"
+}
+# During the fill only, dom0 a little above the guests, so that guests booting under TCG leave
+# the hotplug scripts their CPU within libxl's 40 s. Not more: at 1024 a guest left waiting
+# starved (RCU stall, then a crash in its kernel); back to the default before the busy guests.
+dom0_weight 512
 
-# ---- the busy guests: booted first without a disk (their memory is theirs from now on)
-for b in $(seq 1 "$BUSY"); do
-  make_image "$IMAGES/fill-busy-$b.img"
-  guest_start "xt-fill-busy-$b" "" "$((200 + b))" "xt.wait=2400 xt.mode=soak xt.soak=2400"
-done
-for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-fill-busy-$b" '^XT BOOT' "$BOOT_TIMEOUT"; done
 measure fill 0 "guests=0 free_mib=$(free_mib)"
 
 # ---- fill: one idle guest after another until xl create is refused. At most PIPE guests boot
@@ -174,7 +179,29 @@ if [ "$ready" -lt "$G" ]; then
   no_guest_errors
   measure fill $((G * DISKS)) "guests=$G free_mib=$(free_mib)"
 fi
+dom0_weight 256
+G_FILL=$G
+# ---- room for the busy guests: Xen full means the last idle guests make way for them.
+need=$((BUSY * (MEM + 8)))
+freed_since() { [ "$(free_mib)" -ge $(($1 + MEM - 8)) ]; } # freed_since F: a guest's memory is back
+free=$(free_mib)
+while [ "$BUSY" -gt 0 ] && [ "$free" -lt "$need" ] && [ "$G" -gt 1 ]; do
+  name=xt-fill-$G domid=$(guest_domid "xt-fill-$G")
+  timeout 60 xl destroy "$name" || fail "xl destroy $name failed"
+  wait_until 60 backends_gone "$domid" || fail "backends of $name (domid $domid) left 60 s after xl destroy"
+  # Xen gives a dead domain's memory back asynchronously: wait for it before counting again.
+  wait_until 60 freed_since "$free" || xt_step "note: $name's memory not back in Xen 60 s after xl destroy"
+  rm -f "/run/xentest/$name.domid" "$IMAGES"/fill-"$G"-*.img
+  G=$((G - 1))
+  free=$(free_mib)
+  xt_step "$name destroyed to make room for the $BUSY busy guests: Xen free memory $free MiB"
+done
+xt_metric "scale-fill-room guests_destroyed=$((G_FILL - G)) idle_guests=$G free_mib=$free busy_need_mib=$need"
+[ "$BUSY" -eq 0 ] || [ "$free" -ge "$need" ] || fail "no room for $BUSY busy guests of $MEM MiB: $free MiB free"
 IDLE_DISKS=$((G * DISKS))
+dev_count_is() { [ "$(dev_files | wc -l)" = "$1" ]; }
+wait_until 60 dev_count_is "$IDLE_DISKS" ||
+  fail "$(dev_files | wc -l) device status files for the $IDLE_DISKS disks of $G idle guests"
 xt_step "$G idle guests hold $IDLE_DISKS connected disks; $(afs_pids | wc -l) afsfile processes"
 
 # ---- more disks: one xl block-attach at a time, disk K of each guest in turn
@@ -206,13 +233,13 @@ if [ "$extra" -gt 0 ]; then
   measure fill "$IDLE_DISKS" "guests=$G free_mib=$(free_mib)"
 fi
 
-# ---- busy guests beside them, in the same device host
+# ---- busy guests beside them, in the same device host: created now, with their disk
 for b in $(seq 1 "$BUSY"); do
-  name=xt-fill-busy-$b out=/run/xentest/$name.attach
-  timeout 120 xl block-attach "$name" "vdev=xvda,access=rw,$AFS_SPEC,target=$IMAGES/fill-busy-$b.img" \
-    > "$out" 2>&1 || { show "xl block-attach" "$out"; guest_fail "$name" "" "xl block-attach $name xvda failed"; }
-  guest_connect "$name" "$XVDA"
+  make_image "$IMAGES/fill-busy-$b.img"
+  GUEST_CONNECT=no guest_start "xt-fill-busy-$b" "vdev=xvda,access=rw,$AFS_SPEC,target=$IMAGES/fill-busy-$b.img" \
+    "$((200 + b))" "xt.wait=120 xt.mode=soak xt.soak=2400"
 done
+for b in $(seq 1 "$BUSY"); do guest_connect "xt-fill-busy-$b"; done
 for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-fill-busy-$b" '^XTIO START' 120; done
 ALL=$((IDLE_DISKS + BUSY))
 [ "$BUSY" -gt 0 ] && measure fill-busy "$ALL" "guests=$((G + BUSY)) free_mib=$(free_mib)"
@@ -270,7 +297,7 @@ after=$(grep -c 'ended with signal SIGKILL' "$AFSFILE_LOG")
 xt_metric "scale-crash disks=$served procs_after=$procs_after reattach_s=$reattach_s busy_runs_done_s=$resume_s" \
   "restarts_logged=$((after - before))"
 # Memory after the crash (its groups split): only if the stage has time left for it.
-[ "$(elapsed)" -lt 900 ] && measure after-crash "$ALL" "guests=$((G + BUSY)) free_mib=$(free_mib)"
+[ "$(elapsed)" -lt 1050 ] && measure after-crash "$ALL" "guests=$((G + BUSY)) free_mib=$(free_mib)"
 
 # ---- the end: the busy guests stop and are checked; each idle guest re-reads xvdb and ends
 for b in $(seq 1 "$BUSY"); do image_mark "$IMAGES/fill-busy-$b.img" XTGO; done
@@ -310,7 +337,6 @@ xt_step "every idle guest read xvdb back unchanged after the crash and powered o
 wait_until 300 no_devices || { ls /run/afsfile/status; fail "device status files left 300 s after the guests ended"; }
 stop_console
 rm -f "$IMAGES"/fill-*.img
-xl sched-credit2 -d 0 -w 256 > /dev/null 2>&1 || xl sched-credit -d 0 -w 256 > /dev/null 2>&1
 
 echo "  [scale] mode disks pss_kb uss_kb kernel_kb cpu_pct wakeups_s procs threads dom0_cpu_pct"
 sed 's/^/  [scale] /' "$SCALE_TSV"
