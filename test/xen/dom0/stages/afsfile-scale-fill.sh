@@ -200,7 +200,7 @@ xt_metric "scale-fill-room guests_destroyed=$((G_FILL - G)) idle_guests=$G free_
 [ "$BUSY" -eq 0 ] || [ "$free" -ge "$need" ] || fail "no room for $BUSY busy guests of $MEM MiB: $free MiB free"
 IDLE_DISKS=$((G * DISKS))
 dev_count_is() { [ "$(dev_files | wc -l)" = "$1" ]; }
-wait_until 60 dev_count_is "$IDLE_DISKS" ||
+wait_until 120 dev_count_is "$IDLE_DISKS" ||
   fail "$(dev_files | wc -l) device status files for the $IDLE_DISKS disks of $G idle guests"
 xt_step "$G idle guests hold $IDLE_DISKS connected disks; $(afs_pids | wc -l) afsfile processes"
 
