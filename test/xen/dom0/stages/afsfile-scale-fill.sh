@@ -27,12 +27,12 @@
 
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker is not running"; }
 # 96 MiB at least: the guest kernel (Debian's, 50 MB loaded) and its initramfs leave too little
-# of 64. 144 by default: under TCG a guest takes ~50 s to create and boot, and the ~1.5 GiB Xen
-# has for guests (about ten such guests) must be full (xl create refused) well within the
+# of 64. 128 by default: under TCG a guest takes ~50 s to create and boot, and the ~1.5 GiB Xen
+# has for guests (eleven such guests) must be full (xl create refused) well within the
 # stage's time, the crash phase after it.
-MEM=$(cmdline_arg xentest.fill_guest_mem);  : "${MEM:=144}"   # MiB per guest
+MEM=$(cmdline_arg xentest.fill_guest_mem);  : "${MEM:=128}"   # MiB per guest
 DISKS=$(cmdline_arg xentest.fill_disks);    : "${DISKS:=2}"   # per idle guest at create, xvda..
-EXTRA=$(cmdline_arg xentest.fill_extra);    : "${EXTRA:=3}"   # hot-attached afterwards, per guest
+EXTRA=$(cmdline_arg xentest.fill_extra);    : "${EXTRA:=2}"   # hot-attached afterwards, per guest
 EXTRA_UNTIL=$(cmdline_arg xentest.fill_extra_until); : "${EXTRA_UNTIL:=860}" # no new attach after (stage clock)
 PIPE=$(cmdline_arg xentest.fill_pipe);      : "${PIPE:=2}"    # idle guests booting at once
 MAX=$(cmdline_arg xentest.fill_max);        : "${MAX:=48}"    # idle guests at most
@@ -104,7 +104,24 @@ idle_ready() {
   done
 }
 
-# wait_idle_ready FROM TO: guests FROM..TO ready; a guest that failed or ended fails the stage.
+# early_crash NAME: the guest died in its own kernel before its /init ran (no XT BOOT line, so
+# before any disk I/O): seen under TCG (a NULL call in the guest's crng during start_kernel).
+early_crash() { ! guest_log "$1" | grep -q '^XT BOOT' && guest_log "$1" | grep -q 'Kernel panic'; }
+CRASHED=0 CRASH_MAX=$(cmdline_arg xentest.fill_crash_retries); : "${CRASH_MAX:=2}"
+
+# recreate_idle G: xl create guest G again after an early crash (Xen frees the dead domain's
+# memory asynchronously: refused for memory, it tries again a little later).
+recreate_idle() {
+  local try
+  for try in 1 2 3 4; do
+    sleep 5
+    create_idle "$1" && return 0
+  done
+  fail "xl create xt-fill-$1 again after its early crash failed: $FILL_STOP"
+}
+
+# wait_idle_ready FROM TO: guests FROM..TO ready; a guest that failed or ended fails the stage,
+# except CRASH_MAX times in all a guest that crashed before its /init: it is created again.
 wait_idle_ready() {
   local g name deadline=$(($(now_s) + 420)) bad
   for g in $(seq "$1" "$2"); do
@@ -112,7 +129,17 @@ wait_idle_ready() {
     until idle_ready "$g"; do
       bad=$(guest_disk_error "$name")
       [ -n "$bad" ] && guest_fail "$name" "" "guest disk error: $bad"
-      domid_gone "$(guest_domid "$name")" && guest_fail "$name" "" "guest $name ended before holding"
+      if domid_gone "$(guest_domid "$name")"; then
+        if early_crash "$name" && [ "$CRASHED" -lt "$CRASH_MAX" ]; then
+          CRASHED=$((CRASHED + 1))
+          xt_step "$name crashed in its kernel before its /init ($(guest_log "$name" | grep -m1 'Kernel panic' |
+            cut -c1-100)): created again ($CRASHED of at most $CRASH_MAX)"
+          recreate_idle "$g"
+          deadline=$(($(now_s) + 420))
+          continue
+        fi
+        guest_fail "$name" "" "guest $name ended before holding"
+      fi
       [ "$(now_s)" -ge "$deadline" ] &&
         guest_fail "$name" "$(backend_of "$name")" "guest $name not holding with $DISKS connected disks within 420 s"
       sleep 1
@@ -172,7 +199,8 @@ while :; do
   fi
 done
 [ "$G" -ge 1 ] || fail "no idle guest could be created: $FILL_STOP"
-xt_metric "scale-fill-stop guests=$G disks=$((G * DISKS)) guest_mib=$MEM free_mib=$(free_mib) reason=$FILL_STOP" |
+xt_metric "scale-fill-stop guests=$G disks=$((G * DISKS)) guest_mib=$MEM early_crashes=$CRASHED" \
+  "free_mib=$(free_mib) reason=$FILL_STOP" |
   tr -s ' ' | sed 's/reason=\(.*\)/reason="\1"/'
 if [ "$ready" -lt "$G" ]; then
   wait_idle_ready $((ready + 1)) "$G"
