@@ -268,7 +268,8 @@ for b in $(seq 1 "$BUSY"); do
     "$((200 + b))" "xt.wait=120 xt.mode=soak xt.soak=2400"
 done
 for b in $(seq 1 "$BUSY"); do guest_connect "xt-fill-busy-$b"; done
-for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-fill-busy-$b" '^XTIO START' 120; done
+# soak mode keeps xtio's output off the console but its result lines: a first run done.
+for b in $(seq 1 "$BUSY"); do guest_wait_line "xt-fill-busy-$b" '^XT SOAK-RUN 1 ' 300; done
 ALL=$((IDLE_DISKS + BUSY))
 [ "$BUSY" -gt 0 ] && measure fill-busy "$ALL" "guests=$((G + BUSY)) free_mib=$(free_mib)"
 
