@@ -126,7 +126,7 @@ guest_wait xt-lkad
 t0=$(now_s)
 if wait_until 60 afslock_try "$fid" write; then
   xt_step "adoption: after the detach the second client got the lock ($(($(now_s) - t0)) s): the adopter's last close released it"
-  released=1
+  released=1 n=0
 else
   n=$(afslock_count "$fid")
   xt_step "adoption: 60 s after the detach the lock is still held on the file server (lockCount $n, SetLock(write) $AFSLOCK_CODE): the OpenAFS client releases a flock only on a close by the process that took it"
