@@ -173,6 +173,9 @@ export interface RelockWait {
   readonly cancelled: () => boolean;
 }
 
+/** What kAFS answers a lock asked with a key that lapsed or went (fs/afs/flock.c afs_do_setlk). */
+const KEY_ERRORS = new Set(['EKEYEXPIRED', 'EKEYREVOKED', 'EKEYREJECTED', 'ENOKEY']);
+
 /** relockImage's tries without waiting: a release of our own under way ends within this. */
 export const QUICK_MS = 2000;
 /** How often a waiting flock looks whether the device went away. */
@@ -192,24 +195,29 @@ const CANCEL_POLL_MS = 200;
  *
  * First without waiting (LOCK_NB, F_GETLK before each retry) for `w.quickMs`: when the release
  * reached the server, the lock is granted at once. Then in a waiting flock, on a thread that is
- * interrupted when the device goes away or at `w.waitMs`. Only a waiting flock ever takes a
- * lock back whose release failed (its key had lapsed when the device was renewed late):
+ * interrupted when the device goes away or at `w.waitMs`. A lock whose release failed (its key
+ * had lapsed when the device was renewed late) stands on the server until its lease ends, and
+ * taking it back then must not depend on a status refresh:
  *   - kAFS refuses a LOCK_NB flock without asking the server whenever the lock count of the
  *     file's last status is not 0 (fs/afs/flock.c afs_do_setlk: lock_state NONE and no
- *     FL_SLEEP: -EAGAIN, "lock_is_contended"), and F_GETLK refreshes that status (afs_do_getlk);
- *   - the OpenAFS file server ends a lease that ran out only inside the next SetLock
- *     (src/viced/afsfileprocs.c HandleLocking: lockTime passed, lockCount and lockTime reset),
- *     and its status replies report the stored lockCount meanwhile (GetStatus), expired or not.
- * So with LOCK_NB nobody ever sends that SetLock: the stale count stands for ever, and the image
- * stays locked for the whole cell. A waiting flock (FL_SLEEP) skips the count, sends SetLock,
- * and on EWOULDBLOCK kAFS asks again every 5 s (AFS_VNODE_LOCK_WAITING_FOR_CB, afs_lock_work):
- * granted by the first SetLock after the old lease's end. Waiting from the start is as safe as
- * polling: the server refuses every SetLock while a lease stands (lockCount != 0), whoever asks;
- * once it has run out, the first client to ask gets it, which is right. Meanwhile on this host
- * kAFS queues other flocks of the file behind the waiting one (afs_do_setlk need_to_wait), a
- * LOCK_NB one too: another attach of this image here waits for the move, then is refused.
- * Interrupting the waiting flock during its SetLock (only when giving up) may leave the server
- * a lock nobody extends: it ends with that lease (the comment at try_to_lock says as much).
+ *     FL_SLEEP: -EAGAIN, "lock_is_contended"); only a status fetched with the open file's key
+ *     (F_GETLK: afs_do_getlk) renews that count. The key of the new open file can lapse during
+ *     a wait that long (a short token): then the fetch fails, the count stays, every LOCK_NB is
+ *     refused for ever (seen on kAFS 6.12: the device never got its lock back);
+ *   - the OpenAFS file server ends a lease that ran out inside the next SetLock
+ *     (src/viced/afsfileprocs.c HandleLocking: lockTime passed, lockCount and lockTime reset);
+ *     whether its status shows the lock as gone before that depends on the server (its
+ *     GetStatus copies disk.lock.lockCount).
+ * A waiting flock (FL_SLEEP) skips the count, sends SetLock, and on EWOULDBLOCK kAFS asks again
+ * every 5 s (AFS_VNODE_LOCK_WAITING_FOR_CB, afs_lock_work): granted by the first SetLock after
+ * the old lease's end. A key error (the new open file's key lapsed meanwhile) opens the image
+ * again with the key in force now. Waiting is as safe as polling: the server refuses every
+ * SetLock while a lease stands (lockCount != 0), whoever asks; once it has run out, the first
+ * client to ask gets it, which is right. Meanwhile on this host kAFS queues other flocks of the
+ * file behind the waiting one (afs_do_setlk need_to_wait), a LOCK_NB one too: another attach of
+ * this image here waits for the move, then is refused. Interrupting the waiting flock during
+ * its SetLock (only when giving up) may leave the server a lock nobody extends: it ends with
+ * that lease (as the comment at try_to_lock says).
  */
 export async function relockImage(
   lock: ImageLock, path: string, writable: boolean, w: RelockWait,
@@ -225,12 +233,13 @@ export async function relockImage(
   if (opened instanceof Error) {
     return { ok: false, busy: false, message: `${path}: cannot open the image again for its lock (${opened.message})` };
   }
-  const fresh = opened.fd;
+  let fresh = opened.fd;
   const kind = writable ? addon.LOCK_EX : addon.LOCK_SH;
   const started = Date.now();
   const quickMs = Math.min(w.quickMs ?? QUICK_MS, w.waitMs);
   let code = '';
   let waited = false;
+  let rekeyed = 0;
   for (;;) {
     if (w.cancelled()) break;
     const elapsed = Date.now() - started;
@@ -248,11 +257,26 @@ export async function relockImage(
         ok: true,
         lock: new ImageLock(fresh, {
           state: 'held', mode: old.mode, reach: old.reach, since: new Date().toISOString(),
-          note: `taken again with the renewed key after ${ms} ms${waited ? ' (in a waiting flock)' : ''}`,
+          note: `taken again with the renewed key after ${ms} ms${waited ? ' (in a waiting flock)' : ''}` +
+            (rekeyed ? `, opened again ${rekeyed} time(s) for a newer key` : ''),
         }),
       };
     }
     code = errnoName(errno);
+    if (KEY_ERRORS.has(code) && Date.now() - started < w.waitMs) {
+      // The key of this open file lapsed while it waited (a wait for a lapsed lease can outlive
+      // a short token; renew has made a newer key meanwhile): kAFS refuses the lock with it
+      // (afs_do_setlk: EKEYEXPIRED from SetLock ends the request). A new open file of the
+      // image takes the key in force now; without one yet, tried again a second later.
+      const again = await openOnThread(`/proc/self/fd/${fresh}`, fs.constants.O_RDONLY);
+      if (!(again instanceof Error)) {
+        closeOnThread(fresh);
+        fresh = again.fd;
+        rekeyed++;
+      }
+      await sleep(Math.max(w.retryMs, 1000));
+      continue;
+    }
     if (waited) {
       if (code === 'EINTR') code = 'EWOULDBLOCK'; // given up at waitMs: still refused
       break;
