@@ -485,28 +485,27 @@ static napi_value js_thread_flock_cancel(napi_env env, napi_callback_info info) 
   return napi_get_boolean(env, found, &ret) == napi_ok ? ret : NULL;
 }
 
-/* threadFstat(fd, cb(errno, info)): fstat and fstatfs, info as threadOpen's. */
-static napi_value js_thread_fstat(napi_env env, napi_callback_info info) {
+/* An op on a descriptor alone (fstat, close): `what` names it in errors and async hooks. */
+static napi_value start_fd_op(napi_env env, napi_callback_info info, int kind, const char *what,
+                              const char *resource) {
   napi_value argv[2];
   int64_t fd;
-  if (afs_args(env, info, 2, argv, "threadFstat(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
+  if (afs_args(env, info, 2, argv, what) || afs_arg_fd(env, argv[0], &fd)) return NULL;
   struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadFstat", ENOMEM);
-  o->kind = OP_FSTAT;
+  if (!o) return afs_throw_errno(env, what, ENOMEM);
+  o->kind = kind;
   o->fd = (int)fd;
-  return start(env, o, argv[1], "afsfile:threadFstat");
+  return start(env, o, argv[1], resource);
+}
+
+/* threadFstat(fd, cb(errno, info)): fstat and fstatfs, info as threadOpen's. */
+static napi_value js_thread_fstat(napi_env env, napi_callback_info info) {
+  return start_fd_op(env, info, OP_FSTAT, "threadFstat(fd, cb)", "afsfile:threadFstat");
 }
 
 /* threadClose(fd, cb(errno)). */
 static napi_value js_thread_close(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int64_t fd;
-  if (afs_args(env, info, 2, argv, "threadClose(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
-  struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadClose", ENOMEM);
-  o->kind = OP_CLOSE;
-  o->fd = (int)fd;
-  return start(env, o, argv[1], "afsfile:threadClose");
+  return start_fd_op(env, info, OP_CLOSE, "threadClose(fd, cb)", "afsfile:threadClose");
 }
 
 int afs_register_thread_op(napi_env env, napi_value exports) {
