@@ -47,6 +47,9 @@ export class LinuxEventChannels implements EventChannels {
   private readonly portView = new DataView(this.portArg.buffer);
   private readonly unmaskBuf = new Uint32Array(1);
   private readonly ports: number[] = [];
+  /** What the watch reads the device into (a page: the most one read returns), and its words. */
+  private readonly delivery = new Uint8Array(4096);
+  private readonly words = new Uint32Array(this.delivery.buffer);
   private readonly timing: RoundTripTiming;
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
@@ -129,19 +132,21 @@ export class LinuxEventChannels implements EventChannels {
   onPending(handler: Handler): void {
     this.handler = handler;
     if (this.watch || this.closed) return;
-    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno));
+    this.watch = this.addon.watchFd(this.fd, (bytes, errno, length) => this.delivered(bytes, errno, length),
+      this.delivery);
     debug('watching %s', this.path);
   }
 
-  private delivered(bytes: Uint8Array | null, errno: number): void {
+  private delivered(bytes: Uint8Array | null, errno: number, length: number): void {
     if (this.closed) return;
     if (bytes) {
-      // The kernel writes whole native-endian u32 ports; copy out of the delivery buffer.
+      // The kernel writes whole native-endian u32 ports into the delivery buffer; copy them out.
       // One array for every delivery: handlers use it before they return (EventChannels).
       const ports = this.ports;
       ports.length = 0;
-      const n = bytes.byteLength >>> 2;
-      const words = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+      const own = bytes === this.delivery;
+      const n = (own ? length : bytes.byteLength) >>> 2;
+      const words = own ? this.words : new Uint32Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const p = words[i];
         // A port unbound after it fired may still be queued: nobody wants it.
