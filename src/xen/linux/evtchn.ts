@@ -169,7 +169,7 @@ export class LinuxEventChannels implements EventChannels {
     const why = errno ? xenError(`read ${this.path}`, { errno }).message : `read ${this.path}: unexpected end of file`;
     process.stderr.write(`afsfile: ${why}; retrying in ${ERROR_BACKOFF_MS} ms\n`);
     if (errno === 0) {
-      // The watch has ended (the poll thread has exited); start a new one.
+      // The watch has ended (end of file stops its uv_poll for good); start a new one.
       if (this.watch) this.addon.watchClose(this.watch);
       this.watch = undefined;
     }
@@ -198,7 +198,7 @@ export class LinuxEventChannels implements EventChannels {
     this.closed = true;
     if (this.timing.enabled) this.timing.end();
     if (this.backoff) clearTimeout(this.backoff);
-    // Join the poll thread before closing the fd, so it never reads a reused descriptor.
+    // Stop the watch before closing the fd, so it never reads a reused descriptor.
     if (this.watch) this.addon.watchClose(this.watch);
     this.watch = undefined;
     this.bound.clear();
