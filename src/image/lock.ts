@@ -10,9 +10,12 @@
 // client extends it with the key of the file that locked it (kAFS: fs/afs/flock.c, extension
 // at half the lease, AFS_LOCKWAIT). The hold timeout stays below that (src/cli/options.ts).
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
-import { closeOnThread, flockOnThread, fstatOnThread, getlkOnThread, openOnThread } from './thread-io';
+import {
+  closeOnThread, flockOnThread, flockWaitOnThread, fstatOnThread, getlkOnThread, openOnThread,
+} from './thread-io';
 import { processStart } from '../util/proc-identity';
 import { type LockReach, lockReach, lockWorks } from './lock-fs';
 
@@ -163,9 +166,20 @@ export async function verifyLock(lock: ImageLock, path: string): Promise<LockChe
 export interface RelockWait {
   readonly waitMs: number;
   readonly retryMs: number;
+  /** How long it tries without waiting (LOCK_NB, every retryMs) before it waits in flock for the
+   * rest of waitMs; default QUICK_MS. */
+  readonly quickMs?: number;
   /** True once the device is going away: stop, take nothing. */
   readonly cancelled: () => boolean;
 }
+
+/** What kAFS answers a lock asked with a key that lapsed or went (fs/afs/flock.c afs_do_setlk). */
+const KEY_ERRORS = new Set(['EKEYEXPIRED', 'EKEYREVOKED', 'EKEYREJECTED', 'ENOKEY']);
+
+/** relockImage's tries without waiting: a release of our own under way ends within this. */
+export const QUICK_MS = 2000;
+/** How often a waiting flock looks whether the device went away. */
+const CANCEL_POLL_MS = 200;
 
 /**
  * Moves the lock to a new open file of the image, opened now (with the key of the tokens in
@@ -175,11 +189,35 @@ export interface RelockWait {
  * VFS lock stays granted): once that key lapses the file server drops the lock 300 s after the
  * last extension, and another client may take it while this one goes on writing. The key of a
  * held lock is replaced only by taking the lock again: so the old open file is closed (its
- * last close releases the lock with the old key, still valid), and the new one takes it
- * without waiting, again until granted or `w.waitMs` (another client may be first: the caller
- * stores nothing meanwhile). A refused try first asks for the lock's state with F_GETLK, which
- * on kAFS refreshes the lock count it refuses on without asking the server (afs_do_getlk).
- * Either way `lock` is closed; a failure is the lock lost.
+ * last close releases the lock with the old key), and the new one takes it again, until granted
+ * or `w.waitMs` (another client may be first: the caller stores nothing meanwhile). Either way
+ * `lock` is closed; a failure is the lock lost.
+ *
+ * First without waiting (LOCK_NB, F_GETLK before each retry) for `w.quickMs`: when the release
+ * reached the server, the lock is granted at once. Then in a waiting flock, on a thread that is
+ * interrupted when the device goes away or at `w.waitMs`. A lock whose release failed (its key
+ * had lapsed when the device was renewed late) stands on the server until its lease ends, and
+ * taking it back then must not depend on a status refresh:
+ *   - kAFS refuses a LOCK_NB flock without asking the server whenever the lock count of the
+ *     file's last status is not 0 (fs/afs/flock.c afs_do_setlk: lock_state NONE and no
+ *     FL_SLEEP: -EAGAIN, "lock_is_contended"); only a status fetched with the open file's key
+ *     (F_GETLK: afs_do_getlk) renews that count. The key of the new open file can lapse during
+ *     a wait that long (a short token): then the fetch fails, the count stays, every LOCK_NB is
+ *     refused for ever (seen on kAFS 6.12: the device never got its lock back);
+ *   - the OpenAFS file server ends a lease that ran out inside the next SetLock
+ *     (src/viced/afsfileprocs.c HandleLocking: lockTime passed, lockCount and lockTime reset);
+ *     whether its status shows the lock as gone before that depends on the server (its
+ *     GetStatus copies disk.lock.lockCount).
+ * A waiting flock (FL_SLEEP) skips the count, sends SetLock, and on EWOULDBLOCK kAFS asks again
+ * every 5 s (AFS_VNODE_LOCK_WAITING_FOR_CB, afs_lock_work): granted by the first SetLock after
+ * the old lease's end. A key error (the new open file's key lapsed meanwhile) opens the image
+ * again with the key in force now. Waiting is as safe as polling: the server refuses every
+ * SetLock while a lease stands (lockCount != 0), whoever asks; once it has run out, the first
+ * client to ask gets it, which is right. Meanwhile on this host kAFS queues other flocks of the
+ * file behind the waiting one (afs_do_setlk need_to_wait), a LOCK_NB one too: another attach of
+ * this image here waits for the move, then is refused. Interrupting the waiting flock during
+ * its SetLock (only when giving up) may leave the server a lock nobody extends: it ends with
+ * that lease (as the comment at try_to_lock says).
  */
 export async function relockImage(
   lock: ImageLock, path: string, writable: boolean, w: RelockWait,
@@ -195,29 +233,57 @@ export async function relockImage(
   if (opened instanceof Error) {
     return { ok: false, busy: false, message: `${path}: cannot open the image again for its lock (${opened.message})` };
   }
-  const fresh = opened.fd;
-  const op = (writable ? addon.LOCK_EX : addon.LOCK_SH) | addon.LOCK_NB;
+  let fresh = opened.fd;
+  const kind = writable ? addon.LOCK_EX : addon.LOCK_SH;
   const started = Date.now();
+  const quickMs = Math.min(w.quickMs ?? QUICK_MS, w.waitMs);
   let code = '';
+  let waited = false;
+  let rekeyed = 0;
   for (;;) {
     if (w.cancelled()) break;
-    const errno = await flockOnThread(fresh, op);
+    const elapsed = Date.now() - started;
+    let errno: number;
+    if (elapsed < quickMs) {
+      errno = await flockOnThread(fresh, kind | addon.LOCK_NB);
+    } else {
+      waited = true;
+      errno = await waitForLock(fresh, kind, w.waitMs - elapsed, w.cancelled);
+    }
     if (errno === 0) {
       if (w.cancelled()) break;
+      const ms = Date.now() - started;
       return {
         ok: true,
         lock: new ImageLock(fresh, {
           state: 'held', mode: old.mode, reach: old.reach, since: new Date().toISOString(),
-          note: `taken again with the renewed key after ${Date.now() - started} ms`,
+          note: `taken again with the renewed key after ${ms} ms${waited ? ' (in a waiting flock)' : ''}` +
+            (rekeyed ? `, opened again ${rekeyed} time(s) for a newer key` : ''),
         }),
       };
     }
     code = errnoName(errno);
-    if ((code !== 'EWOULDBLOCK' && code !== 'EAGAIN') || Date.now() - started >= w.waitMs) break;
+    if (KEY_ERRORS.has(code) && Date.now() - started < w.waitMs) {
+      // The key of this open file lapsed while it waited (a wait for a lapsed lease can outlive
+      // a short token; renew has made a newer key meanwhile): kAFS refuses the lock with it
+      // (afs_do_setlk: EKEYEXPIRED from SetLock ends the request). A new open file of the
+      // image takes the key in force now; without one yet, tried again a second later.
+      const again = await openOnThread(`/proc/self/fd/${fresh}`, fs.constants.O_RDONLY);
+      if (!(again instanceof Error)) {
+        closeOnThread(fresh);
+        fresh = again.fd;
+        rekeyed++;
+      }
+      await sleep(Math.max(w.retryMs, 1000));
+      continue;
+    }
+    if (waited) {
+      if (code === 'EINTR') code = 'EWOULDBLOCK'; // given up at waitMs: still refused
+      break;
+    }
+    if (code !== 'EWOULDBLOCK' && code !== 'EAGAIN') break;
     await getlkOnThread(fresh);
-    // Often at first (a release under way), then once a second (a lapse awaited: each try
-    // costs the file server a status call).
-    await sleep(Date.now() - started < 2000 ? w.retryMs : Math.max(w.retryMs, 1000));
+    await sleep(Math.min(w.retryMs, Math.max(0, quickMs - (Date.now() - started))));
   }
   closeOnThread(fresh);
   if (w.cancelled()) {
@@ -232,6 +298,23 @@ export async function relockImage(
         `${Math.round(w.waitMs / 1000)} s: another host holds it now`
       : `${path}: the image lock cannot be taken again with the renewed key (flock: ${code})`,
   };
+}
+
+/**
+ * A waiting flock of `fd` (relockImage), given up after `ms` or once `cancelled()`: 0 when
+ * granted, EINTR when given up, else the errno.
+ */
+async function waitForLock(fd: number, kind: number, ms: number, cancelled: () => boolean): Promise<number> {
+  if (ms <= 0) return os.constants.errno.EINTR;
+  const f = flockWaitOnThread(fd, kind);
+  const deadline = setTimeout(() => f.cancel(), ms);
+  const poll = setInterval(() => { if (cancelled()) f.cancel(); }, CANCEL_POLL_MS);
+  try {
+    return await f.done;
+  } finally {
+    clearTimeout(deadline);
+    clearInterval(poll);
+  }
 }
 
 /** A lock not taken yet: a migration destination takes it when its frontend connects. */

@@ -28,6 +28,42 @@ export function flockOnThread(fd: number, op: number): Promise<number> {
   return new Promise((resolve) => native().threadFlock(fd, op, resolve));
 }
 
+/** A flock that waits, on a thread of its own, until granted or given up. */
+export interface WaitingFlock {
+  /** 0 once granted; EINTR when given up (cancel); else the errno. */
+  readonly done: Promise<number>;
+  /** Gives it up (the answer may still be 0: granted just before). */
+  cancel(): void;
+}
+
+/** How often a cancel is sent again until the call answers (thread-op.c: one sent just before
+ * the thread entered flock is lost). */
+const CANCEL_AGAIN_MS = 50;
+
+/** flock(2) that waits (op without LOCK_NB), on a thread of its own that cancel() interrupts. */
+export function flockWaitOnThread(fd: number, op: number): WaitingFlock {
+  const addon = native();
+  let answered = false;
+  let again: NodeJS.Timeout | undefined;
+  let answer: (errno: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => { answer = resolve; });
+  // Outside the promise: a bad argument throws here, to the caller.
+  const id = addon.threadFlockWait(fd, op, (errno) => {
+    answered = true;
+    clearInterval(again);
+    answer(errno);
+  });
+  return {
+    done,
+    cancel: () => {
+      if (answered || again !== undefined) return;
+      const send = () => { if (!addon.threadFlockCancel(id)) clearInterval(again); };
+      again = setInterval(send, CANCEL_AGAIN_MS);
+      send();
+    },
+  };
+}
+
 /** fcntl(F_GETLK) for a whole-file write lock on a thread of its own: 0 when no lock is seen,
  * EAGAIN when one is, else the errno (on kAFS a fresh status from the file server). */
 export function getlkOnThread(fd: number): Promise<number> {

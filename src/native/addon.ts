@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NativeAddon } from './types';
+import { linuxErrnoName } from '../util/linux-errno';
 
 let loaded: NativeAddon | undefined;
 
@@ -75,7 +76,7 @@ export function native(): NativeAddon {
 /** Turns an addon error (errno number) into a Node-style error with `code` = errno name. */
 export function errnoName(errno: number): string {
   for (const [name, value] of Object.entries(os.constants.errno)) if (value === errno) return name;
-  return `E${errno}`;
+  return linuxErrnoName(errno) ?? `E${errno}`;
 }
 
 export function withErrnoCode<T>(fn: () => T): T {

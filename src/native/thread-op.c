@@ -11,7 +11,13 @@
  * walks a path or asks the file system on the loop: stat of the path first when no image root
  * confines it (a device node or FIFO is refused before any open), openat2 (openat2.c), fstat
  * (a regular file only), O_NONBLOCK cleared, where the file is (/proc/self/fd), fstatfs (the
- * file system's magic) and, for a writable image, the hole-punch probe (as canPunchHole). */
+ * file system's magic) and, for a writable image, the hole-punch probe (as canPunchHole).
+ *
+ * A waiting flock (threadFlockWait) is the one call here that may be given up: the thread takes
+ * the cancel signal (WAIT_SIGNAL, a no-op handler without SA_RESTART), so that pthread_kill makes
+ * flock(2) return EINTR (Linux fs/locks.c and kAFS fs/afs/flock.c both wait with
+ * wait_event_interruptible). A signal sent just before the thread enters flock is lost: the
+ * loop sends it again (thread-io.ts) until the call has answered. */
 #include "addon.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +33,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-enum { OP_OPEN, OP_FLOCK, OP_FSTAT, OP_CLOSE };
+enum { OP_OPEN, OP_FLOCK, OP_FSTAT, OP_CLOSE, OP_FLOCK_WAIT };
 /* threadOpen's `how` bits. */
 enum { HOW_STAT_FIRST = 1, HOW_PUNCH_PROBE = 2 };
 #define THREAD_STACK (256 * 1024)
@@ -52,6 +58,12 @@ struct op {
   int64_t magic;
   int punch;
   char real[PATH_MAX];
+  /* OP_FLOCK_WAIT, under ctx->mu: its id, its thread once it runs, whether it was given up, and
+   * its place in ctx->waiting until the thread has left flock for good. */
+  uint32_t id;
+  int started, cancel;
+  pthread_t tid;
+  struct op *wnext;
 };
 
 /* One per Node environment, kept as the addon's instance data (no other file uses it).
@@ -66,7 +78,66 @@ struct ctx {
   int gone;         /* the environment is being torn down: threads free their op */
   int closed;       /* uv_close's callback ran: the last thread frees ctx */
   int live;
+  struct op *waiting; /* OP_FLOCK_WAIT calls not answered yet (under mu) */
+  uint32_t next_id;   /* the loop thread's alone */
 };
+
+/* The signal that interrupts a waiting flock: a real-time one nothing else here uses (glibc's
+ * SIGRTMIN already leaves out the ones it keeps for itself). */
+#define WAIT_SIGNAL (SIGRTMIN + 4)
+
+static void on_wait_signal(int sig) { (void)sig; }
+
+static int wait_signal_failed;
+
+static void wait_signal_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_wait_signal;
+  sigemptyset(&sa.sa_mask);
+  wait_signal_failed = sigaction(WAIT_SIGNAL, &sa, NULL) < 0;
+}
+
+/* Once per process, before the first waiting flock: no SA_RESTART, so the call ends with EINTR. */
+static int wait_signal_ready(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, wait_signal_init);
+  return wait_signal_failed ? -1 : 0;
+}
+
+/* Removes o from ctx->waiting (under mu). */
+static void unlist_waiting(struct ctx *c, struct op *o) {
+  for (struct op **p = &c->waiting; *p; p = &(*p)->wnext) {
+    if (*p == o) { *p = o->wnext; o->wnext = NULL; return; }
+  }
+}
+
+/* flock(2) that waits, until granted, refused with another error, or given up (EINTR). */
+static void run_flock_wait(struct op *o) {
+  struct ctx *c = o->ctx;
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, WAIT_SIGNAL);
+  pthread_mutex_lock(&c->mu);
+  o->tid = pthread_self();
+  o->started = 1;
+  int cancelled = o->cancel;
+  pthread_mutex_unlock(&c->mu);
+  o->err = EINTR;
+  if (cancelled) return;
+  pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+  for (;;) {
+    if (flock(o->fd, o->arg) == 0) { o->err = 0; break; }
+    if (errno != EINTR) { o->err = errno; break; }
+    pthread_mutex_lock(&c->mu);
+    cancelled = o->cancel;
+    pthread_mutex_unlock(&c->mu);
+    if (cancelled) break; /* else another signal: wait again */
+  }
+  /* Blocked again before the thread leaves the list: a signal sent later stays pending here and
+   * is dropped with the thread. */
+  pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
 
 static void free_op(napi_env env, struct op *o) {
   if (env) {
@@ -128,6 +199,7 @@ static void *thread_main(void *arg) {
       do r = flock(o->fd, o->arg); while (r < 0 && errno == EINTR);
       o->err = r < 0 ? errno : 0;
       break;
+    case OP_FLOCK_WAIT: run_flock_wait(o); break;
     case OP_FSTAT: {
       /* On AFS, fstatfs asks the volume's server (kAFS afs_statfs). */
       struct statfs sf;
@@ -142,6 +214,7 @@ static void *thread_main(void *arg) {
   struct ctx *c = o->ctx;
   pthread_mutex_lock(&c->mu);
   c->threads--;
+  if (o->kind == OP_FLOCK_WAIT) unlist_waiting(c, o);
   if (c->gone) {
     int last = c->closed && c->threads == 0;
     pthread_mutex_unlock(&c->mu);
@@ -238,6 +311,11 @@ static void cleanup_hook(void *arg) {
   struct ctx *c = arg;
   pthread_mutex_lock(&c->mu);
   c->gone = 1;
+  /* Waiting flocks are given up: nobody is left to take their answer (nor their lock). */
+  for (struct op *o = c->waiting; o; o = o->wnext) {
+    o->cancel = 1;
+    if (o->started) pthread_kill(o->tid, WAIT_SIGNAL);
+  }
   struct op *list = c->done;
   c->done = NULL;
   pthread_mutex_unlock(&c->mu);
@@ -310,6 +388,7 @@ static napi_value start(napi_env env, struct op *o, napi_value argv_cb, const ch
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_mutex_lock(&c->mu);
     c->threads++;
+    if (o->kind == OP_FLOCK_WAIT) { o->wnext = c->waiting; c->waiting = o; }
     pthread_mutex_unlock(&c->mu);
     r = pthread_create(&th, &attr, thread_main, o);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -318,6 +397,7 @@ static napi_value start(napi_env env, struct op *o, napi_value argv_cb, const ch
   if (r != 0) {
     pthread_mutex_lock(&c->mu);
     c->threads--;
+    if (o->kind == OP_FLOCK_WAIT) unlist_waiting(c, o);
     o->err = ENOMEM;
     o->syscall = "pthread_create";
     o->next = c->done;
@@ -358,34 +438,81 @@ static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
   return start(env, o, argv[2], "afsfile:threadFlock");
 }
 
-/* threadFstat(fd, cb(errno, info)): fstat and fstatfs, info as threadOpen's. */
-static napi_value js_thread_fstat(napi_env env, napi_callback_info info) {
+/* threadFlockWait(fd, op, cb(errno)): flock(2) that waits (op without LOCK_NB), on a thread that
+ * threadFlockCancel(id) interrupts; returns that id. cb(EINTR) when it was given up. */
+static napi_value js_thread_flock_wait(napi_env env, napi_callback_info info) {
+  napi_value argv[3], ret;
+  int64_t fd;
+  uint32_t op;
+  if (afs_args(env, info, 3, argv, "threadFlockWait(fd, op, cb)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_u32(env, argv[1], &op)) return NULL;
+  if (op & (LOCK_NB | AFS_OP_GETLK)) return afs_throw_type(env, "threadFlockWait: op must wait (no LOCK_NB, no GETLK)");
+  if (wait_signal_ready() < 0) return afs_throw_errno(env, "threadFlockWait: sigaction", errno ? errno : EINVAL);
+  struct ctx *c = get_ctx(env);
+  if (!c) return afs_throw_errno(env, "threadFlockWait", ENOMEM);
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadFlockWait", ENOMEM);
+  o->kind = OP_FLOCK_WAIT;
+  o->fd = (int)fd;
+  o->arg = (int)op;
+  if (++c->next_id == 0) c->next_id = 1;
+  uint32_t id = o->id = c->next_id;
+  if (start(env, o, argv[2], "afsfile:threadFlockWait") == NULL) return NULL;
+  return napi_create_uint32(env, id, &ret) == napi_ok ? ret : NULL;
+}
+
+/* threadFlockCancel(id): interrupts that waiting flock (its cb then gets EINTR, or 0 if it was
+ * granted first). True while the call has not left flock for good: the caller sends again a
+ * little later (a signal sent just before the thread entered flock is lost). */
+static napi_value js_thread_flock_cancel(napi_env env, napi_callback_info info) {
+  napi_value argv[1], ret;
+  uint32_t id;
+  if (afs_args(env, info, 1, argv, "threadFlockCancel(id)") || afs_arg_u32(env, argv[0], &id)) return NULL;
+  struct ctx *c = get_ctx(env);
+  int found = 0;
+  if (c) {
+    pthread_mutex_lock(&c->mu);
+    for (struct op *o = c->waiting; o; o = o->wnext) {
+      if (o->id != id) continue;
+      found = 1;
+      o->cancel = 1;
+      /* Still listed: the thread lives (it leaves the list under mu before it ends). */
+      if (o->started) pthread_kill(o->tid, WAIT_SIGNAL);
+      break;
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+  return napi_get_boolean(env, found, &ret) == napi_ok ? ret : NULL;
+}
+
+/* An op on a descriptor alone (fstat, close): `what` names it in errors and async hooks. */
+static napi_value start_fd_op(napi_env env, napi_callback_info info, int kind, const char *what,
+                              const char *resource) {
   napi_value argv[2];
   int64_t fd;
-  if (afs_args(env, info, 2, argv, "threadFstat(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
+  if (afs_args(env, info, 2, argv, what) || afs_arg_fd(env, argv[0], &fd)) return NULL;
   struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadFstat", ENOMEM);
-  o->kind = OP_FSTAT;
+  if (!o) return afs_throw_errno(env, what, ENOMEM);
+  o->kind = kind;
   o->fd = (int)fd;
-  return start(env, o, argv[1], "afsfile:threadFstat");
+  return start(env, o, argv[1], resource);
+}
+
+/* threadFstat(fd, cb(errno, info)): fstat and fstatfs, info as threadOpen's. */
+static napi_value js_thread_fstat(napi_env env, napi_callback_info info) {
+  return start_fd_op(env, info, OP_FSTAT, "threadFstat(fd, cb)", "afsfile:threadFstat");
 }
 
 /* threadClose(fd, cb(errno)). */
 static napi_value js_thread_close(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int64_t fd;
-  if (afs_args(env, info, 2, argv, "threadClose(fd, cb)") || afs_arg_fd(env, argv[0], &fd)) return NULL;
-  struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadClose", ENOMEM);
-  o->kind = OP_CLOSE;
-  o->fd = (int)fd;
-  return start(env, o, argv[1], "afsfile:threadClose");
+  return start_fd_op(env, info, OP_CLOSE, "threadClose(fd, cb)", "afsfile:threadClose");
 }
 
 int afs_register_thread_op(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
     { "threadOpen", js_thread_open }, { "threadFlock", js_thread_flock }, { "threadFstat", js_thread_fstat },
-    { "threadClose", js_thread_close },
+    { "threadClose", js_thread_close }, { "threadFlockWait", js_thread_flock_wait },
+    { "threadFlockCancel", js_thread_flock_cancel },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) ||
          afs_set_i32(env, exports, "OPEN_STAT_FIRST", HOW_STAT_FIRST) ||

@@ -59,6 +59,14 @@ export interface NativeAddon {
     cb: (errno: number, syscall: string, fd: number, info: number[], real: string) => void): void;
   /** flock(2) on a new thread: cb(errno), 0 on success; op GETLK: fcntl(F_GETLK) instead. */
   threadFlock(fd: number, op: number, cb: (errno: number) => void): void;
+  /**
+   * flock(2) that waits (op without LOCK_NB) on a new thread: cb(errno), 0 once granted, EINTR
+   * when given up with threadFlockCancel. Returns the call's id.
+   */
+  threadFlockWait(fd: number, op: number, cb: (errno: number) => void): number;
+  /** Interrupts that waiting flock (a signal to its thread); true while it has not answered yet
+   * (send again a little later: a signal just before the thread entered flock is lost). */
+  threadFlockCancel(id: number): boolean;
   /** fstat and fstatfs on a new thread: cb(errno, [dev, ino, size, mode, fsMagic, 0]). */
   threadFstat(fd: number, cb: (errno: number, info: number[]) => void): void;
   /** close(2) on a new thread (on AFS the last close stores dirty data): cb(errno). */

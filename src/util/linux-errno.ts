@@ -27,3 +27,8 @@ export function nameLinuxErrno<E extends NodeJS.ErrnoException | null>(err: E): 
   }
   return err;
 }
+
+/** The name of a Linux errno libuv has no name for (ENOKEY, EKEYEXPIRED...), if known here. */
+export function linuxErrnoName(errno: number): string | undefined {
+  return NAMES[Math.abs(errno)];
+}

@@ -25,7 +25,8 @@ const RETRY_MS = 100;
  * How long a lock released to be taken again with a renewed key may stay refused: the AFS lease
  * and a margin. Only a release the file server did not take (its key already lapsed, the server
  * unreachable) makes it wait that long, until the server drops the old lock itself; past it,
- * another host has the image.
+ * another host has the image. The wait is a waiting flock (relockImage): on kAFS only that asks
+ * the server again, which ends the old lease at the first SetLock after it ran out.
  */
 const RELOCK_WAIT_MS = LEASE_MS + 30_000;
 /**

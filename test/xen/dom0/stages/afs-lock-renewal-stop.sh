@@ -49,11 +49,27 @@ xt_step "renew (pid $renew_pid) with a ${LIFETIME} s ticket lifetime (renewed ab
 [ -d "$T/events" ] || mount -t tracefs nodev "$T" 2>/dev/null
 if [ -d "$T/events/afs/afs_flock_ev" ]; then
   echo 0 > "$T/tracing_on"; echo 0 > "$T/events/enable"; echo 4096 > "$T/buffer_size_kb"; echo > "$T/trace"
-  echo 1 > "$T/events/afs/afs_flock_ev/enable"; echo 1 > "$T/tracing_on"
+  echo 1 > "$T/events/afs/afs_flock_ev/enable"; echo 1 > "$T/events/afs/afs_flock_op/enable"
+  echo 1 > "$T/tracing_on"
 fi
+# kAFS's lock events on the image (once): how the lock was taken back, or why it was not: the
+# release that failed, the tries (SetLock refused while the old lease stood), the grant.
+traced=
+lock_trace() {
+  [ -n "$traced" ] && return 0
+  traced=1
+  echo 0 > "$T/tracing_on" 2>/dev/null
+  grep -v '^#' "$T/trace" > "$B.trace" 2>/dev/null
+  [ -s "$B.trace" ] || return 0
+  v=$(printf '%x' "$(afs_admin stat -c %i "$img")")
+  xt_step "kAFS lock events on $name (vnode $v): $(grep -c ":$v:" "$B.trace") in all, $(grep ":$v:" "$B.trace" | grep -c -i 'fail') failures"
+  grep ":$v:" "$B.trace" | grep -i 'fail' | head -n 6 | sed 's/^/  [trace] /'
+  grep ":$v:" "$B.trace" | grep -E 'Rel_Fail|TryToLck|Acquired|Waiting|Waited|<-EAGAIN|<-ERROR' | tail -n 40 |
+    sed 's/^ *//; s/^\([^ ]*\) *\[[0-9]*\] [^ ]* /\1 /; s/^/  [trace] /'
+}
 stop_exit() {
   kill -CONT "$renew_pid" 2>/dev/null
-  echo 0 > "$T/tracing_on" 2>/dev/null
+  lock_trace
   tail -n +"$from" "$AFSFILE_LOG" | grep -E 'lock|renewed|reopen|lost' | tail -n 25 > "$B.worker" 2>/dev/null
   show "worker: renewals and the lock" "$B.worker"
   second_stop
@@ -144,12 +160,7 @@ wait_until 120 more_runs $((runs_cont + 1)) ||
 probe -n; sleep 5; probe -n
 bad=$(guest_disk_error xt-stop); [ -n "$bad" ] && guest_fail xt-stop "" "guest disk error: $bad"
 xt_metric "renewal-stop lifetime_s=$LIFETIME stopped_past_lapse_s=$STOPPED refused=$refused tries=$tries relock_after_set_s=$((t_lock - t_set)) move_ms=${ms:-} runs=$(guest_count xt-stop '^XT SOAK-RUN')"
-grep -v '^#' "$T/trace" > "$B.trace" 2>/dev/null
-if [ -s "$B.trace" ]; then
-  v=$(printf '%x' "$(stat -c %i "$img")")
-  xt_step "kAFS lock events on $name (vnode $v): $(grep -c ":$v:" "$B.trace") in all, $(grep ":$v:" "$B.trace" | grep -c -i 'fail') failures"
-  grep ":$v:" "$B.trace" | grep -i 'fail' | head -n 6 | sed 's/^/  [trace] /'
-fi
+lock_trace
 
 afs_admin sh -c ". /xentest/lib.sh; image_mark $img XTGO" || fail "cannot mark $img"
 guest_wait xt-stop
