@@ -45,6 +45,9 @@ export class RequestContext {
   dataOffset = -1;
   dataPages = 0;
   buf: Uint8Array | null = null;
+  /** The last pool view made for this context (kept across reset()): at a steady queue depth
+   * a slot gets the same pool pages again, and the view is reused, not made per request. */
+  poolView: Uint8Array | null = null;
   /** A read straight into the guest's kept-mapped pages (persistent grants), in file order; null when none. */
   iov: Uint8Array[] | null = null;
   /** A write's data in the kept-data arena (Durability.reserve) instead of the pool; null when none. */

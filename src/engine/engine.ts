@@ -577,7 +577,7 @@ export class Engine {
         break;
       }
       ctx.dataOffset = off;
-      ctx.buf = this.pool.subarray(off, off + plan.bytes);
+      ctx.buf = poolView(ctx, this.pool, off, plan.bytes);
       if (this.pages.bytesInUse > this.st.peakInFlightBytes) this.st.peakInFlightBytes = this.pages.bytesInUse;
       if (plan.kind === 'write') {
         this.addWriteData(batch, ctx, off);
@@ -586,7 +586,7 @@ export class Engine {
         ctx.state = WAIT_ORDER;
       }
     }
-    this.memWait.splice(0, i);
+    dropFirst(this.memWait, i);
     this.runBatch(this.batch, this.batched, this.pool, this.writeDataCopied);
     if (this.keepBatched.length > 0) {
       this.runBatch(keepBatch, this.keepBatched, this.dur.arenaMemory(), this.writeDataCopied);
@@ -940,7 +940,8 @@ export class Engine {
     if (this.publishNow === 0) this.publishNow = performance.now();
     recordLatency(this.st, this.publishNow - ctx.startedAt);
     const i = this.order.indexOf(ctx);
-    if (i >= 0) this.order.splice(i, 1);
+    if (i === 0) this.order.shift(); // the usual case (answered in ring order): no array made
+    else if (i > 0) this.order.splice(i, 1);
     ctx.reset();
     this.freeList.push(ctx);
     if (this.order.length === 0) this.poolMemory.idle();
@@ -980,4 +981,22 @@ function badSegment(batch: GrantCopyBatch, ctx: RequestContext): number {
   const end = ctx.batchStart + ctx.batchCount;
   for (let i = ctx.batchStart; i < end; i++) if (status[i] !== GNTST_OKAY) return status[i];
   return GNTST_OKAY;
+}
+
+/** A view of pool[off, off + bytes), the context's last one when it is the same range. */
+function poolView(ctx: RequestContext, pool: Uint8Array, off: number, bytes: number): Uint8Array {
+  const v = ctx.poolView;
+  if (v !== null && v.buffer === pool.buffer && v.byteOffset === pool.byteOffset + off && v.length === bytes) return v;
+  return (ctx.poolView = pool.subarray(off, off + bytes));
+}
+
+/** Removes a's first n elements in place (splice would make an array of them every pump). */
+function dropFirst<T>(a: T[], n: number): void {
+  if (n <= 0) return;
+  if (n === 1) {
+    a.shift();
+    return;
+  }
+  a.copyWithin(0, n);
+  a.length -= n;
 }

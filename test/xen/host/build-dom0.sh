@@ -67,6 +67,12 @@ ln -sf mke2fs "$root/usr/sbin/mkfs.ext4"
 add_file "$root" "$PLATFORM/vmlinux" /xentest/guest/vmlinux
 add_file "$root" "$BUILD/boot/domu.cpio.gz" /xentest/guest/domu.cpio.gz
 add_file "$root" "$TOOLS/xtio" /usr/bin/xtio
+# afslock (tools/afslock.c, built by prepare.sh against the host's libopenafs-dev): the second
+# AFS client of the afs-lock-openafs stages, which run on 4.17 (the host's userland) only.
+if [ -z "$SYSROOT" ] && [ -x "$TOOLS/afslock" ]; then
+  add_file "$root" "$TOOLS/afslock" /usr/bin/afslock
+  add_libs "$root" "$TOOLS/afslock"
+fi
 
 # The test itself.
 cp -r "$HERE/dom0/." "$root/xentest/"

@@ -19,6 +19,7 @@ PACKAGES=(
   # The AFS stages (host/build-afs.sh copies these into dom0 and makes the test cell with them):
   krb5-kdc krb5-admin-server krb5-user   # krb5kdc, kdb5_util, kadmin.local, kinit/klist
   openafs-client openafs-krb5            # pts, vos, fs, tokens, pagsh, afsd; aklog, akeyconvert
+  libopenafs-dev                         # afslock (tools/afslock.c), the second client of afs-lock-openafs
   keyutils                               # keyctl, request-key (kAFS tokens and its DNS upcall)
   make                                   # openafs.ko (host/build-openafs-ko.sh, XEN_TEST_AFS_OPENAFS=1)
 )

@@ -13,65 +13,29 @@
 #     then the guest's data is checked in the namei file and the lock ends with the detach.
 # The second client must be another client, not the same cache manager (which arbitrates its own
 # processes' locks locally), and kAFS cannot be loaded beside openafs.ko (both register the file
-# system type "afs"): it is afsio (openafs-client), a user-space AFS client (libafscp: its own
-# Rx endpoint and callback service, so a host of its own to the file server). Bookworm's afsio
-# asks Kerberos for a DES ticket (libafscp _GetSecurityObject), which the KDC does not issue: it
-# calls anonymously, so the stage's directory grants system:anyuser rlk, and its tries are for a
-# shared lock (k; the device's exclusive lock refuses those too). `afsio fidlock` asks the file
-# server for the file's status and, while the server counts a lock on it (lockCount, which
-# accounts for a lapsed lease already), waits for a callback; it sets the lock (FS.SetLock) only
-# when the count is 0. So a try still waiting after a few seconds is a refusal by the file
-# server; a try that gets the lock releases it at once (afsio fidunlock; the server checks no
-# right on a release). afsio exits 0 on its errors too: its output tells them apart.
+# system type "afs"): it is afslock (afs/afslock.sh), a user-space client that asks the file
+# server itself (FetchStatus's lockCount, SetLock, ReleaseLock) over an Rx connection of its own.
+# (Bookworm's afsio, tried first, aborted in its Kerberos setup before any call.)
 . /xentest/lib.sh
 . /xentest/afs/lib.sh
+. /xentest/afs/afslock.sh
 
 [ "$AFS_CLIENT" = openafs ] || fail "needs the OpenAFS client (afs-openafs-client)"
-command -v afsio > /dev/null || fail "no afsio in dom0 (openafs-client's, added by host/build-afs.sh)"
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile renew/worker is not running"; }
 LIFETIME=${AFS_LEASE_LIFETIME:-100}
 LEASE=300
 functional_io
 SEQ_MB=4 BUF_MB=2 RAND_MB=1 RAND_OPS=64
 IMAGE_MB=$((SEQ_MB + BUF_MB + RAND_MB + 30 + AFS_MB_BIAS)) # a size of its own: its namei file is found by size
-D=$AFS_DIR/xt-lock-openafs # system:anyuser rlk here: afsio calls anonymously
+D=$AFS_DIR/xt-lock-openafs
 name=xt-lease-openafs.img
 img=$D/$name
 ctl=$D/xt-lease-openafs-control
-B=/run/xentest/afsio
-rm -rf "$B" && mkdir -p "$B"
-
-# afsio: no ticket (anonymous, see above), the cell from /etc/openafs/ThisCell, the realm named
-# (without it libafscp asks Kerberos for the VL server's realm, and crashes on none).
-# Its Kerberos step crashes now and then (free(): invalid pointer, SIGSEGV) before any call: with a
-# valid ticket cache (whose DES request fails, so it goes on anonymously), tried again up to 4 times.
-KRB5CCNAME=FILE:$B/admin.cc kinit -k -t "$AFS_ADMIN_KEYTAB" "$AFS_ADMIN" || fail "no ticket for afsio"
-N=0
-afsio_run() { KRB5CCNAME=FILE:$B/admin.cc afsio "$@" -realm "$AFS_REALM"; }
-# second_lock FID SECONDS: 0 the second client got a shared lock (released again at once), 1 it
-# was refused (still waiting after SECONDS), 2 an error. Output in $B/out.N.
-second_lock() {
-  local rc try=0
-  while :; do
-    N=$((N + 1))
-    timeout "$2" sh -c 'KRB5CCNAME=FILE:$0/admin.cc exec afsio fidlock -fid "$1" -readlock -realm "$2"' "$B" "$1" \
-      "$AFS_REALM" > "$B/out.$N" 2>&1
-    rc=$?
-    case $rc in 134|139) try=$((try + 1)); [ $try -lt 4 ] && continue ;; esac
-    break
-  done
-  case $rc in
-    0) grep -q '^afsio:' "$B/out.$N" && return 2
-       afsio_run fidunlock -fid "$1" >> "$B/out.$N" 2>&1
-       return 0 ;;
-    124|143) return 1 ;; # timeout (coreutils 124, busybox: killed by SIGTERM)
-  esac
-  echo "afsio exit $rc" >> "$B/out.$N"
-  return 2
-}
-fid_of() { # the AFS FID (volume.vnode.uniquifier) of a file, from the cache manager
-  afs_admin fs getfid -path "$1" 2>&1 | sed -n 's/.*(\([0-9]*\.[0-9]*\.[0-9]*\)).*/\1/p' | head -n 1
-}
+afslock_init
+B=$AFSLOCK_DIR
+# second_lock FID: 0 the second client got the write lock (released again at once), 1 refused.
+second_lock() { afslock_try "$1" write; }
+fid_of() { afs_fid "$1"; }
 
 # renew again with the short lifetime (afs-openafs-worker's has hours).
 old=$(cat "$AFSFILE_PIDFILE")
@@ -89,13 +53,12 @@ trap lease_exit EXIT
 
 # The directory, the control file; first the second client itself: it must get a free file's lock.
 afs_admin mkdir -p "$D" || fail "cannot make $D"
-afs_admin fs setacl -dir "$D" -acl system:anyuser rlk || fail "cannot grant system:anyuser rlk on $D"
 afs_admin fs listacl "$D" > "$B/acl" 2>&1; show acl "$B/acl"
 afs_admin sh -c "echo control > $ctl" || fail "cannot create $ctl"
 ctl_fid=$(fid_of "$ctl")
 [ -n "$ctl_fid" ] || fail "no FID for $ctl: $(afs_admin fs getfid -path "$ctl" 2>&1)"
-second_lock "$ctl_fid" 30 || { show afsio "$B/out.$N"; fail "the second client (afsio) cannot lock a free file ($ctl, $ctl_fid)"; }
-xt_step "the second client (afsio) locked and unlocked the free $ctl ($ctl_fid)"
+second_lock "$ctl_fid" || fail "the second client (afslock) cannot lock a free file ($ctl, $ctl_fid): $AFSLOCK_CODE"
+xt_step "the second client (afslock) locked and unlocked the free $ctl ($ctl_fid)"
 
 # The control: a lock whose token lapses and is never renewed.
 KRB5CCNAME=FILE:$B/ctl.cc SHELL=/bin/sh pagsh -c "
@@ -104,9 +67,8 @@ KRB5CCNAME=FILE:$B/ctl.cc SHELL=/bin/sh pagsh -c "
 " > "$B/ctl.out" 2>&1 &
 wait_until 60 test -s "$B/ctl.pid" || { show control "$B/ctl.out"; fail "the control lock was not taken"; }
 t_ctl=$(date +%s)
-second_lock "$ctl_fid" 5
-case $? in 0) fail "the second client got the control lock just taken" ;; 2) show afsio "$B/out.$N"; fail "afsio failed" ;; esac
-xt_step "control: $ctl locked by a shell whose token (${LIFETIME} s) is never renewed; the second client is refused"
+second_lock "$ctl_fid" && fail "the second client got the control lock just taken"
+xt_step "control: $ctl locked by a shell whose token (${LIFETIME} s) is never renewed; the second client is refused ($AFSLOCK_CODE, lockCount $(afslock_count "$ctl_fid"))"
 
 # The device: the guest writes and checks its disk again and again.
 afs_image_create "$img" "$IMAGE_MB"
@@ -124,26 +86,22 @@ ctl_free= ctl_tries=0 tries=0
 while :; do
   now=$(date +%s)
   if [ -z "$ctl_free" ]; then
-    second_lock "$ctl_fid" 4
-    case $? in
-      0) ctl_free=$(date +%s); xt_step "control: the second client got $ctl $((ctl_free - t_ctl)) s after it was locked" ;;
-      2) show afsio "$B/out.$N"; fail "afsio failed on the control" ;;
-    esac
+    second_lock "$ctl_fid" && { ctl_free=$(date +%s); xt_step "control: the second client got $ctl $((ctl_free - t_ctl)) s after it was locked"; }
     ctl_tries=$((ctl_tries + 1))
   fi
-  second_lock "$fid" 6
-  case $? in
-    0) tail -n +"$from" "$AFSFILE_LOG" | grep -E 'lock|renew' | tail -n 20 > "$B/worker.now"; show worker "$B/worker.now"
-       fail "the second client got the lock of $name $((now - t_att)) s after the attach (try $((tries + 1))): two writers" ;;
-    2) show afsio "$B/out.$N"; fail "afsio failed on $name" ;;
-  esac
+  if second_lock "$fid"; then
+    tail -n +"$from" "$AFSFILE_LOG" | grep -E 'lock|renew' | tail -n 20 > "$B/worker.now"; show worker "$B/worker.now"
+    fail "the second client got the lock of $name $((now - t_att)) s after the attach (try $((tries + 1))): two writers"
+  fi
   tries=$((tries + 1))
   bad=$(guest_disk_error xt-lease)
   [ -n "$bad" ] && guest_fail xt-lease "" "guest disk error: $bad"
   [ "$now" -ge "$end" ] && break
   sleep 8
 done
-xt_step "the second client was refused $name at all $tries tries over $((now - t_att)) s from the attach"
+n=$(afslock_count "$fid")
+[ "$n" = -1 ] || fail "lockCount $n of $name at the end of the tries (expected -1)"
+xt_step "the second client was refused $name at all $tries tries over $((now - t_att)) s from the attach (last: $AFSLOCK_CODE, lockCount $n), past the first token's expiry ($LIFETIME s) + the lease ($LEASE s)"
 [ -n "$ctl_free" ] || xt_step "control: never free in $((now - t_ctl)) s ($ctl_tries tries), its token lapsed $((now - t_ctl - LIFETIME)) s ago: the client extends it without the token"
 "$AFSFILE" status > "$B/status2" 2>&1
 show "afsfile status" "$B/status2"
@@ -164,7 +122,7 @@ nf=$(afs_namei_file $((IMAGE_MB * 1048576)))
 [ "$(echo "$nf" | grep -c .)" -eq 1 ] || fail "expected one namei file of $IMAGE_MB MiB, found: $nf"
 verify_image "$nf" 29
 t0=$(date +%s)
-second_lock "$fid" 60 || { show afsio "$B/out.$N"; fail "the second client did not get the lock within 60 s of the device's detach"; }
+wait_until 60 second_lock "$fid" || fail "the second client did not get the lock within 60 s of the device's detach"
 xt_step "after the detach the second client locked $name ($(($(date +%s) - t0)) s)"
 afsfile_worker_alive || { show afsfile "$AFSFILE_LOG"; fail "afsfile worker died"; }
 afs_image_remove "$img"
