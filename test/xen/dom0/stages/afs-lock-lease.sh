@@ -116,7 +116,7 @@ xt_step "the guest wrote and checked its disk $runs times meanwhile"
 grep -v '^#' "$T/trace" > "$B.trace" 2>/dev/null
 if [ -s "$B.trace" ]; then
   for f in "$AFS_DIR/$ctl" "$img"; do
-    v=$(printf '%x' "$(stat -c %i "$f")")
+    v=$(printf '%x' "$(afs_admin stat -c %i "$f")")
     xt_step "kAFS lock events on $(basename "$f") (vnode $v): $(grep -c ":$v:" "$B.trace") in all, $(grep ":$v:" "$B.trace" | grep -c -i 'fail') failures"
   done
   grep -i 'fail' "$B.trace" | head -n 6 | sed 's/^/  [trace] /'
