@@ -104,7 +104,7 @@ test('LinuxEventChannels: pending ports reach onPending, unmask writes back', as
   const ev = new LinuxEventChannels(fs.openSync(`/proc/self/fd/${unmasks.wfd}`, 'w'), '/dev/xen/evtchn', {
     ...addon,
     ioctl: () => port++,
-    watchFd: (_fd, cb) => addon.watchFd(pending.rfd, cb),
+    watchFd: (_fd, cb, into) => addon.watchFd(pending.rfd, cb, into),
   });
   try {
     const p = await ev.bindInterdomain(1, 7);

@@ -140,13 +140,13 @@ export class LinuxEventChannels implements EventChannels {
   private delivered(bytes: Uint8Array | null, errno: number, length: number): void {
     if (this.closed) return;
     if (bytes) {
-      // The kernel writes whole native-endian u32 ports into the delivery buffer; copy them out.
-      // One array for every delivery: handlers use it before they return (EventChannels).
+      // The watch reads into this.delivery (onPending), so bytes is always it, its first `length`
+      // bytes whole native-endian u32 ports; copy them out. One array for every delivery:
+      // handlers use it before they return (EventChannels).
       const ports = this.ports;
       ports.length = 0;
-      const own = bytes === this.delivery;
-      const n = (own ? length : bytes.byteLength) >>> 2;
-      const words = own ? this.words : new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+      const n = length >>> 2;
+      const words = this.words;
       for (let i = 0; i < n; i++) {
         const p = words[i];
         // A port unbound after it fired may still be queued: nobody wants it.
