@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lockImage, relockImage, type ImageLock } from '../../src/image/lock';
+import { lockImage, relockImage, type ImageLock, type RelockWait } from '../../src/image/lock';
 import { flockWaitOnThread } from '../../src/image/thread-io';
 import { native } from '../../src/native/addon';
 import { withTempDir } from '../helpers/temp';
@@ -148,55 +148,55 @@ test('relockImage: still held past its tries without waiting, taken as soon as i
     }
   }));
 
+/**
+ * Moves a lock whose old open file another process keeps (so the move is refused throughout),
+ * with the wait `wait()` makes right before the move; `check` looks at the failure and how long
+ * it took. Then: no waiting thread is left, and once the old lock ends nothing of this process
+ * takes it.
+ */
+async function refusedMove(dir: string, wait: () => RelockWait,
+  check: (r: { busy: boolean; message: string }, ms: number) => void): Promise<void> {
+  const { file, lock } = await locked(dir);
+  const k = keeper(lock.status().fd!);
+  try {
+    await sleep(100);
+    const before = threads();
+    const w = wait();
+    const t0 = Date.now();
+    const r = await relockImage(lock, file, true, w);
+    const ms = Date.now() - t0;
+    assert.not.ok(r.ok);
+    if (r.ok) return;
+    check(r, ms);
+    await until('the waiting thread to end', () => threads() <= before, 5000);
+    await end(k);
+    await sleep(100);
+    assert.ok(othersLock(file), 'once the old lock ends nothing of this process takes it');
+  } finally {
+    await end(k);
+  }
+}
+
 test('relockImage: the device goes away while it waits: nothing taken, nothing left waiting', () =>
   withTempDir(async (dir) => {
-    const { file, lock } = await locked(dir);
-    const k = keeper(lock.status().fd!);
-    try {
-      await sleep(100);
-      const before = threads();
+    const wait = (): RelockWait => {
       let gone = false;
       setTimeout(() => { gone = true; }, 800);
-      const t0 = Date.now();
-      const r = await relockImage(lock, file, true,
-        { waitMs: 60_000, retryMs: 50, quickMs: 200, cancelled: () => gone });
-      const ms = Date.now() - t0;
-      assert.not.ok(r.ok);
-      if (r.ok) return;
+      return { waitMs: 60_000, retryMs: 50, quickMs: 200, cancelled: () => gone };
+    };
+    await refusedMove(dir, wait, (r, ms) => {
       assert.match(r.message, /went away while its lock was moved/);
       assert.ok(ms >= 700 && ms < 4000, `given up soon after the device went away (${ms} ms)`);
-      await until('the waiting thread to end', () => threads() <= before, 5000);
-      await end(k);
-      await sleep(100);
-      assert.ok(othersLock(file), 'once the old lock ends nothing of this process takes it');
-    } finally {
-      await end(k);
-    }
+    });
   }));
 
 test('relockImage: still refused at the end of its wait: busy, nothing left waiting', () =>
   withTempDir(async (dir) => {
-    const { file, lock } = await locked(dir);
-    const k = keeper(lock.status().fd!);
-    try {
-      await sleep(100);
-      const before = threads();
-      const t0 = Date.now();
-      const r = await relockImage(lock, file, true,
-        { waitMs: 1200, retryMs: 50, quickMs: 200, cancelled: () => false });
-      const ms = Date.now() - t0;
-      assert.not.ok(r.ok);
-      if (r.ok) return;
+    await refusedMove(dir, () => ({ waitMs: 1200, retryMs: 50, quickMs: 200, cancelled: () => false }), (r, ms) => {
       assert.ok(r.busy, 'refused: another host holds it');
       assert.match(r.message, /was still refused after 1 s: another host holds it now/);
       assert.ok(ms >= 1100 && ms < 4000, `given up at the end of its wait (${ms} ms)`);
-      await until('the waiting thread to end', () => threads() <= before, 5000);
-      await end(k);
-      await sleep(100);
-      assert.ok(othersLock(file), 'once the old lock ends nothing of this process takes it');
-    } finally {
-      await end(k);
-    }
+    });
   }));
 
 test.run();
