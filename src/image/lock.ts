@@ -9,15 +9,21 @@
 // On AFS the lock is a lease: the file server drops it 300 s after the last extension, and the
 // client extends it with the key of the file that locked it (kAFS: fs/afs/flock.c, extension
 // at half the lease, AFS_LOCKWAIT). The hold timeout stays below that (src/cli/options.ts).
+//
+// The OpenAFS client owns a flock by process, not by open file: a lock keeper holds it there
+// (lock-fs.ts lockNeedsKeeper, src/native/keeper/lock-keeper.c). The device then holds the
+// keeper's control socket instead of a dup of the image; its last close ends the keeper, whose
+// exit is the close that releases the lock. A successor adopts the socket as it would the dup.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errnoName, native } from '../native/addon';
 import {
-  closeOnThread, flockOnThread, flockWaitOnThread, fstatOnThread, getlkOnThread, openOnThread,
+  askKeeperOnThread, closeOnThread, flockOnThread, flockWaitOnThread, fstatOnThread, getlkOnThread, keeperOnThread,
+  openOnThread,
 } from './thread-io';
 import { processStart } from '../util/proc-identity';
-import { type LockReach, lockReach, lockWorks } from './lock-fs';
+import { type LockReach, lockNeedsKeeper, lockReach, lockWorks } from './lock-fs';
 
 export type { LockReach };
 
@@ -35,8 +41,11 @@ export interface LockStatus {
   readonly state: 'held' | 'adopted' | 'none' | 'deferred' | 'lost';
   readonly mode: LockMode;
   readonly reach: LockReach;
-  /** The descriptor holding it in the device process (a successor adopts it from there). */
+  /** The descriptor holding it in the device process (a successor adopts it from there): a dup
+   * of the image, or the socket to its lock keeper. */
   readonly fd: number | null;
+  /** The lock keeper's pid, where one holds the lock (OpenAFS). */
+  readonly keeper?: number;
   readonly since: string;
   readonly note?: string;
 }
@@ -100,6 +109,7 @@ export async function lockImage(fd: number, path: string, writable: boolean, pol
     return { ok: true, lock: new ImageLock(null, { state: 'none', mode, reach, since, note: why }) };
   }
   const addon = native();
+  if (lockNeedsKeeper(fd, fsMagic)) return lockThroughKeeper(fd, path, writable, policy, reach, since);
   let dup: number;
   try {
     dup = addon.dupCloexec(fd);
@@ -112,6 +122,38 @@ export async function lockImage(fd: number, path: string, writable: boolean, pol
   const errno = await flockOnThread(dup, op);
   if (errno === 0) return { ok: true, lock: new ImageLock(dup, { state: 'held', mode, reach, since }) };
   closeOnThread(dup);
+  return refused(errno, path, writable, policy, reach, since);
+}
+
+/**
+ * lockImage where the lock must belong to a process that does nothing else with the image
+ * (OpenAFS): a keeper takes it on an open file of its own, opened here (on a thread: an open
+ * on AFS may wait for the file server) and handed over.
+ */
+async function lockThroughKeeper(fd: number, path: string, writable: boolean, policy: LockPolicy, reach: LockReach,
+  since: string): Promise<LockOutcome> {
+  const opened = await openOnThread(`/proc/self/fd/${fd}`, fs.constants.O_RDONLY);
+  if (opened instanceof Error) {
+    const message = `${path}: cannot open the image for its lock keeper (${opened.message})`;
+    return { ok: false, busy: false, message };
+  }
+  const k = await keeperOnThread(opened.fd, !writable);
+  // The keeper has its own copy now: this one must not be the last close (nor is it the owner's).
+  closeOnThread(opened.fd);
+  if (typeof k === 'number') return refused(k, path, writable, policy, reach, since);
+  if (k instanceof Error) {
+    return { ok: false, busy: false, message: `${path}: cannot start the lock keeper (${k.message})` };
+  }
+  return {
+    ok: true,
+    lock: new ImageLock(k.socket, { state: 'held', mode: lockMode(writable), reach, since, keeper: k.pid }),
+  };
+}
+
+/** The outcome of a refused flock. */
+function refused(errno: number, path: string, writable: boolean, policy: LockPolicy, reach: LockReach,
+  since: string): LockOutcome {
+  const mode = lockMode(writable);
   const code = errnoName(errno);
   if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
     return { ok: false, busy: true, message: busyMessage(path, writable) };
@@ -137,8 +179,16 @@ export type LockCheck = { readonly held: true } | { readonly held: false; readon
  * is why the caller treats a possible lapse on AFS as a loss (lease-guard.ts).
  */
 export async function verifyLock(lock: ImageLock, path: string): Promise<LockCheck> {
-  const fd = lock.status().fd;
+  const { fd, keeper } = lock.status();
   if (fd === null) return { held: true }; // nothing taken (none, deferred): nothing to lose
+  if (keeper !== undefined) {
+    // A keeper holds it while it lives (a probe from here, another process, is refused by the
+    // OpenAFS client's own table as long as the keeper's lock stands there).
+    const pid = await askKeeperOnThread(fd);
+    if (pid === keeper) return { held: true };
+    return { held: false, message: `${path}: the image lock's keeper (process ${keeper}) is gone` +
+      (pid instanceof Error ? ` (${pid.message})` : ` (process ${pid} answered)`) };
+  }
   const addon = native();
   // Through the holder's magic link: the same file, whatever its name is now; a new open file
   // (the addon adds O_CLOEXEC). Not on the loop, nor on the pool (thread-io.ts): an open on AFS
@@ -329,6 +379,8 @@ export interface LockHolder {
   readonly pid: number;
   readonly pidStart: string | undefined;
   readonly fd: number;
+  /** Its lock keeper's pid, when one holds the lock (fd is then the socket to it). */
+  readonly keeper?: number;
 }
 
 /**
@@ -357,6 +409,7 @@ export async function adoptLock(
     } catch (e) {
       return `cannot take its lock (${(e as Error).message})`;
     }
+    if (from.keeper !== undefined) return await adoptKeeper(fd, from, image, writable);
     const st = await fstatOnThread(fd);
     if (st instanceof Error || st.dev !== image.dev || st.ino !== image.ino) {
       // Closed on a thread too: this open file holds the predecessor's lock.
@@ -371,6 +424,40 @@ export async function adoptLock(
   } finally {
     fs.closeSync(pidfd);
   }
+}
+
+/**
+ * adoptLock of a lock a keeper holds: `socket` (taken from the predecessor) must reach the keeper
+ * its status file names, and that keeper must hold this image (its descriptor 0, opened through
+ * /proc on a thread: no close here can release the keeper's lock, which is not this process's).
+ */
+async function adoptKeeper(
+  socket: number, from: LockHolder, image: { readonly dev: number; readonly ino: number; readonly fsMagic?: number },
+  writable: boolean,
+): Promise<ImageLock | string> {
+  const pid = await askKeeperOnThread(socket);
+  let why: string | undefined;
+  if (pid instanceof Error) why = `its lock keeper does not answer (${pid.message})`;
+  else if (pid !== from.keeper) {
+    why = `its descriptor ${from.fd} reaches process ${pid}, not its lock keeper ${from.keeper}`;
+  }
+  else {
+    const held = await openOnThread(`/proc/${pid}/fd/0`, fs.constants.O_RDONLY);
+    if (held instanceof Error) why = `cannot check its lock keeper's file (${held.message})`;
+    else {
+      closeOnThread(held.fd);
+      if (held.dev !== image.dev || held.ino !== image.ino) why = `its lock keeper ${pid} holds another file`;
+    }
+  }
+  if (why !== undefined) {
+    closeOnThread(socket);
+    return why;
+  }
+  return new ImageLock(socket, {
+    // Keepers are made on AFS only (lockNeedsKeeper).
+    state: 'adopted', mode: lockMode(writable), reach: image.fsMagic ? lockReach(socket, image.fsMagic) : 'afs',
+    since: new Date().toISOString(), note: `adopted from process ${from.pid}`, keeper: from.keeper,
+  });
 }
 
 /** Lets any same-uid process take this one's files (Yama ptrace_scope 1 allows ancestors only). */

@@ -102,3 +102,27 @@ export function openOnThread(path: string, flags: number): Promise<ThreadOpened 
     else resolve({ fd, dev: info[0] ?? 0, ino: info[1] ?? 0 });
   }));
 }
+
+/** A lock keeper that holds its lock (keeperOnThread). */
+export interface KeeperStarted {
+  /** Its end of the control socket: the lock is held while any copy of it is open. */
+  readonly socket: number;
+  readonly pid: number;
+}
+
+/** Starts a lock keeper for `fd` (src/native/lock-keeper.c): the keeper, or the flock's errno
+ * (refused), or the error that kept it from starting. */
+export function keeperOnThread(fd: number, shared: boolean): Promise<KeeperStarted | number | NodeJS.ErrnoException> {
+  return new Promise((resolve) => native().threadLockKeeper(fd, shared, (errno, syscall, socket, pid) => {
+    if (errno === 0) resolve({ socket, pid });
+    else if (syscall === 'flock') resolve(errno);
+    else resolve(errnoError(errno, syscall || 'lock keeper'));
+  }));
+}
+
+/** Asks a lock keeper through its socket: its pid while it holds the lock, else the error. */
+export function askKeeperOnThread(socket: number): Promise<number | NodeJS.ErrnoException> {
+  return new Promise((resolve) => native().threadKeeperAsk(socket, (errno, pid) => {
+    resolve(errno === 0 ? pid : errnoError(errno, 'lock keeper'));
+  }));
+}

@@ -41,6 +41,13 @@ int afs_open_beneath(const char *root, const char *rel, int flags, uint64_t reso
 int afs_read_open_args(napi_env env, const napi_value *argv, char **root, char **rel, uint32_t *flags,
                        uint32_t *resolve);
 
+/* lock-keeper.c, both blocking (run on threads, thread-op.c): a lock keeper for the open file
+ * `image` (exclusive, or shared), 0 with *sock and *pid set, else an errno and *what names the
+ * failed call ("flock": the lock was refused); and a question to a keeper: its errno (0 while it
+ * holds the lock) with *pid. */
+int afs_keeper_start(int image, int shared, int *sock, int *pid, const char **what);
+int afs_keeper_ask(int sock, int *pid);
+
 /* Registration of each file's functions into the exports object, one per .c file: 0, else an
  * error is pending. */
 int afs_register_file(napi_env env, napi_value exports);     /* file.c */

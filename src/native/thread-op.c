@@ -17,7 +17,10 @@
  * the cancel signal (WAIT_SIGNAL, a no-op handler without SA_RESTART), so that pthread_kill makes
  * flock(2) return EINTR (Linux fs/locks.c and kAFS fs/afs/flock.c both wait with
  * wait_event_interruptible). A signal sent just before the thread enters flock is lost: the
- * loop sends it again (thread-io.ts) until the call has answered. */
+ * loop sends it again (thread-io.ts) until the call has answered.
+ *
+ * A lock keeper's start and a question to it (lock-keeper.c) run here too: the keeper's first
+ * answer waits for its flock, which asks the file server. */
 #include "addon.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +36,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-enum { OP_OPEN, OP_FLOCK, OP_FSTAT, OP_CLOSE, OP_FLOCK_WAIT };
+enum { OP_OPEN, OP_FLOCK, OP_FSTAT, OP_CLOSE, OP_FLOCK_WAIT, OP_KEEPER, OP_KEEPER_ASK };
 /* threadOpen's `how` bits. */
 enum { HOW_STAT_FIRST = 1, HOW_PUNCH_PROBE = 2 };
 #define THREAD_STACK (256 * 1024)
@@ -57,6 +60,7 @@ struct op {
   struct stat st;
   int64_t magic;
   int punch;
+  int pid; /* a lock keeper's */
   char real[PATH_MAX];
   /* OP_FLOCK_WAIT, under ctx->mu: its id, its thread once it runs, whether it was given up, and
    * its place in ctx->waiting until the thread has left flock for good. */
@@ -200,6 +204,8 @@ static void *thread_main(void *arg) {
       o->err = r < 0 ? errno : 0;
       break;
     case OP_FLOCK_WAIT: run_flock_wait(o); break;
+    case OP_KEEPER: o->err = afs_keeper_start(o->fd, o->arg, &o->out_fd, &o->pid, &o->syscall); break;
+    case OP_KEEPER_ASK: o->err = afs_keeper_ask(o->fd, &o->pid); break;
     case OP_FSTAT: {
       /* On AFS, fstatfs asks the volume's server (kAFS afs_statfs). */
       struct statfs sf;
@@ -218,7 +224,7 @@ static void *thread_main(void *arg) {
   if (c->gone) {
     int last = c->closed && c->threads == 0;
     pthread_mutex_unlock(&c->mu);
-    if (o->kind == OP_OPEN && o->out_fd >= 0) close(o->out_fd);
+    if ((o->kind == OP_OPEN || o->kind == OP_KEEPER) && o->out_fd >= 0) close(o->out_fd);
     free_op(NULL, o);
     if (last) {
       pthread_mutex_destroy(&c->mu);
@@ -245,14 +251,15 @@ static napi_value open_info(napi_env env, struct op *o) {
   return arr;
 }
 
-/* Answers one call: open cb(errno, syscall, fd, info, real); fstat cb(errno, info); flock and
- * close cb(errno). */
+/* Answers one call: open cb(errno, syscall, fd, info, real); fstat cb(errno, info); keeper
+ * cb(errno, syscall, socket, pid); keeper ask cb(errno, pid); flock and close cb(errno). */
 static void deliver(napi_env env, struct op *o) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok)
     napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "napi_open_handle_scope failed", NAPI_AUTO_LENGTH);
   napi_value args[5], cb, recv;
-  size_t argc = o->kind == OP_OPEN ? 5 : o->kind == OP_FSTAT ? 2 : 1;
+  size_t argc = o->kind == OP_OPEN ? 5 : o->kind == OP_KEEPER ? 4
+                : o->kind == OP_FSTAT || o->kind == OP_KEEPER_ASK ? 2 : 1;
   int ok = napi_create_int32(env, o->err, &args[0]) == napi_ok &&
            napi_get_reference_value(env, o->cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok;
   if (ok && o->kind == OP_OPEN) {
@@ -261,6 +268,11 @@ static void deliver(napi_env env, struct op *o) {
          napi_create_string_utf8(env, o->real, NAPI_AUTO_LENGTH, &args[4]) == napi_ok;
   }
   if (ok && o->kind == OP_FSTAT) ok = (args[1] = open_info(env, o)) != NULL;
+  if (ok && o->kind == OP_KEEPER) {
+    ok = napi_create_string_utf8(env, o->syscall ? o->syscall : "", NAPI_AUTO_LENGTH, &args[1]) == napi_ok &&
+         napi_create_int32(env, o->out_fd, &args[2]) == napi_ok && napi_create_int32(env, o->pid, &args[3]) == napi_ok;
+  }
+  if (ok && o->kind == OP_KEEPER_ASK) ok = napi_create_int32(env, o->pid, &args[1]) == napi_ok;
   if (!ok) {
     /* The answer would be lost and the device would wait for ever. */
     napi_fatal_error("thread-op", NAPI_AUTO_LENGTH, "cannot build the callback's arguments (out of memory?)",
@@ -321,7 +333,7 @@ static void cleanup_hook(void *arg) {
   pthread_mutex_unlock(&c->mu);
   while (list) {
     struct op *n = list->next;
-    if (list->kind == OP_OPEN && list->out_fd >= 0) close(list->out_fd);
+    if ((list->kind == OP_OPEN || list->kind == OP_KEEPER) && list->out_fd >= 0) close(list->out_fd);
     free_op(c->env, list);
     list = n;
   }
@@ -508,11 +520,36 @@ static napi_value js_thread_close(napi_env env, napi_callback_info info) {
   return start_fd_op(env, info, OP_CLOSE, "threadClose(fd, cb)", "afsfile:threadClose");
 }
 
+/* threadLockKeeper(fd, shared, cb(errno, syscall, socket, pid)): a lock keeper (lock-keeper.c)
+ * for the open file fd (its own open file description: the keeper keeps it), locking it
+ * exclusive or shared without waiting. errno 0: granted, `socket` holds it (close-on-exec);
+ * else `syscall` says what failed (flock: refused, the keeper is gone). */
+static napi_value js_thread_lock_keeper(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t fd;
+  int shared;
+  if (afs_args(env, info, 3, argv, "threadLockKeeper(fd, shared, cb)") || afs_arg_fd(env, argv[0], &fd) ||
+      afs_arg_bool(env, argv[1], &shared)) return NULL;
+  struct op *o = calloc(1, sizeof *o);
+  if (!o) return afs_throw_errno(env, "threadLockKeeper", ENOMEM);
+  o->kind = OP_KEEPER;
+  o->fd = (int)fd;
+  o->arg = shared;
+  return start(env, o, argv[2], "afsfile:threadLockKeeper");
+}
+
+/* threadKeeperAsk(socket, cb(errno, pid)): whether a lock keeper still answers on this socket,
+ * and its pid (an adopter checks what it took). */
+static napi_value js_thread_keeper_ask(napi_env env, napi_callback_info info) {
+  return start_fd_op(env, info, OP_KEEPER_ASK, "threadKeeperAsk(socket, cb)", "afsfile:threadKeeperAsk");
+}
+
 int afs_register_thread_op(napi_env env, napi_value exports) {
   static const struct afs_fn fns[] = {
     { "threadOpen", js_thread_open }, { "threadFlock", js_thread_flock }, { "threadFstat", js_thread_fstat },
     { "threadClose", js_thread_close }, { "threadFlockWait", js_thread_flock_wait },
-    { "threadFlockCancel", js_thread_flock_cancel },
+    { "threadFlockCancel", js_thread_flock_cancel }, { "threadLockKeeper", js_thread_lock_keeper },
+    { "threadKeeperAsk", js_thread_keeper_ask },
   };
   return afs_set_fns(env, exports, fns, AFS_COUNT(fns)) ||
          afs_set_i32(env, exports, "OPEN_STAT_FIRST", HOW_STAT_FIRST) ||

@@ -71,6 +71,16 @@ export interface NativeAddon {
   threadFstat(fd: number, cb: (errno: number, info: number[]) => void): void;
   /** close(2) on a new thread (on AFS the last close stores dirty data): cb(errno). */
   threadClose(fd: number, cb: (errno: number) => void): void;
+  /**
+   * A lock keeper (src/native/lock-keeper.c) started on a new thread for the open file `fd` (an
+   * open file description of its own, which the keeper keeps): cb(errno, syscall, socket, pid),
+   * errno 0 when its flock (exclusive, or shared) was granted, the lock then held until every
+   * copy of `socket` is closed; else `syscall` names what failed ('flock': refused).
+   */
+  threadLockKeeper(fd: number, shared: boolean,
+    cb: (errno: number, syscall: string, socket: number, pid: number) => void): void;
+  /** Asks the keeper on `socket`, on a new thread: cb(errno, pid), 0 while it holds its lock. */
+  threadKeeperAsk(socket: number, cb: (errno: number, pid: number) => void): void;
   readonly OPEN_STAT_FIRST: number;
   readonly OPEN_PUNCH_PROBE: number;
 

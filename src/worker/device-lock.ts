@@ -241,5 +241,9 @@ export function lockHolder(prev: Record<string, unknown> | undefined, alive: boo
   const fd = lock?.fd;
   const pid = prev.pid;
   if (typeof fd !== 'number' || typeof pid !== 'number' || !Number.isInteger(fd) || fd < 0) return undefined;
-  return { pid, pidStart: typeof prev.pidStart === 'string' ? prev.pidStart : undefined, fd };
+  const keeper = lock?.keeper;
+  return {
+    pid, pidStart: typeof prev.pidStart === 'string' ? prev.pidStart : undefined, fd,
+    ...(typeof keeper === 'number' && Number.isInteger(keeper) && keeper > 0 ? { keeper } : {}),
+  };
 }

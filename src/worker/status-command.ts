@@ -66,21 +66,28 @@ function lockView(v: unknown): DeviceView['lock'] {
   const l = obj(v);
   const state = str(l.state);
   if (state === null) return null;
-  return { state, mode: str(l.mode) ?? '?', reach: str(l.reach) ?? '?', since: str(l.since), note: str(l.note) };
+  const keeper = typeof l.keeper === 'number' && Number.isInteger(l.keeper) ? l.keeper : null;
+  return {
+    state, mode: str(l.mode) ?? '?', reach: str(l.reach) ?? '?', since: str(l.since), note: str(l.note), keeper,
+  };
 }
 
 /**
  * An AFS lock is a lease the client extends (extensions are not visible from here): kAFS every
  * 150 s with the key of the open file that took it, so the device takes it again after each
  * token renewal; the OpenAFS client every minute with its own credentials (lock-fs.ts
- * lockFollowsKey). When it was last taken.
+ * lockFollowsKey), for a lock its keeper process holds. When it was last taken.
  */
 function leaseLine(d: DeviceView, now: number): string | null {
   const l = d.lock;
   if (!l || l.reach !== 'afs' || (l.state !== 'held' && l.state !== 'adopted') || !l.since) return null;
-  return `image lock: an AFS lease, ${l.state === 'held' ? 'taken' : 'adopted'} ${ago(l.since, now)} ` +
-    '(extended by the client: kAFS with the key it was taken with, so it is taken again after each token ' +
-    'renewal; OpenAFS with its own credentials)';
+  const taken = `image lock: an AFS lease, ${l.state === 'held' ? 'taken' : 'adopted'} ${ago(l.since, now)} `;
+  if (l.keeper !== null) {
+    return `${taken}(held by its lock keeper, process ${l.keeper}; extended by the OpenAFS client with its own ` +
+      'credentials)';
+  }
+  return `${taken}(extended by the client: kAFS with the key it was taken with, so it is taken again after each ` +
+    'token renewal; OpenAFS with its own credentials)';
 }
 
 /** The Lock column: "ex held", "sh adopted", "ex deferred", "none". */

@@ -64,10 +64,11 @@ export interface DeviceView {
    * adopted (from the previous process of the device), none (a file system without working
    * locks, lock-unsupported=warn), deferred (a migration destination, until its guest
    * connects); mode exclusive or shared; reach afs, nfs, local, host-only or unknown; since
-   * when; null when the device process did not say. */
+   * when; keeper: the pid of the process holding it where one does (OpenAFS), else null; null
+   * when the device process did not say. */
   readonly lock: {
     readonly state: string; readonly mode: string; readonly reach: string; readonly since: string | null;
-    readonly note: string | null;
+    readonly note: string | null; readonly keeper: number | null;
   } | null;
 }
 

@@ -229,17 +229,19 @@ test('a lock whose key lapsed already: writes go on while the file server still 
   }
 });
 
-test('on OpenAFS a renewal leaves the lock on its open file (the client extends it itself)', async () => {
+test('on OpenAFS a renewal leaves the lock with its keeper (the client extends it itself)', async () => {
   const r = await rig(5000, undefined, OPENAFS);
   try {
     assert.is(r.lock.status()?.reach, 'afs');
     assert.not.ok(r.lock.followsKey, 'OpenAFS extends with its own credentials, not the key of the file');
-    const before = r.lock.status()!.fd!;
+    const { fd: before, keeper } = r.lock.status()!;
+    assert.ok(keeper !== undefined && keeper > 0, 'a keeper process holds it (OpenAFS owns a flock by process)');
     assert.is(await r.reopen(), null);
     assert.is(await r.lock.rekey(), undefined, 'nothing lost');
-    assert.is(r.lock.status()?.fd, before, 'the same open file holds it: no gap where another client could take it');
+    assert.equal([r.lock.status()?.fd, r.lock.status()?.keeper], [before, keeper],
+      'the same keeper holds it: no gap where another client could take it');
     assert.not.ok(r.notes.some((n) => /taken again/.test(n)), 'not taken again');
-    assert.is(fs.fstatSync(before).ino, r.image.ino);
+    assert.is(fs.statSync(`/proc/${keeper}/fd/0`).ino, r.image.ino);
     assert.not.ok(otherHostLocks(r.file), 'the other host is refused');
     assert.is(await r.write(9), null, 'writes go on');
   } finally {

@@ -11,4 +11,4 @@ here=$(cd "$(dirname "$0")" && pwd)
 L=/usr/lib/x86_64-linux-gnu
 gcc -O2 -Wall -o "$out" "$here/afslock.c" \
   /usr/lib/libafscp.a /usr/lib/afs/libafsint.a /usr/lib/libafsauthent.a /usr/lib/libafsrpc.a /usr/lib/afs/util.a \
-  "$L/libkrb5.so.26" "$L/libhcrypto.so.5" "$L/libroken.so.19" -lcom_err -lpthread -lresolv
+  "$L/libkrb5.so.26" "$L/libhcrypto.so.5" "$L/libroken.so.19" "$L/libcom_err.so.2" -lpthread -lresolv

@@ -3,8 +3,9 @@
 # extends every flock it holds once a minute with its daemon's own credentials (src/afs/
 # afs_daemons.c -> afs_vcache.c afs_FlushActiveVcaches(1), afs_osi_credp), and the file server
 # checks no right on an extension (viced/afsfileprocs.c SAFSS_ExtendLock): a lock does not
-# lapse with the token of the process that took it, so the device leaves it on its first open
-# file after a renewal (lock-fs.ts lockFollowsKey). Measured here:
+# lapse with the token of the process that took it, so the device leaves it with its keeper
+# after a renewal (lock-fs.ts lockFollowsKey), and the device's reopens close its own open files
+# freely: the keeper owns the lock (lock-fs.ts lockNeedsKeeper). Measured here:
 #   control: a lock on a file of its own, taken by a shell in a PAG with a token of the same
 #     short lifetime that is never renewed: does it ever end while the shell holds it?
 #   the device: renew with a short lifetime (renewals every half of it), a guest writing and
@@ -112,7 +113,7 @@ moves=$(tail -n +"$from" "$AFSFILE_LOG" | grep -c 'taken again with the renewed 
 [ "$moves" -eq 0 ] || fail "the lock was moved $moves times on OpenAFS (it should stay on its open file)"
 tail -n +"$from" "$AFSFILE_LOG" | grep -q 'stays on its open file' || fail "the device did not say that the lock stays"
 runs=$(guest_count xt-lease '^XT SOAK-RUN')
-xt_step "$renewals renewals reopened the image, the lock stayed on its first open file; the guest wrote and checked its disk $runs times"
+xt_step "$renewals renewals reopened the image, the lock stayed with its keeper; the guest wrote and checked its disk $runs times"
 xt_metric "openafs-lease control_free_s=${ctl_free:+$((ctl_free - t_ctl))} image_tries=$tries image_span_s=$((now - t_att)) lifetime_s=$LIFETIME renewals=$renewals"
 
 # The end: the guest's data on the server, the lock gone with the detach.
