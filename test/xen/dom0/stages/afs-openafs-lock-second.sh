@@ -104,7 +104,10 @@ esac
 
 # 4. Adoption across a worker restart (measured): kill -9 of the worker, its device process
 # keeps the lock for the next worker, whose device process adopts it; then the detach.
-guest_start xt-lkad "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 29 "xt.mode=save xt.markwait=900"
+# Every block of region C written (no time bound): the image holds xt-lkrw's blocks, and the
+# guest's writes stall while no worker serves (from the kill to the adoption), which would leave
+# some of them unwritten, and read back as another guest's data.
+guest_start xt-lkad "vdev=xvda,access=rw,$AFS_SPEC,target=$img" 29 "xt.mode=save xt.markwait=900 xt.rand_seconds=100000"
 dev_pid=$(json_field "/run/afsfile/status/dev-$(guest_domid xt-lkad)-$XVDA.json" pid)
 wpid=$(worker_pid)
 [ -n "$wpid" ] && kill -0 "$wpid" || fail "no worker pid in status/worker.json"
