@@ -40,19 +40,31 @@ test('an AFS image lock: when the lease was last taken', () => {
         phase: 'running', restarts: 0 },
       { backend: '/local/domain/0/backend/vbd/8/51712', domid: 8, devid: 51712, image: '/srv/b.img', writable: true,
         phase: 'running', restarts: 0 },
+      { backend: '/local/domain/0/backend/vbd/9/51712', domid: 9, devid: 51712, image: '/afs/c/o.img', writable: true,
+        phase: 'running', restarts: 0 },
     ]);
-    const dev = (domid: number, image: string, reach: string) => writeStatus(runDir, `dev-${domid}-51712`, {
-      backend: `/local/domain/0/backend/vbd/${domid}/51712`, domid, devid: 51712, image, readOnly: false,
-      state: 'Connected', inFlight: 0, requests: { read: 0, write: 0, flush: 0, barrier: 0, discard: 0, indirect: 0 },
-      lock: { state: 'held', mode: 'exclusive', reach, fd: 9, since: new Date(Date.now() - 40_000).toISOString() },
-    });
+    const dev = (domid: number, image: string, reach: string, keeper?: number) => writeStatus(runDir,
+      `dev-${domid}-51712`, {
+        backend: `/local/domain/0/backend/vbd/${domid}/51712`, domid, devid: 51712, image, readOnly: false,
+        state: 'Connected', inFlight: 0, requests: { read: 0, write: 0, flush: 0, barrier: 0, discard: 0, indirect: 0 },
+        lock: {
+          state: 'held', mode: 'exclusive', reach, fd: 9, since: new Date(Date.now() - 40_000).toISOString(), keeper,
+        },
+      });
     dev(7, '/afs/c/a.img', 'afs');
     dev(8, '/srv/b.img', 'local');
+    dev(9, '/afs/c/o.img', 'afs', 4242);
     const r = status(runDir);
     assert.match(r.stdout, /\n7 +xvda .* ex held +\/afs\/c\/a\.img\n/);
     assert.match(r.stdout,
       /\n  7\/xvda: image lock: an AFS lease, taken 4\d s ago \(extended by the client: kAFS with the key/);
     assert.not.match(r.stdout, /8\/xvda: image lock/, 'a local lock is no lease');
+    assert.match(r.stdout,
+      /\n  9\/xvda: image lock: an AFS lease, taken 4\d s ago \(held by its lock keeper, process 4242;/);
+    const json = status(runDir, '--json');
+    type Devices = { devices: { domid: number; lock: { keeper: number | null } }[] };
+    const { devices } = JSON.parse(json.stdout) as Devices;
+    assert.equal(devices.map((d) => [d.domid, d.lock.keeper]).sort(), [[7, null], [8, null], [9, 4242]]);
   });
 });
 
