@@ -8,6 +8,7 @@ import { kernelBlkbackMarkers } from '../xen/kernel-blkback';
 import { connectXenStore } from '../xen/xenstore-client';
 import { checkIdentities, firstIdentityKeytab } from './check-identities';
 import { checkConfig, checkHotplugLink, checkKerberosTools, checkRunHotplugScripts, xenstoredUnit } from './check-host';
+import { checkKeeper } from './check-keeper';
 import { checkLocks } from './check-locks';
 import { mergeStatus } from './status-command';
 import { pidAlive, readStatusFiles } from './status-file';
@@ -210,6 +211,7 @@ export async function runChecks(runDir: string, env: NodeJS.ProcessEnv, keytab: 
     checkKerberosTools(key ?? (o.configFile ? firstIdentityKeytab(o.configFile, o.configExplicit ?? false) : undefined),
       aklog, env),
     ...identities, await checkUring(), ...checkMetricsFile(metrics), ...checkLocks(runDir, roots),
+    await checkKeeper(),
   ];
 }
 

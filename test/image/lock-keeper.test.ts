@@ -4,11 +4,13 @@
 // lockImage; the other host is another process (util-linux flock). What OpenAFS itself does with
 // them is tested under Xen (test/xen, afs-openafs-lock-second and -lease).
 import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adoptLock, type ImageLock, lockImage, verifyLock } from '../../src/image/lock';
+import { noExecveatWrapper, repoRoot } from '../helpers/no-uring';
 import { withTempDir } from '../helpers/temp';
 import { until } from '../helpers/wait';
 
@@ -136,6 +138,38 @@ test('a keeper killed is a lock lost, and SIGTERM ends a keeper', () => withTemp
   assert.is(othersLock(file), true);
   await released(lock);
 }));
+
+test('a keeper that cannot start (execveat refused): the attach is refused, saying why; check says so',
+  () => withTempDir((dir) => {
+    const file = image(dir);
+    const script = `
+      const fs = require('node:fs');
+      const { lockImage } = require(${JSON.stringify(path.join(repoRoot, 'build/src/image/lock.js'))});
+      const fd = fs.openSync(${JSON.stringify(file)}, 'r+');
+      lockImage(fd, ${JSON.stringify(file)}, true, 'refuse', ${OPENAFS_MAGIC})
+        .then((r) => console.log(JSON.stringify(r)));`;
+    const r = spawnSync(noExecveatWrapper(), [process.execPath, '-e', script], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { ok: boolean; busy: boolean; message: string };
+    assert.equal([out.ok, out.busy], [false, false]);
+    assert.match(out.message, `${file}: cannot start the lock keeper (execveat: EPERM)`);
+    assert.is(othersLock(file), true, 'nothing holds the image');
+
+    const exe = path.join(repoRoot, 'dist/afsfile');
+    const env = { ...process.env, XENSTORED_PATH: path.join(dir, 'no-xenstored'), AFSFILE_CHECK_ROOT: dir };
+    const finding = (cmd: string[]) => {
+      const c = spawnSync(cmd[0], [...cmd.slice(1), 'check', '--json', '--run-dir', dir], { encoding: 'utf8', env });
+      const j = JSON.parse(c.stdout) as { findings: Array<{ check: string; ok: boolean; detail: string }> };
+      return j.findings.find((f) => f.check === 'lock keeper');
+    };
+    const refused = finding([noExecveatWrapper(), exe]);
+    assert.match(refused?.detail ?? '', 'cannot start (execveat: EPERM)');
+    // Without the OpenAFS client here, only a remark (no image needs a keeper).
+    if (!fs.existsSync('/proc/fs/openafs')) assert.is(refused?.ok, true);
+    assert.match(finding([exe])?.detail ?? '', /^starts \(\d+ kB\)/);
+    assert.ok(os.tmpdir() && !fs.readdirSync(os.tmpdir()).some((n) => n.startsWith('afsfile-check-') &&
+      fs.statSync(path.join(os.tmpdir(), n)).mtimeMs > Date.now() - 1000), 'check leaves no temp dir');
+  }));
 
 /** The living keepers on this machine now (by name; counted, never signalled). */
 function keepers(): string[] {
