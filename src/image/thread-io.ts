@@ -113,7 +113,7 @@ export interface KeeperStarted {
 /** Starts a lock keeper for `fd` (src/native/lock-keeper.c): the keeper, or the flock's errno
  * (refused), or the error that kept it from starting. */
 export function keeperOnThread(fd: number, shared: boolean): Promise<KeeperStarted | number | NodeJS.ErrnoException> {
-  return new Promise((resolve) => native().threadLockKeeper(fd, shared, (errno, syscall, socket, pid) => {
+  return new Promise((resolve) => native().threadLockKeeper(fd, shared ? 1 : 0, (errno, syscall, socket, pid) => {
     if (errno === 0) resolve({ socket, pid });
     else if (syscall === 'flock') resolve(errno);
     else resolve(errnoError(errno, syscall || 'lock keeper'));

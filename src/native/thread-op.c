@@ -435,19 +435,27 @@ static napi_value js_thread_open(napi_env env, napi_callback_info info) {
   return start(env, o, argv[5], "afsfile:threadOpen");
 }
 
-/* threadFlock(fd, op, cb(errno)): op as <sys/file.h>, or GETLK (fcntl F_GETLK). */
-static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
+/* An op on a descriptor and one unsigned argument (flock's op, the keeper's shared): `what` is
+ * its usage in errors, `resource` its name in async hooks. */
+static napi_value start_fd_arg_op(napi_env env, napi_callback_info info, int kind, const char *what,
+                                  const char *resource) {
   napi_value argv[3];
   int64_t fd;
-  uint32_t op;
-  if (afs_args(env, info, 3, argv, "threadFlock(fd, op, cb)") || afs_arg_fd(env, argv[0], &fd) ||
-      afs_arg_u32(env, argv[1], &op)) return NULL;
+  uint32_t arg;
+  if (afs_args(env, info, 3, argv, what) || afs_arg_fd(env, argv[0], &fd) || afs_arg_u32(env, argv[1], &arg)) {
+    return NULL;
+  }
   struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadFlock", ENOMEM);
-  o->kind = OP_FLOCK;
+  if (!o) return afs_throw_errno(env, what, ENOMEM);
+  o->kind = kind;
   o->fd = (int)fd;
-  o->arg = (int)op;
-  return start(env, o, argv[2], "afsfile:threadFlock");
+  o->arg = (int)arg;
+  return start(env, o, argv[2], resource);
+}
+
+/* threadFlock(fd, op, cb(errno)): op as <sys/file.h>, or GETLK (fcntl F_GETLK). */
+static napi_value js_thread_flock(napi_env env, napi_callback_info info) {
+  return start_fd_arg_op(env, info, OP_FLOCK, "threadFlock(fd, op, cb)", "afsfile:threadFlock");
 }
 
 /* threadFlockWait(fd, op, cb(errno)): flock(2) that waits (op without LOCK_NB), on a thread that
@@ -522,20 +530,10 @@ static napi_value js_thread_close(napi_env env, napi_callback_info info) {
 
 /* threadLockKeeper(fd, shared, cb(errno, syscall, socket, pid)): a lock keeper (lock-keeper.c)
  * for the open file fd (its own open file description: the keeper keeps it), locking it
- * exclusive or shared without waiting. errno 0: granted, `socket` holds it (close-on-exec);
+ * exclusive (shared 0) or shared (1) without waiting. errno 0: granted, `socket` holds it (close-on-exec);
  * else `syscall` says what failed (flock: refused, the keeper is gone). */
 static napi_value js_thread_lock_keeper(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  int64_t fd;
-  int shared;
-  if (afs_args(env, info, 3, argv, "threadLockKeeper(fd, shared, cb)") || afs_arg_fd(env, argv[0], &fd) ||
-      afs_arg_bool(env, argv[1], &shared)) return NULL;
-  struct op *o = calloc(1, sizeof *o);
-  if (!o) return afs_throw_errno(env, "threadLockKeeper", ENOMEM);
-  o->kind = OP_KEEPER;
-  o->fd = (int)fd;
-  o->arg = shared;
-  return start(env, o, argv[2], "afsfile:threadLockKeeper");
+  return start_fd_arg_op(env, info, OP_KEEPER, "threadLockKeeper(fd, shared, cb)", "afsfile:threadLockKeeper");
 }
 
 /* threadKeeperAsk(socket, cb(errno, pid)): whether a lock keeper still answers on this socket,

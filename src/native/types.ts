@@ -77,7 +77,7 @@ export interface NativeAddon {
    * errno 0 when its flock (exclusive, or shared) was granted, the lock then held until every
    * copy of `socket` is closed; else `syscall` names what failed ('flock': refused).
    */
-  threadLockKeeper(fd: number, shared: boolean,
+  threadLockKeeper(fd: number, shared: 0 | 1,
     cb: (errno: number, syscall: string, socket: number, pid: number) => void): void;
   /** Asks the keeper on `socket`, on a new thread: cb(errno, pid), 0 while it holds its lock. */
   threadKeeperAsk(socket: number, cb: (errno: number, pid: number) => void): void;
