@@ -16,21 +16,16 @@
  * every byte read until EOF: when every copy of the other end is closed (the device is done,
  * or its process died with nobody having adopted the lock), it exits, and its exit is the
  * close that releases the lock (a ReleaseLock to the file server). */
+/* Kernel headers only (no libc): LOCK_* (asm-generic/fcntl.h), EINTR, PR_SET_NAME, SIG*, SYS_*. */
+#include <asm-generic/errno-base.h>
+#include <asm/signal.h>
 #include <linux/fcntl.h>
-#include <stddef.h>
+#include <linux/prctl.h>
 #include <sys/syscall.h>
 
 #if !defined(__x86_64__)
 #error "afsfile-lock: system calls written for x86_64 only"
 #endif
-
-#define LOCK_SH 1
-#define LOCK_EX 2
-#define LOCK_NB 4
-#define EINTR 4
-#define PR_SET_NAME 15
-#define SIGKILL 9
-#define SIGSTOP 19
 
 static long sys(long n, long a, long b, long c, long d) {
   long r;
@@ -44,9 +39,8 @@ struct ksigaction { unsigned long handler, flags, restorer, mask; };
 
 static void answer(int pid, int err) {
   int msg[2] = { pid, err };
-  /* Eight bytes on a stream socket go out whole or not at all (the peer may be gone: EPIPE,
-   * ignored, with SIGPIPE's default action reset below the keeper would die, which also
-   * releases). */
+  /* Eight bytes on a stream socket go out whole. A peer already gone raises SIGPIPE, whose
+   * default action (reset in keeper_main) ends the keeper: that exit releases the lock too. */
   sys(SYS_write, 1, (long)msg, sizeof msg, 0);
 }
 
@@ -64,7 +58,7 @@ __attribute__((noreturn, used)) void keeper_main(long *sp) {
     if (s != SIGKILL && s != SIGSTOP) sys(SYS_rt_sigaction, s, (long)&dfl, 0, 8);
   }
   unsigned long none = 0;
-  sys(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&none, 0, 8);
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
   int pid = (int)sys(SYS_getpid, 0, 0, 0, 0);
   int op = (sp[0] > 1 && argv[1] && argv[1][0] == 's' ? LOCK_SH : LOCK_EX) | LOCK_NB;
   long r;
