@@ -428,36 +428,38 @@ export async function adoptLock(
 
 /**
  * adoptLock of a lock a keeper holds: `socket` (taken from the predecessor) must reach the keeper
- * its status file names, and that keeper must hold this image (its descriptor 0, opened through
- * /proc on a thread: no close here can release the keeper's lock, which is not this process's).
+ * its status file names, and that keeper must hold this image.
  */
 async function adoptKeeper(
-  socket: number, from: LockHolder, image: { readonly dev: number; readonly ino: number; readonly fsMagic?: number },
-  writable: boolean,
+  socket: number, from: LockHolder, image: { readonly dev: number; readonly ino: number }, writable: boolean,
 ): Promise<ImageLock | string> {
-  const pid = await askKeeperOnThread(socket);
-  let why: string | undefined;
-  if (pid instanceof Error) why = `its lock keeper does not answer (${pid.message})`;
-  else if (pid !== from.keeper) {
-    why = `its descriptor ${from.fd} reaches process ${pid}, not its lock keeper ${from.keeper}`;
-  }
-  else {
-    const held = await openOnThread(`/proc/${pid}/fd/0`, fs.constants.O_RDONLY);
-    if (held instanceof Error) why = `cannot check its lock keeper's file (${held.message})`;
-    else {
-      closeOnThread(held.fd);
-      if (held.dev !== image.dev || held.ino !== image.ino) why = `its lock keeper ${pid} holds another file`;
-    }
-  }
+  const why = await keeperProblem(socket, from, image);
   if (why !== undefined) {
     closeOnThread(socket);
     return why;
   }
   return new ImageLock(socket, {
-    // Keepers are made on AFS only (lockNeedsKeeper).
-    state: 'adopted', mode: lockMode(writable), reach: image.fsMagic ? lockReach(socket, image.fsMagic) : 'afs',
+    // Keepers are made on OpenAFS only (lockNeedsKeeper).
+    state: 'adopted', mode: lockMode(writable), reach: 'afs',
     since: new Date().toISOString(), note: `adopted from process ${from.pid}`, keeper: from.keeper,
   });
+}
+
+/** Why the keeper reached through `socket` is not the one to adopt, or undefined. Its file is
+ * its descriptor 0, opened through /proc on a thread (no close here can release the keeper's
+ * lock, which is not this process's). */
+async function keeperProblem(
+  socket: number, from: LockHolder, image: { readonly dev: number; readonly ino: number },
+): Promise<string | undefined> {
+  const pid = await askKeeperOnThread(socket);
+  if (pid instanceof Error) return `its lock keeper does not answer (${pid.message})`;
+  if (pid !== from.keeper) {
+    return `its descriptor ${from.fd} reaches process ${pid}, not its lock keeper ${from.keeper}`;
+  }
+  const held = await openOnThread(`/proc/${pid}/fd/0`, fs.constants.O_RDONLY);
+  if (held instanceof Error) return `cannot check its lock keeper's file (${held.message})`;
+  closeOnThread(held.fd);
+  return held.dev !== image.dev || held.ino !== image.ino ? `its lock keeper ${pid} holds another file` : undefined;
 }
 
 /** Lets any same-uid process take this one's files (Yama ptrace_scope 1 allows ancestors only). */

@@ -11,9 +11,9 @@ import type { Finding } from './check-command';
 /** Where the OpenAFS client answers (its module loaded): there a keeper is needed. */
 const OPENAFS_PROC = '/proc/fs/openafs';
 
-export async function checkKeeper(openafsProc = OPENAFS_PROC): Promise<Finding> {
+export async function checkKeeper(): Promise<Finding> {
   const check = 'lock keeper';
-  const needed = fs.existsSync(openafsProc);
+  const needed = fs.existsSync(OPENAFS_PROC);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-check-'));
   const file = path.join(dir, 'lock');
   try {

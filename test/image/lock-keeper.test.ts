@@ -4,12 +4,12 @@
 // lockImage; the other host is another process (util-linux flock). What OpenAFS itself does with
 // them is tested under Xen (test/xen, afs-openafs-lock-second and -lease).
 import { spawnSync } from 'node:child_process';
-import * as os from 'node:os';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { adoptLock, type ImageLock, lockImage, verifyLock } from '../../src/image/lock';
+import { checkFinding } from '../helpers/check-finding';
 import { noExecveatWrapper, repoRoot } from '../helpers/no-uring';
 import { withTempDir } from '../helpers/temp';
 import { until } from '../helpers/wait';
@@ -156,19 +156,16 @@ test('a keeper that cannot start (execveat refused): the attach is refused, sayi
     assert.is(othersLock(file), true, 'nothing holds the image');
 
     const exe = path.join(repoRoot, 'dist/afsfile');
-    const env = { ...process.env, XENSTORED_PATH: path.join(dir, 'no-xenstored'), AFSFILE_CHECK_ROOT: dir };
-    const finding = (cmd: string[]) => {
-      const c = spawnSync(cmd[0], [...cmd.slice(1), 'check', '--json', '--run-dir', dir], { encoding: 'utf8', env });
-      const j = JSON.parse(c.stdout) as { findings: Array<{ check: string; ok: boolean; detail: string }> };
-      return j.findings.find((f) => f.check === 'lock keeper');
-    };
+    // Its temp files in a directory of this test's (os.tmpdir follows TMPDIR): it must leave none.
+    const tmp = path.join(dir, 'tmp');
+    fs.mkdirSync(tmp);
+    const finding = (cmd: string[]) => checkFinding(cmd, dir, 'lock keeper', { TMPDIR: tmp });
     const refused = finding([noExecveatWrapper(), exe]);
     assert.match(refused?.detail ?? '', 'cannot start (execveat: EPERM)');
     // Without the OpenAFS client here, only a remark (no image needs a keeper).
     if (!fs.existsSync('/proc/fs/openafs')) assert.is(refused?.ok, true);
     assert.match(finding([exe])?.detail ?? '', /^starts \(\d+ kB\)/);
-    assert.ok(os.tmpdir() && !fs.readdirSync(os.tmpdir()).some((n) => n.startsWith('afsfile-check-') &&
-      fs.statSync(path.join(os.tmpdir(), n)).mtimeMs > Date.now() - 1000), 'check leaves no temp dir');
+    assert.equal(fs.readdirSync(tmp), [], 'check leaves no temp dir');
   }));
 
 /** The living keepers on this machine now (by name; counted, never signalled). */

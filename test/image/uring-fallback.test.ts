@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { uringProblem } from '../../src/image/uring';
+import { checkFinding } from '../helpers/check-finding';
 import { noUringWrapper, repoRoot } from '../helpers/no-uring';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'afsfile-no-uring-test-'));
@@ -41,12 +42,7 @@ test('refused: the thread-pool path serves, said once per process', () => {
 
 test('afsfile check reports the refusal, and io_uring where it is allowed', () => {
   const exe = path.join(repoRoot, 'dist/afsfile');
-  const env = { ...process.env, XENSTORED_PATH: path.join(dir, 'no-xenstored'), AFSFILE_CHECK_ROOT: dir };
-  const finding = (cmd: string[]) => {
-    const r = spawnSync(cmd[0], [...cmd.slice(1), 'check', '--json', '--run-dir', dir], { encoding: 'utf8', env });
-    const j = JSON.parse(r.stdout) as { findings: Array<{ check: string; ok: boolean; detail: string }> };
-    return j.findings.find((f) => f.check === 'io_uring');
-  };
+  const finding = (cmd: string[]) => checkFinding(cmd, dir, 'io_uring');
   const refused = finding([noUringWrapper(), exe]);
   assert.ok(refused, 'an io_uring finding');
   assert.match(refused!.detail, 'io_uring_setup: EPERM');
